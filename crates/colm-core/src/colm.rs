@@ -1,0 +1,618 @@
+//! The CoLM strategy (Huang, Huang, Zhang, AAAI 2026, arXiv 2511.06991) as pure async logic.
+//!
+//! One collaboration on a query:
+//! 1. **selection** (optional, `top_k`): the server model picks the `k` collaborators most
+//!    relevant to the query from their declared specialisations; an unusable answer (no
+//!    numbers, out-of-range or too few distinct numbers) or a failed call falls back to all;
+//! 2. **drafts**: every selected collaborator answers the query alone, concurrently;
+//! 3. **aggregation**: the server model summarises and synthesises the drafts into
+//!    **guidance**;
+//! 4. **refinement**: every collaborator revises **its own** previous answer with the guidance.
+//!
+//! Steps 3–4 form a **round**; with `rounds > 1` the refinements of round *r* are the answers
+//! aggregated in round *r + 1*. A collaborator whose call fails is recorded as failed and the
+//! round goes on with the others (its last good answer is kept); when every collaborator
+//! fails, or the server fails to produce guidance, [`run`] returns a [`ColmError`] that carries
+//! the partial record, so nothing computed is lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
+use crate::prompts;
+
+/// A client model taking part in a collaboration.
+#[derive(Clone)]
+pub struct Collaborator {
+    /// Unique id within the collaboration, e.g. `client-1`.
+    pub id: String,
+    /// Declared specialisation, shown to the server during top-k selection.
+    pub description: String,
+    /// The collaborator's own model.
+    pub model: Arc<dyn ChatModel>,
+}
+
+/// Settings of one collaboration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColmConfig {
+    /// Draft → guidance → refinement rounds, at least 1 (the paper's default is 1).
+    pub rounds: u32,
+    /// When set and smaller than the number of collaborators, the server first selects this
+    /// many collaborators (must be ≥ 1).
+    pub top_k: Option<usize>,
+    /// Sampling for the collaborators' drafts and refinements.
+    pub client_params: SamplingParams,
+    /// Sampling for the server's selection and guidance.
+    pub server_params: SamplingParams,
+}
+
+impl Default for ColmConfig {
+    fn default() -> Self {
+        Self {
+            rounds: 1,
+            top_k: None,
+            client_params: SamplingParams::default(),
+            server_params: SamplingParams::default(),
+        }
+    }
+}
+
+/// Kind of a step in the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Server picks the top-k collaborators.
+    Selection,
+    /// A collaborator answers alone.
+    Draft,
+    /// Server aggregates answers into guidance.
+    Guidance,
+    /// A collaborator revises its answer with the guidance.
+    Refinement,
+}
+
+/// Result of one model call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The call returned a completion.
+    Ok {
+        /// What the model returned.
+        completion: Completion,
+    },
+    /// The call failed; the error is kept, never replaced by an empty string.
+    Failed {
+        /// Why it failed.
+        error: ModelError,
+    },
+}
+
+/// One model call of the collaboration, with its full prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// What the step was.
+    pub kind: StepKind,
+    /// Round number from 1; 0 for selection.
+    pub round: u32,
+    /// Collaborator id for client steps; `None` for server steps.
+    pub collaborator: Option<String>,
+    /// Name of the model that ran the step.
+    pub model: String,
+    /// The exact messages sent.
+    pub messages: Vec<ChatMessage>,
+    /// Wall time of the call as seen by the strategy, ms (includes queueing in the engine).
+    pub wall_ms: f64,
+    /// Completion or error.
+    pub outcome: StepOutcome,
+}
+
+impl Step {
+    /// The generated text, if the call succeeded.
+    pub fn text(&self) -> Option<&str> {
+        match &self.outcome {
+            StepOutcome::Ok { completion } => Some(&completion.text),
+            StepOutcome::Failed { .. } => None,
+        }
+    }
+    /// The error, if the call failed.
+    pub fn error(&self) -> Option<&ModelError> {
+        match &self.outcome {
+            StepOutcome::Ok { .. } => None,
+            StepOutcome::Failed { error } => Some(error),
+        }
+    }
+}
+
+/// Outcome of top-k selection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// The server call.
+    pub step: Step,
+    /// Ids of the collaborators taking part, in their original order.
+    pub chosen: Vec<String>,
+    /// Why the selection fell back to all collaborators, when it did.
+    pub fallback_reason: Option<String>,
+}
+
+/// An answer that entered an aggregation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// Collaborator id.
+    pub collaborator: String,
+    /// The answer text aggregated.
+    pub text: String,
+}
+
+/// One draft → guidance → refinement cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    /// Round number from 1.
+    pub round: u32,
+    /// Draft calls made in this round (only round 1 drafts; later rounds start from the
+    /// previous refinements).
+    pub drafts: Vec<Step>,
+    /// The answers the server aggregated in this round.
+    pub aggregated: Vec<Contribution>,
+    /// The server's aggregation call; `None` only in a partial record whose drafts all failed.
+    pub guidance: Option<Step>,
+    /// Refinement calls.
+    pub refinements: Vec<Step>,
+}
+
+/// A collaborator's answer at the end of the collaboration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalAnswer {
+    /// Collaborator id.
+    pub collaborator: String,
+    /// Its model.
+    pub model: String,
+    /// Its last successful answer.
+    pub text: String,
+    /// Which step produced it (a draft when every refinement of this collaborator failed).
+    pub from: StepKind,
+    /// Round of that step.
+    pub round: u32,
+}
+
+/// Token and time totals of one model across the collaboration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelTotals {
+    /// Summed token counts of successful calls.
+    pub usage: Usage,
+    /// Calls made.
+    pub calls: u32,
+    /// Calls that failed.
+    pub failed_calls: u32,
+    /// Summed prompt-processing time, ms.
+    pub prompt_ms: f64,
+    /// Summed generation time, ms.
+    pub generation_ms: f64,
+}
+
+/// The full record of one collaboration: every prompt and answer, per-model totals, timings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColmRecord {
+    /// Strategy name, `colm`.
+    pub strategy: String,
+    /// The query.
+    pub query: String,
+    /// Settings used.
+    pub config: ColmConfig,
+    /// Name of the server model.
+    pub server_model: String,
+    /// Top-k selection, when it ran.
+    pub selection: Option<Selection>,
+    /// The rounds, in order.
+    pub rounds: Vec<RoundRecord>,
+    /// Each surviving collaborator's final answer, in collaborator order.
+    pub final_answers: Vec<FinalAnswer>,
+    /// Totals per model name.
+    pub usage_by_model: BTreeMap<String, ModelTotals>,
+    /// Wall time of the whole collaboration, ms.
+    pub wall_ms: f64,
+}
+
+impl ColmRecord {
+    /// The first collaborator's final answer (the client of interest when K = 1).
+    pub fn answer(&self) -> Option<&str> {
+        self.final_answers.first().map(|a| a.text.as_str())
+    }
+
+    /// Every model call in order: selection, then per round drafts, guidance, refinements.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.selection.iter().map(|s| &s.step).chain(self.rounds.iter().flat_map(|r| {
+            r.drafts
+                .iter()
+                .chain(r.guidance.iter())
+                .chain(r.refinements.iter())
+        }))
+    }
+}
+
+/// Why a collaboration could not finish. Each variant carries the partial record.
+#[derive(Debug, thiserror::Error)]
+pub enum ColmError {
+    /// The configuration or collaborator list is unusable.
+    #[error("invalid collaboration settings: {0}")]
+    InvalidConfig(String),
+    /// Every collaborator failed at one stage.
+    #[error("all {} collaborators failed at the {stage:?} stage of round {round}: {}",
+        .errors.len(), format_errors(.errors))]
+    AllCollaboratorsFailed {
+        /// Round number.
+        round: u32,
+        /// Stage (draft or refinement).
+        stage: StepKind,
+        /// (collaborator id, error) for each.
+        errors: Vec<(String, ModelError)>,
+        /// Everything recorded up to the failure.
+        partial: Box<ColmRecord>,
+    },
+    /// The server model failed to produce guidance.
+    #[error("the server model failed to aggregate round {round}: {error}")]
+    GuidanceFailed {
+        /// Round number.
+        round: u32,
+        /// The server's error.
+        error: ModelError,
+        /// Everything recorded up to the failure.
+        partial: Box<ColmRecord>,
+    },
+}
+
+fn format_errors(errors: &[(String, ModelError)]) -> String {
+    errors
+        .iter()
+        .map(|(id, e)| format!("{id}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Parses the server's answer to the selection prompt: 1-based numbers in `1..=n`.
+///
+/// Returns the first `k` distinct 0-based indices in the order given.
+///
+/// # Errors
+/// A reason string when the answer has no number, a number outside `1..=n`, or fewer than
+/// `k` distinct numbers.
+pub fn parse_selection(text: &str, n: usize, k: usize) -> Result<Vec<usize>, String> {
+    let numbers: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if numbers.is_empty() {
+        return Err(format!("no collaborator number in {:?}", short(text)));
+    }
+    let mut chosen = Vec::new();
+    for s in numbers {
+        let i: usize = s
+            .parse()
+            .map_err(|_| format!("number {s} is out of range 1..={n}"))?;
+        if i == 0 || i > n {
+            return Err(format!("number {i} is out of range 1..={n}"));
+        }
+        if !chosen.contains(&(i - 1)) {
+            chosen.push(i - 1);
+        }
+    }
+    if chosen.len() < k {
+        return Err(format!(
+            "{} distinct collaborator numbers where {k} were asked for",
+            chosen.len()
+        ));
+    }
+    chosen.truncate(k);
+    Ok(chosen)
+}
+
+fn short(text: &str) -> String {
+    let t: String = text.chars().take(80).collect();
+    if t.len() < text.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+/// Receives each step as soon as it finishes (for live display). Called from the strategy's
+/// task; must not block for long.
+pub type StepObserver<'a> = &'a (dyn Fn(&Step) + Send + Sync);
+
+async fn call(
+    kind: StepKind,
+    round: u32,
+    collaborator: Option<&str>,
+    model: &dyn ChatModel,
+    messages: Vec<ChatMessage>,
+    params: &SamplingParams,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    let start = Instant::now();
+    let result = model.chat(&messages, params).await;
+    let step = Step {
+        kind,
+        round,
+        collaborator: collaborator.map(str::to_owned),
+        model: model.name().to_owned(),
+        messages,
+        wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+        outcome: match result {
+            Ok(completion) => StepOutcome::Ok { completion },
+            Err(error) => StepOutcome::Failed { error },
+        },
+    };
+    if let Some(obs) = observer {
+        obs(&step);
+    }
+    step
+}
+
+/// A collaborator still taking part, with its latest good answer.
+struct Active<'c> {
+    who: &'c Collaborator,
+    text: String,
+    from: StepKind,
+    round: u32,
+}
+
+/// Runs one CoLM collaboration on `query`.
+///
+/// `collaborators` are the client models (K ≥ 1, unique ids); `server` aggregates.
+/// `observer` sees each step as it completes.
+///
+/// # Errors
+/// [`ColmError::InvalidConfig`] for zero rounds, `top_k == Some(0)`, no collaborators or
+/// duplicate ids; [`ColmError::AllCollaboratorsFailed`] when every collaborator fails at a
+/// stage; [`ColmError::GuidanceFailed`] when the server fails to aggregate.
+pub async fn run(
+    query: &str,
+    collaborators: &[Collaborator],
+    server: &dyn ChatModel,
+    config: &ColmConfig,
+    observer: Option<StepObserver<'_>>,
+) -> Result<ColmRecord, ColmError> {
+    validate(collaborators, config)?;
+    let start = Instant::now();
+    let mut record = ColmRecord {
+        strategy: "colm".into(),
+        query: query.to_owned(),
+        config: config.clone(),
+        server_model: server.name().to_owned(),
+        selection: None,
+        rounds: Vec::new(),
+        final_answers: Vec::new(),
+        usage_by_model: BTreeMap::new(),
+        wall_ms: 0.0,
+    };
+    let finish = |mut record: ColmRecord| {
+        record.usage_by_model = totals(&record);
+        record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+        record
+    };
+
+    // 1. Selection.
+    let mut selected: Vec<&Collaborator> = collaborators.iter().collect();
+    if let Some(k) = config.top_k.filter(|&k| k < collaborators.len()) {
+        let profiles: Vec<prompts::CandidateProfile<'_>> = collaborators
+            .iter()
+            .map(|c| prompts::CandidateProfile {
+                id: &c.id,
+                description: &c.description,
+            })
+            .collect();
+        let step = call(
+            StepKind::Selection,
+            0,
+            None,
+            server,
+            prompts::selection(query, &profiles, k),
+            &config.server_params,
+            observer,
+        )
+        .await;
+        let parsed = match &step.outcome {
+            StepOutcome::Ok { completion } => {
+                parse_selection(&completion.text, collaborators.len(), k)
+            }
+            StepOutcome::Failed { error } => Err(format!("selection call failed: {error}")),
+        };
+        let fallback_reason = match parsed {
+            Ok(mut idx) => {
+                idx.sort_unstable();
+                selected = idx.iter().filter_map(|&i| collaborators.get(i)).collect();
+                None
+            }
+            Err(reason) => Some(reason),
+        };
+        record.selection = Some(Selection {
+            step,
+            chosen: selected.iter().map(|c| c.id.clone()).collect(),
+            fallback_reason,
+        });
+    }
+
+    // 2. Drafts.
+    let draft_steps = join_all(selected.iter().map(|c| {
+        call(
+            StepKind::Draft,
+            1,
+            Some(&c.id),
+            c.model.as_ref(),
+            prompts::draft(query),
+            &config.client_params,
+            observer,
+        )
+    }))
+    .await;
+    let mut active: Vec<Active<'_>> = Vec::new();
+    let mut errors = Vec::new();
+    for (c, step) in selected.iter().zip(&draft_steps) {
+        match &step.outcome {
+            StepOutcome::Ok { completion } => active.push(Active {
+                who: c,
+                text: completion.text.clone(),
+                from: StepKind::Draft,
+                round: 1,
+            }),
+            StepOutcome::Failed { error } => errors.push((c.id.clone(), error.clone())),
+        }
+    }
+    let mut drafts = Some(draft_steps);
+    if active.is_empty() {
+        record.rounds.push(RoundRecord {
+            round: 1,
+            drafts: drafts.take().unwrap_or_default(),
+            aggregated: Vec::new(),
+            guidance: None,
+            refinements: Vec::new(),
+        });
+        return Err(ColmError::AllCollaboratorsFailed {
+            round: 1,
+            stage: StepKind::Draft,
+            errors,
+            partial: Box::new(finish(record)),
+        });
+    }
+
+    for round in 1..=config.rounds {
+        // 3. Aggregation into guidance.
+        let aggregated: Vec<Contribution> = active
+            .iter()
+            .map(|a| Contribution {
+                collaborator: a.who.id.clone(),
+                text: a.text.clone(),
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = aggregated
+            .iter()
+            .map(|c| (c.collaborator.as_str(), c.text.as_str()))
+            .collect();
+        let guidance_step = call(
+            StepKind::Guidance,
+            round,
+            None,
+            server,
+            prompts::aggregation(query, &pairs),
+            &config.server_params,
+            observer,
+        )
+        .await;
+        let mut round_record = RoundRecord {
+            round,
+            drafts: drafts.take().unwrap_or_default(),
+            aggregated,
+            guidance: Some(guidance_step),
+            refinements: Vec::new(),
+        };
+        let guidance = match round_record.guidance.as_ref().map(|g| &g.outcome) {
+            Some(StepOutcome::Ok { completion }) => completion.text.clone(),
+            Some(StepOutcome::Failed { error }) => {
+                let error = error.clone();
+                record.rounds.push(round_record);
+                record.final_answers = final_answers(&active);
+                return Err(ColmError::GuidanceFailed {
+                    round,
+                    error,
+                    partial: Box::new(finish(record)),
+                });
+            }
+            None => String::new(),
+        };
+
+        // 4. Refinement, each collaborator with its own previous answer.
+        let refinements = join_all(active.iter().map(|a| {
+            call(
+                StepKind::Refinement,
+                round,
+                Some(&a.who.id),
+                a.who.model.as_ref(),
+                prompts::refinement(query, &a.text, &guidance),
+                &config.client_params,
+                observer,
+            )
+        }))
+        .await;
+        let mut errors = Vec::new();
+        for (a, step) in active.iter_mut().zip(&refinements) {
+            match &step.outcome {
+                StepOutcome::Ok { completion } => {
+                    a.text = completion.text.clone();
+                    a.from = StepKind::Refinement;
+                    a.round = round;
+                }
+                StepOutcome::Failed { error } => errors.push((a.who.id.clone(), error.clone())),
+            }
+        }
+        round_record.refinements = refinements;
+        record.rounds.push(round_record);
+        if errors.len() == active.len() {
+            record.final_answers = final_answers(&active);
+            return Err(ColmError::AllCollaboratorsFailed {
+                round,
+                stage: StepKind::Refinement,
+                errors,
+                partial: Box::new(finish(record)),
+            });
+        }
+    }
+    record.final_answers = final_answers(&active);
+    Ok(finish(record))
+}
+
+fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), ColmError> {
+    if collaborators.is_empty() {
+        return Err(ColmError::InvalidConfig("no collaborators".into()));
+    }
+    if config.rounds == 0 {
+        return Err(ColmError::InvalidConfig("rounds must be at least 1".into()));
+    }
+    if config.top_k == Some(0) {
+        return Err(ColmError::InvalidConfig("top_k must be at least 1".into()));
+    }
+    for (i, c) in collaborators.iter().enumerate() {
+        if collaborators[..i].iter().any(|o| o.id == c.id) {
+            return Err(ColmError::InvalidConfig(format!(
+                "collaborator id {:?} is used twice",
+                c.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
+    active
+        .iter()
+        .map(|a| FinalAnswer {
+            collaborator: a.who.id.clone(),
+            model: a.who.model.name().to_owned(),
+            text: a.text.clone(),
+            from: a.from,
+            round: a.round,
+        })
+        .collect()
+}
+
+fn totals(record: &ColmRecord) -> BTreeMap<String, ModelTotals> {
+    let mut map: BTreeMap<String, ModelTotals> = BTreeMap::new();
+    for step in record.steps() {
+        let t = map.entry(step.model.clone()).or_default();
+        t.calls += 1;
+        match &step.outcome {
+            StepOutcome::Ok { completion } => {
+                t.usage.add(completion.usage);
+                t.prompt_ms += completion.timings.prompt_ms;
+                t.generation_ms += completion.timings.generation_ms;
+            }
+            StepOutcome::Failed { .. } => t.failed_calls += 1,
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,368 @@
+//! Unit tests of the CoLM strategy logic with scripted models (no inference).
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::model::{Completion, FinishReason, Role, Timings};
+
+type Script = dyn Fn(&[ChatMessage]) -> Result<String, ModelError> + Send + Sync;
+
+/// A model whose answers are computed by a closure over the prompt; records every prompt.
+struct Scripted {
+    name: String,
+    script: Box<Script>,
+    calls: Mutex<Vec<Vec<ChatMessage>>>,
+}
+
+impl Scripted {
+    fn new(
+        name: &str,
+        script: impl Fn(&[ChatMessage]) -> Result<String, ModelError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            script: Box::new(script),
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+    fn calls(&self) -> Vec<Vec<ChatMessage>> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl ChatModel for Scripted {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        _params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        self.calls.lock().unwrap().push(messages.to_vec());
+        let text = (self.script)(messages)?;
+        Ok(Completion {
+            usage: Usage {
+                prompt_tokens: messages.iter().map(|m| m.content.len() as u64).sum(),
+                completion_tokens: text.len() as u64,
+            },
+            text,
+            mean_logprob: Some(-0.5),
+            finish_reason: FinishReason::Stop,
+            timings: Timings {
+                prompt_ms: 1.0,
+                generation_ms: 2.0,
+            },
+        })
+    }
+}
+
+fn last_user(messages: &[ChatMessage]) -> &str {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.content.as_str())
+        .unwrap_or("")
+}
+
+fn is_refinement(messages: &[ChatMessage]) -> bool {
+    messages.iter().any(|m| m.role == Role::Assistant)
+}
+
+/// A client that drafts `DRAFT-<tag>` and refines to `REFINED-<tag>-<n>` (n = count of its
+/// refinements so far).
+fn client(tag: &'static str) -> Arc<Scripted> {
+    let n = Arc::new(Mutex::new(0));
+    Scripted::new(&format!("model-{tag}"), move |m| {
+        if is_refinement(m) {
+            let mut n = n.lock().unwrap();
+            *n += 1;
+            Ok(format!("REFINED-{tag}-{n}"))
+        } else {
+            Ok(format!("DRAFT-{tag}"))
+        }
+    })
+}
+
+fn failing(name: &str) -> Arc<Scripted> {
+    Scripted::new(name, |_| Err(ModelError::Inference("device out of memory".into())))
+}
+
+/// A server that answers selection prompts with `selection` and aggregations with GUIDANCE.
+fn server(selection: &'static str) -> Arc<Scripted> {
+    Scripted::new("server", move |m| {
+        if last_user(m).contains("Reply with their numbers only") {
+            Ok(selection.into())
+        } else {
+            Ok("GUIDANCE: the answer is 18".into())
+        }
+    })
+}
+
+fn collab(id: &str, model: Arc<Scripted>) -> Collaborator {
+    Collaborator {
+        id: id.into(),
+        description: format!("{id} specialises in something"),
+        model,
+    }
+}
+
+#[test]
+fn parse_selection_accepts_numbers_in_text() {
+    assert_eq!(parse_selection("1, 3", 3, 2), Ok(vec![0, 2]));
+    assert_eq!(parse_selection("Models 2 and 1.", 3, 2), Ok(vec![1, 0]));
+    assert_eq!(parse_selection("3, 3, 1", 3, 2), Ok(vec![2, 0]));
+    assert_eq!(parse_selection("1, 2, 3", 3, 2), Ok(vec![0, 1]));
+}
+
+#[test]
+fn parse_selection_rejects_unusable_answers() {
+    assert!(parse_selection("none of them", 3, 1).is_err());
+    assert!(parse_selection("4", 3, 1).is_err());
+    assert!(parse_selection("0, 1", 3, 1).is_err());
+    assert!(parse_selection("2, 2", 3, 2).is_err());
+    assert!(parse_selection("99999999999999999999999", 3, 1).is_err());
+}
+
+#[tokio::test]
+async fn selection_limits_drafts_to_chosen_collaborators() {
+    let (a, b, c) = (client("a"), client("b"), client("c"));
+    let collabs = [
+        collab("client-1", a.clone()),
+        collab("client-2", b.clone()),
+        collab("client-3", c.clone()),
+    ];
+    let srv = server("3, 1");
+    let cfg = ColmConfig {
+        top_k: Some(2),
+        ..Default::default()
+    };
+    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let sel = rec.selection.as_ref().unwrap();
+    assert_eq!(sel.chosen, vec!["client-1", "client-3"]);
+    assert!(sel.fallback_reason.is_none());
+    assert!(b.calls().is_empty(), "unselected collaborator was called");
+    assert_eq!(a.calls().len(), 2);
+    assert_eq!(c.calls().len(), 2);
+    assert_eq!(rec.final_answers.len(), 2);
+    // The selection prompt lists every candidate with its description.
+    let prompt = last_user(&srv.calls()[0]).to_owned();
+    assert!(prompt.contains("client-2 — client-2 specialises"));
+}
+
+#[tokio::test]
+async fn unusable_selection_falls_back_to_all() {
+    let collabs = [
+        collab("client-1", client("a")),
+        collab("client-2", client("b")),
+        collab("client-3", client("c")),
+    ];
+    for answer in ["I cannot decide", "7"] {
+        let srv = server(answer);
+        let cfg = ColmConfig {
+            top_k: Some(1),
+            ..Default::default()
+        };
+        let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+        let sel = rec.selection.as_ref().unwrap();
+        assert_eq!(sel.chosen.len(), 3, "answer {answer:?}");
+        assert!(sel.fallback_reason.is_some());
+        assert_eq!(rec.rounds[0].drafts.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn top_k_not_smaller_than_k_skips_selection() {
+    let collabs = [collab("client-1", client("a"))];
+    let srv = server("1");
+    let cfg = ColmConfig {
+        top_k: Some(3),
+        ..Default::default()
+    };
+    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    assert!(rec.selection.is_none());
+    assert_eq!(srv.calls().len(), 1, "only the aggregation call");
+}
+
+#[tokio::test]
+async fn failed_collaborator_is_recorded_and_round_goes_on() {
+    let good = client("a");
+    let bad = failing("model-bad");
+    let collabs = [collab("client-1", bad.clone()), collab("client-2", good.clone())];
+    let srv = server("");
+    let rec = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None)
+        .await
+        .unwrap();
+    let round = &rec.rounds[0];
+    assert_eq!(round.drafts.len(), 2);
+    assert!(matches!(
+        round.drafts[0].error(),
+        Some(ModelError::Inference(m)) if m.contains("out of memory")
+    ));
+    assert_eq!(round.drafts[1].text(), Some("DRAFT-a"));
+    // Only the surviving draft is aggregated, and only the survivor refines.
+    assert_eq!(round.aggregated.len(), 1);
+    assert_eq!(round.aggregated[0].collaborator, "client-2");
+    let agg_prompt = last_user(&srv.calls()[0]).to_owned();
+    assert!(agg_prompt.contains("DRAFT-a"));
+    assert_eq!(round.refinements.len(), 1);
+    assert_eq!(bad.calls().len(), 1);
+    assert_eq!(rec.final_answers.len(), 1);
+    assert_eq!(rec.answer(), Some("REFINED-a-1"));
+    assert_eq!(rec.usage_by_model["model-bad"].failed_calls, 1);
+}
+
+#[tokio::test]
+async fn all_collaborators_failing_is_an_error_naming_each() {
+    let collabs = [
+        collab("client-1", failing("x")),
+        collab("client-2", failing("y")),
+    ];
+    let srv = server("");
+    let err = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("all 2 collaborators failed"), "{msg}");
+    assert!(msg.contains("client-1") && msg.contains("client-2"), "{msg}");
+    match err {
+        ColmError::AllCollaboratorsFailed { partial, stage, .. } => {
+            assert_eq!(stage, StepKind::Draft);
+            assert_eq!(partial.rounds[0].drafts.len(), 2);
+            assert_eq!(partial.usage_by_model["x"].failed_calls, 1);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(srv.calls().is_empty(), "server must not be called");
+}
+
+#[tokio::test]
+async fn guidance_failure_keeps_the_drafts() {
+    let collabs = [collab("client-1", client("a"))];
+    let srv = failing("server");
+    let err = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None)
+        .await
+        .unwrap_err();
+    match err {
+        ColmError::GuidanceFailed { partial, round, .. } => {
+            assert_eq!(round, 1);
+            assert_eq!(partial.rounds[0].drafts[0].text(), Some("DRAFT-a"));
+            assert_eq!(partial.answer(), Some("DRAFT-a"));
+            assert_eq!(partial.final_answers[0].from, StepKind::Draft);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn runs_the_configured_number_of_rounds() {
+    let a = client("a");
+    let collabs = [collab("client-1", a.clone())];
+    let srv = server("");
+    let cfg = ColmConfig {
+        rounds: 3,
+        ..Default::default()
+    };
+    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    assert_eq!(rec.rounds.len(), 3);
+    assert_eq!(srv.calls().len(), 3, "one aggregation per round");
+    assert_eq!(a.calls().len(), 4, "one draft + three refinements");
+    assert_eq!(rec.rounds[0].drafts.len(), 1);
+    assert!(rec.rounds[1].drafts.is_empty());
+    // Round 2 aggregates the refinement of round 1.
+    assert_eq!(rec.rounds[1].aggregated[0].text, "REFINED-a-1");
+    assert_eq!(rec.answer(), Some("REFINED-a-3"));
+    assert_eq!(rec.final_answers[0].round, 3);
+    assert_eq!(rec.steps().count(), 7);
+}
+
+#[tokio::test]
+async fn refinement_prompt_holds_the_collaborators_own_draft() {
+    let (a, b) = (client("a"), client("b"));
+    let collabs = [collab("client-1", a.clone()), collab("client-2", b.clone())];
+    let srv = server("");
+    let cfg = ColmConfig {
+        rounds: 2,
+        ..Default::default()
+    };
+    run("How many eggs?", &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
+    let a_calls = a.calls();
+    let refine1 = &a_calls[1];
+    let own: Vec<&ChatMessage> = refine1
+        .iter()
+        .filter(|m| m.role == Role::Assistant)
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].content, "DRAFT-a");
+    assert!(!refine1.iter().any(|m| m.content.contains("DRAFT-b")));
+    assert!(last_user(refine1).contains("GUIDANCE: the answer is 18"));
+    assert_eq!(refine1[1].content, "How many eggs?");
+    // In round 2 the "own previous answer" is the round-1 refinement.
+    let refine2 = &a_calls[2];
+    assert!(refine2
+        .iter()
+        .any(|m| m.role == Role::Assistant && m.content == "REFINED-a-1"));
+}
+
+#[tokio::test]
+async fn totals_and_observer_cover_every_step() {
+    let collabs = [collab("client-1", client("a"))];
+    let srv = server("");
+    let seen = Mutex::new(Vec::new());
+    let obs = |s: &Step| seen.lock().unwrap().push(s.kind);
+    let rec = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), Some(&obs))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
+    );
+    let client_totals = rec.usage_by_model["model-a"];
+    assert_eq!(client_totals.calls, 2);
+    assert_eq!(
+        client_totals.usage.completion_tokens,
+        ("DRAFT-a".len() + "REFINED-a-1".len()) as u64
+    );
+    assert_eq!(rec.usage_by_model["server"].calls, 1);
+    // The record round-trips through JSON.
+    let json = serde_json::to_string(&rec).unwrap();
+    let back: ColmRecord = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, rec);
+}
+
+#[tokio::test]
+async fn invalid_settings_are_rejected() {
+    let srv = server("");
+    let none: [Collaborator; 0] = [];
+    assert!(matches!(
+        run("q", &none, srv.as_ref(), &ColmConfig::default(), None).await,
+        Err(ColmError::InvalidConfig(_))
+    ));
+    let collabs = [collab("c", client("a")), collab("c", client("b"))];
+    assert!(matches!(
+        run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None).await,
+        Err(ColmError::InvalidConfig(m)) if m.contains("twice")
+    ));
+    let one = [collab("c", client("a"))];
+    for cfg in [
+        ColmConfig {
+            rounds: 0,
+            ..Default::default()
+        },
+        ColmConfig {
+            top_k: Some(0),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            run("q", &one, srv.as_ref(), &cfg, None).await,
+            Err(ColmError::InvalidConfig(_))
+        ));
+    }
+}

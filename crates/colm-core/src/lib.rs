@@ -1,0 +1,15 @@
+//! colm-core: the protocol types and collaboration strategies of colm, as plain async logic
+//! over one trait, [`ChatModel`]. No HTTP and no inference engine live here.
+//!
+//! - [`model`]: the [`ChatModel`] trait and its request/response types;
+//! - [`colm`]: the CoLM strategy (draft → guidance → refinement over rounds, top-k selection);
+//! - [`prompts`]: the prompts of each step, with their sources.
+
+pub mod colm;
+pub mod model;
+pub mod prompts;
+
+pub use model::{
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
+    Usage,
+};

@@ -1,0 +1,216 @@
+//! The chat-model trait every strategy is written against, and its request/response types.
+//!
+//! A [`ChatModel`] takes a list of [`ChatMessage`]s and [`SamplingParams`] and returns a
+//! [`Completion`]: the text, token counts, the mean log-probability of the generated tokens
+//! and timings. The embedded llama.cpp engine (`colm-engine`) and, later, remote
+//! OpenAI-compatible endpoints implement it; strategies in this crate never know which.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Who wrote a message, with the names used by the OpenAI chat API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions that frame the conversation.
+    System,
+    /// The user (or, in a collaboration, the party asking for an answer).
+    User,
+    /// The model's own earlier turns.
+    Assistant,
+}
+
+impl Role {
+    /// The role's name as chat templates expect it: `system`, `user` or `assistant`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Author of the message.
+    pub role: Role,
+    /// Plain-text content.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// How to sample a completion.
+///
+/// Greedy decoding (`temperature == 0.0`) is the default, so runs are deterministic on one
+/// build of llama.cpp (greedy output can still differ between CPU builds, e.g. AVX2 vs AVX-512).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// Upper bound on generated tokens.
+    pub max_tokens: u32,
+    /// Softmax temperature; `0.0` means greedy (argmax).
+    pub temperature: f32,
+    /// Nucleus sampling mass in `(0, 1]`; `1.0` disables it. Ignored when greedy.
+    pub top_p: f32,
+    /// Seed of the random sampler. Ignored when greedy.
+    pub seed: u32,
+    /// Generation stops before the first occurrence of any of these strings; the stop string
+    /// itself is not part of the returned text.
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// Why generation ended, with the OpenAI API's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` was reached.
+    Length,
+}
+
+/// Token counts of one call (or a sum of calls), in tokens of the model's own vocabulary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens of the templated prompt fed to the model.
+    pub prompt_tokens: u64,
+    /// Tokens generated (end-of-generation tokens excluded).
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// Adds another call's counts to these.
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
+/// Time spent by the model on one call, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Prompt processing (prefill), ms.
+    pub prompt_ms: f64,
+    /// Token generation (decode), ms.
+    pub generation_ms: f64,
+}
+
+impl Timings {
+    /// Prompt tokens per second given the prompt size, or 0 when nothing was timed.
+    pub fn prompt_tokens_per_s(&self, usage: &Usage) -> f64 {
+        per_second(usage.prompt_tokens, self.prompt_ms)
+    }
+    /// Generated tokens per second given the completion size, or 0 when nothing was timed.
+    pub fn generation_tokens_per_s(&self, usage: &Usage) -> f64 {
+        per_second(usage.completion_tokens, self.generation_ms)
+    }
+}
+
+fn per_second(tokens: u64, ms: f64) -> f64 {
+    if ms > 0.0 {
+        tokens as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+/// What a model returns for one chat request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// Generated text, stop string excluded.
+    pub text: String,
+    /// Prompt and completion token counts.
+    pub usage: Usage,
+    /// Mean natural-log probability of the generated tokens under the model's unscaled
+    /// distribution (temperature 1); `None` when no token was generated. A confidence signal
+    /// for routing: closer to 0 is more confident.
+    pub mean_logprob: Option<f64>,
+    /// Why generation ended.
+    pub finish_reason: FinishReason,
+    /// Time spent in the model.
+    pub timings: Timings,
+}
+
+/// Errors a [`ChatModel`] can return.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelError {
+    /// The prompt plus the requested completion does not fit in the context window. Never
+    /// truncated silently.
+    #[error(
+        "prompt does not fit the context: {prompt_tokens} prompt tokens + {max_tokens} max tokens \
+         > {n_ctx} context tokens"
+    )]
+    ContextOverflow {
+        /// Tokens of the templated prompt.
+        prompt_tokens: u64,
+        /// Completion tokens requested.
+        max_tokens: u64,
+        /// Context window of the loaded model, tokens.
+        n_ctx: u64,
+    },
+    /// The request itself is unusable (e.g. empty message list, bad sampling values).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The model could not run (engine stopped, decode failed, …).
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// A chat model: messages and sampling parameters in; text, token counts, mean
+/// log-probability and timings out.
+///
+/// Implementations must be cheap to share (`Arc<dyn ChatModel>`) and safe to call
+/// concurrently; an implementation may serialise calls internally.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// The model's display name (catalog name, or file stem for a path).
+    fn name(&self) -> &str;
+
+    /// Runs one chat completion.
+    ///
+    /// # Errors
+    /// [`ModelError::ContextOverflow`] when the prompt does not fit, [`ModelError::InvalidRequest`]
+    /// for unusable parameters, [`ModelError::Inference`] when the model fails.
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError>;
+}

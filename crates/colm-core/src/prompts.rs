@@ -1,0 +1,88 @@
+//! Prompts of the CoLM strategy, one function per step.
+//!
+//! Sources:
+//! - Selection: CoLM (Huang, Huang, Zhang, AAAI 2026, arXiv 2511.06991), stage 1 of the
+//!   language pipeline — the server picks the top-k collaborators most relevant to the query
+//!   from their declared specialisation, before any draft is written.
+//! - Aggregation: CoLM's server-side step that summarises and synthesises the clients'
+//!   drafts into guidance. The paper builds on the aggregate-and-synthesise prompt of
+//!   Mixture-of-Agents (Wang et al. 2024, arXiv 2406.04692, Table 1); the wording here is ours
+//!   and adds that the output is guidance for the drafts' authors, not a final answer.
+//! - Refinement: CoLM's client-side step. Unlike the public reference script, the client sees
+//!   its **own previous draft** (as its own assistant turn) next to the guidance.
+
+use crate::model::ChatMessage;
+
+/// System prompt of every client call.
+pub const CLIENT_SYSTEM: &str = "You are a helpful assistant.";
+
+/// Messages for a collaborator's first draft: the query as the user's turn.
+pub fn draft(query: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage::system(CLIENT_SYSTEM), ChatMessage::user(query)]
+}
+
+/// A candidate collaborator as the server sees it during selection.
+#[derive(Debug, Clone)]
+pub struct CandidateProfile<'a> {
+    /// Collaborator id.
+    pub id: &'a str,
+    /// Its declared specialisation (free text).
+    pub description: &'a str,
+}
+
+/// Messages asking the server to pick the `k` collaborators most relevant to `query`.
+/// The answer is expected as 1-based numbers, comma-separated (see
+/// [`crate::colm::parse_selection`]).
+pub fn selection(query: &str, candidates: &[CandidateProfile<'_>], k: usize) -> Vec<ChatMessage> {
+    let mut list = String::new();
+    for (i, c) in candidates.iter().enumerate() {
+        list.push_str(&format!("{}. {} — {}\n", i + 1, c.id, c.description));
+    }
+    vec![
+        ChatMessage::system(
+            "You coordinate a group of assistant models. Given a query and a numbered list of \
+             models with their specialisations, choose the models best suited to answer it.",
+        ),
+        ChatMessage::user(format!(
+            "Query:\n{query}\n\nModels:\n{list}\nChoose exactly {k} of the models above. \
+             Reply with their numbers only, separated by commas (for example: 1, 3)."
+        )),
+    ]
+}
+
+/// Messages asking the server to aggregate `drafts` (collaborator id, text) into guidance.
+pub fn aggregation(query: &str, drafts: &[(&str, &str)]) -> Vec<ChatMessage> {
+    let mut refs = String::new();
+    for (i, (_, text)) in drafts.iter().enumerate() {
+        refs.push_str(&format!("[Answer {}]\n{}\n\n", i + 1, text.trim()));
+    }
+    vec![
+        ChatMessage::system(
+            "You have been given a user's query and answers to it written by several smaller \
+             assistant models. Summarise and synthesise these answers into guidance for the \
+             models that wrote them. Evaluate them critically: some may be wrong or incomplete. \
+             Point out which reasoning is correct and which is mistaken, correct the mistakes, \
+             and state the answer you believe is right with a brief justification. Be concise \
+             and accurate; do not simply copy one answer.",
+        ),
+        ChatMessage::user(format!(
+            "Query:\n{query}\n\nAnswers from the models:\n\n{refs}Write the guidance."
+        )),
+    ]
+}
+
+/// Messages asking a collaborator to refine its own previous answer with the server's guidance.
+/// The previous answer is the collaborator's own assistant turn, so the model sees what it wrote.
+pub fn refinement(query: &str, own_previous: &str, guidance: &str) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::system(CLIENT_SYSTEM),
+        ChatMessage::user(query),
+        ChatMessage::assistant(own_previous),
+        ChatMessage::user(format!(
+            "A stronger model read your answer above together with answers from other models \
+             and sent this guidance:\n\n{}\n\nUsing the guidance, check your answer and write \
+             an improved, complete final answer to the original question.",
+            guidance.trim()
+        )),
+    ]
+}
