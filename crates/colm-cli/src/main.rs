@@ -1,1 +1,45 @@
-fn main() {}
+//! `colm`: the command-line entry point (models, ask).
+
+mod ask;
+mod models;
+
+use clap::{Parser, Subcommand};
+
+/// Many small models on devices collaborating with a few strong models on servers (CoLM).
+#[derive(Parser)]
+#[command(name = "colm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `colm_engine=debug`.
+    #[arg(long, global = true, env = "COLM_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List or fetch models of the built-in catalog.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+    /// Run one CoLM collaboration on a query: drafts, guidance, refinements.
+    Ask(ask::AskArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Models { command } => models::run(command).await,
+            Command::Ask(args) => ask::run(args).await,
+        }
+    })
+}

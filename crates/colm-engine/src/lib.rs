@@ -1,1 +1,321 @@
-//! placeholder
+//! colm-engine: GGUF models run in process through llama.cpp (`llama-cpp-2`), behind the
+//! [`ChatModel`] trait of `colm-core`.
+//!
+//! Each loaded model gets **one engine thread** that owns the model and its context and
+//! serves requests in arrival order; callers talk to it through an async handle,
+//! [`LlamaEngine`], which is cheap to share (`Arc`). Prompts are built with the model's own
+//! chat template from the GGUF metadata (or a named llama.cpp template for models without
+//! one). Decoding is greedy by default, with temperature / top-p / seed sampling, a
+//! `max_tokens` bound and stop strings. A prompt that does not fit the context window is an
+//! error naming the sizes, never truncated.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use colm_core::{ChatMessage, ChatModel, SamplingParams};
+//! use colm_engine::{EngineConfig, LlamaEngine};
+//! let engine = LlamaEngine::load("qwen", "model.gguf", EngineConfig::default()).await?;
+//! let out = engine
+//!     .chat(&[ChatMessage::user("2+2?")], &SamplingParams::default())
+//!     .await?;
+//! println!("{} ({} tokens)", out.text, out.usage.completion_tokens);
+//! # Ok(()) }
+//! ```
+
+mod generate;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings of one loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Context window in tokens (prompt + completion). Capped at the model's training context.
+    pub n_ctx: u32,
+    /// CPU threads for prompt processing and generation; `None` = all available cores.
+    pub n_threads: Option<u32>,
+    /// Tokens per decode call during prompt processing (llama.cpp `n_batch` = `n_ubatch`).
+    pub n_batch: u32,
+    /// Memory-map the GGUF file (faster load; file pages count in RSS).
+    pub use_mmap: bool,
+    /// A llama.cpp built-in template name (`chatml`, `gemma`, `llama3`, …) to use instead of
+    /// the GGUF's own; required for models whose GGUF has none.
+    pub chat_template: Option<String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            n_ctx: 8192,
+            n_threads: None,
+            n_batch: 512,
+            use_mmap: true,
+            chat_template: None,
+        }
+    }
+}
+
+/// Errors while loading a model.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// llama.cpp's backend could not be initialised.
+    #[error("llama.cpp backend failed to initialise: {0}")]
+    Backend(String),
+    /// The file is missing or not a loadable GGUF.
+    #[error("cannot load model {path}: {reason}")]
+    Load {
+        /// The GGUF path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The GGUF has no chat template and none was configured.
+    #[error(
+        "model {path} has no chat template in its GGUF metadata; \
+         name one of llama.cpp's built-in templates (for example `chatml` or `gemma`)"
+    )]
+    NoChatTemplate {
+        /// The GGUF path.
+        path: PathBuf,
+    },
+    /// The context could not be created (usually memory).
+    #[error("cannot create a {n_ctx}-token context for {path}: {reason}")]
+    Context {
+        /// The GGUF path.
+        path: PathBuf,
+        /// Requested context size, tokens.
+        n_ctx: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The engine thread could not be started or died while loading.
+    #[error("engine thread failed: {0}")]
+    Thread(String),
+}
+
+/// Facts about a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Display name.
+    pub name: String,
+    /// GGUF path.
+    pub path: PathBuf,
+    /// Context window in use, tokens.
+    pub n_ctx: u32,
+    /// Context window the model was trained with, tokens.
+    pub n_ctx_train: u32,
+    /// Parameter count.
+    pub n_params: u64,
+    /// Size of the weights, bytes.
+    pub size_bytes: u64,
+    /// Threads in use.
+    pub n_threads: u32,
+    /// Where the chat template came from: `gguf` or the configured name.
+    pub chat_template: String,
+}
+
+/// Describes how llama.cpp was compiled into this binary: `native` when built with
+/// `-C target-cpu=native` (GGML_NATIVE on, see `.cargo/config.toml`), with the SIMD features
+/// the compiler targeted; `portable` otherwise.
+pub fn build_info() -> String {
+    let mut features = Vec::new();
+    if cfg!(target_feature = "avx2") {
+        features.push("avx2");
+    }
+    if cfg!(target_feature = "fma") {
+        features.push("fma");
+    }
+    if cfg!(target_feature = "avx512f") {
+        features.push("avx512f");
+    }
+    if cfg!(target_feature = "avx512vnni") {
+        features.push("avx512vnni");
+    }
+    let kind = if cfg!(target_feature = "avx2") {
+        "native"
+    } else {
+        "portable"
+    };
+    format!("llama.cpp {kind} build ({})", features.join(", "))
+}
+
+fn backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs go to `tracing` (target `llama-cpp-2`), filtered like our own.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Backend(e.clone()))
+}
+
+struct Job {
+    messages: Vec<ChatMessage>,
+    params: SamplingParams,
+    reply: oneshot::Sender<Result<Completion, ModelError>>,
+}
+
+/// Async handle to a model served by its own engine thread.
+///
+/// Requests are served one at a time in arrival order. Dropping the last handle stops the
+/// thread once its queue is drained.
+pub struct LlamaEngine {
+    info: ModelInfo,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl LlamaEngine {
+    /// Loads the GGUF at `path` on a new engine thread and waits until it is ready.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the backend, file, chat template or context cannot be set up.
+    pub async fn load(
+        name: impl Into<String>,
+        path: impl AsRef<Path>,
+        config: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let name = name.into();
+        let path = path.as_ref().to_path_buf();
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("engine-{name}"))
+            .spawn(move || engine_thread(name, path, config, ready_tx, rx))
+            .map_err(|e| EngineError::Thread(e.to_string()))?;
+        let info = ready_rx
+            .await
+            .map_err(|_| EngineError::Thread("engine thread exited while loading".into()))??;
+        Ok(Self { info, jobs })
+    }
+
+    /// Facts about the loaded model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+}
+
+#[async_trait]
+impl ChatModel for LlamaEngine {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                messages: messages.to_vec(),
+                params: params.clone(),
+                reply,
+            })
+            .map_err(|_| ModelError::Inference("engine thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| ModelError::Inference("engine thread dropped the request".into()))?
+    }
+}
+
+fn engine_thread(
+    name: String,
+    path: PathBuf,
+    config: EngineConfig,
+    ready: oneshot::Sender<Result<ModelInfo, EngineError>>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let setup = || -> Result<_, EngineError> {
+        let backend = backend()?;
+        if !path.is_file() {
+            return Err(EngineError::Load {
+                path: path.clone(),
+                reason: "no such file".into(),
+            });
+        }
+        let params = LlamaModelParams::default().with_use_mmap(config.use_mmap);
+        let model =
+            LlamaModel::load_from_file(backend, &path, &params).map_err(|e| EngineError::Load {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let (template, template_source) = match &config.chat_template {
+            Some(t) => (
+                LlamaChatTemplate::new(t).map_err(|e| EngineError::Load {
+                    path: path.clone(),
+                    reason: format!("bad template name: {e}"),
+                })?,
+                t.clone(),
+            ),
+            None => (
+                model
+                    .chat_template(None)
+                    .map_err(|_| EngineError::NoChatTemplate { path: path.clone() })?,
+                "gguf".to_owned(),
+            ),
+        };
+        let n_threads = config.n_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        });
+        let n_ctx = config.n_ctx.min(model.n_ctx_train()).max(1);
+        let info = ModelInfo {
+            name: name.clone(),
+            path: path.clone(),
+            n_ctx,
+            n_ctx_train: model.n_ctx_train(),
+            n_params: model.n_params(),
+            size_bytes: model.size(),
+            n_threads,
+            chat_template: template_source,
+        };
+        Ok((backend, model, template, info))
+    };
+    let (backend, model, template, info) = match setup() {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let threads = i32::try_from(info.n_threads).unwrap_or(1);
+    let ctx_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(info.n_ctx))
+        .with_n_batch(config.n_batch)
+        .with_n_ubatch(config.n_batch)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = match model.new_context(backend, ctx_params) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let _ = ready.send(Err(EngineError::Context {
+                path: info.path.clone(),
+                n_ctx: info.n_ctx,
+                reason: e.to_string(),
+            }));
+            return;
+        }
+    };
+    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, "model loaded");
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    while let Some(job) = jobs.blocking_recv() {
+        let result = generate::generate(&model, &mut ctx, &template, &job.messages, &job.params);
+        if let Err(e) = &result {
+            tracing::warn!(model = %name, error = %e, "request failed");
+        }
+        let _ = job.reply.send(result);
+    }
+}

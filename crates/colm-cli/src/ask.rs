@@ -1,0 +1,284 @@
+//! `colm ask`: one CoLM collaboration with embedded models, printed step by step or as JSON.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use colm_core::colm::{self, ColmConfig, ColmError, ColmRecord, Collaborator, Step, StepKind};
+use colm_core::{ChatModel, SamplingParams, Timings};
+use colm_engine::{EngineConfig, LlamaEngine};
+use colm_models::{Cache, ModelRef, PullOptions};
+
+/// Default client model (DESIGN.md §4).
+pub const DEFAULT_CLIENT: &str = "qwen2.5-coder-0.5b-instruct";
+/// Default server model (DESIGN.md §4).
+pub const DEFAULT_SERVER: &str = "qwen2.5-coder-1.5b-instruct";
+/// The question asked when none is given: item 1 of GSM8K test (`../shared/data/gsm8k/dev.jsonl`),
+/// reference answer 18.
+pub const DEFAULT_QUERY: &str = "Janet\u{2019}s ducks lay 16 eggs per day. She eats three for \
+breakfast every morning and bakes muffins for her friends every day with four. She sells the \
+remainder at the farmers' market daily for $2 per fresh duck egg. How much in dollars does she \
+make every day at the farmers' market?";
+
+/// Arguments of `colm ask`.
+#[derive(Args)]
+pub struct AskArgs {
+    /// The question (default: the first GSM8K test question, answer 18).
+    pub query: Option<String>,
+    /// Client model (catalog name or .gguf path); repeat for K collaborators.
+    #[arg(long = "client", default_value = DEFAULT_CLIENT)]
+    pub clients: Vec<String>,
+    /// Server model that selects collaborators and aggregates drafts into guidance.
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Draft → guidance → refinement rounds.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u32,
+    /// Let the server pick this many collaborators first (when fewer than the clients given).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Maximum tokens generated per step.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: u32,
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Nucleus sampling mass (with temperature > 0).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Sampling seed (with temperature > 0).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// Context window per model, tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: u32,
+    /// CPU threads per model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Print the full record as JSON on stdout instead of the step-by-step view.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Loaded {
+    engine: Arc<LlamaEngine>,
+    description: String,
+}
+
+/// Resolves, pulls (if needed) and loads each distinct model once.
+async fn load_models(
+    specs: &[&str],
+    args: &AskArgs,
+) -> anyhow::Result<BTreeMap<String, Arc<Loaded>>> {
+    let cache = Cache::from_env()?;
+    let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
+    for spec in specs {
+        refs.insert((*spec).to_owned(), ModelRef::parse(spec)?);
+    }
+    let mut paths: BTreeMap<PathBuf, (ModelRef, Vec<String>)> = BTreeMap::new();
+    for (spec, r) in refs {
+        let cache = cache.clone();
+        let r2 = r.clone();
+        let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &PullOptions::default()))
+            .await
+            .context("pull task")??;
+        paths.entry(path).or_insert_with(|| (r, Vec::new())).1.push(spec);
+    }
+    // Models load one after the other: loading is I/O and memory bound, and parallel loads
+    // would only compete for the same cores.
+    let mut out = BTreeMap::new();
+    for (path, (r, specs)) in paths {
+        let (template, description) = match &r {
+            ModelRef::Catalog(e) => (e.chat_template.map(str::to_owned), e.description.to_owned()),
+            ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
+        };
+        let config = EngineConfig {
+            n_ctx: args.ctx,
+            n_threads: args.threads,
+            chat_template: template,
+            ..EngineConfig::default()
+        };
+        let engine = LlamaEngine::load(r.name(), &path, config).await?;
+        let model = Arc::new(Loaded {
+            engine: Arc::new(engine),
+            description,
+        });
+        for s in specs {
+            out.insert(s, model.clone());
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(args: AskArgs) -> anyhow::Result<()> {
+    let query = args.query.clone().unwrap_or_else(|| DEFAULT_QUERY.to_owned());
+    let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
+    specs.push(&args.server);
+    let models = load_models(&specs, &args).await?;
+    let get = |spec: &str| {
+        models
+            .get(spec)
+            .cloned()
+            .with_context(|| format!("model {spec} was not loaded"))
+    };
+    let mut collaborators = Vec::new();
+    for (i, spec) in args.clients.iter().enumerate() {
+        let m = get(spec)?;
+        collaborators.push(Collaborator {
+            id: format!("client-{}", i + 1),
+            description: m.description.clone(),
+            model: m.engine.clone(),
+        });
+    }
+    let server = get(&args.server)?;
+    let params = SamplingParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        stop: Vec::new(),
+    };
+    let config = ColmConfig {
+        rounds: args.rounds,
+        top_k: args.top_k,
+        client_params: params.clone(),
+        server_params: params,
+    };
+
+    if !args.json {
+        let clients: Vec<&str> = collaborators.iter().map(|c| c.model.name()).collect();
+        println!(
+            "colm ask · clients {} · server {} · {} round(s){} · {}",
+            clients.join(", "),
+            server.engine.name(),
+            config.rounds,
+            config
+                .top_k
+                .map(|k| format!(" · top-k {k}"))
+                .unwrap_or_default(),
+            colm_engine::build_info()
+        );
+        println!("\nQuery: {query}");
+    }
+    let print_step = |s: &Step| print_step(s);
+    let observer: Option<colm::StepObserver<'_>> = if args.json {
+        None
+    } else {
+        Some(&print_step)
+    };
+    let result = colm::run(
+        &query,
+        &collaborators,
+        server.engine.as_ref(),
+        &config,
+        observer,
+    )
+    .await;
+    match result {
+        Ok(record) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                print_summary(&record);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let partial = match &e {
+                ColmError::AllCollaboratorsFailed { partial, .. }
+                | ColmError::GuidanceFailed { partial, .. } => Some(partial),
+                ColmError::InvalidConfig(_) => None,
+            };
+            if let (true, Some(p)) = (args.json, partial) {
+                let body = serde_json::json!({ "error": e.to_string(), "partial": p });
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn heading(s: &Step) -> String {
+    let kind = match s.kind {
+        StepKind::Selection => "selection",
+        StepKind::Draft => "draft",
+        StepKind::Guidance => "guidance",
+        StepKind::Refinement => "refinement",
+    };
+    let who = s.collaborator.as_deref().unwrap_or("server");
+    let round = if s.round == 0 {
+        String::new()
+    } else {
+        format!("round {} · ", s.round)
+    };
+    format!("{round}{kind} · {who} ({})", s.model)
+}
+
+fn print_step(s: &Step) {
+    let mut out = std::io::stdout().lock();
+    match &s.outcome {
+        colm::StepOutcome::Ok { completion: c } => {
+            let _ = writeln!(
+                out,
+                "\n── {} · {} prompt + {} completion tokens · {:.1} s ({:.0} tok/s gen) ──\n{}",
+                heading(s),
+                c.usage.prompt_tokens,
+                c.usage.completion_tokens,
+                s.wall_ms / 1000.0,
+                c.timings.generation_tokens_per_s(&c.usage),
+                c.text.trim()
+            );
+        }
+        colm::StepOutcome::Failed { error } => {
+            let _ = writeln!(
+                out,
+                "\n── {} · FAILED after {:.1} s ──\n{error}",
+                heading(s),
+                s.wall_ms / 1000.0
+            );
+        }
+    }
+    let _ = out.flush();
+}
+
+fn print_summary(record: &ColmRecord) {
+    if let Some(sel) = &record.selection {
+        println!("\nSelected collaborators: {}", sel.chosen.join(", "));
+        if let Some(r) = &sel.fallback_reason {
+            println!("(selection fell back to all collaborators: {r})");
+        }
+    }
+    for a in &record.final_answers {
+        println!(
+            "\n══ final answer · {} ({}) · from {:?} of round {} ══\n{}",
+            a.collaborator,
+            a.model,
+            a.from,
+            a.round,
+            a.text.trim()
+        );
+    }
+    println!(
+        "\n{:<30} {:>5} {:>8} {:>11} {:>9} {:>10}",
+        "MODEL", "CALLS", "PROMPT", "COMPLETION", "PROMPT/s", "GEN/s"
+    );
+    for (name, t) in &record.usage_by_model {
+        let timings = Timings {
+            prompt_ms: t.prompt_ms,
+            generation_ms: t.generation_ms,
+        };
+        println!(
+            "{:<30} {:>5} {:>8} {:>11} {:>9.1} {:>10.1}",
+            name,
+            t.calls,
+            t.usage.prompt_tokens,
+            t.usage.completion_tokens,
+            timings.prompt_tokens_per_s(&t.usage),
+            timings.generation_tokens_per_s(&t.usage),
+        );
+    }
+    println!("wall time: {:.1} s", record.wall_ms / 1000.0);
+}

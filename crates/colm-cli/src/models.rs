@@ -1,0 +1,68 @@
+//! `colm models list|pull`.
+
+use anyhow::Context;
+use clap::Subcommand;
+use colm_models::{Cache, CacheStatus, ModelRef, PullOptions, CATALOG};
+
+/// Subcommands of `colm models`.
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// The catalog: name, role, size, sha256, and whether each model is cached.
+    List,
+    /// Fetch models into the cache (verifies sha256; re-fetches a corrupt file).
+    Pull {
+        /// Catalog names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
+    let cache = Cache::from_env()?;
+    match command {
+        ModelsCommand::List => {
+            println!("cache: {}", cache.dir().display());
+            println!(
+                "{:<30} {:<7} {:>10}  {:<17} CACHED",
+                "NAME", "ROLE", "SIZE", "SHA256"
+            );
+            for e in CATALOG {
+                let cached = match cache.status(e) {
+                    CacheStatus::Present => "yes".to_owned(),
+                    CacheStatus::Missing => "no".to_owned(),
+                    CacheStatus::WrongSize(n) => format!("no (file of {n} bytes, pull replaces it)"),
+                };
+                println!(
+                    "{:<30} {:<7} {:>7} MB  {}…{}  {cached}",
+                    e.name,
+                    e.role,
+                    e.size_bytes / 1_000_000,
+                    &e.sha256[..8],
+                    &e.sha256[56..],
+                );
+            }
+            Ok(())
+        }
+        ModelsCommand::Pull { names } => {
+            let mut entries = Vec::new();
+            for name in &names {
+                match ModelRef::parse(name)? {
+                    ModelRef::Catalog(e) => entries.push(e),
+                    ModelRef::Path(p) => {
+                        anyhow::bail!("{} is a file, not a catalog name", p.display())
+                    }
+                }
+            }
+            for e in entries {
+                let cache = cache.clone();
+                let path = tokio::task::spawn_blocking(move || {
+                    cache.pull(e, &PullOptions::default())
+                })
+                .await
+                .context("pull task")??;
+                println!("{}  {}", e.name, path.display());
+            }
+            Ok(())
+        }
+    }
+}

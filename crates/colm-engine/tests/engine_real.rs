@@ -1,0 +1,143 @@
+//! The engine on real GGUF models: templates, size errors, stop strings, log-probabilities.
+//! Models are pulled into the cache if missing (`colm models pull` does the same).
+
+use colm_core::{ChatMessage, ChatModel, FinishReason, ModelError, SamplingParams};
+use colm_engine::{EngineConfig, EngineError, LlamaEngine};
+use colm_models::{catalog, Cache, ModelRef, PullOptions};
+
+fn model_path(name: &str) -> std::path::PathBuf {
+    let cache = Cache::from_env().unwrap();
+    let r = ModelRef::parse(name).unwrap();
+    let opts = PullOptions {
+        progress: false,
+        ..PullOptions::default()
+    };
+    cache.ensure(&r, &opts).unwrap()
+}
+
+const CLIENT: &str = "qwen2.5-coder-0.5b-instruct";
+
+#[tokio::test]
+async fn qwen_chat_counts_tokens_and_reports_confidence() {
+    let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), EngineConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(engine.info().chat_template, "gguf");
+    let params = SamplingParams {
+        max_tokens: 12,
+        ..Default::default()
+    };
+    let out = engine
+        .chat(&[ChatMessage::user("What is 7 times 6?")], &params)
+        .await
+        .unwrap();
+    assert!(!out.text.trim().is_empty());
+    assert!(out.usage.completion_tokens >= 1 && out.usage.completion_tokens <= 12);
+    // The templated prompt is longer than the question alone (system + role markers).
+    assert!(out.usage.prompt_tokens > 10, "{:?}", out.usage);
+    let lp = out.mean_logprob.unwrap();
+    assert!(lp.is_finite() && lp <= 0.0, "{lp}");
+    assert!(out.timings.prompt_ms > 0.0 && out.timings.generation_ms > 0.0);
+    if out.finish_reason == FinishReason::Length {
+        assert_eq!(out.usage.completion_tokens, 12);
+    }
+
+    // Stop strings: cut a greedy output at a piece of itself; the rerun (same build, greedy)
+    // must end right before the first occurrence.
+    let long = SamplingParams {
+        max_tokens: 40,
+        ..Default::default()
+    };
+    let q = [ChatMessage::user("List the numbers from 1 to 20, separated by spaces.")];
+    let full = engine.chat(&q, &long).await.unwrap().text;
+    let chars: Vec<char> = full.chars().collect();
+    assert!(chars.len() > 8, "{full:?}");
+    let stop: String = chars[5..8].iter().collect();
+    let cut = full.find(&stop).unwrap();
+    let stopped = engine
+        .chat(
+            &q,
+            &SamplingParams {
+                stop: vec![stop.clone()],
+                ..long
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped.text, full[..cut], "stop {stop:?}");
+    assert_eq!(stopped.finish_reason, FinishReason::Stop);
+}
+
+#[tokio::test]
+async fn oversized_prompt_is_an_error_naming_both_sizes() {
+    let config = EngineConfig {
+        n_ctx: 128,
+        ..EngineConfig::default()
+    };
+    let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), config)
+        .await
+        .unwrap();
+    let long_question = "Janet's ducks lay 16 eggs per day. ".repeat(40);
+    let err = engine
+        .chat(
+            &[ChatMessage::user(long_question)],
+            &SamplingParams::default(),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ModelError::ContextOverflow {
+            prompt_tokens,
+            max_tokens,
+            n_ctx,
+        } => {
+            assert!(*prompt_tokens > 128, "{prompt_tokens}");
+            assert_eq!(*max_tokens, 512);
+            assert_eq!(*n_ctx, 128);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("128 context tokens"), "{msg}");
+    // A prompt that fits still works afterwards.
+    let ok = engine
+        .chat(
+            &[ChatMessage::user("Hi")],
+            &SamplingParams {
+                max_tokens: 4,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(ok.usage.completion_tokens >= 1);
+}
+
+#[tokio::test]
+async fn base_model_without_template_needs_a_named_one() {
+    let entry = catalog::find("gemma-3-270m").unwrap();
+    let path = model_path(entry.name);
+    let err = LlamaEngine::load("gemma", &path, EngineConfig::default())
+        .await
+        .err()
+        .expect("loading a template-less GGUF without a template must fail");
+    assert!(matches!(err, EngineError::NoChatTemplate { .. }), "{err}");
+    let config = EngineConfig {
+        chat_template: entry.chat_template.map(str::to_owned),
+        n_ctx: 512,
+        ..EngineConfig::default()
+    };
+    let engine = LlamaEngine::load("gemma", &path, config).await.unwrap();
+    let out = engine
+        .chat(
+            &[ChatMessage::user("The capital of France is")],
+            &SamplingParams {
+                max_tokens: 8,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(out.usage.prompt_tokens > 5);
+    assert!(out.usage.completion_tokens <= 8);
+}
