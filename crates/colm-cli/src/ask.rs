@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use colm_core::colm::{self, ColmConfig, ColmError, ColmRecord, Collaborator, Step, StepKind};
+use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step, StepKind};
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::{EngineConfig, LlamaEngine};
 use colm_models::{Cache, ModelRef, PullOptions};
@@ -85,7 +85,11 @@ async fn load_models(
         let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &PullOptions::default()))
             .await
             .context("pull task")??;
-        paths.entry(path).or_insert_with(|| (r, Vec::new())).1.push(spec);
+        paths
+            .entry(path)
+            .or_insert_with(|| (r, Vec::new()))
+            .1
+            .push(spec);
     }
     // Models load one after the other: loading is I/O and memory bound, and parallel loads
     // would only compete for the same cores.
@@ -114,7 +118,10 @@ async fn load_models(
 }
 
 pub async fn run(args: AskArgs) -> anyhow::Result<()> {
-    let query = args.query.clone().unwrap_or_else(|| DEFAULT_QUERY.to_owned());
+    let query = args
+        .query
+        .clone()
+        .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
     let models = load_models(&specs, &args).await?;
@@ -164,11 +171,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         println!("\nQuery: {query}");
     }
     let print_step = |s: &Step| print_step(s);
-    let observer: Option<colm::StepObserver<'_>> = if args.json {
-        None
-    } else {
-        Some(&print_step)
-    };
+    let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
     let result = colm::run(
         &query,
         &collaborators,

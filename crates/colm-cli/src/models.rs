@@ -30,7 +30,9 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                 let cached = match cache.status(e) {
                     CacheStatus::Present => "yes".to_owned(),
                     CacheStatus::Missing => "no".to_owned(),
-                    CacheStatus::WrongSize(n) => format!("no (file of {n} bytes, pull replaces it)"),
+                    CacheStatus::WrongSize(n) => {
+                        format!("no (file of {n} bytes, pull replaces it)")
+                    }
                 };
                 println!(
                     "{:<30} {:<7} {:>7} MB  {}…{}  {cached}",
@@ -55,11 +57,10 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             }
             for e in entries {
                 let cache = cache.clone();
-                let path = tokio::task::spawn_blocking(move || {
-                    cache.pull(e, &PullOptions::default())
-                })
-                .await
-                .context("pull task")??;
+                let path =
+                    tokio::task::spawn_blocking(move || cache.pull(e, &PullOptions::default()))
+                        .await
+                        .context("pull task")??;
                 println!("{}  {}", e.name, path.display());
             }
             Ok(())

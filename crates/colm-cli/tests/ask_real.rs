@@ -7,9 +7,8 @@ use serde_json::Value;
 
 /// The first question of `../shared/data/gsm8k/dev.jsonl` (or `$COLM_DATA/gsm8k/dev.jsonl`).
 fn first_gsm8k_question() -> String {
-    let data = std::env::var("COLM_DATA").unwrap_or_else(|_| {
-        format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR"))
-    });
+    let data = std::env::var("COLM_DATA")
+        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{data}/gsm8k/dev.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();

@@ -224,12 +224,15 @@ impl ColmRecord {
 
     /// Every model call in order: selection, then per round drafts, guidance, refinements.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
-        self.selection.iter().map(|s| &s.step).chain(self.rounds.iter().flat_map(|r| {
-            r.drafts
-                .iter()
-                .chain(r.guidance.iter())
-                .chain(r.refinements.iter())
-        }))
+        self.selection
+            .iter()
+            .map(|s| &s.step)
+            .chain(self.rounds.iter().flat_map(|r| {
+                r.drafts
+                    .iter()
+                    .chain(r.guidance.iter())
+                    .chain(r.refinements.iter())
+            }))
     }
 }
 

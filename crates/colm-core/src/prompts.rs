@@ -80,8 +80,10 @@ pub fn refinement(query: &str, own_previous: &str, guidance: &str) -> Vec<ChatMe
         ChatMessage::assistant(own_previous),
         ChatMessage::user(format!(
             "A stronger model read your answer above together with answers from other models \
-             and sent this guidance:\n\n{}\n\nUsing the guidance, check your answer and write \
-             an improved, complete final answer to the original question.",
+             and sent this guidance (it can contain mistakes too):\n\n<guidance>\n{}\n\
+             </guidance>\n\nCheck your previous answer against the guidance step by step and \
+             answer the original question again, in your own words, with a complete \
+             solution:\n\n{query}",
             guidance.trim()
         )),
     ]

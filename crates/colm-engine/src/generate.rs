@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use colm_core::{ChatMessage, Completion, FinishReason, ModelError, SamplingParams, Timings, Usage};
+use colm_core::{
+    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, Timings, Usage,
+};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
@@ -181,7 +183,9 @@ mod tests {
         let z: f64 = logits.iter().map(|&l| f64::from(l).exp()).sum();
         let lp = token_logprob(&logits, LlamaToken(2));
         assert!((lp - (3.0 - z.ln())).abs() < 1e-6);
-        let total: f64 = (0..3).map(|i| token_logprob(&logits, LlamaToken(i)).exp()).sum();
+        let total: f64 = (0..3)
+            .map(|i| token_logprob(&logits, LlamaToken(i)).exp())
+            .sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert!(token_logprob(&logits, LlamaToken(7)).is_nan());
     }

@@ -48,7 +48,9 @@ async fn qwen_chat_counts_tokens_and_reports_confidence() {
         max_tokens: 40,
         ..Default::default()
     };
-    let q = [ChatMessage::user("List the numbers from 1 to 20, separated by spaces.")];
+    let q = [ChatMessage::user(
+        "List the numbers from 1 to 20, separated by spaces.",
+    )];
     let full = engine.chat(&q, &long).await.unwrap().text;
     let chars: Vec<char> = full.chars().collect();
     assert!(chars.len() > 8, "{full:?}");

@@ -150,7 +150,10 @@ mod tests {
     fn catalog_is_well_formed() {
         for e in CATALOG {
             assert_eq!(e.sha256.len(), 64, "{}", e.name);
-            assert!(e.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(e
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             assert!(e.size_bytes > 0);
             assert!(e.file_name.ends_with(".gguf"));
             assert!(!e.sources.is_empty());

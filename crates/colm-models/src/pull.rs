@@ -257,7 +257,12 @@ impl Cache {
             .prefix(&format!(".{}.", entry.file_name))
             .suffix(".partial")
             .tempfile_in(&self.dir)
-            .map_err(|e| format!("cannot create a temporary file in {}: {e}", self.dir.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create a temporary file in {}: {e}",
+                    self.dir.display()
+                )
+            })?;
         let file = tmp.reopen().map_err(|e| e.to_string())?;
         let bar = bar(opts, entry.size_bytes, format!("pull {}", entry.name));
         let mut out = HashingWriter::new(BufWriter::new(file), bar);
@@ -451,7 +456,10 @@ mod tests {
             Ok(ModelRef::Catalog(e)) if e.name == "qwen2.5-coder-0.5b-instruct"
         ));
         let err = ModelRef::parse("gpt-9").unwrap_err().to_string();
-        assert!(err.contains("gpt-9") && err.contains("gemma-3-270m"), "{err}");
+        assert!(
+            err.contains("gpt-9") && err.contains("gemma-3-270m"),
+            "{err}"
+        );
         assert!(matches!(
             ModelRef::parse("/nonexistent/x.gguf"),
             Err(PullError::MissingFile(_))
@@ -461,7 +469,12 @@ mod tests {
         fs::write(&p, b"GGUF").unwrap();
         let r = ModelRef::parse(p.to_str().unwrap()).unwrap();
         assert_eq!(r.name(), "mine");
-        assert_eq!(Cache::new(dir.path()).ensure(&r, &PullOptions::default()).unwrap(), p);
+        assert_eq!(
+            Cache::new(dir.path())
+                .ensure(&r, &PullOptions::default())
+                .unwrap(),
+            p
+        );
     }
 
     #[test]

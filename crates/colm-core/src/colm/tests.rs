@@ -89,7 +89,9 @@ fn client(tag: &'static str) -> Arc<Scripted> {
 }
 
 fn failing(name: &str) -> Arc<Scripted> {
-    Scripted::new(name, |_| Err(ModelError::Inference("device out of memory".into())))
+    Scripted::new(name, |_| {
+        Err(ModelError::Inference("device out of memory".into()))
+    })
 }
 
 /// A server that answers selection prompts with `selection` and aggregations with GUIDANCE.
@@ -192,7 +194,10 @@ async fn top_k_not_smaller_than_k_skips_selection() {
 async fn failed_collaborator_is_recorded_and_round_goes_on() {
     let good = client("a");
     let bad = failing("model-bad");
-    let collabs = [collab("client-1", bad.clone()), collab("client-2", good.clone())];
+    let collabs = [
+        collab("client-1", bad.clone()),
+        collab("client-2", good.clone()),
+    ];
     let srv = server("");
     let rec = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None)
         .await
@@ -228,7 +233,10 @@ async fn all_collaborators_failing_is_an_error_naming_each() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("all 2 collaborators failed"), "{msg}");
-    assert!(msg.contains("client-1") && msg.contains("client-2"), "{msg}");
+    assert!(
+        msg.contains("client-1") && msg.contains("client-2"),
+        "{msg}"
+    );
     match err {
         ColmError::AllCollaboratorsFailed { partial, stage, .. } => {
             assert_eq!(stage, StepKind::Draft);
@@ -316,9 +324,15 @@ async fn totals_and_observer_cover_every_step() {
     let srv = server("");
     let seen = Mutex::new(Vec::new());
     let obs = |s: &Step| seen.lock().unwrap().push(s.kind);
-    let rec = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), Some(&obs))
-        .await
-        .unwrap();
+    let rec = run(
+        "q",
+        &collabs,
+        srv.as_ref(),
+        &ColmConfig::default(),
+        Some(&obs),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         *seen.lock().unwrap(),
         vec![StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
