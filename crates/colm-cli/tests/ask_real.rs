@@ -1,6 +1,8 @@
 //! `colm ask` end to end with real models on a real benchmark item: every step must produce
 //! text and the JSON record must be complete.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use std::process::Command;
 
 use serde_json::Value;

@@ -108,7 +108,7 @@ pub struct ModelInfo {
     pub name: String,
     /// GGUF path.
     pub path: PathBuf,
-    /// Context window in use, tokens.
+    /// Context window in use, tokens (llama.cpp may round the requested size up).
     pub n_ctx: u32,
     /// Context window the model was trained with, tokens.
     pub n_ctx_train: u32,
@@ -282,7 +282,7 @@ fn engine_thread(
         };
         Ok((backend, model, template, info))
     };
-    let (backend, model, template, info) = match setup() {
+    let (backend, model, template, mut info) = match setup() {
         Ok(parts) => parts,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -297,7 +297,11 @@ fn engine_thread(
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, ctx_params) {
-        Ok(ctx) => ctx,
+        Ok(ctx) => {
+            // llama.cpp may round the context up (e.g. to a multiple of 256): report what it uses.
+            info.n_ctx = ctx.n_ctx();
+            ctx
+        }
         Err(e) => {
             let _ = ready.send(Err(EngineError::Context {
                 path: info.path.clone(),

@@ -1,6 +1,8 @@
 //! The engine on real GGUF models: templates, size errors, stop strings, log-probabilities.
 //! Models are pulled into the cache if missing (`colm models pull` does the same).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
 use colm_core::{ChatMessage, ChatModel, FinishReason, ModelError, SamplingParams};
 use colm_engine::{EngineConfig, EngineError, LlamaEngine};
 use colm_models::{catalog, Cache, ModelRef, PullOptions};
@@ -73,13 +75,13 @@ async fn qwen_chat_counts_tokens_and_reports_confidence() {
 #[tokio::test]
 async fn oversized_prompt_is_an_error_naming_both_sizes() {
     let config = EngineConfig {
-        n_ctx: 128,
+        n_ctx: 256,
         ..EngineConfig::default()
     };
     let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), config)
         .await
         .unwrap();
-    let long_question = "Janet's ducks lay 16 eggs per day. ".repeat(40);
+    let long_question = "Janet's ducks lay 16 eggs per day. ".repeat(80);
     let err = engine
         .chat(
             &[ChatMessage::user(long_question)],
@@ -93,14 +95,15 @@ async fn oversized_prompt_is_an_error_naming_both_sizes() {
             max_tokens,
             n_ctx,
         } => {
-            assert!(*prompt_tokens > 128, "{prompt_tokens}");
+            assert!(*prompt_tokens > 256, "{prompt_tokens}");
             assert_eq!(*max_tokens, 512);
-            assert_eq!(*n_ctx, 128);
+            assert_eq!(*n_ctx, 256);
+            assert_eq!(u64::from(engine.info().n_ctx), *n_ctx);
         }
         other => panic!("unexpected {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("128 context tokens"), "{msg}");
+    assert!(msg.contains("256 context tokens"), "{msg}");
     // A prompt that fits still works afterwards.
     let ok = engine
         .chat(
