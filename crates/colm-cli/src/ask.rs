@@ -147,6 +147,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         top_p: args.top_p,
         seed: args.seed,
         stop: Vec::new(),
+        ignore_eos: false,
     };
     let config = ColmConfig {
         rounds: args.rounds,

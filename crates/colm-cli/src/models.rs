@@ -15,6 +15,11 @@ pub enum ModelsCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Print the cached file of a model (fails if it is not cached).
+    Path {
+        /// Catalog name.
+        name: String,
+    },
 }
 
 pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
@@ -45,6 +50,23 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ModelsCommand::Path { name } => match ModelRef::parse(&name)? {
+            ModelRef::Catalog(e) if cache.status(e) == CacheStatus::Present => {
+                println!("{}", cache.path_of(e).display());
+                Ok(())
+            }
+            ModelRef::Catalog(e) => {
+                anyhow::bail!(
+                    "{} is not cached; run `colm models pull {}`",
+                    e.name,
+                    e.name
+                )
+            }
+            ModelRef::Path(p) => {
+                println!("{}", p.display());
+                Ok(())
+            }
+        },
         ModelsCommand::Pull { names } => {
             let mut entries = Vec::new();
             for name in &names {

@@ -81,6 +81,10 @@ pub struct SamplingParams {
     /// Generation stops before the first occurrence of any of these strings; the stop string
     /// itself is not part of the returned text.
     pub stop: Vec<String>,
+    /// Keep generating past end-of-generation tokens until `max_tokens` (for benchmarks, as
+    /// llama-server's `ignore_eos`).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -91,6 +95,7 @@ impl Default for SamplingParams {
             top_p: 1.0,
             seed: 0,
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }

@@ -105,7 +105,7 @@ pub(crate) fn generate(
     let mut idx = batch.n_tokens() - 1;
     while generated < params.max_tokens {
         let token = sampler.sample(ctx, idx);
-        if vocab.is_eog(token) {
+        if vocab.is_eog(token) && !params.ignore_eos {
             finish = FinishReason::Stop;
             break;
         }
