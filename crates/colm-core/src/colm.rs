@@ -490,16 +490,13 @@ pub async fn run(
                 text: a.text.clone(),
             })
             .collect();
-        let pairs: Vec<(&str, &str)> = aggregated
-            .iter()
-            .map(|c| (c.collaborator.as_str(), c.text.as_str()))
-            .collect();
+        let answers: Vec<&str> = aggregated.iter().map(|c| c.text.as_str()).collect();
         let guidance_step = call(
             StepKind::Guidance,
             round,
             None,
             server,
-            prompts::aggregation(query, &pairs),
+            prompts::aggregation(query, &answers),
             &config.server_params,
             observer,
         )

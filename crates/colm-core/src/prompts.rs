@@ -50,10 +50,11 @@ pub fn selection(query: &str, candidates: &[CandidateProfile<'_>], k: usize) -> 
     ]
 }
 
-/// Messages asking the server to aggregate `drafts` (collaborator id, text) into guidance.
-pub fn aggregation(query: &str, drafts: &[(&str, &str)]) -> Vec<ChatMessage> {
+/// Messages asking the server to aggregate the collaborators' answers into guidance. Answers
+/// are numbered, not attributed: the server judges content, not authors.
+pub fn aggregation(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
     let mut refs = String::new();
-    for (i, (_, text)) in drafts.iter().enumerate() {
+    for (i, text) in drafts.iter().enumerate() {
         refs.push_str(&format!("[Answer {}]\n{}\n\n", i + 1, text.trim()));
     }
     vec![
