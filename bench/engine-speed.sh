@@ -13,7 +13,8 @@ models=("$@")
 [ ${#models[@]} -gt 0 ] || models=(qwen2.5-coder-0.5b-instruct qwen2.5-coder-1.5b-instruct)
 
 scripts/setup
-cargo build --release -q -p colm-cli -p colm-engine --example speed
+cargo build --release -q -p colm-cli
+cargo build --release -q -p colm-engine --example speed
 bench="$(bench/build-llama-bench.sh)"
 case "$bench" in
   */vendored-build/*) peer_src="llama.cpp vendored by llama-cpp-sys-2 (llama-bench source from the llama-cpp-python 0.3.36 sdist)" ;;
@@ -27,7 +28,9 @@ for name in "${models[@]}"; do
   path="$(target/release/colm models path "$name")"
   for ((r = 1; r <= reps; r++)); do
     # Interleave: one llama-bench repetition, then one engine repetition.
-    "$bench" -m "$path" -t "$threads" -p 512 -n 128 -r 1 -o jsonl 2>/dev/null |
+    # pp512 from an empty context; tg128 at depth 512, as the engine generates after its prompt.
+    { "$bench" -m "$path" -t "$threads" -p 512 -n 0 -r 1 -o jsonl 2>/dev/null
+      "$bench" -m "$path" -t "$threads" -p 0 -n 128 -d 512 -r 1 -o jsonl 2>/dev/null; } |
       sed "s/^/{\"model\": \"$name\", \"tool\": \"llama-bench\", \"row\": /; s/$/}/" >>"$tmp/rows.jsonl"
     target/release/examples/speed "$path" "$threads" 1 |
       sed "s/^/{\"model\": \"$name\", \"tool\": \"colm-engine\", \"row\": /; s/$/}/" >>"$tmp/rows.jsonl"
@@ -55,9 +58,11 @@ out.append(f"- threads: {threads}; repetitions: {reps}, interleaved (llama-bench
 out.append(f"- command: `THREADS={threads} REPS={reps} bench/engine-speed.sh {models}`\n")
 out.append("The engine is measured through the same `ChatModel` path as `colm ask` "
            "(`crates/colm-engine/examples/speed.rs`): a ≈500-token templated prompt, then 128 "
-           "generated tokens with end-of-generation ignored. llama-bench runs `-p 512 -n 128` "
-           "(its tg128 starts from an empty context; the engine's generation follows the prompt).\n")
-out.append("| model | pp llama-bench tok/s | pp engine tok/s | pp ratio | tg llama-bench tok/s | tg engine tok/s | tg ratio |")
+           "generated tokens with end-of-generation ignored, greedy sampling and the per-token "
+           "log-probability computed (work llama-bench does not do). llama-bench runs `-p 512 -n 0` "
+           "(pp512) and `-p 0 -n 128 -d 512` (tg128 at context depth 512, like the engine's "
+           "generation after its prompt).\n")
+out.append("| model | pp llama-bench tok/s | pp engine tok/s | pp ratio | tg128@d512 llama-bench tok/s | tg engine tok/s | tg ratio |")
 out.append("|---|---|---|---|---|---|---|")
 for model in dict.fromkeys(r["model"] for r in rows):
     lb_pp = [r["row"]["avg_ts"] for r in rows if r["model"] == model and r["tool"] == "llama-bench" and r["row"]["n_prompt"] > 0]

@@ -105,7 +105,19 @@ async fn load_models(
             chat_template: template,
             ..EngineConfig::default()
         };
+        let started = std::time::Instant::now();
         let engine = LlamaEngine::load(r.name(), &path, config).await?;
+        if !args.json {
+            let info = engine.info();
+            eprintln!(
+                "loaded {} ({} MB, {} threads, {}-token context) in {:.1} s",
+                info.name,
+                info.size_bytes / 1_000_000,
+                info.n_threads,
+                info.n_ctx,
+                started.elapsed().as_secs_f64()
+            );
+        }
         let model = Arc::new(Loaded {
             engine: Arc::new(engine),
             description,
