@@ -11,8 +11,14 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `colm_engine=debug`.
-    #[arg(long, global = true, env = "COLM_LOG", default_value = "warn")]
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `colm_engine=debug`; llama.cpp
+    /// logs under the target `llama-cpp-2`.
+    #[arg(
+        long,
+        global = true,
+        env = "COLM_LOG",
+        default_value = "warn,llama-cpp-2=error"
+    )]
     log: String,
 }
 

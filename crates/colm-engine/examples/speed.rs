@@ -22,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reps: u32 = args.next().map_or(Ok(3), |s| s.parse())?;
     let config = EngineConfig {
         n_threads: Some(threads),
-        n_ctx: 1024,
+        n_ctx: std::env::var("N_CTX")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1024),
         ..EngineConfig::default()
     };
     let engine = LlamaEngine::load("bench", &path, config).await?;
