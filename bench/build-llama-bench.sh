@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's `llama-bench` as the peer of colm's engine, from the llama.cpp sources that
 # the llama-cpp-sys-2 crate vendors (same commit as the engine), with the same CPU flags
-# (GGML_NATIVE=ON, OpenMP, Release). The crate's copy has no tools/ sources, so the llama-bench
-# source files are taken from the llama-cpp-python sdist (`pip download`), whose llama.cpp has
-# them; if that source does not compile against the vendored headers, the whole llama.cpp of the
+# (GGML_NATIVE=ON, no OpenMP: ggml's own thread pool, Release). The crate's copy has no tools/
+# sources, so the llama-bench source files are taken from the llama-cpp-python sdist
+# (`pip download`), whose llama.cpp has them; if that source does not compile against the vendored headers, the whole llama.cpp of the
 # sdist is built instead and the script says so. Nothing here is committed: sources and
 # binaries live under $BENCH_DIR (default target/bench-peers).
 #
@@ -25,7 +25,7 @@ if [ ! -d "$out/sdist/llama.cpp" ]; then
   mv "$out"/sdist/llama_cpp_python-*/vendor/llama.cpp "$out/sdist/llama.cpp"
 fi
 
-flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF
+flags=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_OPENMP=OFF -DBUILD_SHARED_LIBS=OFF
   -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF)
 
@@ -34,6 +34,11 @@ build() { # $1 = source tree, $2 = build dir
     cmake --build "$2" --target llama-bench -j "$(nproc)" >>"$log" 2>&1
 }
 
+# Rebuild when the flags change.
+if [ "$(cat "$out/flags.txt" 2>/dev/null)" != "${flags[*]}" ]; then
+  rm -rf "$out/vendored-build" "$out/sdist-build"
+  echo "${flags[*]}" >"$out/flags.txt"
+fi
 if [ ! -x "$out/vendored-build/bin/llama-bench" ] && [ ! -x "$out/sdist-build/bin/llama-bench" ]; then
   : >"$log"
   rm -rf "$out/vendored-src" && cp -r "$vendored" "$out/vendored-src"

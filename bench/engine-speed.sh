@@ -52,7 +52,7 @@ out = []
 out.append("# Engine speed vs llama-bench\n")
 out.append(f"- date: {datetime.date.today().isoformat()}")
 out.append(f"- machine: {cpu}, {cores} cores, {mem} GiB RAM, no GPU")
-out.append(f"- colm: {version}; llama.cpp built with GGML_NATIVE=ON, OpenMP, Release (both sides)")
+out.append(f"- colm: {version}; llama.cpp built with GGML_NATIVE=ON, GGML_OPENMP=OFF, Release (both sides)")
 out.append(f"- peer: llama-bench from {peer_src}")
 out.append(f"- threads: {threads}; repetitions: {reps}, interleaved (llama-bench, engine, llama-bench, …)")
 out.append(f"- command: `THREADS={threads} REPS={reps} bench/engine-speed.sh {models}`\n")
