@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step, StepKind};
+use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::{EngineConfig, LlamaEngine};
 use colm_models::{Cache, ModelRef, PullOptions};
@@ -218,12 +218,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
 }
 
 fn heading(s: &Step) -> String {
-    let kind = match s.kind {
-        StepKind::Selection => "selection",
-        StepKind::Draft => "draft",
-        StepKind::Guidance => "guidance",
-        StepKind::Refinement => "refinement",
-    };
+    let kind = s.kind.as_str();
     let who = s.collaborator.as_deref().unwrap_or("server");
     let round = if s.round == 0 {
         String::new()
@@ -269,10 +264,10 @@ fn print_summary(record: &ColmRecord) {
     }
     for a in &record.final_answers {
         println!(
-            "\n══ final answer · {} ({}) · from {:?} of round {} ══\n{}",
+            "\n══ final answer · {} ({}) · from the {} of round {} ══\n{}",
             a.collaborator,
             a.model,
-            a.from,
+            a.from.as_str(),
             a.round,
             a.text.trim()
         );

@@ -75,6 +75,18 @@ pub enum StepKind {
     Refinement,
 }
 
+impl StepKind {
+    /// The kind's name as in the JSON record: `selection`, `draft`, `guidance`, `refinement`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Selection => "selection",
+            StepKind::Draft => "draft",
+            StepKind::Guidance => "guidance",
+            StepKind::Refinement => "refinement",
+        }
+    }
+}
+
 /// Result of one model call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
