@@ -6,6 +6,7 @@
 //! OpenAI-compatible endpoints implement it; strategies in this crate never know which.
 
 use async_trait::async_trait;
+use futures::channel::mpsc::UnboundedSender;
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message, with the names used by the OpenAI chat API.
@@ -218,4 +219,23 @@ pub trait ChatModel: Send + Sync {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError>;
+
+    /// Runs one chat completion, sending the generated text to `deltas` as it is produced.
+    /// The concatenated deltas equal the returned [`Completion::text`]; a closed receiver does
+    /// not stop generation. The default sends the whole text once, at the end.
+    ///
+    /// # Errors
+    /// As [`ChatModel::chat`].
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        deltas: UnboundedSender<String>,
+    ) -> Result<Completion, ModelError> {
+        let completion = self.chat(messages, params).await?;
+        if !completion.text.is_empty() {
+            let _ = deltas.unbounded_send(completion.text.clone());
+        }
+        Ok(completion)
+    }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use futures::channel::mpsc::UnboundedSender;
+
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, SamplingParams, Timings, Usage,
 };
@@ -45,6 +47,7 @@ pub(crate) fn generate(
     template: &LlamaChatTemplate,
     messages: &[ChatMessage],
     params: &SamplingParams,
+    deltas: Option<&UnboundedSender<String>>,
 ) -> Result<Completion, ModelError> {
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
     let chat = messages
@@ -100,6 +103,7 @@ pub(crate) fn generate(
     let mut out: Vec<u8> = Vec::new();
     let mut logprob_sum = 0.0f64;
     let mut generated: u32 = 0;
+    let mut emitted = 0usize;
     let mut finish = FinishReason::Length;
     let mut pos = tokens.len();
     let mut idx = batch.n_tokens() - 1;
@@ -118,6 +122,11 @@ pub(crate) fn generate(
             finish = FinishReason::Stop;
             break;
         }
+        if let Some(tx) = deltas {
+            // Hold back what could still become a stop string.
+            let end = out.len().saturating_sub(max_stop.saturating_sub(1));
+            emitted = send_delta(tx, &out, emitted, end);
+        }
         if generated == params.max_tokens {
             break;
         }
@@ -128,6 +137,11 @@ pub(crate) fn generate(
         pos += 1;
         ctx.decode(&mut batch).map_err(inference("decode"))?;
         idx = 0;
+    }
+    if let Some(tx) = deltas {
+        if emitted < out.len() {
+            let _ = tx.unbounded_send(String::from_utf8_lossy(&out[emitted..]).into_owned());
+        }
     }
     let generation_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Completion {
@@ -143,6 +157,32 @@ pub(crate) fn generate(
             generation_ms,
         },
     })
+}
+
+/// Sends `out[emitted..end]` as a delta, stopping short of an incomplete UTF-8 sequence at the
+/// end; returns the new `emitted` offset. Invalid sequences are sent lossily.
+pub(crate) fn send_delta(
+    tx: &UnboundedSender<String>,
+    out: &[u8],
+    emitted: usize,
+    end: usize,
+) -> usize {
+    let Some(bytes) = out.get(emitted..end).filter(|b| !b.is_empty()) else {
+        return emitted;
+    };
+    let (text, sent) = match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), bytes.len()),
+        // An incomplete sequence at the end: send the valid part, keep the rest for later.
+        Err(e) if e.error_len().is_none() => {
+            let valid = e.valid_up_to();
+            (String::from_utf8_lossy(&bytes[..valid]).into_owned(), valid)
+        }
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), bytes.len()),
+    };
+    if sent > 0 {
+        let _ = tx.unbounded_send(text);
+    }
+    emitted + sent
 }
 
 fn to_pos(pos: usize) -> Result<i32, ModelError> {
@@ -197,6 +237,23 @@ mod tests {
         assert_eq!(find_stop(b"abc", 0, &stops), None);
         assert_eq!(find_stop(b"END abc", 2, &stops), None);
         assert_eq!(find_stop(b"ab", 5, &stops), None);
+    }
+
+    #[test]
+    fn deltas_never_split_a_utf8_character() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let text = "é€ok".as_bytes(); // 2 + 3 + 2 bytes
+        let mut emitted = 0;
+        for end in 1..=text.len() {
+            emitted = send_delta(&tx, text, emitted, end);
+        }
+        assert_eq!(emitted, text.len());
+        drop(tx);
+        let mut parts = Vec::new();
+        while let Ok(p) = rx.try_recv() {
+            parts.push(p);
+        }
+        assert_eq!(parts, vec!["é", "€", "o", "k"]);
     }
 
     #[test]

@@ -29,6 +29,7 @@ use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use futures::channel::mpsc::UnboundedSender;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -162,6 +163,7 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
 struct Job {
     messages: Vec<ChatMessage>,
     params: SamplingParams,
+    deltas: Option<UnboundedSender<String>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
 }
 
@@ -215,11 +217,32 @@ impl ChatModel for LlamaEngine {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
+        self.submit(messages, params, None).await
+    }
+
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        deltas: UnboundedSender<String>,
+    ) -> Result<Completion, ModelError> {
+        self.submit(messages, params, Some(deltas)).await
+    }
+}
+
+impl LlamaEngine {
+    async fn submit(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        deltas: Option<UnboundedSender<String>>,
+    ) -> Result<Completion, ModelError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job {
                 messages: messages.to_vec(),
                 params: params.clone(),
+                deltas,
                 reply,
             })
             .map_err(|_| ModelError::Inference("engine thread has stopped".into()))?;
@@ -316,7 +339,14 @@ fn engine_thread(
         return;
     }
     while let Some(job) = jobs.blocking_recv() {
-        let result = generate::generate(&model, &mut ctx, &template, &job.messages, &job.params);
+        let result = generate::generate(
+            &model,
+            &mut ctx,
+            &template,
+            &job.messages,
+            &job.params,
+            job.deltas.as_ref(),
+        );
         if let Err(e) = &result {
             tracing::warn!(model = %name, error = %e, "request failed");
         }

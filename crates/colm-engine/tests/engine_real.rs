@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
+use futures::StreamExt;
+
 use colm_core::{ChatMessage, ChatModel, FinishReason, ModelError, SamplingParams};
 use colm_engine::{EngineConfig, EngineError, LlamaEngine};
 use colm_models::{catalog, Cache, ModelRef, PullOptions};
@@ -70,6 +72,24 @@ async fn qwen_chat_counts_tokens_and_reports_confidence() {
         .unwrap();
     assert_eq!(stopped.text, full[..cut], "stop {stop:?}");
     assert_eq!(stopped.finish_reason, FinishReason::Stop);
+
+    // Streaming: the deltas add up to the same text, the stop string never leaks out.
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let streamed = engine
+        .chat_streaming(
+            &q,
+            &SamplingParams {
+                stop: vec![stop.clone()],
+                ..long
+            },
+            tx,
+        )
+        .await
+        .unwrap();
+    let deltas: Vec<String> = rx.collect().await;
+    assert!(deltas.len() > 1, "{deltas:?}");
+    assert_eq!(deltas.concat(), streamed.text);
+    assert_eq!(streamed.text, stopped.text);
 }
 
 #[tokio::test]
