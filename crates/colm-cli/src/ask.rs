@@ -1,16 +1,13 @@
 //! `colm ask`: one CoLM collaboration with embedded models, printed step by step or as JSON.
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
+
+use crate::load::load_models;
 use clap::Args;
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
 use colm_core::{ChatModel, SamplingParams, Timings};
-use colm_engine::{EngineConfig, LlamaEngine};
-use colm_models::{Cache, ModelRef, PullOptions};
 
 /// Default client model (DESIGN.md §4).
 pub const DEFAULT_CLIENT: &str = "qwen2.5-coder-0.5b-instruct";
@@ -63,72 +60,6 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-struct Loaded {
-    engine: Arc<LlamaEngine>,
-    description: String,
-}
-
-/// Resolves, pulls (if needed) and loads each distinct model once.
-async fn load_models(
-    specs: &[&str],
-    args: &AskArgs,
-) -> anyhow::Result<BTreeMap<String, Arc<Loaded>>> {
-    let cache = Cache::from_env()?;
-    let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
-    for spec in specs {
-        refs.insert((*spec).to_owned(), ModelRef::parse(spec)?);
-    }
-    let mut paths: BTreeMap<PathBuf, (ModelRef, Vec<String>)> = BTreeMap::new();
-    for (spec, r) in refs {
-        let cache = cache.clone();
-        let r2 = r.clone();
-        let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &PullOptions::default()))
-            .await
-            .context("pull task")??;
-        paths
-            .entry(path)
-            .or_insert_with(|| (r, Vec::new()))
-            .1
-            .push(spec);
-    }
-    // Models load one after the other: loading is I/O and memory bound, and parallel loads
-    // would only compete for the same cores.
-    let mut out = BTreeMap::new();
-    for (path, (r, specs)) in paths {
-        let (template, description) = match &r {
-            ModelRef::Catalog(e) => (e.chat_template.map(str::to_owned), e.description.to_owned()),
-            ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
-        };
-        let config = EngineConfig {
-            n_ctx: args.ctx,
-            n_threads: args.threads,
-            chat_template: template,
-            ..EngineConfig::default()
-        };
-        let started = std::time::Instant::now();
-        let engine = LlamaEngine::load(r.name(), &path, config).await?;
-        if !args.json {
-            let info = engine.info();
-            eprintln!(
-                "loaded {} ({} MB, {} threads, {}-token context) in {:.1} s",
-                info.name,
-                info.size_bytes / 1_000_000,
-                info.n_threads,
-                info.n_ctx,
-                started.elapsed().as_secs_f64()
-            );
-        }
-        let model = Arc::new(Loaded {
-            engine: Arc::new(engine),
-            description,
-        });
-        for s in specs {
-            out.insert(s, model.clone());
-        }
-    }
-    Ok(out)
-}
-
 pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let query = args
         .query
@@ -136,7 +67,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
-    let models = load_models(&specs, &args).await?;
+    let models = load_models(&specs, args.ctx, args.threads, !args.json).await?;
     let get = |spec: &str| {
         models
             .get(spec)

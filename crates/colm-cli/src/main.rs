@@ -1,7 +1,9 @@
 //! `colm`: the command-line entry point (models, ask).
 
 mod ask;
+mod load;
 mod models;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +33,8 @@ enum Command {
     },
     /// Run one CoLM collaboration on a query: drafts, guidance, refinements.
     Ask(ask::AskArgs),
+    /// Host models behind an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Models { command } => models::run(command).await,
             Command::Ask(args) => ask::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     })
 }

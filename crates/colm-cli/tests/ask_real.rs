@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -17,7 +18,11 @@ fn first_gsm8k_question() -> String {
     first["question"].as_str().unwrap().to_owned()
 }
 
+/// The tests take turns: each run uses every core, and two at once mostly wait on each other.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 fn ask(args: &[&str]) -> Value {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = Command::new(env!("CARGO_BIN_EXE_colm"))
         .arg("ask")
         .arg("--json")

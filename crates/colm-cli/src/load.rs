@@ -1,0 +1,78 @@
+//! Resolving, pulling and loading models for the commands that run them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use colm_engine::{EngineConfig, LlamaEngine};
+use colm_models::{Cache, ModelRef, PullOptions};
+
+/// A loaded model and its declared specialisation.
+pub struct Loaded {
+    pub engine: Arc<LlamaEngine>,
+    pub description: String,
+}
+
+/// Resolves, pulls (if needed) and loads each distinct model once.
+pub async fn load_models(
+    specs: &[&str],
+    n_ctx: u32,
+    n_threads: Option<u32>,
+    verbose: bool,
+) -> anyhow::Result<BTreeMap<String, Arc<Loaded>>> {
+    let cache = Cache::from_env()?;
+    let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
+    for spec in specs {
+        refs.insert((*spec).to_owned(), ModelRef::parse(spec)?);
+    }
+    let mut paths: BTreeMap<PathBuf, (ModelRef, Vec<String>)> = BTreeMap::new();
+    for (spec, r) in refs {
+        let cache = cache.clone();
+        let r2 = r.clone();
+        let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &PullOptions::default()))
+            .await
+            .context("pull task")??;
+        paths
+            .entry(path)
+            .or_insert_with(|| (r, Vec::new()))
+            .1
+            .push(spec);
+    }
+    // Models load one after the other: loading is I/O and memory bound, and parallel loads
+    // would only compete for the same cores.
+    let mut out = BTreeMap::new();
+    for (path, (r, specs)) in paths {
+        let (template, description) = match &r {
+            ModelRef::Catalog(e) => (e.chat_template.map(str::to_owned), e.description.to_owned()),
+            ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
+        };
+        let config = EngineConfig {
+            n_ctx,
+            n_threads,
+            chat_template: template,
+            ..EngineConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let engine = LlamaEngine::load(r.name(), &path, config).await?;
+        if verbose {
+            let info = engine.info();
+            eprintln!(
+                "loaded {} ({} MB, {} threads, {}-token context) in {:.1} s",
+                info.name,
+                info.size_bytes / 1_000_000,
+                info.n_threads,
+                info.n_ctx,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let model = Arc::new(Loaded {
+            engine: Arc::new(engine),
+            description,
+        });
+        for s in specs {
+            out.insert(s, model.clone());
+        }
+    }
+    Ok(out)
+}

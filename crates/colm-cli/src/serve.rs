@@ -1,0 +1,100 @@
+//! `colm serve`: host models behind the OpenAI-compatible API.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use colm_core::ChatModel;
+use colm_server::{AppState, ServerConfig};
+
+use crate::load::load_models;
+
+/// Arguments of `colm serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
+    #[arg(long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Address to listen on. Only loopback addresses are accepted until API keys exist.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Context window per model, tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: u32,
+    /// CPU threads per model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Largest accepted request body, bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// `max_tokens` for requests that give none.
+    #[arg(long, default_value_t = 512)]
+    pub default_max_tokens: u32,
+}
+
+/// Splits `NAME=ALIAS`; a `=` inside a path is taken as the alias separator only once, from
+/// the right.
+fn split_alias(spec: &str) -> (&str, Option<&str>) {
+    match spec.rsplit_once('=') {
+        Some((name, alias)) if !name.is_empty() && !alias.is_empty() => (name, Some(alias)),
+        _ => (spec, None),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !colm_server::is_loopback(args.bind.ip()) {
+        anyhow::bail!(
+            "refusing to listen on {}: API keys are not implemented yet, so colm serve only binds \
+             to loopback addresses (127.0.0.1, ::1)",
+            args.bind
+        );
+    }
+    let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
+    let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    let loaded = load_models(&names, args.ctx, args.threads, true).await?;
+    let mut hosted: Vec<(String, Arc<dyn ChatModel>)> = Vec::new();
+    for (name, alias) in &specs {
+        let m = loaded
+            .get(*name)
+            .with_context(|| format!("model {name} was not loaded"))?;
+        let id = alias.map_or_else(|| m.engine.name().to_owned(), str::to_owned);
+        if hosted.iter().any(|(h, _)| *h == id) {
+            anyhow::bail!("model id {id:?} is given twice; use NAME=ALIAS to tell them apart");
+        }
+        hosted.push((id, m.engine.clone()));
+    }
+    let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
+    let state = AppState::new(
+        hosted,
+        ServerConfig {
+            max_body_bytes: args.max_body_bytes,
+            default_max_tokens: args.default_max_tokens,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "colm serve: listening on http://{addr} (models: {})",
+        ids.join(", ")
+    );
+    std::io::stdout().flush()?;
+    colm_server::serve(listener, state).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_split_from_the_right() {
+        assert_eq!(split_alias("qwen"), ("qwen", None));
+        assert_eq!(split_alias("qwen=small"), ("qwen", Some("small")));
+        assert_eq!(split_alias("/m/a=b.gguf=x"), ("/m/a=b.gguf", Some("x")));
+        assert_eq!(split_alias("qwen="), ("qwen=", None));
+    }
+}

@@ -1,0 +1,177 @@
+//! `colm serve` over loopback with a real model: the OpenAI-compatible API, plain and
+//! streamed, and its OpenAI-shaped errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{json, Value};
+
+/// Kills the server when the test ends, however it ends.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .arg("serve")
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let base = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn openai_api_over_loopback() {
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct=small",
+        "--ctx",
+        "512",
+        "--max-body-bytes",
+        "4096",
+        "--default-max-tokens",
+        "16",
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+
+    let models: Value = client
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "small");
+
+    // Plain completion with usage filled in.
+    let question = "Janet's ducks lay 16 eggs per day. How many eggs do they lay in a week?";
+    let body = json!({"model": "small", "messages": [{"role": "user", "content": question}], "max_tokens": 12});
+    let (status, text) = post(&client, &url, body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["object"], "chat.completion");
+    let content = r["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!content.trim().is_empty());
+    let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=12).contains(&completion));
+    assert_eq!(
+        r["usage"]["total_tokens"].as_u64().unwrap(),
+        r["usage"]["prompt_tokens"].as_u64().unwrap() + completion
+    );
+
+    // Streamed: same text (greedy), chunks then a usage chunk and [DONE].
+    let mut stream_body = body.clone();
+    stream_body["stream"] = json!(true);
+    stream_body["stream_options"] = json!({"include_usage": true});
+    let (status, text) = post(&client, &url, stream_body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, content);
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"].as_u64().unwrap(), completion);
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"].is_string()));
+
+    // Errors: OpenAI-shaped bodies with the right status.
+    let cases = [
+        ("{\"model\": \"small\", \"messages\":".to_owned(), 400, "invalid_request_error"),
+        (json!({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}]}).to_string(), 404, "invalid_request_error"),
+        (json!({"model": "small", "messages": [{"role": "user", "content": "x"}], "temperature": 9}).to_string(), 400, "invalid_request_error"),
+        (json!({"model": "small", "messages": [{"role": "user", "content": "Janet's ducks lay eggs. ".repeat(100)}]}).to_string(), 400, "invalid_request_error"),
+        (json!({"model": "small", "messages": [{"role": "user", "content": "x".repeat(5000)}]}).to_string(), 413, "invalid_request_error"),
+    ];
+    for (body, want, kind) in cases {
+        for stream in [false, true] {
+            let body = if stream && body.ends_with('}') {
+                let mut v: Value = serde_json::from_str(&body).unwrap();
+                v["stream"] = json!(true);
+                v.to_string()
+            } else {
+                body.clone()
+            };
+            let (status, text) = post(&client, &url, body).await;
+            assert_eq!(status, want, "{text}");
+            let e: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(e["error"]["type"], kind, "{text}");
+            assert!(e["error"]["message"].as_str().unwrap().len() > 5);
+        }
+    }
+    // The overflow error names the sizes.
+    let body = json!({"model": "small", "messages": [{"role": "user", "content": "Janet's ducks lay eggs. ".repeat(100)}]});
+    let (_, text) = post(&client, &url, body.to_string()).await;
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(e["error"]["code"], "context_length_exceeded");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("512 context tokens"),
+        "{text}"
+    );
+}
+
+#[test]
+fn refuses_to_listen_beyond_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args([
+            "serve",
+            "--model",
+            "qwen2.5-coder-0.5b-instruct",
+            "--bind",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+}

@@ -1,0 +1,133 @@
+//! colm-server: the HTTP side of a colm server (axum).
+//!
+//! Routes:
+//! - `POST /v1/chat/completions`: OpenAI-compatible chat completions over the hosted models,
+//!   plain or streamed as server-sent events ([`openai`]);
+//! - `GET /v1/models`: the hosted model ids (names or aliases);
+//! - `GET /health`: `{"status": "ok"}`.
+//!
+//! Every error body is OpenAI-shaped ([`error::ApiError`]). Request bodies over
+//! [`ServerConfig::max_body_bytes`] are refused with 413. The server knows nothing of model
+//! internals: it holds [`ChatModel`]s (the embedded engine, or later remote endpoints).
+//!
+//! ```no_run
+//! # async fn demo(model: std::sync::Arc<dyn colm_core::ChatModel>) -> std::io::Result<()> {
+//! use colm_server::{AppState, ServerConfig};
+//! let state = AppState::new([("qwen".to_owned(), model)], ServerConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! colm_server::serve(listener, state).await
+//! # }
+//! ```
+
+pub mod error;
+pub mod openai;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use colm_core::ChatModel;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+
+/// Server limits and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest accepted request body, bytes (413 above).
+    pub max_body_bytes: usize,
+    /// `max_tokens` when a request gives none.
+    pub default_max_tokens: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            default_max_tokens: 512,
+        }
+    }
+}
+
+struct Inner {
+    models: BTreeMap<String, Arc<dyn ChatModel>>,
+    config: ServerConfig,
+    created: u64,
+}
+
+/// Shared state of the HTTP handlers: the hosted models by id, and the configuration.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// State hosting `models` as `(id, model)` pairs; a later pair with the same id wins.
+    pub fn new(
+        models: impl IntoIterator<Item = (String, Arc<dyn ChatModel>)>,
+        config: ServerConfig,
+    ) -> Self {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self(Arc::new(Inner {
+            models: models.into_iter().collect(),
+            config,
+            created,
+        }))
+    }
+    /// The hosted model with this id.
+    pub fn model(&self, id: &str) -> Option<Arc<dyn ChatModel>> {
+        self.0.models.get(id).cloned()
+    }
+    /// Ids of the hosted models, sorted.
+    pub fn model_ids(&self) -> Vec<String> {
+        self.0.models.keys().cloned().collect()
+    }
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.0.config
+    }
+    /// Unix time (s) the state was created, reported as the models' `created`.
+    pub fn created(&self) -> u64 {
+        self.0.created
+    }
+}
+
+/// The router with every route, limit and trace layer.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    Router::new()
+        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .fallback(|uri: axum::http::Uri| async move {
+            let mut e = ApiError::invalid(format!("no route for {uri}"), None);
+            e.status = axum::http::StatusCode::NOT_FOUND;
+            e
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until ctrl-c.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// Whether binding to `ip` keeps the server on this machine. API keys are not implemented
+/// yet, so `colm serve` refuses any other address rather than serve without authentication.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}

@@ -1,0 +1,467 @@
+//! The OpenAI-compatible chat API: `POST /v1/chat/completions` (plain and SSE streaming) and
+//! `GET /v1/models`, following the shapes of OpenAI's API reference (Chat Completions).
+//!
+//! Differences from OpenAI, on purpose: `temperature` defaults to 0 (greedy, reproducible)
+//! and `max_tokens` to the server's `default_max_tokens`; `n` must be 1; only text content
+//! is accepted. Responses carry an extra `colm` object (mean log-probability of the generated
+//! tokens, timings in ms) that OpenAI clients ignore.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use colm_core::{ChatMessage, Completion, FinishReason, ModelError, Role, SamplingParams};
+use futures::channel::mpsc;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// `stop` as OpenAI accepts it: one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    /// A single stop string.
+    One(String),
+    /// Up to four stop strings.
+    Many(Vec<String>),
+}
+
+/// Message content: a string, or a list of parts of which only `text` parts are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Content parts.
+    Parts(Vec<ContentPart>),
+}
+
+/// One content part.
+#[derive(Debug, Deserialize)]
+pub struct ContentPart {
+    /// Part type; only `text` is supported.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Text of a `text` part.
+    pub text: Option<String>,
+}
+
+/// One request message.
+#[derive(Debug, Deserialize)]
+pub struct RequestMessage {
+    /// `system`, `developer` (treated as system), `user` or `assistant`.
+    pub role: String,
+    /// The content.
+    pub content: Content,
+}
+
+/// `stream_options`.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Send a final chunk with `usage`.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// The body of `POST /v1/chat/completions` (fields colm uses; others are ignored).
+#[derive(Debug, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// Hosted model id (see `GET /v1/models`).
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<RequestMessage>,
+    /// Completion token limit (legacy name).
+    pub max_tokens: Option<u32>,
+    /// Completion token limit (current name; wins over `max_tokens`).
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature in [0, 2]; default 0 (greedy).
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass in (0, 1].
+    pub top_p: Option<f32>,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// Stop strings.
+    pub stop: Option<Stop>,
+    /// Stream the answer as server-sent events.
+    #[serde(default)]
+    pub stream: bool,
+    /// Streaming options.
+    pub stream_options: Option<StreamOptions>,
+    /// Number of choices; only 1 is supported.
+    pub n: Option<u32>,
+}
+
+fn role(name: &str) -> Result<Role, ApiError> {
+    match name {
+        "system" | "developer" => Ok(Role::System),
+        "user" => Ok(Role::User),
+        "assistant" => Ok(Role::Assistant),
+        other => Err(ApiError::invalid(
+            format!("unsupported message role `{other}` (system, developer, user, assistant)"),
+            Some("messages"),
+        )),
+    }
+}
+
+/// Validates the request and turns it into core messages and sampling parameters.
+///
+/// # Errors
+/// 400 `invalid_request_error` naming the offending field.
+pub fn to_core(
+    req: &ChatCompletionRequest,
+    default_max_tokens: u32,
+) -> Result<(Vec<ChatMessage>, SamplingParams), ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid(
+            "`messages` must not be empty",
+            Some("messages"),
+        ));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid("only n = 1 is supported", Some("n")));
+    }
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for m in &req.messages {
+        let content = match &m.content {
+            Content::Text(t) => t.clone(),
+            Content::Parts(parts) => {
+                let mut text = String::new();
+                for p in parts {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(t)) => text.push_str(t),
+                        (kind, _) => {
+                            return Err(ApiError::invalid(
+                                format!("unsupported content part `{kind}`: only text"),
+                                Some("messages"),
+                            ))
+                        }
+                    }
+                }
+                text
+            }
+        };
+        messages.push(ChatMessage {
+            role: role(&m.role)?,
+            content,
+        });
+    }
+    let temperature = req.temperature.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(ApiError::invalid(
+            format!("temperature must be in [0, 2], got {temperature}"),
+            Some("temperature"),
+        ));
+    }
+    let top_p = req.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(ApiError::invalid(
+            format!("top_p must be in (0, 1], got {top_p}"),
+            Some("top_p"),
+        ));
+    }
+    let max_tokens = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(default_max_tokens);
+    if max_tokens == 0 {
+        return Err(ApiError::invalid(
+            "max_tokens must be at least 1",
+            Some("max_tokens"),
+        ));
+    }
+    let stop = match &req.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s.clone()],
+        Some(Stop::Many(v)) => v.clone(),
+    };
+    if stop.len() > 4 || stop.iter().any(String::is_empty) {
+        return Err(ApiError::invalid(
+            "stop takes up to 4 non-empty strings",
+            Some("stop"),
+        ));
+    }
+    let params = SamplingParams {
+        max_tokens,
+        temperature,
+        top_p,
+        // OpenAI seeds are 64-bit; llama.cpp's are 32-bit: keep the low bits.
+        seed: req.seed.map_or(0, |s| s as u32),
+        stop,
+        ignore_eos: false,
+    };
+    Ok((messages, params))
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn completion_id() -> String {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("chatcmpl-{t:x}{n:04x}")
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn finish_reason(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+    }
+}
+
+fn usage(c: &Completion) -> Value {
+    json!({
+        "prompt_tokens": c.usage.prompt_tokens,
+        "completion_tokens": c.usage.completion_tokens,
+        "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+    })
+}
+
+fn colm_extension(c: &Completion) -> Value {
+    json!({
+        "mean_logprob": c.mean_logprob,
+        "timings": { "prompt_ms": c.timings.prompt_ms, "generation_ms": c.timings.generation_ms },
+    })
+}
+
+/// `GET /v1/models`.
+pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    let data: Vec<Value> = state
+        .model_ids()
+        .iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": state.created(), "owned_by": "colm" }))
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(state, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(status = %e.status, message = %e.message, "request rejected");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle(
+    state: AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "request body over the limit of {} bytes",
+                state.config().max_body_bytes
+            ))
+        } else {
+            ApiError::invalid(r.body_text(), None)
+        }
+    })?;
+    let req: ChatCompletionRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let model = state
+        .model(&req.model)
+        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
+    let (messages, params) = to_core(&req, state.config().default_max_tokens)?;
+    let id = completion_id();
+    let created = unix_now();
+    if !req.stream {
+        let c = model.chat(&messages, &params).await?;
+        return Ok(Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": req.model,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": c.text },
+                "finish_reason": finish_reason(c.finish_reason),
+                "logprobs": null,
+            }],
+            "usage": usage(&c),
+            "colm": colm_extension(&c),
+        }))
+        .into_response());
+    }
+
+    // Streaming. Errors found before the first token (unknown sizes, context overflow) still
+    // get a proper status code: wait for the first delta or the end before answering.
+    let (delta_tx, mut deltas) = mpsc::unbounded::<String>();
+    let task =
+        tokio::spawn(async move { model.chat_streaming(&messages, &params, delta_tx).await });
+    let first = deltas.next().await;
+    let (event_tx, events) = mpsc::unbounded::<Event>();
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": req.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
+        })
+    };
+    let send = |tx: &mpsc::UnboundedSender<Event>, v: Value| {
+        let _ = tx.unbounded_send(Event::default().data(v.to_string()));
+    };
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let pending = match first {
+        Some(_) => Pending::Running(task),
+        None => Pending::Done(join(task).await?),
+    };
+    send(
+        &event_tx,
+        chunk(json!({ "role": "assistant", "content": "" }), None),
+    );
+    if let Some(text) = first {
+        send(&event_tx, chunk(json!({ "content": text }), None));
+    }
+    let forward = async move {
+        while let Some(text) = deltas.next().await {
+            send(&event_tx, chunk(json!({ "content": text }), None));
+        }
+        let outcome = match pending {
+            Pending::Done(c) => Ok(c),
+            Pending::Running(task) => join(task).await,
+        };
+        match outcome {
+            Ok(c) => {
+                let mut last = chunk(json!({}), Some(finish_reason(c.finish_reason)));
+                last["colm"] = colm_extension(&c);
+                send(&event_tx, last);
+                if include_usage {
+                    let mut u = chunk(json!({}), None);
+                    u["choices"] = json!([]);
+                    u["usage"] = usage(&c);
+                    send(&event_tx, u);
+                }
+            }
+            Err(e) => send(&event_tx, e.body()),
+        }
+        let _ = event_tx.unbounded_send(Event::default().data("[DONE]"));
+    };
+    tokio::spawn(forward);
+    Ok(Sse::new(events.map(Ok::<Event, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// A generation that already ended, or is still running.
+enum Pending {
+    Done(Completion),
+    Running(tokio::task::JoinHandle<Result<Completion, ModelError>>),
+}
+
+async fn join(
+    task: tokio::task::JoinHandle<Result<Completion, ModelError>>,
+) -> Result<Completion, ApiError> {
+    task.await
+        .map_err(|e| ApiError::from(ModelError::Inference(format!("generation task: {e}"))))?
+        .map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: Value) -> ChatCompletionRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn requests_map_to_core_types() {
+        let r = req(json!({
+            "model": "m",
+            "messages": [
+                {"role": "developer", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}
+            ],
+            "max_tokens": 9, "max_completion_tokens": 7, "stop": "\n", "seed": 42
+        }));
+        let (m, p) = to_core(&r, 512).unwrap();
+        assert_eq!(m[0].role, Role::System);
+        assert_eq!(m[1].content, "hi there");
+        assert_eq!(p.max_tokens, 7);
+        assert_eq!(p.stop, vec!["\n"]);
+        assert_eq!(p.temperature, 0.0);
+        assert_eq!(p.seed, 42);
+        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
+        assert_eq!(to_core(&r, 300).unwrap().1.max_tokens, 300);
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        for (body, param) in [
+            (json!({"model": "m", "messages": []}), "messages"),
+            (
+                json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+                "messages",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                "messages",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}),
+                "temperature",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 0}),
+                "top_p",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+                "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+                "max_tokens",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
+                "stop",
+            ),
+        ] {
+            let e = to_core(&req(body.clone()), 512).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}");
+            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+        }
+    }
+
+    #[test]
+    fn context_overflow_is_a_400_with_sizes() {
+        let e = ApiError::from(ModelError::ContextOverflow {
+            prompt_tokens: 900,
+            max_tokens: 512,
+            n_ctx: 1024,
+        });
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.code, Some("context_length_exceeded"));
+        let msg = e.body()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(
+            msg.contains("900") && msg.contains("512") && msg.contains("1024"),
+            "{msg}"
+        );
+    }
+}
