@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
 use colm_core::ChatModel;
 use colm_server::{AppState, ServerConfig};
 
@@ -32,6 +33,18 @@ pub struct ServeArgs {
     /// `max_tokens` for requests that give none.
     #[arg(long, default_value_t = 512)]
     pub default_max_tokens: u32,
+    /// Collaborator of the virtual model `colm` (repeatable); enables `colm`.
+    #[arg(long = "colm-client", requires = "colm_server")]
+    pub colm_clients: Vec<String>,
+    /// Server model of the virtual model `colm` (selection and aggregation).
+    #[arg(long, requires = "colm_clients")]
+    pub colm_server: Option<String>,
+    /// Rounds of the virtual model `colm`.
+    #[arg(long, default_value_t = 1)]
+    pub colm_rounds: u32,
+    /// Top-k selection of the virtual model `colm`.
+    #[arg(long)]
+    pub colm_top_k: Option<usize>,
 }
 
 /// Splits `NAME=ALIAS`; a `=` inside a path is taken as the alias separator only once, from
@@ -51,8 +64,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.bind
         );
     }
+    if args.colm_rounds == 0 || args.colm_top_k == Some(0) {
+        anyhow::bail!("--colm-rounds and --colm-top-k must be at least 1");
+    }
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
-    let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    names.extend(args.colm_clients.iter().map(String::as_str));
+    names.extend(args.colm_server.as_deref());
     let loaded = load_models(&names, args.ctx, args.threads, true).await?;
     let mut hosted: Vec<(String, Arc<dyn ChatModel>)> = Vec::new();
     for (name, alias) in &specs {
@@ -64,6 +82,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::bail!("model id {id:?} is given twice; use NAME=ALIAS to tell them apart");
         }
         hosted.push((id, m.engine.clone()));
+    }
+    if let Some(server) = &args.colm_server {
+        if hosted.iter().any(|(h, _)| h == "colm") {
+            anyhow::bail!("a hosted model is already called \"colm\": give it another alias");
+        }
+        let mut collaborators = Vec::new();
+        for (i, spec) in args.colm_clients.iter().enumerate() {
+            let m = loaded
+                .get(spec)
+                .with_context(|| format!("model {spec} was not loaded"))?;
+            collaborators.push(Collaborator {
+                id: format!("client-{}", i + 1),
+                description: m.description.clone(),
+                model: m.engine.clone(),
+            });
+        }
+        let server = loaded
+            .get(server)
+            .with_context(|| format!("model {server} was not loaded"))?;
+        let config = ColmConfig {
+            rounds: args.colm_rounds,
+            top_k: args.colm_top_k,
+            ..ColmConfig::default()
+        };
+        let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config);
+        hosted.push(("colm".to_owned(), Arc::new(colm)));
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
     let state = AppState::new(

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -20,6 +21,9 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The servers take turns: each uses every core.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn start(args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
@@ -55,6 +59,7 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, String
 
 #[tokio::test]
 async fn openai_api_over_loopback() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = start(&[
         "--model",
         "qwen2.5-coder-0.5b-instruct=small",
@@ -174,4 +179,49 @@ fn refuses_to_listen_beyond_loopback() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+}
+
+#[tokio::test]
+async fn virtual_colm_model_collaborates_behind_the_openai_api() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-client",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-server",
+        "qwen2.5-coder-1.5b-instruct",
+        "--ctx",
+        "2048",
+    ]);
+    let client = reqwest::Client::new();
+    let models: Value = client
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["colm", "qwen2.5-coder-0.5b-instruct"]);
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    let body = json!({"model": "colm", "messages": [{"role": "user", "content": question}], "max_tokens": 16});
+    let url = format!("{}/v1/chat/completions", server.base);
+    let (status, text) = post(&client, &url, body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert!(!r["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .is_empty());
+    // Draft + guidance + refinement: more than one call's worth of tokens.
+    let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(completion > 16 && completion <= 48, "{}", r["usage"]);
 }

@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
 use crate::prompts;
 
+mod virtual_model;
+pub use virtual_model::{query_of, ColmModel};
+
 /// A client model taking part in a collaboration.
 #[derive(Clone)]
 pub struct Collaborator {

@@ -380,3 +380,86 @@ async fn invalid_settings_are_rejected() {
         ));
     }
 }
+
+#[tokio::test]
+async fn virtual_model_answers_with_the_collaboration() {
+    let a = client("a");
+    let srv = server("");
+    let model = ColmModel::new(
+        "colm",
+        vec![collab("client-1", a.clone())],
+        srv.clone(),
+        ColmConfig::default(),
+    );
+    let params = SamplingParams {
+        max_tokens: 7,
+        ..Default::default()
+    };
+    let out = model
+        .chat(&[ChatMessage::user("How many eggs?")], &params)
+        .await
+        .unwrap();
+    assert_eq!(model.name(), "colm");
+    assert_eq!(out.text, "REFINED-a-1");
+    // Usage is the sum over draft, guidance and refinement.
+    let expected = "DRAFT-a".len() + "GUIDANCE: the answer is 18".len() + "REFINED-a-1".len();
+    assert_eq!(out.usage.completion_tokens, expected as u64);
+    assert_eq!(out.timings.generation_ms, 6.0);
+    assert_eq!(out.mean_logprob, Some(-0.5));
+    // The caller's question reached the draft prompt.
+    assert_eq!(a.calls()[0][1].content, "How many eggs?");
+}
+
+#[tokio::test]
+async fn virtual_model_reports_context_overflow_as_such() {
+    let over = Scripted::new("small", |_| {
+        Err(ModelError::ContextOverflow {
+            prompt_tokens: 900,
+            max_tokens: 512,
+            n_ctx: 1024,
+        })
+    });
+    let model = ColmModel::new(
+        "colm",
+        vec![collab("client-1", over)],
+        server(""),
+        ColmConfig::default(),
+    );
+    let err = model
+        .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ModelError::ContextOverflow { n_ctx: 1024, .. }),
+        "{err}"
+    );
+    let err = ColmModel::new(
+        "colm",
+        vec![collab("client-1", failing("x"))],
+        server(""),
+        ColmConfig::default(),
+    )
+    .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ModelError::Inference(m) if m.contains("client-1")));
+}
+
+#[test]
+fn chats_become_queries() {
+    assert_eq!(query_of(&[ChatMessage::user("q")]), "q");
+    assert_eq!(
+        query_of(&[ChatMessage::system("be brief"), ChatMessage::user("q")]),
+        "Earlier conversation:\nsystem: be brief\n\nQuestion:\nq"
+    );
+    let chat = [
+        ChatMessage::user("a"),
+        ChatMessage::assistant("b"),
+        ChatMessage::user("c"),
+        ChatMessage::assistant("trailing"),
+    ];
+    assert_eq!(
+        query_of(&chat),
+        "Earlier conversation:\nuser: a\nassistant: b\n\nQuestion:\nc"
+    );
+}

@@ -1,0 +1,153 @@
+//! The whole CoLM strategy behind the [`ChatModel`] trait, so that anything that serves chat
+//! models (the OpenAI-compatible API) serves collaboration unchanged.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord, StepOutcome};
+use crate::model::{
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
+    Usage,
+};
+
+/// A [`ChatModel`] that answers by running a CoLM collaboration: the configured collaborators
+/// draft and refine, `server` selects and aggregates.
+///
+/// Per request, the caller's sampling parameters replace the configured ones for every step
+/// (drafts, guidance, refinements). The returned [`Completion`] is the first collaborator's
+/// final answer; its `usage` and `timings` are summed over **every** step of the collaboration
+/// (what the deployment spent), its `mean_logprob` and `finish_reason` are those of the step
+/// that produced the answer.
+pub struct ColmModel {
+    name: String,
+    collaborators: Vec<Collaborator>,
+    server: Arc<dyn ChatModel>,
+    config: ColmConfig,
+}
+
+impl ColmModel {
+    /// A virtual model named `name`.
+    pub fn new(
+        name: impl Into<String>,
+        collaborators: Vec<Collaborator>,
+        server: Arc<dyn ChatModel>,
+        config: ColmConfig,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            collaborators,
+            server,
+            config,
+        }
+    }
+
+    /// Runs the collaboration and returns the full record.
+    ///
+    /// # Errors
+    /// As [`run`].
+    pub async fn collaborate(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<ColmRecord, ColmError> {
+        let config = ColmConfig {
+            client_params: params.clone(),
+            server_params: params.clone(),
+            ..self.config.clone()
+        };
+        run(
+            &query_of(messages),
+            &self.collaborators,
+            self.server.as_ref(),
+            &config,
+            None,
+        )
+        .await
+    }
+}
+
+/// The query a chat becomes: the last user message, preceded by the earlier turns (if any)
+/// as a transcript.
+pub fn query_of(messages: &[ChatMessage]) -> String {
+    let last_user = messages.iter().rposition(|m| m.role == Role::User);
+    let Some(i) = last_user else {
+        return messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    };
+    if i == 0 {
+        return messages[0].content.clone();
+    }
+    let mut q = String::from("Earlier conversation:\n");
+    for m in &messages[..i] {
+        q.push_str(&format!("{}: {}\n", m.role.as_str(), m.content));
+    }
+    q.push_str(&format!("\nQuestion:\n{}", messages[i].content));
+    q
+}
+
+fn to_model_error(e: ColmError) -> ModelError {
+    let overflow = |err: &ModelError| matches!(err, ModelError::ContextOverflow { .. });
+    match e {
+        ColmError::AllCollaboratorsFailed { ref errors, .. }
+            if errors.iter().all(|(_, err)| overflow(err)) =>
+        {
+            errors
+                .first()
+                .map(|(_, err)| err.clone())
+                .unwrap_or_else(|| ModelError::Inference(e.to_string()))
+        }
+        ColmError::GuidanceFailed { ref error, .. } if overflow(error) => error.clone(),
+        other => ModelError::Inference(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl ChatModel for ColmModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let record = self
+            .collaborate(messages, params)
+            .await
+            .map_err(to_model_error)?;
+        let mut usage = Usage::default();
+        let mut timings = Timings::default();
+        for t in record.usage_by_model.values() {
+            usage.add(t.usage);
+            timings.prompt_ms += t.prompt_ms;
+            timings.generation_ms += t.generation_ms;
+        }
+        let answer = record
+            .final_answers
+            .first()
+            .ok_or_else(|| ModelError::Inference("the collaboration produced no answer".into()))?;
+        let source = record
+            .steps()
+            .filter(|s| {
+                s.kind == answer.from
+                    && s.round == answer.round
+                    && s.collaborator.as_deref() == Some(answer.collaborator.as_str())
+            })
+            .find_map(|s| match &s.outcome {
+                StepOutcome::Ok { completion } => Some(completion),
+                StepOutcome::Failed { .. } => None,
+            });
+        Ok(Completion {
+            text: answer.text.clone(),
+            usage,
+            mean_logprob: source.and_then(|c| c.mean_logprob),
+            finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
+            timings,
+        })
+    }
+}
