@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
@@ -23,7 +22,7 @@ impl Drop for Server {
 }
 
 /// The servers take turns: each uses every core.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn start(args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
@@ -59,7 +58,7 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, String
 
 #[tokio::test]
 async fn openai_api_over_loopback() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = SERIAL.lock().await;
     let server = start(&[
         "--model",
         "qwen2.5-coder-0.5b-instruct=small",
@@ -183,7 +182,7 @@ fn refuses_to_listen_beyond_loopback() {
 
 #[tokio::test]
 async fn virtual_colm_model_collaborates_behind_the_openai_api() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = SERIAL.lock().await;
     let server = start(&[
         "--model",
         "qwen2.5-coder-0.5b-instruct",
