@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
 use colm_core::ChatModel;
+use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
 
 use crate::load::load_models;
@@ -18,9 +20,16 @@ pub struct ServeArgs {
     /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
     #[arg(long = "model", required = true)]
     pub models: Vec<String>,
-    /// Address to listen on. Only loopback addresses are accepted until API keys exist.
+    /// Address to listen on; anything but loopback requires `--api-key-file`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// File of API keys, one per line (`#` comments); the `/v1` routes then need
+    /// `Authorization: Bearer KEY`.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Requests per minute per API key (429 with Retry-After above it).
+    #[arg(long, requires = "api_key_file")]
+    pub rate_limit: Option<u32>,
     /// Context window per model, tokens.
     #[arg(long, default_value_t = 8192)]
     pub ctx: u32,
@@ -57,13 +66,21 @@ fn split_alias(spec: &str) -> (&str, Option<&str>) {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !colm_server::is_loopback(args.bind.ip()) {
+    if !colm_server::is_loopback(args.bind.ip()) && args.api_key_file.is_none() {
         anyhow::bail!(
-            "refusing to listen on {}: API keys are not implemented yet, so colm serve only binds \
-             to loopback addresses (127.0.0.1, ::1)",
+            "refusing to listen on {} without API keys: give --api-key-file, or bind to a \
+             loopback address (127.0.0.1, ::1)",
             args.bind
         );
     }
+    let auth = match &args.api_key_file {
+        Some(path) => Some(AuthConfig {
+            keys: AuthConfig::keys_from_file(path)
+                .with_context(|| format!("API key file {}", path.display()))?,
+            requests_per_minute: args.rate_limit,
+        }),
+        None => None,
+    };
     if args.colm_rounds == 0 || args.colm_top_k == Some(0) {
         anyhow::bail!("--colm-rounds and --colm-top-k must be at least 1");
     }
@@ -115,6 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ServerConfig {
             max_body_bytes: args.max_body_bytes,
             default_max_tokens: args.default_max_tokens,
+            auth,
         },
     );
     let listener = tokio::net::TcpListener::bind(args.bind)

@@ -224,3 +224,64 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
     let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(completion > 16 && completion <= 48, "{}", r["usage"]);
 }
+
+#[tokio::test]
+async fn api_keys_and_rate_limits() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("colm-serve-keys-{}", std::process::id()));
+    std::fs::write(&dir, "# test keys\nsk-test-1\n").unwrap();
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct",
+        "--api-key-file",
+        dir.to_str().unwrap(),
+        "--rate-limit",
+        "2",
+    ]);
+    let client = reqwest::Client::new();
+    let models = format!("{}/v1/models", server.base);
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    let r = client.get(&models).send().await.unwrap();
+    assert_eq!(status(&r), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_api_key");
+    let r = client
+        .get(&models)
+        .bearer_auth("sk-wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 401);
+    for _ in 0..2 {
+        let r = client
+            .get(&models)
+            .bearer_auth("sk-test-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(&r), 200);
+    }
+    let r = client
+        .get(&models)
+        .bearer_auth("sk-test-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "rate_limit_exceeded");
+    // Health stays open.
+    let r = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 200);
+    let _ = std::fs::remove_file(&dir);
+}

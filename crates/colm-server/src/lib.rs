@@ -6,7 +6,9 @@
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
 //! - `GET /health`: `{"status": "ok"}`.
 //!
-//! Every error body is OpenAI-shaped ([`error::ApiError`]). Request bodies over
+//! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
+//! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
+//! Request bodies over
 //! [`ServerConfig::max_body_bytes`] are refused with 413. The server knows nothing of model
 //! internals: it holds [`ChatModel`]s (the embedded engine, or later remote endpoints).
 //!
@@ -19,6 +21,7 @@
 //! # }
 //! ```
 
+pub mod auth;
 pub mod error;
 pub mod openai;
 
@@ -43,6 +46,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `max_tokens` when a request gives none.
     pub default_max_tokens: u32,
+    /// API keys and rate limits for the `/v1` routes; `None` = open (loopback only).
+    pub auth: Option<auth::AuthConfig>,
 }
 
 impl Default for ServerConfig {
@@ -50,12 +55,14 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 1 << 20,
             default_max_tokens: 512,
+            auth: None,
         }
     }
 }
 
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
+    auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
 }
@@ -75,6 +82,7 @@ impl AppState {
             .map_or(0, |d| d.as_secs());
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
+            auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
         }))
@@ -100,10 +108,18 @@ impl AppState {
 /// The router with every route, limit and trace layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
+    let mut v1 = Router::new()
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/chat/completions", post(openai::chat_completions));
+    if let Some(auth) = &state.0.auth {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+            auth.clone(),
+            auth::require_key,
+        ));
+    }
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/v1/models", get(openai::list_models))
-        .route("/v1/chat/completions", post(openai::chat_completions))
+        .merge(v1)
         .fallback(|uri: axum::http::Uri| async move {
             let mut e = ApiError::invalid(format!("no route for {uri}"), None);
             e.status = axum::http::StatusCode::NOT_FOUND;
@@ -126,8 +142,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
         .await
 }
 
-/// Whether binding to `ip` keeps the server on this machine. API keys are not implemented
-/// yet, so `colm serve` refuses any other address rather than serve without authentication.
+/// Whether binding to `ip` keeps the server on this machine; `colm serve` requires API keys
+/// for any other address.
 pub fn is_loopback(ip: IpAddr) -> bool {
     ip.is_loopback()
 }
