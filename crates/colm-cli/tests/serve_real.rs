@@ -149,6 +149,54 @@ async fn openai_api_over_loopback() {
             assert!(e["error"]["message"].as_str().unwrap().len() > 5);
         }
     }
+    // One-shot guidance: vote (no model call), synthesis and critique by the real model.
+    let g_url = format!("{}/v1/colm/guidance", server.base);
+    let drafts = [
+        "She sells 9 eggs, so $18.",
+        "The answer is 18.",
+        "So she makes 20 dollars.",
+    ];
+    let (status, text) = post(
+        &client,
+        &g_url,
+        json!({"query": question, "drafts": drafts, "mode": "vote"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let g: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(g["mode"], "vote");
+    assert_eq!(g["tally"]["answer"], "18");
+    assert!(g["usage"].is_null());
+    for mode in ["synthesis", "critique"] {
+        let body = json!({"model": "small", "query": question, "drafts": [content], "mode": mode, "round": 2});
+        let (status, text) = post(&client, &g_url, body.to_string()).await;
+        assert_eq!(status, 200, "{text}");
+        let g: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(g["mode"], mode);
+        assert_eq!(g["round"], 2);
+        assert!(!g["guidance"].as_str().unwrap().trim().is_empty());
+        assert!((1..=16).contains(&g["usage"]["completion_tokens"].as_u64().unwrap()));
+    }
+    for (body, param) in [
+        (
+            json!({"query": "q", "drafts": ["a 1", "b 2"], "mode": "synthesis"}),
+            "model",
+        ),
+        (
+            json!({"model": "small", "query": "q", "drafts": [], "mode": "vote"}),
+            "drafts",
+        ),
+        (
+            json!({"model": "small", "query": "q", "drafts": ["x"], "mode": "shout"}),
+            "mode",
+        ),
+    ] {
+        let (status, text) = post(&client, &g_url, body.to_string()).await;
+        assert_eq!(status, 400, "{text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["param"], param, "{text}");
+    }
+
     // The overflow error names the sizes.
     let body = json!({"model": "small", "messages": [{"role": "user", "content": "Janet's ducks lay eggs. ".repeat(100)}]});
     let (_, text) = post(&client, &url, body.to_string()).await;

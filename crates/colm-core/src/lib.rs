@@ -3,9 +3,11 @@
 //!
 //! - [`model`]: the [`ChatModel`] trait and its request/response types;
 //! - [`colm`]: the CoLM strategy (draft → guidance → refinement over rounds, top-k selection);
+//! - [`guidance`]: guidance modes (synthesis, critique, vote, auto) and answer extraction;
 //! - [`prompts`]: the prompts of each step, with their sources.
 
 pub mod colm;
+pub mod guidance;
 pub mod model;
 pub mod prompts;
 

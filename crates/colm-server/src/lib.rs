@@ -4,6 +4,7 @@
 //! - `POST /v1/chat/completions`: OpenAI-compatible chat completions over the hosted models,
 //!   plain or streamed as server-sent events ([`openai`]);
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
+//! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
 //! - `GET /health`: `{"status": "ok"}`.
 //!
 //! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod auth;
+pub mod collab;
 pub mod error;
 pub mod openai;
 
@@ -110,7 +112,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     let mut v1 = Router::new()
         .route("/v1/models", get(openai::list_models))
-        .route("/v1/chat/completions", post(openai::chat_completions));
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/colm/guidance", post(collab::one_shot));
     if let Some(auth) = &state.0.auth {
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),

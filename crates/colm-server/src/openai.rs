@@ -202,6 +202,23 @@ pub fn to_core(
     Ok((messages, params))
 }
 
+/// The request body, or 413 over the configured limit / 400 when unreadable.
+///
+/// # Errors
+/// As above, OpenAI-shaped.
+pub fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(format!(
+                "request body over the limit of {} bytes",
+                state.config().max_body_bytes
+            ))
+        } else {
+            ApiError::invalid(r.body_text(), None)
+        }
+    })
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn completion_id() -> String {
@@ -268,16 +285,7 @@ async fn handle(
     state: AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!(
-                "request body over the limit of {} bytes",
-                state.config().max_body_bytes
-            ))
-        } else {
-            ApiError::invalid(r.body_text(), None)
-        }
-    })?;
+    let body = read_body(&state, body)?;
     let req: ChatCompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
     let model = state

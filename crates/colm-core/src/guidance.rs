@@ -1,0 +1,366 @@
+//! Guidance modes: how a server turns clients' drafts into guidance.
+//!
+//! - [`GuidanceMode::Synthesis`]: the paper's step — the server model summarises and
+//!   synthesises all drafts ([`crate::prompts::aggregation`]);
+//! - [`GuidanceMode::Critique`]: the server model reads the draft(s) and says what is wrong,
+//!   without writing its own full solution; its cost is mostly prompt processing;
+//! - [`GuidanceMode::Vote`]: no server model — the majority of the answers extracted from the
+//!   drafts ([`extract_answer`]);
+//! - [`GuidanceMode::Auto`]: vote when the drafts agree at or above a threshold, else synthesis
+//!   (skipping aggregation when drafts already agree, as DESIGN.md §6 asks of
+//!   mixture-of-agents).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use crate::prompts;
+
+/// How to produce guidance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuidanceMode {
+    /// Server model synthesises all drafts (CoLM).
+    Synthesis,
+    /// Server model critiques the drafts.
+    Critique,
+    /// Majority of extracted answers; no model call.
+    Vote,
+    /// Vote when the share of drafts agreeing with the majority answer is at least
+    /// `threshold` (and there are two drafts or more), else synthesis.
+    Auto {
+        /// Agreement threshold in (0, 1].
+        threshold: f64,
+    },
+}
+
+/// The majority answer among drafts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoteTally {
+    /// The most frequent extracted answer (first seen wins ties).
+    pub answer: String,
+    /// Drafts that gave it.
+    pub votes: usize,
+    /// Drafts with an extractable answer.
+    pub answered: usize,
+    /// All drafts.
+    pub drafts: usize,
+}
+
+impl VoteTally {
+    /// `votes / drafts`.
+    pub fn agreement(&self) -> f64 {
+        if self.drafts == 0 {
+            0.0
+        } else {
+            self.votes as f64 / self.drafts as f64
+        }
+    }
+}
+
+/// Guidance and how it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guidance {
+    /// The guidance text sent to clients.
+    pub text: String,
+    /// The mode actually used (`Auto` resolves to `Vote` or `Synthesis`).
+    pub mode: GuidanceMode,
+    /// The server model's completion, when a model was called.
+    pub completion: Option<Completion>,
+    /// The tally, when answers were extracted (vote and auto).
+    pub tally: Option<VoteTally>,
+}
+
+/// The final answer of a text: the last `\boxed{…}`, else what follows the last
+/// "answer is" / "Answer:", else the last number; numbers lose thousands separators, a
+/// trailing `.0`, `$` and `%`. `None` when nothing answer-like is found.
+pub fn extract_answer(text: &str) -> Option<String> {
+    if let Some(start) = text.rfind("\\boxed{") {
+        let rest = &text[start + 7..];
+        let mut depth = 1;
+        for (i, c) in rest.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(normalise(&rest[..i]));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let lower = text.to_lowercase();
+    for marker in ["answer is", "answer:"] {
+        if let Some(pos) = lower.rfind(marker) {
+            let after = text.get(pos + marker.len()..).unwrap_or("");
+            let line = after.lines().next().unwrap_or("").trim();
+            if let Some(n) = last_number(line) {
+                return Some(n);
+            }
+            let word = line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches(|c: char| !c.is_alphanumeric());
+            if !word.is_empty() {
+                return Some(normalise(word));
+            }
+        }
+    }
+    last_number(text)
+}
+
+fn last_number(text: &str) -> Option<String> {
+    let mut last = None;
+    let mut current = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let next_is_digit = chars.get(i + 1).is_some_and(char::is_ascii_digit);
+        if c.is_ascii_digit()
+            || ((c == '.' || c == ',') && !current.is_empty() && next_is_digit)
+            || (c == '-' && current.is_empty() && next_is_digit)
+        {
+            current.push(c);
+        } else if !current.is_empty() {
+            last = Some(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        last = Some(current);
+    }
+    last.map(|n| normalise(&n))
+}
+
+fn normalise(answer: &str) -> String {
+    let a = answer
+        .trim()
+        .trim_start_matches('$')
+        .trim_end_matches(['%', '.'])
+        .replace(',', "");
+    let a = a.strip_suffix(".0").unwrap_or(&a).to_owned();
+    a.trim().to_owned()
+}
+
+/// Majority of the answers extracted from `drafts`; `None` when no draft has one.
+pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
+    let answers: Vec<String> = drafts.iter().filter_map(|d| extract_answer(d)).collect();
+    let mut best: Option<(&str, usize)> = None;
+    for a in &answers {
+        let n = answers.iter().filter(|b| *b == a).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((a, n));
+        }
+    }
+    best.map(|(answer, votes)| VoteTally {
+        answer: answer.to_owned(),
+        votes,
+        answered: answers.len(),
+        drafts: drafts.len(),
+    })
+}
+
+/// Messages asking the server to critique the drafts: what is wrong and why, without writing
+/// its own full solution.
+pub fn critique_prompt(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
+    let mut refs = String::new();
+    for (i, text) in drafts.iter().enumerate() {
+        refs.push_str(&format!("[Answer {}]\n{}\n\n", i + 1, text.trim()));
+    }
+    vec![
+        ChatMessage::system(
+            "You review answers written by smaller assistant models. For each answer, point out \
+             the first step that is wrong and why, in a few sentences. Do not write a full \
+             solution yourself. If an answer is correct, say so.",
+        ),
+        ChatMessage::user(format!("Query:\n{query}\n\n{refs}Write the review.")),
+    ]
+}
+
+fn vote_text(t: &VoteTally) -> String {
+    format!(
+        "{} of {} collaborators answered {}. If your answer differs, re-check your reasoning \
+         step by step before changing it.",
+        t.votes, t.drafts, t.answer
+    )
+}
+
+/// Produces guidance for `drafts` on `query` with `mode`, calling `server` unless voting.
+///
+/// # Errors
+/// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer, an `Auto`
+/// threshold outside (0, 1], or a model call needed with `server` = `None`; the server's error
+/// otherwise.
+pub async fn guidance(
+    server: Option<&dyn ChatModel>,
+    query: &str,
+    drafts: &[&str],
+    mode: GuidanceMode,
+    params: &SamplingParams,
+) -> Result<Guidance, ModelError> {
+    if drafts.is_empty() {
+        return Err(ModelError::InvalidRequest("no drafts to aggregate".into()));
+    }
+    let vote = |t: VoteTally| Guidance {
+        text: vote_text(&t),
+        mode: GuidanceMode::Vote,
+        completion: None,
+        tally: Some(t),
+    };
+    let messages = match mode {
+        GuidanceMode::Vote => {
+            return tally(drafts).map(vote).ok_or_else(|| {
+                ModelError::InvalidRequest("no draft has an extractable answer to vote on".into())
+            })
+        }
+        GuidanceMode::Auto { threshold } => {
+            if !(threshold > 0.0 && threshold <= 1.0) {
+                return Err(ModelError::InvalidRequest(format!(
+                    "auto threshold must be in (0, 1], got {threshold}"
+                )));
+            }
+            match tally(drafts) {
+                Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => return Ok(vote(t)),
+                _ => prompts::aggregation(query, drafts),
+            }
+        }
+        GuidanceMode::Synthesis => prompts::aggregation(query, drafts),
+        GuidanceMode::Critique => critique_prompt(query, drafts),
+    };
+    let used = match mode {
+        GuidanceMode::Critique => GuidanceMode::Critique,
+        _ => GuidanceMode::Synthesis,
+    };
+    let server = server.ok_or_else(|| {
+        ModelError::InvalidRequest(format!(
+            "a server model is needed for {} guidance",
+            if used == GuidanceMode::Critique {
+                "critique"
+            } else {
+                "synthesis"
+            }
+        ))
+    })?;
+    let completion = server.chat(&messages, params).await?;
+    Ok(Guidance {
+        text: completion.text.clone(),
+        mode: used,
+        completion: Some(completion),
+        tally: if matches!(mode, GuidanceMode::Auto { .. }) {
+            tally(drafts)
+        } else {
+            None
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_extracted_from_real_model_outputs() {
+        // The first is the ending of a real qwen2.5-coder-0.5b-instruct draft (`colm ask` on
+        // GSM8K item 1); the others are the usual shapes of final answers.
+        let boxed =
+            "Therefore, Janet makes \\(\\boxed{58}\\) dollars every day at the farmers' market.";
+        assert_eq!(extract_answer(boxed).as_deref(), Some("58"));
+        let dollars = "So she makes 9 * 2 = $18 every day.\nThe answer is $18.";
+        assert_eq!(extract_answer(dollars).as_deref(), Some("18"));
+        let commas = "The total cost is 1,250 dollars.";
+        assert_eq!(extract_answer(commas).as_deref(), Some("1250"));
+        let decimal = "It takes 3.0 bolts in total.";
+        assert_eq!(extract_answer(decimal).as_deref(), Some("3"));
+        let letter = "Answer: (B) photosynthesis";
+        assert_eq!(extract_answer(letter).as_deref(), Some("B"));
+        let nested = "\\boxed{\\frac{1}{2}}";
+        assert_eq!(extract_answer(nested).as_deref(), Some("\\frac{1}{2}"));
+        let negative = "The change in temperature is -5 degrees.";
+        assert_eq!(extract_answer(negative).as_deref(), Some("-5"));
+        assert_eq!(extract_answer("I do not know."), None);
+    }
+
+    struct Echo;
+
+    #[async_trait::async_trait]
+    impl ChatModel for Echo {
+        fn name(&self) -> &str {
+            "echo"
+        }
+        async fn chat(
+            &self,
+            messages: &[ChatMessage],
+            _params: &SamplingParams,
+        ) -> Result<Completion, ModelError> {
+            Ok(Completion {
+                text: format!("saw: {}", messages[0].content),
+                usage: crate::Usage::default(),
+                mean_logprob: None,
+                finish_reason: crate::FinishReason::Stop,
+                timings: crate::Timings::default(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn modes_choose_the_right_path() {
+        let p = SamplingParams::default();
+        let agree = ["so 18", "answer is 18", "maybe 20"];
+        let g = guidance(Some(&Echo), "q", &agree, GuidanceMode::Vote, &p)
+            .await
+            .unwrap();
+        assert_eq!(g.mode, GuidanceMode::Vote);
+        assert!(g.completion.is_none());
+        assert!(
+            g.text.starts_with("2 of 3 collaborators answered 18"),
+            "{}",
+            g.text
+        );
+        let auto = GuidanceMode::Auto { threshold: 0.6 };
+        let g = guidance(Some(&Echo), "q", &agree, auto, &p).await.unwrap();
+        assert_eq!(g.mode, GuidanceMode::Vote);
+        let disagree = ["so 18", "it is 20", "maybe 21"];
+        let g = guidance(Some(&Echo), "q", &disagree, auto, &p)
+            .await
+            .unwrap();
+        assert_eq!(g.mode, GuidanceMode::Synthesis);
+        assert!(g.text.contains("Summarise and synthesise"), "{}", g.text);
+        assert_eq!(g.tally.unwrap().votes, 1);
+        let g = guidance(Some(&Echo), "q", &["x"], GuidanceMode::Critique, &p)
+            .await
+            .unwrap();
+        assert_eq!(g.mode, GuidanceMode::Critique);
+        assert!(g.text.contains("first step that is wrong"), "{}", g.text);
+        // A single draft never "agrees" with itself.
+        let g = guidance(Some(&Echo), "q", &["so 18"], auto, &p)
+            .await
+            .unwrap();
+        assert_eq!(g.mode, GuidanceMode::Synthesis);
+        let no_server = guidance(None, "q", &disagree, auto, &p).await;
+        assert!(matches!(no_server, Err(ModelError::InvalidRequest(m)) if m.contains("synthesis")));
+        assert!(guidance(None, "q", &agree, auto, &p).await.is_ok());
+        for bad in [
+            guidance(Some(&Echo), "q", &[], GuidanceMode::Synthesis, &p).await,
+            guidance(Some(&Echo), "q", &["none"], GuidanceMode::Vote, &p).await,
+            guidance(
+                Some(&Echo),
+                "q",
+                &["1"],
+                GuidanceMode::Auto { threshold: 0.0 },
+                &p,
+            )
+            .await,
+        ] {
+            assert!(matches!(bad, Err(ModelError::InvalidRequest(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tally_takes_the_majority() {
+        let t = tally(&["so 18", "\\boxed{18}", "it is 20", "no idea"]).unwrap();
+        assert_eq!(t.answer, "18");
+        assert_eq!((t.votes, t.answered, t.drafts), (2, 3, 4));
+        assert!((t.agreement() - 0.5).abs() < 1e-9);
+        assert!(tally(&["none", "nothing"]).is_none());
+    }
+}

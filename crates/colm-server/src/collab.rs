@@ -1,0 +1,143 @@
+//! The collaboration API: one-shot guidance.
+//!
+//! `POST /v1/colm/guidance` — a client sends its query and draft(s) and gets guidance back:
+//!
+//! ```json
+//! {"model": "qwen2.5-coder-1.5b-instruct", "query": "…", "drafts": ["…"], "round": 1,
+//!  "mode": "synthesis", "max_tokens": 256}
+//! ```
+//! answers
+//! ```json
+//! {"object": "colm.guidance", "round": 1, "mode": "synthesis", "model": "…",
+//!  "guidance": "…", "usage": {"prompt_tokens": 519, "completion_tokens": 200, "total_tokens": 719},
+//!  "tally": null}
+//! ```
+//! `mode` is `synthesis` (default; CoLM's aggregation), `critique`, `vote` (no model call;
+//! `model` may be omitted) or `auto` (vote when the drafts agree at `auto_threshold`, default
+//! 0.6, else synthesis); the response names the mode actually used. A mode that needs a model
+//! without `model` is a 400.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use colm_core::guidance::{guidance, GuidanceMode};
+use colm_core::SamplingParams;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::openai::read_body;
+use crate::AppState;
+
+/// Most drafts accepted in one request.
+pub const MAX_DRAFTS: usize = 16;
+
+/// Body of `POST /v1/colm/guidance`.
+#[derive(Debug, Deserialize)]
+pub struct GuidanceRequest {
+    /// Server model to call (not needed when voting).
+    pub model: Option<String>,
+    /// The clients' query.
+    pub query: String,
+    /// Drafts to aggregate, 1 to [`MAX_DRAFTS`].
+    pub drafts: Vec<String>,
+    /// Round number, echoed back (default 1).
+    pub round: Option<u32>,
+    /// `synthesis` (default), `critique`, `vote` or `auto`.
+    pub mode: Option<String>,
+    /// Agreement threshold of `auto`, in (0, 1]; default 0.6.
+    pub auto_threshold: Option<f64>,
+    /// Completion token limit of the server call.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature of the server call; default 0.
+    pub temperature: Option<f32>,
+}
+
+/// `POST /v1/colm/guidance`.
+pub async fn one_shot(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(state, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    state: AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
+    let req: GuidanceRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    if req.drafts.is_empty() || req.drafts.len() > MAX_DRAFTS {
+        return Err(ApiError::invalid(
+            format!(
+                "`drafts` takes 1 to {MAX_DRAFTS} drafts, got {}",
+                req.drafts.len()
+            ),
+            Some("drafts"),
+        ));
+    }
+    let mode = match req.mode.as_deref().unwrap_or("synthesis") {
+        "synthesis" => GuidanceMode::Synthesis,
+        "critique" => GuidanceMode::Critique,
+        "vote" => GuidanceMode::Vote,
+        "auto" => GuidanceMode::Auto {
+            threshold: req.auto_threshold.unwrap_or(0.6),
+        },
+        other => {
+            return Err(ApiError::invalid(
+                format!("unknown mode `{other}` (synthesis, critique, vote, auto)"),
+                Some("mode"),
+            ))
+        }
+    };
+    if req.model.is_none() && matches!(mode, GuidanceMode::Synthesis | GuidanceMode::Critique) {
+        return Err(ApiError::invalid(
+            "`model` is required for synthesis and critique",
+            Some("model"),
+        ));
+    }
+    let server = match &req.model {
+        Some(id) => Some(
+            state
+                .model(id)
+                .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?,
+        ),
+        None => None,
+    };
+    let params = SamplingParams {
+        max_tokens: req.max_tokens.unwrap_or(state.config().default_max_tokens),
+        temperature: req.temperature.unwrap_or(0.0),
+        ..SamplingParams::default()
+    };
+    let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
+    let g = guidance(server.as_deref(), &req.query, &drafts, mode, &params).await?;
+    let usage = g.completion.as_ref().map(|c| {
+        json!({
+            "prompt_tokens": c.usage.prompt_tokens,
+            "completion_tokens": c.usage.completion_tokens,
+            "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+        })
+    });
+    let mode_name = match g.mode {
+        GuidanceMode::Synthesis => "synthesis",
+        GuidanceMode::Critique => "critique",
+        GuidanceMode::Vote => "vote",
+        GuidanceMode::Auto { .. } => "auto",
+    };
+    Ok(Json(json!({
+        "object": "colm.guidance",
+        "round": req.round.unwrap_or(1),
+        "mode": mode_name,
+        "model": req.model,
+        "guidance": g.text,
+        "usage": usage,
+        "tally": g.tally,
+    }))
+    .into_response())
+}
