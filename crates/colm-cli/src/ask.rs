@@ -4,10 +4,11 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::load::load_models;
+use crate::load::{load_models, LoadOptions};
 use clap::Args;
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
 use colm_core::{ChatModel, SamplingParams, Timings};
+use colm_engine::EngineConfig;
 
 /// Default client model (DESIGN.md §4).
 pub const DEFAULT_CLIENT: &str = "qwen2.5-coder-0.5b-instruct";
@@ -67,7 +68,13 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
-    let models = load_models(&specs, args.ctx, args.threads, !args.json).await?;
+    let opts = LoadOptions {
+        n_ctx: args.ctx,
+        n_threads: args.threads,
+        max_queue: EngineConfig::default().max_queue,
+        verbose: !args.json,
+    };
+    let models = load_models(&specs, &opts).await?;
     let get = |spec: &str| {
         models
             .get(spec)

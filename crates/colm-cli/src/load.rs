@@ -15,11 +15,21 @@ pub struct Loaded {
 }
 
 /// Resolves, pulls (if needed) and loads each distinct model once.
+/// How to load models.
+pub struct LoadOptions {
+    /// Context window per model, tokens.
+    pub n_ctx: u32,
+    /// Threads per model (`None`: all cores).
+    pub n_threads: Option<u32>,
+    /// Requests that may wait per model.
+    pub max_queue: usize,
+    /// Print a line per loaded model on stderr.
+    pub verbose: bool,
+}
+
 pub async fn load_models(
     specs: &[&str],
-    n_ctx: u32,
-    n_threads: Option<u32>,
-    verbose: bool,
+    opts: &LoadOptions,
 ) -> anyhow::Result<BTreeMap<String, Arc<Loaded>>> {
     let cache = Cache::from_env()?;
     let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
@@ -48,14 +58,15 @@ pub async fn load_models(
             ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
         };
         let config = EngineConfig {
-            n_ctx,
-            n_threads,
+            n_ctx: opts.n_ctx,
+            n_threads: opts.n_threads,
+            max_queue: opts.max_queue,
             chat_template: template,
             ..EngineConfig::default()
         };
         let started = std::time::Instant::now();
         let engine = LlamaEngine::load(r.name(), &path, config).await?;
-        if verbose {
+        if opts.verbose {
             let info = engine.info();
             eprintln!(
                 "loaded {} ({} MB, {} threads, {}-token context) in {:.1} s",

@@ -12,7 +12,7 @@ use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
 
-use crate::load::load_models;
+use crate::load::{load_models, LoadOptions};
 
 /// Arguments of `colm serve`.
 #[derive(Args)]
@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// CPU threads per model (default: all cores).
     #[arg(long)]
     pub threads: Option<u32>,
+    /// Requests that may wait per model; one more gets 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
@@ -88,7 +91,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
     names.extend(args.colm_clients.iter().map(String::as_str));
     names.extend(args.colm_server.as_deref());
-    let loaded = load_models(&names, args.ctx, args.threads, true).await?;
+    let opts = LoadOptions {
+        n_ctx: args.ctx,
+        n_threads: args.threads,
+        max_queue: args.max_queue,
+        verbose: true,
+    };
+    let loaded = load_models(&names, &opts).await?;
     let mut hosted: Vec<(String, Arc<dyn ChatModel>)> = Vec::new();
     for (name, alias) in &specs {
         let m = loaded

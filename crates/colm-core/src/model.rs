@@ -194,6 +194,12 @@ pub enum ModelError {
     /// The request itself is unusable (e.g. empty message list, bad sampling values).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The model's request queue is full; try again later. Never an unbounded wait.
+    #[error("the model is overloaded: {queued} requests already queued; retry later")]
+    Overloaded {
+        /// Requests waiting when this one was refused.
+        queued: u64,
+    },
     /// The model could not run (engine stopped, decode failed, …).
     #[error("inference failed: {0}")]
     Inference(String),

@@ -50,6 +50,9 @@ pub struct EngineConfig {
     /// A llama.cpp built-in template name (`chatml`, `gemma`, `llama3`, …) to use instead of
     /// the GGUF's own; required for models whose GGUF has none.
     pub chat_template: Option<String>,
+    /// Requests that may wait for the engine; one more is refused with
+    /// [`ModelError::Overloaded`] (at least 1).
+    pub max_queue: usize,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +63,7 @@ impl Default for EngineConfig {
             n_batch: 512,
             use_mmap: true,
             chat_template: None,
+            max_queue: 64,
         }
     }
 }
@@ -169,11 +173,13 @@ struct Job {
 
 /// Async handle to a model served by its own engine thread.
 ///
-/// Requests are served one at a time in arrival order. Dropping the last handle stops the
-/// thread once its queue is drained.
+/// Requests are served one at a time in arrival order; at most
+/// [`EngineConfig::max_queue`] wait, and one more is refused at once with
+/// [`ModelError::Overloaded`]. Dropping the last handle stops the thread once its queue is
+/// drained.
 pub struct LlamaEngine {
     info: ModelInfo,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl LlamaEngine {
@@ -188,7 +194,7 @@ impl LlamaEngine {
     ) -> Result<Self, EngineError> {
         let name = name.into();
         let path = path.as_ref().to_path_buf();
-        let (jobs, rx) = mpsc::unbounded_channel();
+        let (jobs, rx) = mpsc::channel(config.max_queue.max(1));
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("engine-{name}"))
@@ -203,6 +209,11 @@ impl LlamaEngine {
     /// Facts about the loaded model.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Requests waiting in the queue (the one being served not included).
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 }
 
@@ -238,14 +249,20 @@ impl LlamaEngine {
         deltas: Option<UnboundedSender<String>>,
     ) -> Result<Completion, ModelError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                messages: messages.to_vec(),
-                params: params.clone(),
-                deltas,
-                reply,
-            })
-            .map_err(|_| ModelError::Inference("engine thread has stopped".into()))?;
+        let job = Job {
+            messages: messages.to_vec(),
+            params: params.clone(),
+            deltas,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ModelError::Overloaded {
+                queued: self.queued() as u64,
+            },
+            mpsc::error::TrySendError::Closed(_) => {
+                ModelError::Inference("engine thread has stopped".into())
+            }
+        })?;
         rx.await
             .map_err(|_| ModelError::Inference("engine thread dropped the request".into()))?
     }
@@ -256,7 +273,7 @@ fn engine_thread(
     path: PathBuf,
     config: EngineConfig,
     ready: oneshot::Sender<Result<ModelInfo, EngineError>>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
 ) {
     let setup = || -> Result<_, EngineError> {
         let backend = backend()?;

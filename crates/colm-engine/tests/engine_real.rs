@@ -166,3 +166,31 @@ async fn base_model_without_template_needs_a_named_one() {
     assert!(out.usage.prompt_tokens > 5);
     assert!(out.usage.completion_tokens <= 8);
 }
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once() {
+    let config = EngineConfig {
+        max_queue: 1,
+        n_ctx: 512,
+        ..EngineConfig::default()
+    };
+    let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), config)
+        .await
+        .unwrap();
+    let params = SamplingParams {
+        max_tokens: 24,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let q = [ChatMessage::user("Count to ten.")];
+    let results = futures::future::join_all((0..4).map(|_| engine.chat(&q, &params))).await;
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(ModelError::Overloaded { .. })))
+        .count();
+    let served = results.iter().filter(|r| r.is_ok()).count();
+    assert!(refused >= 1, "{results:?}");
+    assert!(served >= 1, "{results:?}");
+    assert_eq!(refused + served, 4, "{results:?}");
+    assert_eq!(engine.queued(), 0);
+}

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -94,6 +94,7 @@ fn unauthorized(message: &str) -> ApiError {
         kind: "invalid_request_error",
         param: None,
         code: Some("invalid_api_key"),
+        retry_after: None,
     }
 }
 
@@ -118,12 +119,9 @@ pub async fn require_key(State(auth): State<Auth>, request: Request, next: Next)
             kind: "requests",
             param: None,
             code: Some("rate_limit_exceeded"),
+            retry_after: Some(wait),
         };
-        let mut response = e.into_response();
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
+        return e.into_response();
     }
     next.run(request).await
 }

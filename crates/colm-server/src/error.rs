@@ -1,7 +1,7 @@
 //! One error type for the HTTP API that knows its status and renders an OpenAI-shaped body:
 //! `{"error": {"message", "type", "param", "code"}}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_core::ModelError;
@@ -21,6 +21,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Machine-readable code, e.g. `model_not_found`, `context_length_exceeded`.
     pub code: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: param.map(str::to_owned),
             code: None,
+            retry_after: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: Some("model".into()),
             code: Some("model_not_found"),
+            retry_after: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some("request_too_large"),
+            retry_after: None,
         }
     }
 }
@@ -84,6 +89,15 @@ impl From<ModelError> for ApiError {
                 kind: "invalid_request_error",
                 param: Some("messages".into()),
                 code: Some("context_length_exceeded"),
+                retry_after: None,
+            },
+            ModelError::Overloaded { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                kind: "server_error",
+                param: None,
+                code: Some("overloaded"),
+                retry_after: Some(1),
             },
             ModelError::InvalidRequest(_) => Self::invalid(e.to_string(), None),
             ModelError::Inference(_) => Self {
@@ -92,6 +106,7 @@ impl From<ModelError> for ApiError {
                 kind: "server_error",
                 param: None,
                 code: None,
+                retry_after: None,
             },
         }
     }
@@ -114,6 +129,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(v) = self
+            .retry_after
+            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
     }
 }

@@ -458,6 +458,13 @@ mod tests {
     }
 
     #[test]
+    fn overload_is_a_503_with_retry_after() {
+        let r = ApiError::from(ModelError::Overloaded { queued: 64 }).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "1");
+    }
+
+    #[test]
     fn context_overflow_is_a_400_with_sizes() {
         let e = ApiError::from(ModelError::ContextOverflow {
             prompt_tokens: 900,
