@@ -1,6 +1,7 @@
 //! `colm`: the command-line entry point (models, ask).
 
 mod ask;
+mod client;
 mod load;
 mod models;
 mod serve;
@@ -35,6 +36,9 @@ enum Command {
     Ask(ask::AskArgs),
     /// Host models behind an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`).
     Serve(serve::ServeArgs),
+    /// Device runtime: local model + guidance from a colm server, behind a local
+    /// OpenAI-compatible endpoint; falls back to the local draft when the server fails.
+    Client(client::ClientArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             Command::Models { command } => models::run(command).await,
             Command::Ask(args) => ask::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Client(args) => client::run(args).await,
         }
     })
 }

@@ -298,6 +298,7 @@ mod tests {
                 mean_logprob: None,
                 finish_reason: crate::FinishReason::Stop,
                 timings: crate::Timings::default(),
+                fallback: None,
             })
         }
     }

@@ -171,6 +171,10 @@ pub struct Completion {
     pub finish_reason: FinishReason,
     /// Time spent in the model.
     pub timings: Timings,
+    /// Set when this completion is a fallback (e.g. a client's local draft because the server
+    /// was unreachable or late): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// Errors a [`ChatModel`] can return.

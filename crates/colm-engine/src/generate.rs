@@ -156,6 +156,7 @@ pub(crate) fn generate(
             prompt_ms,
             generation_ms,
         },
+        fallback: None,
     })
 }
 

@@ -254,8 +254,12 @@ fn colm_extension(c: &Completion) -> Value {
     json!({
         "mean_logprob": c.mean_logprob,
         "timings": { "prompt_ms": c.timings.prompt_ms, "generation_ms": c.timings.generation_ms },
+        "fallback": c.fallback,
     })
 }
+
+/// Header set on responses whose answer is a fallback (value: `true`).
+pub const FALLBACK_HEADER: &str = "x-colm-fallback";
 
 /// `GET /v1/models`.
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
@@ -296,7 +300,7 @@ async fn handle(
     let created = unix_now();
     if !req.stream {
         let c = model.chat(&messages, &params).await?;
-        return Ok(Json(json!({
+        let mut response = Json(json!({
             "id": id,
             "object": "chat.completion",
             "created": created,
@@ -310,7 +314,14 @@ async fn handle(
             "usage": usage(&c),
             "colm": colm_extension(&c),
         }))
-        .into_response());
+        .into_response();
+        if c.fallback.is_some() {
+            response.headers_mut().insert(
+                FALLBACK_HEADER,
+                axum::http::HeaderValue::from_static("true"),
+            );
+        }
+        return Ok(response);
     }
 
     // Streaming. Errors found before the first token (unknown sizes, context overflow) still

@@ -56,6 +56,7 @@ impl ChatModel for Scripted {
                 prompt_ms: 1.0,
                 generation_ms: 2.0,
             },
+            fallback: None,
         })
     }
 }

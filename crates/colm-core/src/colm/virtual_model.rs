@@ -148,6 +148,7 @@ impl ChatModel for ColmModel {
             mean_logprob: source.and_then(|c| c.mean_logprob),
             finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
+            fallback: None,
         })
     }
 }

@@ -1,0 +1,102 @@
+//! `colm client`: the device runtime behind a local OpenAI-compatible endpoint.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use colm_client::{CollabClient, RemoteConfig};
+use colm_core::ChatModel;
+use colm_server::auth::AuthConfig;
+use colm_server::{AppState, ServerConfig};
+
+use crate::load::{load_models, LoadOptions};
+
+/// Arguments of `colm client`.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// Base URL of the colm server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub server: String,
+    /// Local model (catalog name or .gguf path).
+    #[arg(long)]
+    pub model: String,
+    /// Server model that writes the guidance.
+    #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
+    pub server_model: String,
+    /// Guidance mode: synthesis, critique, vote or auto.
+    #[arg(long, default_value = "synthesis")]
+    pub mode: String,
+    /// Local address of the OpenAI-compatible endpoint (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// File whose first key is sent to the server as `Authorization: Bearer …`.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Time allowed for the guidance exchange, ms; past it the local draft is the answer.
+    #[arg(long, default_value_t = 30_000)]
+    pub deadline_ms: u64,
+    /// Context window of the local model, tokens.
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: u32,
+    /// CPU threads of the local model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<u32>,
+}
+
+pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {}: the client endpoint is for apps on this device; use a \
+             loopback address",
+            args.listen
+        );
+    }
+    if !["synthesis", "critique", "vote", "auto"].contains(&args.mode.as_str()) {
+        anyhow::bail!(
+            "unknown mode {:?} (synthesis, critique, vote, auto)",
+            args.mode
+        );
+    }
+    let api_key = match &args.api_key_file {
+        Some(path) => AuthConfig::keys_from_file(path)
+            .with_context(|| format!("API key file {}", path.display()))?
+            .into_iter()
+            .next(),
+        None => None,
+    };
+    let opts = LoadOptions {
+        n_ctx: args.ctx,
+        n_threads: args.threads,
+        max_queue: 64,
+        verbose: true,
+    };
+    let loaded = load_models(&[args.model.as_str()], &opts).await?;
+    let local = loaded
+        .get(&args.model)
+        .with_context(|| format!("model {} was not loaded", args.model))?;
+    let remote = RemoteConfig {
+        mode: args.mode.clone(),
+        api_key,
+        deadline: Duration::from_millis(args.deadline_ms),
+        ..RemoteConfig::new(&args.server, &args.server_model)
+    };
+    let name = local.engine.name().to_owned();
+    let client = CollabClient::new(name.clone(), local.engine.clone(), remote)?;
+    let hosted: Vec<(String, Arc<dyn ChatModel>)> = vec![(name.clone(), Arc::new(client))];
+    let state = AppState::new(hosted, ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "colm client: listening on http://{addr} (model: {name}; guidance from {})",
+        args.server
+    );
+    std::io::stdout().flush()?;
+    colm_server::serve(listener, state).await?;
+    Ok(())
+}

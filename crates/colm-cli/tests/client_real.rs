@@ -1,0 +1,117 @@
+//! `colm serve` + `colm client` over loopback with real models: guidance flows, and a killed
+//! server makes the client answer with its local draft, marked as a fallback, within its
+//! deadline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Proc { child, base }
+}
+
+const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+
+#[tokio::test]
+async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
+    let server = start(&[
+        "serve",
+        "--model",
+        MODEL,
+        "--bind",
+        "127.0.0.1:0",
+        "--ctx",
+        "2048",
+    ]);
+    let deadline_ms = 20_000u64;
+    let deadline = deadline_ms.to_string();
+    let client = start(&[
+        "client",
+        "--server",
+        &server.base,
+        "--model",
+        MODEL,
+        "--server-model",
+        MODEL,
+        "--listen",
+        "127.0.0.1:0",
+        "--ctx",
+        "2048",
+        "--deadline-ms",
+        &deadline,
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", client.base);
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 24});
+
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-colm-fallback").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert!(!v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .is_empty());
+    assert!(v["colm"]["fallback"].is_null(), "{v}");
+    // Draft + refinement, both local.
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() > 24,
+        "{}",
+        v["usage"]
+    );
+
+    drop(server);
+    let started = Instant::now();
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-colm-fallback"], "true");
+    let v: Value = r.json().await.unwrap();
+    let reason = v["colm"]["fallback"].as_str().unwrap();
+    assert!(reason.contains("unreachable"), "{reason}");
+    assert!(!v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .is_empty());
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
+    // The draft itself takes a few seconds; the fallback adds at most the deadline.
+    assert!(
+        took < Duration::from_millis(deadline_ms) + Duration::from_secs(15),
+        "{took:?}"
+    );
+}

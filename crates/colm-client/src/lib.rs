@@ -1,0 +1,209 @@
+//! colm-client: the device side of CoLM.
+//!
+//! [`CollabClient`] is a [`ChatModel`] that answers each chat with one CoLM round split across
+//! the network: the **local** model drafts, a colm server's `POST /v1/colm/guidance` turns the
+//! draft into guidance, and the local model refines its own draft with it (CoLM, Huang et al.,
+//! AAAI 2026: the client refines with the server's guidance).
+//!
+//! The server part has a **deadline**. If the server is unreachable, answers with an error, or
+//! misses the deadline, the client answers with its local draft and marks the completion as a
+//! fallback ([`Completion::fallback`] holds the reason). Transient failures (connection
+//! errors, 429, 502, 503, 504) are retried with exponential backoff while the deadline allows;
+//! other errors are not.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use colm_core::colm::query_of;
+use colm_core::{prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use serde_json::{json, Value};
+
+/// Where and how to ask for guidance.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Base URL of the colm server, e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// Server model that writes the guidance.
+    pub server_model: String,
+    /// Guidance mode: `synthesis`, `critique`, `vote` or `auto`.
+    pub mode: String,
+    /// API key sent as `Authorization: Bearer …`.
+    pub api_key: Option<String>,
+    /// Time allowed for the whole guidance exchange, retries included.
+    pub deadline: Duration,
+    /// Retries of transient failures.
+    pub retries: u32,
+    /// First backoff; doubled at each retry.
+    pub backoff: Duration,
+}
+
+impl RemoteConfig {
+    /// Defaults for `base_url`: synthesis, 30 s deadline, 2 retries from 200 ms.
+    pub fn new(base_url: impl Into<String>, server_model: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            server_model: server_model.into(),
+            mode: "synthesis".into(),
+            api_key: None,
+            deadline: Duration::from_secs(30),
+            retries: 2,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Why a guidance exchange failed.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    transient: bool,
+}
+
+/// Local model + remote guidance, behind the [`ChatModel`] trait.
+pub struct CollabClient {
+    name: String,
+    local: Arc<dyn ChatModel>,
+    remote: RemoteConfig,
+    http: reqwest::Client,
+}
+
+impl CollabClient {
+    /// A client named `name` (as served on its local endpoint).
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(
+        name: impl Into<String>,
+        local: Arc<dyn ChatModel>,
+        remote: RemoteConfig,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            name: name.into(),
+            local,
+            remote,
+            http: reqwest::Client::builder().build()?,
+        })
+    }
+
+    /// One guidance request, bounded by `timeout`.
+    async fn request_guidance(
+        &self,
+        query: &str,
+        draft: &str,
+        params: &SamplingParams,
+        timeout: Duration,
+    ) -> Result<String, Failure> {
+        let url = format!(
+            "{}/v1/colm/guidance",
+            self.remote.base_url.trim_end_matches('/')
+        );
+        let body = json!({
+            "model": self.remote.server_model,
+            "query": query,
+            "drafts": [draft],
+            "round": 1,
+            "mode": self.remote.mode,
+            "max_tokens": params.max_tokens,
+        });
+        let mut req = self.http.post(&url).json(&body).timeout(timeout);
+        if let Some(key) = &self.remote.api_key {
+            req = req.bearer_auth(key);
+        }
+        let response = req.send().await.map_err(|e| Failure {
+            transient: !e.is_timeout(),
+            reason: if e.is_timeout() {
+                format!("server missed the deadline ({} ms)", timeout.as_millis())
+            } else {
+                format!("server unreachable: {e}")
+            },
+        })?;
+        let status = response.status();
+        let value: Value = response.json().await.map_err(|e| Failure {
+            transient: false,
+            reason: format!("unreadable guidance response ({status}): {e}"),
+        })?;
+        if !status.is_success() {
+            let message = value["error"]["message"].as_str().unwrap_or("no message");
+            return Err(Failure {
+                transient: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+                reason: format!("server answered {status}: {message}"),
+            });
+        }
+        value["guidance"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Failure {
+                transient: false,
+                reason: "guidance response without `guidance`".into(),
+            })
+    }
+
+    /// Guidance with retries of transient failures, within the deadline.
+    async fn guidance(
+        &self,
+        query: &str,
+        draft: &str,
+        params: &SamplingParams,
+    ) -> Result<String, String> {
+        let start = Instant::now();
+        let mut backoff = self.remote.backoff;
+        let mut attempt = 0;
+        loop {
+            let left = self.remote.deadline.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(format!(
+                    "server missed the deadline ({} ms)",
+                    self.remote.deadline.as_millis()
+                ));
+            }
+            match self.request_guidance(query, draft, params, left).await {
+                Ok(g) => return Ok(g),
+                Err(f) if f.transient && attempt < self.remote.retries => {
+                    attempt += 1;
+                    tracing::info!(attempt, reason = %f.reason, "guidance failed; retrying");
+                    let left = self.remote.deadline.saturating_sub(start.elapsed());
+                    if backoff >= left {
+                        return Err(f.reason);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(f) => return Err(f.reason),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for CollabClient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let draft = self.local.chat(messages, params).await?;
+        let query = query_of(messages);
+        match self.guidance(&query, &draft.text, params).await {
+            Ok(guidance) => {
+                let prompt = prompts::refinement(&query, &draft.text, &guidance);
+                let mut refined = self.local.chat(&prompt, params).await?;
+                refined.usage.add(draft.usage);
+                refined.timings.prompt_ms += draft.timings.prompt_ms;
+                refined.timings.generation_ms += draft.timings.generation_ms;
+                Ok(refined)
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "answering with the local draft");
+                Ok(Completion {
+                    fallback: Some(reason),
+                    ..draft
+                })
+            }
+        }
+    }
+}
