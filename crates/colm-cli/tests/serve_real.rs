@@ -333,3 +333,37 @@ async fn api_keys_and_rate_limits() {
     assert_eq!(status(&r), 200);
     let _ = std::fs::remove_file(&dir);
 }
+
+/// The official `openai` Python SDK (installed by `scripts/test`) as a real client.
+#[tokio::test]
+async fn official_openai_python_sdk() {
+    let _turn = SERIAL.lock().await;
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct=small",
+        "--ctx",
+        "1024",
+    ]);
+    let script = format!(
+        "{}/../../tests/sdk/openai_sdk.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let python = std::env::var("COLM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = tokio::process::Command::new(&python)
+        .args([&script, &server.base, "small"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{python} {script} failed (is the openai package installed? `python3 -m pip install \
+         openai`)\n{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        4,
+        "{stdout}"
+    );
+}

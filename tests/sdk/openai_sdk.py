@@ -1,0 +1,61 @@
+"""The official `openai` Python SDK against `colm serve`: a chat completion, a streamed one,
+and a proper error. Usage: python3 tests/sdk/openai_sdk.py BASE_URL MODEL
+
+Prints one line per check and exits non-zero on the first failure.
+"""
+import sys
+
+import openai
+
+base, model = sys.argv[1], sys.argv[2]
+client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+question = "Janet's ducks lay 16 eggs per day. How many eggs do they lay in a week?"
+
+r = client.chat.completions.create(
+    model=model, messages=[{"role": "user", "content": question}], max_tokens=12
+)
+assert r.object == "chat.completion", r
+assert r.choices[0].message.role == "assistant", r
+assert r.choices[0].message.content.strip(), r
+assert r.choices[0].finish_reason in ("stop", "length"), r
+assert 1 <= r.usage.completion_tokens <= 12, r.usage
+assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens, r.usage
+print("ok: chat completion")
+
+stream = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": question}],
+    max_tokens=12,
+    stream=True,
+    stream_options={"include_usage": True},
+)
+text, usage, finish = "", None, None
+for chunk in stream:
+    if chunk.usage is not None:
+        usage = chunk.usage
+    for choice in chunk.choices:
+        text += choice.delta.content or ""
+        finish = choice.finish_reason or finish
+assert text == r.choices[0].message.content, (text, r.choices[0].message.content)
+assert usage is not None and usage.completion_tokens == r.usage.completion_tokens, usage
+assert finish in ("stop", "length"), finish
+print("ok: streamed chat completion")
+
+try:
+    client.chat.completions.create(
+        model="no-such-model", messages=[{"role": "user", "content": "hi"}]
+    )
+    raise AssertionError("unknown model accepted")
+except openai.NotFoundError as e:
+    assert e.status_code == 404, e
+    assert e.code == "model_not_found", e.body
+print("ok: error for an unknown model")
+
+try:
+    client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], temperature=5
+    )
+    raise AssertionError("temperature 5 accepted")
+except openai.BadRequestError as e:
+    assert e.status_code == 400 and e.param == "temperature", e.body
+print("ok: error for a bad parameter")
