@@ -1,4 +1,4 @@
-//! `colm`: the command-line entry point (models, ask).
+//! `colm`: the command-line entry point (models, ask, serve, client).
 
 mod ask;
 mod client;

@@ -87,6 +87,17 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         .trim()
         .is_empty());
     assert!(v["colm"]["fallback"].is_null(), "{v}");
+    // The guidance exchange crossed the wire zstd-compressed both ways (the server only
+    // decodes a zstd request body because it negotiates Content-Encoding).
+    let wire = &v["colm"]["wire"];
+    for field in [
+        "bytes_sent",
+        "bytes_received",
+        "bytes_sent_uncompressed",
+        "bytes_received_uncompressed",
+    ] {
+        assert!(wire[field].as_u64().unwrap() > 0, "{wire}");
+    }
     // Draft + refinement, both local.
     assert!(
         v["usage"]["completion_tokens"].as_u64().unwrap() > 24,

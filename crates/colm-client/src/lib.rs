@@ -5,6 +5,10 @@
 //! draft into guidance, and the local model refines its own draft with it (CoLM, Huang et al.,
 //! AAAI 2026: the client refines with the server's guidance).
 //!
+//! On the wire, request bodies are zstd-compressed (`Content-Encoding: zstd`) and responses
+//! are accepted compressed (`Accept-Encoding: zstd, gzip`); the completion's
+//! [`Completion::wire`] reports the bytes sent and received, compressed and not.
+//!
 //! The server part has a **deadline**. If the server is unreachable, answers with an error, or
 //! misses the deadline, the client answers with its local draft and marks the completion as a
 //! fallback ([`Completion::fallback`] holds the reason). Transient failures (connection
@@ -14,9 +18,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::Read;
+
 use async_trait::async_trait;
 use colm_core::colm::query_of;
-use colm_core::{prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use colm_core::{
+    prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams, WireStats,
+};
+use reqwest::header;
 use serde_json::{json, Value};
 
 /// Where and how to ask for guidance.
@@ -93,7 +102,7 @@ impl CollabClient {
         draft: &str,
         params: &SamplingParams,
         timeout: Duration,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, WireStats), Failure> {
         let url = format!(
             "{}/v1/colm/guidance",
             self.remote.base_url.trim_end_matches('/')
@@ -106,23 +115,52 @@ impl CollabClient {
             "mode": self.remote.mode,
             "max_tokens": params.max_tokens,
         });
-        let mut req = self.http.post(&url).json(&body).timeout(timeout);
+        let plain = body.to_string().into_bytes();
+        let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| Failure {
+            transient: false,
+            reason: format!("cannot compress the request: {e}"),
+        })?;
+        let mut req = self
+            .http
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_ENCODING, "zstd")
+            .header(header::ACCEPT_ENCODING, "zstd, gzip")
+            .body(packed.clone())
+            .timeout(timeout);
         if let Some(key) = &self.remote.api_key {
             req = req.bearer_auth(key);
         }
-        let response = req.send().await.map_err(|e| Failure {
+        let missed = |e: reqwest::Error| Failure {
             transient: !e.is_timeout(),
             reason: if e.is_timeout() {
                 format!("server missed the deadline ({} ms)", timeout.as_millis())
             } else {
                 format!("server unreachable: {e}")
             },
-        })?;
+        };
+        let response = req.send().await.map_err(missed)?;
         let status = response.status();
-        let value: Value = response.json().await.map_err(|e| Failure {
+        let encoding = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let raw = response.bytes().await.map_err(missed)?;
+        let unreadable = |e: String| Failure {
             transient: false,
             reason: format!("unreadable guidance response ({status}): {e}"),
-        })?;
+        };
+        let text = decode(&raw, &encoding).map_err(unreadable)?;
+        let value: Value = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
+        let wire = WireStats {
+            bytes_sent: packed.len() as u64,
+            bytes_received: raw.len() as u64,
+            bytes_sent_uncompressed: plain.len() as u64,
+            bytes_received_uncompressed: text.len() as u64,
+        };
+        tracing::debug!(?wire, "guidance exchange");
         if !status.is_success() {
             let message = value["error"]["message"].as_str().unwrap_or("no message");
             return Err(Failure {
@@ -132,7 +170,7 @@ impl CollabClient {
         }
         value["guidance"]
             .as_str()
-            .map(str::to_owned)
+            .map(|g| (g.to_owned(), wire))
             .ok_or_else(|| Failure {
                 transient: false,
                 reason: "guidance response without `guidance`".into(),
@@ -145,7 +183,7 @@ impl CollabClient {
         query: &str,
         draft: &str,
         params: &SamplingParams,
-    ) -> Result<String, String> {
+    ) -> Result<(String, WireStats), String> {
         let start = Instant::now();
         let mut backoff = self.remote.backoff;
         let mut attempt = 0;
@@ -189,12 +227,13 @@ impl ChatModel for CollabClient {
         let draft = self.local.chat(messages, params).await?;
         let query = query_of(messages);
         match self.guidance(&query, &draft.text, params).await {
-            Ok(guidance) => {
+            Ok((guidance, wire)) => {
                 let prompt = prompts::refinement(&query, &draft.text, &guidance);
                 let mut refined = self.local.chat(&prompt, params).await?;
                 refined.usage.add(draft.usage);
                 refined.timings.prompt_ms += draft.timings.prompt_ms;
                 refined.timings.generation_ms += draft.timings.generation_ms;
+                refined.wire = Some(wire);
                 Ok(refined)
             }
             Err(reason) => {
@@ -205,5 +244,39 @@ impl ChatModel for CollabClient {
                 })
             }
         }
+    }
+}
+
+/// Decodes a response body by its `Content-Encoding` (`zstd`, `gzip` or none).
+fn decode(raw: &[u8], encoding: &str) -> Result<Vec<u8>, String> {
+    match encoding {
+        "" | "identity" => Ok(raw.to_vec()),
+        "zstd" => zstd::decode_all(raw).map_err(|e| format!("zstd: {e}")),
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(raw)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gzip: {e}"))?;
+            Ok(out)
+        }
+        other => Err(format!("unsupported content encoding {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn bodies_decode_by_content_encoding() {
+        let body = br#"{"guidance": "check step 2"}"#;
+        assert_eq!(decode(body, "").unwrap(), body);
+        let z = zstd::encode_all(&body[..], 3).unwrap();
+        assert_eq!(decode(&z, "zstd").unwrap(), body);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(body).unwrap();
+        assert_eq!(decode(&gz.finish().unwrap(), "gzip").unwrap(), body);
+        assert!(decode(body, "br").is_err());
     }
 }

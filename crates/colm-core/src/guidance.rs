@@ -299,6 +299,7 @@ mod tests {
                 finish_reason: crate::FinishReason::Stop,
                 timings: crate::Timings::default(),
                 fallback: None,
+                wire: None,
             })
         }
     }

@@ -13,5 +13,5 @@ pub mod prompts;
 
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
-    Usage,
+    Usage, WireStats,
 };

@@ -175,6 +175,22 @@ pub struct Completion {
     /// was unreachable or late): why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Bytes this completion put on the network, when it crossed one (client ↔ server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireStats>,
+}
+
+/// Bytes on the wire for one exchange (or a sum of exchanges), as sent: after compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireStats {
+    /// Request body bytes sent.
+    pub bytes_sent: u64,
+    /// Response body bytes received.
+    pub bytes_received: u64,
+    /// Request body bytes before compression.
+    pub bytes_sent_uncompressed: u64,
+    /// Response body bytes after decompression.
+    pub bytes_received_uncompressed: u64,
 }
 
 /// Errors a [`ChatModel`] can return.

@@ -157,6 +157,7 @@ pub(crate) fn generate(
             generation_ms,
         },
         fallback: None,
+        wire: None,
     })
 }
 

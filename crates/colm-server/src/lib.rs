@@ -9,7 +9,8 @@
 //!
 //! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
 //! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
-//! Request bodies over
+//! Request and response bodies can be zstd- or gzip-compressed, negotiated with the standard
+//! `Content-Encoding` / `Accept-Encoding` headers. Request bodies over
 //! [`ServerConfig::max_body_bytes`] are refused with 413. The server knows nothing of model
 //! internals: it holds [`ChatModel`]s (the embedded engine, or later remote endpoints).
 //!
@@ -37,6 +38,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use colm_core::ChatModel;
 use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
@@ -129,6 +132,10 @@ pub fn router(state: AppState) -> Router {
             e
         })
         .layer(DefaultBodyLimit::max(limit))
+        // Bodies may arrive zstd/gzip-compressed (Content-Encoding) and leave compressed when
+        // the client accepts it (Accept-Encoding); SSE streams are never compressed.
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -255,6 +255,7 @@ fn colm_extension(c: &Completion) -> Value {
         "mean_logprob": c.mean_logprob,
         "timings": { "prompt_ms": c.timings.prompt_ms, "generation_ms": c.timings.generation_ms },
         "fallback": c.fallback,
+        "wire": c.wire,
     })
 }
 

@@ -57,6 +57,7 @@ impl ChatModel for Scripted {
                 generation_ms: 2.0,
             },
             fallback: None,
+            wire: None,
         })
     }
 }

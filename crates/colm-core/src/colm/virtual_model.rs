@@ -149,6 +149,7 @@ impl ChatModel for ColmModel {
             finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
             fallback: None,
+            wire: None,
         })
     }
 }
