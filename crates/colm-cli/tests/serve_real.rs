@@ -209,6 +209,31 @@ async fn openai_api_over_loopback() {
             .contains("512 context tokens"),
         "{text}"
     );
+
+    // Prometheus metrics saw all of it.
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
+        "colm_requests_total{route=\"/v1/chat/completions\",status=\"413\"} 2",
+        "colm_requests_total{route=\"/v1/colm/guidance\",status=\"400\"} 3",
+        "colm_queue_depth{model=\"small\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} missing in\n{metrics}");
+    }
+    let completion_tokens: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("colm_completion_tokens_total{model=\"small\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(completion_tokens >= 2 * completion, "{metrics}");
 }
 
 #[test]

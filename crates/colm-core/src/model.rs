@@ -246,6 +246,11 @@ pub trait ChatModel: Send + Sync {
         params: &SamplingParams,
     ) -> Result<Completion, ModelError>;
 
+    /// Requests waiting for this model, when it keeps a queue (for metrics).
+    fn queue_depth(&self) -> Option<usize> {
+        None
+    }
+
     /// Runs one chat completion, sending the generated text to `deltas` as it is produced.
     /// The concatenated deltas equal the returned [`Completion::text`]; a closed receiver does
     /// not stop generation. The default sends the whole text once, at the end.

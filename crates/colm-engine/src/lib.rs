@@ -239,6 +239,10 @@ impl ChatModel for LlamaEngine {
     ) -> Result<Completion, ModelError> {
         self.submit(messages, params, Some(deltas)).await
     }
+
+    fn queue_depth(&self) -> Option<usize> {
+        Some(self.queued())
+    }
 }
 
 impl LlamaEngine {

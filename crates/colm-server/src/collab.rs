@@ -71,6 +71,9 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(&state, body)?;
+    state
+        .metrics()
+        .request_bytes("/v1/colm/guidance", body.len());
     let req: GuidanceRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
     if req.drafts.is_empty() || req.drafts.len() > MAX_DRAFTS {
@@ -117,6 +120,11 @@ async fn handle(
     };
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let g = guidance(server.as_deref(), &req.query, &drafts, mode, &params).await?;
+    if let (Some(c), Some(id)) = (&g.completion, &req.model) {
+        state
+            .metrics()
+            .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
+    }
     let usage = g.completion.as_ref().map(|c| {
         json!({
             "prompt_tokens": c.usage.prompt_tokens,

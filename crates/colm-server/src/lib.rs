@@ -5,7 +5,8 @@
 //!   plain or streamed as server-sent events ([`openai`]);
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
 //! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
-//! - `GET /health`: `{"status": "ok"}`.
+//! - `GET /health`: `{"status": "ok"}`;
+//! - `GET /metrics`: Prometheus counters ([`metrics`]).
 //!
 //! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
 //! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
@@ -26,6 +27,7 @@
 pub mod auth;
 pub mod collab;
 pub mod error;
+pub mod metrics;
 pub mod openai;
 
 use std::collections::BTreeMap;
@@ -67,6 +69,7 @@ impl Default for ServerConfig {
 
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
+    metrics: metrics::Metrics,
     auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
@@ -87,6 +90,7 @@ impl AppState {
             .map_or(0, |d| d.as_secs());
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
+            metrics: metrics::Metrics::default(),
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
@@ -99,6 +103,10 @@ impl AppState {
     /// Ids of the hosted models, sorted.
     pub fn model_ids(&self) -> Vec<String> {
         self.0.models.keys().cloned().collect()
+    }
+    /// The request and token counters.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
     }
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
@@ -125,7 +133,12 @@ pub fn router(state: AppState) -> Router {
     }
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics::handler))
         .merge(v1)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count,
+        ))
         .fallback(|uri: axum::http::Uri| async move {
             let mut e = ApiError::invalid(format!("no route for {uri}"), None);
             e.status = axum::http::StatusCode::NOT_FOUND;

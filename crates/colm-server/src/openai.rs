@@ -291,6 +291,9 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = read_body(&state, body)?;
+    state
+        .metrics()
+        .request_bytes("/v1/chat/completions", body.len());
     let req: ChatCompletionRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
     let model = state
@@ -301,6 +304,9 @@ async fn handle(
     let created = unix_now();
     if !req.stream {
         let c = model.chat(&messages, &params).await?;
+        state
+            .metrics()
+            .tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
         let mut response = Json(json!({
             "id": id,
             "object": "chat.completion",
@@ -332,6 +338,8 @@ async fn handle(
         tokio::spawn(async move { model.chat_streaming(&messages, &params, delta_tx).await });
     let first = deltas.next().await;
     let (event_tx, events) = mpsc::unbounded::<Event>();
+    let metrics_state = state.clone();
+    let model_id = req.model.clone();
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
             "id": id,
@@ -366,6 +374,11 @@ async fn handle(
         };
         match outcome {
             Ok(c) => {
+                metrics_state.metrics().tokens(
+                    &model_id,
+                    c.usage.prompt_tokens,
+                    c.usage.completion_tokens,
+                );
                 let mut last = chunk(json!({}), Some(finish_reason(c.finish_reason)));
                 last["colm"] = colm_extension(&c);
                 send(&event_tx, last);

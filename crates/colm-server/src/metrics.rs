@@ -1,0 +1,135 @@
+//! `GET /metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Series:
+//! - `colm_requests_total{route,status}`: HTTP requests answered;
+//! - `colm_request_bytes_total{route}`: request body bytes read by the handlers (after
+//!   decompression);
+//! - `colm_prompt_tokens_total{model}`, `colm_completion_tokens_total{model}`: tokens of
+//!   successful completions;
+//! - `colm_queue_depth{model}`: requests waiting per model (gauge).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// Counters shared by the handlers.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    request_bytes: Mutex<BTreeMap<String, u64>>,
+    tokens: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&self, route: &str, status: u16) {
+        *lock(&self.requests)
+            .entry((route.to_owned(), status))
+            .or_default() += 1;
+    }
+    /// Counts request body bytes.
+    pub fn request_bytes(&self, route: &str, n: usize) {
+        *lock(&self.request_bytes)
+            .entry(route.to_owned())
+            .or_default() += n as u64;
+    }
+    /// Counts the tokens of a successful completion.
+    pub fn tokens(&self, model: &str, prompt: u64, completion: u64) {
+        let mut t = lock(&self.tokens);
+        let e = t.entry(model.to_owned()).or_default();
+        e.0 += prompt;
+        e.1 += completion;
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Renders every series.
+pub fn render(state: &AppState) -> String {
+    let m = state.metrics();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP colm_requests_total HTTP requests answered.");
+    let _ = writeln!(out, "# TYPE colm_requests_total counter");
+    for ((route, status), n) in lock(&m.requests).iter() {
+        let _ = writeln!(
+            out,
+            "colm_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+            label(route)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP colm_request_bytes_total Request body bytes read (decompressed)."
+    );
+    let _ = writeln!(out, "# TYPE colm_request_bytes_total counter");
+    for (route, n) in lock(&m.request_bytes).iter() {
+        let _ = writeln!(
+            out,
+            "colm_request_bytes_total{{route=\"{}\"}} {n}",
+            label(route)
+        );
+    }
+    let tokens = lock(&m.tokens);
+    for (name, help, pick) in [
+        (
+            "colm_prompt_tokens_total",
+            "Prompt tokens of successful completions.",
+            0,
+        ),
+        (
+            "colm_completion_tokens_total",
+            "Completion tokens of successful completions.",
+            1,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (model, (p, c)) in tokens.iter() {
+            let v = if pick == 0 { p } else { c };
+            let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", label(model));
+        }
+    }
+    let _ = writeln!(out, "# HELP colm_queue_depth Requests waiting per model.");
+    let _ = writeln!(out, "# TYPE colm_queue_depth gauge");
+    for id in state.model_ids() {
+        if let Some(d) = state.model(&id).and_then(|m| m.queue_depth()) {
+            let _ = writeln!(out, "colm_queue_depth{{model=\"{}\"}} {d}", label(&id));
+        }
+    }
+    out
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&state),
+    )
+        .into_response()
+}
+
+/// Middleware counting every answered request by matched route and status.
+pub async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.metrics().request(&route, response.status().as_u16());
+    response
+}
