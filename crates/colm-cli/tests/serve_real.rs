@@ -234,6 +234,16 @@ async fn openai_api_over_loopback() {
         .parse()
         .unwrap();
     assert!(completion_tokens >= 2 * completion, "{metrics}");
+
+    let doc: Value = client
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/colm/guidance"]["post"].is_object());
 }
 
 #[test]

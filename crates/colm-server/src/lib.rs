@@ -6,7 +6,8 @@
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
 //! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
 //! - `GET /health`: `{"status": "ok"}`;
-//! - `GET /metrics`: Prometheus counters ([`metrics`]).
+//! - `GET /metrics`: Prometheus counters ([`metrics`]);
+//! - `GET /openapi.json`: the OpenAPI document of all of these ([`OPENAPI`]).
 //!
 //! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
 //! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
@@ -45,6 +46,9 @@ use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+
+/// The OpenAPI 3.1 document of every route, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
 
 /// Server limits and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics::handler))
+        .route(
+            "/openapi.json",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    OPENAPI,
+                )
+            }),
+        )
         .merge(v1)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -169,4 +182,31 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
 /// for any other address.
 pub fn is_loopback(ip: IpAddr) -> bool {
     ip.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        for route in [
+            "/health",
+            "/metrics",
+            "/openapi.json",
+            "/v1/models",
+            "/v1/chat/completions",
+            "/v1/colm/guidance",
+        ] {
+            assert!(paths.contains_key(route), "{route} missing");
+        }
+        assert_eq!(
+            paths.len(),
+            6,
+            "a documented route is not served, or the reverse"
+        );
+    }
 }
