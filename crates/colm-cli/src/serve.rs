@@ -4,12 +4,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
 use colm_core::ChatModel;
+use colm_models::Cache;
 use colm_server::auth::AuthConfig;
+use colm_server::store::GuidanceStore;
 use colm_server::{AppState, ServerConfig};
 
 use crate::load::{load_models, LoadOptions};
@@ -45,6 +48,13 @@ pub struct ServeArgs {
     /// `max_tokens` for requests that give none.
     #[arg(long, default_value_t = 512)]
     pub default_max_tokens: u32,
+    /// Share synthesised guidance: serve it again to clients asking the same (normalised)
+    /// question within this many seconds, without calling the server model.
+    #[arg(long)]
+    pub share_ttl: Option<u64>,
+    /// SQLite file of shared guidance (default: `$COLM_HOME/guidance.sqlite`).
+    #[arg(long, requires = "share_ttl")]
+    pub store: Option<PathBuf>,
     /// Collaborator of the virtual model `colm` (repeatable); enables `colm`.
     #[arg(long = "colm-client", requires = "colm_server")]
     pub colm_clients: Vec<String>,
@@ -136,13 +146,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         hosted.push(("colm".to_owned(), Arc::new(colm)));
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
-    let state = AppState::new(
+    let store = match args.share_ttl {
+        Some(ttl) => {
+            let path = match &args.store {
+                Some(p) => p.clone(),
+                None => {
+                    let models = Cache::from_env()?;
+                    let root = models.dir().parent().unwrap_or(models.dir()).to_path_buf();
+                    std::fs::create_dir_all(&root)
+                        .with_context(|| format!("cannot create {}", root.display()))?;
+                    root.join("guidance.sqlite")
+                }
+            };
+            let store = GuidanceStore::open(&path, Duration::from_secs(ttl))
+                .with_context(|| format!("guidance store {}", path.display()))?;
+            eprintln!("sharing guidance for {ttl} s in {}", path.display());
+            Some(store)
+        }
+        None => None,
+    };
+    let state = AppState::with_guidance_store(
         hosted,
         ServerConfig {
             max_body_bytes: args.max_body_bytes,
             default_max_tokens: args.default_max_tokens,
             auth,
         },
+        store,
     );
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

@@ -402,3 +402,67 @@ async fn official_openai_python_sdk() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn synthesised_guidance_is_shared_and_survives_a_restart() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("colm-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("guidance.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let args = [
+        "--model",
+        "qwen2.5-coder-0.5b-instruct=small",
+        "--share-ttl",
+        "600",
+        "--store",
+        store.to_str().unwrap(),
+        "--default-max-tokens",
+        "16",
+    ];
+    let client = reqwest::Client::new();
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?";
+    let ask = |base: String, query: &'static str, draft: &'static str| {
+        let client = client.clone();
+        async move {
+            let body = json!({"model": "small", "query": query, "drafts": [draft]});
+            let (status, text) = post(
+                &client,
+                &format!("{base}/v1/colm/guidance"),
+                body.to_string(),
+            )
+            .await;
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let server = start(&args);
+    let first = ask(server.base.clone(), question, "2 + 1 = 3 bolts.").await;
+    assert_eq!(first["shared"], false);
+    assert!(first["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // Same question, spaced differently, another client's draft: served from the store.
+    let same = "a robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take";
+    let second = ask(server.base.clone(), same, "It takes 4 bolts.").await;
+    assert_eq!(second["shared"], true);
+    assert!(second["usage"].is_null());
+    assert_eq!(second["guidance"], first["guidance"]);
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("colm_shared_guidance_hits_total 1"),
+        "{metrics}"
+    );
+    drop(server);
+    // Durable across restarts.
+    let server = start(&args);
+    let third = ask(server.base.clone(), question, "3").await;
+    assert_eq!(third["shared"], true);
+    assert_eq!(third["guidance"], first["guidance"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,7 +14,9 @@
 //! ```
 //! `mode` is `synthesis` (default; CoLM's aggregation), `critique`, `vote` (no model call;
 //! `model` may be omitted) or `auto` (vote when the drafts agree at `auto_threshold`, default
-//! 0.6, else synthesis); the response names the mode actually used. A mode that needs a model
+//! 0.6, else synthesis); the response names the mode actually used, and `shared` says whether
+//! the guidance came from the shared store (see [`crate::store`]; then `usage` is null: no
+//! server tokens were spent). A mode that needs a model
 //! without `model` is a 400.
 
 use axum::body::Bytes;
@@ -118,12 +120,35 @@ async fn handle(
         temperature: req.temperature.unwrap_or(0.0),
         ..SamplingParams::default()
     };
+    // Shared guidance: synthesis for the same question by the same model, within the TTL.
+    let shareable = matches!(mode, GuidanceMode::Synthesis);
+    if let (true, Some(store), Some(id)) = (shareable, state.guidance_store(), &req.model) {
+        if let Some(text) = store.get(&req.query, id).map_err(store_error)? {
+            state.metrics().shared_hit();
+            return Ok(Json(json!({
+                "object": "colm.guidance",
+                "round": req.round.unwrap_or(1),
+                "mode": "synthesis",
+                "model": req.model,
+                "guidance": text,
+                "usage": null,
+                "tally": null,
+                "shared": true,
+            }))
+            .into_response());
+        }
+    }
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let g = guidance(server.as_deref(), &req.query, &drafts, mode, &params).await?;
     if let (Some(c), Some(id)) = (&g.completion, &req.model) {
         state
             .metrics()
             .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
+    }
+    if let (GuidanceMode::Synthesis, Some(store), Some(id)) =
+        (g.mode, state.guidance_store(), &req.model)
+    {
+        store.put(&req.query, id, &g.text).map_err(store_error)?;
     }
     let usage = g.completion.as_ref().map(|c| {
         json!({
@@ -146,6 +171,18 @@ async fn handle(
         "guidance": g.text,
         "usage": usage,
         "tally": g.tally,
+        "shared": false,
     }))
     .into_response())
+}
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: e.to_string(),
+        kind: "server_error",
+        param: None,
+        code: None,
+        retry_after: None,
+    }
 }

@@ -30,6 +30,7 @@ pub mod collab;
 pub mod error;
 pub mod metrics;
 pub mod openai;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -74,6 +75,7 @@ impl Default for ServerConfig {
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
     metrics: metrics::Metrics,
+    store: Option<store::GuidanceStore>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
@@ -89,12 +91,22 @@ impl AppState {
         models: impl IntoIterator<Item = (String, Arc<dyn ChatModel>)>,
         config: ServerConfig,
     ) -> Self {
+        Self::with_guidance_store(models, config, None)
+    }
+
+    /// As [`AppState::new`], sharing synthesised guidance through `store` when given.
+    pub fn with_guidance_store(
+        models: impl IntoIterator<Item = (String, Arc<dyn ChatModel>)>,
+        config: ServerConfig,
+        store: Option<store::GuidanceStore>,
+    ) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
             metrics: metrics::Metrics::default(),
+            store,
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
@@ -107,6 +119,10 @@ impl AppState {
     /// Ids of the hosted models, sorted.
     pub fn model_ids(&self) -> Vec<String> {
         self.0.models.keys().cloned().collect()
+    }
+    /// The shared-guidance store, when sharing is on.
+    pub fn guidance_store(&self) -> Option<&store::GuidanceStore> {
+        self.0.store.as_ref()
     }
     /// The request and token counters.
     pub fn metrics(&self) -> &metrics::Metrics {

@@ -6,6 +6,7 @@
 //!   decompression);
 //! - `colm_prompt_tokens_total{model}`, `colm_completion_tokens_total{model}`: tokens of
 //!   successful completions;
+//! - `colm_shared_guidance_hits_total`: guidance served from the shared store;
 //! - `colm_queue_depth{model}`: requests waiting per model (gauge).
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
     tokens: Mutex<BTreeMap<String, (u64, u64)>>,
+    shared_hits: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -43,6 +45,11 @@ impl Metrics {
         *lock(&self.request_bytes)
             .entry(route.to_owned())
             .or_default() += n as u64;
+    }
+    /// Counts guidance served from the shared store.
+    pub fn shared_hit(&self) {
+        self.shared_hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     /// Counts the tokens of a successful completion.
     pub fn tokens(&self, model: &str, prompt: u64, completion: u64) {
@@ -104,6 +111,16 @@ pub fn render(state: &AppState) -> String {
             let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", label(model));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP colm_shared_guidance_hits_total Guidance served from the shared store."
+    );
+    let _ = writeln!(out, "# TYPE colm_shared_guidance_hits_total counter");
+    let _ = writeln!(
+        out,
+        "colm_shared_guidance_hits_total {}",
+        m.shared_hits.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP colm_queue_depth Requests waiting per model.");
     let _ = writeln!(out, "# TYPE colm_queue_depth gauge");
     for id in state.model_ids() {
