@@ -3,57 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use std::process::Command;
+
+use common::{get_text, post, Proc};
 use serde_json::{json, Value};
-
-/// Kills the server when the test ends, however it ends.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The servers take turns: each uses every core.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
-        .arg("serve")
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let base = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    Server { child, base }
-}
-
-async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
-    let r = client
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+/// `colm serve --bind 127.0.0.1:0 ARGS…`.
+fn start(args: &[&str]) -> Proc {
+    let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    common::start(&all)
 }
 
 #[tokio::test]
@@ -72,14 +36,9 @@ async fn openai_api_over_loopback() {
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", server.base);
 
-    let models: Value = client
-        .get(format!("{}/v1/models", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value =
+        serde_json::from_str(&get_text(&client, &format!("{}/v1/models", server.base)).await)
+            .unwrap();
     assert_eq!(models["data"][0]["id"], "small");
 
     // Plain completion with usage filled in.
@@ -211,14 +170,7 @@ async fn openai_api_over_loopback() {
     );
 
     // Prometheus metrics saw all of it.
-    let metrics = client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
     for series in [
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"413\"} 2",
@@ -235,14 +187,9 @@ async fn openai_api_over_loopback() {
         .unwrap();
     assert!(completion_tokens >= 2 * completion, "{metrics}");
 
-    let doc: Value = client
-        .get(format!("{}/openapi.json", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        serde_json::from_str(&get_text(&client, &format!("{}/openapi.json", server.base)).await)
+            .unwrap();
     assert!(doc["paths"]["/v1/colm/guidance"]["post"].is_object());
 }
 
@@ -277,14 +224,9 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
         "2048",
     ]);
     let client = reqwest::Client::new();
-    let models: Value = client
-        .get(format!("{}/v1/models", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value =
+        serde_json::from_str(&get_text(&client, &format!("{}/v1/models", server.base)).await)
+            .unwrap();
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -446,14 +388,7 @@ async fn synthesised_guidance_is_shared_and_survives_a_restart() {
     assert_eq!(second["shared"], true);
     assert!(second["usage"].is_null());
     assert_eq!(second["guidance"], first["guidance"]);
-    let metrics = client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
     assert!(
         metrics.contains("colm_shared_guidance_hits_total 1"),
         "{metrics}"

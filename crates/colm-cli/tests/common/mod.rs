@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests that start `colm` processes on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)] // test helpers
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running `colm` process (server or client); killed when dropped, however the test ends.
+pub struct Proc {
+    child: Child,
+    /// `http://127.0.0.1:PORT` from its "listening on" line.
+    pub base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `colm ARGS…` and waits for its first stdout line, "… listening on http://ADDR …".
+pub fn start(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Proc { child, base }
+}
+
+/// POSTs a JSON body (given as text, so malformed bodies can be sent): (status, body text).
+pub async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, String) {
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// GETs `url` and returns the body text (any status).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
