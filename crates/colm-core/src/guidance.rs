@@ -2,7 +2,8 @@
 //!
 //! - [`GuidanceMode::Synthesis`]: the paper's step — the server model summarises and
 //!   synthesises all drafts ([`crate::prompts::aggregation`]);
-//! - [`GuidanceMode::Critique`]: the server model reads the draft(s) and says what is wrong,
+//! - [`GuidanceMode::Critique`]: the server model reads the draft(s) and says what is wrong
+//!   ([`crate::prompts::critique`]),
 //!   without writing its own full solution; its cost is mostly prompt processing;
 //! - [`GuidanceMode::Vote`]: no server model — the majority of the answers extracted from the
 //!   drafts ([`extract_answer`]);
@@ -12,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts;
 
 /// How to produce guidance.
@@ -160,23 +161,6 @@ pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
     })
 }
 
-/// Messages asking the server to critique the drafts: what is wrong and why, without writing
-/// its own full solution.
-pub fn critique_prompt(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
-    let mut refs = String::new();
-    for (i, text) in drafts.iter().enumerate() {
-        refs.push_str(&format!("[Answer {}]\n{}\n\n", i + 1, text.trim()));
-    }
-    vec![
-        ChatMessage::system(
-            "You review answers written by smaller assistant models. For each answer, point out \
-             the first step that is wrong and why, in a few sentences. Do not write a full \
-             solution yourself. If an answer is correct, say so.",
-        ),
-        ChatMessage::user(format!("Query:\n{query}\n\n{refs}Write the review.")),
-    ]
-}
-
 fn vote_text(t: &VoteTally) -> String {
     format!(
         "{} of {} collaborators answered {}. If your answer differs, re-check your reasoning \
@@ -225,7 +209,7 @@ pub async fn guidance(
             }
         }
         GuidanceMode::Synthesis => prompts::aggregation(query, drafts),
-        GuidanceMode::Critique => critique_prompt(query, drafts),
+        GuidanceMode::Critique => prompts::critique(query, drafts),
     };
     let used = match mode {
         GuidanceMode::Critique => GuidanceMode::Critique,
@@ -257,6 +241,7 @@ pub async fn guidance(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ChatMessage;
 
     #[test]
     fn answers_are_extracted_from_real_model_outputs() {

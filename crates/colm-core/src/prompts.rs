@@ -53,10 +53,7 @@ pub fn selection(query: &str, candidates: &[CandidateProfile<'_>], k: usize) -> 
 /// Messages asking the server to aggregate the collaborators' answers into guidance. Answers
 /// are numbered, not attributed: the server judges content, not authors.
 pub fn aggregation(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
-    let mut refs = String::new();
-    for (i, text) in drafts.iter().enumerate() {
-        refs.push_str(&format!("[Answer {}]\n{}\n\n", i + 1, text.trim()));
-    }
+    let refs = numbered_answers(drafts);
     vec![
         ChatMessage::system(
             "You have been given a user's query and answers to it written by several smaller \
@@ -70,6 +67,31 @@ pub fn aggregation(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
             "Query:\n{query}\n\nAnswers from the models:\n\n{refs}Write the guidance."
         )),
     ]
+}
+
+/// Messages asking the server to critique the drafts: what is wrong and why, without writing
+/// its own full solution (colm's `critique` guidance mode; its cost is mostly prompt reading).
+pub fn critique(query: &str, drafts: &[&str]) -> Vec<ChatMessage> {
+    vec![
+        ChatMessage::system(
+            "You review answers written by smaller assistant models. For each answer, point out \
+             the first step that is wrong and why, in a few sentences. Do not write a full \
+             solution yourself. If an answer is correct, say so.",
+        ),
+        ChatMessage::user(format!(
+            "Query:\n{query}\n\n{}Write the review.",
+            numbered_answers(drafts)
+        )),
+    ]
+}
+
+/// `[Answer 1]\n…\n\n[Answer 2]\n…\n\n`: answers numbered, not attributed.
+fn numbered_answers(drafts: &[&str]) -> String {
+    drafts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| format!("[Answer {}]\n{}\n\n", i + 1, text.trim()))
+        .collect()
 }
 
 /// Messages asking a collaborator to refine its own previous answer with the server's guidance.
