@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::openai::read_body;
+use crate::openai::{read_body, usage_json};
 use crate::AppState;
 
 /// Most drafts accepted in one request.
@@ -150,13 +150,7 @@ async fn handle(
     {
         store.put(&req.query, id, &g.text).map_err(store_error)?;
     }
-    let usage = g.completion.as_ref().map(|c| {
-        json!({
-            "prompt_tokens": c.usage.prompt_tokens,
-            "completion_tokens": c.usage.completion_tokens,
-            "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
-        })
-    });
+    let usage = g.completion.as_ref().map(usage_json);
     let mode_name = match g.mode {
         GuidanceMode::Synthesis => "synthesis",
         GuidanceMode::Critique => "critique",

@@ -242,7 +242,8 @@ fn finish_reason(r: FinishReason) -> &'static str {
     }
 }
 
-fn usage(c: &Completion) -> Value {
+/// OpenAI's `usage` object for a completion.
+pub fn usage_json(c: &Completion) -> Value {
     json!({
         "prompt_tokens": c.usage.prompt_tokens,
         "completion_tokens": c.usage.completion_tokens,
@@ -318,7 +319,7 @@ async fn handle(
                 "finish_reason": finish_reason(c.finish_reason),
                 "logprobs": null,
             }],
-            "usage": usage(&c),
+            "usage": usage_json(&c),
             "colm": colm_extension(&c),
         }))
         .into_response();
@@ -385,7 +386,7 @@ async fn handle(
                 if include_usage {
                     let mut u = chunk(json!({}), None);
                     u["choices"] = json!([]);
-                    u["usage"] = usage(&c);
+                    u["usage"] = usage_json(&c);
                     send(&event_tx, u);
                 }
             }
