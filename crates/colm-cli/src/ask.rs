@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::load::{load_models, LoadOptions};
+use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
 use colm_core::{ChatModel, SamplingParams, Timings};
@@ -50,12 +50,8 @@ pub struct AskArgs {
     /// Sampling seed (with temperature > 0).
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
-    /// Context window per model, tokens.
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: u32,
-    /// CPU threads per model (default: all cores).
-    #[arg(long)]
-    pub threads: Option<u32>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Print the full record as JSON on stdout instead of the step-by-step view.
     #[arg(long)]
     pub json: bool,
@@ -69,8 +65,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
     let opts = LoadOptions {
-        n_ctx: args.ctx,
-        n_threads: args.threads,
+        engine: args.engine.clone(),
         max_queue: EngineConfig::default().max_queue,
         verbose: !args.json,
     };

@@ -13,7 +13,7 @@ use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
 
-use crate::load::{load_models, LoadOptions};
+use crate::load::{load_models, EngineArgs, LoadOptions};
 
 /// Arguments of `colm client`.
 #[derive(Args)]
@@ -39,12 +39,8 @@ pub struct ClientArgs {
     /// Time allowed for the guidance exchange, ms; past it the local draft is the answer.
     #[arg(long, default_value_t = 30_000)]
     pub deadline_ms: u64,
-    /// Context window of the local model, tokens.
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: u32,
-    /// CPU threads of the local model (default: all cores).
-    #[arg(long)]
-    pub threads: Option<u32>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -69,8 +65,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         None => None,
     };
     let opts = LoadOptions {
-        n_ctx: args.ctx,
-        n_threads: args.threads,
+        engine: args.engine.clone(),
         max_queue: 64,
         verbose: true,
     };

@@ -14,19 +14,32 @@ pub struct Loaded {
     pub description: String,
 }
 
-/// Resolves, pulls (if needed) and loads each distinct model once.
+/// Engine flags shared by the commands that run models.
+#[derive(clap::Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// Context window of one request, tokens (per model).
+    #[arg(long, default_value_t = 8192)]
+    pub ctx: u32,
+    /// CPU threads per model (default: all cores).
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Requests decoded together per model (continuous batching); KV memory grows with
+    /// ctx × parallel.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: u32,
+}
+
 /// How to load models.
 pub struct LoadOptions {
-    /// Context window per model, tokens.
-    pub n_ctx: u32,
-    /// Threads per model (`None`: all cores).
-    pub n_threads: Option<u32>,
+    /// Context, threads and parallel sequences per model.
+    pub engine: EngineArgs,
     /// Requests that may wait per model.
     pub max_queue: usize,
     /// Print a line per loaded model on stderr.
     pub verbose: bool,
 }
 
+/// Resolves, pulls (if needed) and loads each distinct model once.
 pub async fn load_models(
     specs: &[&str],
     opts: &LoadOptions,
@@ -58,8 +71,9 @@ pub async fn load_models(
             ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
         };
         let config = EngineConfig {
-            n_ctx: opts.n_ctx,
-            n_threads: opts.n_threads,
+            n_ctx: opts.engine.ctx,
+            n_threads: opts.engine.threads,
+            n_parallel: opts.engine.parallel,
             max_queue: opts.max_queue,
             chat_template: template,
             ..EngineConfig::default()
@@ -69,10 +83,11 @@ pub async fn load_models(
         if opts.verbose {
             let info = engine.info();
             eprintln!(
-                "loaded {} ({} MB, {} threads, {}-token context) in {:.1} s",
+                "loaded {} ({} MB, {} threads, {} parallel × {}-token context) in {:.1} s",
                 info.name,
                 info.size_bytes / 1_000_000,
                 info.n_threads,
+                info.n_parallel,
                 info.n_ctx,
                 started.elapsed().as_secs_f64()
             );

@@ -15,7 +15,7 @@ use colm_server::auth::AuthConfig;
 use colm_server::store::GuidanceStore;
 use colm_server::{AppState, ServerConfig};
 
-use crate::load::{load_models, LoadOptions};
+use crate::load::{load_models, EngineArgs, LoadOptions};
 
 /// Arguments of `colm serve`.
 #[derive(Args)]
@@ -33,12 +33,8 @@ pub struct ServeArgs {
     /// Requests per minute per API key (429 with Retry-After above it).
     #[arg(long, requires = "api_key_file")]
     pub rate_limit: Option<u32>,
-    /// Context window per model, tokens.
-    #[arg(long, default_value_t = 8192)]
-    pub ctx: u32,
-    /// CPU threads per model (default: all cores).
-    #[arg(long)]
-    pub threads: Option<u32>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Requests that may wait per model; one more gets 503 with Retry-After.
     #[arg(long, default_value_t = 64)]
     pub max_queue: usize,
@@ -102,8 +98,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     names.extend(args.colm_clients.iter().map(String::as_str));
     names.extend(args.colm_server.as_deref());
     let opts = LoadOptions {
-        n_ctx: args.ctx,
-        n_threads: args.threads,
+        engine: args.engine.clone(),
         max_queue: args.max_queue,
         verbose: true,
     };

@@ -1,4 +1,5 @@
-//! One chat completion on an engine thread: template, tokenize, size check, prefill, decode.
+//! Requests on an engine thread: template, tokenize, size check ([`prepare`]), then a
+//! [`Slot`] per request that is fed into shared decode batches.
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use tokio::sync::oneshot;
 
 fn inference<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> ModelError + '_ {
     move |e| ModelError::Inference(format!("{what}: {e}"))
@@ -40,15 +42,19 @@ fn validate(messages: &[ChatMessage], params: &SamplingParams) -> Result<(), Str
     Ok(())
 }
 
-/// Runs one completion. The KV cache is cleared first: requests do not share state.
-pub(crate) fn generate(
+/// Templates and tokenizes a request and checks that prompt + `max_tokens` fit one sequence of
+/// `n_ctx_seq` tokens.
+///
+/// # Errors
+/// [`ModelError::InvalidRequest`] for bad sampling values or messages,
+/// [`ModelError::ContextOverflow`] naming the three sizes.
+pub(crate) fn prepare(
     model: &LlamaModel,
-    ctx: &mut LlamaContext<'_>,
     template: &LlamaChatTemplate,
+    n_ctx_seq: u32,
     messages: &[ChatMessage],
     params: &SamplingParams,
-    deltas: Option<&UnboundedSender<String>>,
-) -> Result<Completion, ModelError> {
+) -> Result<Vec<LlamaToken>, ModelError> {
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
     let chat = messages
         .iter()
@@ -58,10 +64,9 @@ pub(crate) fn generate(
     let prompt = model
         .apply_chat_template(template, &chat, true)
         .map_err(inference("chat template"))?;
-    let vocab = model.vocab();
-    let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
-    let n_ctx = u64::from(ctx.n_ctx());
+    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
     let prompt_tokens = tokens.len() as u64;
+    let n_ctx = u64::from(n_ctx_seq);
     if tokens.is_empty() || prompt_tokens + u64::from(params.max_tokens) > n_ctx {
         return Err(ModelError::ContextOverflow {
             prompt_tokens,
@@ -69,96 +74,192 @@ pub(crate) fn generate(
             n_ctx,
         });
     }
+    Ok(tokens)
+}
 
-    // Prefill.
-    let started = Instant::now();
-    ctx.clear_kv_cache();
-    let n_batch = (ctx.n_batch() as usize).max(1);
-    let mut batch = LlamaBatch::new(n_batch, 1);
-    let last = tokens.len() - 1;
-    for (c, chunk) in tokens.chunks(n_batch).enumerate() {
-        batch.clear();
-        for (j, &token) in chunk.iter().enumerate() {
-            let pos = c * n_batch + j;
+/// One request being served in its own sequence (`seq_id`) of the shared context: its prompt
+/// is fed in chunks, then one sampled token per decode batch, next to the other sequences'
+/// tokens (continuous batching, as llama-server's slots).
+pub(crate) struct Slot {
+    /// Sequence id in the context's KV cache.
+    pub seq: i32,
+    params: SamplingParams,
+    deltas: Option<UnboundedSender<String>>,
+    reply: oneshot::Sender<Result<Completion, ModelError>>,
+    prompt: Vec<LlamaToken>,
+    prefilled: usize,
+    /// Sampled and not yet decoded.
+    next: Option<LlamaToken>,
+    pos: usize,
+    /// Batch index of this slot's logits in the batch being decoded.
+    logits_at: Option<i32>,
+    sampler: LlamaSampler,
+    max_stop: usize,
+    out: Vec<u8>,
+    emitted: usize,
+    generated: u32,
+    logprob_sum: f64,
+    admitted: Instant,
+    first_logits: Option<Instant>,
+}
+
+/// What a slot's step produced.
+pub(crate) enum Step {
+    /// Still generating (or still prefilling).
+    Running,
+    /// Finished with this reason; call [`Slot::complete`].
+    Done(FinishReason),
+}
+
+impl Slot {
+    /// A slot for a prepared prompt (see [`prepare`]).
+    pub(crate) fn new(
+        seq: i32,
+        prompt: Vec<LlamaToken>,
+        params: SamplingParams,
+        deltas: Option<UnboundedSender<String>>,
+        reply: oneshot::Sender<Result<Completion, ModelError>>,
+    ) -> Self {
+        let sampler = if params.temperature == 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(params.top_p, 1),
+                LlamaSampler::temp(params.temperature),
+                LlamaSampler::dist(params.seed),
+            ])
+        };
+        Self {
+            seq,
+            max_stop: params.stop.iter().map(String::len).max().unwrap_or(0),
+            params,
+            deltas,
+            reply,
+            prompt,
+            prefilled: 0,
+            next: None,
+            pos: 0,
+            logits_at: None,
+            sampler,
+            out: Vec::new(),
+            emitted: 0,
+            generated: 0,
+            logprob_sum: 0.0,
+            admitted: Instant::now(),
+            first_logits: None,
+        }
+    }
+
+    /// True when the caller has gone away (its reply future was dropped).
+    pub(crate) fn cancelled(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    /// True while prompt tokens remain to be fed.
+    pub(crate) fn prefilling(&self) -> bool {
+        self.prefilled < self.prompt.len()
+    }
+
+    /// Adds this slot's next input to `batch`: its sampled token (1 token), or up to `budget`
+    /// prompt tokens. Returns the number of tokens added.
+    pub(crate) fn feed(
+        &mut self,
+        batch: &mut LlamaBatch,
+        budget: usize,
+    ) -> Result<usize, ModelError> {
+        self.logits_at = None;
+        if let Some(token) = self.next.take() {
+            if budget == 0 {
+                self.next = Some(token);
+                return Ok(0);
+            }
+            self.logits_at = Some(batch.n_tokens());
             batch
-                .add(token, to_pos(pos)?, &[0], pos == last)
+                .add(token, to_pos(self.pos)?, &[self.seq], true)
+                .map_err(inference("batch"))?;
+            self.pos += 1;
+            return Ok(1);
+        }
+        let take = budget.min(self.prompt.len() - self.prefilled);
+        for i in self.prefilled..self.prefilled + take {
+            let last = i + 1 == self.prompt.len();
+            if last {
+                self.logits_at = Some(batch.n_tokens());
+            }
+            batch
+                .add(self.prompt[i], to_pos(i)?, &[self.seq], last)
                 .map_err(inference("batch"))?;
         }
-        ctx.decode(&mut batch).map_err(inference("prompt decode"))?;
+        self.prefilled += take;
+        self.pos = self.prefilled;
+        Ok(take)
     }
-    let prompt_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    // Decode.
-    let started = Instant::now();
-    let mut sampler = if params.temperature == 0.0 {
-        LlamaSampler::greedy()
-    } else {
-        LlamaSampler::chain_simple([
-            LlamaSampler::top_p(params.top_p, 1),
-            LlamaSampler::temp(params.temperature),
-            LlamaSampler::dist(params.seed),
-        ])
-    };
-    let max_stop = params.stop.iter().map(String::len).max().unwrap_or(0);
-    let mut out: Vec<u8> = Vec::new();
-    let mut logprob_sum = 0.0f64;
-    let mut generated: u32 = 0;
-    let mut emitted = 0usize;
-    let mut finish = FinishReason::Length;
-    let mut pos = tokens.len();
-    let mut idx = batch.n_tokens() - 1;
-    while generated < params.max_tokens {
-        let token = sampler.sample(ctx, idx);
-        if vocab.is_eog(token) && !params.ignore_eos {
-            finish = FinishReason::Stop;
-            break;
+    /// After the batch was decoded: samples this slot's token if its logits were computed,
+    /// cuts stop strings, streams the new text.
+    pub(crate) fn step(&mut self, ctx: &LlamaContext<'_>, model: &LlamaModel) -> Step {
+        let Some(idx) = self.logits_at.take() else {
+            return Step::Running;
+        };
+        self.first_logits.get_or_insert_with(Instant::now);
+        let vocab = model.vocab();
+        let token = self.sampler.sample(ctx, idx);
+        if vocab.is_eog(token) && !self.params.ignore_eos {
+            return Step::Done(FinishReason::Stop);
         }
-        logprob_sum += token_logprob(ctx.get_logits_ith(idx), token);
-        generated += 1;
-        let before = out.len();
-        vocab.token_to_piece_into(token, &mut out, false, None);
-        if let Some(cut) = find_stop(&out, before.saturating_sub(max_stop), &params.stop) {
-            out.truncate(cut);
-            finish = FinishReason::Stop;
-            break;
+        self.logprob_sum += token_logprob(ctx.get_logits_ith(idx), token);
+        self.generated += 1;
+        let before = self.out.len();
+        vocab.token_to_piece_into(token, &mut self.out, false, None);
+        let from = before.saturating_sub(self.max_stop);
+        if let Some(cut) = find_stop(&self.out, from, &self.params.stop) {
+            self.out.truncate(cut);
+            return Step::Done(FinishReason::Stop);
         }
-        if let Some(tx) = deltas {
+        if let Some(tx) = &self.deltas {
             // Hold back what could still become a stop string.
-            let end = out.len().saturating_sub(max_stop.saturating_sub(1));
-            emitted = send_delta(tx, &out, emitted, end);
+            let end = self
+                .out
+                .len()
+                .saturating_sub(self.max_stop.saturating_sub(1));
+            self.emitted = send_delta(tx, &self.out, self.emitted, end);
         }
-        if generated == params.max_tokens {
-            break;
+        if self.generated >= self.params.max_tokens {
+            return Step::Done(FinishReason::Length);
         }
-        batch.clear();
-        batch
-            .add(token, to_pos(pos)?, &[0], true)
-            .map_err(inference("batch"))?;
-        pos += 1;
-        ctx.decode(&mut batch).map_err(inference("decode"))?;
-        idx = 0;
+        self.next = Some(token);
+        Step::Running
     }
-    if let Some(tx) = deltas {
-        if emitted < out.len() {
-            let _ = tx.unbounded_send(String::from_utf8_lossy(&out[emitted..]).into_owned());
-        }
+
+    /// Sends the finished completion (or `error`) to the caller.
+    pub(crate) fn complete(self, result: Result<FinishReason, ModelError>) {
+        let result = result.map(|finish| {
+            if let Some(tx) = &self.deltas {
+                if self.emitted < self.out.len() {
+                    let rest = String::from_utf8_lossy(&self.out[self.emitted..]).into_owned();
+                    let _ = tx.unbounded_send(rest);
+                }
+            }
+            let first = self.first_logits.unwrap_or(self.admitted);
+            Completion {
+                text: String::from_utf8_lossy(&self.out).into_owned(),
+                usage: Usage {
+                    prompt_tokens: self.prompt.len() as u64,
+                    completion_tokens: u64::from(self.generated),
+                },
+                mean_logprob: (self.generated > 0)
+                    .then(|| self.logprob_sum / f64::from(self.generated)),
+                finish_reason: finish,
+                timings: Timings {
+                    prompt_ms: (first - self.admitted).as_secs_f64() * 1000.0,
+                    generation_ms: first.elapsed().as_secs_f64() * 1000.0,
+                },
+                fallback: None,
+                wire: None,
+            }
+        });
+        let _ = self.reply.send(result);
     }
-    let generation_ms = started.elapsed().as_secs_f64() * 1000.0;
-    Ok(Completion {
-        text: String::from_utf8_lossy(&out).into_owned(),
-        usage: Usage {
-            prompt_tokens,
-            completion_tokens: u64::from(generated),
-        },
-        mean_logprob: (generated > 0).then(|| logprob_sum / f64::from(generated)),
-        finish_reason: finish,
-        timings: Timings {
-            prompt_ms,
-            generation_ms,
-        },
-        fallback: None,
-        wire: None,
-    })
 }
 
 /// Sends `out[emitted..end]` as a delta, stopping short of an incomplete UTF-8 sequence at the

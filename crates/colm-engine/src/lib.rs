@@ -2,7 +2,9 @@
 //! [`ChatModel`] trait of `colm-core`.
 //!
 //! Each loaded model gets **one engine thread** that owns the model and its context and
-//! serves requests in arrival order; callers talk to it through an async handle,
+//! serves up to [`EngineConfig::n_parallel`] requests at once with continuous batching (each
+//! request is a sequence of one shared context; every decode batch carries one new token of
+//! each generating sequence plus prompt chunks of newly admitted ones); callers talk to it through an async handle,
 //! [`LlamaEngine`], which is cheap to share (`Arc`). Prompts are built with the model's own
 //! chat template from the GGUF metadata (or a named llama.cpp template for models without
 //! one). Decoding is greedy by default, with temperature / top-p / seed sampling, a
@@ -25,13 +27,16 @@ mod generate;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use colm_core::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use futures::channel::mpsc::UnboundedSender;
+use generate::{Slot, Step};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
 use tokio::sync::{mpsc, oneshot};
@@ -50,9 +55,12 @@ pub struct EngineConfig {
     /// A llama.cpp built-in template name (`chatml`, `gemma`, `llama3`, …) to use instead of
     /// the GGUF's own; required for models whose GGUF has none.
     pub chat_template: Option<String>,
-    /// Requests that may wait for the engine; one more is refused with
+    /// Requests that may wait for a free sequence; one more is refused with
     /// [`ModelError::Overloaded`] (at least 1).
     pub max_queue: usize,
+    /// Sequences decoded together (continuous batching; llama-server's `-np`). Each has its
+    /// own `n_ctx`-token KV cache, so memory grows with `n_ctx × n_parallel`.
+    pub n_parallel: u32,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +72,7 @@ impl Default for EngineConfig {
             use_mmap: true,
             chat_template: None,
             max_queue: 64,
+            n_parallel: 4,
         }
     }
 }
@@ -113,8 +122,11 @@ pub struct ModelInfo {
     pub name: String,
     /// GGUF path.
     pub path: PathBuf,
-    /// Context window in use, tokens (llama.cpp may round the requested size up).
+    /// Context window of one request (sequence) in use, tokens (llama.cpp may round the
+    /// requested size up).
     pub n_ctx: u32,
+    /// Sequences decoded together (continuous batching).
+    pub n_parallel: u32,
     /// Context window the model was trained with, tokens.
     pub n_ctx_train: u32,
     /// Parameter count.
@@ -173,13 +185,37 @@ struct Job {
 
 /// Async handle to a model served by its own engine thread.
 ///
-/// Requests are served one at a time in arrival order; at most
+/// Up to [`EngineConfig::n_parallel`] requests are decoded together (continuous batching),
+/// admitted in arrival order; at most
 /// [`EngineConfig::max_queue`] wait, and one more is refused at once with
 /// [`ModelError::Overloaded`]. Dropping the last handle stops the thread once its queue is
 /// drained.
 pub struct LlamaEngine {
     info: ModelInfo,
     jobs: mpsc::Sender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// Live counters of an engine thread (see [`LlamaEngine::stats`]).
+#[derive(Debug, Default)]
+struct Counters {
+    decode_batches: AtomicU64,
+    batch_tokens: AtomicU64,
+    active: AtomicU64,
+    peak_active: AtomicU64,
+}
+
+/// What an engine has done so far: how well continuous batching fills its batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// `llama_decode` calls.
+    pub decode_batches: u64,
+    /// Tokens over all decoded batches (prompt + generated).
+    pub batch_tokens: u64,
+    /// Requests being served now (each one sequence).
+    pub active_sequences: u64,
+    /// Most requests ever served at once.
+    pub peak_sequences: u64,
 }
 
 impl LlamaEngine {
@@ -196,14 +232,31 @@ impl LlamaEngine {
         let path = path.as_ref().to_path_buf();
         let (jobs, rx) = mpsc::channel(config.max_queue.max(1));
         let (ready_tx, ready_rx) = oneshot::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
             .name(format!("engine-{name}"))
-            .spawn(move || engine_thread(name, path, config, ready_tx, rx))
+            .spawn(move || engine_thread(name, path, config, ready_tx, rx, &thread_counters))
             .map_err(|e| EngineError::Thread(e.to_string()))?;
         let info = ready_rx
             .await
             .map_err(|_| EngineError::Thread("engine thread exited while loading".into()))??;
-        Ok(Self { info, jobs })
+        Ok(Self {
+            info,
+            jobs,
+            counters,
+        })
+    }
+
+    /// Counters of the engine thread so far.
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        EngineStats {
+            decode_batches: c.decode_batches.load(Ordering::Relaxed),
+            batch_tokens: c.batch_tokens.load(Ordering::Relaxed),
+            active_sequences: c.active.load(Ordering::Relaxed),
+            peak_sequences: c.peak_active.load(Ordering::Relaxed),
+        }
     }
 
     /// Facts about the loaded model.
@@ -277,7 +330,8 @@ fn engine_thread(
     path: PathBuf,
     config: EngineConfig,
     ready: oneshot::Sender<Result<ModelInfo, EngineError>>,
-    mut jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Job>,
+    counters: &Counters,
 ) {
     let setup = || -> Result<_, EngineError> {
         let backend = backend()?;
@@ -318,6 +372,7 @@ fn engine_thread(
             name: name.clone(),
             path: path.clone(),
             n_ctx,
+            n_parallel: 1,
             n_ctx_train: model.n_ctx_train(),
             n_params: model.n_params(),
             size_bytes: model.size(),
@@ -334,16 +389,21 @@ fn engine_thread(
         }
     };
     let threads = i32::try_from(info.n_threads).unwrap_or(1);
+    let n_parallel = config.n_parallel.clamp(1, config.n_batch.max(1));
+    // One KV stream per sequence (kv_unified off, as `llama-server -np N`): each sequence has
+    // its own `n_ctx` cells and attends only to them.
     let ctx_params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(info.n_ctx))
+        .with_n_ctx(NonZeroU32::new(info.n_ctx.saturating_mul(n_parallel)))
         .with_n_batch(config.n_batch)
         .with_n_ubatch(config.n_batch)
+        .with_n_seq_max(n_parallel)
+        .with_kv_unified(false)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, ctx_params) {
         Ok(ctx) => {
             // llama.cpp may round the context up (e.g. to a multiple of 256): report what it uses.
-            info.n_ctx = ctx.n_ctx();
+            info.n_ctx = ctx.n_ctx() / n_parallel;
             ctx
         }
         Err(e) => {
@@ -355,22 +415,149 @@ fn engine_thread(
             return;
         }
     };
-    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, "model loaded");
+    info.n_parallel = n_parallel;
+    tracing::info!(model = %info.name, n_ctx = info.n_ctx, n_parallel, threads, "model loaded");
+    let n_ctx_seq = info.n_ctx;
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    while let Some(job) = jobs.blocking_recv() {
-        let result = generate::generate(
-            &model,
-            &mut ctx,
-            &template,
-            &job.messages,
-            &job.params,
-            job.deltas.as_ref(),
-        );
-        if let Err(e) = &result {
-            tracing::warn!(model = %name, error = %e, "request failed");
+    let setup = Schedule {
+        name: &name,
+        model: &model,
+        template: &template,
+        n_ctx_seq,
+        n_parallel,
+        counters,
+    };
+    setup.run(&mut ctx, jobs);
+}
+
+/// The engine loop (continuous batching): admits queued requests into free sequences, builds
+/// one batch per step from every active sequence (one sampled token each, then prompt chunks
+/// up to `n_batch` tokens), decodes it, samples, and answers finished requests. Requests whose
+/// caller went away are dropped between steps. Returns when every handle is dropped.
+struct Schedule<'a> {
+    name: &'a str,
+    model: &'a LlamaModel,
+    template: &'a LlamaChatTemplate,
+    n_ctx_seq: u32,
+    n_parallel: u32,
+    counters: &'a Counters,
+}
+
+impl Schedule<'_> {
+    fn run(&self, ctx: &mut llama_cpp_2::context::LlamaContext<'_>, mut jobs: mpsc::Receiver<Job>) {
+        let Self {
+            name,
+            model,
+            template,
+            n_ctx_seq,
+            n_parallel,
+            counters,
+        } = *self;
+        let n_batch = (ctx.n_batch() as usize).max(1);
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let mut slots: Vec<Option<Slot>> = (0..n_parallel).map(|_| None).collect();
+        loop {
+            // Admit: wait for work when idle, otherwise take what is queued without waiting.
+            while let Some(free) = slots.iter().position(Option::is_none) {
+                let job = if slots.iter().all(Option::is_none) {
+                    match jobs.blocking_recv() {
+                        Some(job) => job,
+                        None => return,
+                    }
+                } else {
+                    match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
+                };
+                let seq = free as i32;
+                match generate::prepare(model, template, n_ctx_seq, &job.messages, &job.params) {
+                    Ok(prompt) => {
+                        let _ = ctx.clear_kv_cache_seq(Some(free as u32), None, None);
+                        slots[free] =
+                            Some(Slot::new(seq, prompt, job.params, job.deltas, job.reply));
+                    }
+                    Err(e) => {
+                        tracing::warn!(model = %name, error = %e, "request refused");
+                        let _ = job.reply.send(Err(e));
+                    }
+                }
+            }
+            for slot in &mut slots {
+                if slot.as_ref().is_some_and(Slot::cancelled) {
+                    if let Some(s) = slot.take() {
+                        tracing::debug!(model = %name, seq = s.seq, "request cancelled by its caller");
+                        let _ = ctx.clear_kv_cache_seq(u32::try_from(s.seq).ok(), None, None);
+                    }
+                }
+            }
+            // Build the batch: generating sequences first (one token each), then prompt chunks.
+            batch.clear();
+            let mut used = 0usize;
+            let mut failed: Vec<(usize, ModelError)> = Vec::new();
+            for pass_prefill in [false, true] {
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    let Some(s) = slot else { continue };
+                    if s.prefilling() != pass_prefill {
+                        continue;
+                    }
+                    match s.feed(&mut batch, n_batch - used) {
+                        Ok(n) => used += n,
+                        Err(e) => failed.push((i, e)),
+                    }
+                }
+            }
+            for (i, e) in failed {
+                finish(ctx, &mut slots[i], Err(e));
+            }
+            let active = slots.iter().flatten().count() as u64;
+            counters.active.store(active, Ordering::Relaxed);
+            counters.peak_active.fetch_max(active, Ordering::Relaxed);
+            if used == 0 {
+                continue;
+            }
+            counters.decode_batches.fetch_add(1, Ordering::Relaxed);
+            counters
+                .batch_tokens
+                .fetch_add(used as u64, Ordering::Relaxed);
+            if let Err(e) = ctx.decode(&mut batch) {
+                // The sequences' cache state is unknown now: every active request fails.
+                tracing::warn!(model = %name, error = %e, "decode failed");
+                for slot in &mut slots {
+                    finish(
+                        ctx,
+                        slot,
+                        Err(ModelError::Inference(format!("decode: {e}"))),
+                    );
+                }
+                continue;
+            }
+            for slot in &mut slots {
+                let done = match slot {
+                    Some(s) => match s.step(ctx, model) {
+                        Step::Running => continue,
+                        Step::Done(reason) => reason,
+                    },
+                    None => continue,
+                };
+                finish(ctx, slot, Ok(done));
+            }
+            let active = slots.iter().flatten().count() as u64;
+            counters.active.store(active, Ordering::Relaxed);
         }
-        let _ = job.reply.send(result);
+    }
+}
+
+/// Answers the slot's caller and frees its sequence.
+fn finish(
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    slot: &mut Option<Slot>,
+    result: Result<FinishReason, ModelError>,
+) {
+    if let Some(s) = slot.take() {
+        let _ = ctx.clear_kv_cache_seq(u32::try_from(s.seq).ok(), None, None);
+        s.complete(result);
     }
 }

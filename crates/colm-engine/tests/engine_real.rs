@@ -194,3 +194,72 @@ async fn a_full_queue_refuses_at_once() {
     assert_eq!(refused + served, 4, "{results:?}");
     assert_eq!(engine.queued(), 0);
 }
+
+/// Continuous batching: four greedy requests in flight at once are decoded in shared batches
+/// and each gets the text it gets alone (questions with confident answers: batches of another
+/// size may round differently and flip a near-tie between two tokens, as in llama.cpp); a
+/// request whose caller gives up frees its sequence.
+#[tokio::test]
+async fn concurrent_requests_share_batches_and_match_sequential_output() {
+    let config = EngineConfig {
+        n_ctx: 512,
+        n_parallel: 4,
+        ..EngineConfig::default()
+    };
+    let engine = std::sync::Arc::new(
+        LlamaEngine::load(CLIENT, model_path(CLIENT), config)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(engine.info().n_parallel, 4);
+    assert_eq!(engine.info().n_ctx, 512);
+    let questions = [
+        "What is 7 times 6?",
+        "Name the capital of France.",
+        "Spell the word banana letter by letter.",
+        "Count from 1 to 10.",
+    ];
+    let params = SamplingParams {
+        max_tokens: 24,
+        ..Default::default()
+    };
+    let mut alone = Vec::new();
+    for q in questions {
+        alone.push(
+            engine
+                .chat(&[ChatMessage::user(q)], &params)
+                .await
+                .unwrap()
+                .text,
+        );
+    }
+    assert_eq!(engine.stats().peak_sequences, 1);
+    let together = futures::future::join_all(questions.iter().map(|q| {
+        let engine = std::sync::Arc::clone(&engine);
+        let params = params.clone();
+        async move { engine.chat(&[ChatMessage::user(*q)], &params).await }
+    }))
+    .await;
+    let stats = engine.stats();
+    assert_eq!(stats.peak_sequences, 4, "{stats:?}");
+    for ((q, a), t) in questions.iter().zip(&alone).zip(together) {
+        assert_eq!(&t.unwrap().text, a, "{q}");
+    }
+
+    // A caller that gives up: its sequence is freed and later requests still work.
+    let slow = SamplingParams {
+        max_tokens: 200,
+        ignore_eos: true,
+        ..Default::default()
+    };
+    let haiku = [ChatMessage::user("Write a long poem about rain.")];
+    let dropped = engine.chat(&haiku, &slow);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), dropped).await;
+    let again = engine
+        .chat(&[ChatMessage::user(questions[0])], &params)
+        .await
+        .unwrap();
+    assert_eq!(again.text, alone[0]);
+    assert_eq!(engine.stats().active_sequences, 0);
+    assert!(engine.stats().batch_tokens > 0);
+}
