@@ -87,90 +87,147 @@ async fn handle(
             Some("drafts"),
         ));
     }
-    let mode = match req.mode.as_deref().unwrap_or("synthesis") {
-        "synthesis" => GuidanceMode::Synthesis,
-        "critique" => GuidanceMode::Critique,
-        "vote" => GuidanceMode::Vote,
-        "auto" => GuidanceMode::Auto {
-            threshold: req.auto_threshold.unwrap_or(0.6),
-        },
-        other => {
+    let spec = GuidanceSpec::parse(
+        &state,
+        req.model,
+        req.mode.as_deref(),
+        req.auto_threshold,
+        req.max_tokens,
+        req.temperature,
+    )?;
+    let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
+    let body = produce(&state, &spec, &req.query, &drafts, req.round.unwrap_or(1)).await?;
+    Ok(Json(body).into_response())
+}
+
+/// How guidance is to be produced: mode, server model and sampling, checked against the
+/// hosted models. Shared by one-shot guidance and sessions.
+#[derive(Debug, Clone)]
+pub struct GuidanceSpec {
+    /// Server model id (`None` only for `vote` and `auto`).
+    pub model: Option<String>,
+    /// The guidance mode.
+    pub mode: GuidanceMode,
+    /// Sampling of the server call.
+    pub params: SamplingParams,
+}
+
+impl GuidanceSpec {
+    /// Checks the request fields.
+    ///
+    /// # Errors
+    /// 400 for an unknown mode or a model-needing mode without `model`; 404 for a model this
+    /// server does not host.
+    pub fn parse(
+        state: &AppState,
+        model: Option<String>,
+        mode: Option<&str>,
+        auto_threshold: Option<f64>,
+        max_tokens: Option<u32>,
+        temperature: Option<f32>,
+    ) -> Result<Self, ApiError> {
+        let mode = match mode.unwrap_or("synthesis") {
+            "synthesis" => GuidanceMode::Synthesis,
+            "critique" => GuidanceMode::Critique,
+            "vote" => GuidanceMode::Vote,
+            "auto" => GuidanceMode::Auto {
+                threshold: auto_threshold.unwrap_or(0.6),
+            },
+            other => {
+                return Err(ApiError::invalid(
+                    format!("unknown mode `{other}` (synthesis, critique, vote, auto)"),
+                    Some("mode"),
+                ))
+            }
+        };
+        if model.is_none() && matches!(mode, GuidanceMode::Synthesis | GuidanceMode::Critique) {
             return Err(ApiError::invalid(
-                format!("unknown mode `{other}` (synthesis, critique, vote, auto)"),
-                Some("mode"),
-            ))
+                "`model` is required for synthesis and critique",
+                Some("model"),
+            ));
         }
-    };
-    if req.model.is_none() && matches!(mode, GuidanceMode::Synthesis | GuidanceMode::Critique) {
-        return Err(ApiError::invalid(
-            "`model` is required for synthesis and critique",
-            Some("model"),
-        ));
+        if let Some(id) = &model {
+            if state.model(id).is_none() {
+                return Err(ApiError::model_not_found(id, &state.model_ids()));
+            }
+        }
+        let params = SamplingParams {
+            max_tokens: max_tokens.unwrap_or(state.config().default_max_tokens),
+            temperature: temperature.unwrap_or(0.0),
+            ..SamplingParams::default()
+        };
+        Ok(Self {
+            model,
+            mode,
+            params,
+        })
     }
-    let server = match &req.model {
-        Some(id) => Some(
-            state
-                .model(id)
-                .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?,
-        ),
-        None => None,
-    };
-    let params = SamplingParams {
-        max_tokens: req.max_tokens.unwrap_or(state.config().default_max_tokens),
-        temperature: req.temperature.unwrap_or(0.0),
-        ..SamplingParams::default()
-    };
+}
+
+/// The wire name of a guidance mode.
+pub fn mode_name(mode: GuidanceMode) -> &'static str {
+    match mode {
+        GuidanceMode::Synthesis => "synthesis",
+        GuidanceMode::Critique => "critique",
+        GuidanceMode::Vote => "vote",
+        GuidanceMode::Auto { .. } => "auto",
+    }
+}
+
+/// Produces guidance for `drafts` (served from the shared store when a synthesis for the same
+/// question and model is there) and returns the `colm.guidance` response object.
+///
+/// # Errors
+/// The model's error as an [`ApiError`]; a store failure is a 500.
+pub async fn produce(
+    state: &AppState,
+    spec: &GuidanceSpec,
+    query: &str,
+    drafts: &[&str],
+    round: u32,
+) -> Result<serde_json::Value, ApiError> {
     // Shared guidance: synthesis for the same question by the same model, within the TTL.
-    let shareable = matches!(mode, GuidanceMode::Synthesis);
-    if let (true, Some(store), Some(id)) = (shareable, state.guidance_store(), &req.model) {
-        if let Some(text) = store.get(&req.query, id).map_err(store_error)? {
+    let shareable = matches!(spec.mode, GuidanceMode::Synthesis);
+    if let (true, Some(store), Some(id)) = (shareable, state.guidance_store(), &spec.model) {
+        if let Some(text) = store.get(query, id).map_err(store_error)? {
             state.metrics().shared_hit();
-            return Ok(Json(json!({
+            return Ok(json!({
                 "object": "colm.guidance",
-                "round": req.round.unwrap_or(1),
+                "round": round,
                 "mode": "synthesis",
-                "model": req.model,
+                "model": spec.model,
                 "guidance": text,
                 "usage": null,
                 "tally": null,
                 "shared": true,
-            }))
-            .into_response());
+            }));
         }
     }
-    let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
-    let g = guidance(server.as_deref(), &req.query, &drafts, mode, &params).await?;
-    if let (Some(c), Some(id)) = (&g.completion, &req.model) {
+    let server = spec.model.as_deref().and_then(|id| state.model(id));
+    let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
+    if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
         state
             .metrics()
             .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
     }
     if let (GuidanceMode::Synthesis, Some(store), Some(id)) =
-        (g.mode, state.guidance_store(), &req.model)
+        (g.mode, state.guidance_store(), &spec.model)
     {
-        store.put(&req.query, id, &g.text).map_err(store_error)?;
+        store.put(query, id, &g.text).map_err(store_error)?;
     }
-    let usage = g.completion.as_ref().map(usage_json);
-    let mode_name = match g.mode {
-        GuidanceMode::Synthesis => "synthesis",
-        GuidanceMode::Critique => "critique",
-        GuidanceMode::Vote => "vote",
-        GuidanceMode::Auto { .. } => "auto",
-    };
-    Ok(Json(json!({
+    Ok(json!({
         "object": "colm.guidance",
-        "round": req.round.unwrap_or(1),
-        "mode": mode_name,
-        "model": req.model,
+        "round": round,
+        "mode": mode_name(g.mode),
+        "model": spec.model,
         "guidance": g.text,
-        "usage": usage,
+        "usage": g.completion.as_ref().map(usage_json),
         "tally": g.tally,
         "shared": false,
     }))
-    .into_response())
 }
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
+pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
     ApiError {
         status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         message: e.to_string(),

@@ -30,6 +30,7 @@ pub mod collab;
 pub mod error;
 pub mod metrics;
 pub mod openai;
+pub mod sessions;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,7 @@ impl Default for ServerConfig {
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
     metrics: metrics::Metrics,
+    sessions: sessions::Sessions,
     store: Option<store::GuidanceStore>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
@@ -106,6 +108,7 @@ impl AppState {
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
             metrics: metrics::Metrics::default(),
+            sessions: sessions::Sessions::default(),
             store,
             auth: config.auth.clone().map(auth::Auth::new),
             config,
@@ -123,6 +126,10 @@ impl AppState {
     /// The shared-guidance store, when sharing is on.
     pub fn guidance_store(&self) -> Option<&store::GuidanceStore> {
         self.0.store.as_ref()
+    }
+    /// The shared sessions.
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.0.sessions
     }
     /// The request and token counters.
     pub fn metrics(&self) -> &metrics::Metrics {
@@ -144,7 +151,11 @@ pub fn router(state: AppState) -> Router {
     let mut v1 = Router::new()
         .route("/v1/models", get(openai::list_models))
         .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/colm/guidance", post(collab::one_shot));
+        .route("/v1/colm/guidance", post(collab::one_shot))
+        .route("/v1/colm/sessions", post(sessions::create))
+        .route("/v1/colm/sessions/{id}", get(sessions::show))
+        .route("/v1/colm/sessions/{id}/drafts", post(sessions::submit))
+        .route("/v1/colm/sessions/{id}/guidance", get(sessions::guidance));
     if let Some(auth) = &state.0.auth {
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             auth.clone(),
@@ -216,12 +227,16 @@ mod tests {
             "/v1/models",
             "/v1/chat/completions",
             "/v1/colm/guidance",
+            "/v1/colm/sessions",
+            "/v1/colm/sessions/{id}",
+            "/v1/colm/sessions/{id}/drafts",
+            "/v1/colm/sessions/{id}/guidance",
         ] {
             assert!(paths.contains_key(route), "{route} missing");
         }
         assert_eq!(
             paths.len(),
-            6,
+            10,
             "a documented route is not served, or the reverse"
         );
     }

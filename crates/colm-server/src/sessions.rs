@@ -1,0 +1,472 @@
+//! Shared sessions: several clients collaborate on one query (CoLM, §3: the server aggregates
+//! the drafts of the selected clients into one guidance).
+//!
+//! - `POST /v1/colm/sessions` `{query, model?, mode?, k?, window_ms?, round?, max_tokens?,
+//!   temperature?, auto_threshold?}` **joins** the open session for the same normalised
+//!   question, model, mode and round, or **creates** one (201); the answer is the session
+//!   object (`id`, `status`, `k`, `drafts`, `deadline_ms`, `joined`).
+//! - `POST /v1/colm/sessions/{id}/drafts` `{draft, client?}` adds a draft (409
+//!   `session_closed` once aggregation has started).
+//! - `GET /v1/colm/sessions/{id}/guidance?wait_ms=N` long-polls: 200 with the `colm.guidance`
+//!   object (plus `session`, `trigger`, `drafts_used`, `clients`) once it exists, else 202 with
+//!   the session object after `wait_ms` (default 0, at most 60000). With
+//!   `Accept: text/event-stream` it is an SSE stream: a `session` event at once, then one
+//!   `guidance` (or `error`) event, then the stream ends.
+//! - `GET /v1/colm/sessions/{id}` the session object.
+//!
+//! **Dynamic aggregation window**: the server aggregates as soon as `k` drafts are in
+//! (`trigger: "k"`) or when `window_ms` has passed since creation with at least one draft
+//! (`trigger: "deadline"`), so a slow client never stalls the fast ones; its late draft is
+//! refused and it can still fetch the guidance. A session with no draft at its deadline
+//! ends with a 408 `no_drafts` error. Finished sessions are kept for [`KEEP_FINISHED`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::collab::{mode_name, produce, GuidanceSpec, MAX_DRAFTS};
+use crate::error::ApiError;
+use crate::openai::read_body;
+use crate::store::normalise_query;
+use crate::AppState;
+
+/// Default `k`: drafts that trigger aggregation.
+pub const DEFAULT_K: usize = 2;
+/// Default aggregation window from creation, ms.
+pub const DEFAULT_WINDOW_MS: u64 = 30_000;
+/// Longest accepted aggregation window, ms.
+pub const MAX_WINDOW_MS: u64 = 600_000;
+/// Longest long-poll wait, ms.
+pub const MAX_WAIT_MS: u64 = 60_000;
+/// Sessions open at once; one more is a 503.
+pub const MAX_OPEN: usize = 10_000;
+/// How long a finished session (and its guidance) stays fetchable.
+pub const KEEP_FINISHED: Duration = Duration::from_secs(600);
+
+/// Body of `POST /v1/colm/sessions`.
+#[derive(Debug, Deserialize)]
+pub struct CreateSession {
+    /// The question all clients of the session answer.
+    pub query: String,
+    /// Server model for synthesis / critique.
+    pub model: Option<String>,
+    /// Guidance mode (default `synthesis`).
+    pub mode: Option<String>,
+    /// Drafts that trigger aggregation, 1 to [`MAX_DRAFTS`] (default [`DEFAULT_K`]).
+    pub k: Option<usize>,
+    /// Aggregation deadline after creation, ms (default [`DEFAULT_WINDOW_MS`]).
+    pub window_ms: Option<u64>,
+    /// Round number (default 1); sessions of different rounds are distinct.
+    pub round: Option<u32>,
+    /// Completion token limit of the server call.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature of the server call.
+    pub temperature: Option<f32>,
+    /// Agreement threshold of `auto`.
+    pub auto_threshold: Option<f64>,
+}
+
+/// Body of `POST /v1/colm/sessions/{id}/drafts`.
+#[derive(Debug, Deserialize)]
+pub struct SubmitDraft {
+    /// The client's draft answer.
+    pub draft: String,
+    /// A name for the client, echoed in `clients` (default `client-N`).
+    pub client: Option<String>,
+}
+
+/// Query of `GET /v1/colm/sessions/{id}/guidance`.
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    /// Long-poll wait, ms (default 0).
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Open,
+    Aggregating,
+    Done,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Aggregating => "aggregating",
+            Status::Done => "done",
+        }
+    }
+}
+
+struct Drafts {
+    status: Status,
+    drafts: Vec<(String, String)>,
+    finished: Option<Instant>,
+}
+
+type Outcome = Option<Result<Value, ApiError>>;
+
+/// One shared session.
+struct Session {
+    id: String,
+    key: String,
+    query: String,
+    spec: GuidanceSpec,
+    k: usize,
+    round: u32,
+    created: Instant,
+    window: Duration,
+    state: Mutex<Drafts>,
+    outcome: watch::Sender<Outcome>,
+}
+
+/// The server's sessions, by id, and the open one per question key.
+#[derive(Default)]
+pub struct Sessions {
+    by_id: Mutex<HashMap<String, Arc<Session>>>,
+    open: Mutex<HashMap<String, String>>,
+    counter: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    fn object(&self, joined: Option<bool>) -> Value {
+        let st = lock(&self.state);
+        let deadline_ms = self
+            .window
+            .saturating_sub(self.created.elapsed())
+            .as_millis() as u64;
+        let mut v = json!({
+            "object": "colm.session",
+            "id": self.id,
+            "status": st.status.as_str(),
+            "query": self.query,
+            "model": self.spec.model,
+            "mode": mode_name(self.spec.mode),
+            "round": self.round,
+            "k": self.k,
+            "drafts": st.drafts.len(),
+            "deadline_ms": deadline_ms,
+        });
+        if let Some(j) = joined {
+            v["joined"] = json!(j);
+        }
+        v
+    }
+
+    /// Moves Open → Aggregating and runs the aggregation in the background; no-op otherwise.
+    fn close(self: &Arc<Self>, state: &AppState, trigger: &'static str) {
+        let drafts = {
+            let mut st = lock(&self.state);
+            if st.status != Status::Open {
+                return;
+            }
+            st.status = Status::Aggregating;
+            st.drafts.clone()
+        };
+        state.sessions().forget_open(&self.key, &self.id);
+        let session = Arc::clone(self);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let outcome = if drafts.is_empty() {
+                Err(ApiError {
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    message: format!(
+                        "session {} received no draft within its {} ms window",
+                        session.id,
+                        session.window.as_millis()
+                    ),
+                    kind: "invalid_request_error",
+                    param: None,
+                    code: Some("no_drafts"),
+                    retry_after: None,
+                })
+            } else {
+                let texts: Vec<&str> = drafts.iter().map(|(_, d)| d.as_str()).collect();
+                produce(&state, &session.spec, &session.query, &texts, session.round)
+                    .await
+                    .map(|mut v| {
+                        v["session"] = json!(session.id);
+                        v["trigger"] = json!(trigger);
+                        v["drafts_used"] = json!(drafts.len());
+                        v["clients"] = json!(drafts.iter().map(|(c, _)| c).collect::<Vec<_>>());
+                        v
+                    })
+            };
+            tracing::info!(
+                session = %session.id, trigger, drafts = drafts.len(),
+                ok = outcome.is_ok(), "session aggregated"
+            );
+            {
+                let mut st = lock(&session.state);
+                st.status = Status::Done;
+                st.finished = Some(Instant::now());
+            }
+            session.outcome.send_replace(Some(outcome));
+        });
+    }
+}
+
+impl Sessions {
+    fn get(&self, id: &str) -> Result<Arc<Session>, ApiError> {
+        lock(&self.by_id).get(id).cloned().ok_or_else(|| ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no session `{id}` (unknown, or finished more than 10 minutes ago)"),
+            kind: "not_found_error",
+            param: None,
+            code: Some("session_not_found"),
+            retry_after: None,
+        })
+    }
+
+    fn forget_open(&self, key: &str, id: &str) {
+        let mut open = lock(&self.open);
+        if open.get(key).is_some_and(|v| v == id) {
+            open.remove(key);
+        }
+    }
+
+    fn new_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        format!("sess_{:016x}{n:x}", h.finish())
+    }
+
+    /// Drops sessions finished longer than [`KEEP_FINISHED`] ago.
+    fn sweep(&self) {
+        lock(&self.by_id).retain(|_, s| {
+            lock(&s.state)
+                .finished
+                .is_none_or(|t| t.elapsed() < KEEP_FINISHED)
+        });
+    }
+}
+
+/// `POST /v1/colm/sessions`.
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(create_inner(state, body).await)
+}
+
+async fn create_inner(
+    state: AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
+    state
+        .metrics()
+        .request_bytes("/v1/colm/sessions", body.len());
+    let req: CreateSession = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let k = req.k.unwrap_or(DEFAULT_K);
+    if k == 0 || k > MAX_DRAFTS {
+        return Err(ApiError::invalid(
+            format!("`k` takes 1 to {MAX_DRAFTS}, got {k}"),
+            Some("k"),
+        ));
+    }
+    let window_ms = req.window_ms.unwrap_or(DEFAULT_WINDOW_MS);
+    if window_ms == 0 || window_ms > MAX_WINDOW_MS {
+        return Err(ApiError::invalid(
+            format!("`window_ms` takes 1 to {MAX_WINDOW_MS}, got {window_ms}"),
+            Some("window_ms"),
+        ));
+    }
+    if req.query.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "`query` must not be empty",
+            Some("query"),
+        ));
+    }
+    let spec = GuidanceSpec::parse(
+        &state,
+        req.model,
+        req.mode.as_deref(),
+        req.auto_threshold,
+        req.max_tokens,
+        req.temperature,
+    )?;
+    let round = req.round.unwrap_or(1);
+    let key = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{round}",
+        normalise_query(&req.query),
+        spec.model.as_deref().unwrap_or(""),
+        mode_name(spec.mode)
+    );
+    let sessions = state.sessions();
+    sessions.sweep();
+    // Join the open session for this question, if any.
+    let existing = lock(&sessions.open).get(&key).cloned();
+    if let Some(id) = existing {
+        if let Ok(s) = sessions.get(&id) {
+            return Ok((StatusCode::OK, Json(s.object(Some(true)))).into_response());
+        }
+    }
+    if lock(&sessions.open).len() >= MAX_OPEN {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("{MAX_OPEN} sessions are open; try again later"),
+            kind: "server_error",
+            param: None,
+            code: Some("overloaded"),
+            retry_after: Some(1),
+        });
+    }
+    let session = Arc::new(Session {
+        id: sessions.new_id(),
+        key: key.clone(),
+        query: req.query,
+        spec,
+        k,
+        round,
+        created: Instant::now(),
+        window: Duration::from_millis(window_ms),
+        state: Mutex::new(Drafts {
+            status: Status::Open,
+            drafts: Vec::new(),
+            finished: None,
+        }),
+        outcome: watch::channel(None).0,
+    });
+    lock(&sessions.by_id).insert(session.id.clone(), Arc::clone(&session));
+    lock(&sessions.open).insert(key, session.id.clone());
+    let (s, st) = (Arc::clone(&session), state.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(s.window).await;
+        s.close(&st, "deadline");
+    });
+    Ok((StatusCode::CREATED, Json(session.object(Some(false)))).into_response())
+}
+
+/// `POST /v1/colm/sessions/{id}/drafts`.
+pub async fn submit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    respond(submit_inner(state, id, body).await)
+}
+
+async fn submit_inner(
+    state: AppState,
+    id: String,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
+    state
+        .metrics()
+        .request_bytes("/v1/colm/sessions/{id}/drafts", body.len());
+    let req: SubmitDraft = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let session = state.sessions().get(&id)?;
+    let full = {
+        let mut st = lock(&session.state);
+        if st.status != Status::Open {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                message: format!(
+                    "session {id} is {}: drafts are no longer accepted; fetch its guidance",
+                    st.status.as_str()
+                ),
+                kind: "invalid_request_error",
+                param: None,
+                code: Some("session_closed"),
+                retry_after: None,
+            });
+        }
+        let client = req
+            .client
+            .unwrap_or_else(|| format!("client-{}", st.drafts.len() + 1));
+        st.drafts.push((client, req.draft));
+        st.drafts.len() >= session.k
+    };
+    if full {
+        session.close(&state, "k");
+    }
+    Ok(Json(session.object(None)).into_response())
+}
+
+/// `GET /v1/colm/sessions/{id}`.
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    respond(
+        state
+            .sessions()
+            .get(&id)
+            .map(|s| Json(s.object(None)).into_response()),
+    )
+}
+
+/// `GET /v1/colm/sessions/{id}/guidance`.
+pub async fn guidance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match state.sessions().get(&id) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let mut rx = session.outcome.subscribe();
+    if wants_sse {
+        let first = Event::default()
+            .event("session")
+            .data(session.object(None).to_string());
+        let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
+            .chain(futures::stream::once(async move {
+                let outcome = match rx.wait_for(Option::is_some).await {
+                    Ok(v) => v.clone(),
+                    Err(_) => None,
+                };
+                Ok(match outcome {
+                    Some(Ok(v)) => Event::default().event("guidance").data(v.to_string()),
+                    Some(Err(e)) => Event::default().event("error").data(e.body().to_string()),
+                    None => Event::default()
+                        .event("error")
+                        .data(r#"{"error":{"message":"session dropped","type":"server_error","param":null,"code":null}}"#),
+                })
+            }));
+        return Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response();
+    }
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    let outcome = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
+        Ok(Ok(v)) => v.clone(),
+        _ => None,
+    };
+    match outcome {
+        Some(Ok(v)) => Json(v).into_response(),
+        Some(Err(e)) => e.into_response(),
+        None => (StatusCode::ACCEPTED, Json(session.object(None))).into_response(),
+    }
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,212 @@
+//! The shared-session protocol over real HTTP on loopback. `vote` guidance needs no server
+//! model, so these tests check the protocol itself (join, k trigger, deadline trigger, late
+//! drafts, long-poll, SSE); `colm-cli/tests/client_real.rs` runs sessions with real models.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use colm_server::{AppState, ServerConfig};
+use serde_json::{json, Value};
+
+async fn start() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(Vec::new(), ServerConfig::default());
+    tokio::spawn(colm_server::serve(listener, state));
+    format!("http://{addr}")
+}
+
+async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+const Q: &str = "Janet's ducks lay 16 eggs per day. How many are left?";
+
+#[tokio::test]
+async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() {
+    let base = start().await;
+    let (status, s) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 2}),
+    )
+    .await;
+    assert_eq!(status, 201, "{s}");
+    assert_eq!(s["joined"], false);
+    assert_eq!(s["status"], "open");
+    let id = s["id"].as_str().unwrap().to_owned();
+    // Same question, different case and spacing: same session.
+    let (status, j) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": "  janet's ducks lay 16 eggs  per day. How many are left", "mode": "vote", "k": 2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["joined"], true);
+    assert_eq!(j["id"], id.as_str());
+    // Not ready yet: 202 after a short long-poll.
+    let (status, pending) = get(&format!("{base}/v1/colm/sessions/{id}/guidance?wait_ms=50")).await;
+    assert_eq!(status, 202, "{pending}");
+    assert_eq!(pending["drafts"], 0);
+
+    let drafts = format!("{base}/v1/colm/sessions/{id}/drafts");
+    let (status, after1) = post(
+        &drafts,
+        json!({"draft": "16 - 3 - 4 = 9, 9 * 2 = 18. The answer is 18.", "client": "phone"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{after1}");
+    assert_eq!(after1["drafts"], 1);
+    let waiter = tokio::spawn({
+        let url = format!("{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000");
+        async move { get(&url).await }
+    });
+    let (status, _) = post(&drafts, json!({"draft": "#### 18"})).await;
+    assert_eq!(status, 200);
+    let (status, g) = waiter.await.unwrap();
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["object"], "colm.guidance");
+    assert_eq!(g["session"], id.as_str());
+    assert_eq!(g["trigger"], "k");
+    assert_eq!(g["drafts_used"], 2);
+    assert_eq!(g["clients"], json!(["phone", "client-2"]));
+    assert_eq!(g["mode"], "vote");
+    assert_eq!(g["tally"]["answer"], "18");
+
+    // A late draft is refused; the guidance stays fetchable; a new client starts a new session.
+    let (status, late) = post(&drafts, json!({"draft": "17"})).await;
+    assert_eq!(status, 409, "{late}");
+    assert_eq!(late["error"]["code"], "session_closed");
+    let (status, again) = get(&format!("{base}/v1/colm/sessions/{id}/guidance")).await;
+    assert_eq!((status, &again["guidance"]), (200, &g["guidance"]));
+    let (status, fresh) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 2}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_ne!(fresh["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn the_deadline_aggregates_what_arrived_and_an_empty_session_times_out() {
+    let base = start().await;
+    let (_, s) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 3, "window_ms": 300}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap();
+    post(
+        &format!("{base}/v1/colm/sessions/{id}/drafts"),
+        json!({"draft": "The answer is 18"}),
+    )
+    .await;
+    let (status, g) = get(&format!(
+        "{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
+    ))
+    .await;
+    assert_eq!(status, 200, "{g}");
+    assert_eq!(g["trigger"], "deadline");
+    assert_eq!(g["drafts_used"], 1);
+
+    let (_, empty) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": "another question", "mode": "vote", "window_ms": 100}),
+    )
+    .await;
+    let id = empty["id"].as_str().unwrap();
+    let (status, e) = get(&format!(
+        "{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
+    ))
+    .await;
+    assert_eq!(status, 408, "{e}");
+    assert_eq!(e["error"]["code"], "no_drafts");
+}
+
+#[tokio::test]
+async fn guidance_streams_as_server_sent_events() {
+    let base = start().await;
+    let (_, s) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 1}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap().to_owned();
+    let sse = tokio::spawn({
+        let url = format!("{base}/v1/colm/sessions/{id}/guidance");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header("accept", "text/event-stream")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.headers()["content-type"].to_str().unwrap(),
+                "text/event-stream"
+            );
+            tokio::time::timeout(Duration::from_secs(10), r.text())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    post(
+        &format!("{base}/v1/colm/sessions/{id}/drafts"),
+        json!({"draft": "#### 18"}),
+    )
+    .await;
+    let text = sse.await.unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events, ["session", "guidance"], "{text}");
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .last()
+        .unwrap();
+    let g: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(g["tally"]["answer"], "18");
+}
+
+#[tokio::test]
+async fn bad_session_requests_get_openai_shaped_errors() {
+    let base = start().await;
+    let (status, e) = get(&format!("{base}/v1/colm/sessions/sess_nope")).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("session_not_found"))
+    );
+    let (status, e) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 0}),
+    )
+    .await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("k")));
+    let (status, e) = post(&format!("{base}/v1/colm/sessions"), json!({"query": Q})).await;
+    assert_eq!((status, e["error"]["param"].as_str()), (400, Some("model")));
+    let (status, e) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "model": "nope"}),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+}
