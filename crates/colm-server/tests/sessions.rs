@@ -178,7 +178,7 @@ async fn guidance_streams_as_server_sent_events() {
     let data = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
-        .last()
+        .next_back()
         .unwrap();
     let g: Value = serde_json::from_str(data).unwrap();
     assert_eq!(g["tally"]["answer"], "18");
