@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{CollabClient, RemoteConfig};
+use colm_client::{CollabClient, RemoteConfig, SessionConfig};
 use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
@@ -39,6 +39,19 @@ pub struct ClientArgs {
     /// Time allowed for the guidance exchange, ms; past it the local draft is the answer.
     #[arg(long, default_value_t = 30_000)]
     pub deadline_ms: u64,
+    /// Send drafts trimmed to a rationale of at most N tokens plus the final answer.
+    #[arg(long, value_name = "N")]
+    pub trim_draft_tokens: Option<usize>,
+    /// Join a shared session on the server: aggregate once K clients sent drafts for the
+    /// same question (or at the window's end) instead of one-shot guidance.
+    #[arg(long, value_name = "K")]
+    pub session_k: Option<usize>,
+    /// Aggregation window of a shared session, ms (with --session-k).
+    #[arg(long, default_value_t = 20_000)]
+    pub session_window_ms: u64,
+    /// This client's name in shared sessions (default: the local model's name).
+    #[arg(long)]
+    pub name: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -77,6 +90,12 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         mode: args.mode.clone(),
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
+        trim_draft_tokens: args.trim_draft_tokens,
+        session: args.session_k.map(|k| SessionConfig {
+            k,
+            window_ms: args.session_window_ms,
+        }),
+        client_name: args.name.clone(),
         ..RemoteConfig::new(&args.server, &args.server_model)
     };
     let name = local.engine.name().to_owned();

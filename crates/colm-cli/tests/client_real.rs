@@ -8,13 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::start;
+use common::{get_text, start, SERIAL};
 use serde_json::{json, Value};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
 #[tokio::test]
 async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
+    let _turn = SERIAL.lock().await;
     let server = start(&[
         "serve",
         "--model",
@@ -94,4 +95,83 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         took < Duration::from_millis(deadline_ms) + Duration::from_secs(15),
         "{took:?}"
     );
+}
+
+/// Two `colm client`s answer the same question through one shared session on `colm serve`:
+/// the session aggregates when both drafts are in (k = 2), both clients refine with that
+/// guidance, and the drafts travel trimmed.
+#[tokio::test]
+async fn two_clients_complete_a_shared_session() {
+    let _turn = SERIAL.lock().await;
+    let server = start(&[
+        "serve",
+        "--model",
+        MODEL,
+        "--bind",
+        "127.0.0.1:0",
+        "--ctx",
+        "2048",
+    ]);
+    let clients: Vec<_> = ["alice", "bob"]
+        .iter()
+        .map(|name| {
+            start(&[
+                "client",
+                "--server",
+                &server.base,
+                "--model",
+                MODEL,
+                "--server-model",
+                MODEL,
+                "--listen",
+                "127.0.0.1:0",
+                "--ctx",
+                "2048",
+                "--deadline-ms",
+                "120000",
+                "--session-k",
+                "2",
+                "--session-window-ms",
+                "100000",
+                "--trim-draft-tokens",
+                "8",
+                "--name",
+                name,
+            ])
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let question = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?";
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 64});
+    let answers = futures::future::join_all(clients.iter().map(|c| {
+        let (http, body) = (http.clone(), body.clone());
+        let url = format!("{}/v1/chat/completions", c.base);
+        async move {
+            let r = http.post(&url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+    for v in &answers {
+        assert!(v["colm"]["fallback"].is_null(), "{v}");
+        assert!(!v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .is_empty());
+    }
+    let metrics = get_text(&http, &format!("{}/metrics", server.base)).await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
+    };
+    assert_eq!(value("colm_session_drafts_total "), 2.0);
+    assert_eq!(value("colm_session_aggregations_total{trigger=\"k\"} "), 1.0);
+    // Trimmed drafts: at most 8 tokens of rationale + the final answer, in a small JSON body.
+    let draft_bytes = value("colm_request_bytes_total{route=\"/v1/colm/sessions/{id}/drafts\"} ");
+    assert!(draft_bytes < 2.0 * 160.0, "{draft_bytes} bytes for two drafts");
 }

@@ -11,7 +11,6 @@ use common::{get_text, post, Proc};
 use serde_json::{json, Value};
 
 /// The servers take turns: each uses every core.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `colm serve --bind 127.0.0.1:0 ARGS…`.
 fn start(args: &[&str]) -> Proc {

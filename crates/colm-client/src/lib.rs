@@ -22,6 +22,7 @@ use std::io::Read;
 
 use async_trait::async_trait;
 use colm_core::colm::query_of;
+use colm_core::guidance;
 use colm_core::{
     prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams, WireStats,
 };
@@ -45,6 +46,22 @@ pub struct RemoteConfig {
     pub retries: u32,
     /// First backoff; doubled at each retry.
     pub backoff: Duration,
+    /// Send drafts trimmed to a rationale of at most this many tokens (the local model's
+    /// tokenizer) plus the final answer; `None` sends them whole.
+    pub trim_draft_tokens: Option<usize>,
+    /// Join a shared session instead of asking for one-shot guidance.
+    pub session: Option<SessionConfig>,
+    /// This client's name in shared sessions.
+    pub client_name: Option<String>,
+}
+
+/// Shared-session settings (server side: `POST /v1/colm/sessions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Drafts that trigger aggregation.
+    pub k: usize,
+    /// Aggregation window from the session's creation, ms.
+    pub window_ms: u64,
 }
 
 impl RemoteConfig {
@@ -58,6 +75,9 @@ impl RemoteConfig {
             deadline: Duration::from_secs(30),
             retries: 2,
             backoff: Duration::from_millis(200),
+            trim_draft_tokens: None,
+            session: None,
+            client_name: None,
         }
     }
 }
@@ -95,39 +115,36 @@ impl CollabClient {
         })
     }
 
-    /// One guidance request, bounded by `timeout`.
-    async fn request_guidance(
+    /// One JSON exchange with the server, bounded by `timeout`: the body (if any) goes
+    /// zstd-compressed, the answer may come zstd or gzip. Returns the status, the decoded
+    /// JSON and the bytes moved.
+    async fn exchange(
         &self,
-        query: &str,
-        draft: &str,
-        params: &SamplingParams,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
         timeout: Duration,
-    ) -> Result<(String, WireStats), Failure> {
-        let url = format!(
-            "{}/v1/colm/guidance",
-            self.remote.base_url.trim_end_matches('/')
-        );
-        let body = json!({
-            "model": self.remote.server_model,
-            "query": query,
-            "drafts": [draft],
-            "round": 1,
-            "mode": self.remote.mode,
-            "max_tokens": params.max_tokens,
-        });
-        let plain = body.to_string().into_bytes();
-        let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| Failure {
-            transient: false,
-            reason: format!("cannot compress the request: {e}"),
-        })?;
+    ) -> Result<(u16, Value, WireStats), Failure> {
+        let url = format!("{}{path}", self.remote.base_url.trim_end_matches('/'));
         let mut req = self
             .http
-            .post(&url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::CONTENT_ENCODING, "zstd")
+            .request(method, &url)
             .header(header::ACCEPT_ENCODING, "zstd, gzip")
-            .body(packed.clone())
             .timeout(timeout);
+        let mut wire = WireStats::default();
+        if let Some(body) = body {
+            let plain = body.to_string().into_bytes();
+            let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| Failure {
+                transient: false,
+                reason: format!("cannot compress the request: {e}"),
+            })?;
+            wire.bytes_sent = packed.len() as u64;
+            wire.bytes_sent_uncompressed = plain.len() as u64;
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_ENCODING, "zstd")
+                .body(packed);
+        }
         if let Some(key) = &self.remote.api_key {
             req = req.bearer_auth(key);
         }
@@ -150,31 +167,115 @@ impl CollabClient {
         let raw = response.bytes().await.map_err(missed)?;
         let unreadable = |e: String| Failure {
             transient: false,
-            reason: format!("unreadable guidance response ({status}): {e}"),
+            reason: format!("unreadable response to {path} ({status}): {e}"),
         };
         let text = decode(&raw, &encoding).map_err(unreadable)?;
         let value: Value = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
-        let wire = WireStats {
-            bytes_sent: packed.len() as u64,
-            bytes_received: raw.len() as u64,
-            bytes_sent_uncompressed: plain.len() as u64,
-            bytes_received_uncompressed: text.len() as u64,
-        };
-        tracing::debug!(?wire, "guidance exchange");
-        if !status.is_success() {
-            let message = value["error"]["message"].as_str().unwrap_or("no message");
-            return Err(Failure {
-                transient: matches!(status.as_u16(), 429 | 502 | 503 | 504),
-                reason: format!("server answered {status}: {message}"),
+        wire.bytes_received = raw.len() as u64;
+        wire.bytes_received_uncompressed = text.len() as u64;
+        tracing::debug!(path, ?wire, "exchange");
+        Ok((status.as_u16(), value, wire))
+    }
+
+    /// One guidance attempt, bounded by `timeout`: one-shot, or through a shared session.
+    async fn request_guidance(
+        &self,
+        query: &str,
+        draft: &str,
+        params: &SamplingParams,
+        timeout: Duration,
+    ) -> Result<(String, WireStats), Failure> {
+        let started = Instant::now();
+        let left = || timeout.saturating_sub(started.elapsed());
+        let mut wire = WireStats::default();
+        let Some(session) = self.remote.session else {
+            let body = json!({
+                "model": self.remote.server_model,
+                "query": query,
+                "drafts": [draft],
+                "round": 1,
+                "mode": self.remote.mode,
+                "max_tokens": params.max_tokens,
             });
+            let (status, value, w) = self
+                .exchange(
+                    reqwest::Method::POST,
+                    "/v1/colm/guidance",
+                    Some(&body),
+                    timeout,
+                )
+                .await?;
+            wire.add(w);
+            return guidance_of(status, &value).map(|g| (g, wire));
+        };
+        // Shared session: join or create, submit the draft, long-poll for the guidance.
+        let body = json!({
+            "model": self.remote.server_model,
+            "query": query,
+            "mode": self.remote.mode,
+            "k": session.k,
+            "window_ms": session.window_ms,
+            "max_tokens": params.max_tokens,
+        });
+        let (status, value, w) = self
+            .exchange(
+                reqwest::Method::POST,
+                "/v1/colm/sessions",
+                Some(&body),
+                left(),
+            )
+            .await?;
+        wire.add(w);
+        if !(200..300).contains(&status) {
+            return Err(http_failure(status, &value));
         }
-        value["guidance"]
-            .as_str()
-            .map(|g| (g.to_owned(), wire))
-            .ok_or_else(|| Failure {
-                transient: false,
-                reason: "guidance response without `guidance`".into(),
-            })
+        let id = value["id"].as_str().unwrap_or_default().to_owned();
+        let mut body = json!({ "draft": draft });
+        if let Some(name) = &self.remote.client_name {
+            body["client"] = json!(name);
+        }
+        let (status, value, w) = self
+            .exchange(
+                reqwest::Method::POST,
+                &format!("/v1/colm/sessions/{id}/drafts"),
+                Some(&body),
+                left(),
+            )
+            .await?;
+        wire.add(w);
+        // 409: the session aggregated without this draft; its guidance still helps.
+        if !(200..300).contains(&status) && status != 409 {
+            return Err(http_failure(status, &value));
+        }
+        loop {
+            let wait = left()
+                .saturating_sub(Duration::from_millis(200))
+                .min(Duration::from_secs(60));
+            let (status, value, w) = self
+                .exchange(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/v1/colm/sessions/{id}/guidance?wait_ms={}",
+                        wait.as_millis()
+                    ),
+                    None,
+                    left(),
+                )
+                .await?;
+            wire.add(w);
+            if status != 202 {
+                return guidance_of(status, &value).map(|g| (g, wire));
+            }
+            if left() <= Duration::from_millis(200) {
+                return Err(Failure {
+                    transient: false,
+                    reason: format!(
+                        "session {id} had no guidance within the deadline ({} ms)",
+                        timeout.as_millis()
+                    ),
+                });
+            }
+        }
     }
 
     /// Guidance with retries of transient failures, within the deadline.
@@ -226,7 +327,19 @@ impl ChatModel for CollabClient {
     ) -> Result<Completion, ModelError> {
         let draft = self.local.chat(messages, params).await?;
         let query = query_of(messages);
-        match self.guidance(&query, &draft.text, params).await {
+        let sent = match self.remote.trim_draft_tokens {
+            Some(n) => {
+                let local = &self.local;
+                let count = |t: &str| {
+                    local
+                        .count_tokens(t)
+                        .unwrap_or_else(|| t.split_whitespace().count())
+                };
+                guidance::trim_draft(&draft.text, n, &count)
+            }
+            None => draft.text.clone(),
+        };
+        match self.guidance(&query, &sent, params).await {
             Ok((guidance, wire)) => {
                 let prompt = prompts::refinement(&query, &draft.text, &guidance);
                 let mut refined = self.local.chat(&prompt, params).await?;
@@ -245,6 +358,29 @@ impl ChatModel for CollabClient {
             }
         }
     }
+}
+
+/// The failure for a non-success answer with an OpenAI-shaped error body.
+fn http_failure(status: u16, value: &Value) -> Failure {
+    let message = value["error"]["message"].as_str().unwrap_or("no message");
+    Failure {
+        transient: matches!(status, 429 | 502 | 503 | 504),
+        reason: format!("server answered {status}: {message}"),
+    }
+}
+
+/// The `guidance` text of a `colm.guidance` answer.
+fn guidance_of(status: u16, value: &Value) -> Result<String, Failure> {
+    if !(200..300).contains(&status) {
+        return Err(http_failure(status, value));
+    }
+    value["guidance"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Failure {
+            transient: false,
+            reason: "guidance response without `guidance`".into(),
+        })
 }
 
 /// Decodes a response body by its `Content-Encoding` (`zstd`, `gzip` or none).

@@ -71,6 +71,48 @@ pub struct Guidance {
     pub tally: Option<VoteTally>,
 }
 
+/// A draft trimmed for the wire: its rationale cut to at most `max_tokens` tokens (whole
+/// words, from the start) followed by its final answer (`Final answer: X`, from
+/// [`extract_answer`]) — the "final answer + rationale up to N tokens" form of a draft. A draft
+/// that already fits is returned unchanged. `count` gives the tokens of a text (the client's
+/// tokenizer, see [`crate::ChatModel::count_tokens`]); the result's rationale part never counts
+/// more than `max_tokens`.
+pub fn trim_draft(draft: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
+    if count(draft) <= max_tokens {
+        return draft.to_owned();
+    }
+    // Byte offsets where a word ends: candidate cut points.
+    let mut ends: Vec<usize> = Vec::new();
+    let mut in_word = false;
+    for (i, c) in draft.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                ends.push(i);
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+    // Largest prefix within budget (token counts grow with the prefix): binary search.
+    let (mut lo, mut hi) = (0usize, ends.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count(&draft[..ends[mid - 1]]) <= max_tokens {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let rationale = if lo == 0 { "" } else { &draft[..ends[lo - 1]] };
+    let mut out = rationale.trim_end().to_owned();
+    out.push_str(" …");
+    if let Some(answer) = extract_answer(draft) {
+        out.push_str(&format!("\nFinal answer: {answer}"));
+    }
+    out
+}
+
 /// The final answer of a text: the last `\boxed{…}`, else what follows the last
 /// "answer is" / "Answer:", else the last number; numbers lose thousands separators, a
 /// trailing `.0`, `$` and `%`. `None` when nothing answer-like is found.
@@ -349,5 +391,26 @@ mod tests {
         assert_eq!((t.votes, t.answered, t.drafts), (2, 3, 4));
         assert!((t.agreement() - 0.5).abs() < 1e-9);
         assert!(tally(&["none", "nothing"]).is_none());
+    }
+
+    #[test]
+    fn trimmed_drafts_keep_a_budgeted_rationale_and_the_answer() {
+        let words = |t: &str| t.split_whitespace().count();
+        let draft = "She has 16 eggs. She eats 3 and bakes 4, so 16 - 7 = 9 remain. \
+                     9 eggs at $2 each is $18. The answer is 18.";
+        let short = trim_draft(draft, 5, &words);
+        assert_eq!(short, "She has 16 eggs. She …\nFinal answer: 18");
+        assert_eq!(trim_draft(draft, 100, &words), draft);
+        assert_eq!(trim_draft(draft, 0, &words), " …\nFinal answer: 18");
+        // Budget respected for every size, with a character-level counter too.
+        let chars = |t: &str| t.chars().count();
+        for n in [0, 10, 40, 80] {
+            let t = trim_draft(draft, n, &chars);
+            let rationale = t.split(" …").next().unwrap();
+            assert!(chars(rationale) <= n, "{n}: {t}");
+            assert!(t.ends_with("Final answer: 18"), "{t}");
+        }
+        // No answer to keep: just the cut rationale.
+        assert_eq!(trim_draft("one two three four", 2, &words), "one two …");
     }
 }

@@ -193,6 +193,16 @@ pub struct WireStats {
     pub bytes_received_uncompressed: u64,
 }
 
+impl WireStats {
+    /// Adds the bytes of another exchange.
+    pub fn add(&mut self, other: WireStats) {
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.bytes_sent_uncompressed += other.bytes_sent_uncompressed;
+        self.bytes_received_uncompressed += other.bytes_received_uncompressed;
+    }
+}
+
 /// Errors a [`ChatModel`] can return.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -248,6 +258,12 @@ pub trait ChatModel: Send + Sync {
 
     /// Requests waiting for this model, when it keeps a queue (for metrics).
     fn queue_depth(&self) -> Option<usize> {
+        None
+    }
+
+    /// Tokens of `text` under this model's tokenizer (no special tokens), when the model
+    /// can count them locally; `None` otherwise (remote or scripted models).
+    fn count_tokens(&self, _text: &str) -> Option<usize> {
         None
     }
 

@@ -192,6 +192,8 @@ struct Job {
 /// drained.
 pub struct LlamaEngine {
     info: ModelInfo,
+    /// Shared with the engine thread; read-only here (tokenizer).
+    model: Arc<LlamaModel>,
     jobs: mpsc::Sender<Job>,
     counters: Arc<Counters>,
 }
@@ -238,11 +240,12 @@ impl LlamaEngine {
             .name(format!("engine-{name}"))
             .spawn(move || engine_thread(name, path, config, ready_tx, rx, &thread_counters))
             .map_err(|e| EngineError::Thread(e.to_string()))?;
-        let info = ready_rx
+        let (info, model) = ready_rx
             .await
             .map_err(|_| EngineError::Thread("engine thread exited while loading".into()))??;
         Ok(Self {
             info,
+            model,
             jobs,
             counters,
         })
@@ -296,6 +299,15 @@ impl ChatModel for LlamaEngine {
     fn queue_depth(&self) -> Option<usize> {
         Some(self.queued())
     }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        Some(
+            self.model
+                .vocab()
+                .tokenize(text.as_bytes(), false, false)
+                .len(),
+        )
+    }
 }
 
 impl LlamaEngine {
@@ -329,7 +341,7 @@ fn engine_thread(
     name: String,
     path: PathBuf,
     config: EngineConfig,
-    ready: oneshot::Sender<Result<ModelInfo, EngineError>>,
+    ready: oneshot::Sender<Result<(ModelInfo, Arc<LlamaModel>), EngineError>>,
     jobs: mpsc::Receiver<Job>,
     counters: &Counters,
 ) {
@@ -379,7 +391,7 @@ fn engine_thread(
             n_threads,
             chat_template: template_source,
         };
-        Ok((backend, model, template, info))
+        Ok((backend, Arc::new(model), template, info))
     };
     let (backend, model, template, mut info) = match setup() {
         Ok(parts) => parts,
@@ -418,7 +430,7 @@ fn engine_thread(
     info.n_parallel = n_parallel;
     tracing::info!(model = %info.name, n_ctx = info.n_ctx, n_parallel, threads, "model loaded");
     let n_ctx_seq = info.n_ctx;
-    if ready.send(Ok(info)).is_err() {
+    if ready.send(Ok((info, Arc::clone(&model)))).is_err() {
         return;
     }
     let setup = Schedule {

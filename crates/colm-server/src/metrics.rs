@@ -7,6 +7,9 @@
 //! - `colm_prompt_tokens_total{model}`, `colm_completion_tokens_total{model}`: tokens of
 //!   successful completions;
 //! - `colm_shared_guidance_hits_total`: guidance served from the shared store;
+//! - `colm_session_drafts_total`: drafts accepted by shared sessions;
+//! - `colm_session_aggregations_total{trigger}`: sessions aggregated, by trigger (`k`,
+//!   `deadline`);
 //! - `colm_queue_depth{model}`: requests waiting per model (gauge).
 
 use std::collections::BTreeMap;
@@ -27,6 +30,8 @@ pub struct Metrics {
     request_bytes: Mutex<BTreeMap<String, u64>>,
     tokens: Mutex<BTreeMap<String, (u64, u64)>>,
     shared_hits: std::sync::atomic::AtomicU64,
+    session_drafts: std::sync::atomic::AtomicU64,
+    session_aggregations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,6 +55,15 @@ impl Metrics {
     pub fn shared_hit(&self) {
         self.shared_hits
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Counts a draft accepted by a session.
+    pub fn session_draft(&self) {
+        self.session_drafts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    /// Counts a session aggregation by its trigger.
+    pub fn session_aggregated(&self, trigger: &'static str) {
+        *lock(&self.session_aggregations).entry(trigger).or_default() += 1;
     }
     /// Counts the tokens of a successful completion.
     pub fn tokens(&self, model: &str, prompt: u64, completion: u64) {
@@ -121,6 +135,27 @@ pub fn render(state: &AppState) -> String {
         "colm_shared_guidance_hits_total {}",
         m.shared_hits.load(std::sync::atomic::Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP colm_session_drafts_total Drafts accepted by shared sessions."
+    );
+    let _ = writeln!(out, "# TYPE colm_session_drafts_total counter");
+    let _ = writeln!(
+        out,
+        "colm_session_drafts_total {}",
+        m.session_drafts.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP colm_session_aggregations_total Shared sessions aggregated, by trigger."
+    );
+    let _ = writeln!(out, "# TYPE colm_session_aggregations_total counter");
+    for (trigger, n) in lock(&m.session_aggregations).iter() {
+        let _ = writeln!(
+            out,
+            "colm_session_aggregations_total{{trigger=\"{trigger}\"}} {n}"
+        );
+    }
     let _ = writeln!(out, "# HELP colm_queue_depth Requests waiting per model.");
     let _ = writeln!(out, "# TYPE colm_queue_depth gauge");
     for id in state.model_ids() {

@@ -211,6 +211,7 @@ impl Session {
                         v
                     })
             };
+            state.metrics().session_aggregated(trigger);
             tracing::info!(
                 session = %session.id, trigger, drafts = drafts.len(),
                 ok = outcome.is_ok(), "session aggregated"
@@ -399,6 +400,7 @@ async fn submit_inner(
             .client
             .unwrap_or_else(|| format!("client-{}", st.drafts.len() + 1));
         st.drafts.push((client, req.draft));
+        state.metrics().session_draft();
         st.drafts.len() >= session.k
     };
     if full {

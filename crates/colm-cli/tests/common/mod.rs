@@ -56,3 +56,8 @@ pub async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, St
 pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
+
+/// Tests of one binary that start model processes take turns: on a 2-core machine, parallel
+/// model processes only slow each other down.
+#[allow(dead_code)] // not every test binary uses it
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
