@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{get_text, post, Proc};
+use common::{get_text, post, Proc, SERIAL};
 use serde_json::{json, Value};
 
 /// The servers take turns: each uses every core.
