@@ -10,8 +10,6 @@ use std::process::Command;
 use common::{get_text, post, Proc, SERIAL};
 use serde_json::{json, Value};
 
-/// The servers take turns: each uses every core.
-
 /// `colm serve --bind 127.0.0.1:0 ARGS…`.
 fn start(args: &[&str]) -> Proc {
     let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
