@@ -92,6 +92,10 @@ pub struct ChatCompletionRequest {
     pub seed: Option<i64>,
     /// Stop strings.
     pub stop: Option<Stop>,
+    /// Keep generating past end-of-generation tokens up to the token limit (llama-server's
+    /// extension of the same name; for benchmarks). Default false.
+    #[serde(default)]
+    pub ignore_eos: bool,
     /// Stream the answer as server-sent events.
     #[serde(default)]
     pub stream: bool,
@@ -197,7 +201,7 @@ pub fn to_core(
         // OpenAI seeds are 64-bit; llama.cpp's are 32-bit: keep the low bits.
         seed: req.seed.map_or(0, |s| s as u32),
         stop,
-        ignore_eos: false,
+        ignore_eos: req.ignore_eos,
     };
     Ok((messages, params))
 }
