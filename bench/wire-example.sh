@@ -7,6 +7,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source bench/lib/common.sh
 max_tokens="${MAX_TOKENS:-128}"
 client_model=qwen2.5-coder-0.5b-instruct
 server_model=qwen2.5-coder-1.5b-instruct
@@ -17,18 +18,6 @@ tmp="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
-
-wait_addr() { # $1 = log file → prints the base URL once listening
-  for _ in $(seq 1 600); do
-    if grep -q "listening on" "$1" 2>/dev/null; then
-      sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$1" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "no listening line in $1" >&2
-  exit 1
-}
 
 "$colm" serve --model "$server_model" --model "$client_model" --bind 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)

@@ -170,8 +170,14 @@ async fn two_clients_complete_a_shared_session() {
             .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
     };
     assert_eq!(value("colm_session_drafts_total "), 2.0);
-    assert_eq!(value("colm_session_aggregations_total{trigger=\"k\"} "), 1.0);
+    assert_eq!(
+        value("colm_session_aggregations_total{trigger=\"k\"} "),
+        1.0
+    );
     // Trimmed drafts: at most 8 tokens of rationale + the final answer, in a small JSON body.
     let draft_bytes = value("colm_request_bytes_total{route=\"/v1/colm/sessions/{id}/drafts\"} ");
-    assert!(draft_bytes < 2.0 * 160.0, "{draft_bytes} bytes for two drafts");
+    assert!(
+        draft_bytes < 2.0 * 160.0,
+        "{draft_bytes} bytes for two drafts"
+    );
 }

@@ -187,22 +187,30 @@ pub async fn produce(
     round: u32,
 ) -> Result<serde_json::Value, ApiError> {
     // Shared guidance: synthesis for the same question by the same model, within the TTL.
+    // Concurrent requests for one question wait for the first one's synthesis (single
+    // flight) instead of each calling the model.
     let shareable = matches!(spec.mode, GuidanceMode::Synthesis);
-    if let (true, Some(store), Some(id)) = (shareable, state.guidance_store(), &spec.model) {
-        if let Some(text) = store.get(query, id).map_err(store_error)? {
-            state.metrics().shared_hit();
-            return Ok(json!({
-                "object": "colm.guidance",
-                "round": round,
-                "mode": "synthesis",
-                "model": spec.model,
-                "guidance": text,
-                "usage": null,
-                "tally": null,
-                "shared": true,
-            }));
+    let _flight = match (shareable, state.guidance_store(), &spec.model) {
+        (true, Some(store), Some(id)) => {
+            let gate = state.share_gate(query, id);
+            let guard = gate.lock_owned().await;
+            if let Some(text) = store.get(query, id).map_err(store_error)? {
+                state.metrics().shared_hit();
+                return Ok(json!({
+                    "object": "colm.guidance",
+                    "round": round,
+                    "mode": "synthesis",
+                    "model": spec.model,
+                    "guidance": text,
+                    "usage": null,
+                    "tally": null,
+                    "shared": true,
+                }));
+            }
+            Some(guard)
         }
-    }
+        _ => None,
+    };
     let server = spec.model.as_deref().and_then(|id| state.model(id));
     let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
     if let (Some(c), Some(id)) = (&g.completion, &spec.model) {

@@ -78,6 +78,7 @@ struct Inner {
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
     store: Option<store::GuidanceStore>,
+    gates: std::sync::Mutex<BTreeMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
@@ -110,6 +111,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
             store,
+            gates: std::sync::Mutex::default(),
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
@@ -126,6 +128,23 @@ impl AppState {
     /// The shared-guidance store, when sharing is on.
     pub fn guidance_store(&self) -> Option<&store::GuidanceStore> {
         self.0.store.as_ref()
+    }
+    /// The single-flight gate of shared guidance for (normalised `query`, `model`): holders
+    /// of its lock produce the guidance one at a time, so followers find it in the store.
+    pub fn share_gate(&self, query: &str, model: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = format!("{model}\u{1f}{}", store::normalise_query(query));
+        let mut gates = self
+            .0
+            .gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|_, g| g.strong_count() > 0);
+        if let Some(g) = gates.get(&key).and_then(std::sync::Weak::upgrade) {
+            return g;
+        }
+        let g = Arc::new(tokio::sync::Mutex::new(()));
+        gates.insert(key, Arc::downgrade(&g));
+        g
     }
     /// The shared sessions.
     pub fn sessions(&self) -> &sessions::Sessions {

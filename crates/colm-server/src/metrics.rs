@@ -6,6 +6,7 @@
 //!   decompression);
 //! - `colm_prompt_tokens_total{model}`, `colm_completion_tokens_total{model}`: tokens of
 //!   successful completions;
+//! - `colm_model_calls_total{model}`: successful model calls;
 //! - `colm_shared_guidance_hits_total`: guidance served from the shared store;
 //! - `colm_session_drafts_total`: drafts accepted by shared sessions;
 //! - `colm_session_aggregations_total{trigger}`: sessions aggregated, by trigger (`k`,
@@ -28,7 +29,7 @@ use crate::AppState;
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
-    tokens: Mutex<BTreeMap<String, (u64, u64)>>,
+    tokens: Mutex<BTreeMap<String, (u64, u64, u64)>>,
     shared_hits: std::sync::atomic::AtomicU64,
     session_drafts: std::sync::atomic::AtomicU64,
     session_aggregations: Mutex<BTreeMap<&'static str, u64>>,
@@ -65,12 +66,13 @@ impl Metrics {
     pub fn session_aggregated(&self, trigger: &'static str) {
         *lock(&self.session_aggregations).entry(trigger).or_default() += 1;
     }
-    /// Counts the tokens of a successful completion.
+    /// Counts a successful model call and its tokens.
     pub fn tokens(&self, model: &str, prompt: u64, completion: u64) {
         let mut t = lock(&self.tokens);
         let e = t.entry(model.to_owned()).or_default();
         e.0 += prompt;
         e.1 += completion;
+        e.2 += 1;
     }
 }
 
@@ -117,11 +119,16 @@ pub fn render(state: &AppState) -> String {
             "Completion tokens of successful completions.",
             1,
         ),
+        (
+            "colm_model_calls_total",
+            "Successful model calls (completions, guidance, CoLM steps).",
+            2,
+        ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} counter");
-        for (model, (p, c)) in tokens.iter() {
-            let v = if pick == 0 { p } else { c };
+        for (model, (p, c, n)) in tokens.iter() {
+            let v = [p, c, n][pick];
             let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", label(model));
         }
     }
