@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds a llama.cpp tool as the peer of colm's engine — `llama-bench` (engine speed) or
-# `llama-server` (serving speed) — from the llama.cpp sources that the llama-cpp-sys-2 crate
-# vendors (same commit as the engine), with the same CPU flags (GGML_NATIVE=ON, no OpenMP:
-# ggml's own thread pool, Release). The crate's copy has no tool sources, so they are taken
-# from the llama-cpp-python sdist (`pip download`), whose llama.cpp has them; if they do not
-# compile against the vendored library, the sdist's whole llama.cpp is built instead and the
-# script says so on stderr (the benchmark scripts record which one was used). Nothing here is
+# `llama-server` (serving speed) — on the llama.cpp library that the llama-cpp-sys-2 crate
+# vendors (src/ and ggml/: the engine's exact compute code), with the same CPU flags
+# (GGML_NATIVE=ON, no OpenMP: ggml's own thread pool, Release). The crate's copy has no tool
+# sources, so they are taken from the llama-cpp-python sdist (`pip download`): llama-bench
+# alone; llama-server with the sdist's common/ and mtmd/ it is written against (its HTTP,
+# slots and batching code, not the compute kernels). If that does not compile, the sdist's
+# whole llama.cpp is built instead and the script says so on stderr (the benchmark scripts
+# record which one was used). Nothing here is
 # committed: sources and binaries live under $BENCH_DIR (default target/bench-peers).
 # llama-server is built without its web UI (LLAMA_BUILD_UI=OFF, no prebuilt assets).
 #
@@ -41,30 +43,27 @@ build() { # $1 = source tree, $2 = build dir
 
 # Rebuild when the flags change.
 if [ "$(cat "$out/flags.txt" 2>/dev/null)" != "${flags[*]}" ]; then
-  rm -rf "$out/vendored-build" "$out/sdist-build" "$out/vendored-src"
+  rm -rf "$out"/*-build "$out"/*-src
   echo "${flags[*]}" >"$out/flags.txt"
 fi
-if [ ! -x "$out/vendored-build/bin/$tool" ] && [ ! -x "$out/sdist-build/bin/$tool" ]; then
+# One source tree per tool: the vendored library plus the sdist sources the tool needs.
+src="$out/$tool-src"; bld="$out/$tool-build"
+if [ ! -x "$bld/bin/$tool" ] && [ ! -x "$out/sdist-build/bin/$tool" ]; then
   : >"$log"
-  if [ ! -d "$out/vendored-src" ]; then
-    cp -r "$vendored" "$out/vendored-src"
-    # Tool sources from the sdist; the library (src/, ggml/, common/, mtmd) stays the vendored one.
-    for d in llama-bench server ui; do
-      rm -rf "$out/vendored-src/tools/$d"
-      cp -r "$out/sdist/llama.cpp/tools/$d" "$out/vendored-src/tools/$d"
-    done
-    mkdir -p "$out/vendored-src/scripts"
-    cp -n "$out"/sdist/llama.cpp/scripts/*.cmake "$out/vendored-src/scripts/" 2>/dev/null || true
-    printf 'add_subdirectory(llama-bench)\nadd_subdirectory(mtmd)\nadd_subdirectory(ui)\nadd_subdirectory(server)\n' \
-      >"$out/vendored-src/tools/CMakeLists.txt"
-  fi
-  if ! build "$out/vendored-src" "$out/vendored-build"; then
+  rm -rf "$src" && cp -r "$vendored" "$src"
+  if [ "$tool" = llama-server ]; then from=(common tools/mtmd tools/server tools/ui); else from=(tools/llama-bench); fi
+  for d in "${from[@]}"; do rm -rf "${src:?}/$d"; cp -r "$out/sdist/llama.cpp/$d" "$src/$d"; done
+  mkdir -p "$src/scripts"
+  cp -n "$out"/sdist/llama.cpp/scripts/*.cmake "$src/scripts/" 2>/dev/null || true
+  printf 'add_subdirectory(llama-bench)\n' >"$src/tools/CMakeLists.txt"
+  [ "$tool" = llama-server ] && printf 'add_subdirectory(mtmd)\nadd_subdirectory(ui)\nadd_subdirectory(server)\n' >"$src/tools/CMakeLists.txt"
+  if ! build "$src" "$bld"; then
     echo "$tool does not build against the vendored llama.cpp (see $log); building the sdist's llama.cpp" >&2
     build "$out/sdist/llama.cpp" "$out/sdist-build"
   fi
 fi
-if [ -x "$out/vendored-build/bin/$tool" ]; then
-  echo "$out/vendored-build/bin/$tool"
+if [ -x "$bld/bin/$tool" ]; then
+  echo "$bld/bin/$tool"
 else
   echo "$out/sdist-build/bin/$tool"
 fi

@@ -17,7 +17,7 @@ cargo build --release -q -p colm-cli
 cargo build --release -q -p colm-engine --example speed
 bench="$(bench/build-llama-peer.sh llama-bench)"
 case "$bench" in
-  */vendored-build/*) peer_src="llama.cpp vendored by llama-cpp-sys-2 (llama-bench source from the llama-cpp-python 0.3.36 sdist)" ;;
+  */llama-bench-build/*) peer_src="llama.cpp vendored by llama-cpp-sys-2 (llama-bench source from the llama-cpp-python 0.3.36 sdist)" ;;
   *) peer_src="llama.cpp of the llama-cpp-python 0.3.36 sdist (did not build against the vendored copy)" ;;
 esac
 tmp="$(mktemp -d)"

@@ -20,7 +20,7 @@ python3 -c 'import openai' 2>/dev/null || pip install -q openai
 cargo build --release -q -p colm-cli
 server_bin="$(bench/build-llama-peer.sh llama-server)"
 case "$server_bin" in
-  */vendored-build/*) peer_src="llama.cpp vendored by llama-cpp-sys-2 (server sources from the llama-cpp-python 0.3.36 sdist)" ;;
+  */llama-server-build/*) peer_src="the llama.cpp library vendored by llama-cpp-sys-2 (src/, ggml/: the engine's compute code) with server, common and mtmd sources from the llama-cpp-python 0.3.36 sdist" ;;
   *) peer_src="llama.cpp of the llama-cpp-python 0.3.36 sdist (its server did not build against the vendored copy)" ;;
 esac
 target/release/colm models pull "$model" >/dev/null
