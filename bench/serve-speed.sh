@@ -85,7 +85,7 @@ out = ["# Serving speed: `colm serve` vs `llama-server`\n",
        f"- repetitions: {reps}, interleaved (for each repetition and N: colm, then llama-server)",
        f"- command: `THREADS={threads} REPS={reps} STREAMS=\"{streams}\" REQUESTS={requests} MAX_TOKENS={max_tokens} CTX={ctx} bench/serve-speed.sh {model}`\n",
        "Aggregate tok/s = all completion tokens / wall time of the run (prefill included). "
-       "TTFT = request sent → first content delta, over all requests of the repetitions. "
+       "TTFT = request sent → first content delta; p50/p95 over the requests of one repetition, averaged over repetitions. "
        "Ratio = colm / llama-server (> 1: colm faster; for TTFT < 1: colm faster).\n",
        "| streams | colm tok/s | llama-server tok/s | ratio | colm TTFT p50 / p95 ms | llama-server TTFT p50 / p95 ms | errors |",
        "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -103,7 +103,7 @@ for n in sorted({r["row"]["streams"] for r in rows}):
     out.append(f"| {n} | {c[0]:.1f} ({c[4][0]:.1f}–{c[4][1]:.1f}) | {l[0]:.1f} ({l[4][0]:.1f}–{l[4][1]:.1f}) | "
                f"**{c[0]/l[0]:.2f}** | {c[1]:.0f} / {c[2]:.0f} | {l[1]:.0f} / {l[2]:.0f} | {c[3]} / {l[3]} |")
     summary.append(f"{n} streams {c[0]/l[0]:.2f}")
-out.append("\nTTFT percentiles are per repetition, then averaged over repetitions; tok/s ranges are min–max over repetitions.")
+out.append("\ntok/s ranges are min–max over repetitions.")
 out.append(f"\nSummary (colm / llama-server aggregate tok/s): {', '.join(summary)}.")
 print("\n".join(out))
 PY
