@@ -30,11 +30,11 @@ trap cleanup EXIT
 pids+=($!)
 server="$(wait_addr "$tmp/serve.out")"
 "$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
-  --listen 127.0.0.1:0 >"$tmp/full.out" 2>"$tmp/full.err" &
+  --listen 127.0.0.1:0 --deadline-ms 900000 >"$tmp/full.out" 2>"$tmp/full.err" &
 pids+=($!)
 full="$(wait_addr "$tmp/full.out")"
 "$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
-  --listen 127.0.0.1:0 --trim-draft-tokens "$trim" >"$tmp/trim.out" 2>"$tmp/trim.err" &
+  --listen 127.0.0.1:0 --deadline-ms 900000 --trim-draft-tokens "$trim" >"$tmp/trim.out" 2>"$tmp/trim.err" &
 pids+=($!)
 trimmed="$(wait_addr "$tmp/trim.out")"
 
@@ -58,8 +58,11 @@ rows = []
 for q in questions:
     chat = {"model": client_model, "messages": [{"role": "user", "content": q}], "max_tokens": max_tokens}
     # 2-3: colm one-shot with the whole draft; 4: trimmed draft. Each client reports its bytes.
-    a = post(full, "/v1/chat/completions", chat)[2]["colm"]["wire"]
-    t = post(trimmed, "/v1/chat/completions", chat)[2]["colm"]["wire"]
+    answers = [post(c, "/v1/chat/completions", chat)[2]["colm"] for c in (full, trimmed)]
+    for c in answers:
+        if c.get("fallback"):
+            sys.exit(f"a client fell back to its draft: {c['fallback']}")
+    a, t = (c["wire"] for c in answers)
     # 1: the same draft (greedy, same model) as a chat transcript to the plain OpenAI endpoint.
     draft = post(server, "/v1/chat/completions", chat)[2]["choices"][0]["message"]["content"]
     transcript = {"model": server_model, "max_tokens": max_tokens, "messages": [

@@ -537,6 +537,7 @@ impl Schedule<'_> {
             if let Err(e) = ctx.decode(&mut batch) {
                 // The sequences' cache state is unknown now: every active request fails.
                 tracing::warn!(model = %name, error = %e, "decode failed");
+                counters.active.store(0, Ordering::Relaxed);
                 for slot in &mut slots {
                     finish(
                         ctx,
@@ -546,18 +547,20 @@ impl Schedule<'_> {
                 }
                 continue;
             }
-            for slot in &mut slots {
-                let done = match slot {
-                    Some(s) => match s.step(ctx, model) {
-                        Step::Running => continue,
-                        Step::Done(reason) => reason,
-                    },
-                    None => continue,
-                };
-                finish(ctx, slot, Ok(done));
+            let mut done = Vec::new();
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if let Some(s) = slot {
+                    if let Step::Done(reason) = s.step(ctx, model) {
+                        done.push((i, reason));
+                    }
+                }
             }
-            let active = slots.iter().flatten().count() as u64;
-            counters.active.store(active, Ordering::Relaxed);
+            // Counters first: a caller that reads them after its answer sees its slot freed.
+            let active = slots.iter().flatten().count() - done.len();
+            counters.active.store(active as u64, Ordering::Relaxed);
+            for (i, reason) in done {
+                finish(ctx, &mut slots[i], Ok(reason));
+            }
         }
     }
 }
