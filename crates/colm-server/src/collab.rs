@@ -236,12 +236,10 @@ pub async fn produce(
 }
 
 pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        message: e.to_string(),
-        kind: "server_error",
-        param: None,
-        code: None,
-        retry_after: None,
-    }
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        None,
+        e.to_string(),
+    )
 }

@@ -40,6 +40,24 @@ struct Inner<'a> {
 }
 
 impl ApiError {
+    /// An error with this status, OpenAI `type`, `code` and message (no `param`, no
+    /// `Retry-After`).
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code,
+            retry_after: None,
+        }
+    }
+
     /// 400 `invalid_request_error`.
     pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
         Self {

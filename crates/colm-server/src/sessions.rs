@@ -187,18 +187,16 @@ impl Session {
         let state = state.clone();
         tokio::spawn(async move {
             let outcome = if drafts.is_empty() {
-                Err(ApiError {
-                    status: StatusCode::REQUEST_TIMEOUT,
-                    message: format!(
+                Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    Some("no_drafts"),
+                    format!(
                         "session {} received no draft within its {} ms window",
                         session.id,
                         session.window.as_millis()
                     ),
-                    kind: "invalid_request_error",
-                    param: None,
-                    code: Some("no_drafts"),
-                    retry_after: None,
-                })
+                ))
             } else {
                 let texts: Vec<&str> = drafts.iter().map(|(_, d)| d.as_str()).collect();
                 produce(&state, &session.spec, &session.query, &texts, session.round)
@@ -228,13 +226,13 @@ impl Session {
 
 impl Sessions {
     fn get(&self, id: &str) -> Result<Arc<Session>, ApiError> {
-        lock(&self.by_id).get(id).cloned().ok_or_else(|| ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("no session `{id}` (unknown, or finished more than 10 minutes ago)"),
-            kind: "not_found_error",
-            param: None,
-            code: Some("session_not_found"),
-            retry_after: None,
+        lock(&self.by_id).get(id).cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                Some("session_not_found"),
+                format!("no session `{id}` (unknown, or finished more than 10 minutes ago)"),
+            )
         })
     }
 
@@ -384,17 +382,15 @@ async fn submit_inner(
     let full = {
         let mut st = lock(&session.state);
         if st.status != Status::Open {
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                message: format!(
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                Some("session_closed"),
+                format!(
                     "session {id} is {}: drafts are no longer accepted; fetch its guidance",
                     st.status.as_str()
                 ),
-                kind: "invalid_request_error",
-                param: None,
-                code: Some("session_closed"),
-                retry_after: None,
-            });
+            ));
         }
         let client = req
             .client
