@@ -7,6 +7,7 @@ use anyhow::Context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
+use colm_core::guidance::GuidanceMode;
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
 
@@ -38,6 +39,10 @@ pub struct AskArgs {
     /// Let the server pick this many collaborators first (when fewer than the clients given).
     #[arg(long)]
     pub top_k: Option<usize>,
+    /// How the server makes guidance: synthesis (the paper's), critique, vote (no server
+    /// call: majority of the drafts' answers) or auto (vote when drafts agree, else synthesis).
+    #[arg(long, default_value = "synthesis")]
+    pub mode: String,
     /// Maximum tokens generated per step.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u32,
@@ -99,6 +104,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         top_k: args.top_k,
         client_params: params.clone(),
         server_params: params,
+        guidance_mode: GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?,
     };
 
     if !args.json {

@@ -64,12 +64,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    if !["synthesis", "critique", "vote", "auto"].contains(&args.mode.as_str()) {
-        anyhow::bail!(
-            "unknown mode {:?} (synthesis, critique, vote, auto)",
-            args.mode
-        );
-    }
+    colm_core::guidance::GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
     let api_key = match &args.api_key_file {
         Some(path) => AuthConfig::keys_from_file(path)
             .with_context(|| format!("API key file {}", path.display()))?

@@ -1,7 +1,8 @@
-//! `colm`: the command-line entry point (models, ask, serve, client).
+//! `colm`: the command-line entry point (models, ask, serve, client, eval).
 
 mod ask;
 mod client;
+mod eval;
 mod load;
 mod models;
 mod serve;
@@ -39,6 +40,11 @@ enum Command {
     /// Device runtime: local model + guidance from a colm server, behind a local
     /// OpenAI-compatible endpoint; falls back to the local draft when the server fails.
     Client(client::ClientArgs),
+    /// Benchmarks: run a suite with several strategies (resumable), or report a run.
+    Eval {
+        #[command(subcommand)]
+        command: eval::EvalCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             Command::Ask(args) => ask::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Client(args) => client::run(args).await,
+            Command::Eval { command } => eval::run(command).await,
         }
     })
 }

@@ -22,6 +22,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
+use crate::guidance::{GuidanceMode, GuidancePlan};
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
 use crate::prompts;
 
@@ -51,6 +52,13 @@ pub struct ColmConfig {
     pub client_params: SamplingParams,
     /// Sampling for the server's selection and guidance.
     pub server_params: SamplingParams,
+    /// How the server turns answers into guidance; the paper's is `Synthesis`.
+    #[serde(default = "default_mode")]
+    pub guidance_mode: GuidanceMode,
+}
+
+fn default_mode() -> GuidanceMode {
+    GuidanceMode::Synthesis
 }
 
 impl Default for ColmConfig {
@@ -60,6 +68,7 @@ impl Default for ColmConfig {
             top_k: None,
             client_params: SamplingParams::default(),
             server_params: SamplingParams::default(),
+            guidance_mode: GuidanceMode::Synthesis,
         }
     }
 }
@@ -369,6 +378,44 @@ async fn call(
     step
 }
 
+/// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
+fn vote_step(
+    round: u32,
+    plan: Result<GuidancePlan, ModelError>,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    let outcome = match plan {
+        Ok(GuidancePlan::Vote(t)) => StepOutcome::Ok {
+            completion: Completion {
+                text: GuidancePlan::vote_guidance(t).text,
+                usage: Usage::default(),
+                mean_logprob: None,
+                finish_reason: crate::model::FinishReason::Stop,
+                timings: crate::model::Timings::default(),
+                fallback: None,
+                wire: None,
+            },
+        },
+        Ok(GuidancePlan::Call { .. }) => StepOutcome::Failed {
+            error: ModelError::InvalidRequest("a server call was planned, not a vote".into()),
+        },
+        Err(error) => StepOutcome::Failed { error },
+    };
+    let step = Step {
+        kind: StepKind::Guidance,
+        round,
+        collaborator: None,
+        model: GuidanceMode::Vote.name().to_owned(),
+        messages: Vec::new(),
+        wall_ms: 0.0,
+        outcome,
+    };
+    if let Some(obs) = observer {
+        obs(&step);
+    }
+    step
+}
+
 /// A collaborator still taking part, with its latest good answer.
 struct Active<'c> {
     who: &'c Collaborator,
@@ -506,16 +553,21 @@ pub async fn run(
             })
             .collect();
         let answers: Vec<&str> = aggregated.iter().map(|c| c.text.as_str()).collect();
-        let guidance_step = call(
-            StepKind::Guidance,
-            round,
-            None,
-            server,
-            prompts::aggregation(query, &answers),
-            &config.server_params,
-            observer,
-        )
-        .await;
+        let guidance_step = match GuidancePlan::new(query, &answers, config.guidance_mode) {
+            Ok(GuidancePlan::Call { messages, .. }) => {
+                call(
+                    StepKind::Guidance,
+                    round,
+                    None,
+                    server,
+                    messages,
+                    &config.server_params,
+                    observer,
+                )
+                .await
+            }
+            plan => vote_step(round, plan, observer),
+        };
         let mut round_record = RoundRecord {
             round,
             drafts: drafts.take().unwrap_or_default(),
@@ -614,7 +666,8 @@ fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
 
 fn totals(record: &ColmRecord) -> BTreeMap<String, ModelTotals> {
     let mut map: BTreeMap<String, ModelTotals> = BTreeMap::new();
-    for step in record.steps() {
+    // A vote's guidance step made no model call (no messages): it has no totals.
+    for step in record.steps().filter(|s| !s.messages.is_empty()) {
         let t = map.entry(step.model.clone()).or_default();
         t.calls += 1;
         match &step.outcome {

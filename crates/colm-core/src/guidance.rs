@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
+use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts;
 
 /// How to produce guidance.
@@ -32,6 +32,42 @@ pub enum GuidanceMode {
         /// Agreement threshold in (0, 1].
         threshold: f64,
     },
+}
+
+impl GuidanceMode {
+    /// Default agreement threshold of `auto`.
+    pub const AUTO_THRESHOLD: f64 = 0.6;
+
+    /// The mode named `name` (`synthesis`, `critique`, `vote`, `auto`); `auto` takes
+    /// `auto_threshold` (default [`Self::AUTO_THRESHOLD`]).
+    ///
+    /// # Errors
+    /// A message naming the accepted modes for any other name.
+    pub fn parse(name: &str, auto_threshold: Option<f64>) -> Result<Self, String> {
+        Ok(match name {
+            "synthesis" => GuidanceMode::Synthesis,
+            "critique" => GuidanceMode::Critique,
+            "vote" => GuidanceMode::Vote,
+            "auto" => GuidanceMode::Auto {
+                threshold: auto_threshold.unwrap_or(Self::AUTO_THRESHOLD),
+            },
+            other => {
+                return Err(format!(
+                    "unknown mode `{other}` (synthesis, critique, vote, auto)"
+                ))
+            }
+        })
+    }
+
+    /// The mode's name: `synthesis`, `critique`, `vote` or `auto`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GuidanceMode::Synthesis => "synthesis",
+            GuidanceMode::Critique => "critique",
+            GuidanceMode::Vote => "vote",
+            GuidanceMode::Auto { .. } => "auto",
+        }
+    }
 }
 
 /// The majority answer among drafts.
@@ -211,6 +247,83 @@ fn vote_text(t: &VoteTally) -> String {
     )
 }
 
+/// What producing guidance takes, decided before any model call: a vote needs none, the other
+/// modes one server call with these messages.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuidancePlan {
+    /// No model call: the guidance is the vote's text ([`GuidancePlan::vote_guidance`]).
+    Vote(VoteTally),
+    /// One server call.
+    Call {
+        /// The messages to send to the server model.
+        messages: Vec<ChatMessage>,
+        /// The mode used (`Synthesis` or `Critique`; `Auto` resolves to `Synthesis`).
+        mode: GuidanceMode,
+        /// The tally, when the mode was `Auto`.
+        tally: Option<VoteTally>,
+    },
+}
+
+impl GuidancePlan {
+    /// Decides how to produce guidance for `drafts` on `query` with `mode`.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer or an
+    /// `Auto` threshold outside (0, 1].
+    pub fn new(query: &str, drafts: &[&str], mode: GuidanceMode) -> Result<Self, ModelError> {
+        if drafts.is_empty() {
+            return Err(ModelError::InvalidRequest("no drafts to aggregate".into()));
+        }
+        let call = |messages, mode, tally| GuidancePlan::Call {
+            messages,
+            mode,
+            tally,
+        };
+        Ok(match mode {
+            GuidanceMode::Vote => GuidancePlan::Vote(tally(drafts).ok_or_else(|| {
+                ModelError::InvalidRequest("no draft has an extractable answer to vote on".into())
+            })?),
+            GuidanceMode::Auto { threshold } => {
+                if !(threshold > 0.0 && threshold <= 1.0) {
+                    return Err(ModelError::InvalidRequest(format!(
+                        "auto threshold must be in (0, 1], got {threshold}"
+                    )));
+                }
+                match tally(drafts) {
+                    Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => {
+                        GuidancePlan::Vote(t)
+                    }
+                    t => call(
+                        prompts::aggregation(query, drafts),
+                        GuidanceMode::Synthesis,
+                        t,
+                    ),
+                }
+            }
+            GuidanceMode::Synthesis => call(
+                prompts::aggregation(query, drafts),
+                GuidanceMode::Synthesis,
+                None,
+            ),
+            GuidanceMode::Critique => call(
+                prompts::critique(query, drafts),
+                GuidanceMode::Critique,
+                None,
+            ),
+        })
+    }
+
+    /// The guidance of a vote: the majority answer and how many gave it.
+    pub fn vote_guidance(t: VoteTally) -> Guidance {
+        Guidance {
+            text: vote_text(&t),
+            mode: GuidanceMode::Vote,
+            completion: None,
+            tally: Some(t),
+        }
+    }
+}
+
 /// Produces guidance for `drafts` on `query` with `mode`, calling `server` unless voting.
 ///
 /// # Errors
@@ -224,47 +337,18 @@ pub async fn guidance(
     mode: GuidanceMode,
     params: &SamplingParams,
 ) -> Result<Guidance, ModelError> {
-    if drafts.is_empty() {
-        return Err(ModelError::InvalidRequest("no drafts to aggregate".into()));
-    }
-    let vote = |t: VoteTally| Guidance {
-        text: vote_text(&t),
-        mode: GuidanceMode::Vote,
-        completion: None,
-        tally: Some(t),
-    };
-    let messages = match mode {
-        GuidanceMode::Vote => {
-            return tally(drafts).map(vote).ok_or_else(|| {
-                ModelError::InvalidRequest("no draft has an extractable answer to vote on".into())
-            })
-        }
-        GuidanceMode::Auto { threshold } => {
-            if !(threshold > 0.0 && threshold <= 1.0) {
-                return Err(ModelError::InvalidRequest(format!(
-                    "auto threshold must be in (0, 1], got {threshold}"
-                )));
-            }
-            match tally(drafts) {
-                Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => return Ok(vote(t)),
-                _ => prompts::aggregation(query, drafts),
-            }
-        }
-        GuidanceMode::Synthesis => prompts::aggregation(query, drafts),
-        GuidanceMode::Critique => prompts::critique(query, drafts),
-    };
-    let used = match mode {
-        GuidanceMode::Critique => GuidanceMode::Critique,
-        _ => GuidanceMode::Synthesis,
+    let (messages, used, tally) = match GuidancePlan::new(query, drafts, mode)? {
+        GuidancePlan::Vote(t) => return Ok(GuidancePlan::vote_guidance(t)),
+        GuidancePlan::Call {
+            messages,
+            mode,
+            tally,
+        } => (messages, mode, tally),
     };
     let server = server.ok_or_else(|| {
         ModelError::InvalidRequest(format!(
             "a server model is needed for {} guidance",
-            if used == GuidanceMode::Critique {
-                "critique"
-            } else {
-                "synthesis"
-            }
+            used.name()
         ))
     })?;
     let completion = server.chat(&messages, params).await?;
@@ -272,18 +356,13 @@ pub async fn guidance(
         text: completion.text.clone(),
         mode: used,
         completion: Some(completion),
-        tally: if matches!(mode, GuidanceMode::Auto { .. }) {
-            tally(drafts)
-        } else {
-            None
-        },
+        tally,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ChatMessage;
 
     #[test]
     fn answers_are_extracted_from_real_model_outputs() {

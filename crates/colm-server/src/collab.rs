@@ -126,20 +126,8 @@ impl GuidanceSpec {
         max_tokens: Option<u32>,
         temperature: Option<f32>,
     ) -> Result<Self, ApiError> {
-        let mode = match mode.unwrap_or("synthesis") {
-            "synthesis" => GuidanceMode::Synthesis,
-            "critique" => GuidanceMode::Critique,
-            "vote" => GuidanceMode::Vote,
-            "auto" => GuidanceMode::Auto {
-                threshold: auto_threshold.unwrap_or(0.6),
-            },
-            other => {
-                return Err(ApiError::invalid(
-                    format!("unknown mode `{other}` (synthesis, critique, vote, auto)"),
-                    Some("mode"),
-                ))
-            }
-        };
+        let mode = GuidanceMode::parse(mode.unwrap_or("synthesis"), auto_threshold)
+            .map_err(|e| ApiError::invalid(e, Some("mode")))?;
         if model.is_none() && matches!(mode, GuidanceMode::Synthesis | GuidanceMode::Critique) {
             return Err(ApiError::invalid(
                 "`model` is required for synthesis and critique",
@@ -161,16 +149,6 @@ impl GuidanceSpec {
             mode,
             params,
         })
-    }
-}
-
-/// The wire name of a guidance mode.
-pub fn mode_name(mode: GuidanceMode) -> &'static str {
-    match mode {
-        GuidanceMode::Synthesis => "synthesis",
-        GuidanceMode::Critique => "critique",
-        GuidanceMode::Vote => "vote",
-        GuidanceMode::Auto { .. } => "auto",
     }
 }
 
@@ -226,7 +204,7 @@ pub async fn produce(
     Ok(json!({
         "object": "colm.guidance",
         "round": round,
-        "mode": mode_name(g.mode),
+        "mode": g.mode.name(),
         "model": spec.model,
         "guidance": g.text,
         "usage": g.completion.as_ref().map(usage_json),

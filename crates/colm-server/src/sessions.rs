@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use crate::collab::{mode_name, produce, GuidanceSpec, MAX_DRAFTS};
+use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
 use crate::error::ApiError;
 use crate::openai::read_body;
 use crate::store::normalise_query;
@@ -160,7 +160,7 @@ impl Session {
             "status": st.status.as_str(),
             "query": self.query,
             "model": self.spec.model,
-            "mode": mode_name(self.spec.mode),
+            "mode": self.spec.mode.name(),
             "round": self.round,
             "k": self.k,
             "drafts": st.drafts.len(),
@@ -311,7 +311,7 @@ async fn create_inner(
         "{}\u{1f}{}\u{1f}{}\u{1f}{round}",
         normalise_query(&req.query),
         spec.model.as_deref().unwrap_or(""),
-        mode_name(spec.mode)
+        spec.mode.name()
     );
     let sessions = state.sessions();
     sessions.sweep();

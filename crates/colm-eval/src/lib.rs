@@ -1,0 +1,17 @@
+//! colm-eval: the benchmark harness of colm (DESIGN.md §3, "eval").
+//!
+//! - [`suite`]: loaders for GSM8K, ARC-Challenge, MMLU, HumanEval and MT-Bench as published,
+//!   their prompts and scoring;
+//! - [`strategy`]: what answers an item — `local` (client alone), `server` (server model
+//!   alone), `colm` (CoLM with K collaborators, R rounds, top-k, guidance mode) — through the
+//!   same code as `colm ask` and the server's virtual model;
+//! - [`runner`]: the resumable runner (one JSON line per item and strategy, full transcript);
+//! - [`metrics`]: accuracy with Wilson intervals, recovery and regressions against `local`,
+//!   tokens by role, server calls, latency percentiles;
+//! - [`report`]: Markdown, JSON and PNG plots of a run.
+
+pub mod metrics;
+pub mod report;
+pub mod runner;
+pub mod strategy;
+pub mod suite;

@@ -1,0 +1,346 @@
+//! Reports of a run: `report.md` (settings, the metrics table, per-category accuracy),
+//! `report.json` (settings + metrics), and two PNG plots drawn with plotters:
+//! `accuracy.png` (accuracy with its 95% interval per strategy) and
+//! `accuracy-vs-server-tokens.png` (accuracy against mean server decode tokens per item).
+//!
+//! Text in the plots uses DejaVu Sans from `/usr/share/fonts/truetype/dejavu/` (Debian package
+//! `fonts-dejavu-core`, installed by `scripts/setup`) or the file named by `$COLM_PLOT_FONT`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use crate::metrics::{summarize, StrategyMetrics, BASELINE};
+use crate::runner::{read_records, read_settings, Record, RunSettings};
+
+/// Default font file of the plots.
+pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", 100.0 * x)
+}
+
+/// The metrics table in Markdown: one row per strategy.
+pub fn table(metrics: &[StrategyMetrics]) -> String {
+    let judged = metrics.iter().any(|m| m.mean_score.is_some());
+    let mut t = String::new();
+    let head = if judged {
+        "| strategy | items | mean rating (95% CI) | errors |"
+    } else {
+        "| strategy | items | accuracy % (95% CI) | recovery % (k/n) | regressions % (k/n) | errors |"
+    };
+    let _ = writeln!(
+        t,
+        "{head} client tokens/item (prompt + completion) | server tokens/item (prompt + completion) | server calls/item | latency p50 / p95 s |"
+    );
+    let cols = head.matches('|').count() - 1 + 4;
+    let _ = writeln!(t, "|{}", "---|".repeat(cols));
+    for m in metrics {
+        let quality = match (&m.accuracy, &m.mean_score) {
+            (Some(a), _) => {
+                let ratio = |p: &Option<crate::metrics::Proportion>| {
+                    p.map_or("–".to_owned(), |p| {
+                        format!("{} ({}/{})", pct(p.rate), p.k, p.n)
+                    })
+                };
+                let (rec, reg) = if m.strategy == BASELINE {
+                    ("–".to_owned(), "–".to_owned())
+                } else {
+                    (ratio(&m.recovery), ratio(&m.regressions))
+                };
+                format!(
+                    "{} ({}–{}) | {rec} | {reg}",
+                    pct(a.rate),
+                    pct(a.ci.0),
+                    pct(a.ci.1)
+                )
+            }
+            (None, Some((mean, (lo, hi)))) => format!("{mean:.2} ({lo:.2}–{hi:.2})"),
+            (None, None) => "–".to_owned(),
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {quality} | {} | {:.0} + {:.0} | {:.0} + {:.0} | {:.2} | {:.1} / {:.1} |",
+            m.strategy,
+            m.items,
+            m.errors,
+            m.tokens.client_prompt,
+            m.tokens.client_completion,
+            m.tokens.server_prompt,
+            m.tokens.server_completion,
+            m.server_calls_per_item,
+            m.latency_p50_ms / 1000.0,
+            m.latency_p95_ms / 1000.0
+        );
+    }
+    t
+}
+
+/// Accuracy per category (MMLU subject, MT-Bench category) and strategy, in Markdown; empty
+/// when the items have no categories.
+pub fn category_table(records: &[Record]) -> String {
+    let mut cells: BTreeMap<&str, BTreeMap<&str, (f64, usize)>> = BTreeMap::new();
+    let mut strategies: Vec<&str> = Vec::new();
+    for r in records {
+        let Some(c) = r.category.as_deref() else {
+            continue;
+        };
+        if !strategies.contains(&r.strategy.as_str()) {
+            strategies.push(&r.strategy);
+        }
+        let cell = cells.entry(c).or_default().entry(&r.strategy).or_default();
+        cell.0 += r.score.as_ref().map_or(0.0, |s| s.value);
+        cell.1 += 1;
+    }
+    if cells.is_empty() {
+        return String::new();
+    }
+    let mut t = format!("| category | {} |\n", strategies.join(" | "));
+    let _ = writeln!(t, "|---|{}", "---|".repeat(strategies.len()));
+    for (c, row) in &cells {
+        let vals: Vec<String> = strategies
+            .iter()
+            .map(|s| {
+                row.get(s).map_or("–".into(), |(v, n)| {
+                    format!("{:.2} (n={n})", v / *n as f64)
+                })
+            })
+            .collect();
+        let _ = writeln!(t, "| {c} | {} |", vals.join(" | "));
+    }
+    t
+}
+
+/// Writes `report.md`, `report.json`, `accuracy.png` and `accuracy-vs-server-tokens.png` for
+/// the run in `run` into `to`; returns the paths written, `report.md` first. `command` is
+/// quoted in the report when given.
+///
+/// # Errors
+/// When the run cannot be read, has no records, or a file cannot be written (a missing plot
+/// font is named).
+pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+    let settings = read_settings(run)?;
+    let records = read_records(run)?;
+    anyhow::ensure!(!records.is_empty(), "{} has no records yet", run.display());
+    let metrics = summarize(&records);
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let md_path = to.join("report.md");
+    std::fs::write(&md_path, markdown(&settings, &records, &metrics, command))
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    let json_path = to.join("report.json");
+    let json = serde_json::json!({ "settings": settings, "command": command, "metrics": metrics });
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    register_font()?;
+    let acc = to.join("accuracy.png");
+    plot_accuracy(&metrics, settings.suite.name(), &acc)?;
+    let frontier = to.join("accuracy-vs-server-tokens.png");
+    plot_frontier(&metrics, settings.suite.name(), &frontier)?;
+    Ok(vec![md_path, json_path, acc, frontier])
+}
+
+fn markdown(
+    settings: &RunSettings,
+    records: &[Record],
+    metrics: &[StrategyMetrics],
+    command: Option<&str>,
+) -> String {
+    let mut md = format!("# {} — colm eval\n\n", settings.suite.name());
+    if let Some(c) = command {
+        let _ = writeln!(md, "Command:\n\n```sh\n{c}\n```\n");
+    }
+    let first = records.iter().map(|r| r.index).min().unwrap_or(0);
+    let last = records.iter().map(|r| r.index).max().unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "- data: `{}` (items {first}–{last})\n- client(s): {}; server: {}{}\n- sampling: max {} tokens per step, temperature {}{}\n",
+        settings.data.display(),
+        settings.clients.join(", "),
+        settings.server,
+        settings
+            .judge
+            .as_ref()
+            .map(|j| format!("; judge: {j}"))
+            .unwrap_or_default(),
+        settings.params.max_tokens,
+        settings.params.temperature,
+        if settings.params.temperature == 0.0 {
+            " (greedy)"
+        } else {
+            ""
+        },
+    );
+    md.push_str(&table(metrics));
+    md.push_str(
+        "\nAccuracy intervals are Wilson 95%. Recovery: share of the items `local` got wrong that \
+         the strategy gets right (CoLM's metric on previously failed queries); regressions: \
+         share of the items `local` got right that the strategy gets wrong. Tokens are means per \
+         item in each model's own tokens; latency is an item's wall time.\n",
+    );
+    let cats = category_table(records);
+    if !cats.is_empty() {
+        md.push_str("\n## By category (mean score: accuracy, or rating)\n\n");
+        md.push_str(&cats);
+    }
+    md.push_str("\n![accuracy](accuracy.png)\n\n![accuracy vs server tokens](accuracy-vs-server-tokens.png)\n");
+    md
+}
+
+fn register_font() -> anyhow::Result<()> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let path = std::env::var("COLM_PLOT_FONT").unwrap_or_else(|_| FONT.to_owned());
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!("plot font {path}: {e} (install fonts-dejavu-core or set COLM_PLOT_FONT)")
+        })?;
+        // plotters keeps registered fonts for the life of the process.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("plot font {path} is not a usable TrueType font"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// (value, low, high) of the strategy's quality: accuracy % or mean rating.
+fn quality(m: &StrategyMetrics) -> Option<(f64, f64, f64)> {
+    match (&m.accuracy, &m.mean_score) {
+        (Some(a), _) => Some((100.0 * a.rate, 100.0 * a.ci.0, 100.0 * a.ci.1)),
+        (None, Some((v, (lo, hi)))) => Some((*v, *lo, *hi)),
+        _ => None,
+    }
+}
+
+fn quality_label(metrics: &[StrategyMetrics]) -> (&'static str, f64) {
+    if metrics.iter().any(|m| m.accuracy.is_some()) {
+        ("accuracy % (95% CI)", 100.0)
+    } else {
+        ("mean rating (95% CI)", 10.0)
+    }
+}
+
+fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing the plot: {e}")
+}
+
+fn plot_accuracy(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyhow::Result<()> {
+    let (label, top) = quality_label(metrics);
+    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let n = metrics.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{suite}: {label}"), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0.0..top)
+        .map_err(plot_err)?;
+    let names: Vec<String> = metrics.iter().map(|m| m.strategy.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(label)
+        .disable_x_mesh()
+        .draw()
+        .map_err(plot_err)?;
+    for (i, m) in metrics.iter().enumerate() {
+        let Some((v, lo, hi)) = quality(m) else {
+            continue;
+        };
+        let x = i as f64;
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.3, 0.0), (x + 0.3, v)],
+                color.mix(0.6).filled(),
+            )))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(ErrorBar::new_vertical(
+                x,
+                lo,
+                v,
+                hi,
+                BLACK.stroke_width(2),
+                12,
+            )))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{v:.1}"),
+                (x + 0.05, v + top * 0.02),
+                ("sans-serif", 16),
+            )))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyhow::Result<()> {
+    let (label, top) = quality_label(metrics);
+    let max_x = metrics
+        .iter()
+        .map(|m| m.tokens.server_completion)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.25;
+    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{suite}: {label} vs server decode tokens"),
+            ("sans-serif", 24),
+        )
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-max_x * 0.03..max_x, 0.0..top)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("server decode (completion) tokens per item, mean")
+        .y_desc(label)
+        .draw()
+        .map_err(plot_err)?;
+    for (i, m) in metrics.iter().enumerate() {
+        let Some((v, lo, hi)) = quality(m) else {
+            continue;
+        };
+        let x = m.tokens.server_completion;
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(std::iter::once(ErrorBar::new_vertical(
+                x,
+                lo,
+                v,
+                hi,
+                color.stroke_width(2),
+                10,
+            )))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(Circle::new((x, v), 6, color.filled())))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                m.strategy.clone(),
+                (x + max_x * 0.015, v),
+                ("sans-serif", 16),
+            )))
+            .map_err(plot_err)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Strategies under evaluation: what answers a turn of an item.
+//!
+//! Specs on the command line (`--strategy`):
+//! - `local`: the client model alone (the first `--client`), prompt [`prompts::draft`];
+//! - `server`: the server model alone, the same prompt;
+//! - `colm[:key=value,…]`: a CoLM collaboration run by [`ColmModel::collaborate`] — the code
+//!   the server's virtual `colm` model runs — with keys `k` (collaborators, default 1; the
+//!   `--client` models in turn), `rounds` (default 1), `top_k` (server selection, default off)
+//!   and `mode` (`synthesis` default, `critique`, `vote`, `auto`).
+//!
+//! A multi-turn item (MT-Bench) is answered turn by turn: each turn sees the earlier turns and
+//! the strategy's own earlier answers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use colm_core::colm::{Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, StepKind};
+use colm_core::guidance::GuidanceMode;
+use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
+use serde::{Deserialize, Serialize};
+
+/// A parsed `--strategy` value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategySpec {
+    /// The client model alone.
+    Local,
+    /// The server model alone.
+    Server,
+    /// CoLM.
+    Colm {
+        /// Collaborators (K ≥ 1).
+        k: usize,
+        /// Rounds (R ≥ 1).
+        rounds: u32,
+        /// Top-k selection by the server, when set.
+        top_k: Option<usize>,
+        /// Guidance mode.
+        mode: GuidanceMode,
+    },
+}
+
+impl StrategySpec {
+    /// Parses `local`, `server` or `colm[:k=K,rounds=R,top_k=N,mode=M]`.
+    ///
+    /// # Errors
+    /// A message naming the unknown strategy, key or value.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (head, args) = spec.split_once(':').unwrap_or((spec, ""));
+        match head {
+            "local" | "server" if !args.is_empty() => {
+                Err(format!("strategy `{head}` takes no options (got `{args}`)"))
+            }
+            "local" => Ok(StrategySpec::Local),
+            "server" => Ok(StrategySpec::Server),
+            "colm" => {
+                let (mut k, mut rounds, mut top_k, mut mode) =
+                    (1, 1, None, GuidanceMode::Synthesis);
+                for kv in args.split(',').filter(|s| !s.is_empty()) {
+                    let (key, value) = kv
+                        .split_once('=')
+                        .ok_or_else(|| format!("`{kv}` in `{spec}` is not key=value"))?;
+                    let number = |v: &str| {
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| format!("`{key}` must be a number ≥ 1, got `{v}`"))
+                    };
+                    match key {
+                        "k" => k = number(value)?,
+                        "rounds" => rounds = number(value)? as u32,
+                        "top_k" => top_k = Some(number(value)?),
+                        "mode" => mode = GuidanceMode::parse(value, None)?,
+                        other => {
+                            return Err(format!(
+                                "unknown colm option `{other}` (k, rounds, top_k, mode)"
+                            ))
+                        }
+                    }
+                }
+                Ok(StrategySpec::Colm {
+                    k,
+                    rounds,
+                    top_k,
+                    mode,
+                })
+            }
+            other => Err(format!("unknown strategy `{other}` (local, server, colm)")),
+        }
+    }
+
+    /// The canonical name: `local`, `server`, `colm`, or `colm:` with the options that differ
+    /// from the defaults, in the order k, rounds, top_k, mode (`colm:mode=critique`).
+    pub fn name(&self) -> String {
+        match self {
+            StrategySpec::Local => "local".into(),
+            StrategySpec::Server => "server".into(),
+            StrategySpec::Colm {
+                k,
+                rounds,
+                top_k,
+                mode,
+            } => {
+                let mut opts = Vec::new();
+                if *k != 1 {
+                    opts.push(format!("k={k}"));
+                }
+                if *rounds != 1 {
+                    opts.push(format!("rounds={rounds}"));
+                }
+                if let Some(t) = top_k {
+                    opts.push(format!("top_k={t}"));
+                }
+                if *mode != GuidanceMode::Synthesis {
+                    opts.push(format!("mode={}", mode.name()));
+                }
+                if opts.is_empty() {
+                    "colm".into()
+                } else {
+                    format!("colm:{}", opts.join(","))
+                }
+            }
+        }
+    }
+}
+
+/// A client model and its declared specialisation (for top-k selection).
+#[derive(Clone)]
+pub struct Client {
+    /// The model.
+    pub model: Arc<dyn ChatModel>,
+    /// Its specialisation.
+    pub description: String,
+}
+
+/// Tokens spent on one answer, by role (client or server) and kind, in each model's own tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleTokens {
+    /// Prompt tokens read by client models.
+    pub client_prompt: u64,
+    /// Tokens generated by client models.
+    pub client_completion: u64,
+    /// Prompt tokens read by the server model.
+    pub server_prompt: u64,
+    /// Tokens generated (decoded) by the server model.
+    pub server_completion: u64,
+}
+
+impl RoleTokens {
+    fn add(&mut self, server: bool, u: Usage) {
+        if server {
+            self.server_prompt += u.prompt_tokens;
+            self.server_completion += u.completion_tokens;
+        } else {
+            self.client_prompt += u.prompt_tokens;
+            self.client_completion += u.completion_tokens;
+        }
+    }
+
+    /// Adds another answer's tokens.
+    pub fn sum(&mut self, o: RoleTokens) {
+        self.client_prompt += o.client_prompt;
+        self.client_completion += o.client_completion;
+        self.server_prompt += o.server_prompt;
+        self.server_completion += o.server_completion;
+    }
+}
+
+/// The outcome of one turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnOutcome {
+    /// The answer, when there is one.
+    pub answer: Option<String>,
+    /// Why there is none (the error as reported by the model or the collaboration).
+    pub error: Option<String>,
+    /// Tokens by role.
+    pub tokens: RoleTokens,
+    /// Calls made to the server model.
+    pub server_calls: u32,
+    /// Wall time, ms.
+    pub wall_ms: f64,
+    /// The full transcript: `{messages, completion | error}` for one model, the CoLM record
+    /// (every prompt and answer) for `colm`.
+    pub transcript: serde_json::Value,
+}
+
+/// A strategy ready to answer.
+pub struct Strategy {
+    name: String,
+    inner: Inner,
+}
+
+enum Inner {
+    Single {
+        model: Arc<dyn ChatModel>,
+        server: bool,
+    },
+    Colm(ColmModel),
+}
+
+impl Strategy {
+    /// Builds `spec` over `clients` (at least one) and `server`.
+    ///
+    /// # Errors
+    /// A message when there is no client.
+    pub fn new(
+        spec: &StrategySpec,
+        clients: &[Client],
+        server: Arc<dyn ChatModel>,
+    ) -> Result<Self, String> {
+        let first = clients
+            .first()
+            .ok_or("at least one client model is needed")?;
+        let inner = match spec {
+            StrategySpec::Local => Inner::Single {
+                model: first.model.clone(),
+                server: false,
+            },
+            StrategySpec::Server => Inner::Single {
+                model: server,
+                server: true,
+            },
+            StrategySpec::Colm {
+                k,
+                rounds,
+                top_k,
+                mode,
+            } => {
+                let collaborators = (0..*k)
+                    .map(|i| {
+                        let c = &clients[i % clients.len()];
+                        Collaborator {
+                            id: format!("client-{}", i + 1),
+                            description: c.description.clone(),
+                            model: c.model.clone(),
+                        }
+                    })
+                    .collect();
+                let config = ColmConfig {
+                    rounds: *rounds,
+                    top_k: *top_k,
+                    guidance_mode: *mode,
+                    ..ColmConfig::default()
+                };
+                Inner::Colm(ColmModel::new("colm", collaborators, server, config))
+            }
+        };
+        Ok(Self {
+            name: spec.name(),
+            inner,
+        })
+    }
+
+    /// The strategy's canonical name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Answers the last user turn of `history` (alternating user / assistant messages, without
+    /// a system message).
+    pub async fn answer(&self, history: &[ChatMessage], params: &SamplingParams) -> TurnOutcome {
+        let start = Instant::now();
+        let mut out = match &self.inner {
+            Inner::Single { model, server } => {
+                let mut messages = vec![ChatMessage::system(prompts::CLIENT_SYSTEM)];
+                messages.extend_from_slice(history);
+                single(model.as_ref(), *server, messages, params).await
+            }
+            Inner::Colm(colm) => match colm.collaborate(history, params).await {
+                Ok(record) => colm_outcome(&record, record.answer().map(str::to_owned), None),
+                Err(e) => match &e {
+                    ColmError::AllCollaboratorsFailed { partial, .. }
+                    | ColmError::GuidanceFailed { partial, .. } => {
+                        colm_outcome(partial, None, Some(e.to_string()))
+                    }
+                    ColmError::InvalidConfig(_) => TurnOutcome {
+                        answer: None,
+                        error: Some(e.to_string()),
+                        tokens: RoleTokens::default(),
+                        server_calls: 0,
+                        wall_ms: 0.0,
+                        transcript: serde_json::Value::Null,
+                    },
+                },
+            },
+        };
+        out.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+        out
+    }
+}
+
+async fn single(
+    model: &dyn ChatModel,
+    server: bool,
+    messages: Vec<ChatMessage>,
+    params: &SamplingParams,
+) -> TurnOutcome {
+    let result = model.chat(&messages, params).await;
+    let mut tokens = RoleTokens::default();
+    let (answer, error, transcript) = match result {
+        Ok(c) => {
+            tokens.add(server, c.usage);
+            let t = transcript(model.name(), &messages, Ok(&c));
+            (Some(c.text), None, t)
+        }
+        Err(e) => {
+            let t = transcript(model.name(), &messages, Err(&e.to_string()));
+            (None, Some(e.to_string()), t)
+        }
+    };
+    TurnOutcome {
+        answer,
+        error,
+        tokens,
+        server_calls: u32::from(server),
+        wall_ms: 0.0,
+        transcript,
+    }
+}
+
+fn transcript(
+    model: &str,
+    messages: &[ChatMessage],
+    result: Result<&Completion, &str>,
+) -> serde_json::Value {
+    match result {
+        Ok(c) => serde_json::json!({"model": model, "messages": messages, "completion": c}),
+        Err(e) => serde_json::json!({"model": model, "messages": messages, "error": e}),
+    }
+}
+
+fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<String>) -> TurnOutcome {
+    let mut tokens = RoleTokens::default();
+    let mut server_calls = 0;
+    for step in record.steps() {
+        let server = matches!(step.kind, StepKind::Guidance | StepKind::Selection);
+        // A vote's guidance step calls no model (no messages).
+        if server && !step.messages.is_empty() {
+            server_calls += 1;
+        }
+        if let Some(c) = step_completion(step) {
+            tokens.add(server, c.usage);
+        }
+    }
+    TurnOutcome {
+        answer,
+        error,
+        tokens,
+        server_calls,
+        wall_ms: 0.0,
+        transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn step_completion(step: &colm_core::colm::Step) -> Option<&Completion> {
+    match &step.outcome {
+        colm_core::colm::StepOutcome::Ok { completion } => Some(completion),
+        colm_core::colm::StepOutcome::Failed { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_name_canonically() {
+        assert_eq!(StrategySpec::parse("local").unwrap(), StrategySpec::Local);
+        assert_eq!(StrategySpec::parse("colm").unwrap().name(), "colm");
+        assert_eq!(
+            StrategySpec::parse("colm:mode=critique,k=1")
+                .unwrap()
+                .name(),
+            "colm:mode=critique"
+        );
+        assert_eq!(
+            StrategySpec::parse("colm:mode=vote,top_k=2,k=3,rounds=2")
+                .unwrap()
+                .name(),
+            "colm:k=3,rounds=2,top_k=2,mode=vote"
+        );
+        for bad in [
+            "colm:k=0",
+            "colm:mode=loud",
+            "colm:x=1",
+            "colm:k",
+            "remote",
+            "local:k=2",
+        ] {
+            assert!(StrategySpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

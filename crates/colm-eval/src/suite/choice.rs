@@ -1,0 +1,232 @@
+//! Multiple-choice suites (ARC-Challenge, MMLU): the prompt with lettered options, and how the
+//! chosen letter is read from an answer.
+//!
+//! Prompt ([`prompt`]): the question, one `X. option` line per option, then "Explain your
+//! reasoning briefly, then give the final answer as `Answer: X`". Extraction
+//! ([`extract_choice`]), first rule that finds a label wins:
+//! 1. the last `\boxed{…}` holding a label (`\boxed{C}`, `\boxed{\text{C}}`);
+//! 2. the last "answer is" / "answer:" / "option is" / "choice is" marker followed by a label
+//!    (`Answer: C`, `the correct answer is (C)`, `**Answer:** C.`, `answer is option C`);
+//! 3. the last line that is only a label (`C`, `(C)`, `C.`, `**C**`);
+//! 4. the option whose full text the answer quotes, when it quotes exactly one.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{json_lines, read_text, Item, LoadError, Reference};
+
+/// The instruction that closes every multiple-choice prompt.
+pub const INSTRUCTION: &str =
+    "Explain your reasoning briefly, then give the final answer as \"Answer: X\", where X is \
+     the letter of the correct option.";
+
+/// The prompt of a multiple-choice question: question, `X. option` lines, [`INSTRUCTION`].
+pub fn prompt(question: &str, labels: &[String], options: &[String]) -> String {
+    let mut p = format!("{}\n\n", question.trim());
+    for (l, o) in labels.iter().zip(options) {
+        p.push_str(&format!("{l}. {}\n", o.trim()));
+    }
+    p.push('\n');
+    p.push_str(INSTRUCTION);
+    p
+}
+
+#[derive(Deserialize)]
+struct ArcLine {
+    id: String,
+    question: String,
+    choices: ArcChoices,
+    #[serde(rename = "answerKey")]
+    answer_key: String,
+}
+
+#[derive(Deserialize)]
+struct ArcChoices {
+    text: Vec<String>,
+    label: Vec<String>,
+}
+
+/// Loads ARC-Challenge JSON lines (`{id, question, choices{text[], label[]}, answerKey}`).
+/// Ids are `arc:<published id>`.
+///
+/// # Errors
+/// [`LoadError`] for an unreadable file, a malformed line, or an answer key not among the
+/// labels.
+pub fn load_arc(path: &Path) -> Result<Vec<Item>, LoadError> {
+    let lines: Vec<ArcLine> = json_lines(path, &read_text(path)?)?;
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if !l.choices.label.contains(&l.answer_key)
+                || l.choices.label.len() != l.choices.text.len()
+            {
+                return Err(LoadError::format(
+                    path,
+                    format!("line {}", i + 1),
+                    format!(
+                        "answer key {} not among labels {:?}",
+                        l.answer_key, l.choices.label
+                    ),
+                ));
+            }
+            Ok(Item {
+                id: format!("arc:{}", l.id),
+                turns: vec![prompt(&l.question, &l.choices.label, &l.choices.text)],
+                category: None,
+                reference: Reference::Choice {
+                    label: l.answer_key,
+                    labels: l.choices.label,
+                    options: l.choices.text,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The label chosen in `text` among `labels` (see the module docs for the rules), `None`
+/// when no rule finds one. The options' texts are read back from the prompt lines the answer
+/// may quote, so only labels are needed.
+pub fn extract_choice(text: &str, labels: &[String]) -> Option<String> {
+    let is_label = |s: &str| labels.iter().find(|l| l.as_str() == s).cloned();
+    // 1. \boxed{…}
+    if let Some(start) = text.rfind("\\boxed{") {
+        let inner: String = text[start + 7..]
+            .chars()
+            .take_while(|&c| c != '}')
+            .collect();
+        let inner = inner.trim_start_matches("\\text{").trim();
+        if let Some(l) = label_at_start(inner, labels) {
+            return Some(l);
+        }
+    }
+    // 2. markers
+    let lower = text.to_lowercase();
+    let mut best: Option<(usize, String)> = None;
+    for marker in ["answer is", "answer:", "answer**", "option is", "choice is"] {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(marker) {
+            let at = from + pos;
+            let rest = &text[at + marker.len()..];
+            let rest = rest.trim_start_matches(|c: char| {
+                c.is_whitespace() || matches!(c, '*' | ':' | '(' | '"' | '\'' | '[' | '`')
+            });
+            let rest = strip_word(strip_word(rest, "option"), "choice");
+            if let Some(l) = label_at_start(rest, labels) {
+                if best.as_ref().is_none_or(|(b, _)| at >= *b) {
+                    best = Some((at, l));
+                }
+            }
+            from = at + marker.len();
+        }
+    }
+    if let Some((_, l)) = best {
+        return Some(l);
+    }
+    // 3. a line that is only a label
+    for line in text.lines().rev() {
+        let t = line
+            .trim()
+            .trim_matches(|c: char| matches!(c, '*' | '(' | ')' | '.' | ':' | '`'))
+            .trim();
+        if let Some(l) = is_label(t) {
+            return Some(l);
+        }
+    }
+    None
+}
+
+/// Reads a label at the start of `s` when it is not the start of a longer word (`C`, `C.`,
+/// `C)`, `C:`), so "Carbon" is not `C`.
+fn label_at_start(s: &str, labels: &[String]) -> Option<String> {
+    labels
+        .iter()
+        .find(|l| {
+            s.starts_with(l.as_str())
+                && !s[l.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphanumeric)
+        })
+        .cloned()
+}
+
+fn strip_word<'a>(s: &'a str, word: &str) -> &'a str {
+    match s.get(..word.len()) {
+        Some(head) if head.eq_ignore_ascii_case(word) => s[word.len()..].trim_start(),
+        _ => s,
+    }
+}
+
+/// [`extract_choice`], then rule 4: the option whose text the answer quotes, if exactly one.
+pub fn extract_choice_with_options(
+    text: &str,
+    labels: &[String],
+    options: &[String],
+) -> Option<String> {
+    extract_choice(text, labels).or_else(|| {
+        let quoted: Vec<&String> = labels
+            .iter()
+            .zip(options)
+            .filter(|(_, o)| o.trim().len() > 3 && text.contains(o.trim()))
+            .map(|(l, _)| l)
+            .collect();
+        match quoted.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn abcd() -> Vec<String> {
+        ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn loads_arc_as_published() {
+        let items = load_arc(&crate::suite::test_data("arc/arc-challenge-dev.jsonl")).unwrap();
+        assert_eq!(items.len(), 800);
+        assert_eq!(items[0].id, "arc:Mercury_7175875");
+        assert!(items[0].turns[0].contains("C. Planetary days will become shorter."));
+        assert!(items[0].turns[0].ends_with(INSTRUCTION));
+        assert!(matches!(&items[0].reference, Reference::Choice { label, .. } if label == "C"));
+    }
+
+    #[test]
+    fn reads_the_chosen_letter() {
+        let l = abcd();
+        for (text, want) in [
+            (
+                "Rotation faster means shorter days.\n\nAnswer: C",
+                Some("C"),
+            ),
+            ("The correct answer is (B) because ...", Some("B")),
+            ("**Answer:** D. Planetary gravity", Some("D")),
+            ("So the answer is option A.", Some("A")),
+            ("\\boxed{\\text{C}}", Some("C")),
+            ("Let me think.\n\n**B**", Some("B")),
+            ("Carbon dioxide is released.", None),
+            ("Answer: Carbon", None),
+            // The last marker wins: a first guess revised later.
+            (
+                "At first the answer is A. On reflection, the answer is D.",
+                Some("D"),
+            ),
+        ] {
+            assert_eq!(extract_choice(text, &l).as_deref(), want, "{text:?}");
+        }
+        let opts: Vec<String> = ["red", "green", "blue sky", "yellow"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            extract_choice_with_options("It must be the blue sky.", &l, &opts).as_deref(),
+            Some("C")
+        );
+    }
+}

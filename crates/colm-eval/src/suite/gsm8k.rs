@@ -1,0 +1,97 @@
+//! GSM8K (Cobbe et al. 2021): grade-school maths word problems with a numeric answer.
+//!
+//! Prompt: the question as is, zero-shot (what `colm ask` sends). Scoring: the model's final
+//! answer is [`colm_core::guidance::extract_answer`] (the last `\boxed{…}`, else what follows the
+//! last "answer is" / "Answer:", else the last number; thousands separators, `$`, `%` and a
+//! trailing `.0` removed); when that is not a number, the last number of the text. Right when
+//! it equals the reference after `####` numerically (|a − b| < 1e-6).
+
+use std::path::Path;
+
+use colm_core::guidance::extract_answer;
+use serde::Deserialize;
+
+use super::{json_lines, read_text, Item, LoadError, Reference, Score};
+
+#[derive(Deserialize)]
+struct Line {
+    question: String,
+    answer: String,
+}
+
+/// Loads `dev.jsonl` (`{question, answer}` per line, `answer` ending in `#### N`). Ids are
+/// `gsm8k:<line>` from 1.
+///
+/// # Errors
+/// [`LoadError`] for an unreadable file, a malformed line or an answer without `####`.
+pub fn load(path: &Path) -> Result<Vec<Item>, LoadError> {
+    let lines: Vec<Line> = json_lines(path, &read_text(path)?)?;
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let value = l
+                .answer
+                .rsplit_once("####")
+                .map(|(_, n)| n.trim().replace(',', ""))
+                .ok_or_else(|| LoadError::format(path, format!("line {}", i + 1), "no `#### N`"))?;
+            Ok(Item {
+                id: format!("gsm8k:{}", i + 1),
+                turns: vec![l.question],
+                category: None,
+                reference: Reference::Number { value },
+            })
+        })
+        .collect()
+}
+
+/// The numeric final answer of `text` (see the module docs), normalised.
+pub fn extract_number(text: &str) -> Option<String> {
+    match extract_answer(text) {
+        Some(a) if a.parse::<f64>().is_ok() => Some(a),
+        _ => last_number(text),
+    }
+}
+
+fn last_number(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',' || c == '-'))
+        .map(|t| t.trim_matches(|c| c == '.' || c == ',').replace(',', ""))
+        .rfind(|t| t.parse::<f64>().is_ok())
+}
+
+/// Scores `answer` against the reference number `value`.
+pub fn score(answer: &str, value: &str) -> Score {
+    let got = extract_number(answer);
+    let correct = match (got.as_deref().map(str::parse::<f64>), value.parse::<f64>()) {
+        (Some(Ok(a)), Ok(b)) => (a - b).abs() < 1e-6,
+        _ => false,
+    };
+    Score::binary(correct, got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_published_file() {
+        let items = load(&crate::suite::test_data("gsm8k/dev.jsonl")).unwrap();
+        assert_eq!(items.len(), 1000);
+        assert_eq!(items[0].id, "gsm8k:1");
+        assert_eq!(items[0].reference, Reference::Number { value: "18".into() });
+    }
+
+    #[test]
+    fn scores_numbers() {
+        assert!(score("So she makes $18.00 a day.", "18").correct == Some(true));
+        assert!(score("The answer is 1,250.", "1250").correct == Some(true));
+        assert!(score("\\boxed{17}", "18").correct == Some(false));
+        assert!(score("I cannot tell.", "18").correct == Some(false));
+        // "answer is" followed by words: the last number decides.
+        assert_eq!(
+            extract_number("16 - 3 - 4 = 9 eggs, 9 * 2 = 18. The answer is eighteen dollars")
+                .as_deref(),
+            Some("18")
+        );
+    }
+}
