@@ -8,8 +8,9 @@
 //! models, sampling) must match the folder's `run.json`, or the run is refused.
 //!
 //! Strategies run one after the other over all items (so one model is busy at a time for
-//! `local` and `server`); within a strategy, `concurrency` items are in flight together (the
-//! engine batches them; 1 keeps greedy runs exactly reproducible).
+//! `local` and `server`); within a strategy, up to `concurrency` items are in flight together
+//! (the engine batches them; 1 keeps greedy runs exactly reproducible), and records are
+//! written in the order they finish.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
@@ -231,7 +232,7 @@ pub async fn run(
                 run_item(suite_name, i + 1, item, &strategy, &settings.params, j).await
             }
         }))
-        .buffered(plan.concurrency.max(1));
+        .buffer_unordered(plan.concurrency.max(1));
         while let Some(record) = stream.next().await {
             let line = serde_json::to_string(&record)?;
             writeln!(file, "{line}")

@@ -465,3 +465,50 @@ fn chats_become_queries() {
         "Earlier conversation:\nuser: a\nassistant: b\n\nQuestion:\nc"
     );
 }
+
+#[tokio::test]
+async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
+    let numbers = |tag: &'static str, answer: &'static str| {
+        Scripted::new(tag, move |m| {
+            Ok(if is_refinement(m) {
+                format!("refined, still {answer}")
+            } else {
+                format!("so the answer is {answer}")
+            })
+        })
+    };
+    let collabs = [
+        collab("client-1", numbers("a", "18")),
+        collab("client-2", numbers("b", "18")),
+        collab("client-3", numbers("c", "20")),
+    ];
+    // Critique: the server gets the review prompt, and its review is the guidance.
+    let srv = server("1");
+    let cfg = ColmConfig {
+        guidance_mode: GuidanceMode::Critique,
+        ..Default::default()
+    };
+    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let calls = srv.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0][0].content.contains("Do not write a full solution"));
+    let refinement = &rec.rounds[0].refinements[0].messages;
+    assert!(refinement[3].content.contains("GUIDANCE: the answer is 18"));
+    // Vote: no server call; the guidance names the majority; no totals for the vote step.
+    let srv = server("1");
+    let cfg = ColmConfig {
+        guidance_mode: GuidanceMode::Vote,
+        ..Default::default()
+    };
+    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    assert!(srv.calls().is_empty());
+    let g = rec.rounds[0].guidance.as_ref().unwrap();
+    assert_eq!(g.model, "vote");
+    assert!(g.text().unwrap().starts_with("2 of 3 collaborators answered 18"));
+    assert!(!rec.usage_by_model.contains_key("vote"));
+    assert_eq!(rec.final_answers.len(), 3);
+    // A vote with nothing to count fails as guidance, keeping the drafts.
+    let silent = [collab("client-1", client("a"))];
+    let err = run("q", &silent, srv.as_ref(), &cfg, None).await.unwrap_err();
+    assert!(matches!(err, ColmError::GuidanceFailed { .. }), "{err}");
+}
