@@ -504,11 +504,16 @@ async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
     assert!(srv.calls().is_empty());
     let g = rec.rounds[0].guidance.as_ref().unwrap();
     assert_eq!(g.model, "vote");
-    assert!(g.text().unwrap().starts_with("2 of 3 collaborators answered 18"));
+    assert!(g
+        .text()
+        .unwrap()
+        .starts_with("2 of 3 collaborators answered 18"));
     assert!(!rec.usage_by_model.contains_key("vote"));
     assert_eq!(rec.final_answers.len(), 3);
     // A vote with nothing to count fails as guidance, keeping the drafts.
     let silent = [collab("client-1", client("a"))];
-    let err = run("q", &silent, srv.as_ref(), &cfg, None).await.unwrap_err();
+    let err = run("q", &silent, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ColmError::GuidanceFailed { .. }), "{err}");
 }

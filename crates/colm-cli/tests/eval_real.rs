@@ -1,0 +1,162 @@
+//! `colm eval` end to end with real models on real benchmark items: records with transcripts,
+//! resuming, refusing a folder of another run, and the report with its plots.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn data(rel: &str) -> String {
+    let root = std::env::var("COLM_DATA")
+        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
+    format!("{root}/{rel}")
+}
+
+fn colm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn records(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn gsm8k_run_resumes_and_reports() {
+    let _turn = common::SERIAL.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let gsm8k = data("gsm8k/dev.jsonl");
+    let small = "qwen2.5-coder-0.5b-instruct";
+    let args = [
+        "eval",
+        "gsm8k",
+        "--data",
+        &gsm8k,
+        "--limit",
+        "2",
+        "--strategy",
+        "local",
+        "--strategy",
+        "colm:mode=critique",
+        "--client",
+        small,
+        "--server",
+        small,
+        "--max-tokens",
+        "192",
+        "--ctx",
+        "2048",
+        "--parallel",
+        "1",
+        "--out",
+        out_s,
+    ];
+    let first = colm(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 4, "2 items × 2 strategies");
+    for r in &recs {
+        assert!(r["error"].is_null(), "{r}");
+        let score = &r["score"];
+        assert!(score["correct"].is_boolean(), "{r}");
+        assert!(r["wall_ms"].as_f64().unwrap() > 0.0);
+    }
+    let colm_rec = recs
+        .iter()
+        .find(|r| r["strategy"] == "colm:mode=critique")
+        .unwrap();
+    assert_eq!(colm_rec["server_calls"], 1);
+    assert!(colm_rec["tokens"]["server_completion"].as_u64().unwrap() > 0);
+    let transcript = &colm_rec["turns"][0]["transcript"];
+    assert_eq!(transcript["config"]["guidance_mode"], "critique");
+    let guidance_prompt = &transcript["rounds"][0]["guidance"]["messages"][0]["content"];
+    assert!(guidance_prompt
+        .as_str()
+        .unwrap()
+        .contains("Do not write a full solution"));
+    let local = recs.iter().find(|r| r["strategy"] == "local").unwrap();
+    assert_eq!(local["tokens"]["server_prompt"], 0);
+    assert_eq!(local["server_calls"], 0);
+
+    // A rerun finds everything done and writes nothing.
+    let again = colm(&args);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing left to run"));
+    assert_eq!(records(&out).len(), 4);
+
+    // Another server in the same folder is refused before any model loads.
+    let mut other = args.to_vec();
+    let i = other.iter().position(|a| *a == "--server").unwrap();
+    other[i + 1] = "gemma-3-270m";
+    let refused = colm(&other);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("other settings") && err.contains("server"),
+        "{err}"
+    );
+
+    // The report: Markdown with the table, JSON metrics, two PNG plots.
+    let report = colm(&["eval", "report", out_s]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| local | 2 |") && md.contains("| colm:mode=critique | 2 |"),
+        "{md}"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["metrics"].as_array().unwrap().len(), 2);
+    for png in ["accuracy.png", "accuracy-vs-server-tokens.png"] {
+        let bytes = std::fs::read(out.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+}
+
+#[test]
+fn unknown_strategies_and_missing_data_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let bad = colm(&[
+        "eval",
+        "arc",
+        "--strategy",
+        "colm:mode=loud",
+        "--data",
+        &data("arc/arc-challenge-dev.jsonl"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown mode `loud`"));
+    let missing = colm(&[
+        "eval",
+        "gsm8k",
+        "--data",
+        "/nonexistent/dev.jsonl",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/dev.jsonl"));
+}
