@@ -76,6 +76,10 @@ pub async fn load_models(
             n_parallel: opts.engine.parallel,
             max_queue: opts.max_queue,
             chat_template: template,
+            // Models that each use every core take turns to decode (see EngineConfig).
+            exclusive_compute: opts.engine.threads.is_none_or(|t| {
+                std::thread::available_parallelism().map_or(true, |n| t as usize >= n.get())
+            }),
             ..EngineConfig::default()
         };
         let started = std::time::Instant::now();

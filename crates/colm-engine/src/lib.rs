@@ -61,7 +61,17 @@ pub struct EngineConfig {
     /// Sequences decoded together (continuous batching; llama-server's `-np`). Each has its
     /// own `n_ctx`-token KV cache, so memory grows with `n_ctx × n_parallel`.
     pub n_parallel: u32,
+    /// Decode calls of every model loaded with this flag take turns (one process-wide lock).
+    /// When each model uses all cores, two models decoding at once only oversubscribe them:
+    /// ggml's threads spin at barriers while the other model's threads hold the cores, and
+    /// both slow down many times over (measured here: a CoLM round with the client and server
+    /// models busy together went from ~40 s to several minutes). Turn it off when models are
+    /// given disjoint cores (`n_threads` summing to at most the core count).
+    pub exclusive_compute: bool,
 }
+
+/// The turn taken by decode calls of models with [`EngineConfig::exclusive_compute`].
+static COMPUTE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -73,6 +83,7 @@ impl Default for EngineConfig {
             chat_template: None,
             max_queue: 64,
             n_parallel: 4,
+            exclusive_compute: true,
         }
     }
 }
@@ -439,6 +450,7 @@ fn engine_thread(
         template: &template,
         n_ctx_seq,
         n_parallel,
+        exclusive: config.exclusive_compute,
         counters,
     };
     setup.run(&mut ctx, jobs);
@@ -454,6 +466,7 @@ struct Schedule<'a> {
     template: &'a LlamaChatTemplate,
     n_ctx_seq: u32,
     n_parallel: u32,
+    exclusive: bool,
     counters: &'a Counters,
 }
 
@@ -465,6 +478,7 @@ impl Schedule<'_> {
             template,
             n_ctx_seq,
             n_parallel,
+            exclusive,
             counters,
         } = *self;
         let n_batch = (ctx.n_batch() as usize).max(1);
@@ -534,7 +548,10 @@ impl Schedule<'_> {
             counters
                 .batch_tokens
                 .fetch_add(used as u64, Ordering::Relaxed);
-            if let Err(e) = ctx.decode(&mut batch) {
+            let turn = exclusive.then(|| COMPUTE_TURN.lock().unwrap_or_else(|e| e.into_inner()));
+            let decoded = ctx.decode(&mut batch);
+            drop(turn);
+            if let Err(e) = decoded {
                 // The sequences' cache state is unknown now: every active request fails.
                 tracing::warn!(model = %name, error = %e, "decode failed");
                 counters.active.store(0, Ordering::Relaxed);

@@ -173,6 +173,7 @@ fn markdown(
             ""
         },
     );
+    let _ = writeln!(md, "- report written {} on {}\n", today_utc(), machine());
     md.push_str(&table(metrics));
     md.push_str(
         "\nAccuracy intervals are Wilson 95%. Recovery: share of the items `local` got wrong that \
@@ -187,6 +188,53 @@ fn markdown(
     }
     md.push_str("\n![accuracy](accuracy.png)\n\n![accuracy vs server tokens](accuracy-vs-server-tokens.png)\n");
     md
+}
+
+/// Today's date, UTC, as `YYYY-MM-DD` (civil-from-days, H. Hinnant's algorithm).
+pub fn today_utc() -> String {
+    date_of(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The UTC date of a Unix time in seconds, `YYYY-MM-DD`.
+pub fn date_of(secs: u64) -> String {
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The machine in one phrase: CPU model, cores, memory (from `/proc`, best effort).
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB RAM, no GPU used")
 }
 
 fn register_font() -> anyhow::Result<()> {
@@ -343,4 +391,17 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
     }
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date_of(0), "1970-01-01");
+        assert_eq!(date_of(951_782_400), "2000-02-29");
+        assert_eq!(date_of(1_700_000_000), "2023-11-14");
+        assert_eq!(date_of(1_798_675_200), "2026-12-31");
+    }
 }

@@ -82,6 +82,24 @@ mod tests {
     }
 
     #[test]
+    fn extracts_from_real_model_outputs() {
+        // Endings of qwen2.5-coder-0.5b-instruct answers to GSM8K dev items 3, 11 and 12 and
+        // of a runaway answer to item 53 (`colm eval gsm8k`, greedy, 2026-11-22).
+        let item3 = "\\[ 130,000 - 80,000 = 50,000 \\]\n\nThus, the profit Josh made is \\(\\boxed{50000}\\).";
+        assert_eq!(score(item3, "70000").extracted.as_deref(), Some("50000"));
+        let item11 = "\\text{Total downloads} = 60 + 152 + 106.4 = 318.4\n\\]\n\nTherefore, the total number of downloads the program had over the three months is \\(\\boxed{318.4}\\).";
+        assert_eq!(score(item11, "366").extracted.as_deref(), Some("318.4"));
+        let item12 = "   - Total cost = $204 + $160 + $330 = $794.\n\nTherefore, the total cost of the pastries is \\(\\boxed{794}\\).";
+        assert_eq!(score(item12, "694").extracted.as_deref(), Some("794"));
+        let runaway = "19. Subtract the weight of the comic books from the total weight to find out how much weight is left.\n20. Subtract the weight";
+        assert_eq!(
+            score(runaway, "20").correct,
+            Some(true),
+            "the last number decides, as published"
+        );
+    }
+
+    #[test]
     fn scores_numbers() {
         assert!(score("So she makes $18.00 a day.", "18").correct == Some(true));
         assert!(score("The answer is 1,250.", "1250").correct == Some(true));
