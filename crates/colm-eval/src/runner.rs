@@ -165,6 +165,12 @@ pub fn open_run(dir: &Path, settings: &RunSettings) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// A judge model and the judge prompts, shared by the items in flight.
+pub type SharedJudge = (
+    Arc<dyn ChatModel>,
+    Arc<std::collections::BTreeMap<String, JudgePrompt>>,
+);
+
 /// Reports progress of a run; [`crate::runner::run`] calls it after each record.
 pub trait Progress: Send + Sync {
     /// A strategy starts `pending` items.
@@ -186,10 +192,7 @@ pub async fn run(
     settings: &RunSettings,
     items: &[Item],
     plan: &RunPlan,
-    judge: Option<(
-        Arc<dyn ChatModel>,
-        Arc<std::collections::BTreeMap<String, JudgePrompt>>,
-    )>,
+    judge: Option<SharedJudge>,
     progress: &dyn Progress,
 ) -> anyhow::Result<Vec<Record>> {
     open_run(dir, settings)?;
