@@ -160,3 +160,76 @@ fn unknown_strategies_and_missing_data_are_clear_errors() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/dev.jsonl"));
 }
+
+#[test]
+fn humaneval_and_mmlu_items_are_scored_with_real_answers() {
+    let _turn = common::SERIAL.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let small = "qwen2.5-coder-0.5b-instruct";
+    let common_args = [
+        "--limit",
+        "1",
+        "--strategy",
+        "local",
+        "--client",
+        small,
+        "--server",
+        small,
+        "--max-tokens",
+        "256",
+        "--ctx",
+        "2048",
+        "--parallel",
+        "1",
+    ];
+    // HumanEval/0: the answer's code runs against the published tests in python3.
+    let he = dir.path().join("he");
+    let mut args = vec!["eval", "humaneval", "--data"];
+    let he_data = data("humaneval/HumanEval.jsonl.gz");
+    args.extend([he_data.as_str(), "--out", he.to_str().unwrap()]);
+    args.extend(common_args);
+    let out = colm(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &records(&he)[0];
+    assert_eq!(r["item"], "humaneval:HumanEval/0");
+    assert!(r["error"].is_null(), "{r}");
+    assert!(
+        r["score"]["extracted"]
+            .as_str()
+            .unwrap()
+            .contains("has_close_elements"),
+        "{r}"
+    );
+    assert!(r["score"]["detail"]["timed_out"] == false, "{r}");
+    // MMLU 5-shot, one subject: the prompt holds the five dev examples; a letter is scored.
+    let mm = dir.path().join("mmlu");
+    let mut args = vec![
+        "eval",
+        "mmlu",
+        "--five-shot",
+        "--subject",
+        "anatomy",
+        "--data",
+    ];
+    let mm_data = data("mmlu");
+    args.extend([mm_data.as_str(), "--out", mm.to_str().unwrap()]);
+    args.extend(common_args);
+    let out = colm(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &records(&mm)[0];
+    assert_eq!(r["item"], "mmlu:anatomy:1");
+    assert_eq!(r["category"], "anatomy");
+    let prompt = r["turns"][0]["transcript"]["messages"][1]["content"]
+        .as_str()
+        .unwrap();
+    assert_eq!(prompt.matches("\nAnswer: ").count(), 5);
+    assert!(r["score"]["correct"].is_boolean(), "{r}");
+}

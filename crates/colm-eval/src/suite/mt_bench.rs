@@ -237,6 +237,73 @@ mod tests {
         }
     }
 
+    /// A judge that rates 4 when it sees a reference answer and 8 otherwise, and records the
+    /// prompts it got.
+    struct RefJudge(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl ChatModel for RefJudge {
+        fn name(&self) -> &str {
+            "ref-judge"
+        }
+        async fn chat(
+            &self,
+            messages: &[ChatMessage],
+            _params: &SamplingParams,
+        ) -> Result<colm_core::Completion, colm_core::ModelError> {
+            let user = messages[1].content.clone();
+            let rating = if user.contains("Reference") { 4 } else { 8 };
+            self.0.lock().unwrap().push(user);
+            Ok(colm_core::Completion {
+                text: format!("Fine. Rating: [[{rating}]]"),
+                usage: colm_core::Usage::default(),
+                mean_logprob: None,
+                finish_reason: colm_core::FinishReason::Stop,
+                timings: colm_core::Timings::default(),
+                fallback: None,
+                wire: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn judging_fills_the_published_templates() {
+        let dir = crate::suite::test_data("mt_bench");
+        let items = load(&dir).unwrap();
+        let prompts = judge_prompts(&dir).unwrap();
+        let model = RefJudge(std::sync::Mutex::new(Vec::new()));
+        let judge_ = Judge {
+            model: &model,
+            prompts: &prompts,
+        };
+        let answers = vec!["FIRST-ANSWER".to_owned(), "SECOND-ANSWER".to_owned()];
+        for (category, want) in [("writing", 8.0), ("math", 4.0)] {
+            let item = items
+                .iter()
+                .find(|i| i.category.as_deref() == Some(category))
+                .unwrap();
+            let Reference::Judged { reference_turns } = &item.reference else {
+                panic!()
+            };
+            let s = judge(judge_, item, &answers, reference_turns.as_deref())
+                .await
+                .unwrap();
+            assert_eq!(s.value, want, "{category}");
+            assert_eq!(s.detail["turns"].as_array().unwrap().len(), 2);
+        }
+        let seen = model.0.lock().unwrap();
+        assert_eq!(seen.len(), 4);
+        for p in seen.iter() {
+            assert!(
+                !p.contains("{question") && !p.contains("{answer") && !p.contains("{ref_answer"),
+                "{p}"
+            );
+            assert!(p.contains("FIRST-ANSWER"));
+        }
+        // Turn 2 shows the whole conversation.
+        assert!(seen[1].contains("SECOND-ANSWER") && seen[1].contains("### User:"));
+    }
+
     #[test]
     fn reads_ratings() {
         assert_eq!(parse_rating("Good answer. Rating: [[7]]"), Some(7.0));
