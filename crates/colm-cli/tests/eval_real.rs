@@ -182,19 +182,29 @@ fn humaneval_and_mmlu_items_are_scored_with_real_answers() {
         "--parallel",
         "1",
     ];
+    // One local answer to the first item of `suite`, run with `extra` options; its record.
+    let first_record = |suite: &str, extra: &[&str], rel: &str| {
+        let out_dir = dir.path().join(suite);
+        let data_path = data(rel);
+        let mut args = vec!["eval", suite];
+        args.extend(extra);
+        args.extend([
+            "--data",
+            data_path.as_str(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        args.extend(common_args);
+        let out = colm(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        records(&out_dir).remove(0)
+    };
     // HumanEval/0: the answer's code runs against the published tests in python3.
-    let he = dir.path().join("he");
-    let mut args = vec!["eval", "humaneval", "--data"];
-    let he_data = data("humaneval/HumanEval.jsonl.gz");
-    args.extend([he_data.as_str(), "--out", he.to_str().unwrap()]);
-    args.extend(common_args);
-    let out = colm(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = &records(&he)[0];
+    let r = &first_record("humaneval", &[], "humaneval/HumanEval.jsonl.gz");
     assert_eq!(r["item"], "humaneval:HumanEval/0");
     assert!(r["error"].is_null(), "{r}");
     assert!(
@@ -206,25 +216,7 @@ fn humaneval_and_mmlu_items_are_scored_with_real_answers() {
     );
     assert!(r["score"]["detail"]["timed_out"] == false, "{r}");
     // MMLU 5-shot, one subject: the prompt holds the five dev examples; a letter is scored.
-    let mm = dir.path().join("mmlu");
-    let mut args = vec![
-        "eval",
-        "mmlu",
-        "--five-shot",
-        "--subject",
-        "anatomy",
-        "--data",
-    ];
-    let mm_data = data("mmlu");
-    args.extend([mm_data.as_str(), "--out", mm.to_str().unwrap()]);
-    args.extend(common_args);
-    let out = colm(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = &records(&mm)[0];
+    let r = &first_record("mmlu", &["--five-shot", "--subject", "anatomy"], "mmlu");
     assert_eq!(r["item"], "mmlu:anatomy:1");
     assert_eq!(r["category"], "anatomy");
     let prompt = r["turns"][0]["transcript"]["messages"][1]["content"]

@@ -135,12 +135,16 @@ pub struct Step {
 }
 
 impl Step {
-    /// The generated text, if the call succeeded.
-    pub fn text(&self) -> Option<&str> {
+    /// The completion, if the call succeeded.
+    pub fn completion(&self) -> Option<&Completion> {
         match &self.outcome {
-            StepOutcome::Ok { completion } => Some(&completion.text),
+            StepOutcome::Ok { completion } => Some(completion),
             StepOutcome::Failed { .. } => None,
         }
+    }
+    /// The generated text, if the call succeeded.
+    pub fn text(&self) -> Option<&str> {
+        self.completion().map(|c| c.text.as_str())
     }
     /// The error, if the call failed.
     pub fn error(&self) -> Option<&ModelError> {

@@ -190,7 +190,9 @@ pub fn extract_answer(text: &str) -> Option<String> {
     last_number(text)
 }
 
-fn last_number(text: &str) -> Option<String> {
+/// The last number of `text` (`1,250` → `1250`, `-5`, `3.0` → `3`), normalised as
+/// [`extract_answer`] does; `None` when there is none.
+pub fn last_number(text: &str) -> Option<String> {
     let mut last = None;
     let mut current = String::new();
     let chars: Vec<char> = text.chars().collect();

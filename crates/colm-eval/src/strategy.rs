@@ -337,7 +337,7 @@ fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<Strin
         if server && !step.messages.is_empty() {
             server_calls += 1;
         }
-        if let Some(c) = step_completion(step) {
+        if let Some(c) = step.completion() {
             tokens.add(server, c.usage);
         }
     }
@@ -348,13 +348,6 @@ fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<Strin
         server_calls,
         wall_ms: 0.0,
         transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
-    }
-}
-
-fn step_completion(step: &colm_core::colm::Step) -> Option<&Completion> {
-    match &step.outcome {
-        colm_core::colm::StepOutcome::Ok { completion } => Some(completion),
-        colm_core::colm::StepOutcome::Failed { .. } => None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord, StepOutcome};
+use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
     Usage,
@@ -138,10 +138,7 @@ impl ChatModel for ColmModel {
                     && s.round == answer.round
                     && s.collaborator.as_deref() == Some(answer.collaborator.as_str())
             })
-            .find_map(|s| match &s.outcome {
-                StepOutcome::Ok { completion } => Some(completion),
-                StepOutcome::Failed { .. } => None,
-            });
+            .find_map(|s| s.completion());
         Ok(Completion {
             text: answer.text.clone(),
             usage,

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use colm_core::guidance::extract_answer;
+use colm_core::guidance::{extract_answer, last_number};
 use serde::Deserialize;
 
 use super::{json_lines, read_text, Item, LoadError, Reference, Score};
@@ -51,12 +51,6 @@ pub fn extract_number(text: &str) -> Option<String> {
         Some(a) if a.parse::<f64>().is_ok() => Some(a),
         _ => last_number(text),
     }
-}
-
-fn last_number(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',' || c == '-'))
-        .map(|t| t.trim_matches(|c| c == '.' || c == ',').replace(',', ""))
-        .rfind(|t| t.parse::<f64>().is_ok())
 }
 
 /// Scores `answer` against the reference number `value`.
