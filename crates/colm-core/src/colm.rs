@@ -85,16 +85,29 @@ pub enum StepKind {
     Guidance,
     /// A collaborator revises its answer with the guidance.
     Refinement,
+    /// One of several independent samples (self-consistency).
+    Sample,
+    /// A debater's update after reading its peers' answers (debate rounds ≥ 2).
+    Debate,
+    /// A proposer's answer in a mixture-of-agents layer.
+    Proposal,
+    /// The final aggregator of a mixture of agents.
+    Aggregation,
 }
 
 impl StepKind {
-    /// The kind's name as in the JSON record: `selection`, `draft`, `guidance`, `refinement`.
+    /// The kind's name as in the JSON record: `selection`, `draft`, `guidance`, `refinement`,
+    /// `sample`, `debate`, `proposal`, `aggregation`.
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Selection => "selection",
             StepKind::Draft => "draft",
             StepKind::Guidance => "guidance",
             StepKind::Refinement => "refinement",
+            StepKind::Sample => "sample",
+            StepKind::Debate => "debate",
+            StepKind::Proposal => "proposal",
+            StepKind::Aggregation => "aggregation",
         }
     }
 }
@@ -353,7 +366,9 @@ fn short(text: &str) -> String {
 /// task; must not block for long.
 pub type StepObserver<'a> = &'a (dyn Fn(&Step) + Send + Sync);
 
-async fn call(
+/// Makes one model call and records it as a [`Step`] (a failure is recorded, not raised);
+/// `observer` sees the step as soon as it is made.
+pub(crate) async fn call(
     kind: StepKind,
     round: u32,
     collaborator: Option<&str>,
@@ -669,9 +684,16 @@ fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
 }
 
 fn totals(record: &ColmRecord) -> BTreeMap<String, ModelTotals> {
+    totals_of(record.steps())
+}
+
+/// Token and time totals per model name over `steps`; a step without messages (a vote: no
+/// model call) has none.
+pub(crate) fn totals_of<'s>(
+    steps: impl Iterator<Item = &'s Step>,
+) -> BTreeMap<String, ModelTotals> {
     let mut map: BTreeMap<String, ModelTotals> = BTreeMap::new();
-    // A vote's guidance step made no model call (no messages): it has no totals.
-    for step in record.steps().filter(|s| !s.messages.is_empty()) {
+    for step in steps.filter(|s| !s.messages.is_empty()) {
         let t = map.entry(step.model.clone()).or_default();
         t.calls += 1;
         match &step.outcome {

@@ -4,12 +4,17 @@
 //! - [`model`]: the [`ChatModel`] trait and its request/response types;
 //! - [`colm`]: the CoLM strategy (draft → guidance → refinement over rounds, top-k selection);
 //! - [`guidance`]: guidance modes (synthesis, critique, vote, auto) and answer extraction;
+//! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
+//!   (with a topology), mixture-of-agents;
 //! - [`prompts`]: the prompts of each step, with their sources.
 
 pub mod colm;
 pub mod guidance;
+pub mod horizontal;
 pub mod model;
 pub mod prompts;
+#[cfg(test)]
+mod testing;
 
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,

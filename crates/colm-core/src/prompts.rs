@@ -10,6 +10,12 @@
 //!   and adds that the output is guidance for the drafts' authors, not a final answer.
 //! - Refinement: CoLM's client-side step. Unlike the public reference script, the client sees
 //!   its **own previous draft** (as its own assistant turn) next to the guidance.
+//! - Debate update: Du et al. 2023, "Improving Factuality and Reasoning in Language Models
+//!   through Multiagent Debate" (arXiv 2305.14325), the round-2+ prompt of their released code
+//!   (other agents' solutions, then "Using the reasoning from other agents as additional
+//!   advice, can you give an updated answer?"), made task-neutral.
+//! - Mixture-of-agents aggregation: Wang et al. 2024 (arXiv 2406.04692), Table 1, the
+//!   "aggregate-and-synthesize" system prompt, quoted.
 
 use crate::model::ChatMessage;
 
@@ -110,4 +116,44 @@ pub fn refinement(query: &str, own_previous: &str, guidance: &str) -> Vec<ChatMe
             guidance.trim()
         )),
     ]
+}
+
+/// Messages for a debater's update (rounds ≥ 2): its own conversation so far (`history`: the
+/// query, its answers and earlier updates) followed by its peers' latest answers and the
+/// request to update (Du et al. 2023). `peers` may be empty (an agent with no neighbour
+/// re-examines its own answer).
+pub fn debate_update(history: &[ChatMessage], query: &str, peers: &[&str]) -> Vec<ChatMessage> {
+    let mut messages = history.to_vec();
+    let mut text = String::from("These are the solutions to the problem from other agents:\n\n");
+    for p in peers {
+        text.push_str(&format!("One agent solution: ```{}```\n\n", p.trim()));
+    }
+    text.push_str(&format!(
+        "Using the reasoning from other agents as additional advice, can you give an updated \
+         answer? Examine your solution and that of the other agents step by step. The original \
+         problem is:\n\n{query}"
+    ));
+    messages.push(ChatMessage::user(text));
+    messages
+}
+
+/// The aggregate-and-synthesize system prompt of Mixture-of-Agents (Wang et al. 2024,
+/// arXiv 2406.04692, Table 1), as published.
+pub const MOA_AGGREGATE_SYSTEM: &str = "You have been provided with a set of responses from \
+various open-source models to the latest user query. Your task is to synthesize these responses \
+into a single, high-quality response. It is crucial to critically evaluate the information \
+provided in these responses, recognizing that some of it may be biased or incorrect. Your \
+response should not simply replicate the given answers but should offer a refined, accurate, \
+and comprehensive reply to the instruction. Ensure your response is well-structured, coherent, \
+and adheres to the highest standards of accuracy and reliability.\n\nResponses from models:";
+
+/// Messages for a mixture-of-agents aggregator or a proposer of a later layer: the
+/// aggregate-and-synthesize system prompt with the previous layer's responses numbered
+/// `1.`, `2.`, …, then the query as the user's turn (Wang et al. 2024, §2.2).
+pub fn moa_aggregate(query: &str, responses: &[&str]) -> Vec<ChatMessage> {
+    let mut system = String::from(MOA_AGGREGATE_SYSTEM);
+    for (i, r) in responses.iter().enumerate() {
+        system.push_str(&format!("\n{}. {}", i + 1, r.trim()));
+    }
+    vec![ChatMessage::system(system), ChatMessage::user(query)]
 }

@@ -2,74 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-
 use super::*;
-use crate::model::{Completion, FinishReason, Role, Timings};
-
-type Script = dyn Fn(&[ChatMessage]) -> Result<String, ModelError> + Send + Sync;
-
-/// A model whose answers are computed by a closure over the prompt; records every prompt.
-struct Scripted {
-    name: String,
-    script: Box<Script>,
-    calls: Mutex<Vec<Vec<ChatMessage>>>,
-}
-
-impl Scripted {
-    fn new(
-        name: &str,
-        script: impl Fn(&[ChatMessage]) -> Result<String, ModelError> + Send + Sync + 'static,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            name: name.into(),
-            script: Box::new(script),
-            calls: Mutex::new(Vec::new()),
-        })
-    }
-    fn calls(&self) -> Vec<Vec<ChatMessage>> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl ChatModel for Scripted {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    async fn chat(
-        &self,
-        messages: &[ChatMessage],
-        _params: &SamplingParams,
-    ) -> Result<Completion, ModelError> {
-        self.calls.lock().unwrap().push(messages.to_vec());
-        let text = (self.script)(messages)?;
-        Ok(Completion {
-            usage: Usage {
-                prompt_tokens: messages.iter().map(|m| m.content.len() as u64).sum(),
-                completion_tokens: text.len() as u64,
-            },
-            text,
-            mean_logprob: Some(-0.5),
-            finish_reason: FinishReason::Stop,
-            timings: Timings {
-                prompt_ms: 1.0,
-                generation_ms: 2.0,
-            },
-            fallback: None,
-            wire: None,
-        })
-    }
-}
-
-fn last_user(messages: &[ChatMessage]) -> &str {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.content.as_str())
-        .unwrap_or("")
-}
+use crate::model::Role;
+use crate::testing::{last_user, Scripted};
 
 fn is_refinement(messages: &[ChatMessage]) -> bool {
     messages.iter().any(|m| m.role == Role::Assistant)
