@@ -1,13 +1,18 @@
-//! `colm ask`: one CoLM collaboration with embedded models, printed step by step or as JSON.
+//! `colm ask`: one CoLM collaboration (or, with `--strategy`, a horizontal strategy:
+//! self-consistency, debate, mixture-of-agents) with embedded models, printed step by step or
+//! as JSON.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
-use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, Step};
+use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
+use colm_core::horizontal::HorizontalSpec;
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
 
@@ -43,6 +48,12 @@ pub struct AskArgs {
     /// call: majority of the drafts' answers) or auto (vote when drafts agree, else synthesis).
     #[arg(long, default_value = "synthesis")]
     pub mode: String,
+    /// Strategy: colm (default; the options above apply), or a horizontal one —
+    /// self-consistency[:n=5,t=0.7,on=client|server],
+    /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
+    /// moa[:proposers=3,layers=1] — over the --client models and the --server model.
+    #[arg(long, default_value = "colm")]
+    pub strategy: String,
     /// Maximum tokens generated per step.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u32,
@@ -67,6 +78,10 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .query
         .clone()
         .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
+    let horizontal = match args.strategy.as_str() {
+        "colm" => None,
+        other => Some(HorizontalSpec::parse(other).map_err(anyhow::Error::msg)?),
+    };
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
     let opts = LoadOptions {
@@ -109,21 +124,59 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
 
     if !args.json {
         let clients: Vec<&str> = collaborators.iter().map(|c| c.model.name()).collect();
+        let shape = match &horizontal {
+            Some(h) => h.name(),
+            None => format!(
+                "{} round(s){}",
+                config.rounds,
+                config
+                    .top_k
+                    .map(|k| format!(" · top-k {k}"))
+                    .unwrap_or_default()
+            ),
+        };
         println!(
-            "colm ask · clients {} · server {} · {} round(s){} · {}",
+            "colm ask · clients {} · server {} · {shape} · {}",
             clients.join(", "),
             server.engine.name(),
-            config.rounds,
-            config
-                .top_k
-                .map(|k| format!(" · top-k {k}"))
-                .unwrap_or_default(),
             colm_engine::build_info()
         );
         println!("\nQuery: {query}");
     }
     let print_step = |s: &Step| print_step(s);
     let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
+    if let Some(h) = horizontal {
+        let clients: Vec<Arc<dyn ChatModel>> =
+            collaborators.iter().map(|c| c.model.clone()).collect();
+        let strategy = h
+            .build(&clients, server.engine.clone())
+            .map_err(anyhow::Error::msg)?;
+        return match strategy.run(&query, &config.client_params, observer).await {
+            Ok(record) => {
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&record)?);
+                } else {
+                    println!(
+                        "\n══ final answer ({}) ══\n{}",
+                        record.strategy,
+                        record.answer.as_deref().unwrap_or("").trim()
+                    );
+                    if let Some(t) = &record.tally {
+                        println!("(vote: {} of {} answered {})", t.votes, t.drafts, t.answer);
+                    }
+                    print_totals(&record.usage_by_model, record.wall_ms);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let (true, Some(p)) = (args.json, e.partial()) {
+                    let body = serde_json::json!({ "error": e.to_string(), "partial": p });
+                    println!("{}", serde_json::to_string_pretty(&body)?);
+                }
+                Err(e.into())
+            }
+        };
+    }
     let result = colm::run(
         &query,
         &collaborators,
@@ -211,11 +264,16 @@ fn print_summary(record: &ColmRecord) {
             a.text.trim()
         );
     }
+    print_totals(&record.usage_by_model, record.wall_ms);
+}
+
+/// The per-model table (calls, tokens, speeds) and the wall time.
+fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
     println!(
         "\n{:<30} {:>5} {:>8} {:>11} {:>9} {:>10}",
         "MODEL", "CALLS", "PROMPT", "COMPLETION", "PROMPT/s", "GEN/s"
     );
-    for (name, t) in &record.usage_by_model {
+    for (name, t) in usage_by_model {
         let timings = Timings {
             prompt_ms: t.prompt_ms,
             generation_ms: t.generation_ms,
@@ -230,5 +288,5 @@ fn print_summary(record: &ColmRecord) {
             timings.generation_tokens_per_s(&t.usage),
         );
     }
-    println!("wall time: {:.1} s", record.wall_ms / 1000.0);
+    println!("wall time: {:.1} s", wall_ms / 1000.0);
 }

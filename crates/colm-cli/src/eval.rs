@@ -84,7 +84,10 @@ pub struct RunArgs {
     /// Run folder: run.json + records.jsonl; a rerun resumes it.
     #[arg(long)]
     pub out: PathBuf,
-    /// Strategy to run (repeatable): local, server, colm[:k=K,rounds=R,top_k=N,mode=M].
+    /// Strategy to run (repeatable): local, server, colm[:k=K,rounds=R,top_k=N,mode=M],
+    /// self-consistency[:n=5,t=0.7,on=client|server],
+    /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
+    /// moa[:proposers=3,layers=1] (client proposers, server aggregator).
     #[arg(long = "strategy", default_values = ["local", "server", "colm"])]
     pub strategies: Vec<String>,
     /// Items to run (from --offset); all when absent.

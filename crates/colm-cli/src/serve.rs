@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
+use colm_core::horizontal::{HorizontalModel, HorizontalSpec};
 use colm_core::ChatModel;
 use colm_models::Cache;
 use colm_server::auth::AuthConfig;
@@ -63,6 +64,11 @@ pub struct ServeArgs {
     /// Top-k selection of the virtual model `colm`.
     #[arg(long)]
     pub colm_top_k: Option<usize>,
+    /// Also host a horizontal strategy over the --colm-client and --colm-server models as a
+    /// virtual model, NAME=STRATEGY (repeatable): e.g. `debate=debate:agents=3,topology=ring`,
+    /// `moa=moa:proposers=2`, `sc=self-consistency:n=5`.
+    #[arg(long = "colm-strategy", requires = "colm_server")]
+    pub colm_strategies: Vec<String>,
 }
 
 /// Splits `NAME=ALIAS`; a `=` inside a path is taken as the alias separator only once, from
@@ -137,8 +143,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             top_k: args.colm_top_k,
             ..ColmConfig::default()
         };
+        let clients: Vec<Arc<dyn ChatModel>> =
+            collaborators.iter().map(|c| c.model.clone()).collect();
         let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config);
         hosted.push(("colm".to_owned(), Arc::new(colm)));
+        for entry in &args.colm_strategies {
+            let (id, spec) = entry
+                .split_once('=')
+                .filter(|(id, _)| !id.is_empty())
+                .with_context(|| format!("--colm-strategy {entry:?} is not NAME=STRATEGY"))?;
+            if hosted.iter().any(|(h, _)| h == id) {
+                anyhow::bail!("model id {id:?} is given twice");
+            }
+            let strategy = HorizontalSpec::parse(spec)
+                .and_then(|h| h.build(&clients, server.engine.clone()))
+                .map_err(|e| anyhow::anyhow!("--colm-strategy {entry}: {e}"))?;
+            hosted.push((id.to_owned(), Arc::new(HorizontalModel::new(id, strategy))));
+        }
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
     let store = match args.share_ttl {

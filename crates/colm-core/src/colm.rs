@@ -27,6 +27,7 @@ use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParam
 use crate::prompts;
 
 mod virtual_model;
+pub(crate) use virtual_model::summed;
 pub use virtual_model::{query_of, ColmModel};
 
 /// A client model taking part in a collaboration.

@@ -6,7 +6,12 @@
 //! - `colm[:key=value,…]`: a CoLM collaboration run by [`ColmModel::collaborate`] — the code
 //!   the server's virtual `colm` model runs — with keys `k` (collaborators, default 1; the
 //!   `--client` models in turn), `rounds` (default 1), `top_k` (server selection, default off)
-//!   and `mode` (`synthesis` default, `critique`, `vote`, `auto`).
+//!   and `mode` (`synthesis` default, `critique`, `vote`, `auto`);
+//! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,on]`, `moa[:proposers,layers]`:
+//!   the horizontal strategies of `colm_core::horizontal` (options in
+//!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
+//!   where a strategy puts one (MoA's aggregator, `on=server`). Tokens and server calls are
+//!   counted by the side of the agent that made each call.
 //!
 //! A multi-turn item (MT-Bench) is answered turn by turn: each turn sees the earlier turns and
 //! the strategy's own earlier answers.
@@ -14,8 +19,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colm_core::colm::{Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, StepKind};
+use colm_core::colm::{
+    query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, StepKind,
+};
 use colm_core::guidance::GuidanceMode;
+use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +45,8 @@ pub enum StrategySpec {
         /// Guidance mode.
         mode: GuidanceMode,
     },
+    /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
+    Horizontal(HorizontalSpec),
 }
 
 impl StrategySpec {
@@ -55,20 +65,11 @@ impl StrategySpec {
             "colm" => {
                 let (mut k, mut rounds, mut top_k, mut mode) =
                     (1, 1, None, GuidanceMode::Synthesis);
-                for kv in args.split(',').filter(|s| !s.is_empty()) {
-                    let (key, value) = kv
-                        .split_once('=')
-                        .ok_or_else(|| format!("`{kv}` in `{spec}` is not key=value"))?;
-                    let number = |v: &str| {
-                        v.parse::<usize>()
-                            .ok()
-                            .filter(|n| *n >= 1)
-                            .ok_or_else(|| format!("`{key}` must be a number ≥ 1, got `{v}`"))
-                    };
+                for (key, value) in spec::options(spec, args)? {
                     match key {
-                        "k" => k = number(value)?,
-                        "rounds" => rounds = number(value)? as u32,
-                        "top_k" => top_k = Some(number(value)?),
+                        "k" => k = spec::count(key, value)?,
+                        "rounds" => rounds = spec::count(key, value)? as u32,
+                        "top_k" => top_k = Some(spec::count(key, value)?),
                         "mode" => mode = GuidanceMode::parse(value, None)?,
                         other => {
                             return Err(format!(
@@ -84,7 +85,13 @@ impl StrategySpec {
                     mode,
                 })
             }
-            other => Err(format!("unknown strategy `{other}` (local, server, colm)")),
+            h if spec::NAMES.contains(&h) => {
+                Ok(StrategySpec::Horizontal(HorizontalSpec::parse(spec)?))
+            }
+            other => Err(format!(
+                "unknown strategy `{other}` (local, server, colm, {})",
+                spec::NAMES.join(", ")
+            )),
         }
     }
 
@@ -119,6 +126,7 @@ impl StrategySpec {
                     format!("colm:{}", opts.join(","))
                 }
             }
+            StrategySpec::Horizontal(h) => h.name(),
         }
     }
 }
@@ -195,6 +203,7 @@ enum Inner {
         server: bool,
     },
     Colm(ColmModel),
+    Horizontal(Horizontal),
 }
 
 impl Strategy {
@@ -243,6 +252,11 @@ impl Strategy {
                 };
                 Inner::Colm(ColmModel::new("colm", collaborators, server, config))
             }
+            StrategySpec::Horizontal(h) => {
+                let models: Vec<Arc<dyn ChatModel>> =
+                    clients.iter().map(|c| c.model.clone()).collect();
+                Inner::Horizontal(h.build(&models, server)?)
+            }
         };
         Ok(Self {
             name: spec.name(),
@@ -272,14 +286,14 @@ impl Strategy {
                     | ColmError::GuidanceFailed { partial, .. } => {
                         colm_outcome(partial, None, Some(e.to_string()))
                     }
-                    ColmError::InvalidConfig(_) => TurnOutcome {
-                        answer: None,
-                        error: Some(e.to_string()),
-                        tokens: RoleTokens::default(),
-                        server_calls: 0,
-                        wall_ms: 0.0,
-                        transcript: serde_json::Value::Null,
-                    },
+                    ColmError::InvalidConfig(_) => failed_outcome(e.to_string()),
+                },
+            },
+            Inner::Horizontal(h) => match h.run(&query_of(history), params, None).await {
+                Ok(record) => horizontal_outcome(&record, record.answer.clone(), None),
+                Err(e) => match e.partial() {
+                    Some(partial) => horizontal_outcome(partial, None, Some(e.to_string())),
+                    None => failed_outcome(e.to_string()),
                 },
             },
         };
@@ -328,6 +342,42 @@ fn transcript(
     }
 }
 
+/// A turn that made no model call.
+fn failed_outcome(error: String) -> TurnOutcome {
+    TurnOutcome {
+        answer: None,
+        error: Some(error),
+        tokens: RoleTokens::default(),
+        server_calls: 0,
+        wall_ms: 0.0,
+        transcript: serde_json::Value::Null,
+    }
+}
+
+fn horizontal_outcome(
+    record: &StrategyRecord,
+    answer: Option<String>,
+    error: Option<String>,
+) -> TurnOutcome {
+    let mut tokens = RoleTokens::default();
+    let mut server_calls = 0;
+    for step in &record.steps {
+        let server = record.side_of(step) == Some(Side::Server);
+        server_calls += u32::from(server);
+        if let Some(c) = step.completion() {
+            tokens.add(server, c.usage);
+        }
+    }
+    TurnOutcome {
+        answer,
+        error,
+        tokens,
+        server_calls,
+        wall_ms: 0.0,
+        transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
+    }
+}
+
 fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<String>) -> TurnOutcome {
     let mut tokens = RoleTokens::default();
     let mut server_calls = 0;
@@ -371,6 +421,12 @@ mod tests {
                 .name(),
             "colm:k=3,rounds=2,top_k=2,mode=vote"
         );
+        assert_eq!(
+            StrategySpec::parse("debate:agents=3,topology=ring")
+                .unwrap()
+                .name(),
+            "debate:topology=ring"
+        );
         for bad in [
             "colm:k=0",
             "colm:mode=loud",
@@ -378,6 +434,7 @@ mod tests {
             "colm:k",
             "remote",
             "local:k=2",
+            "debate:topology=mesh",
         ] {
             assert!(StrategySpec::parse(bad).is_err(), "{bad}");
         }

@@ -1,11 +1,12 @@
 //! The whole CoLM strategy behind the [`ChatModel`] trait, so that anything that serves chat
 //! models (the OpenAI-compatible API) serves collaboration unchanged.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord};
+use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
     Usage,
@@ -89,6 +90,18 @@ pub fn query_of(messages: &[ChatMessage]) -> String {
     q
 }
 
+/// Token counts and timings summed over every model: what a whole strategy run spent.
+pub(crate) fn summed(usage_by_model: &BTreeMap<String, ModelTotals>) -> (Usage, Timings) {
+    let mut usage = Usage::default();
+    let mut timings = Timings::default();
+    for t in usage_by_model.values() {
+        usage.add(t.usage);
+        timings.prompt_ms += t.prompt_ms;
+        timings.generation_ms += t.generation_ms;
+    }
+    (usage, timings)
+}
+
 fn to_model_error(e: ColmError) -> ModelError {
     let overflow = |err: &ModelError| matches!(err, ModelError::ContextOverflow { .. });
     match e {
@@ -120,13 +133,7 @@ impl ChatModel for ColmModel {
             .collaborate(messages, params)
             .await
             .map_err(to_model_error)?;
-        let mut usage = Usage::default();
-        let mut timings = Timings::default();
-        for t in record.usage_by_model.values() {
-            usage.add(t.usage);
-            timings.prompt_ms += t.prompt_ms;
-            timings.generation_ms += t.generation_ms;
-        }
+        let (usage, timings) = summed(&record.usage_by_model);
         let answer = record
             .final_answers
             .first()

@@ -25,6 +25,9 @@ use crate::model::{ChatModel, ModelError};
 pub mod debate;
 pub mod moa;
 pub mod self_consistency;
+pub mod spec;
+
+pub use spec::{Horizontal, HorizontalModel, HorizontalSpec};
 
 /// Where a model runs: on the device (client) or on a shared server. Decides whose token
 /// budget a call spends.

@@ -266,3 +266,80 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
         Err(StrategyError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn specs_parse_name_canonically_and_reject_bad_options() {
+    let sc = HorizontalSpec::parse("self-consistency").unwrap();
+    assert_eq!(
+        sc,
+        HorizontalSpec::SelfConsistency {
+            samples: 5,
+            temperature: 0.7,
+            side: Side::Client
+        }
+    );
+    assert_eq!(sc.name(), "self-consistency");
+    for (spec, name) in [
+        ("debate:topology=ring,agents=3", "debate:topology=ring"),
+        ("debate:on=server,rounds=3", "debate:rounds=3,on=server"),
+        ("moa:layers=2,proposers=2", "moa:proposers=2,layers=2"),
+        ("self-consistency:n=3,t=1", "self-consistency:n=3,t=1"),
+    ] {
+        let parsed = HorizontalSpec::parse(spec).unwrap();
+        assert_eq!(parsed.name(), name);
+        assert_eq!(HorizontalSpec::parse(name).unwrap(), parsed);
+    }
+    for bad in [
+        "debate:agents=0",
+        "debate:topology=mesh",
+        "self-consistency:t=0",
+        "self-consistency:on=cloud",
+        "moa:k=2",
+        "moa:layers",
+        "vote",
+    ] {
+        assert!(HorizontalSpec::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn built_strategies_put_agents_on_their_sides() {
+    let small: Arc<dyn ChatModel> = debater("small", "2", "2");
+    let big: Arc<dyn ChatModel> = debater("big", "2", "2");
+    let built = HorizontalSpec::parse("moa:proposers=2")
+        .unwrap()
+        .build(std::slice::from_ref(&small), big.clone())
+        .unwrap();
+    let record = built
+        .run("Q?", &crate::SamplingParams::default(), None)
+        .await
+        .unwrap();
+    let sides: Vec<(String, Side)> = record
+        .agents
+        .iter()
+        .map(|a| (a.model.clone(), a.side))
+        .collect();
+    assert_eq!(
+        sides,
+        [
+            ("small".to_owned(), Side::Client),
+            ("small".to_owned(), Side::Client),
+            ("big".to_owned(), Side::Server)
+        ]
+    );
+    let debate = HorizontalSpec::parse("debate:on=server,agents=2,rounds=1")
+        .unwrap()
+        .build(std::slice::from_ref(&small), big)
+        .unwrap()
+        .run("Q?", &crate::SamplingParams::default(), None)
+        .await
+        .unwrap();
+    assert!(debate
+        .agents
+        .iter()
+        .all(|a| a.side == Side::Server && a.model == "big"));
+    assert!(HorizontalSpec::parse("moa")
+        .unwrap()
+        .build(&[], small)
+        .is_err());
+}

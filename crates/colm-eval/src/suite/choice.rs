@@ -229,4 +229,43 @@ mod tests {
             Some("C")
         );
     }
+
+    /// Endings of real qwen2.5-coder-0.5b-instruct answers to ARC-Challenge dev items (greedy,
+    /// `colm eval arc` with the default prompt), with the letter the model chose.
+    #[test]
+    fn reads_real_arc_answers() {
+        let l = abcd();
+        for (text, want) in [
+            (
+                "Therefore, the correct flow of thermal energy is from the ice to the tea.\n\n\
+                 The final answer is \\boxed{A}.",
+                Some("A"),
+            ),
+            (
+                "   - **D. Become deeper and wider:** This is the correct answer because the \
+                 erosion process causes the river to become deeper and wider.\n\n3. **Final \
+                 answer:**\n   The correct answer is \\boxed{D}.",
+                Some("D"),
+            ),
+            (
+                "D. Solar eclipse: This event occurs every year, regardless of the time of day.\n\n\
+                 From the analysis, we can see that the most frequent natural event is sunrise.\n\n\
+                 Answer: A",
+                Some("A"),
+            ),
+            (
+                "Given this analysis, the organ in fish that has the same function as the human \
+                 lung is the heart.\n\nAnswer: B",
+                Some("B"),
+            ),
+            // Cut at 512 tokens before any answer: nothing to read.
+            (
+                "- Potential energy is the energy that is converted into mechanical energy when \
+                 an object is in motion. It is the energy that is stored in the object",
+                None,
+            ),
+        ] {
+            assert_eq!(extract_choice(text, &l).as_deref(), want, "{text:?}");
+        }
+    }
 }

@@ -1,0 +1,439 @@
+//! Horizontal strategies named on a command line or in a model name, and built over the client
+//! and server models at hand.
+//!
+//! Syntax: `name[:key=value,…]`, with
+//! - `self-consistency[:n=5,t=0.7,on=client]` — n samples at temperature t of the first client
+//!   model (`on=server`: of the server model);
+//! - `debate[:agents=3,rounds=2,topology=full,on=client]` — agents run the client models in turn
+//!   (`on=server`: all the server model); topology `full`, `ring` or `star`;
+//! - `moa[:proposers=3,layers=1]` — proposers run the client models in turn, the server model
+//!   aggregates.
+
+use std::sync::Arc;
+
+use super::debate::{DebateConfig, Topology};
+use super::moa::MoaConfig;
+use super::self_consistency::SelfConsistencyConfig;
+use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
+use async_trait::async_trait;
+
+use crate::colm::{query_of, summed, StepObserver};
+use crate::model::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
+
+/// A parsed horizontal strategy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HorizontalSpec {
+    /// Self-consistency.
+    SelfConsistency {
+        /// Samples n ≥ 1.
+        samples: usize,
+        /// Sampling temperature (> 0).
+        temperature: f32,
+        /// Whose model samples.
+        side: Side,
+    },
+    /// Debate.
+    Debate {
+        /// Agents N ≥ 1.
+        agents: usize,
+        /// Rounds R ≥ 1.
+        rounds: u32,
+        /// Who reads whom.
+        topology: Topology,
+        /// Whose models debate.
+        side: Side,
+    },
+    /// Mixture of agents (client proposers, server aggregator).
+    Moa {
+        /// Proposers per layer ≥ 1.
+        proposers: usize,
+        /// Proposer layers ≥ 1.
+        layers: u32,
+    },
+}
+
+/// The names [`HorizontalSpec::parse`] accepts before the `:`.
+pub const NAMES: [&str; 3] = ["self-consistency", "debate", "moa"];
+
+/// Splits `key=value,…` into pairs.
+///
+/// # Errors
+/// A message naming the item of `spec` that is not `key=value`.
+pub fn options<'a>(spec: &str, args: &'a str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    args.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .ok_or_else(|| format!("`{kv}` in `{spec}` is not key=value"))
+        })
+        .collect()
+}
+
+/// Parses a whole number ≥ 1 given for `key`.
+///
+/// # Errors
+/// A message naming the key and the value.
+pub fn count(key: &str, value: &str) -> Result<usize, String> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("`{key}` must be a number ≥ 1, got `{value}`"))
+}
+
+fn side(value: &str) -> Result<Side, String> {
+    match value {
+        "client" => Ok(Side::Client),
+        "server" => Ok(Side::Server),
+        other => Err(format!("`on` must be `client` or `server`, got `{other}`")),
+    }
+}
+
+fn side_name(side: Side) -> &'static str {
+    match side {
+        Side::Client => "client",
+        Side::Server => "server",
+    }
+}
+
+impl HorizontalSpec {
+    /// Parses one of [`NAMES`] with its options (module docs).
+    ///
+    /// # Errors
+    /// A message naming the unknown strategy, key or bad value.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (head, args) = spec.split_once(':').unwrap_or((spec, ""));
+        let opts = options(spec, args)?;
+        let unknown =
+            |key: &str, known: &str| Err(format!("unknown {head} option `{key}` ({known})"));
+        match head {
+            "self-consistency" => {
+                let (mut samples, mut temperature, mut on) = (5, 0.7, Side::Client);
+                for (key, value) in opts {
+                    match key {
+                        "n" => samples = count(key, value)?,
+                        "t" => {
+                            temperature = value
+                                .parse::<f32>()
+                                .ok()
+                                .filter(|t| *t > 0.0 && t.is_finite())
+                                .ok_or_else(|| format!("`t` must be a number > 0, got `{value}`"))?
+                        }
+                        "on" => on = side(value)?,
+                        _ => return unknown(key, "n, t, on"),
+                    }
+                }
+                Ok(HorizontalSpec::SelfConsistency {
+                    samples,
+                    temperature,
+                    side: on,
+                })
+            }
+            "debate" => {
+                let (mut agents, mut rounds, mut topology, mut on) =
+                    (3, 2, Topology::FullyConnected, Side::Client);
+                for (key, value) in opts {
+                    match key {
+                        "agents" => agents = count(key, value)?,
+                        "rounds" => rounds = count(key, value)? as u32,
+                        "topology" => topology = Topology::parse(value)?,
+                        "on" => on = side(value)?,
+                        _ => return unknown(key, "agents, rounds, topology, on"),
+                    }
+                }
+                Ok(HorizontalSpec::Debate {
+                    agents,
+                    rounds,
+                    topology,
+                    side: on,
+                })
+            }
+            "moa" => {
+                let (mut proposers, mut layers) = (3, 1);
+                for (key, value) in opts {
+                    match key {
+                        "proposers" => proposers = count(key, value)?,
+                        "layers" => layers = count(key, value)? as u32,
+                        _ => return unknown(key, "proposers, layers"),
+                    }
+                }
+                Ok(HorizontalSpec::Moa { proposers, layers })
+            }
+            other => Err(format!("unknown strategy `{other}` ({})", NAMES.join(", "))),
+        }
+    }
+
+    /// The canonical name: the strategy with the options that differ from the defaults, in
+    /// the order of the module docs (`debate:topology=ring`).
+    pub fn name(&self) -> String {
+        let (head, opts) = match self {
+            HorizontalSpec::SelfConsistency {
+                samples,
+                temperature,
+                side,
+            } => {
+                let mut o = Vec::new();
+                if *samples != 5 {
+                    o.push(format!("n={samples}"));
+                }
+                if *temperature != 0.7 {
+                    o.push(format!("t={temperature}"));
+                }
+                if *side != Side::Client {
+                    o.push(format!("on={}", side_name(*side)));
+                }
+                ("self-consistency", o)
+            }
+            HorizontalSpec::Debate {
+                agents,
+                rounds,
+                topology,
+                side,
+            } => {
+                let mut o = Vec::new();
+                if *agents != 3 {
+                    o.push(format!("agents={agents}"));
+                }
+                if *rounds != 2 {
+                    o.push(format!("rounds={rounds}"));
+                }
+                if *topology != Topology::FullyConnected {
+                    o.push(format!("topology={}", topology.name()));
+                }
+                if *side != Side::Client {
+                    o.push(format!("on={}", side_name(*side)));
+                }
+                ("debate", o)
+            }
+            HorizontalSpec::Moa { proposers, layers } => {
+                let mut o = Vec::new();
+                if *proposers != 3 {
+                    o.push(format!("proposers={proposers}"));
+                }
+                if *layers != 1 {
+                    o.push(format!("layers={layers}"));
+                }
+                ("moa", o)
+            }
+        };
+        if opts.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}:{}", opts.join(","))
+        }
+    }
+
+    /// Builds the strategy over `clients` (used in turn; at least one) and `server`.
+    ///
+    /// # Errors
+    /// A message when `clients` is empty.
+    pub fn build(
+        &self,
+        clients: &[Arc<dyn ChatModel>],
+        server: Arc<dyn ChatModel>,
+    ) -> Result<Horizontal, String> {
+        if clients.is_empty() {
+            return Err("at least one client model is needed".into());
+        }
+        let pick = |side: Side, i: usize| match side {
+            Side::Client => clients[i % clients.len()].clone(),
+            Side::Server => server.clone(),
+        };
+        Ok(match self {
+            HorizontalSpec::SelfConsistency {
+                samples,
+                temperature,
+                side,
+            } => Horizontal::SelfConsistency {
+                agent: Agent::new(format!("{}-1", side_name(*side)), *side, pick(*side, 0)),
+                samples: *samples,
+                temperature: *temperature,
+            },
+            HorizontalSpec::Debate {
+                agents,
+                rounds,
+                topology,
+                side,
+            } => Horizontal::Debate {
+                agents: (0..*agents)
+                    .map(|i| Agent::new(format!("agent-{}", i + 1), *side, pick(*side, i)))
+                    .collect(),
+                rounds: *rounds,
+                topology: *topology,
+            },
+            HorizontalSpec::Moa { proposers, layers } => Horizontal::Moa {
+                proposers: (0..*proposers)
+                    .map(|i| {
+                        Agent::new(
+                            format!("proposer-{}", i + 1),
+                            Side::Client,
+                            pick(Side::Client, i),
+                        )
+                    })
+                    .collect(),
+                aggregator: Agent::new("aggregator", Side::Server, server.clone()),
+                layers: *layers,
+            },
+        })
+    }
+}
+
+/// A horizontal strategy ready to run.
+#[derive(Clone)]
+pub enum Horizontal {
+    /// Self-consistency over one agent.
+    SelfConsistency {
+        /// The sampled agent.
+        agent: Agent,
+        /// Samples.
+        samples: usize,
+        /// Sampling temperature.
+        temperature: f32,
+    },
+    /// Debate.
+    Debate {
+        /// The debaters.
+        agents: Vec<Agent>,
+        /// Rounds.
+        rounds: u32,
+        /// Who reads whom.
+        topology: Topology,
+    },
+    /// Mixture of agents.
+    Moa {
+        /// Proposers of every layer.
+        proposers: Vec<Agent>,
+        /// The final aggregator.
+        aggregator: Agent,
+        /// Proposer layers.
+        layers: u32,
+    },
+}
+
+impl Horizontal {
+    /// Runs the strategy on `query`; `params` sets every call's sampling (self-consistency
+    /// replaces its temperature; sample i adds i to its seed).
+    ///
+    /// # Errors
+    /// As the strategy's `run`.
+    pub async fn run(
+        &self,
+        query: &str,
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<StrategyRecord, StrategyError> {
+        match self {
+            Horizontal::SelfConsistency {
+                agent,
+                samples,
+                temperature,
+            } => {
+                let config = SelfConsistencyConfig {
+                    samples: *samples,
+                    params: SamplingParams {
+                        temperature: *temperature,
+                        ..params.clone()
+                    },
+                };
+                self_consistency::run(query, agent, &config, observer).await
+            }
+            Horizontal::Debate {
+                agents,
+                rounds,
+                topology,
+            } => {
+                let config = DebateConfig {
+                    rounds: *rounds,
+                    topology: *topology,
+                    params: params.clone(),
+                };
+                debate::run(query, agents, &config, observer).await
+            }
+            Horizontal::Moa {
+                proposers,
+                aggregator,
+                layers,
+            } => {
+                let config = MoaConfig {
+                    layers: *layers,
+                    proposer_params: params.clone(),
+                    aggregator_params: params.clone(),
+                };
+                moa::run(query, proposers, aggregator, &config, observer).await
+            }
+        }
+    }
+}
+
+/// A [`ChatModel`] that answers by running a horizontal strategy on the chat's query
+/// ([`query_of`]), so the OpenAI-compatible server can host it as a virtual model.
+///
+/// The caller's sampling parameters apply to every call (as [`Horizontal::run`]). The returned
+/// [`Completion`] is the strategy's answer; `usage` and `timings` are summed over every call
+/// of the run; `mean_logprob` and `finish_reason` are those of the call that wrote the answer.
+pub struct HorizontalModel {
+    name: String,
+    strategy: Horizontal,
+}
+
+impl HorizontalModel {
+    /// A virtual model named `name` running `strategy`.
+    pub fn new(name: impl Into<String>, strategy: Horizontal) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for HorizontalModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let record = self
+            .strategy
+            .run(&query_of(messages), params, None)
+            .await
+            .map_err(|e| {
+                // A prompt too long for every agent is the caller's error, kept as such.
+                let overflow = e.partial().and_then(|p| {
+                    let errors: Vec<&ModelError> =
+                        p.steps.iter().filter_map(|s| s.error()).collect();
+                    let all = !errors.is_empty()
+                        && errors.len() == p.steps.len()
+                        && errors
+                            .iter()
+                            .all(|e| matches!(e, ModelError::ContextOverflow { .. }));
+                    all.then(|| errors[0].clone())
+                });
+                overflow.unwrap_or_else(|| ModelError::Inference(e.to_string()))
+            })?;
+        let text = record
+            .answer
+            .clone()
+            .ok_or_else(|| ModelError::Inference("the strategy produced no answer".into()))?;
+        let (usage, timings) = summed(&record.usage_by_model);
+        let source = record
+            .steps
+            .iter()
+            .rev()
+            .filter_map(|s| s.completion())
+            .find(|c| c.text == text);
+        Ok(Completion {
+            text,
+            usage,
+            mean_logprob: source.and_then(|c| c.mean_logprob),
+            finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
+            timings,
+            fallback: None,
+            wire: None,
+        })
+    }
+}
