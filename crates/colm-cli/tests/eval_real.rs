@@ -225,3 +225,111 @@ fn humaneval_and_mmlu_items_are_scored_with_real_answers() {
     assert_eq!(prompt.matches("\nAnswer: ").count(), 5);
     assert!(r["score"]["correct"].is_boolean(), "{r}");
 }
+
+/// Self-consistency, debate and mixture-of-agents through `colm eval` and `colm ask` on GSM8K
+/// item 1, with qwen2.5-coder-0.5b as client and server: the same model on both sides, so the
+/// tokens are counted by the side of the agent, not by the model's name.
+#[test]
+fn horizontal_strategies_run_on_real_models() {
+    let _turn = common::SERIAL.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let gsm8k = data("gsm8k/dev.jsonl");
+    let small = "qwen2.5-coder-0.5b-instruct";
+    let run = colm(&[
+        "eval",
+        "gsm8k",
+        "--data",
+        &gsm8k,
+        "--limit",
+        "1",
+        "--strategy",
+        "self-consistency:n=2",
+        "--strategy",
+        "debate:agents=2,rounds=2",
+        "--strategy",
+        "moa:proposers=2",
+        "--client",
+        small,
+        "--server",
+        small,
+        "--max-tokens",
+        "128",
+        "--ctx",
+        "4096",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let recs = records(&out);
+    let by = |name: &str| recs.iter().find(|r| r["strategy"] == name).unwrap();
+    for r in &recs {
+        assert!(r["error"].is_null(), "{r}");
+        assert!(r["score"]["correct"].is_boolean(), "{r}");
+    }
+
+    let sc = by("self-consistency:n=2");
+    let t = &sc["turns"][0]["transcript"];
+    assert_eq!(t["steps"].as_array().unwrap().len(), 2);
+    assert!(t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["kind"] == "sample"));
+    assert_eq!(sc["server_calls"], 0);
+    assert_eq!(sc["tokens"]["server_completion"], 0);
+
+    let debate = by("debate:agents=2,rounds=2");
+    let steps = debate["turns"][0]["transcript"]["steps"]
+        .as_array()
+        .unwrap();
+    assert_eq!(steps.len(), 4);
+    let update = steps[2]["messages"].as_array().unwrap();
+    let last = update.last().unwrap()["content"].as_str().unwrap();
+    assert!(last.contains("One agent solution"), "{last}");
+    // The debater's own round-1 answer is in its conversation.
+    assert_eq!(update[update.len() - 2]["role"], "assistant");
+    assert_eq!(debate["server_calls"], 0);
+
+    let moa = by("moa:proposers=2");
+    let steps = moa["turns"][0]["transcript"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[2]["kind"], "aggregation");
+    let system = steps[2]["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("Responses from models:\n1. "), "{system}");
+    assert_eq!(moa["server_calls"], 1);
+    assert!(moa["tokens"]["server_completion"].as_u64().unwrap() > 0);
+    assert!(moa["tokens"]["client_completion"].as_u64().unwrap() > 0);
+
+    // `colm ask --strategy` runs the same code and prints the record.
+    let ask = colm(&[
+        "ask",
+        "--strategy",
+        "debate:agents=2,rounds=1,topology=ring",
+        "--client",
+        small,
+        "--server",
+        small,
+        "--max-tokens",
+        "64",
+        "--json",
+        "What is 12 times 3? Answer with the number.",
+    ]);
+    assert!(
+        ask.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ask.stderr)
+    );
+    let record: Value = serde_json::from_slice(&ask.stdout).unwrap();
+    assert_eq!(record["strategy"], "debate");
+    assert_eq!(record["config"]["topology"], "ring");
+    assert_eq!(record["steps"].as_array().unwrap().len(), 2);
+    assert!(!record["answer"].as_str().unwrap().is_empty());
+    let bad = colm(&["ask", "--strategy", "debate:topology=mesh"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown topology `mesh`"));
+}

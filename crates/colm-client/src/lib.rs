@@ -15,8 +15,6 @@
 //! errors, 429, 502, 503, 504) are retried with exponential backoff while the deadline allows;
 //! other errors are not.
 
-pub mod privacy;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,8 @@
 //! - [`guidance`]: guidance modes (synthesis, critique, vote, auto) and answer extraction;
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
-//! - [`prompts`]: the prompts of each step, with their sources.
+//! - [`prompts`]: the prompts of each step, with their sources;
+//! - [`vertical`]: device–cloud routing — confidence cascade, budgets, data residency.
 
 pub mod colm;
 pub mod guidance;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod prompts;
 #[cfg(test)]
 mod testing;
+pub mod vertical;
 
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,

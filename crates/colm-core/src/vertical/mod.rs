@@ -1,0 +1,469 @@
+//! Vertical (device–cloud) collaboration: a router that decides, per query, whether the
+//! device answers alone (`local`), asks the server for guidance and refines (`colm`), or hands
+//! the query to the server model (`remote`) — under limits of confidence, server-token and
+//! latency budgets, connectivity and data residency (Yuan et al., "LLMs over networks",
+//! arXiv 2605.08626, vertical collaboration; the confidence cascade after FrugalGPT, Chen et
+//! al. 2023, arXiv 2305.05176).
+//!
+//! Order of the checks for one query ([`Router::answer`]):
+//! 1. the local model drafts (always: it is the answer whenever the query stays local);
+//! 2. **cascade**: a draft whose mean token log-probability is ≥ τ stays local;
+//! 3. **residency**: a query (or draft) with sensitive spans either stays local or leaves the
+//!    device with typed placeholders ([`privacy`]), restored on the device;
+//! 4. **budgets**: escalation stays local when the server tokens spent in the current window
+//!    plus this request's estimate exceed the budget, or when the estimated latency of the
+//!    escalation exceeds the latency budget;
+//! 5. **connectivity**: a server call that fails leaves the local draft as the answer, flagged.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::colm::{call, Step, StepKind, StepObserver};
+use crate::model::{ChatModel, ModelError, SamplingParams};
+use crate::prompts;
+
+pub mod privacy;
+
+use privacy::Detector;
+
+/// Where a query is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// The device's model alone.
+    Local,
+    /// The local draft, the server's guidance on it, the local refinement (CoLM, K = 1).
+    Colm,
+    /// The server model answers the query.
+    Remote,
+}
+
+impl Route {
+    /// Parses `local`, `colm` or `remote`.
+    ///
+    /// # Errors
+    /// A message naming the unknown route.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "local" => Ok(Route::Local),
+            "colm" => Ok(Route::Colm),
+            "remote" | "server" => Ok(Route::Remote),
+            other => Err(format!("unknown route `{other}` (local, colm, remote)")),
+        }
+    }
+    /// The route's name: `local`, `colm` or `remote`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Local => "local",
+            Route::Colm => "colm",
+            Route::Remote => "remote",
+        }
+    }
+}
+
+/// What a sensitive query may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Residency {
+    /// Never leaves the device.
+    Local,
+    /// Leaves with typed placeholders, restored on the device.
+    Redact,
+}
+
+/// Router settings (the `[router]` table of a TOML file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Where an escalated query goes: `colm` or `remote`.
+    pub escalate_to: Route,
+    /// Cascade threshold τ on the draft's mean token log-probability (nats, ≤ 0): a draft at
+    /// or above it stays local. `None`: always escalate (subject to the other limits).
+    pub threshold: Option<f64>,
+    /// Server tokens (prompt + completion) allowed per window; `None`: unlimited.
+    pub server_tokens_per_window: Option<u64>,
+    /// Length of the token-budget window, seconds.
+    pub window_s: f64,
+    /// Latency budget of one request, ms, checked against the estimated escalation time;
+    /// `None`: unlimited.
+    pub latency_budget_ms: Option<f64>,
+    /// Queries flagged sensitive, or with detected sensitive spans: what they may do.
+    pub residency: Residency,
+    /// Names treated as sensitive (whole words, case-insensitive), beside e-mail addresses,
+    /// phone, card and account numbers.
+    pub sensitive_names: Vec<String>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            escalate_to: Route::Colm,
+            threshold: None,
+            server_tokens_per_window: None,
+            window_s: 3600.0,
+            latency_budget_ms: None,
+            residency: Residency::Redact,
+            sensitive_names: Vec::new(),
+        }
+    }
+}
+
+/// Measured speeds used to estimate an escalation's latency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpeedEstimate {
+    /// Server prompt processing, tokens/s.
+    pub server_prompt_tok_s: f64,
+    /// Server generation, tokens/s.
+    pub server_gen_tok_s: f64,
+    /// Local generation, tokens/s.
+    pub local_gen_tok_s: f64,
+    /// Network round trip, ms.
+    pub rtt_ms: f64,
+}
+
+impl SpeedEstimate {
+    /// Estimated wall time, ms, of escalating on `route` with a server prompt of
+    /// `prompt_tokens` and completions of `completion_tokens` (the server's, and for `colm`
+    /// the local refinement's): RTT + prefill + decode (+ local decode for `colm`).
+    pub fn escalation_ms(&self, route: Route, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        let per = |tokens: u64, tok_s: f64| {
+            if tok_s > 0.0 {
+                tokens as f64 * 1000.0 / tok_s
+            } else {
+                f64::INFINITY
+            }
+        };
+        let server = self.rtt_ms
+            + per(prompt_tokens, self.server_prompt_tok_s)
+            + per(completion_tokens, self.server_gen_tok_s);
+        match route {
+            Route::Local => 0.0,
+            Route::Remote => server,
+            Route::Colm => server + per(completion_tokens, self.local_gen_tok_s),
+        }
+    }
+}
+
+/// Server tokens spent in a sliding window.
+#[derive(Debug, Default)]
+struct Ledger {
+    spent: VecDeque<(Instant, u64)>,
+}
+
+impl Ledger {
+    fn in_window(&mut self, window: Duration) -> u64 {
+        let now = Instant::now();
+        while self
+            .spent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > window)
+        {
+            self.spent.pop_front();
+        }
+        self.spent.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The record of one routed query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterRecord {
+    /// The query as the user wrote it.
+    pub query: String,
+    /// The route taken.
+    pub route: Route,
+    /// Why, one line per check that decided (`confidence -0.41 < τ -0.30`, …).
+    pub reasons: Vec<String>,
+    /// The draft's mean token log-probability.
+    pub confidence: Option<f64>,
+    /// Whether what left the device had placeholders in place of sensitive spans.
+    pub redacted: bool,
+    /// Every model call: the draft, then the server call and the refinement when escalated.
+    /// Server steps have `collaborator: None`; the messages are those actually sent
+    /// (redacted when `redacted`).
+    pub steps: Vec<Step>,
+    /// The answer (placeholders restored).
+    pub answer: String,
+    /// Set when an escalation failed and the local draft answered: why.
+    pub fallback: Option<String>,
+}
+
+/// A device–cloud router over a local model and a server model.
+pub struct Router {
+    local: Arc<dyn ChatModel>,
+    server: Arc<dyn ChatModel>,
+    config: RouterConfig,
+    detector: Detector,
+    speeds: Option<SpeedEstimate>,
+    ledger: Mutex<Ledger>,
+}
+
+impl Router {
+    /// A router between `local` and `server`.
+    pub fn new(
+        local: Arc<dyn ChatModel>,
+        server: Arc<dyn ChatModel>,
+        config: RouterConfig,
+    ) -> Self {
+        let detector = Detector::new(&config.sensitive_names);
+        Self {
+            local,
+            server,
+            config,
+            detector,
+            speeds: None,
+            ledger: Mutex::new(Ledger::default()),
+        }
+    }
+
+    /// Sets the speeds used by the latency budget (without them, the latency budget is not
+    /// checked and a reason says so).
+    pub fn with_speeds(mut self, speeds: SpeedEstimate) -> Self {
+        self.speeds = Some(speeds);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// Server tokens spent in the current window.
+    pub fn spent_in_window(&self) -> u64 {
+        let window = Duration::from_secs_f64(self.config.window_s.max(0.0));
+        self.ledger
+            .lock()
+            .map(|mut l| l.in_window(window))
+            .unwrap_or(0)
+    }
+
+    /// Routes and answers `query`; `sensitive` flags it as sensitive whatever the detector
+    /// finds.
+    ///
+    /// # Errors
+    /// The local model's error when the draft fails (there is nothing to answer with).
+    pub async fn answer(
+        &self,
+        query: &str,
+        sensitive: bool,
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<RouterRecord, ModelError> {
+        let draft = call(
+            StepKind::Draft,
+            1,
+            Some("local"),
+            self.local.as_ref(),
+            prompts::draft(query),
+            params,
+            observer,
+        )
+        .await;
+        let completion = match (draft.completion(), draft.error()) {
+            (Some(c), _) => c.clone(),
+            (None, Some(e)) => return Err(e.clone()),
+            (None, None) => return Err(ModelError::Inference("the draft returned nothing".into())),
+        };
+        let mut record = RouterRecord {
+            query: query.to_owned(),
+            route: Route::Local,
+            reasons: Vec::new(),
+            confidence: completion.mean_logprob,
+            redacted: false,
+            steps: vec![draft],
+            answer: completion.text.clone(),
+            fallback: None,
+        };
+        let route = self.config.escalate_to;
+        if route == Route::Local {
+            record
+                .reasons
+                .push("escalation is off (escalate_to = local)".into());
+            return Ok(record);
+        }
+
+        // 2. Cascade.
+        if let Some(tau) = self.config.threshold {
+            match completion.mean_logprob {
+                Some(c) if c >= tau => {
+                    record
+                        .reasons
+                        .push(format!("confidence {c:.3} ≥ τ {tau:.3}: stays local"));
+                    return Ok(record);
+                }
+                Some(c) => record
+                    .reasons
+                    .push(format!("confidence {c:.3} < τ {tau:.3}")),
+                None => record
+                    .reasons
+                    .push("no confidence (empty draft): escalate".into()),
+            }
+        }
+
+        // 3. Residency.
+        let leaving = match route {
+            Route::Colm => format!("{query}\n{}", completion.text),
+            _ => query.to_owned(),
+        };
+        let found = self.detector.find(&leaving);
+        let redaction = if sensitive || !found.is_empty() {
+            let what = if sensitive {
+                "flagged sensitive".to_owned()
+            } else {
+                let mut kinds: Vec<&str> = found.iter().map(|s| s.kind.tag()).collect();
+                kinds.dedup();
+                format!("sensitive spans ({})", kinds.join(", "))
+            };
+            match self.config.residency {
+                Residency::Local => {
+                    record.reasons.push(format!("{what}: stays on the device"));
+                    return Ok(record);
+                }
+                Residency::Redact if sensitive && found.is_empty() => {
+                    record
+                        .reasons
+                        .push(format!("{what}, nothing to redact: stays on the device"));
+                    return Ok(record);
+                }
+                Residency::Redact => {
+                    record
+                        .reasons
+                        .push(format!("{what}: sent with placeholders"));
+                    record.redacted = true;
+                    Some(&self.detector)
+                }
+            }
+        } else {
+            None
+        };
+        // One redaction over query and draft together, so a value gets one placeholder.
+        let (query_out, draft_out, restore) = match redaction {
+            Some(d) => {
+                let r = d.redact(&format!("{query}\u{0}{}", completion.text));
+                let (q, dr) = r.text.split_once('\u{0}').unwrap_or((r.text.as_str(), ""));
+                (q.to_owned(), dr.to_owned(), Some(r))
+            }
+            None => (query.to_owned(), completion.text.clone(), None),
+        };
+
+        // 4. Budgets.
+        let messages = match route {
+            Route::Remote => prompts::draft(&query_out),
+            _ => prompts::aggregation(&query_out, &[&draft_out]),
+        };
+        let chars: usize = messages.iter().map(|m| m.content.len()).sum();
+        let prompt_estimate = self
+            .server
+            .count_tokens(
+                &messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<String>(),
+            )
+            .map_or(chars.div_ceil(4) as u64, |n| n as u64);
+        let completion_estimate = completion.usage.completion_tokens.max(1);
+        if let Some(limit) = self.config.server_tokens_per_window {
+            let spent = self.spent_in_window();
+            let need = prompt_estimate + completion_estimate;
+            if spent + need > limit {
+                record.reasons.push(format!(
+                    "server-token budget: {spent} spent + ~{need} needed > {limit} per {} s: \
+                     stays local",
+                    self.config.window_s
+                ));
+                return Ok(record);
+            }
+        }
+        if let Some(budget) = self.config.latency_budget_ms {
+            match self.speeds {
+                Some(s) => {
+                    let est = s.escalation_ms(route, prompt_estimate, completion_estimate);
+                    let left = budget - record.steps[0].wall_ms;
+                    if est > left {
+                        record.reasons.push(format!(
+                            "latency: ~{est:.0} ms to escalate > {left:.0} ms left of \
+                             {budget:.0} ms: stays local"
+                        ));
+                        return Ok(record);
+                    }
+                }
+                None => record
+                    .reasons
+                    .push("latency budget not checked: no measured speeds".into()),
+            }
+        }
+
+        // 5. Escalate; a failed server call leaves the draft (connectivity).
+        let server_step = call(
+            if route == Route::Remote {
+                StepKind::Draft
+            } else {
+                StepKind::Guidance
+            },
+            1,
+            None,
+            self.server.as_ref(),
+            messages,
+            params,
+            observer,
+        )
+        .await;
+        let server_text = server_step.text().map(str::to_owned);
+        if let Some(c) = server_step.completion() {
+            if let Ok(mut l) = self.ledger.lock() {
+                l.spent.push_back((
+                    Instant::now(),
+                    c.usage.prompt_tokens + c.usage.completion_tokens,
+                ));
+            }
+        }
+        let error = server_step.error().map(ToString::to_string);
+        record.steps.push(server_step);
+        let Some(server_text) = server_text else {
+            record.fallback = Some(format!(
+                "server failed, answered locally: {}",
+                error.unwrap_or_default()
+            ));
+            return Ok(record);
+        };
+        let server_text = match &restore {
+            Some(r) => r.restore(&server_text),
+            None => server_text,
+        };
+        record.route = route;
+        match route {
+            Route::Remote => record.answer = server_text,
+            _ => {
+                let refinement = call(
+                    StepKind::Refinement,
+                    1,
+                    Some("local"),
+                    self.local.as_ref(),
+                    prompts::refinement(query, &completion.text, &server_text),
+                    params,
+                    observer,
+                )
+                .await;
+                match refinement.text() {
+                    Some(t) => record.answer = t.to_owned(),
+                    None => {
+                        record.fallback = Some(format!(
+                            "refinement failed, the draft answers: {}",
+                            refinement
+                                .error()
+                                .map(ToString::to_string)
+                                .unwrap_or_default()
+                        ))
+                    }
+                }
+                record.steps.push(refinement);
+            }
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Unit tests of the router's decisions with scripted models (mean log-probability −0.5).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::model::{ChatMessage, Role};
+use crate::testing::{last_user, Scripted};
+
+fn local() -> Arc<Scripted> {
+    Scripted::new("small", |m| {
+        Ok(if m.iter().any(|x| x.role == Role::Assistant) {
+            "REFINED: 18".into()
+        } else {
+            "DRAFT: 17".into()
+        })
+    })
+}
+
+/// A server echoing what it was sent after `SERVER:`.
+fn server() -> Arc<Scripted> {
+    Scripted::new("big", |m| Ok(format!("SERVER: {}", last_user(m))))
+}
+
+fn sent(model: &Scripted) -> String {
+    model
+        .calls()
+        .iter()
+        .flatten()
+        .map(|m: &ChatMessage| m.content.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn router(config: RouterConfig) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    let (l, s) = (local(), server());
+    (Router::new(l.clone(), s.clone(), config), l, s)
+}
+
+#[tokio::test]
+async fn confident_drafts_stay_local_and_others_escalate() {
+    let p = SamplingParams::default();
+    let (r, _, s) = router(RouterConfig {
+        threshold: Some(-0.6),
+        escalate_to: Route::Remote,
+        ..RouterConfig::default()
+    });
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(
+        (rec.route, rec.answer.as_str()),
+        (Route::Local, "DRAFT: 17")
+    );
+    assert!(rec.reasons[0].contains("≥ τ"), "{:?}", rec.reasons);
+    assert!(s.calls().is_empty());
+
+    let (r, _, s) = router(RouterConfig {
+        threshold: Some(-0.4),
+        escalate_to: Route::Remote,
+        ..RouterConfig::default()
+    });
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(
+        (rec.route, rec.answer.as_str()),
+        (Route::Remote, "SERVER: Q?")
+    );
+    assert_eq!(rec.steps.len(), 2);
+    assert_eq!(s.calls().len(), 1);
+    assert!(r.spent_in_window() > 0);
+}
+
+#[tokio::test]
+async fn colm_route_sends_the_draft_and_refines_on_the_device() {
+    let (r, l, s) = router(RouterConfig::default());
+    let rec = r
+        .answer("Q?", false, &SamplingParams::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(rec.route, Route::Colm);
+    assert_eq!(rec.answer, "REFINED: 18");
+    assert!(sent(&s).contains("DRAFT: 17"));
+    let refinement = &l.calls()[1];
+    assert!(last_user(refinement).contains("SERVER:"));
+    let kinds: Vec<StepKind> = rec.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
+    );
+}
+
+#[tokio::test]
+async fn sensitive_queries_stay_local_or_leave_redacted_and_come_back_restored() {
+    let q = "Write to ana@corp.com about card 4111 1111 1111 1111 for Ana.";
+    let p = SamplingParams::default();
+    let (r, _, s) = router(RouterConfig {
+        residency: Residency::Local,
+        escalate_to: Route::Remote,
+        ..RouterConfig::default()
+    });
+    let rec = r.answer(q, false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Local);
+    assert!(rec.reasons[0].contains("EMAIL, CARD"), "{:?}", rec.reasons);
+    assert!(s.calls().is_empty());
+
+    let (r, _, s) = router(RouterConfig {
+        escalate_to: Route::Remote,
+        sensitive_names: vec!["Ana".into()],
+        ..RouterConfig::default()
+    });
+    let rec = r.answer(q, false, &p, None).await.unwrap();
+    let out = sent(&s);
+    assert!(!out.contains("ana@corp.com") && !out.contains("4111") && !out.contains("Ana"));
+    assert!(out.contains("<EMAIL_1>") && out.contains("<CARD_1>") && out.contains("<NAME_1>"));
+    assert!(rec.redacted);
+    // The server echoed the placeholders; the device restores them.
+    assert_eq!(rec.answer, format!("SERVER: {q}"));
+
+    // Flagged sensitive with nothing to replace: the query cannot leave.
+    let (r, _, s) = router(RouterConfig::default());
+    let rec = r.answer("Q?", true, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Local);
+    assert!(s.calls().is_empty());
+}
+
+#[tokio::test]
+async fn budgets_keep_queries_local() {
+    let p = SamplingParams::default();
+    // Enough for one escalation ("Q?" prompt ≈ 1 token per 4 chars), not two.
+    let (r, _, s) = router(RouterConfig {
+        escalate_to: Route::Remote,
+        server_tokens_per_window: Some(40),
+        ..RouterConfig::default()
+    });
+    let first = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(first.route, Route::Remote);
+    let second = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(second.route, Route::Local);
+    assert!(
+        second.reasons[0].contains("server-token budget"),
+        "{:?}",
+        second.reasons
+    );
+    assert_eq!(s.calls().len(), 1);
+
+    let slow = SpeedEstimate {
+        server_prompt_tok_s: 10.0,
+        server_gen_tok_s: 1.0,
+        local_gen_tok_s: 30.0,
+        rtt_ms: 80.0,
+    };
+    let (r, _, s) = router(RouterConfig {
+        escalate_to: Route::Remote,
+        latency_budget_ms: Some(1000.0),
+        ..RouterConfig::default()
+    });
+    let r = r.with_speeds(slow);
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Local);
+    assert!(rec.reasons[0].starts_with("latency"), "{:?}", rec.reasons);
+    assert!(s.calls().is_empty());
+    assert!(slow.escalation_ms(Route::Colm, 10, 9) > slow.escalation_ms(Route::Remote, 10, 9));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_leaves_the_draft_flagged() {
+    let down = Scripted::new("big", |_| {
+        Err(ModelError::Inference("connection refused".into()))
+    });
+    let r = Router::new(local(), down, RouterConfig::default());
+    let rec = r
+        .answer("Q?", false, &SamplingParams::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec.route, rec.answer.as_str()),
+        (Route::Local, "DRAFT: 17")
+    );
+    assert!(rec.fallback.unwrap().contains("connection refused"));
+    assert!(rec.steps[1].error().is_some());
+    assert_eq!(Route::parse("server"), Ok(Route::Remote));
+    assert!(Route::parse("cloud").is_err());
+}
