@@ -87,7 +87,8 @@ pub struct RunArgs {
     /// Strategy to run (repeatable): local, server, colm[:k=K,rounds=R,top_k=N,mode=M],
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
-    /// moa[:proposers=3,layers=1] (client proposers, server aggregator).
+    /// moa[:proposers=3,layers=1] (client proposers, server aggregator),
+    /// cascade:tau=T[,to=remote|colm] (escalate drafts with mean log-probability below T).
     #[arg(long = "strategy", default_values = ["local", "server", "colm"])]
     pub strategies: Vec<String>,
     /// Items to run (from --offset); all when absent.

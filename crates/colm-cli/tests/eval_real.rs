@@ -127,6 +127,16 @@ fn gsm8k_run_resumes_and_reports() {
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["metrics"].as_array().unwrap().len(), 2);
+    // The anatomy scores CoLM's draft apart: the same prompt, greedy, as `local`'s answer.
+    assert!(md.contains("## Anatomy of the CoLM answers"), "{md}");
+    let anatomy = &json["colm_anatomy"][0];
+    assert_eq!(anatomy["strategy"], "colm:mode=critique");
+    assert_eq!(anatomy["draft_right"]["n"], 2);
+    let local_right = recs
+        .iter()
+        .filter(|r| r["strategy"] == "local" && r["score"]["correct"] == true)
+        .count();
+    assert_eq!(anatomy["draft_right"]["k"], local_right, "{anatomy}");
     for png in ["accuracy.png", "accuracy-vs-server-tokens.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

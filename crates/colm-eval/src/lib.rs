@@ -8,8 +8,10 @@
 //! - [`runner`]: the resumable runner (one JSON line per item and strategy, full transcript);
 //! - [`metrics`]: accuracy with Wilson intervals, recovery and regressions against `local`,
 //!   tokens by role, server calls, latency percentiles;
+//! - [`anatomy`]: CoLM's draft, guidance and final answer scored apart;
 //! - [`report`]: Markdown, JSON and PNG plots of a run.
 
+pub mod anatomy;
 pub mod metrics;
 pub mod report;
 pub mod runner;

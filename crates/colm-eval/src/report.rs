@@ -126,12 +126,31 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
     let records = read_records(run)?;
     anyhow::ensure!(!records.is_empty(), "{} has no records yet", run.display());
     let metrics = summarize(&records);
+    // The anatomy needs the items (references); a data file that is not there skips it.
+    let items = crate::suite::load(settings.suite, &settings.data, &settings.suite_options);
+    let anatomy = items
+        .as_ref()
+        .map(|items| crate::anatomy::anatomy(&records, items))
+        .unwrap_or_default();
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let md_path = to.join("report.md");
-    std::fs::write(&md_path, markdown(&settings, &records, &metrics, command))
-        .with_context(|| format!("writing {}", md_path.display()))?;
+    let mut md = markdown(&settings, &records, &metrics, command);
+    if !anatomy.is_empty() {
+        md.push_str(
+            "\n## Anatomy of the CoLM answers\n\nThe first collaborator's draft, the server's \
+             guidance (read as an answer, with the suite's extraction) and the final answer, \
+             each scored against the reference.\n\n",
+        );
+        md.push_str(&crate::anatomy::table(&anatomy));
+    }
+    std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     let json_path = to.join("report.json");
-    let json = serde_json::json!({ "settings": settings, "command": command, "metrics": metrics });
+    let json = serde_json::json!({
+        "settings": settings,
+        "command": command,
+        "metrics": metrics,
+        "colm_anatomy": anatomy,
+    });
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     register_font()?;

@@ -11,7 +11,10 @@
 //!   the horizontal strategies of `colm_core::horizontal` (options in
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
 //!   where a strategy puts one (MoA's aggregator, `on=server`). Tokens and server calls are
-//!   counted by the side of the agent that made each call.
+//!   counted by the side of the agent that made each call;
+//! - `cascade:tau=T[,to=remote|colm]`: the router of `colm_core::vertical` with only its
+//!   confidence cascade — the client drafts, a draft with mean token log-probability below T
+//!   escalates to the server model (`remote`, default) or to a CoLM round on the draft (`colm`).
 //!
 //! A multi-turn item (MT-Bench) is answered turn by turn: each turn sees the earlier turns and
 //! the strategy's own earlier answers.
@@ -24,6 +27,7 @@ use colm_core::colm::{
 };
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
+use colm_core::vertical::{Route, Router, RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +51,14 @@ pub enum StrategySpec {
     },
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
+    /// The device–cloud router's confidence cascade: the client drafts; a draft with mean
+    /// token log-probability below `tau` escalates on `to` (`colm` or `remote`).
+    Cascade {
+        /// Threshold τ, nats (≤ 0).
+        tau: f64,
+        /// Where escalations go.
+        to: Route,
+    },
 }
 
 impl StrategySpec {
@@ -84,6 +96,31 @@ impl StrategySpec {
                     top_k,
                     mode,
                 })
+            }
+            "cascade" => {
+                let (mut tau, mut to) = (None, Route::Remote);
+                for (key, value) in spec::options(spec, args)? {
+                    match key {
+                        "tau" => {
+                            tau = Some(
+                                value
+                                    .parse::<f64>()
+                                    .ok()
+                                    .filter(|t| t.is_finite() && *t <= 0.0)
+                                    .ok_or_else(|| {
+                                        format!("`tau` must be a number ≤ 0, got `{value}`")
+                                    })?,
+                            )
+                        }
+                        "to" => to = Route::parse(value)?,
+                        other => return Err(format!("unknown cascade option `{other}` (tau, to)")),
+                    }
+                }
+                let tau = tau.ok_or("cascade needs `tau`, e.g. cascade:tau=-0.3")?;
+                if to == Route::Local {
+                    return Err("cascade escalates to `remote` or `colm`, not `local`".into());
+                }
+                Ok(StrategySpec::Cascade { tau, to })
             }
             h if spec::NAMES.contains(&h) => {
                 Ok(StrategySpec::Horizontal(HorizontalSpec::parse(spec)?))
@@ -127,6 +164,10 @@ impl StrategySpec {
                 }
             }
             StrategySpec::Horizontal(h) => h.name(),
+            StrategySpec::Cascade { tau, to } => match to {
+                Route::Remote => format!("cascade:tau={tau}"),
+                _ => format!("cascade:tau={tau},to={}", to.name()),
+            },
         }
     }
 }
@@ -204,6 +245,7 @@ enum Inner {
     },
     Colm(ColmModel),
     Horizontal(Horizontal),
+    Router(Router),
 }
 
 impl Strategy {
@@ -257,6 +299,14 @@ impl Strategy {
                     clients.iter().map(|c| c.model.clone()).collect();
                 Inner::Horizontal(h.build(&models, server)?)
             }
+            StrategySpec::Cascade { tau, to } => {
+                let config = RouterConfig {
+                    escalate_to: *to,
+                    threshold: Some(*tau),
+                    ..RouterConfig::default()
+                };
+                Inner::Router(Router::new(first.model.clone(), server, config))
+            }
         };
         Ok(Self {
             name: spec.name(),
@@ -288,6 +338,10 @@ impl Strategy {
                     }
                     ColmError::InvalidConfig(_) => failed_outcome(e.to_string()),
                 },
+            },
+            Inner::Router(r) => match r.answer(&query_of(history), false, params, None).await {
+                Ok(record) => router_outcome(&record),
+                Err(e) => failed_outcome(e.to_string()),
             },
             Inner::Horizontal(h) => match h.run(&query_of(history), params, None).await {
                 Ok(record) => horizontal_outcome(&record, record.answer.clone(), None),
@@ -351,6 +405,27 @@ fn failed_outcome(error: String) -> TurnOutcome {
         server_calls: 0,
         wall_ms: 0.0,
         transcript: serde_json::Value::Null,
+    }
+}
+
+/// Server steps of a routed query are those of no collaborator.
+fn router_outcome(record: &RouterRecord) -> TurnOutcome {
+    let mut tokens = RoleTokens::default();
+    let mut server_calls = 0;
+    for step in &record.steps {
+        let server = step.collaborator.is_none();
+        server_calls += u32::from(server);
+        if let Some(c) = step.completion() {
+            tokens.add(server, c.usage);
+        }
+    }
+    TurnOutcome {
+        answer: Some(record.answer.clone()),
+        error: None,
+        tokens,
+        server_calls,
+        wall_ms: 0.0,
+        transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
     }
 }
 
@@ -427,6 +502,12 @@ mod tests {
                 .name(),
             "debate:topology=ring"
         );
+        assert_eq!(
+            StrategySpec::parse("cascade:to=colm,tau=-0.25")
+                .unwrap()
+                .name(),
+            "cascade:tau=-0.25,to=colm"
+        );
         for bad in [
             "colm:k=0",
             "colm:mode=loud",
@@ -435,6 +516,9 @@ mod tests {
             "remote",
             "local:k=2",
             "debate:topology=mesh",
+            "cascade",
+            "cascade:tau=0.5",
+            "cascade:tau=-1,to=local",
         ] {
             assert!(StrategySpec::parse(bad).is_err(), "{bad}");
         }

@@ -213,16 +213,12 @@ pub async fn score(
     judge: Option<mt_bench::Judge<'_>>,
 ) -> Result<Score, String> {
     let last = answers.last().map(String::as_str).unwrap_or("");
+    if let Some(s) = score_extracted(item, last) {
+        return Ok(s);
+    }
     match &item.reference {
-        Reference::Number { value } => Ok(gsm8k::score(last, value)),
-        Reference::Choice {
-            label,
-            labels,
-            options,
-        } => {
-            let got = choice::extract_choice_with_options(last, labels, options);
-            let correct = got.as_deref() == Some(label.as_str());
-            Ok(Score::binary(correct, got))
+        Reference::Number { .. } | Reference::Choice { .. } => {
+            Err("unreachable: extracted references are scored above".into())
         }
         Reference::Code {
             prompt,
@@ -233,6 +229,24 @@ pub async fn score(
             let judge = judge.ok_or("MT-Bench items need a judge model (--judge)")?;
             mt_bench::judge(judge, item, answers, reference_turns.as_deref()).await
         }
+    }
+}
+
+/// Scores `text` against an item whose answer is extracted from text (a number or a choice);
+/// `None` for items scored otherwise (code is run, chats are judged).
+pub fn score_extracted(item: &Item, text: &str) -> Option<Score> {
+    match &item.reference {
+        Reference::Number { value } => Some(gsm8k::score(text, value)),
+        Reference::Choice {
+            label,
+            labels,
+            options,
+        } => {
+            let got = choice::extract_choice_with_options(text, labels, options);
+            let correct = got.as_deref() == Some(label.as_str());
+            Some(Score::binary(correct, got))
+        }
+        Reference::Code { .. } | Reference::Judged { .. } => None,
     }
 }
 
