@@ -293,7 +293,7 @@ fn horizontal_strategies_run_on_real_models() {
     assert_eq!(sc["server_calls"], 0);
     assert_eq!(sc["tokens"]["server_completion"], 0);
 
-    let debate = by("debate:agents=2,rounds=2");
+    let debate = by("debate:agents=2"); // rounds=2 is the default, left out of the name
     let steps = debate["turns"][0]["transcript"]["steps"]
         .as_array()
         .unwrap();
