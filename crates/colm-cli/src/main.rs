@@ -5,6 +5,7 @@ mod client;
 mod eval;
 mod load;
 mod models;
+mod router;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: eval::EvalCommand,
     },
+    /// Routing policies learned from `colm eval` runs: train, and report the accuracy–cost
+    /// curve on held-back items.
+    Router {
+        #[command(subcommand)]
+        command: router::RouterCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Client(args) => client::run(args).await,
             Command::Eval { command } => eval::run(command).await,
+            Command::Router { command } => router::run(command),
         }
     })
 }

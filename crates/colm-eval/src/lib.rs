@@ -9,9 +9,12 @@
 //! - [`metrics`]: accuracy with Wilson intervals, recovery and regressions against `local`,
 //!   tokens by role, server calls, latency percentiles;
 //! - [`anatomy`]: CoLM's draft, guidance and final answer scored apart;
-//! - [`report`]: Markdown, JSON and PNG plots of a run.
+//! - [`report`]: Markdown, JSON and PNG plots of a run;
+//! - [`learned`]: a routing policy learned from a run's logged outcomes, and its
+//!   accuracy–cost curve.
 
 pub mod anatomy;
+pub mod learned;
 pub mod metrics;
 pub mod report;
 pub mod runner;

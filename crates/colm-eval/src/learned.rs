@@ -1,0 +1,372 @@
+//! A routing policy learned from logged outcomes (Yuan et al., "LLMs over networks", arXiv
+//! 2605.08626: routing policies learned from logs; evaluation after RouteLLM, Ong et al. 2024,
+//! arXiv 2406.18665).
+//!
+//! From a `colm eval` run holding the `local` strategy and an escalation strategy (`server` by
+//! default) on the same items, each item becomes an [`Example`]: features of the local draft
+//! and the query ([`FEATURES`]), whether local and escalation were right, and the escalation's
+//! server tokens. A logistic regression (linfa-logistic, L2-regularised) predicts whether
+//! escalating **helps** (escalation right, local wrong). The router escalates the items whose
+//! predicted probability is at least a threshold, chosen on the training items so that the
+//! escalations spend at most a target share of the server tokens escalating everything would.
+//!
+//! [`curve`] sweeps the threshold on held-back items: for each share of server tokens, the
+//! accuracy, and the **share of the server's gain reached** (RouteLLM's PGR):
+//! `(accuracy − local) / (escalation − local)`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
+
+use crate::runner::Record;
+
+/// Names of the features, in the order of [`Example::features`]: the draft's mean token
+/// log-probability (nats), its completion tokens, whether it hit the token limit (0/1),
+/// whether no answer could be extracted from it (0/1), the query's length in characters, and
+/// how many numbers the query holds.
+pub const FEATURES: [&str; 6] = [
+    "mean_logprob",
+    "draft_tokens",
+    "truncated",
+    "no_answer",
+    "query_chars",
+    "query_numbers",
+];
+
+/// One item as the router sees it, with the logged outcomes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// Item id.
+    pub item: String,
+    /// Position of the item in the suite, from 1.
+    pub index: usize,
+    /// Feature values, in [`FEATURES`] order.
+    pub features: Vec<f64>,
+    /// The local answer was right.
+    pub local_right: bool,
+    /// The escalation's answer was right.
+    pub escalation_right: bool,
+    /// Server tokens (prompt + completion) the escalation spent.
+    pub server_tokens: u64,
+}
+
+impl Example {
+    /// Escalating helps: the escalation is right where local was wrong.
+    pub fn helps(&self) -> bool {
+        self.escalation_right && !self.local_right
+    }
+}
+
+/// The features of a local record: from its transcript (`{messages, completion}`) and score.
+fn features(r: &Record) -> Option<Vec<f64>> {
+    let t = &r.turns.first()?.transcript;
+    let c = &t["completion"];
+    let mean_logprob = c["mean_logprob"].as_f64()?;
+    let tokens = c["usage"]["completion_tokens"].as_f64()?;
+    let truncated = f64::from(u8::from(c["finish_reason"] == "length"));
+    let no_answer = f64::from(u8::from(
+        r.score.as_ref().is_none_or(|s| s.extracted.is_none()),
+    ));
+    let query = t["messages"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")?["content"]
+        .as_str()?;
+    let numbers = query
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .count();
+    Some(vec![
+        mean_logprob,
+        tokens,
+        truncated,
+        no_answer,
+        query.chars().count() as f64,
+        numbers as f64,
+    ])
+}
+
+/// Pairs each `local` record with the `escalation` strategy's record of the same item.
+///
+/// # Errors
+/// When the run has no `local` or no `escalation` records, or no item has both with a
+/// confidence logged.
+pub fn examples(records: &[Record], escalation: &str) -> anyhow::Result<Vec<Example>> {
+    let esc: BTreeMap<&str, &Record> = records
+        .iter()
+        .filter(|r| r.strategy == escalation)
+        .map(|r| (r.item.as_str(), r))
+        .collect();
+    anyhow::ensure!(!esc.is_empty(), "the run has no `{escalation}` records");
+    let mut out: Vec<Example> = records
+        .iter()
+        .filter(|r| r.strategy == crate::metrics::BASELINE)
+        .filter_map(|r| {
+            let e = esc.get(r.item.as_str())?;
+            Some(Example {
+                item: r.item.clone(),
+                index: r.index,
+                features: features(r)?,
+                local_right: r.correct(),
+                escalation_right: e.correct(),
+                server_tokens: e.tokens.server_prompt + e.tokens.server_completion,
+            })
+        })
+        .collect();
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no item has both a `local` record with a logged confidence and a `{escalation}` record"
+    );
+    out.sort_by_key(|e| e.index);
+    Ok(out)
+}
+
+/// Splits examples deterministically: items whose position is a multiple of `every` are held
+/// back for evaluation, the others train.
+pub fn split(examples: &[Example], every: usize) -> (Vec<Example>, Vec<Example>) {
+    let every = every.max(2);
+    examples.iter().cloned().partition(|e| e.index % every != 0)
+}
+
+/// A trained router: standardisation, logistic weights and the escalation threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LearnedRouter {
+    /// Feature names ([`FEATURES`]).
+    pub features: Vec<String>,
+    /// Feature means on the training items.
+    pub mean: Vec<f64>,
+    /// Feature standard deviations on the training items (1 where constant).
+    pub std: Vec<f64>,
+    /// Logistic weights on the standardised features.
+    pub weights: Vec<f64>,
+    /// Logistic intercept.
+    pub intercept: f64,
+    /// Escalate when the predicted probability that escalation helps is ≥ this.
+    pub threshold: f64,
+    /// Target share of the all-escalation server tokens the threshold was chosen for.
+    pub budget_share: f64,
+    /// The escalation strategy the router was trained for.
+    pub escalation: String,
+    /// Training items, and those where escalating helped.
+    pub trained_on: (usize, usize),
+}
+
+impl LearnedRouter {
+    /// Fits the regression on `train` and picks the threshold for `budget_share` (0–1) of the
+    /// server tokens.
+    ///
+    /// # Errors
+    /// When `train` is empty, holds one class only (escalation never or always helps), or the
+    /// fit fails.
+    pub fn train(train: &[Example], escalation: &str, budget_share: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(!train.is_empty(), "no training items");
+        let positives = train.iter().filter(|e| e.helps()).count();
+        anyhow::ensure!(
+            positives > 0 && positives < train.len(),
+            "escalation helps on {positives} of {} training items: nothing to learn",
+            train.len()
+        );
+        let d = FEATURES.len();
+        let n = train.len() as f64;
+        let mean: Vec<f64> = (0..d)
+            .map(|j| train.iter().map(|e| e.features[j]).sum::<f64>() / n)
+            .collect();
+        let std: Vec<f64> = (0..d)
+            .map(|j| {
+                let v = train
+                    .iter()
+                    .map(|e| (e.features[j] - mean[j]).powi(2))
+                    .sum::<f64>()
+                    / n;
+                if v > 1e-12 {
+                    v.sqrt()
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let x = Array2::from_shape_fn((train.len(), d), |(i, j)| {
+            (train[i].features[j] - mean[j]) / std[j]
+        });
+        let y: Array1<usize> = train.iter().map(|e| usize::from(e.helps())).collect();
+        let model = LogisticRegression::default()
+            .alpha(1.0)
+            .max_iterations(200)
+            .fit(&Dataset::new(x, y))
+            .context("fitting the logistic regression")?;
+        let mut router = Self {
+            features: FEATURES.iter().map(|s| (*s).to_owned()).collect(),
+            mean,
+            std,
+            weights: model.params().to_vec(),
+            intercept: model.intercept(),
+            threshold: 1.0,
+            budget_share,
+            escalation: escalation.to_owned(),
+            trained_on: (train.len(), positives),
+        };
+        router.threshold = router.threshold_for(train, budget_share);
+        Ok(router)
+    }
+
+    /// The predicted probability that escalating `features` helps.
+    pub fn probability(&self, features: &[f64]) -> f64 {
+        let z: f64 = features
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.std)
+            .zip(&self.weights)
+            .map(|(((x, m), s), w)| w * (x - m) / s)
+            .sum::<f64>()
+            + self.intercept;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Whether to escalate `features`.
+    pub fn escalate(&self, features: &[f64]) -> bool {
+        self.probability(features) >= self.threshold
+    }
+
+    /// The lowest threshold whose escalations on `examples` spend at most `share` of the
+    /// server tokens escalating all of them would (1.0 + ε, i.e. never, when even the most
+    /// likely item does not fit).
+    fn threshold_for(&self, examples: &[Example], share: f64) -> f64 {
+        let total: u64 = examples.iter().map(|e| e.server_tokens).sum();
+        let mut scored: Vec<(f64, u64)> = examples
+            .iter()
+            .map(|e| (self.probability(&e.features), e.server_tokens))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut spent = 0u64;
+        let mut threshold = 1.0 + f64::EPSILON;
+        for (p, tokens) in scored {
+            if (spent + tokens) as f64 > share * total as f64 {
+                break;
+            }
+            spent += tokens;
+            threshold = p;
+        }
+        threshold
+    }
+}
+
+/// One point of an accuracy–cost curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Items escalated.
+    pub escalated: usize,
+    /// Share of the all-escalation server tokens spent (0–1).
+    pub server_token_share: f64,
+    /// Accuracy of the routed answers (0–1).
+    pub accuracy: f64,
+    /// Share of the escalation's gain over local reached (RouteLLM's PGR); 0 when escalating
+    /// everything gains nothing.
+    pub gain_share: f64,
+}
+
+/// The accuracy–cost curve of escalating items in decreasing order of `scores` (one per
+/// example; higher = escalate first), from none to all.
+pub fn curve(examples: &[Example], scores: &[f64]) -> Vec<CurvePoint> {
+    let n = examples.len().max(1) as f64;
+    let total: u64 = examples.iter().map(|e| e.server_tokens).sum();
+    let local = examples.iter().filter(|e| e.local_right).count() as f64 / n;
+    let all = examples.iter().filter(|e| e.escalation_right).count() as f64 / n;
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut right = examples.iter().filter(|e| e.local_right).count() as f64;
+    let mut spent = 0u64;
+    let point = |escalated: usize, right: f64, spent: u64| {
+        let accuracy = right / n;
+        CurvePoint {
+            escalated,
+            server_token_share: if total == 0 {
+                0.0
+            } else {
+                spent as f64 / total as f64
+            },
+            accuracy,
+            gain_share: if (all - local).abs() < 1e-12 {
+                0.0
+            } else {
+                (accuracy - local) / (all - local)
+            },
+        }
+    };
+    let mut out = vec![point(0, right, 0)];
+    for (j, &i) in order.iter().enumerate() {
+        let e = &examples[i];
+        right += f64::from(u8::from(e.escalation_right)) - f64::from(u8::from(e.local_right));
+        spent += e.server_tokens;
+        out.push(point(j + 1, right, spent));
+    }
+    out
+}
+
+/// The most accurate point of `curve` that spends at most `budget` (0–1) of the server tokens.
+pub fn gain_at(curve: &[CurvePoint], budget: f64) -> Option<CurvePoint> {
+    curve
+        .iter()
+        .filter(|p| p.server_token_share <= budget + 1e-9)
+        .max_by(|a, b| a.accuracy.total_cmp(&b.accuracy))
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(index: usize, logprob: f64, local: bool, esc: bool) -> Example {
+        Example {
+            item: format!("t:{index}"),
+            index,
+            features: vec![logprob, 200.0, 0.0, 0.0, 300.0, 3.0],
+            local_right: local,
+            escalation_right: esc,
+            server_tokens: 100,
+        }
+    }
+
+    /// Low confidence ⇔ local wrong and escalation right: the regression must learn it, and
+    /// its curve must beat escalating at random.
+    #[test]
+    fn learns_that_low_confidence_drafts_gain_from_escalation() {
+        let examples: Vec<Example> = (1..=60)
+            .map(|i| {
+                let unsure = i % 3 != 0;
+                let lp = if unsure { -0.6 - 0.01 * i as f64 } else { -0.1 };
+                ex(i, lp, !unsure, true)
+            })
+            .collect();
+        let (train, test) = split(&examples, 4);
+        assert_eq!(test.len(), 15);
+        let router = LearnedRouter::train(&train, "server", 0.5).unwrap();
+        let sure = router.probability(&[-0.1, 200.0, 0.0, 0.0, 300.0, 3.0]);
+        let unsure = router.probability(&[-0.9, 200.0, 0.0, 0.0, 300.0, 3.0]);
+        assert!(unsure > sure, "{unsure} vs {sure}");
+        assert!(router.escalate(&[-0.9, 200.0, 0.0, 0.0, 300.0, 3.0]));
+        let scores: Vec<f64> = test
+            .iter()
+            .map(|e| router.probability(&e.features))
+            .collect();
+        let c = curve(&test, &scores);
+        assert_eq!(c.len(), test.len() + 1);
+        assert_eq!(c[0].gain_share, 0.0);
+        assert!((c.last().unwrap().gain_share - 1.0).abs() < 1e-9);
+        // Escalating only the unsure items reaches the full gain with fewer tokens.
+        let unsure_share = test.iter().filter(|e| !e.local_right).count() as f64 / 15.0;
+        let p = gain_at(&c, unsure_share).unwrap();
+        assert!((p.gain_share - 1.0).abs() < 1e-9, "{p:?}");
+    }
+
+    #[test]
+    fn one_class_or_no_data_is_an_error() {
+        let all_help: Vec<Example> = (1..=10).map(|i| ex(i, -0.5, false, true)).collect();
+        assert!(LearnedRouter::train(&all_help, "server", 0.5).is_err());
+        assert!(LearnedRouter::train(&[], "server", 0.5).is_err());
+    }
+}
