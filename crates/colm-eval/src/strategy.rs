@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use colm_core::colm::{
-    query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, StepKind,
+    query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, Step, StepKind,
 };
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
@@ -408,20 +408,27 @@ fn failed_outcome(error: String) -> TurnOutcome {
     }
 }
 
-/// Server steps of a routed query are those of no collaborator.
-fn router_outcome(record: &RouterRecord) -> TurnOutcome {
+/// Tokens by role and server calls over `steps`, with the answer and the record as the
+/// transcript. `server` tells a server step; a step without messages (a vote) made no call.
+fn outcome<'s>(
+    steps: impl Iterator<Item = &'s Step>,
+    server: impl Fn(&Step) -> bool,
+    answer: Option<String>,
+    error: Option<String>,
+    record: &impl Serialize,
+) -> TurnOutcome {
     let mut tokens = RoleTokens::default();
     let mut server_calls = 0;
-    for step in &record.steps {
-        let server = step.collaborator.is_none();
-        server_calls += u32::from(server);
+    for step in steps {
+        let on_server = server(step);
+        server_calls += u32::from(on_server && !step.messages.is_empty());
         if let Some(c) = step.completion() {
-            tokens.add(server, c.usage);
+            tokens.add(on_server, c.usage);
         }
     }
     TurnOutcome {
-        answer: Some(record.answer.clone()),
-        error: None,
+        answer,
+        error,
         tokens,
         server_calls,
         wall_ms: 0.0,
@@ -429,51 +436,32 @@ fn router_outcome(record: &RouterRecord) -> TurnOutcome {
     }
 }
 
+/// Server steps of a routed query are those of no collaborator.
+fn router_outcome(record: &RouterRecord) -> TurnOutcome {
+    let answer = Some(record.answer.clone());
+    outcome(
+        record.steps.iter(),
+        |s| s.collaborator.is_none(),
+        answer,
+        None,
+        record,
+    )
+}
+
+/// Server steps of a horizontal strategy are those of its server-side agents.
 fn horizontal_outcome(
     record: &StrategyRecord,
     answer: Option<String>,
     error: Option<String>,
 ) -> TurnOutcome {
-    let mut tokens = RoleTokens::default();
-    let mut server_calls = 0;
-    for step in &record.steps {
-        let server = record.side_of(step) == Some(Side::Server);
-        server_calls += u32::from(server);
-        if let Some(c) = step.completion() {
-            tokens.add(server, c.usage);
-        }
-    }
-    TurnOutcome {
-        answer,
-        error,
-        tokens,
-        server_calls,
-        wall_ms: 0.0,
-        transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
-    }
+    let server = |s: &Step| record.side_of(s) == Some(Side::Server);
+    outcome(record.steps.iter(), server, answer, error, record)
 }
 
+/// Server steps of CoLM are the selection and the guidance.
 fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<String>) -> TurnOutcome {
-    let mut tokens = RoleTokens::default();
-    let mut server_calls = 0;
-    for step in record.steps() {
-        let server = matches!(step.kind, StepKind::Guidance | StepKind::Selection);
-        // A vote's guidance step calls no model (no messages).
-        if server && !step.messages.is_empty() {
-            server_calls += 1;
-        }
-        if let Some(c) = step.completion() {
-            tokens.add(server, c.usage);
-        }
-    }
-    TurnOutcome {
-        answer,
-        error,
-        tokens,
-        server_calls,
-        wall_ms: 0.0,
-        transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
-    }
+    let server = |s: &Step| matches!(s.kind, StepKind::Guidance | StepKind::Selection);
+    outcome(record.steps(), server, answer, error, record)
 }
 
 #[cfg(test)]
