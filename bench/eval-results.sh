@@ -5,10 +5,14 @@
 #
 #   bench/eval-results.sh [gsm8k|arc]...      (default: both)
 #
-# Runs are resumable (runs/<suite>-100, kept out of git); each finished run's report (Markdown,
-# JSON, plots) is written to docs/results/<suite>-100/ with the exact command. Hours on 2 cores:
-# start it with nohup and check runs/<suite>-100.log. CONCURRENCY (default 4) items are in
-# flight per strategy (batched decoding; 1 = bit-reproducible greedy runs).
+# Extra strategies for one suite: STRATEGIES="debate moa" bench/eval-results.sh gsm8k (added to
+# the same run folder, so the report puts every strategy on one frontier).
+#
+# Runs are resumable: runs/<suite>-100 (kept out of git) is seeded from the committed records
+# in docs/results/<suite>-100/run/ when it does not exist, and each finished run's records,
+# report (Markdown, JSON, plots) and exact command go back to docs/results/<suite>-100/. Hours on
+# 2 cores: start it with nohup and check runs/<suite>-100.log. CONCURRENCY (default 4) items are
+# in flight per strategy (batched decoding; 1 = bit-reproducible greedy runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONCURRENCY="${CONCURRENCY:-4}"
@@ -24,12 +28,18 @@ for suite in "${suites[@]}"; do
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
   out="runs/$suite-$LIMIT"
+  docs="docs/results/$suite-$LIMIT"
+  strategies=(local server colm colm:mode=critique ${STRATEGIES:-})
   cmd=(colm eval "$suite" --data "$data" --limit "$LIMIT"
-       --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct
-       --strategy local --strategy server --strategy colm --strategy colm:mode=critique
-       --concurrency "$CONCURRENCY" --out "$out")
+       --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct)
+  for s in "${strategies[@]}"; do cmd+=(--strategy "$s"); done
+  cmd+=(--concurrency "$CONCURRENCY" --out "$out")
   mkdir -p runs
+  if [ ! -e "$out" ] && [ -e "$docs/run/run.json" ]; then
+    mkdir -p "$out" && cp "$docs/run/run.json" "$docs/run/records.jsonl" "$out/"
+  fi
   "$COLM" "${cmd[@]:1}" >> "runs/$suite-$LIMIT.log" 2>&1
-  "$COLM" eval report "$out" --to "docs/results/$suite-$LIMIT" --command "${cmd[*]}" > /dev/null
-  echo "docs/results/$suite-$LIMIT/report.md"
+  "$COLM" eval report "$out" --to "$docs" --command "${cmd[*]}" > /dev/null
+  mkdir -p "$docs/run" && cp "$out/run.json" "$out/records.jsonl" "$docs/run/"
+  echo "$docs/report.md"
 done

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use colm_core::{ChatModel, SamplingParams};
 use colm_engine::EngineConfig;
+use colm_eval::cache::{CachedModel, CallCache};
 use colm_eval::runner::{self, Progress, Record, RunPlan, RunSettings};
 use colm_eval::strategy::{Client, Strategy, StrategySpec};
 use colm_eval::suite::{self, mt_bench, SuiteKind, SuiteOptions};
@@ -116,6 +117,11 @@ pub struct RunArgs {
     /// runs exactly reproducible.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Call every model afresh: no reuse of identical greedy calls across strategies (by
+    /// default a greedy request answered once in the run, for example the `local` draft, is
+    /// replayed for the other strategies that send it, such as `colm` and `cascade`).
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -196,17 +202,32 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
             .cloned()
             .with_context(|| format!("model {n} was not loaded"))
     };
+    let cache = (!args.no_cache && settings.params.temperature == 0.0).then(|| {
+        let cache = CallCache::new();
+        let records = runner::read_records(&args.out).unwrap_or_default();
+        let n = cache.warm(&records, &settings);
+        if n > 0 {
+            eprintln!("reusing {n} greedy calls of the run's earlier records");
+        }
+        cache
+    });
+    let wrap = |m: Arc<dyn ChatModel>| -> Arc<dyn ChatModel> {
+        match &cache {
+            Some(c) => Arc::new(CachedModel::new(m, c.clone())),
+            None => m,
+        }
+    };
     let clients = args
         .clients
         .iter()
         .map(|n| {
             get(n).map(|m| Client {
-                model: m.engine.clone() as Arc<dyn ChatModel>,
+                model: wrap(m.engine.clone()),
                 description: m.description.clone(),
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server: Arc<dyn ChatModel> = get(&args.server)?.engine.clone();
+    let server: Arc<dyn ChatModel> = wrap(get(&args.server)?.engine.clone());
     let strategies = specs
         .iter()
         .map(|s| {
@@ -246,6 +267,9 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
     );
     let progress = Bar::new();
     runner::run(&args.out, &settings, &items, &plan, judge, &progress).await?;
+    if let Some(c) = &cache {
+        eprintln!("{} calls replayed from the cache", c.hits());
+    }
     let records = runner::read_records(&args.out)?;
     eprintln!("\n{}", report::table(&metrics::summarize(&records)));
     eprintln!(

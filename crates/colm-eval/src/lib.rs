@@ -5,6 +5,7 @@
 //! - [`strategy`]: what answers an item — `local` (client alone), `server` (server model
 //!   alone), `colm` (CoLM with K collaborators, R rounds, top-k, guidance mode) — through the
 //!   same code as `colm ask` and the server's virtual model;
+//! - [`cache`]: greedy model calls answered once per run and replayed for other strategies;
 //! - [`runner`]: the resumable runner (one JSON line per item and strategy, full transcript);
 //! - [`metrics`]: accuracy with Wilson intervals, recovery and regressions against `local`,
 //!   tokens by role, server calls, latency percentiles;
@@ -14,6 +15,7 @@
 //!   accuracy–cost curve.
 
 pub mod anatomy;
+pub mod cache;
 pub mod learned;
 pub mod metrics;
 pub mod report;

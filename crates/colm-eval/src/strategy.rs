@@ -225,11 +225,19 @@ pub struct TurnOutcome {
     pub tokens: RoleTokens,
     /// Calls made to the server model.
     pub server_calls: u32,
-    /// Wall time, ms.
+    /// Wall time, ms; calls replayed from the run's cache ([`crate::cache`]) count at the wall
+    /// time they took when they ran.
     pub wall_ms: f64,
+    /// Calls answered from the run's cache of greedy calls instead of the model.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_calls: u32,
     /// The full transcript: `{messages, completion | error}` for one model, the CoLM record
     /// (every prompt and answer) for `colm`.
     pub transcript: serde_json::Value,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A strategy ready to answer.
@@ -323,7 +331,14 @@ impl Strategy {
     /// a system message).
     pub async fn answer(&self, history: &[ChatMessage], params: &SamplingParams) -> TurnOutcome {
         let start = Instant::now();
-        let mut out = match &self.inner {
+        let (mut out, replayed) = crate::cache::replay_scope(self.run(history, params)).await;
+        out.wall_ms = start.elapsed().as_secs_f64() * 1000.0 + replayed.wall_ms;
+        out.cached_calls = replayed.calls;
+        out
+    }
+
+    async fn run(&self, history: &[ChatMessage], params: &SamplingParams) -> TurnOutcome {
+        match &self.inner {
             Inner::Single { model, server } => {
                 let mut messages = vec![ChatMessage::system(prompts::CLIENT_SYSTEM)];
                 messages.extend_from_slice(history);
@@ -350,9 +365,7 @@ impl Strategy {
                     None => failed_outcome(e.to_string()),
                 },
             },
-        };
-        out.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
-        out
+        }
     }
 }
 
@@ -381,6 +394,7 @@ async fn single(
         tokens,
         server_calls: u32::from(server),
         wall_ms: 0.0,
+        cached_calls: 0,
         transcript,
     }
 }
@@ -404,6 +418,7 @@ fn failed_outcome(error: String) -> TurnOutcome {
         tokens: RoleTokens::default(),
         server_calls: 0,
         wall_ms: 0.0,
+        cached_calls: 0,
         transcript: serde_json::Value::Null,
     }
 }
@@ -432,6 +447,7 @@ fn outcome<'s>(
         tokens,
         server_calls,
         wall_ms: 0.0,
+        cached_calls: 0,
         transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
     }
 }

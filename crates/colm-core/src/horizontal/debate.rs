@@ -15,7 +15,9 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord};
+use super::{
+    agent_params, finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord,
+};
 use crate::colm::{call, StepKind, StepObserver};
 use crate::model::{ChatMessage, SamplingParams};
 use crate::prompts;
@@ -79,7 +81,9 @@ pub struct DebateConfig {
     pub rounds: u32,
     /// Who reads whom.
     pub topology: Topology,
-    /// Sampling of every call.
+    /// Sampling of every call; agent `i` (from 0) uses seed `params.seed + i`. Agents sharing
+    /// one model need `temperature > 0` to differ (Du et al. sample; `colm`'s spec defaults to
+    /// 0.7).
     pub params: SamplingParams,
 }
 
@@ -151,17 +155,20 @@ pub async fn run(
         } else {
             StepKind::Debate
         };
-        let steps = join_all(debaters.iter().zip(requests).map(|(d, messages)| {
-            call(
-                kind,
-                round,
-                Some(&d.agent.id),
-                d.agent.model.as_ref(),
-                messages,
-                &config.params,
-                observer,
-            )
-        }))
+        let params: Vec<SamplingParams> = (0..n).map(|i| agent_params(&config.params, i)).collect();
+        let steps = join_all(debaters.iter().zip(requests).zip(&params).map(
+            |((d, messages), params)| {
+                call(
+                    kind,
+                    round,
+                    Some(&d.agent.id),
+                    d.agent.model.as_ref(),
+                    messages,
+                    params,
+                    observer,
+                )
+            },
+        ))
         .await;
         let mut errors = Vec::new();
         for (d, step) in debaters.iter_mut().zip(&steps) {

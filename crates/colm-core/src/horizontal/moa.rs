@@ -16,7 +16,9 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{finish, new_record, validate_agents, Agent, StrategyError, StrategyRecord};
+use super::{
+    agent_params, finish, new_record, validate_agents, Agent, StrategyError, StrategyRecord,
+};
 use crate::colm::{call, StepKind, StepObserver};
 use crate::model::SamplingParams;
 use crate::prompts;
@@ -27,7 +29,9 @@ pub struct MoaConfig {
     /// Proposer layers L ≥ 1 before the aggregator (the paper uses 3 with 6 proposers;
     /// "MoA-Lite" uses 2).
     pub layers: u32,
-    /// Sampling of the proposers.
+    /// Sampling of the proposers; proposer `i` (from 0) uses seed `proposer_params.seed + i`.
+    /// Proposers sharing one model need `temperature > 0` to differ (the paper's proposers
+    /// sample at 0.7; `colm`'s spec defaults to it).
     pub proposer_params: SamplingParams,
     /// Sampling of the aggregator.
     pub aggregator_params: SamplingParams,
@@ -76,14 +80,17 @@ pub async fn run(
             let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
             prompts::moa_aggregate(query, &refs)
         };
-        let steps = join_all(proposers.iter().map(|p| {
+        let params: Vec<SamplingParams> = (0..proposers.len())
+            .map(|i| agent_params(&config.proposer_params, i))
+            .collect();
+        let steps = join_all(proposers.iter().zip(&params).map(|(p, params)| {
             call(
                 StepKind::Proposal,
                 layer,
                 Some(&p.id),
                 p.model.as_ref(),
                 messages.clone(),
-                &config.proposer_params,
+                params,
                 observer,
             )
         }))

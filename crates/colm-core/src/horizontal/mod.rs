@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::colm::{totals_of, ModelTotals, Step, StepKind};
 use crate::guidance::VoteTally;
-use crate::model::{ChatModel, ModelError};
+use crate::model::{ChatModel, ModelError, SamplingParams};
 
 pub mod debate;
 pub mod moa;
@@ -186,6 +186,15 @@ fn finish(mut record: StrategyRecord, start: Instant) -> StrategyRecord {
     record.usage_by_model = totals_of(record.steps.iter());
     record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     record
+}
+
+/// The sampling of agent (or sample) `i`, from 0: `params` with seed `params.seed + i`, so that
+/// agents sharing one model draw different samples when `temperature > 0` (greedy ignores it).
+fn agent_params(params: &SamplingParams, i: usize) -> SamplingParams {
+    SamplingParams {
+        seed: params.seed.wrapping_add(i as u32),
+        ..params.clone()
+    }
 }
 
 /// Rejects an empty agent list and duplicate ids.

@@ -7,7 +7,9 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord};
+use super::{
+    agent_params, finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord,
+};
 use crate::colm::{call, StepKind, StepObserver};
 use crate::model::SamplingParams;
 use crate::prompts;
@@ -58,10 +60,7 @@ pub async fn run(
     let start = Instant::now();
     let mut record = new_record("self-consistency", query, config, &[agent]);
     let params: Vec<SamplingParams> = (0..config.samples)
-        .map(|i| SamplingParams {
-            seed: config.params.seed.wrapping_add(i as u32),
-            ..config.params.clone()
-        })
+        .map(|i| agent_params(&config.params, i))
         .collect();
     record.steps = join_all(params.iter().map(|p| {
         call(

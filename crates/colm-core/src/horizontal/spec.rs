@@ -4,10 +4,13 @@
 //! Syntax: `name[:key=value,…]`, with
 //! - `self-consistency[:n=5,t=0.7,on=client]` — n samples at temperature t of the first client
 //!   model (`on=server`: of the server model);
-//! - `debate[:agents=3,rounds=2,topology=full,on=client]` — agents run the client models in turn
-//!   (`on=server`: all the server model); topology `full`, `ring` or `star`;
-//! - `moa[:proposers=3,layers=1]` — proposers run the client models in turn, the server model
-//!   aggregates.
+//! - `debate[:agents=3,rounds=2,topology=full,t=0.7,on=client]` — agents run the client models
+//!   in turn (`on=server`: all the server model); topology `full`, `ring` or `star`; agents
+//!   sample at temperature t (agent i with seed + i), as Du et al. do, so that agents sharing a
+//!   model do not all write the same greedy answer (`t=0`: the run's own sampling);
+//! - `moa[:proposers=3,layers=1,t=0.7]` — proposers run the client models in turn and sample at
+//!   temperature t (the paper's 0.7; proposer i with seed + i; `t=0`: the run's own sampling),
+//!   the server model aggregates with the run's sampling (greedy by default).
 
 use std::sync::Arc;
 
@@ -40,6 +43,8 @@ pub enum HorizontalSpec {
         rounds: u32,
         /// Who reads whom.
         topology: Topology,
+        /// Agents' sampling temperature (0: the run's own sampling).
+        temperature: f32,
         /// Whose models debate.
         side: Side,
     },
@@ -49,6 +54,8 @@ pub enum HorizontalSpec {
         proposers: usize,
         /// Proposer layers ≥ 1.
         layers: u32,
+        /// Proposers' sampling temperature (0: the run's own sampling).
+        temperature: f32,
     },
 }
 
@@ -80,6 +87,18 @@ pub fn count(key: &str, value: &str) -> Result<usize, String> {
         .filter(|n| *n >= 1)
         .ok_or_else(|| format!("`{key}` must be a number ≥ 1, got `{value}`"))
 }
+
+/// Parses a temperature ≥ 0 given for `t`.
+fn temperature(value: &str) -> Result<f32, String> {
+    value
+        .parse::<f32>()
+        .ok()
+        .filter(|t| *t >= 0.0 && t.is_finite())
+        .ok_or_else(|| format!("`t` must be a number ≥ 0, got `{value}`"))
+}
+
+/// The default sampling temperature of debate agents and MoA proposers.
+pub const AGENT_TEMPERATURE: f32 = 0.7;
 
 fn side(value: &str) -> Result<Side, String> {
     match value {
@@ -130,34 +149,46 @@ impl HorizontalSpec {
                 })
             }
             "debate" => {
-                let (mut agents, mut rounds, mut topology, mut on) =
-                    (3, 2, Topology::FullyConnected, Side::Client);
+                let (mut agents, mut rounds, mut topology, mut t, mut on) = (
+                    3,
+                    2,
+                    Topology::FullyConnected,
+                    AGENT_TEMPERATURE,
+                    Side::Client,
+                );
                 for (key, value) in opts {
                     match key {
                         "agents" => agents = count(key, value)?,
                         "rounds" => rounds = count(key, value)? as u32,
                         "topology" => topology = Topology::parse(value)?,
+                        "t" => t = temperature(value)?,
                         "on" => on = side(value)?,
-                        _ => return unknown(key, "agents, rounds, topology, on"),
+                        _ => return unknown(key, "agents, rounds, topology, t, on"),
                     }
                 }
                 Ok(HorizontalSpec::Debate {
                     agents,
                     rounds,
                     topology,
+                    temperature: t,
                     side: on,
                 })
             }
             "moa" => {
-                let (mut proposers, mut layers) = (3, 1);
+                let (mut proposers, mut layers, mut t) = (3, 1, AGENT_TEMPERATURE);
                 for (key, value) in opts {
                     match key {
                         "proposers" => proposers = count(key, value)?,
                         "layers" => layers = count(key, value)? as u32,
-                        _ => return unknown(key, "proposers, layers"),
+                        "t" => t = temperature(value)?,
+                        _ => return unknown(key, "proposers, layers, t"),
                     }
                 }
-                Ok(HorizontalSpec::Moa { proposers, layers })
+                Ok(HorizontalSpec::Moa {
+                    proposers,
+                    layers,
+                    temperature: t,
+                })
             }
             other => Err(format!("unknown strategy `{other}` ({})", NAMES.join(", "))),
         }
@@ -188,6 +219,7 @@ impl HorizontalSpec {
                 agents,
                 rounds,
                 topology,
+                temperature,
                 side,
             } => {
                 let mut o = Vec::new();
@@ -200,18 +232,28 @@ impl HorizontalSpec {
                 if *topology != Topology::FullyConnected {
                     o.push(format!("topology={}", topology.name()));
                 }
+                if *temperature != AGENT_TEMPERATURE {
+                    o.push(format!("t={temperature}"));
+                }
                 if *side != Side::Client {
                     o.push(format!("on={}", side_name(*side)));
                 }
                 ("debate", o)
             }
-            HorizontalSpec::Moa { proposers, layers } => {
+            HorizontalSpec::Moa {
+                proposers,
+                layers,
+                temperature,
+            } => {
                 let mut o = Vec::new();
                 if *proposers != 3 {
                     o.push(format!("proposers={proposers}"));
                 }
                 if *layers != 1 {
                     o.push(format!("layers={layers}"));
+                }
+                if *temperature != AGENT_TEMPERATURE {
+                    o.push(format!("t={temperature}"));
                 }
                 ("moa", o)
             }
@@ -253,6 +295,7 @@ impl HorizontalSpec {
                 agents,
                 rounds,
                 topology,
+                temperature,
                 side,
             } => Horizontal::Debate {
                 agents: (0..*agents)
@@ -260,8 +303,13 @@ impl HorizontalSpec {
                     .collect(),
                 rounds: *rounds,
                 topology: *topology,
+                temperature: *temperature,
             },
-            HorizontalSpec::Moa { proposers, layers } => Horizontal::Moa {
+            HorizontalSpec::Moa {
+                proposers,
+                layers,
+                temperature,
+            } => Horizontal::Moa {
                 proposers: (0..*proposers)
                     .map(|i| {
                         Agent::new(
@@ -273,6 +321,7 @@ impl HorizontalSpec {
                     .collect(),
                 aggregator: Agent::new("aggregator", Side::Server, server.clone()),
                 layers: *layers,
+                temperature: *temperature,
             },
         })
     }
@@ -298,6 +347,8 @@ pub enum Horizontal {
         rounds: u32,
         /// Who reads whom.
         topology: Topology,
+        /// Agents' sampling temperature (0: the caller's sampling).
+        temperature: f32,
     },
     /// Mixture of agents.
     Moa {
@@ -307,12 +358,15 @@ pub enum Horizontal {
         aggregator: Agent,
         /// Proposer layers.
         layers: u32,
+        /// Proposers' sampling temperature (0: the caller's sampling).
+        temperature: f32,
     },
 }
 
 impl Horizontal {
-    /// Runs the strategy on `query`; `params` sets every call's sampling (self-consistency
-    /// replaces its temperature; sample i adds i to its seed).
+    /// Runs the strategy on `query`; `params` sets every call's sampling, except that
+    /// self-consistency samples, debate agents and MoA proposers use the strategy's own
+    /// temperature when it is above 0 (sample, agent or proposer i adds i to the seed).
     ///
     /// # Errors
     /// As the strategy's `run`.
@@ -341,11 +395,12 @@ impl Horizontal {
                 agents,
                 rounds,
                 topology,
+                temperature,
             } => {
                 let config = DebateConfig {
                     rounds: *rounds,
                     topology: *topology,
-                    params: params.clone(),
+                    params: with_temperature(params, *temperature),
                 };
                 debate::run(query, agents, &config, observer).await
             }
@@ -353,15 +408,28 @@ impl Horizontal {
                 proposers,
                 aggregator,
                 layers,
+                temperature,
             } => {
                 let config = MoaConfig {
                     layers: *layers,
-                    proposer_params: params.clone(),
+                    proposer_params: with_temperature(params, *temperature),
                     aggregator_params: params.clone(),
                 };
                 moa::run(query, proposers, aggregator, &config, observer).await
             }
         }
+    }
+}
+
+/// `params` with `temperature` when it is above 0, else `params` as they are.
+fn with_temperature(params: &SamplingParams, temperature: f32) -> SamplingParams {
+    if temperature > 0.0 {
+        SamplingParams {
+            temperature,
+            ..params.clone()
+        }
+    } else {
+        params.clone()
     }
 }
 

@@ -284,6 +284,9 @@ fn specs_parse_name_canonically_and_reject_bad_options() {
         ("debate:on=server,rounds=3", "debate:rounds=3,on=server"),
         ("moa:layers=2,proposers=2", "moa:proposers=2,layers=2"),
         ("self-consistency:n=3,t=1", "self-consistency:n=3,t=1"),
+        ("debate:t=0,agents=3", "debate:t=0"),
+        ("debate:t=0.7", "debate"),
+        ("moa:t=1.2", "moa:t=1.2"),
     ] {
         let parsed = HorizontalSpec::parse(spec).unwrap();
         assert_eq!(parsed.name(), name);
@@ -296,6 +299,8 @@ fn specs_parse_name_canonically_and_reject_bad_options() {
         "self-consistency:on=cloud",
         "moa:k=2",
         "moa:layers",
+        "moa:t=-1",
+        "debate:t=hot",
         "vote",
     ] {
         assert!(HorizontalSpec::parse(bad).is_err(), "{bad}");
@@ -342,4 +347,66 @@ async fn built_strategies_put_agents_on_their_sides() {
         .unwrap()
         .build(&[], small)
         .is_err());
+}
+
+/// One model shared by every agent: with the spec's default temperature, agents (and MoA
+/// proposers) sample with distinct seeds and so can differ; the aggregator keeps the caller's
+/// greedy sampling; `t=0` leaves every call to the caller's sampling.
+#[tokio::test]
+async fn agents_sharing_a_model_sample_with_distinct_seeds() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let shared = Scripted::sampled("small", move |_, p| {
+        log.lock().unwrap().push((p.temperature, p.seed));
+        Ok(format!("the answer is {}.", p.seed))
+    });
+    let big_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let big_log = big_seen.clone();
+    let big = Scripted::sampled("big", move |_, p| {
+        big_log.lock().unwrap().push(p.temperature);
+        Ok("the answer is 1.".into())
+    });
+    let clients: Vec<Arc<dyn ChatModel>> = vec![shared.clone()];
+    let greedy = crate::SamplingParams {
+        seed: 10,
+        ..crate::SamplingParams::default()
+    };
+    let debate = HorizontalSpec::parse("debate:agents=3,rounds=1")
+        .unwrap()
+        .build(&clients, big.clone())
+        .unwrap();
+    let record = debate.run("Q?", &greedy, None).await.unwrap();
+    let mut calls = seen.lock().unwrap().clone();
+    calls.sort_by_key(|c| c.1);
+    assert_eq!(calls, [(0.7, 10), (0.7, 11), (0.7, 12)]);
+    let answers: std::collections::BTreeSet<&str> =
+        record.steps.iter().filter_map(|s| s.text()).collect();
+    assert_eq!(answers.len(), 3, "three distinct samples");
+
+    seen.lock().unwrap().clear();
+    HorizontalSpec::parse("moa:proposers=2")
+        .unwrap()
+        .build(&clients, big.clone())
+        .unwrap()
+        .run("Q?", &greedy, None)
+        .await
+        .unwrap();
+    let mut calls = seen.lock().unwrap().clone();
+    calls.sort_by_key(|c| c.1);
+    assert_eq!(calls, [(0.7, 10), (0.7, 11)]);
+    assert_eq!(
+        *big_seen.lock().unwrap(),
+        [0.0],
+        "the aggregator stays greedy"
+    );
+
+    seen.lock().unwrap().clear();
+    HorizontalSpec::parse("debate:agents=2,rounds=1,t=0")
+        .unwrap()
+        .build(&clients, big)
+        .unwrap()
+        .run("Q?", &greedy, None)
+        .await
+        .unwrap();
+    assert!(seen.lock().unwrap().iter().all(|c| c.0 == 0.0));
 }

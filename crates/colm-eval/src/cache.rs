@@ -1,0 +1,297 @@
+//! Reuse of greedy model calls across the strategies of a run.
+//!
+//! Several strategies send a model the very same request: the `local` draft is also the first
+//! step of `colm` and of every `cascade`, and a cascade's escalation to the server is the
+//! `server` strategy's request. Under greedy decoding (`temperature == 0`) the answer to a
+//! request is determined by the model and the request, so a run answers each distinct greedy
+//! request once and replays it for the other strategies, as evaluation harnesses do with their
+//! request caches (lm-evaluation-harness `--use_cache`, HELM). The strategies run the same
+//! code either way; only the model below them is wrapped ([`CachedModel`]).
+//!
+//! - **Key**: the model's name, the exact messages and every sampling parameter. Sampled calls
+//!   (`temperature > 0`) are never cached.
+//! - **Warm start**: [`CallCache::warm`] indexes the one-call transcripts (`local`, `server`)
+//!   already in a run folder's records, so a later session's strategies reuse them too.
+//! - **Latency**: a replayed call counts at the wall time it took when it ran (queueing
+//!   included), added to the item's wall time through [`replay_scope`]; [`TurnOutcome`]
+//!   reports how many calls were replayed.
+//!
+//! Batched greedy decoding is not bit-reproducible run to run (concurrency > 1), so a replayed
+//! answer is one the model gave to that request in this run, not necessarily the one a fresh
+//! call would give.
+//!
+//! [`TurnOutcome`]: crate::strategy::TurnOutcome
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+
+use crate::runner::{Record, RunSettings};
+
+/// A cached answer and the wall time its call took, ms.
+#[derive(Clone)]
+struct Entry {
+    completion: Completion,
+    wall_ms: f64,
+}
+
+/// The greedy calls answered so far in a run, shared by every [`CachedModel`] of the run.
+#[derive(Default)]
+pub struct CallCache {
+    entries: Mutex<HashMap<String, Entry>>,
+    hits: AtomicU64,
+}
+
+/// The cache key of a call; `None` for sampled calls (never cached).
+fn key(model: &str, messages: &[ChatMessage], params: &SamplingParams) -> Option<String> {
+    if params.temperature != 0.0 {
+        return None;
+    }
+    serde_json::to_string(&(model, messages, params)).ok()
+}
+
+impl CallCache {
+    /// An empty cache.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Indexes the one-call transcripts (`{model, messages, completion}`, written by the
+    /// `local` and `server` strategies) of `records`, which ran with `settings.params`.
+    /// Returns how many calls were added.
+    pub fn warm(&self, records: &[Record], settings: &RunSettings) -> usize {
+        let Ok(mut entries) = self.entries.lock() else {
+            return 0;
+        };
+        let mut added = 0;
+        for turn in records.iter().flat_map(|r| &r.turns) {
+            let t = &turn.transcript;
+            let (Some(model), Some(messages), Some(completion)) = (
+                t.get("model").and_then(|m| m.as_str()),
+                t.get("messages"),
+                t.get("completion"),
+            ) else {
+                continue;
+            };
+            let (Ok(messages), Ok(completion)) = (
+                serde_json::from_value::<Vec<ChatMessage>>(messages.clone()),
+                serde_json::from_value::<Completion>(completion.clone()),
+            ) else {
+                continue;
+            };
+            if let Some(k) = key(model, &messages, &settings.params) {
+                let entry = Entry {
+                    completion,
+                    wall_ms: turn.wall_ms,
+                };
+                if entries.insert(k, entry).is_none() {
+                    added += 1;
+                }
+            }
+        }
+        added
+    }
+
+    /// Calls answered from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    fn get(&self, key: &str) -> Option<Entry> {
+        self.entries.lock().ok()?.get(key).cloned()
+    }
+
+    fn put(&self, key: String, entry: Entry) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.entry(key).or_insert(entry);
+        }
+    }
+}
+
+/// Replayed calls of one item: (count, their original wall time in ms).
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Replayed {
+    /// Calls answered from the cache.
+    pub calls: u32,
+    /// The wall time those calls took when they ran, ms.
+    pub wall_ms: f64,
+}
+
+tokio::task_local! {
+    static REPLAYED: Cell<Replayed>;
+}
+
+/// Runs `fut`, returning its output and the calls the cache answered within it.
+pub async fn replay_scope<T>(fut: impl Future<Output = T>) -> (T, Replayed) {
+    REPLAYED
+        .scope(Cell::new(Replayed::default()), async {
+            let out = fut.await;
+            (out, REPLAYED.with(Cell::get))
+        })
+        .await
+}
+
+/// A [`ChatModel`] that answers repeated greedy requests from a [`CallCache`].
+pub struct CachedModel {
+    inner: Arc<dyn ChatModel>,
+    cache: Arc<CallCache>,
+}
+
+impl CachedModel {
+    /// Wraps `inner` over `cache`.
+    pub fn new(inner: Arc<dyn ChatModel>, cache: Arc<CallCache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl ChatModel for CachedModel {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let Some(k) = key(self.inner.name(), messages, params) else {
+            return self.inner.chat(messages, params).await;
+        };
+        if let Some(hit) = self.cache.get(&k) {
+            self.cache.hits.fetch_add(1, Ordering::Relaxed);
+            // Outside a replay scope there is no item to charge the time to.
+            let _ = REPLAYED.try_with(|r| {
+                let mut v = r.get();
+                v.calls += 1;
+                v.wall_ms += hit.wall_ms;
+                r.set(v);
+            });
+            return Ok(hit.completion);
+        }
+        let start = Instant::now();
+        let completion = self.inner.chat(messages, params).await?;
+        self.cache.put(
+            k,
+            Entry {
+                completion: completion.clone(),
+                wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+            },
+        );
+        Ok(completion)
+    }
+
+    fn queue_depth(&self) -> Option<usize> {
+        self.inner.queue_depth()
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.inner.count_tokens(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colm_core::{FinishReason, Timings, Usage};
+
+    /// Answers with the number of calls so far, or fails when `fail` is set.
+    struct Counting {
+        calls: std::sync::atomic::AtomicU32,
+        fail: bool,
+    }
+
+    impl Counting {
+        fn new(fail: bool) -> Arc<Self> {
+            Arc::new(Self {
+                calls: Default::default(),
+                fail,
+            })
+        }
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::Relaxed)
+        }
+    }
+
+    #[async_trait]
+    impl ChatModel for Counting {
+        fn name(&self) -> &str {
+            "m"
+        }
+        async fn chat(
+            &self,
+            _messages: &[ChatMessage],
+            _params: &SamplingParams,
+        ) -> Result<Completion, ModelError> {
+            let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.fail {
+                return Err(ModelError::Inference("down".into()));
+            }
+            Ok(Completion {
+                text: format!("answer {n}"),
+                usage: Usage::default(),
+                mean_logprob: None,
+                finish_reason: FinishReason::Stop,
+                timings: Timings::default(),
+                fallback: None,
+                wire: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn greedy_calls_are_answered_once_and_replayed_with_their_time() {
+        let model = Counting::new(false);
+        let cache = CallCache::new();
+        let cached = CachedModel::new(model.clone(), cache.clone());
+        let greedy = SamplingParams::default();
+        let msgs = vec![ChatMessage::user("q")];
+        let (first, r1) = replay_scope(cached.chat(&msgs, &greedy)).await;
+        let (second, r2) = replay_scope(cached.chat(&msgs, &greedy)).await;
+        assert_eq!(first.unwrap().text, "answer 1");
+        assert_eq!(second.unwrap().text, "answer 1");
+        assert_eq!(model.calls(), 1);
+        assert_eq!(r1.calls, 0);
+        assert_eq!(r2.calls, 1);
+        assert_eq!(cache.hits(), 1);
+
+        // Other messages, other parameters, or sampling: the model is called.
+        let other = vec![ChatMessage::user("q"), ChatMessage::user("more")];
+        cached.chat(&other, &greedy).await.unwrap();
+        let longer = SamplingParams {
+            max_tokens: 7,
+            ..SamplingParams::default()
+        };
+        cached.chat(&msgs, &longer).await.unwrap();
+        let sampled = SamplingParams {
+            temperature: 0.7,
+            ..SamplingParams::default()
+        };
+        let a = cached.chat(&msgs, &sampled).await.unwrap();
+        let b = cached.chat(&msgs, &sampled).await.unwrap();
+        assert_ne!(a.text, b.text);
+        assert_eq!(model.calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn failed_calls_are_not_cached() {
+        let model = Counting::new(true);
+        let cached = CachedModel::new(model.clone(), CallCache::new());
+        let msgs = vec![ChatMessage::user("q")];
+        assert!(cached
+            .chat(&msgs, &SamplingParams::default())
+            .await
+            .is_err());
+        assert!(cached
+            .chat(&msgs, &SamplingParams::default())
+            .await
+            .is_err());
+        assert_eq!(model.calls(), 2);
+    }
+}
