@@ -200,6 +200,20 @@ fn markdown(
          share of the items `local` got right that the strategy gets wrong. Tokens are means per \
          item in each model's own tokens; latency is an item's wall time.\n",
     );
+    let replayed: u64 = records
+        .iter()
+        .flat_map(|r| &r.turns)
+        .map(|t| u64::from(t.cached_calls))
+        .sum();
+    if replayed > 0 {
+        let _ = writeln!(
+            md,
+            "\n{replayed} calls were identical greedy requests already answered in this run (for \
+             example the `local` draft that `colm` and `cascade` start from) and were replayed \
+             from the run's cache; their tokens are counted as spent, and their wall time as it \
+             was when they ran."
+        );
+    }
     let cats = category_table(records);
     if !cats.is_empty() {
         md.push_str("\n## By category (mean score: accuracy, or rating)\n\n");
