@@ -93,6 +93,27 @@ fn gsm8k_run_resumes_and_reports() {
     let local = recs.iter().find(|r| r["strategy"] == "local").unwrap();
     assert_eq!(local["tokens"]["server_prompt"], 0);
     assert_eq!(local["server_calls"], 0);
+    // CoLM's draft is the `local` request: answered once, replayed, tokens still counted.
+    for colm_rec in recs
+        .iter()
+        .filter(|r| r["strategy"] == "colm:mode=critique")
+    {
+        let turn = &colm_rec["turns"][0];
+        assert_eq!(turn["cached_calls"], 1, "{turn}");
+        let local = recs
+            .iter()
+            .find(|r| r["strategy"] == "local" && r["item"] == colm_rec["item"])
+            .unwrap();
+        let draft = &turn["transcript"]["rounds"][0]["drafts"][0]["outcome"]["completion"];
+        let local_completion = &local["turns"][0]["transcript"]["completion"];
+        assert_eq!(draft["text"], local_completion["text"]);
+        assert!(
+            colm_rec["tokens"]["client_completion"].as_u64().unwrap()
+                >= local_completion["usage"]["completion_tokens"]
+                    .as_u64()
+                    .unwrap()
+        );
+    }
 
     // A rerun finds everything done and writes nothing.
     let again = colm(&args);
