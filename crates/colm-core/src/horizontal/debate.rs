@@ -134,6 +134,7 @@ pub async fn run(
         })
         .collect();
     let n = debaters.len();
+    let params: Vec<SamplingParams> = (0..n).map(|i| agent_params(&config.params, i)).collect();
     for round in 1..=config.rounds {
         let requests: Vec<Vec<ChatMessage>> = if round == 1 {
             debaters.iter().map(|d| d.history.clone()).collect()
@@ -155,7 +156,6 @@ pub async fn run(
         } else {
             StepKind::Debate
         };
-        let params: Vec<SamplingParams> = (0..n).map(|i| agent_params(&config.params, i)).collect();
         let steps = join_all(debaters.iter().zip(requests).zip(&params).map(
             |((d, messages), params)| {
                 call(

@@ -384,10 +384,7 @@ impl Horizontal {
             } => {
                 let config = SelfConsistencyConfig {
                     samples: *samples,
-                    params: SamplingParams {
-                        temperature: *temperature,
-                        ..params.clone()
-                    },
+                    params: with_temperature(params, *temperature),
                 };
                 self_consistency::run(query, agent, &config, observer).await
             }
