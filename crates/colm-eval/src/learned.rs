@@ -13,6 +13,10 @@
 //! [`curve`] sweeps the threshold on held-back items: for each share of server tokens, the
 //! accuracy, and the **share of the server's gain reached** (RouteLLM's PGR):
 //! `(accuracy − local) / (escalation − local)`.
+//!
+//! [`cross_fitted`] routes every item of a run with routers trained on the other folds, so that
+//! the learned router gets a point on a run's quality–cost frontier ([`crate::report`]) next to
+//! the strategies that ran on all the items.
 
 use std::collections::BTreeMap;
 
@@ -316,9 +320,155 @@ pub fn gain_at(curve: &[CurvePoint], budget: f64) -> Option<CurvePoint> {
         .copied()
 }
 
+/// Name of the learned router's rows in a run's report ([`cross_fitted`]).
+pub const CROSS_FITTED: &str = "learned-router";
+
+/// The learned router's answers on every item of a run, **cross-fitted** so that its point can
+/// stand next to the strategies that ran on all items: the items are split into `folds` by
+/// position (`index % folds`), and each fold is routed by a router trained (as
+/// [`LearnedRouter::train`], for `budget_share` of the server tokens) on the other folds only,
+/// so no item is routed by a router that saw its outcome.
+///
+/// An escalated item takes the `escalation` record's answer and score and spends both records'
+/// tokens and wall time (the draft is written before the router decides and is kept when it
+/// does not escalate); an item kept on the device is the `local` record. The records are named
+/// `learned-router:budget=B` ([`CROSS_FITTED`]) and ordered by item position; items missing
+/// either record are left out.
+///
+/// # Errors
+/// As [`examples`]; and when a fold's training items hold one class only (the fold is named).
+pub fn cross_fitted(
+    records: &[Record],
+    escalation: &str,
+    budget_share: f64,
+    folds: usize,
+) -> anyhow::Result<Vec<Record>> {
+    let folds = folds.max(2);
+    let all = examples(records, escalation)?;
+    let by = |strategy: &str| -> BTreeMap<&str, &Record> {
+        records
+            .iter()
+            .filter(|r| r.strategy == strategy)
+            .map(|r| (r.item.as_str(), r))
+            .collect()
+    };
+    let (local, esc) = (by(crate::metrics::BASELINE), by(escalation));
+    let name = format!("{CROSS_FITTED}:budget={budget_share}");
+    let mut out = Vec::with_capacity(all.len());
+    for fold in 0..folds {
+        let (test, train): (Vec<Example>, Vec<Example>) =
+            all.iter().cloned().partition(|e| e.index % folds == fold);
+        if test.is_empty() {
+            continue;
+        }
+        let router = LearnedRouter::train(&train, escalation, budget_share)
+            .with_context(|| format!("training on the items outside fold {}/{folds}", fold + 1))?;
+        for e in &test {
+            let (Some(l), Some(x)) = (local.get(e.item.as_str()), esc.get(e.item.as_str())) else {
+                continue;
+            };
+            let mut r = if router.escalate(&e.features) {
+                let mut r = (*x).clone();
+                r.tokens.sum(l.tokens);
+                r.wall_ms += l.wall_ms;
+                r
+            } else {
+                (*l).clone()
+            };
+            r.strategy.clone_from(&name);
+            out.push(r);
+        }
+    }
+    out.sort_by_key(|r| r.index);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::RoleTokens;
+
+    fn record(index: usize, strategy: &str, logprob: f64, right: bool) -> Record {
+        let turn = crate::strategy::TurnOutcome {
+            answer: Some("42".into()),
+            error: None,
+            tokens: RoleTokens {
+                server_completion: if strategy == "server" { 100 } else { 0 },
+                client_completion: if strategy == "local" { 50 } else { 0 },
+                ..RoleTokens::default()
+            },
+            server_calls: u32::from(strategy == "server"),
+            wall_ms: 1000.0,
+            cached_calls: 0,
+            transcript: serde_json::json!({
+                "messages": [{"role": "user", "content": format!("Question {index} with 3 apples")}],
+                "completion": {
+                    "mean_logprob": logprob,
+                    "usage": {"completion_tokens": 50},
+                    "finish_reason": "stop",
+                },
+            }),
+        };
+        Record {
+            suite: "gsm8k".into(),
+            item: format!("t:{index}"),
+            index,
+            category: None,
+            strategy: strategy.into(),
+            tokens: turn.tokens,
+            server_calls: turn.server_calls,
+            wall_ms: turn.wall_ms,
+            turns: vec![turn],
+            score: Some(crate::suite::Score::binary(right, Some("42".into()))),
+            error: None,
+            wire_bytes: None,
+        }
+    }
+
+    /// Every item is routed once, by a router that did not train on it; with a budget that
+    /// covers the unsure drafts, the cross-fitted router escalates exactly those and is right on
+    /// all, and an escalated item spends the draft's and the server's tokens.
+    #[test]
+    fn cross_fitted_routes_every_item_with_a_router_that_did_not_see_it() {
+        let mut records = Vec::new();
+        for i in 1..=60 {
+            let unsure = i % 4 != 0;
+            let lp = if unsure { -0.6 - 0.01 * i as f64 } else { -0.1 };
+            records.push(record(i, "local", lp, !unsure));
+            records.push(record(i, "server", lp, true));
+        }
+        let routed = cross_fitted(&records, "server", 0.8, 3).unwrap();
+        assert_eq!(routed.len(), 60);
+        assert!(routed.windows(2).all(|w| w[0].index < w[1].index));
+        assert!(routed
+            .iter()
+            .all(|r| r.strategy == "learned-router:budget=0.8"));
+        assert!(
+            routed.iter().all(Record::correct),
+            "every unsure draft escalated"
+        );
+        let escalated: Vec<&Record> = routed.iter().filter(|r| r.server_calls == 1).collect();
+        // All 45 unsure drafts, and not every sure one (the budget is 80%).
+        assert!((45..60).contains(&escalated.len()), "{}", escalated.len());
+        assert!(escalated
+            .iter()
+            .all(|r| r.tokens.server_completion == 100 && r.tokens.client_completion == 50));
+        assert!(escalated.iter().all(|r| (r.wall_ms - 2000.0).abs() < 1e-9));
+        // A budget of nothing keeps every item on the device.
+        let kept = cross_fitted(&records, "server", 0.0, 3).unwrap();
+        assert_eq!(kept.iter().filter(|r| r.correct()).count(), 15);
+        // Nothing to learn in a fold is an error that names the fold.
+        let hopeless: Vec<Record> = (1..=9)
+            .flat_map(|i| {
+                [
+                    record(i, "local", -0.5, false),
+                    record(i, "server", -0.5, true),
+                ]
+            })
+            .collect();
+        let err = cross_fitted(&hopeless, "server", 0.5, 3).unwrap_err();
+        assert!(format!("{err:#}").contains("fold 1/3"), "{err:#}");
+    }
 
     fn ex(index: usize, logprob: f64, local: bool, esc: bool) -> Example {
         Example {

@@ -1,7 +1,10 @@
 //! Reports of a run: `report.md` (settings, the metrics table, per-category accuracy),
 //! `report.json` (settings + metrics), and two PNG plots drawn with plotters:
 //! `accuracy.png` (accuracy with its 95% interval per strategy) and
-//! `accuracy-vs-server-tokens.png` (accuracy against mean server decode tokens per item).
+//! `accuracy-vs-server-tokens.png` (accuracy against mean server decode tokens per item, with
+//! the random-routing segment from `local` to `server`). When a run holds `local` and `server`,
+//! the learned router joins the table and the plots, cross-fitted
+//! ([`crate::learned::cross_fitted`]).
 //!
 //! Text in the plots uses DejaVu Sans from `/usr/share/fonts/truetype/dejavu/` (Debian package
 //! `fonts-dejavu-core`, installed by `scripts/setup`) or the file named by `$COLM_PLOT_FONT`.
@@ -125,7 +128,8 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
     let settings = read_settings(run)?;
     let records = read_records(run)?;
     anyhow::ensure!(!records.is_empty(), "{} has no records yet", run.display());
-    let metrics = summarize(&records);
+    let (routed, router_note) = learned_router_rows(&records);
+    let metrics = summarize(&[records.as_slice(), routed.as_slice()].concat());
     // The anatomy needs the items (references); a data file that is not there skips it.
     let items = crate::suite::load(settings.suite, &settings.data, &settings.suite_options);
     let anatomy = items
@@ -134,7 +138,7 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
         .unwrap_or_default();
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let md_path = to.join("report.md");
-    let mut md = markdown(&settings, &records, &metrics, command);
+    let mut md = markdown(&settings, &records, &metrics, command, &router_note);
     if !anatomy.is_empty() {
         md.push_str(
             "\n## Anatomy of the CoLM answers\n\nThe first collaborator's draft, the server's \
@@ -161,11 +165,44 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
     Ok(vec![md_path, json_path, acc, frontier])
 }
 
+/// Target share of the server tokens for the learned router's row in a report.
+pub const ROUTER_BUDGET: f64 = 0.5;
+
+/// Folds of the learned router's cross-fitting in a report.
+pub const ROUTER_FOLDS: usize = 3;
+
+/// The learned router's rows ([`crate::learned::cross_fitted`], escalation `server`, budget
+/// [`ROUTER_BUDGET`], [`ROUTER_FOLDS`] folds) and a paragraph saying how they were made — or
+/// why there are none — when the run holds both `local` and `server`; nothing otherwise.
+fn learned_router_rows(records: &[Record]) -> (Vec<Record>, String) {
+    let has = |s: &str| records.iter().any(|r| r.strategy == s);
+    if !has(BASELINE) || !has("server") {
+        return (Vec::new(), String::new());
+    }
+    match crate::learned::cross_fitted(records, "server", ROUTER_BUDGET, ROUTER_FOLDS) {
+        Ok(routed) => (
+            routed,
+            format!(
+                "\nThe `{}` row was not run: it replays this run's `local` and `server` records \
+                 through the learned router (`colm router train`, a logistic regression on the \
+                 draft's confidence and length and the query's features), cross-fitted in \
+                 {ROUTER_FOLDS} folds by item position — each fold routed by a router trained on \
+                 the other folds to spend {:.0}% of the server tokens escalating every item would. \
+                 An escalated item counts the draft's and the server's tokens and wall time.\n",
+                crate::learned::CROSS_FITTED,
+                100.0 * ROUTER_BUDGET
+            ),
+        ),
+        Err(e) => (Vec::new(), format!("\nNo learned-router row: {e:#}.\n")),
+    }
+}
+
 fn markdown(
     settings: &RunSettings,
     records: &[Record],
     metrics: &[StrategyMetrics],
     command: Option<&str>,
+    router_note: &str,
 ) -> String {
     let mut md = format!("# {} — colm eval\n\n", settings.suite.name());
     if let Some(c) = command {
@@ -200,6 +237,7 @@ fn markdown(
          share of the items `local` got right that the strategy gets wrong. Tokens are means per \
          item in each model's own tokens; latency is an item's wall time.\n",
     );
+    md.push_str(router_note);
     let replayed: u64 = records
         .iter()
         .flat_map(|r| &r.turns)
@@ -395,6 +433,34 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
         .y_desc(label)
         .draw()
         .map_err(plot_err)?;
+    // Random routing (RouteLLM's reference): escalating a random share p of the items reaches
+    // local + p·(server − local) for p of the server's tokens — the segment local–server.
+    let point = |name: &str| {
+        let m = metrics.iter().find(|m| m.strategy == name)?;
+        Some((m.tokens.server_completion, quality(m)?.0))
+    };
+    if let (Some(a), Some(b)) = (point(BASELINE), point("server")) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [a, b],
+                6,
+                4,
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(plot_err)?
+            .label("random routing between local and server")
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4).stroke_width(1))
+            });
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(plot_err)?;
+    }
     for (i, m) in metrics.iter().enumerate() {
         let Some((v, lo, hi)) = quality(m) else {
             continue;
