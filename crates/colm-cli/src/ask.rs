@@ -66,6 +66,16 @@ pub struct AskArgs {
     /// Sampling seed (with temperature > 0).
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
+    /// Route the query with the device–cloud router instead: the first --client drafts, and
+    /// the policy in this TOML file (`docs/router.toml`: cascade threshold, server-token and
+    /// latency budgets, data residency) decides whether it stays local, goes to the --server
+    /// model (`remote`) or gets a CoLM round (`colm`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["strategy", "rounds", "top_k", "mode"])]
+    pub router: Option<std::path::PathBuf>,
+    /// With --router: the query is sensitive whatever the detector finds (it stays on the
+    /// device, or leaves with its detected spans replaced, as the router file says).
+    #[arg(long, requires = "router")]
+    pub sensitive: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Print the full record as JSON on stdout instead of the step-by-step view.
@@ -78,6 +88,12 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .query
         .clone()
         .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
+    // A bad router file fails before any model loads.
+    let router = args
+        .router
+        .as_deref()
+        .map(crate::route::RouterFile::load)
+        .transpose()?;
     let horizontal = match args.strategy.as_str() {
         "colm" => None,
         other => Some(HorizontalSpec::parse(other).map_err(anyhow::Error::msg)?),
@@ -124,9 +140,10 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
 
     if !args.json {
         let clients: Vec<&str> = collaborators.iter().map(|c| c.model.name()).collect();
-        let shape = match &horizontal {
-            Some(h) => h.name(),
-            None => format!(
+        let shape = match (&horizontal, &args.router) {
+            (_, Some(path)) => format!("router {}", path.display()),
+            (Some(h), None) => h.name(),
+            (None, None) => format!(
                 "{} round(s){}",
                 config.rounds,
                 config
@@ -142,6 +159,22 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             colm_engine::build_info()
         );
         println!("\nQuery: {query}");
+    }
+    if let Some(file) = router {
+        let local = collaborators
+            .first()
+            .map(|c| c.model.clone())
+            .context("--router needs a --client")?;
+        return crate::route::ask(
+            file,
+            &query,
+            args.sensitive,
+            local,
+            server.engine.clone(),
+            &config.client_params,
+            args.json,
+        )
+        .await;
     }
     let print_step = |s: &Step| print_step(s);
     let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
@@ -220,7 +253,8 @@ fn heading(s: &Step) -> String {
     format!("{round}{kind} · {who} ({})", s.model)
 }
 
-fn print_step(s: &Step) {
+/// Prints one step: heading, token counts, speed and text (or the failure).
+pub(crate) fn print_step(s: &Step) {
     let mut out = std::io::stdout().lock();
     match &s.outcome {
         colm::StepOutcome::Ok { completion: c } => {

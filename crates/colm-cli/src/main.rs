@@ -5,6 +5,7 @@ mod client;
 mod eval;
 mod load;
 mod models;
+mod route;
 mod router;
 mod serve;
 

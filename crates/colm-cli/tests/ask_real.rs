@@ -118,3 +118,78 @@ fn server_selects_top_k_among_two_clients() {
     assert_eq!(drafts.len(), chosen.len());
     assert_eq!(rec["final_answers"].as_array().unwrap().len(), chosen.len());
 }
+
+/// `colm ask --router FILE` on GSM8K item 1 ("Janet's ducks…") with "Janet" configured as a
+/// sensitive name: redacted escalation, residency on the device, the server-token budget, and
+/// a bad router file refused with the key and the file named.
+#[test]
+fn router_file_routes_a_real_item_with_residency_and_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = first_gsm8k_question();
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let routed = |path: &str| ask(&["--router", path, "--max-tokens", "64", &q]);
+
+    // Every draft escalates (τ = 0); the name leaves the device as a placeholder.
+    let redact = file(
+        "redact.toml",
+        "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\nsensitive_names = [\"Janet\"]\n",
+    );
+    let r = routed(&redact);
+    assert_eq!(r["route"], "remote", "{r}");
+    assert_eq!(r["redacted"], true);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    assert!(text_of(&steps[0]).len() > 10);
+    let sent = steps[1]["messages"].to_string();
+    assert!(
+        sent.contains("<NAME_1>") && !sent.contains("Janet"),
+        "{sent}"
+    );
+    let answer = r["answer"].as_str().unwrap();
+    assert!(!answer.is_empty() && !answer.contains("<NAME_"), "{answer}");
+    assert_eq!(r["fallback"], Value::Null);
+
+    // Residency "local": the same query never leaves the device.
+    let stay = file(
+        "stay.toml",
+        "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\nresidency = \"local\"\n\
+         sensitive_names = [\"Janet\"]\n",
+    );
+    let r = routed(&stay);
+    assert_eq!(r["route"], "local", "{r}");
+    assert_eq!(r["steps"].as_array().unwrap().len(), 1);
+    assert!(
+        r["reasons"].to_string().contains("stays on the device"),
+        "{r}"
+    );
+    assert_eq!(r["answer"].as_str(), Some(text_of(&r["steps"][0])));
+
+    // A server-token budget smaller than one escalation keeps the query local.
+    let budget = file(
+        "budget.toml",
+        "[router]\nescalate_to = \"colm\"\nthreshold = 0.0\nserver_tokens_per_window = 10\n",
+    );
+    let r = routed(&budget);
+    assert_eq!(r["route"], "local", "{r}");
+    assert!(
+        r["reasons"].to_string().contains("server-token budget"),
+        "{r}"
+    );
+
+    // A bad file is refused, naming the key and the file.
+    let bad = file("bad.toml", "[router]\nthreshold = 0.5\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(["ask", "--json", "--router", &bad, &q])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("threshold") && err.contains("bad.toml"),
+        "{err}"
+    );
+}
