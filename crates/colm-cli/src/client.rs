@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{CollabClient, RemoteConfig, SessionConfig};
+use colm_client::{CollabClient, RemoteChat, RemoteConfig, RoutedChat, SessionConfig};
+use colm_core::vertical::Router;
 use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
@@ -52,6 +53,12 @@ pub struct ClientArgs {
     /// This client's name in shared sessions (default: the local model's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Route each query with the device–cloud router and the policy of this TOML file
+    /// (`docs/router.toml`): it stays local, goes to --server-model on the server (`remote`), or
+    /// gets a CoLM round (`colm`, the guidance written by --server-model through the server's
+    /// chat endpoint). Without it, every query gets a CoLM round.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["session_k", "trim_draft_tokens"])]
+    pub router: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -65,6 +72,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         );
     }
     colm_core::guidance::GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
+    let router = args
+        .router
+        .as_deref()
+        .map(crate::route::RouterFile::load)
+        .transpose()?;
     let api_key = match &args.api_key_file {
         Some(path) => AuthConfig::keys_from_file(path)
             .with_context(|| format!("API key file {}", path.display()))?
@@ -94,15 +106,34 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         ..RemoteConfig::new(&args.server, &args.server_model)
     };
     let name = local.engine.name().to_owned();
-    let client = CollabClient::new(name.clone(), local.engine.clone(), remote)?;
-    let hosted: Vec<(String, Arc<dyn ChatModel>)> = vec![(name.clone(), Arc::new(client))];
+    let model: Arc<dyn ChatModel> = match router {
+        Some(file) => {
+            let server: Arc<dyn ChatModel> = Arc::new(RemoteChat::new(remote)?);
+            let mut router = Router::new(local.engine.clone(), server, file.router);
+            if let Some(s) = file.speeds {
+                router = router.with_speeds(s);
+            }
+            Arc::new(RoutedChat::new(name.clone(), router))
+        }
+        None => Arc::new(CollabClient::new(
+            name.clone(),
+            local.engine.clone(),
+            remote,
+        )?),
+    };
+    let hosted: Vec<(String, Arc<dyn ChatModel>)> = vec![(name.clone(), model)];
     let state = AppState::new(hosted, ServerConfig::default());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!(
-        "colm client: listening on http://{addr} (model: {name}; guidance from {})",
+        "colm client: listening on http://{addr} (model: {name}; {} {})",
+        if args.router.is_some() {
+            "routed by its policy to"
+        } else {
+            "guidance from"
+        },
         args.server
     );
     std::io::stdout().flush()?;

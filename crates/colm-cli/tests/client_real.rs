@@ -181,3 +181,82 @@ async fn two_clients_complete_a_shared_session() {
         "{draft_bytes} bytes for two drafts"
     );
 }
+
+/// `colm client --router FILE`: every draft escalates (τ = 0) to the server model through the
+/// server's chat endpoint, over the wire; a killed server leaves the local draft, flagged.
+#[tokio::test]
+async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("router.toml");
+    std::fs::write(
+        &policy,
+        "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\n",
+    )
+    .unwrap();
+    let server = start(&[
+        "serve",
+        "--model",
+        MODEL,
+        "--bind",
+        "127.0.0.1:0",
+        "--ctx",
+        "2048",
+    ]);
+    let client = start(&[
+        "client",
+        "--server",
+        &server.base,
+        "--model",
+        MODEL,
+        "--server-model",
+        MODEL,
+        "--listen",
+        "127.0.0.1:0",
+        "--ctx",
+        "2048",
+        "--deadline-ms",
+        "120000",
+        "--router",
+        policy.to_str().unwrap(),
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", client.base);
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 24});
+
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["colm"]["fallback"].is_null(), "{v}");
+    assert!(!v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .is_empty());
+    // The escalation crossed the wire, and the answer counts the draft's and the server's
+    // tokens.
+    assert!(v["colm"]["wire"]["bytes_sent"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() > 24,
+        "{}",
+        v["usage"]
+    );
+    let metrics = get_text(&http, &format!("{}/metrics", server.base)).await;
+    assert!(
+        metrics.contains("/v1/chat/completions"),
+        "the server saw no chat completion:\n{metrics}"
+    );
+
+    drop(server);
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-colm-fallback"], "true");
+    let v: Value = r.json().await.unwrap();
+    let reason = v["colm"]["fallback"].as_str().unwrap();
+    assert!(
+        reason.contains("server failed") && reason.contains("unreachable"),
+        "{reason}"
+    );
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
+}

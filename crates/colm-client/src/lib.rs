@@ -23,8 +23,10 @@ use std::io::Read;
 use async_trait::async_trait;
 use colm_core::colm::query_of;
 use colm_core::guidance;
+use colm_core::vertical::Router;
 use colm_core::{
-    prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams, WireStats,
+    prompts, ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, Timings,
+    Usage, WireStats,
 };
 use reqwest::header;
 use serde_json::{json, Value};
@@ -89,12 +91,17 @@ struct Failure {
     transient: bool,
 }
 
+/// The HTTP side of the device: the server's address and key, the deadline and retries.
+struct Link {
+    remote: RemoteConfig,
+    http: reqwest::Client,
+}
+
 /// Local model + remote guidance, behind the [`ChatModel`] trait.
 pub struct CollabClient {
     name: String,
     local: Arc<dyn ChatModel>,
-    remote: RemoteConfig,
-    http: reqwest::Client,
+    link: Link,
 }
 
 impl CollabClient {
@@ -110,6 +117,132 @@ impl CollabClient {
         Ok(Self {
             name: name.into(),
             local,
+            link: Link::new(remote)?,
+        })
+    }
+    /// One guidance attempt, bounded by `timeout`: one-shot, or through a shared session.
+    async fn request_guidance(
+        &self,
+        query: &str,
+        draft: &str,
+        params: &SamplingParams,
+        timeout: Duration,
+    ) -> Result<(String, WireStats), Failure> {
+        let started = Instant::now();
+        let left = || timeout.saturating_sub(started.elapsed());
+        let mut wire = WireStats::default();
+        let Some(session) = self.link.remote.session else {
+            let body = json!({
+                "model": self.link.remote.server_model,
+                "query": query,
+                "drafts": [draft],
+                "round": 1,
+                "mode": self.link.remote.mode,
+                "max_tokens": params.max_tokens,
+            });
+            let (status, value, w) = self
+                .link
+                .exchange(
+                    reqwest::Method::POST,
+                    "/v1/colm/guidance",
+                    Some(&body),
+                    timeout,
+                )
+                .await?;
+            wire.add(w);
+            return guidance_of(status, &value).map(|g| (g, wire));
+        };
+        // Shared session: join or create, submit the draft, long-poll for the guidance.
+        let body = json!({
+            "model": self.link.remote.server_model,
+            "query": query,
+            "mode": self.link.remote.mode,
+            "k": session.k,
+            "window_ms": session.window_ms,
+            "max_tokens": params.max_tokens,
+        });
+        let (status, value, w) = self
+            .link
+            .exchange(
+                reqwest::Method::POST,
+                "/v1/colm/sessions",
+                Some(&body),
+                left(),
+            )
+            .await?;
+        wire.add(w);
+        if !(200..300).contains(&status) {
+            return Err(http_failure(status, &value));
+        }
+        let id = value["id"].as_str().unwrap_or_default().to_owned();
+        let mut body = json!({ "draft": draft });
+        if let Some(name) = &self.link.remote.client_name {
+            body["client"] = json!(name);
+        }
+        let (status, value, w) = self
+            .link
+            .exchange(
+                reqwest::Method::POST,
+                &format!("/v1/colm/sessions/{id}/drafts"),
+                Some(&body),
+                left(),
+            )
+            .await?;
+        wire.add(w);
+        // 409: the session aggregated without this draft; its guidance still helps.
+        if !(200..300).contains(&status) && status != 409 {
+            return Err(http_failure(status, &value));
+        }
+        loop {
+            let wait = left()
+                .saturating_sub(Duration::from_millis(200))
+                .min(Duration::from_secs(60));
+            let (status, value, w) = self
+                .link
+                .exchange(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/v1/colm/sessions/{id}/guidance?wait_ms={}",
+                        wait.as_millis()
+                    ),
+                    None,
+                    left(),
+                )
+                .await?;
+            wire.add(w);
+            if status != 202 {
+                return guidance_of(status, &value).map(|g| (g, wire));
+            }
+            if left() <= Duration::from_millis(200) {
+                return Err(Failure {
+                    transient: false,
+                    reason: format!(
+                        "session {id} had no guidance within the deadline ({} ms)",
+                        timeout.as_millis()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Guidance with retries of transient failures, within the deadline.
+    async fn guidance(
+        &self,
+        query: &str,
+        draft: &str,
+        params: &SamplingParams,
+    ) -> Result<(String, WireStats), String> {
+        self.link
+            .retrying("guidance", |left| {
+                self.request_guidance(query, draft, params, left)
+            })
+            .await
+    }
+}
+
+impl Link {
+    fn new(remote: RemoteConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
             remote,
             http: reqwest::Client::builder().build()?,
         })
@@ -177,117 +310,17 @@ impl CollabClient {
         Ok((status.as_u16(), value, wire))
     }
 
-    /// One guidance attempt, bounded by `timeout`: one-shot, or through a shared session.
-    async fn request_guidance(
-        &self,
-        query: &str,
-        draft: &str,
-        params: &SamplingParams,
-        timeout: Duration,
-    ) -> Result<(String, WireStats), Failure> {
-        let started = Instant::now();
-        let left = || timeout.saturating_sub(started.elapsed());
-        let mut wire = WireStats::default();
-        let Some(session) = self.remote.session else {
-            let body = json!({
-                "model": self.remote.server_model,
-                "query": query,
-                "drafts": [draft],
-                "round": 1,
-                "mode": self.remote.mode,
-                "max_tokens": params.max_tokens,
-            });
-            let (status, value, w) = self
-                .exchange(
-                    reqwest::Method::POST,
-                    "/v1/colm/guidance",
-                    Some(&body),
-                    timeout,
-                )
-                .await?;
-            wire.add(w);
-            return guidance_of(status, &value).map(|g| (g, wire));
-        };
-        // Shared session: join or create, submit the draft, long-poll for the guidance.
-        let body = json!({
-            "model": self.remote.server_model,
-            "query": query,
-            "mode": self.remote.mode,
-            "k": session.k,
-            "window_ms": session.window_ms,
-            "max_tokens": params.max_tokens,
-        });
-        let (status, value, w) = self
-            .exchange(
-                reqwest::Method::POST,
-                "/v1/colm/sessions",
-                Some(&body),
-                left(),
-            )
-            .await?;
-        wire.add(w);
-        if !(200..300).contains(&status) {
-            return Err(http_failure(status, &value));
-        }
-        let id = value["id"].as_str().unwrap_or_default().to_owned();
-        let mut body = json!({ "draft": draft });
-        if let Some(name) = &self.remote.client_name {
-            body["client"] = json!(name);
-        }
-        let (status, value, w) = self
-            .exchange(
-                reqwest::Method::POST,
-                &format!("/v1/colm/sessions/{id}/drafts"),
-                Some(&body),
-                left(),
-            )
-            .await?;
-        wire.add(w);
-        // 409: the session aggregated without this draft; its guidance still helps.
-        if !(200..300).contains(&status) && status != 409 {
-            return Err(http_failure(status, &value));
-        }
-        loop {
-            let wait = left()
-                .saturating_sub(Duration::from_millis(200))
-                .min(Duration::from_secs(60));
-            let (status, value, w) = self
-                .exchange(
-                    reqwest::Method::GET,
-                    &format!(
-                        "/v1/colm/sessions/{id}/guidance?wait_ms={}",
-                        wait.as_millis()
-                    ),
-                    None,
-                    left(),
-                )
-                .await?;
-            wire.add(w);
-            if status != 202 {
-                return guidance_of(status, &value).map(|g| (g, wire));
-            }
-            if left() <= Duration::from_millis(200) {
-                return Err(Failure {
-                    transient: false,
-                    reason: format!(
-                        "session {id} had no guidance within the deadline ({} ms)",
-                        timeout.as_millis()
-                    ),
-                });
-            }
-        }
-    }
-
-    /// Guidance with retries of transient failures, within the deadline.
-    async fn guidance(
-        &self,
-        query: &str,
-        draft: &str,
-        params: &SamplingParams,
-    ) -> Result<(String, WireStats), String> {
+    /// Runs `attempt` (given the time left) until it succeeds, fails for good, or the
+    /// deadline passes; transient failures are retried up to `retries` times with a backoff
+    /// doubling from `backoff`. `what` names the exchange in the logs.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, String>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
         let start = Instant::now();
         let mut backoff = self.remote.backoff;
-        let mut attempt = 0;
+        let mut tries = 0;
         loop {
             let left = self.remote.deadline.saturating_sub(start.elapsed());
             if left.is_zero() {
@@ -296,11 +329,11 @@ impl CollabClient {
                     self.remote.deadline.as_millis()
                 ));
             }
-            match self.request_guidance(query, draft, params, left).await {
-                Ok(g) => return Ok(g),
-                Err(f) if f.transient && attempt < self.remote.retries => {
-                    attempt += 1;
-                    tracing::info!(attempt, reason = %f.reason, "guidance failed; retrying");
+            match attempt(left).await {
+                Ok(v) => return Ok(v),
+                Err(f) if f.transient && tries < self.remote.retries => {
+                    tries += 1;
+                    tracing::info!(tries, reason = %f.reason, "{what} failed; retrying");
                     let left = self.remote.deadline.saturating_sub(start.elapsed());
                     if backoff >= left {
                         return Err(f.reason);
@@ -327,7 +360,7 @@ impl ChatModel for CollabClient {
     ) -> Result<Completion, ModelError> {
         let draft = self.local.chat(messages, params).await?;
         let query = query_of(messages);
-        let sent = match self.remote.trim_draft_tokens {
+        let sent = match self.link.remote.trim_draft_tokens {
             Some(n) => {
                 let local = &self.local;
                 let count = |t: &str| {
@@ -357,6 +390,169 @@ impl ChatModel for CollabClient {
                 })
             }
         }
+    }
+}
+
+/// The server model as a [`ChatModel`] over the network: each chat is one
+/// `POST /v1/chat/completions` to the colm server (model [`RemoteConfig::server_model`]),
+/// zstd-compressed, with the API key, retries of transient failures and the deadline of
+/// [`RemoteConfig`]. The device–cloud router (`colm_core::vertical::Router`) uses it as its
+/// server model in `colm client --router`.
+pub struct RemoteChat {
+    link: Link,
+}
+
+impl RemoteChat {
+    /// The server model named in `remote`, at `remote.base_url`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn new(remote: RemoteConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            link: Link::new(remote)?,
+        })
+    }
+
+    async fn attempt(&self, body: &Value, timeout: Duration) -> Result<Completion, Failure> {
+        let started = Instant::now();
+        let (status, value, wire) = self
+            .link
+            .exchange(
+                reqwest::Method::POST,
+                "/v1/chat/completions",
+                Some(body),
+                timeout,
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(http_failure(status, &value));
+        }
+        let choice = &value["choices"][0];
+        let text = choice["message"]["content"]
+            .as_str()
+            .ok_or_else(|| Failure {
+                transient: false,
+                reason: "chat completion without choices[0].message.content".into(),
+            })?
+            .to_owned();
+        let count = |k: &str| value["usage"][k].as_u64().unwrap_or(0);
+        Ok(Completion {
+            text,
+            usage: Usage {
+                prompt_tokens: count("prompt_tokens"),
+                completion_tokens: count("completion_tokens"),
+            },
+            mean_logprob: None,
+            finish_reason: if choice["finish_reason"] == "length" {
+                FinishReason::Length
+            } else {
+                FinishReason::Stop
+            },
+            // The server's own time is not reported; the exchange's wall time is.
+            timings: Timings {
+                prompt_ms: 0.0,
+                generation_ms: started.elapsed().as_secs_f64() * 1000.0,
+            },
+            fallback: None,
+            wire: Some(wire),
+        })
+    }
+}
+
+#[async_trait]
+impl ChatModel for RemoteChat {
+    fn name(&self) -> &str {
+        &self.link.remote.server_model
+    }
+
+    /// # Errors
+    /// [`ModelError::Inference`] naming why the server did not answer (unreachable, missed the
+    /// deadline, or its error status and message).
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let body = json!({
+            "model": self.link.remote.server_model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+        });
+        self.link
+            .retrying("chat completion", |left| self.attempt(&body, left))
+            .await
+            .map_err(ModelError::Inference)
+    }
+}
+
+/// The device–cloud router ([`Router`]) behind the [`ChatModel`] trait, as `colm client
+/// --router` serves it on the device's endpoint: each chat's query ([`query_of`]) is routed
+/// (never flagged sensitive here; the detector still applies). The completion is the answer,
+/// with the tokens and times of every step (local and server together), the draft's
+/// confidence, the bytes on the wire, and `fallback` when an escalation failed and the draft
+/// answered. The route and its reasons are logged at `info`.
+pub struct RoutedChat {
+    name: String,
+    router: Router,
+}
+
+impl RoutedChat {
+    /// `router`, served under `name`.
+    pub fn new(name: impl Into<String>, router: Router) -> Self {
+        Self {
+            name: name.into(),
+            router,
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for RoutedChat {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// # Errors
+    /// The local model's error when the draft fails (nothing to answer with).
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        let record = self
+            .router
+            .answer(&query_of(messages), false, params, None)
+            .await?;
+        tracing::info!(
+            route = record.route.name(),
+            reasons = %record.reasons.join("; "),
+            redacted = record.redacted,
+            "routed"
+        );
+        let done: Vec<&Completion> = record.steps.iter().filter_map(|s| s.completion()).collect();
+        let mut usage = Usage::default();
+        let mut timings = Timings::default();
+        let mut wire: Option<WireStats> = None;
+        for c in &done {
+            usage.add(c.usage);
+            timings.prompt_ms += c.timings.prompt_ms;
+            timings.generation_ms += c.timings.generation_ms;
+            if let Some(w) = c.wire {
+                wire.get_or_insert_with(WireStats::default).add(w);
+            }
+        }
+        Ok(Completion {
+            text: record.answer,
+            usage,
+            mean_logprob: record.confidence,
+            finish_reason: done.last().map_or(FinishReason::Stop, |c| c.finish_reason),
+            timings,
+            fallback: record.fallback,
+            wire,
+        })
     }
 }
 
