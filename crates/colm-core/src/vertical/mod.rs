@@ -12,7 +12,9 @@
 //!    device with typed placeholders ([`privacy`]), restored on the device;
 //! 4. **budgets**: escalation stays local when the server tokens spent in the current window
 //!    plus this request's estimate exceed the budget, or when the estimated latency of the
-//!    escalation exceeds the latency budget;
+//!    escalation exceeds the latency budget — estimated from speeds given
+//!    ([`Router::with_speeds`]) or, without them, measured on this router's own calls
+//!    ([`Router::speeds`]);
 //! 5. **connectivity**: a server call that fails leaves the local draft as the answer, flagged.
 
 use std::collections::VecDeque;
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::colm::{call, Step, StepKind, StepObserver};
-use crate::model::{ChatModel, ModelError, SamplingParams};
+use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts;
 
 pub mod privacy;
@@ -197,7 +199,30 @@ pub struct Router {
     config: RouterConfig,
     detector: Detector,
     speeds: Option<SpeedEstimate>,
+    measured: Mutex<Measured>,
     ledger: Mutex<Ledger>,
+}
+
+/// Speeds observed on the router's own calls, as exponential moving averages (weight
+/// [`Measured::ALPHA`] on the newest call).
+#[derive(Debug, Default)]
+struct Measured {
+    /// Local generation, tokens/s, from each draft's generation time.
+    local_gen_tok_s: Option<f64>,
+    /// Server tokens generated per second of the escalation's whole wall time (round trip and
+    /// prompt processing folded in).
+    server_tok_s: Option<f64>,
+}
+
+impl Measured {
+    const ALPHA: f64 = 0.3;
+
+    fn mix(old: Option<f64>, new: f64) -> Option<f64> {
+        if !new.is_finite() || new <= 0.0 {
+            return old;
+        }
+        Some(old.map_or(new, |o| (1.0 - Self::ALPHA) * o + Self::ALPHA * new))
+    }
 }
 
 impl Router {
@@ -214,15 +239,49 @@ impl Router {
             config,
             detector,
             speeds: None,
+            measured: Mutex::new(Measured::default()),
             ledger: Mutex::new(Ledger::default()),
         }
     }
 
-    /// Sets the speeds used by the latency budget (without them, the latency budget is not
-    /// checked and a reason says so).
+    /// Sets the speeds used by the latency budget. Without them the router measures its own:
+    /// until its first escalation the latency budget is not checked (a reason says so).
     pub fn with_speeds(mut self, speeds: SpeedEstimate) -> Self {
         self.speeds = Some(speeds);
         self
+    }
+
+    /// The speeds the latency budget uses: those given with [`Router::with_speeds`], else
+    /// those measured on this router's calls — local generation tokens/s from the drafts'
+    /// generation time, and server tokens generated per second of an escalation's wall time
+    /// (reported as `server_gen_tok_s`, with prompt processing and round trip folded in:
+    /// `server_prompt_tok_s` infinite, `rtt_ms` 0) — once one escalation has run; `None`
+    /// before.
+    pub fn speeds(&self) -> Option<SpeedEstimate> {
+        if self.speeds.is_some() {
+            return self.speeds;
+        }
+        let m = self.measured.lock().ok()?;
+        Some(SpeedEstimate {
+            server_prompt_tok_s: f64::INFINITY,
+            server_gen_tok_s: m.server_tok_s?,
+            local_gen_tok_s: m.local_gen_tok_s?,
+            rtt_ms: 0.0,
+        })
+    }
+
+    fn observe(&self, local: Option<&Completion>, server: Option<(&Completion, f64)>) {
+        let Ok(mut m) = self.measured.lock() else {
+            return;
+        };
+        if let Some(c) = local {
+            let tok_s = c.usage.completion_tokens as f64 * 1000.0 / c.timings.generation_ms;
+            m.local_gen_tok_s = Measured::mix(m.local_gen_tok_s, tok_s);
+        }
+        if let Some((c, wall_ms)) = server {
+            let tok_s = c.usage.completion_tokens as f64 * 1000.0 / wall_ms;
+            m.server_tok_s = Measured::mix(m.server_tok_s, tok_s);
+        }
     }
 
     /// The settings.
@@ -266,6 +325,7 @@ impl Router {
             (None, Some(e)) => return Err(e.clone()),
             (None, None) => return Err(ModelError::Inference("the draft returned nothing".into())),
         };
+        self.observe(Some(&completion), None);
         let mut record = RouterRecord {
             query: query.to_owned(),
             route: Route::Local,
@@ -377,7 +437,7 @@ impl Router {
             }
         }
         if let Some(budget) = self.config.latency_budget_ms {
-            match self.speeds {
+            match self.speeds() {
                 Some(s) => {
                     let est = s.escalation_ms(route, prompt_estimate, completion_estimate);
                     let left = budget - record.steps[0].wall_ms;
@@ -391,7 +451,7 @@ impl Router {
                 }
                 None => record
                     .reasons
-                    .push("latency budget not checked: no measured speeds".into()),
+                    .push("latency budget not checked: no speeds given or measured yet".into()),
             }
         }
 
@@ -412,6 +472,7 @@ impl Router {
         .await;
         let server_text = server_step.text().map(str::to_owned);
         if let Some(c) = server_step.completion() {
+            self.observe(None, Some((c, server_step.wall_ms)));
             if let Ok(mut l) = self.ledger.lock() {
                 l.spent.push_back((
                     Instant::now(),

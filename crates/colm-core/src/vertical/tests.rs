@@ -178,3 +178,39 @@ async fn an_unreachable_server_leaves_the_draft_flagged() {
     assert_eq!(Route::parse("server"), Ok(Route::Remote));
     assert!(Route::parse("cloud").is_err());
 }
+
+/// Without given speeds, the router measures its own: the first escalation runs with the
+/// latency budget unchecked, and the next query is held to the budget with the speeds it
+/// measured (the scripted models generate in 2 ms; a budget of 0 ms leaves no time).
+#[tokio::test]
+async fn latency_budget_uses_measured_speeds_once_there_are_some() {
+    let p = SamplingParams::default();
+    let (r, _, s) = router(RouterConfig {
+        escalate_to: Route::Remote,
+        latency_budget_ms: Some(0.0),
+        ..RouterConfig::default()
+    });
+    assert_eq!(r.speeds(), None);
+    let first = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(first.route, Route::Remote);
+    assert!(
+        first.reasons.iter().any(|x| x.contains("not checked")),
+        "{:?}",
+        first.reasons
+    );
+    let measured = r.speeds().unwrap();
+    // "DRAFT: 17" is 9 scripted tokens generated in 2 ms.
+    assert!(
+        (measured.local_gen_tok_s - 4500.0).abs() < 1e-6,
+        "{measured:?}"
+    );
+    assert!(measured.server_gen_tok_s > 0.0 && measured.rtt_ms == 0.0);
+    let second = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(second.route, Route::Local);
+    assert!(
+        second.reasons[0].starts_with("latency"),
+        "{:?}",
+        second.reasons
+    );
+    assert_eq!(s.calls().len(), 1);
+}
