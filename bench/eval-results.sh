@@ -5,8 +5,11 @@
 #
 #   bench/eval-results.sh [gsm8k|arc]...      (default: both)
 #
-# Extra strategies for one suite: STRATEGIES="debate moa" bench/eval-results.sh gsm8k (added to
-# the same run folder, so the report puts every strategy on one frontier).
+# GSM8K also runs the strategies of the collaboration issue (confidence cascade at three τ, about
+# the quartiles of the local drafts' mean token log-probability; mixture-of-agents;
+# self-consistency, n = 5; debate, 3 agents × 2 rounds), before critique; STRATEGIES="…"
+# replaces that list for any suite (added to the same run folder, so the report puts every
+# strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
 #
 # Runs are resumable: runs/<suite>-100 (kept out of git) is seeded from the committed records
 # in docs/results/<suite>-100/run/ when it does not exist, and each finished run's records,
@@ -23,13 +26,14 @@ suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(gsm8k arc)
 for suite in "${suites[@]}"; do
   case "$suite" in
-    gsm8k) data=../shared/data/gsm8k/dev.jsonl ;;
-    arc) data=../shared/data/arc/arc-challenge-dev.jsonl ;;
+    gsm8k) data=../shared/data/gsm8k/dev.jsonl
+           extra="cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa self-consistency debate" ;;
+    arc) data=../shared/data/arc/arc-challenge-dev.jsonl; extra="" ;;
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
   out="runs/$suite-$LIMIT"
   docs="docs/results/$suite-$LIMIT"
-  strategies=(local server colm colm:mode=critique ${STRATEGIES:-})
+  strategies=(local server colm ${STRATEGIES-$extra} colm:mode=critique)
   cmd=(colm eval "$suite" --data "$data" --limit "$LIMIT"
        --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct)
   for s in "${strategies[@]}"; do cmd+=(--strategy "$s"); done
