@@ -532,27 +532,7 @@ impl ChatModel for RoutedChat {
             redacted = record.redacted,
             "routed"
         );
-        let done: Vec<&Completion> = record.steps.iter().filter_map(|s| s.completion()).collect();
-        let mut usage = Usage::default();
-        let mut timings = Timings::default();
-        let mut wire: Option<WireStats> = None;
-        for c in &done {
-            usage.add(c.usage);
-            timings.prompt_ms += c.timings.prompt_ms;
-            timings.generation_ms += c.timings.generation_ms;
-            if let Some(w) = c.wire {
-                wire.get_or_insert_with(WireStats::default).add(w);
-            }
-        }
-        Ok(Completion {
-            text: record.answer,
-            usage,
-            mean_logprob: record.confidence,
-            finish_reason: done.last().map_or(FinishReason::Stop, |c| c.finish_reason),
-            timings,
-            fallback: record.fallback,
-            wire,
-        })
+        Ok(record.completion())
     }
 }
 

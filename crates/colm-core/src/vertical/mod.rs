@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::colm::{call, Step, StepKind, StepObserver};
-use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
+use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use crate::prompts;
 
 pub mod privacy;
@@ -190,6 +190,30 @@ pub struct RouterRecord {
     pub answer: String,
     /// Set when an escalation failed and the local draft answered: why.
     pub fallback: Option<String>,
+}
+
+impl RouterRecord {
+    /// The record as one completion, as a device endpoint serves it: the answer, the tokens
+    /// and times of every step (local and server together), the draft's confidence, the bytes
+    /// on the wire (summed over the steps that crossed it), the last step's finish reason,
+    /// and the fallback reason.
+    pub fn completion(&self) -> Completion {
+        let (usage, timings) = crate::colm::summed(&crate::colm::totals_of(self.steps.iter()));
+        let done: Vec<&Completion> = self.steps.iter().filter_map(|s| s.completion()).collect();
+        let wire = done.iter().filter_map(|c| c.wire).reduce(|mut a, b| {
+            a.add(b);
+            a
+        });
+        Completion {
+            text: self.answer.clone(),
+            usage,
+            mean_logprob: self.confidence,
+            finish_reason: done.last().map_or(FinishReason::Stop, |c| c.finish_reason),
+            timings,
+            fallback: self.fallback.clone(),
+            wire,
+        }
+    }
 }
 
 /// A device–cloud router over a local model and a server model.
