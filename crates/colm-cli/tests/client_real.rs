@@ -13,10 +13,9 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
-#[tokio::test]
-async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
-    let _turn = SERIAL.lock().await;
-    let server = start(&[
+/// `colm serve` with MODEL on a free loopback port.
+fn serve() -> common::Proc {
+    start(&[
         "serve",
         "--model",
         MODEL,
@@ -24,10 +23,12 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         "127.0.0.1:0",
         "--ctx",
         "2048",
-    ]);
-    let deadline_ms = 20_000u64;
-    let deadline = deadline_ms.to_string();
-    let client = start(&[
+    ])
+}
+
+/// `colm client` of `server`, MODEL on both sides, on a free loopback port, with `extra` flags.
+fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
+    let mut args = vec![
         "client",
         "--server",
         &server.base,
@@ -39,9 +40,18 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         "127.0.0.1:0",
         "--ctx",
         "2048",
-        "--deadline-ms",
-        &deadline,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+#[tokio::test]
+async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
+    let _turn = SERIAL.lock().await;
+    let server = serve();
+    let deadline_ms = 20_000u64;
+    let deadline = deadline_ms.to_string();
+    let client = client(&server, &["--deadline-ms", &deadline]);
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", client.base);
     let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
@@ -103,41 +113,25 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
 #[tokio::test]
 async fn two_clients_complete_a_shared_session() {
     let _turn = SERIAL.lock().await;
-    let server = start(&[
-        "serve",
-        "--model",
-        MODEL,
-        "--bind",
-        "127.0.0.1:0",
-        "--ctx",
-        "2048",
-    ]);
+    let server = serve();
     let clients: Vec<_> = ["alice", "bob"]
         .iter()
         .map(|name| {
-            start(&[
-                "client",
-                "--server",
-                &server.base,
-                "--model",
-                MODEL,
-                "--server-model",
-                MODEL,
-                "--listen",
-                "127.0.0.1:0",
-                "--ctx",
-                "2048",
-                "--deadline-ms",
-                "120000",
-                "--session-k",
-                "2",
-                "--session-window-ms",
-                "100000",
-                "--trim-draft-tokens",
-                "8",
-                "--name",
-                name,
-            ])
+            client(
+                &server,
+                &[
+                    "--deadline-ms",
+                    "120000",
+                    "--session-k",
+                    "2",
+                    "--session-window-ms",
+                    "100000",
+                    "--trim-draft-tokens",
+                    "8",
+                    "--name",
+                    name,
+                ],
+            )
         })
         .collect();
     let http = reqwest::Client::new();
@@ -194,32 +188,16 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
         "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\n",
     )
     .unwrap();
-    let server = start(&[
-        "serve",
-        "--model",
-        MODEL,
-        "--bind",
-        "127.0.0.1:0",
-        "--ctx",
-        "2048",
-    ]);
-    let client = start(&[
-        "client",
-        "--server",
-        &server.base,
-        "--model",
-        MODEL,
-        "--server-model",
-        MODEL,
-        "--listen",
-        "127.0.0.1:0",
-        "--ctx",
-        "2048",
-        "--deadline-ms",
-        "120000",
-        "--router",
-        policy.to_str().unwrap(),
-    ]);
+    let server = serve();
+    let client = client(
+        &server,
+        &[
+            "--deadline-ms",
+            "120000",
+            "--router",
+            policy.to_str().unwrap(),
+        ],
+    );
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", client.base);
     let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
