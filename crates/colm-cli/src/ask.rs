@@ -129,6 +129,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         seed: args.seed,
         stop: Vec::new(),
         ignore_eos: false,
+        sensitive: args.sensitive,
     };
     let config = ColmConfig {
         rounds: args.rounds,
@@ -168,7 +169,6 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         return crate::route::ask(
             file,
             &query,
-            args.sensitive,
             local,
             server.engine.clone(),
             &config.client_params,

@@ -73,15 +73,15 @@ impl RouterFile {
     }
 }
 
-/// Routes `query` between `local` and `server` and prints the steps (unless `json`), the route
-/// with its reasons, and the answer — or the whole [`RouterRecord`] as JSON.
+/// Routes `query` between `local` and `server` (flagged sensitive when `params.sensitive`) and
+/// prints the steps (unless `json`), the route with its reasons, and the answer — or the whole
+/// [`RouterRecord`] as JSON.
 ///
 /// # Errors
 /// The local model's error when the draft fails.
 pub async fn ask(
     file: RouterFile,
     query: &str,
-    sensitive: bool,
     local: Arc<dyn ChatModel>,
     server: Arc<dyn ChatModel>,
     params: &SamplingParams,
@@ -93,7 +93,9 @@ pub async fn ask(
     }
     let print = |s: &Step| crate::ask::print_step(s);
     let observer: Option<StepObserver<'_>> = if json { None } else { Some(&print) };
-    let record = router.answer(query, sensitive, params, observer).await?;
+    let record = router
+        .answer(query, params.sensitive, params, observer)
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {

@@ -177,7 +177,8 @@ async fn two_clients_complete_a_shared_session() {
 }
 
 /// `colm client --router FILE`: every draft escalates (τ = 0) to the server model through the
-/// server's chat endpoint, over the wire; a killed server leaves the local draft, flagged.
+/// server's chat endpoint, over the wire; a request flagged sensitive (`metadata`) stays on the
+/// device (residency = local); a killed server leaves the local draft, flagged.
 #[tokio::test]
 async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
     let _turn = SERIAL.lock().await;
@@ -185,7 +186,7 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
     let policy = dir.path().join("router.toml");
     std::fs::write(
         &policy,
-        "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\n",
+        "[router]\nescalate_to = \"remote\"\nthreshold = 0.0\nresidency = \"local\"\n",
     )
     .unwrap();
     let server = serve();
@@ -225,6 +226,25 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
         metrics.contains("/v1/chat/completions"),
         "the server saw no chat completion:\n{metrics}"
     );
+
+    // A request flagged sensitive stays on the device: nothing crosses the wire and only the
+    // draft's tokens count; a flag that is not "true"/"false" is a 400 naming the field.
+    let mut sensitive = body.clone();
+    sensitive["metadata"] = json!({"sensitive": "true"});
+    let r = http.post(&url).json(&sensitive).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["colm"]["wire"].is_null(), "{v}");
+    assert!(v["colm"]["fallback"].is_null(), "{v}");
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() <= 24,
+        "{v}"
+    );
+    sensitive["metadata"] = json!({"sensitive": "yes"});
+    let r = http.post(&url).json(&sensitive).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "metadata", "{v}");
 
     drop(server);
     let r = http.post(&url).json(&body).send().await.unwrap();

@@ -489,8 +489,9 @@ impl ChatModel for RemoteChat {
 }
 
 /// The device–cloud router ([`Router`]) behind the [`ChatModel`] trait, as `colm client
-/// --router` serves it on the device's endpoint: each chat's query ([`query_of`]) is routed
-/// (never flagged sensitive here; the detector still applies). The completion is the answer,
+/// --router` serves it on the device's endpoint: each chat's query ([`query_of`]) is routed,
+/// flagged sensitive when the request says so ([`SamplingParams::sensitive`], the chat
+/// request's `metadata.sensitive`; the detector applies either way). The completion is the answer,
 /// with the tokens and times of every step (local and server together), the draft's
 /// confidence, the bytes on the wire, and `fallback` when an escalation failed and the draft
 /// answered. The route and its reasons are logged at `info`.
@@ -524,7 +525,7 @@ impl ChatModel for RoutedChat {
     ) -> Result<Completion, ModelError> {
         let record = self
             .router
-            .answer(&query_of(messages), false, params, None)
+            .answer(&query_of(messages), params.sensitive, params, None)
             .await?;
         tracing::info!(
             route = record.route.name(),

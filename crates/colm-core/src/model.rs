@@ -86,6 +86,13 @@ pub struct SamplingParams {
     /// llama-server's `ignore_eos`).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// A request flag, not a sampling setting: the query holds data that must not leave the
+    /// device in clear (data residency: Yuan et al., "LLMs over networks", arXiv 2605.08626,
+    /// vertical collaboration). Only a device–cloud router reads it (the query then stays local or
+    /// leaves redacted, as its policy says); models ignore it. Left out of the serialized form
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 impl Default for SamplingParams {
@@ -97,6 +104,7 @@ impl Default for SamplingParams {
             seed: 0,
             stop: Vec::new(),
             ignore_eos: false,
+            sensitive: false,
         }
     }
 }

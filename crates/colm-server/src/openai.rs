@@ -103,6 +103,10 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// Number of choices; only 1 is supported.
     pub n: Option<u32>,
+    /// OpenAI's key–value metadata (strings). colm reads one key: `"sensitive": "true"` flags
+    /// the query as sensitive for a device–cloud router (`colm client --router`): it stays on
+    /// the device or leaves redacted, as the router's policy says. Other keys are ignored.
+    pub metadata: Option<std::collections::HashMap<String, String>>,
 }
 
 fn role(name: &str) -> Result<Role, ApiError> {
@@ -194,6 +198,17 @@ pub fn to_core(
             Some("stop"),
         ));
     }
+    let sensitive = match req.metadata.as_ref().and_then(|m| m.get("sensitive")) {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(ApiError::invalid(
+                format!("metadata.sensitive must be \"true\" or \"false\", got {v:?}"),
+                Some("metadata"),
+            ))
+        }
+    };
     let params = SamplingParams {
         max_tokens,
         temperature,
@@ -202,6 +217,7 @@ pub fn to_core(
         seed: req.seed.map_or(0, |s| s as u32),
         stop,
         ignore_eos: req.ignore_eos,
+        sensitive,
     };
     Ok((messages, params))
 }
@@ -445,6 +461,12 @@ mod tests {
         assert_eq!(p.seed, 42);
         let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
         assert_eq!(to_core(&r, 300).unwrap().1.max_tokens, 300);
+        assert!(!to_core(&r, 300).unwrap().1.sensitive);
+        let r = req(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "metadata": {"sensitive": "true", "user_tag": "a"}
+        }));
+        assert!(to_core(&r, 300).unwrap().1.sensitive);
     }
 
     #[test]
@@ -478,6 +500,10 @@ mod tests {
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stop": ["a","b","c","d","e"]}),
                 "stop",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": {"sensitive": "yes"}}),
+                "metadata",
             ),
         ] {
             let e = to_core(&req(body.clone()), 512).unwrap_err();
