@@ -29,8 +29,9 @@ impl RouterFile {
     ///
     /// # Errors
     /// TOML syntax, an unknown key or a value of the wrong type (as the `toml` crate names
-    /// them, with line and column), a threshold above 0 (a mean log-probability is ≤ 0), a
-    /// window that is not positive, or a speed that is not positive.
+    /// them, with line and column), a threshold above 0 (a mean log-probability is ≤ 0), an
+    /// agreement setting out of range, a window that is not positive, or a speed that is not
+    /// positive.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let file: Self = toml::from_str(text)?;
         let r = &file.router;
@@ -39,6 +40,9 @@ impl RouterFile {
                 t <= 0.0,
                 "router.threshold is a mean token log-probability (≤ 0), got {t}"
             );
+        }
+        if let Some(a) = &r.agreement {
+            a.validate().map_err(|e| anyhow::anyhow!("router.{e}"))?;
         }
         anyhow::ensure!(
             r.window_s > 0.0,
@@ -136,6 +140,21 @@ mod tests {
         assert_eq!(f.router.residency, Residency::Redact);
         assert_eq!(f.router.sensitive_names, vec!["Janet".to_owned()]);
         assert!(f.speeds.is_some());
+        assert_eq!(f.router.agreement, None);
+        // The commented-out agreement table parses once turned on.
+        let on = text.replace("#[router.agreement]", "[router.agreement]");
+        let on = on
+            .lines()
+            .map(|l| {
+                l.strip_prefix('#')
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let f = RouterFile::parse(&on).unwrap();
+        let a = f.router.agreement.unwrap();
+        assert_eq!((a.samples, a.temperature, a.min_share), (4, 0.7, 0.75));
     }
 
     #[test]
@@ -158,6 +177,9 @@ mod tests {
                 "server_prompt_tok_s",
             ),
             ("[router\n", "router"),
+            ("[router.agreement]\nmin_share = 2\n", "agreement.min_share"),
+            ("[router.agreement]\nsamples = 0\n", "agreement.samples"),
+            ("[router.agreement]\nvotes = 3\n", "votes"),
         ] {
             let err = format!("{:#}", RouterFile::parse(text).unwrap_err());
             assert!(err.contains(says), "{text:?}: {err}");

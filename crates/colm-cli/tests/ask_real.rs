@@ -8,14 +8,18 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-/// The first question of `../shared/data/gsm8k/dev.jsonl` (or `$COLM_DATA/gsm8k/dev.jsonl`).
-fn first_gsm8k_question() -> String {
+/// Question `n` (from 1) of `../shared/data/gsm8k/dev.jsonl` (or `$COLM_DATA/gsm8k/dev.jsonl`).
+fn gsm8k_question(n: usize) -> String {
     let data = std::env::var("COLM_DATA")
         .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
     let path = format!("{data}/gsm8k/dev.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    first["question"].as_str().unwrap().to_owned()
+    let item: Value = serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap();
+    item["question"].as_str().unwrap().to_owned()
+}
+
+fn first_gsm8k_question() -> String {
+    gsm8k_question(1)
 }
 
 /// The tests take turns: each run uses every core, and two at once mostly wait on each other.
@@ -192,4 +196,41 @@ fn router_file_routes_a_real_item_with_residency_and_budgets() {
         err.contains("threshold") && err.contains("bad.toml"),
         "{err}"
     );
+}
+
+/// The agreement cascade on GSM8K item 2 ("A robe takes 2 bolts…"): the device samples two
+/// more drafts, and the route follows their agreement with the draft's final answer
+/// (min_share 1: both must agree to stay local).
+#[test]
+fn agreement_of_sampled_drafts_decides_the_route_on_a_real_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("agree.toml");
+    std::fs::write(
+        &policy,
+        "[router]\nescalate_to = \"remote\"\n[router.agreement]\nsamples = 2\nmin_share = 1.0\n",
+    )
+    .unwrap();
+    let r = ask(&[
+        "--router",
+        policy.to_str().unwrap(),
+        "--max-tokens",
+        "320",
+        &gsm8k_question(2),
+    ]);
+    let steps = r["steps"].as_array().unwrap();
+    let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(&kinds[..3], ["draft", "sample", "sample"], "{r}");
+    for s in &steps[..3] {
+        assert!(text_of(s).len() > 10, "{s}");
+    }
+    let share = r["agreement"].as_f64().unwrap();
+    assert!([0.0, 0.5, 1.0].contains(&share), "{r}");
+    assert!(r["reasons"].to_string().contains("agreement"), "{r}");
+    if share == 1.0 {
+        assert_eq!(r["route"], "local", "{r}");
+        assert_eq!(steps.len(), 3);
+    } else {
+        assert_eq!(r["route"], "remote", "{r}");
+        assert_eq!(steps.len(), 4);
+    }
 }

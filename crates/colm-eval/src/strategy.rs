@@ -12,9 +12,12 @@
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
 //!   where a strategy puts one (MoA's aggregator, `on=server`). Tokens and server calls are
 //!   counted by the side of the agent that made each call;
-//! - `cascade:tau=T[,to=remote|colm]`: the router of `colm_core::vertical` with only its
-//!   confidence cascade — the client drafts, a draft with mean token log-probability below T
-//!   escalates to the server model (`remote`, default) or to a CoLM round on the draft (`colm`).
+//! - `cascade:tau=T[,agree=N,share=S][,to=remote|colm]`: the router of `colm_core::vertical`
+//!   with only its confidence cascade — the client drafts, a draft with mean token
+//!   log-probability below T escalates to the server model (`remote`, default) or to a CoLM
+//!   round on the draft (`colm`). With `agree=N`, a draft that passed T (or every draft, without
+//!   `tau`) is also sampled N more times at temperature 0.7 and escalates when fewer than a share
+//!   S (default 0.75) of the samples reach its final answer (`AgreementConfig`).
 //!
 //! A multi-turn item (MT-Bench) is answered turn by turn: each turn sees the earlier turns and
 //! the strategy's own earlier answers.
@@ -27,7 +30,7 @@ use colm_core::colm::{
 };
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
-use colm_core::vertical::{Route, Router, RouterConfig, RouterRecord};
+use colm_core::vertical::{AgreementConfig, Route, Router, RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -52,10 +55,13 @@ pub enum StrategySpec {
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
     /// The device–cloud router's confidence cascade: the client drafts; a draft with mean
-    /// token log-probability below `tau` escalates on `to` (`colm` or `remote`).
+    /// token log-probability below `tau`, or whose sampled drafts agree too little with it,
+    /// escalates on `to` (`colm` or `remote`).
     Cascade {
-        /// Threshold τ, nats (≤ 0).
-        tau: f64,
+        /// Threshold τ, nats (≤ 0); `None`: only agreement decides.
+        tau: Option<f64>,
+        /// Agreement of sampled drafts, when set.
+        agreement: Option<AgreementConfig>,
         /// Where escalations go.
         to: Route,
     },
@@ -99,6 +105,7 @@ impl StrategySpec {
             }
             "cascade" => {
                 let (mut tau, mut to) = (None, Route::Remote);
+                let (mut samples, mut share) = (None, None);
                 for (key, value) in spec::options(spec, args)? {
                     match key {
                         "tau" => {
@@ -113,14 +120,43 @@ impl StrategySpec {
                             )
                         }
                         "to" => to = Route::parse(value)?,
-                        other => return Err(format!("unknown cascade option `{other}` (tau, to)")),
+                        "agree" => {
+                            samples = Some(value.parse::<usize>().map_err(|_| {
+                                format!("`agree` is a number of samples, got `{value}`")
+                            })?)
+                        }
+                        "share" => {
+                            share = Some(value.parse::<f64>().map_err(|_| {
+                                format!("`share` is a number in [0, 1], got `{value}`")
+                            })?)
+                        }
+                        other => {
+                            return Err(format!(
+                                "unknown cascade option `{other}` (tau, agree, share, to)"
+                            ))
+                        }
                     }
                 }
-                let tau = tau.ok_or("cascade needs `tau`, e.g. cascade:tau=-0.3")?;
+                let agreement = match (samples, share) {
+                    (None, None) => None,
+                    (None, Some(_)) => return Err("`share` needs `agree`".into()),
+                    (Some(samples), share) => {
+                        let a = AgreementConfig {
+                            samples,
+                            min_share: share.unwrap_or(AgreementConfig::default().min_share),
+                            ..AgreementConfig::default()
+                        };
+                        a.validate()?;
+                        Some(a)
+                    }
+                };
+                if tau.is_none() && agreement.is_none() {
+                    return Err("cascade needs `tau` or `agree`, e.g. cascade:tau=-0.3".into());
+                }
                 if to == Route::Local {
                     return Err("cascade escalates to `remote` or `colm`, not `local`".into());
                 }
-                Ok(StrategySpec::Cascade { tau, to })
+                Ok(StrategySpec::Cascade { tau, agreement, to })
             }
             h if spec::NAMES.contains(&h) => {
                 Ok(StrategySpec::Horizontal(HorizontalSpec::parse(spec)?))
@@ -164,10 +200,22 @@ impl StrategySpec {
                 }
             }
             StrategySpec::Horizontal(h) => h.name(),
-            StrategySpec::Cascade { tau, to } => match to {
-                Route::Remote => format!("cascade:tau={tau}"),
-                _ => format!("cascade:tau={tau},to={}", to.name()),
-            },
+            StrategySpec::Cascade { tau, agreement, to } => {
+                let mut opts = Vec::new();
+                if let Some(t) = tau {
+                    opts.push(format!("tau={t}"));
+                }
+                if let Some(a) = agreement {
+                    opts.push(format!("agree={}", a.samples));
+                    if a.min_share != AgreementConfig::default().min_share {
+                        opts.push(format!("share={}", a.min_share));
+                    }
+                }
+                if *to != Route::Remote {
+                    opts.push(format!("to={}", to.name()));
+                }
+                format!("cascade:{}", opts.join(","))
+            }
         }
     }
 }
@@ -307,10 +355,11 @@ impl Strategy {
                     clients.iter().map(|c| c.model.clone()).collect();
                 Inner::Horizontal(h.build(&models, server)?)
             }
-            StrategySpec::Cascade { tau, to } => {
+            StrategySpec::Cascade { tau, agreement, to } => {
                 let config = RouterConfig {
                     escalate_to: *to,
-                    threshold: Some(*tau),
+                    threshold: *tau,
+                    agreement: agreement.clone(),
                     ..RouterConfig::default()
                 };
                 Inner::Router(Router::new(first.model.clone(), server, config))
@@ -512,6 +561,18 @@ mod tests {
                 .name(),
             "cascade:tau=-0.25,to=colm"
         );
+        assert_eq!(
+            StrategySpec::parse("cascade:agree=4,tau=-0.1")
+                .unwrap()
+                .name(),
+            "cascade:tau=-0.1,agree=4"
+        );
+        assert_eq!(
+            StrategySpec::parse("cascade:agree=3,share=0.5")
+                .unwrap()
+                .name(),
+            "cascade:agree=3,share=0.5"
+        );
         for bad in [
             "colm:k=0",
             "colm:mode=loud",
@@ -523,6 +584,10 @@ mod tests {
             "cascade",
             "cascade:tau=0.5",
             "cascade:tau=-1,to=local",
+            "cascade:share=0.5",
+            "cascade:agree=0",
+            "cascade:agree=2,share=1.5",
+            "cascade:agree=two",
         ] {
             assert!(StrategySpec::parse(bad).is_err(), "{bad}");
         }

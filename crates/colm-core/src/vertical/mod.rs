@@ -7,7 +7,11 @@
 //!
 //! Order of the checks for one query ([`Router::answer`]):
 //! 1. the local model drafts (always: it is the answer whenever the query stays local);
-//! 2. **cascade**: a draft whose mean token log-probability is ≥ τ stays local;
+//! 2. **cascade**: a draft whose mean token log-probability is ≥ τ stays local; with
+//!    [`AgreementConfig`], the device also samples a few more drafts and the draft stays local
+//!    only when enough of them reach its final answer (agreement of sampled drafts as a
+//!    confidence signal, after self-consistency, Wang et al. 2023, arXiv 2203.11171; sampled
+//!    only when the log-probability check, if any, passed);
 //! 3. **residency**: a query (or draft) with sensitive spans either stays local or leaves the
 //!    device with typed placeholders ([`privacy`]), restored on the device;
 //! 4. **budgets**: escalation stays local when the server tokens spent in the current window
@@ -97,6 +101,61 @@ pub struct RouterConfig {
     /// Names treated as sensitive (whole words, case-insensitive), beside e-mail addresses,
     /// phone, card and account numbers.
     pub sensitive_names: Vec<String>,
+    /// Agreement of sampled drafts as a second cascade signal (`[router.agreement]`); `None`:
+    /// only the mean log-probability decides.
+    pub agreement: Option<AgreementConfig>,
+}
+
+/// The agreement signal of the cascade: `samples` more drafts of the query, sampled on the
+/// device at `temperature` (sample i with seed + 1 + i), and the share of them whose extracted
+/// final answer ([`crate::guidance::extract_answer`]) equals the draft's. The draft stays
+/// local when the share is at least `min_share`; a draft without an extractable answer, or a
+/// failed sample, counts as disagreement. Costs `samples` local generations per query that
+/// passes the log-probability check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgreementConfig {
+    /// Drafts sampled beside the greedy one (≥ 1). Default 4.
+    pub samples: usize,
+    /// Their temperature (> 0). Default 0.7, as self-consistency samples.
+    pub temperature: f32,
+    /// Least share of the samples, in [0, 1], that must agree with the draft. Default 0.75.
+    pub min_share: f64,
+}
+
+impl Default for AgreementConfig {
+    fn default() -> Self {
+        Self {
+            samples: 4,
+            temperature: 0.7,
+            min_share: 0.75,
+        }
+    }
+}
+
+impl AgreementConfig {
+    /// Checks the ranges above.
+    ///
+    /// # Errors
+    /// A message naming the key out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.samples == 0 {
+            return Err("agreement.samples must be at least 1".into());
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 2.0) {
+            return Err(format!(
+                "agreement.temperature must be in (0, 2], got {}",
+                self.temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_share) {
+            return Err(format!(
+                "agreement.min_share must be in [0, 1], got {}",
+                self.min_share
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RouterConfig {
@@ -109,6 +168,7 @@ impl Default for RouterConfig {
             latency_budget_ms: None,
             residency: Residency::Redact,
             sensitive_names: Vec::new(),
+            agreement: None,
         }
     }
 }
@@ -180,9 +240,14 @@ pub struct RouterRecord {
     pub reasons: Vec<String>,
     /// The draft's mean token log-probability.
     pub confidence: Option<f64>,
+    /// With [`AgreementConfig`], when the samples were drawn: the share of them that reached
+    /// the draft's final answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
     /// Whether what left the device had placeholders in place of sensitive spans.
     pub redacted: bool,
-    /// Every model call: the draft, then the server call and the refinement when escalated.
+    /// Every model call: the draft, the agreement samples (`sample` steps, when drawn), then
+    /// the server call and the refinement when escalated.
     /// Server steps have `collaborator: None`; the messages are those actually sent
     /// (redacted when `redacted`).
     pub steps: Vec<Step>,
@@ -195,8 +260,8 @@ pub struct RouterRecord {
 impl RouterRecord {
     /// The record as one completion, as a device endpoint serves it: the answer, the tokens
     /// and times of every step (local and server together), the draft's confidence, the bytes
-    /// on the wire (summed over the steps that crossed it), the last step's finish reason,
-    /// and the fallback reason.
+    /// on the wire (summed over the steps that crossed it), the finish reason of the step that
+    /// gave the answer (the draft when local, else the last step), and the fallback reason.
     pub fn completion(&self) -> Completion {
         let (usage, timings) = crate::colm::summed(&crate::colm::totals_of(self.steps.iter()));
         let done: Vec<&Completion> = self.steps.iter().filter_map(|s| s.completion()).collect();
@@ -208,7 +273,11 @@ impl RouterRecord {
             text: self.answer.clone(),
             usage,
             mean_logprob: self.confidence,
-            finish_reason: done.last().map_or(FinishReason::Stop, |c| c.finish_reason),
+            finish_reason: match self.route {
+                Route::Local => done.first(),
+                _ => done.last(),
+            }
+            .map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
             fallback: self.fallback.clone(),
             wire,
@@ -322,6 +391,48 @@ impl Router {
             .unwrap_or(0)
     }
 
+    /// Draws the agreement samples (steps appended to `record`) and returns the share that
+    /// reached the draft's final answer (also stored in `record.agreement`).
+    async fn agreement(
+        &self,
+        query: &str,
+        draft: &str,
+        config: &AgreementConfig,
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+        record: &mut RouterRecord,
+    ) -> f64 {
+        let sampling: Vec<SamplingParams> = (0..config.samples)
+            .map(|i| SamplingParams {
+                temperature: config.temperature,
+                seed: params.seed.wrapping_add(1).wrapping_add(i as u32),
+                ..params.clone()
+            })
+            .collect();
+        let steps = futures::future::join_all(sampling.iter().map(|p| {
+            call(
+                StepKind::Sample,
+                1,
+                Some("local"),
+                self.local.as_ref(),
+                prompts::draft(query),
+                p,
+                observer,
+            )
+        }))
+        .await;
+        let target = crate::guidance::extract_answer(draft);
+        let agree = steps
+            .iter()
+            .filter_map(Step::text)
+            .filter(|t| target.is_some() && crate::guidance::extract_answer(t) == target)
+            .count();
+        record.steps.extend(steps);
+        let share = agree as f64 / config.samples.max(1) as f64;
+        record.agreement = Some(share);
+        share
+    }
+
     /// Routes and answers `query`; `sensitive` flags it as sensitive whatever the detector
     /// finds.
     ///
@@ -334,6 +445,7 @@ impl Router {
         params: &SamplingParams,
         observer: Option<StepObserver<'_>>,
     ) -> Result<RouterRecord, ModelError> {
+        let start = Instant::now();
         let draft = call(
             StepKind::Draft,
             1,
@@ -355,6 +467,7 @@ impl Router {
             route: Route::Local,
             reasons: Vec::new(),
             confidence: completion.mean_logprob,
+            agreement: None,
             redacted: false,
             steps: vec![draft],
             answer: completion.text.clone(),
@@ -368,22 +481,48 @@ impl Router {
             return Ok(record);
         }
 
-        // 2. Cascade.
+        // 2. Cascade: log-probability, then (only if that passed) agreement of samples.
+        let mut confident = None;
         if let Some(tau) = self.config.threshold {
-            match completion.mean_logprob {
+            confident = Some(match completion.mean_logprob {
                 Some(c) if c >= tau => {
                     record
                         .reasons
-                        .push(format!("confidence {c:.3} ≥ τ {tau:.3}: stays local"));
-                    return Ok(record);
+                        .push(format!("confidence {c:.3} ≥ τ {tau:.3}"));
+                    true
                 }
-                Some(c) => record
-                    .reasons
-                    .push(format!("confidence {c:.3} < τ {tau:.3}")),
-                None => record
-                    .reasons
-                    .push("no confidence (empty draft): escalate".into()),
+                Some(c) => {
+                    record
+                        .reasons
+                        .push(format!("confidence {c:.3} < τ {tau:.3}"));
+                    false
+                }
+                None => {
+                    record
+                        .reasons
+                        .push("no confidence (empty draft): escalate".into());
+                    false
+                }
+            });
+        }
+        if let (Some(a), None | Some(true)) = (&self.config.agreement, confident) {
+            let share = self
+                .agreement(query, &completion.text, a, params, observer, &mut record)
+                .await;
+            let agrees = share >= a.min_share;
+            record.reasons.push(format!(
+                "agreement {share:.2} of {} samples {} {:.2}",
+                a.samples,
+                if agrees { "≥" } else { "<" },
+                a.min_share
+            ));
+            confident = Some(agrees);
+        }
+        if confident == Some(true) {
+            if let Some(last) = record.reasons.last_mut() {
+                last.push_str(": stays local");
             }
+            return Ok(record);
         }
 
         // 3. Residency.
@@ -464,7 +603,7 @@ impl Router {
             match self.speeds() {
                 Some(s) => {
                     let est = s.escalation_ms(route, prompt_estimate, completion_estimate);
-                    let left = budget - record.steps[0].wall_ms;
+                    let left = budget - start.elapsed().as_secs_f64() * 1000.0;
                     if est > left {
                         record.reasons.push(format!(
                             "latency: ~{est:.0} ms to escalate > {left:.0} ms left of \

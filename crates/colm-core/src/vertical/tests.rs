@@ -214,3 +214,157 @@ async fn latency_budget_uses_measured_speeds_once_there_are_some() {
     );
     assert_eq!(s.calls().len(), 1);
 }
+
+/// A device model whose greedy draft answers 17 and whose samples answer 17 or 19 by seed:
+/// seeds 1..=agreeing give 17, later seeds 19.
+fn sampling_local(agreeing: u32) -> Arc<Scripted> {
+    Scripted::sampled("small", move |_, p| {
+        Ok(if p.temperature == 0.0 || p.seed <= agreeing {
+            "The answer is 17.".into()
+        } else {
+            "The answer is 19.".into()
+        })
+    })
+}
+
+fn agreement_router(
+    agreeing: u32,
+    threshold: Option<f64>,
+) -> (Router, Arc<Scripted>, Arc<Scripted>) {
+    let (l, s) = (sampling_local(agreeing), server());
+    let config = RouterConfig {
+        escalate_to: Route::Remote,
+        threshold,
+        agreement: Some(AgreementConfig::default()),
+        ..RouterConfig::default()
+    };
+    (Router::new(l.clone(), s.clone(), config), l, s)
+}
+
+#[tokio::test]
+async fn agreeing_samples_keep_the_draft_local_and_disagreeing_ones_escalate() {
+    let p = SamplingParams::default();
+    // 3 of 4 samples (seeds 1–3) agree: 0.75 ≥ 0.75.
+    let (r, l, s) = agreement_router(3, None);
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Local);
+    assert_eq!(rec.answer, "The answer is 17.");
+    assert_eq!(rec.agreement, Some(0.75));
+    assert_eq!(l.calls().len(), 5);
+    assert!(s.calls().is_empty());
+    assert!(
+        rec.reasons[0].contains("≥ 0.75: stays local"),
+        "{:?}",
+        rec.reasons
+    );
+    let kinds: Vec<StepKind> = rec.steps.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds[0], StepKind::Draft);
+    assert!(kinds[1..].iter().all(|k| *k == StepKind::Sample));
+    // The served completion counts the samples' tokens and keeps the draft's finish reason.
+    let c = rec.completion();
+    assert_eq!(
+        c.usage.completion_tokens,
+        5 * rec.steps[0].completion().unwrap().usage.completion_tokens
+    );
+
+    // 2 of 4 agree: escalate.
+    let (r, _, s) = agreement_router(2, None);
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Remote);
+    assert_eq!(rec.agreement, Some(0.5));
+    assert_eq!(s.calls().len(), 1);
+    assert!(rec.reasons[0].contains("agreement 0.50 of 4 samples < 0.75"));
+}
+
+#[tokio::test]
+async fn agreement_is_sampled_only_after_the_log_probability_check_passes() {
+    let p = SamplingParams::default();
+    // Scripted drafts have mean log-probability −0.5: below τ = −0.4, no samples drawn.
+    let (r, l, _) = agreement_router(4, Some(-0.4));
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Remote);
+    assert_eq!(rec.agreement, None);
+    assert_eq!(l.calls().len(), 1);
+    // Above τ = −0.6, the samples decide: all agree.
+    let (r, l, _) = agreement_router(4, Some(-0.6));
+    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    assert_eq!(rec.route, Route::Local);
+    assert_eq!(l.calls().len(), 5);
+    assert_eq!(rec.reasons.len(), 2, "{:?}", rec.reasons);
+}
+
+#[tokio::test]
+async fn a_draft_without_an_answer_or_failed_samples_count_as_disagreement() {
+    let p = SamplingParams::default();
+    let l = Scripted::sampled("small", |_, p| {
+        if p.temperature == 0.0 {
+            Ok("I am not sure.".into())
+        } else {
+            Ok("I am not sure either.".into())
+        }
+    });
+    let config = RouterConfig {
+        escalate_to: Route::Remote,
+        agreement: Some(AgreementConfig::default()),
+        ..RouterConfig::default()
+    };
+    let rec = Router::new(l, server(), config)
+        .answer("Q?", false, &p, None)
+        .await
+        .unwrap();
+    assert_eq!((rec.route, rec.agreement), (Route::Remote, Some(0.0)));
+
+    let l = Scripted::sampled("small", |_, p| {
+        if p.temperature == 0.0 || p.seed == 1 {
+            Ok("The answer is 17.".into())
+        } else {
+            Err(ModelError::Inference("out of memory".into()))
+        }
+    });
+    let config = RouterConfig {
+        escalate_to: Route::Remote,
+        agreement: Some(AgreementConfig {
+            samples: 2,
+            min_share: 0.5,
+            ..AgreementConfig::default()
+        }),
+        ..RouterConfig::default()
+    };
+    let rec = Router::new(l, server(), config)
+        .answer("Q?", false, &p, None)
+        .await
+        .unwrap();
+    // 1 of 2 agree (the failure is recorded as a step, not as an answer).
+    assert_eq!((rec.route, rec.agreement), (Route::Local, Some(0.5)));
+    assert!(rec.steps[2].error().is_some());
+}
+
+#[test]
+fn agreement_settings_are_checked() {
+    assert!(AgreementConfig::default().validate().is_ok());
+    for (bad, key) in [
+        (
+            AgreementConfig {
+                samples: 0,
+                ..AgreementConfig::default()
+            },
+            "samples",
+        ),
+        (
+            AgreementConfig {
+                temperature: 0.0,
+                ..AgreementConfig::default()
+            },
+            "temperature",
+        ),
+        (
+            AgreementConfig {
+                min_share: 1.5,
+                ..AgreementConfig::default()
+            },
+            "min_share",
+        ),
+    ] {
+        assert!(bad.validate().unwrap_err().contains(key));
+    }
+}
