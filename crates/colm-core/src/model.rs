@@ -212,8 +212,11 @@ impl WireStats {
 }
 
 /// Errors a [`ChatModel`] can return.
+///
+/// In JSON records: `{"kind": "inference", "detail": "…"}`, `{"kind": "overloaded", "detail":
+/// {"queued": 64}}` (adjacently tagged: an internal tag cannot hold the string variants).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
 pub enum ModelError {
     /// The prompt plus the requested completion does not fit in the context window. Never
     /// truncated silently.
@@ -292,5 +295,33 @@ pub trait ChatModel: Send + Sync {
             let _ = deltas.unbounded_send(completion.text.clone());
         }
         Ok(completion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error survives a JSON record (a failed step is kept, never dropped).
+    #[test]
+    fn every_model_error_round_trips_through_json() {
+        for e in [
+            ModelError::ContextOverflow {
+                prompt_tokens: 900,
+                max_tokens: 512,
+                n_ctx: 1024,
+            },
+            ModelError::InvalidRequest("empty messages".into()),
+            ModelError::Overloaded { queued: 64 },
+            ModelError::Inference("decode failed".into()),
+        ] {
+            let json = serde_json::to_value(&e).unwrap();
+            assert!(json["kind"].is_string(), "{json}");
+            assert_eq!(serde_json::from_value::<ModelError>(json).unwrap(), e);
+        }
+        assert_eq!(
+            serde_json::to_value(ModelError::Inference("x".into())).unwrap(),
+            serde_json::json!({"kind": "inference", "detail": "x"})
+        );
     }
 }

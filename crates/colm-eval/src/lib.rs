@@ -14,6 +14,7 @@
 //! - [`learned`]: a routing policy learned from a run's logged outcomes, and its
 //!   accuracy–cost curve.
 
+pub mod agreement;
 pub mod anatomy;
 pub mod cache;
 pub mod learned;

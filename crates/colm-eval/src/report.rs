@@ -128,8 +128,10 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
     let settings = read_settings(run)?;
     let records = read_records(run)?;
     anyhow::ensure!(!records.is_empty(), "{} has no records yet", run.display());
-    let (routed, router_note) = learned_router_rows(&records);
-    let metrics = summarize(&[records.as_slice(), routed.as_slice()].concat());
+    let (routed, mut router_note) = learned_router_rows(&records);
+    let (agreeing, agreement_note) = agreement_rows(&records);
+    router_note.push_str(&agreement_note);
+    let metrics = summarize(&[records.as_slice(), routed.as_slice(), agreeing.as_slice()].concat());
     // The anatomy needs the items (references); a data file that is not there skips it.
     let items = crate::suite::load(settings.suite, &settings.data, &settings.suite_options);
     let anatomy = items
@@ -195,6 +197,33 @@ fn learned_router_rows(records: &[Record]) -> (Vec<Record>, String) {
         ),
         Err(e) => (Vec::new(), format!("\nNo learned-router row: {e:#}.\n")),
     }
+}
+
+/// Shares of agreeing samples at which [`agreement_rows`] replays the agreement cascade.
+pub const AGREEMENT_SHARES: [f64; 3] = [0.6, 0.8, 1.0];
+
+/// The agreement cascade replayed at each of [`AGREEMENT_SHARES`]
+/// ([`crate::agreement::replayed`]) and a paragraph saying how, when the run holds `local`,
+/// `server` and `self-consistency` records with samples; nothing otherwise.
+pub(crate) fn agreement_rows(records: &[Record]) -> (Vec<Record>, String) {
+    let shares = crate::agreement::agreements(records);
+    if shares.is_empty() || !records.iter().any(|r| r.strategy == "server") {
+        return (Vec::new(), String::new());
+    }
+    let rows: Vec<Record> = AGREEMENT_SHARES
+        .iter()
+        .flat_map(|s| crate::agreement::replayed(records, *s))
+        .collect();
+    let note = format!(
+        "
+The `agreement-cascade` rows were not run: they replay this run's records. An item \
+         stays `local` when at least the given share of its `{}` samples (the same draft prompt \
+         at temperature 0.7) reach the local draft's final answer, and takes the `server` \
+         answer otherwise, as `cascade:agree=N,share=S` would live. Every item counts the \
+         samples' tokens and wall time; an escalated one also the server's.\n",
+        crate::agreement::SAMPLES
+    );
+    (rows, note)
 }
 
 fn markdown(
