@@ -490,6 +490,8 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
             .draw()
             .map_err(plot_err)?;
     }
+    let font: TextStyle = ("sans-serif", 16).into_text_style(&root);
+    let mut labelled = Vec::new();
     for (i, m) in metrics.iter().enumerate() {
         let Some((v, lo, hi)) = quality(m) else {
             continue;
@@ -509,21 +511,117 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
         chart
             .draw_series(std::iter::once(Circle::new((x, v), 6, color.filled())))
             .map_err(plot_err)?;
-        chart
-            .draw_series(std::iter::once(Text::new(
-                m.strategy.clone(),
-                (x + max_x * 0.015, v),
-                ("sans-serif", 16),
-            )))
+        let (px, py) = chart.backend_coord(&(x, v));
+        let (w, h) = root
+            .estimate_text_size(&m.strategy, &font)
+            .map_err(plot_err)?;
+        labelled.push((m.strategy.as_str(), color, (px, py, w as i32, h as i32)));
+    }
+    // Labels of nearby points (the cascades next to `server`) would print over each other.
+    let (x_range, _) = chart.plotting_area().get_pixel_range();
+    let boxes: Vec<_> = labelled.iter().map(|(_, _, b)| *b).collect();
+    for ((name, color, (px, py, w, h)), (lx, ly)) in
+        labelled.iter().zip(place_labels(&boxes, x_range.end))
+    {
+        if (ly + h / 2 - py).abs() > 1 {
+            let end = if lx > *px { lx - 2 } else { lx + w + 2 };
+            root.draw(&PathElement::new(
+                [(*px, *py), (end, ly + h / 2)],
+                color.stroke_width(1),
+            ))
+            .map_err(plot_err)?;
+        }
+        // The label in its point's colour, darkened to read on white.
+        let ink = RGBColor(color.0 / 2, color.1 / 2, color.2 / 2);
+        root.draw(&Text::new(name.to_string(), (lx, ly), font.color(&ink)))
             .map_err(plot_err)?;
     }
     root.present().map_err(plot_err)?;
     Ok(())
 }
 
+/// Places one label per point so that no two labels, and no label and marker, overlap.
+///
+/// `points` are `(x, y, width, height)` in pixels: the point, and the size of its label. A
+/// label goes to the right of its point (left when it would cross pixel column `right`), at
+/// the point's height, or moved down or up in steps of its height until it is clear of the
+/// labels placed before it and of every marker (a 16-pixel square); points are placed from the
+/// top of the plot down. Returns each label's top-left corner, in the order of `points`.
+fn place_labels(points: &[(i32, i32, i32, i32)], right: i32) -> Vec<(i32, i32)> {
+    const GAP: i32 = 10;
+    const MARK: i32 = 8;
+    let overlaps = |a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)| {
+        a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+    };
+    let markers: Vec<_> = points
+        .iter()
+        .map(|&(x, y, _, _)| (x - MARK, y - MARK, 2 * MARK, 2 * MARK))
+        .collect();
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by_key(|&i| (points[i].1, points[i].0));
+    let mut placed: Vec<Option<(i32, i32, i32, i32)>> = vec![None; points.len()];
+    for i in order {
+        let (x, y, w, h) = points[i];
+        let lx = if x + GAP + w > right {
+            x - GAP - w
+        } else {
+            x + GAP
+        };
+        let free = |b: (i32, i32, i32, i32)| {
+            placed.iter().flatten().all(|p| !overlaps(b, *p))
+                && markers.iter().all(|m| !overlaps(b, *m))
+        };
+        let candidates = (0..40).map(|k| if k % 2 == 0 { k / 2 } else { -(k + 1) / 2 });
+        let chosen = candidates
+            .map(|k| (lx, y - h / 2 + k * h))
+            .find(|&(bx, by)| free((bx, by, w, h)))
+            .unwrap_or((lx, y - h / 2));
+        placed[i] = Some((chosen.0, chosen.1, w, h));
+    }
+    placed
+        .into_iter()
+        .zip(points)
+        .map(|(p, &(x, y, _, h))| p.map_or((x + GAP, y - h / 2), |p| (p.0, p.1)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_of_nearby_points_do_not_overlap() {
+        // Four points within a few pixels (the cascades beside `server`), one far away, and one
+        // near the right edge whose label must go to its left.
+        let points = [
+            (700, 100, 200, 16),
+            (703, 102, 150, 16),
+            (698, 104, 180, 16),
+            (701, 99, 60, 16),
+            (100, 400, 80, 16),
+            (880, 300, 120, 16),
+        ];
+        let placed = place_labels(&points, 900);
+        let boxes: Vec<_> = placed
+            .iter()
+            .zip(&points)
+            .map(|(&(x, y), &(_, _, w, h))| (x, y, w, h))
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(
+                a.0 + a.2 <= 900 || a.0 < points[i].0,
+                "label {i} crosses the edge"
+            );
+            for b in &boxes[i + 1..] {
+                let apart =
+                    a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
+                assert!(apart, "{a:?} overlaps {b:?}");
+            }
+        }
+        // A lone point keeps its label beside it, at its height.
+        assert_eq!(placed[4], (110, 392));
+        assert!(placed[5].0 + 120 < 880);
+    }
 
     #[test]
     fn dates_are_civil() {
