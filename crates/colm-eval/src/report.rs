@@ -540,6 +540,14 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
     Ok(())
 }
 
+/// A box in pixels: left, top, width, height.
+type PixelBox = (i32, i32, i32, i32);
+
+/// Whether two [`PixelBox`]es share any pixel.
+fn overlaps(a: PixelBox, b: PixelBox) -> bool {
+    a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+}
+
 /// Places one label per point so that no two labels, and no label and marker, overlap.
 ///
 /// `points` are `(x, y, width, height)` in pixels: the point, and the size of its label. A
@@ -547,19 +555,17 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
 /// the point's height, or moved down or up in steps of its height until it is clear of the
 /// labels placed before it and of every marker (a 16-pixel square); points are placed from the
 /// top of the plot down. Returns each label's top-left corner, in the order of `points`.
-fn place_labels(points: &[(i32, i32, i32, i32)], right: i32) -> Vec<(i32, i32)> {
+fn place_labels(points: &[PixelBox], right: i32) -> Vec<(i32, i32)> {
     const GAP: i32 = 10;
     const MARK: i32 = 8;
-    let overlaps = |a: (i32, i32, i32, i32), b: (i32, i32, i32, i32)| {
-        a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
-    };
-    let markers: Vec<_> = points
+    let markers: Vec<PixelBox> = points
         .iter()
         .map(|&(x, y, _, _)| (x - MARK, y - MARK, 2 * MARK, 2 * MARK))
         .collect();
     let mut order: Vec<usize> = (0..points.len()).collect();
     order.sort_by_key(|&i| (points[i].1, points[i].0));
-    let mut placed: Vec<Option<(i32, i32, i32, i32)>> = vec![None; points.len()];
+    let mut placed: Vec<PixelBox> = Vec::with_capacity(points.len());
+    let mut corners = vec![(0, 0); points.len()];
     for i in order {
         let (x, y, w, h) = points[i];
         let lx = if x + GAP + w > right {
@@ -567,22 +573,22 @@ fn place_labels(points: &[(i32, i32, i32, i32)], right: i32) -> Vec<(i32, i32)> 
         } else {
             x + GAP
         };
-        let free = |b: (i32, i32, i32, i32)| {
-            placed.iter().flatten().all(|p| !overlaps(b, *p))
-                && markers.iter().all(|m| !overlaps(b, *m))
+        let free = |b: PixelBox| {
+            placed
+                .iter()
+                .chain(&markers)
+                .all(|other| !overlaps(b, *other))
         };
-        let candidates = (0..40).map(|k| if k % 2 == 0 { k / 2 } else { -(k + 1) / 2 });
-        let chosen = candidates
+        // Offsets 0, +1, −1, +2, −2, … label heights; the point's height when none is free.
+        let corner = (0..40)
+            .map(|k| if k % 2 == 0 { k / 2 } else { -(k + 1) / 2 })
             .map(|k| (lx, y - h / 2 + k * h))
             .find(|&(bx, by)| free((bx, by, w, h)))
             .unwrap_or((lx, y - h / 2));
-        placed[i] = Some((chosen.0, chosen.1, w, h));
+        placed.push((corner.0, corner.1, w, h));
+        corners[i] = corner;
     }
-    placed
-        .into_iter()
-        .zip(points)
-        .map(|(p, &(x, y, _, h))| p.map_or((x + GAP, y - h / 2), |p| (p.0, p.1)))
-        .collect()
+    corners
 }
 
 #[cfg(test)]
