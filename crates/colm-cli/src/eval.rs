@@ -89,8 +89,9 @@ pub struct RunArgs {
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
     /// moa[:proposers=3,layers=1] (client proposers, server aggregator),
-    /// cascade:tau=T[,agree=N,share=S][,to=remote|colm] (escalate drafts with mean
-    /// log-probability below T, or whose N samples reach their answer less than S of the time).
+    /// cascade:[tau=T,][agree=N,share=S,][to=remote|colm] (escalate drafts with mean
+    /// log-probability below T, or whose N samples reach their answer less than S of the time;
+    /// at least one of tau and agree).
     #[arg(long = "strategy", default_values = ["local", "server", "colm"])]
     pub strategies: Vec<String>,
     /// Items to run (from --offset); all when absent.

@@ -12,7 +12,7 @@
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
 //!   where a strategy puts one (MoA's aggregator, `on=server`). Tokens and server calls are
 //!   counted by the side of the agent that made each call;
-//! - `cascade:tau=T[,agree=N,share=S][,to=remote|colm]`: the router of `colm_core::vertical`
+//! - `cascade:[tau=T,][agree=N,share=S,][to=remote|colm]`: the router of `colm_core::vertical`
 //!   with only its confidence cascade — the client drafts, a draft with mean token
 //!   log-probability below T escalates to the server model (`remote`, default) or to a CoLM
 //!   round on the draft (`colm`). With `agree=N`, a draft that passed T (or every draft, without
