@@ -42,8 +42,12 @@ for r in range(1, reps + 1):
     steps = []
     if rec.get("selection"):
         steps.append(rec["selection"]["step"])
+    refs = rec.get("references") or {}
+    if refs.get("selection"):
+        steps.append(refs["selection"]["step"])
+    steps += refs.get("steps", [])
     for rd in rec["rounds"]:
-        steps += rd["drafts"] + ([rd["guidance"]] if rd["guidance"] else []) + rd["refinements"]
+        steps += rd["drafts"] + ([rd["guidance"]] if rd["guidance"] else []) + rd.get("critiques", []) + rd["refinements"]
     for i, st in enumerate(steps):
         c = st["outcome"].get("completion")
         u = c["usage"] if c else {"prompt_tokens": "-", "completion_tokens": "-"}
@@ -53,7 +57,12 @@ for r in range(1, reps + 1):
 out.append("")
 out.append(f"Round wall time: mean {statistics.mean(walls):.1f} s over {reps} runs "
            f"(min {min(walls):.1f}, max {max(walls):.1f}). Greedy decoding, so the runs repeat the same text; "
-           "the process wall time adds model loading (and building the engine threads).")
+           "the process wall time adds model loading (and building the engine threads). In the reference "
+           "modes the draft and the references run at the same time (a step's wall time includes waiting "
+           "for the other model's turn on the cores), and a guidance step without a model call (one "
+           "reference passed on as guidance) takes no time.")
+out.append("")
+out.append(f"Summary: one round in {statistics.mean(walls):.1f} s (mean of {reps}).")
 out.append("")
 out.append("Final answer of the last run (client-1):\n")
 out.append("```text\n" + rec["final_answers"][0]["text"].strip() + "\n```")

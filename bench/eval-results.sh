@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The first CoLM results (issue 4): client qwen2.5-coder-0.5b-instruct, server
-# qwen2.5-coder-1.5b-instruct, strategies local / server / colm (K=1, R=1, synthesis) /
-# colm critique, on GSM8K dev items 1–100 and ARC-Challenge dev items 1–100.
+# The CoLM results: client qwen2.5-coder-0.5b-instruct, server qwen2.5-coder-1.5b-instruct,
+# strategies local / server / colm (the default: one reference by the server model, its own
+# answer, as guidance) and the drafts-only modes (colm:mode=synthesis, colm:mode=critique), on
+# GSM8K dev items 1–100 and ARC-Challenge dev items 1–100.
 #
 #   bench/eval-results.sh [gsm8k|arc]...      (default: both)
 #
 # GSM8K also runs the strategies of the collaboration issue (confidence cascade at three τ, about
 # the quartiles of the local drafts' mean token log-probability; mixture-of-agents;
-# self-consistency, n = 5; debate, 3 agents × 2 rounds), before critique; STRATEGIES="…"
-# replaces that list for any suite (added to the same run folder, so the report puts every
-# strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
+# self-consistency, n = 5; debate, 3 agents × 2 rounds) and the ablations of the reference
+# issue (reference-critique; the draft aggregated with the reference; 2 rounds; 3 references
+# from one model with different seeds, or from 4 specialisations); STRATEGIES="…" replaces
+# `local server` and that list for any suite (added to the same run folder, so the report puts
+# every strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
 #
 # Runs are resumable: runs/<suite>-100 (kept out of git) is seeded from the committed records
 # in docs/results/<suite>-100/run/ when it does not exist, and each finished run's records,
@@ -27,13 +30,17 @@ suites=("$@")
 for suite in "${suites[@]}"; do
   case "$suite" in
     gsm8k) data=../shared/data/gsm8k/dev.jsonl
-           extra="cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa self-consistency debate" ;;
-    arc) data=../shared/data/arc/arc-challenge-dev.jsonl; extra="" ;;
+           extra="local server colm cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa
+                  self-consistency debate colm:mode=synthesis colm:mode=reference-critique
+                  colm:drafts=on colm:rounds=2 colm:refs=3 colm:refs=3,pool=roles
+                  colm:mode=critique" ;;
+    arc) data=../shared/data/arc/arc-challenge-dev.jsonl
+         extra="local server colm colm:mode=synthesis colm:mode=critique" ;;
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
   out="runs/$suite-$LIMIT"
   docs="docs/results/$suite-$LIMIT"
-  strategies=(local server colm ${STRATEGIES-$extra} colm:mode=critique)
+  strategies=(${STRATEGIES-$extra})
   cmd=(colm eval "$suite" --data "$data" --limit "$LIMIT"
        --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct)
   for s in "${strategies[@]}"; do cmd+=(--strategy "$s"); done

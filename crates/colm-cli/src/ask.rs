@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
+use colm_core::colm::references::{ReferenceConfig, Selector, WriterSpec};
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::HorizontalSpec;
@@ -44,10 +45,27 @@ pub struct AskArgs {
     /// Let the server pick this many collaborators first (when fewer than the clients given).
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// How the server makes guidance: synthesis (the paper's), critique, vote (no server
-    /// call: majority of the drafts' answers) or auto (vote when drafts agree, else synthesis).
-    #[arg(long, default_value = "synthesis")]
+    /// How the server makes guidance: reference (the paper's data flow: the server's own
+    /// references, written while the clients draft, synthesised; one reference is its own
+    /// guidance), reference-critique (then the server reviews each draft against it),
+    /// synthesis (the drafts only), critique, vote (no server call: majority of the drafts'
+    /// answers) or auto (vote when drafts agree, else synthesis).
+    #[arg(long, default_value = "reference")]
     pub mode: String,
+    /// Reference modes: references per query (top-k among the writers).
+    #[arg(long, default_value_t = 1)]
+    pub refs: usize,
+    /// Reference modes: a server-side collaborator, `MODEL[:role=R,t=T,seed=S,id=I]` (R: math,
+    /// code, conversation, creative); repeatable. Default: the --server model alone.
+    #[arg(long = "writer")]
+    pub writers: Vec<String>,
+    /// Reference modes: how writers are chosen when there are more than --refs: keywords (no
+    /// model call) or model (the --server model reads their descriptions).
+    #[arg(long, default_value = "keywords")]
+    pub selector: String,
+    /// Reference modes: aggregate the clients' drafts with the references in round 1 too.
+    #[arg(long)]
+    pub aggregate_drafts: bool,
     /// Strategy: colm (default; the options above apply), or a horizontal one —
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
@@ -98,8 +116,15 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         "colm" => None,
         other => Some(HorizontalSpec::parse(other).map_err(anyhow::Error::msg)?),
     };
+    let writer_specs = args
+        .writers
+        .iter()
+        .map(|w| WriterSpec::parse(w).map_err(|e| anyhow::anyhow!("--writer {w}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let selector = Selector::parse(&args.selector).map_err(anyhow::Error::msg)?;
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
+    specs.extend(writer_specs.iter().map(|w| w.model.as_str()));
     let opts = LoadOptions {
         engine: args.engine.clone(),
         max_queue: EngineConfig::default().max_queue,
@@ -122,6 +147,11 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         });
     }
     let server = get(&args.server)?;
+    let writers = writer_specs
+        .iter()
+        .map(|w| Ok(w.build(get(&w.model)?.engine.clone())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    colm::references::check_pool(&writers).map_err(anyhow::Error::msg)?;
     let params = SamplingParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -137,6 +167,11 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         client_params: params.clone(),
         server_params: params,
         guidance_mode: GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?,
+        references: ReferenceConfig {
+            k: args.refs,
+            selector,
+        },
+        aggregate_drafts: args.aggregate_drafts,
     };
 
     if !args.json {
@@ -145,8 +180,14 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             (_, Some(path)) => format!("router {}", path.display()),
             (Some(h), None) => h.name(),
             (None, None) => format!(
-                "{} round(s){}",
+                "{} round(s) · {} guidance{}{}",
                 config.rounds,
+                config.guidance_mode.name(),
+                if config.guidance_mode.uses_references() {
+                    format!(" · {} reference(s)", config.references.k)
+                } else {
+                    String::new()
+                },
                 config
                     .top_k
                     .map(|k| format!(" · top-k {k}"))
@@ -210,14 +251,11 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             }
         };
     }
-    let result = colm::run(
-        &query,
-        &collaborators,
-        server.engine.as_ref(),
-        &config,
-        observer,
-    )
-    .await;
+    let side = colm::ServerSide {
+        aggregator: server.engine.as_ref(),
+        writers: &writers,
+    };
+    let result = colm::run_with(&query, &collaborators, side, &config, observer).await;
     match result {
         Ok(record) => {
             if args.json {
@@ -282,6 +320,13 @@ pub(crate) fn print_step(s: &Step) {
 }
 
 fn print_summary(record: &ColmRecord) {
+    if let Some(sel) = record
+        .references
+        .as_ref()
+        .and_then(|r| r.selection.as_ref())
+    {
+        println!("\nSelected reference writers: {}", sel.chosen.join(", "));
+    }
     if let Some(sel) = &record.selection {
         println!("\nSelected collaborators: {}", sel.chosen.join(", "));
         if let Some(r) = &sel.fallback_reason {

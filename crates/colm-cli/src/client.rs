@@ -28,9 +28,13 @@ pub struct ClientArgs {
     /// Server model that writes the guidance.
     #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
     pub server_model: String,
-    /// Guidance mode: synthesis, critique, vote or auto.
-    #[arg(long, default_value = "synthesis")]
+    /// Guidance mode: reference (the server's own references; fetched while the local model
+    /// drafts), reference-critique, synthesis, critique, vote or auto.
+    #[arg(long, default_value = "reference")]
     pub mode: String,
+    /// Rounds: from round 2 the client sends its previous refinement for new guidance.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Local address of the OpenAI-compatible endpoint (loopback only).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
@@ -95,6 +99,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         .with_context(|| format!("model {} was not loaded", args.model))?;
     let remote = RemoteConfig {
         mode: args.mode.clone(),
+        rounds: args.rounds,
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
         trim_draft_tokens: args.trim_draft_tokens,

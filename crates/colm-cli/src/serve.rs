@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use colm_core::colm::references::{ReferenceConfig, WriterSpec};
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
+use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::{HorizontalModel, HorizontalSpec};
 use colm_core::ChatModel;
 use colm_models::Cache;
@@ -45,11 +47,12 @@ pub struct ServeArgs {
     /// `max_tokens` for requests that give none.
     #[arg(long, default_value_t = 512)]
     pub default_max_tokens: u32,
-    /// Share synthesised guidance: serve it again to clients asking the same (normalised)
-    /// question within this many seconds, without calling the server model.
+    /// Share references: the references written for a question and their synthesis are
+    /// served again to clients asking the same (normalised) question within this many seconds,
+    /// without calling a model (what reads a client's draft is never shared).
     #[arg(long)]
     pub share_ttl: Option<u64>,
-    /// SQLite file of shared guidance (default: `$COLM_HOME/guidance.sqlite`).
+    /// SQLite file of shared references (default: `$COLM_HOME/guidance.sqlite`).
     #[arg(long, requires = "share_ttl")]
     pub store: Option<PathBuf>,
     /// Collaborator of the virtual model `colm` (repeatable); enables `colm`.
@@ -61,9 +64,22 @@ pub struct ServeArgs {
     /// Rounds of the virtual model `colm`.
     #[arg(long, default_value_t = 1)]
     pub colm_rounds: u32,
-    /// Top-k selection of the virtual model `colm`.
+    /// Top-k selection of the client collaborators of the virtual model `colm`.
     #[arg(long)]
     pub colm_top_k: Option<usize>,
+    /// Guidance mode of the virtual model `colm` (reference, reference-critique, synthesis,
+    /// critique, vote, auto).
+    #[arg(long, default_value = "reference")]
+    pub colm_mode: String,
+    /// References per query of the virtual model `colm` (top-k among the --writer pool).
+    #[arg(long, default_value_t = 1)]
+    pub colm_refs: usize,
+    /// A server-side collaborator that writes references, `MODEL[:role=R,t=T,seed=S,id=I]`
+    /// (MODEL: a hosted model's id; R: math, code, conversation, creative); repeatable. Used
+    /// by `/v1/colm/guidance` in the reference modes and by the virtual model `colm`; without
+    /// it, the aggregating model writes the one reference itself.
+    #[arg(long = "writer")]
+    pub writers: Vec<String>,
     /// Also host a horizontal strategy over the --colm-client and --colm-server models as a
     /// virtual model, NAME=STRATEGY (repeatable): e.g. `debate=debate:agents=3,topology=ring`,
     /// `moa=moa:proposers=2`, `sc=self-consistency:n=5`.
@@ -96,8 +112,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         None => None,
     };
-    if args.colm_rounds == 0 || args.colm_top_k == Some(0) {
-        anyhow::bail!("--colm-rounds and --colm-top-k must be at least 1");
+    if args.colm_rounds == 0 || args.colm_top_k == Some(0) || args.colm_refs == 0 {
+        anyhow::bail!("--colm-rounds, --colm-top-k and --colm-refs must be at least 1");
     }
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
@@ -120,6 +136,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         hosted.push((id, m.engine.clone()));
     }
+    let mut writers = Vec::new();
+    for text in &args.writers {
+        let spec = WriterSpec::parse(text).map_err(|e| anyhow::anyhow!("--writer {text}: {e}"))?;
+        let model = hosted
+            .iter()
+            .find(|(id, _)| *id == spec.model)
+            .map(|(_, m)| m.clone())
+            .with_context(|| {
+                format!(
+                    "--writer {text}: no hosted model {:?} (hosted: {})",
+                    spec.model,
+                    hosted
+                        .iter()
+                        .map(|(id, _)| id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+        writers.push(spec.build(model));
+    }
     if let Some(server) = &args.colm_server {
         if hosted.iter().any(|(h, _)| h == "colm") {
             anyhow::bail!("a hosted model is already called \"colm\": give it another alias");
@@ -138,14 +174,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = loaded
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;
+        let defaults = ColmConfig::default();
         let config = ColmConfig {
             rounds: args.colm_rounds,
             top_k: args.colm_top_k,
-            ..ColmConfig::default()
+            guidance_mode: GuidanceMode::parse(&args.colm_mode, None)
+                .map_err(|e| anyhow::anyhow!("--colm-mode: {e}"))?,
+            references: ReferenceConfig {
+                k: args.colm_refs,
+                ..defaults.references
+            },
+            ..defaults
         };
         let clients: Vec<Arc<dyn ChatModel>> =
             collaborators.iter().map(|c| c.model.clone()).collect();
-        let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config);
+        let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)
+            .with_writers(writers.clone());
         hosted.push(("colm".to_owned(), Arc::new(colm)));
         for entry in &args.colm_strategies {
             let (id, spec) = entry
@@ -189,7 +233,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             auth,
         },
         store,
-    );
+    )
+    .with_writers(writers)
+    .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

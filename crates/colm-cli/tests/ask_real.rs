@@ -62,11 +62,18 @@ fn default_models_complete_a_round_on_gsm8k() {
     let draft = text_of(&drafts[0]);
     assert!(!draft.trim().is_empty());
     assert_eq!(drafts[0]["model"], "qwen2.5-coder-0.5b-instruct");
+    // The server's own reference, written with the draft prompt (it never saw the draft), is
+    // the guidance: one reference, no synthesis call.
+    let refs = rec["references"]["steps"].as_array().unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0]["kind"], "reference");
+    assert_eq!(refs[0]["model"], "qwen2.5-coder-1.5b-instruct");
+    assert_eq!(refs[0]["messages"], drafts[0]["messages"]);
     let guidance = text_of(&round["guidance"]);
     assert!(!guidance.trim().is_empty());
-    // The server saw the draft.
-    let g_prompt = round["guidance"]["messages"].to_string();
-    assert!(g_prompt.contains(&serde_json::to_string(draft.trim()).unwrap()[1..10]));
+    assert_eq!(guidance, text_of(&refs[0]));
+    assert_eq!(round["guidance"]["messages"].as_array().unwrap().len(), 0);
+    assert_eq!(round["guidance_shared"], true);
     let refinements = round["refinements"].as_array().unwrap();
     assert_eq!(refinements.len(), 1);
     assert!(!text_of(&refinements[0]).trim().is_empty());
@@ -78,7 +85,15 @@ fn default_models_complete_a_round_on_gsm8k() {
         .find(|m| m["role"] == "assistant")
         .unwrap();
     assert_eq!(own["content"], draft);
-    for step in drafts.iter().chain([&round["guidance"]]).chain(refinements) {
+    let last = refinements[0]["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .as_str()
+        .unwrap();
+    assert!(last.contains(guidance.trim()), "{last}");
+    for step in drafts.iter().chain(refs).chain(refinements) {
         let usage = &step["outcome"]["completion"]["usage"];
         let completion = usage["completion_tokens"].as_u64().unwrap();
         assert!((1..=48).contains(&completion), "{usage}");
@@ -95,6 +110,72 @@ fn default_models_complete_a_round_on_gsm8k() {
     assert!(rec["wall_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// Three specialised writers on the server model, two references per query chosen by keywords
+/// (math for a GSM8K item), synthesised into guidance by the server model.
+#[test]
+fn specialised_writers_are_selected_and_synthesised_on_gsm8k() {
+    let question = first_gsm8k_question();
+    let big = "qwen2.5-coder-1.5b-instruct";
+    let (math, creative, chat) = (
+        format!("{big}:role=math"),
+        format!("{big}:role=creative"),
+        format!("{big}:role=conversation"),
+    );
+    let rec = ask(&[
+        "--refs",
+        "2",
+        "--writer",
+        &math,
+        "--writer",
+        &creative,
+        "--writer",
+        &chat,
+        "--max-tokens",
+        "32",
+        &question,
+    ]);
+    let refs = &rec["references"];
+    let chosen = refs["selection"]["chosen"].as_array().unwrap();
+    assert_eq!(chosen.len(), 2, "{refs}");
+    assert!(chosen.contains(&Value::from("math")), "{refs}");
+    assert!(refs["selection"]["step"]["messages"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let steps = refs["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    let systems: Vec<&str> = steps
+        .iter()
+        .map(|s| s["messages"][0]["content"].as_str().unwrap())
+        .collect();
+    assert!(
+        systems[0].starts_with("You are an expert mathematician"),
+        "{systems:?}"
+    );
+    assert_ne!(systems[0], systems[1]);
+    let g = &rec["rounds"][0]["guidance"];
+    let g_system = g["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        g_system.contains("synthesize these responses"),
+        "{g_system}"
+    );
+    for s in steps {
+        let head: String = text_of(s).chars().take(20).collect();
+        assert!(
+            g_system.contains(&head),
+            "{head:?} not in the synthesis prompt"
+        );
+    }
+    // The draft reached no server prompt.
+    let draft = text_of(&rec["rounds"][0]["drafts"][0]);
+    let head: String = draft.chars().take(30).collect();
+    assert!(!g.to_string().contains(&head));
+    assert_eq!(
+        rec["usage_by_model"][big]["calls"], 3,
+        "two references + one synthesis"
+    );
+}
+
 #[test]
 fn server_selects_top_k_among_two_clients() {
     let question = first_gsm8k_question();
@@ -105,6 +186,8 @@ fn server_selects_top_k_among_two_clients() {
         "gemma-3-270m",
         "--top-k",
         "1",
+        "--mode",
+        "synthesis",
         "--max-tokens",
         "24",
         &question,

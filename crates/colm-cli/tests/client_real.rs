@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
-/// `colm serve` with MODEL on a free loopback port.
-fn serve() -> common::Proc {
-    start(&[
+/// `colm serve` with MODEL on a free loopback port, with `extra` flags.
+fn serve_with(extra: &[&str]) -> common::Proc {
+    let mut args = vec![
         "serve",
         "--model",
         MODEL,
@@ -23,7 +23,13 @@ fn serve() -> common::Proc {
         "127.0.0.1:0",
         "--ctx",
         "2048",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    start(&args)
+}
+
+fn serve() -> common::Proc {
+    serve_with(&[])
 }
 
 /// `colm client` of `server`, MODEL on both sides, on a free loopback port, with `extra` flags.
@@ -107,9 +113,9 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     );
 }
 
-/// Two `colm client`s answer the same question through one shared session on `colm serve`:
-/// the session aggregates when both drafts are in (k = 2), both clients refine with that
-/// guidance, and the drafts travel trimmed.
+/// Two `colm client`s answer the same question through one shared session on `colm serve`
+/// (drafts-only `synthesis` mode): the session aggregates when both drafts are in (k = 2), both
+/// clients refine with that guidance, and the drafts travel trimmed.
 #[tokio::test]
 async fn two_clients_complete_a_shared_session() {
     let _turn = SERIAL.lock().await;
@@ -130,6 +136,8 @@ async fn two_clients_complete_a_shared_session() {
                     "8",
                     "--name",
                     name,
+                    "--mode",
+                    "synthesis",
                 ],
             )
         })
@@ -257,4 +265,81 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
         "{reason}"
     );
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
+}
+
+/// Two `colm client`s in the default `reference` mode, two rounds, on a server that shares
+/// references: round 1 asks for guidance while drafting and needs no draft (one reference for
+/// both clients, the other served from the store); round 2 sends each client's refinement into
+/// one shared session (k = 2) whose guidance aggregates both with the stored reference.
+#[tokio::test]
+async fn reference_rounds_over_the_wire_share_one_reference() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("colm-client-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("guidance.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let server = serve_with(&["--share-ttl", "600", "--store", store.to_str().unwrap()]);
+    let clients: Vec<_> = ["alice", "bob"]
+        .iter()
+        .map(|name| {
+            client(
+                &server,
+                &[
+                    "--deadline-ms",
+                    "180000",
+                    "--rounds",
+                    "2",
+                    "--session-k",
+                    "2",
+                    "--session-window-ms",
+                    "150000",
+                    "--name",
+                    name,
+                ],
+            )
+        })
+        .collect();
+    let http = reqwest::Client::new();
+    let question = "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?";
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 48});
+    let answers = futures::future::join_all(clients.iter().map(|c| {
+        let (http, body) = (http.clone(), body.clone());
+        let url = format!("{}/v1/chat/completions", c.base);
+        async move {
+            let r = http.post(&url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+    for v in &answers {
+        assert!(v["colm"]["fallback"].is_null(), "{v}");
+        // Draft + two refinements, all local.
+        assert!(
+            v["usage"]["completion_tokens"].as_u64().unwrap() > 48,
+            "{v}"
+        );
+    }
+    let metrics = get_text(&http, &format!("{}/metrics", server.base)).await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
+    };
+    // Round 1: one reference written, one served from the store; round 2's session reads the
+    // stored reference again (a hit) and both refinements.
+    assert_eq!(value("colm_shared_guidance_hits_total "), 2.0);
+    assert_eq!(value("colm_session_drafts_total "), 2.0);
+    assert_eq!(
+        value("colm_session_aggregations_total{trigger=\"k\"} "),
+        1.0
+    );
+    // Server model calls: one reference + one round-2 synthesis.
+    assert_eq!(
+        value(&format!("colm_model_calls_total{{model=\"{MODEL}\"}} ")),
+        2.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

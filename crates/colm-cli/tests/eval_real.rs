@@ -49,6 +49,10 @@ fn gsm8k_run_resumes_and_reports() {
         "--strategy",
         "local",
         "--strategy",
+        "server",
+        "--strategy",
+        "colm",
+        "--strategy",
         "colm:mode=critique",
         "--client",
         small,
@@ -70,7 +74,7 @@ fn gsm8k_run_resumes_and_reports() {
         String::from_utf8_lossy(&first.stderr)
     );
     let recs = records(&out);
-    assert_eq!(recs.len(), 4, "2 items × 2 strategies");
+    assert_eq!(recs.len(), 8, "2 items × 4 strategies");
     for r in &recs {
         assert!(r["error"].is_null(), "{r}");
         let score = &r["score"];
@@ -115,6 +119,34 @@ fn gsm8k_run_resumes_and_reports() {
         );
     }
 
+    // The default CoLM: the server's own answer is the reference (the `server` strategy's very
+    // request, replayed), passed on as guidance without a call; the draft is `local`'s request.
+    for colm_rec in recs.iter().filter(|r| r["strategy"] == "colm") {
+        let turn = &colm_rec["turns"][0];
+        assert_eq!(turn["cached_calls"], 2, "{turn}");
+        assert_eq!(colm_rec["server_calls"], 1, "{colm_rec}");
+        let server = recs
+            .iter()
+            .find(|r| r["strategy"] == "server" && r["item"] == colm_rec["item"])
+            .unwrap();
+        let t = &turn["transcript"];
+        assert_eq!(t["config"]["guidance_mode"], "reference");
+        let reference = &t["references"]["steps"][0]["outcome"]["completion"]["text"];
+        assert_eq!(
+            reference,
+            &server["turns"][0]["transcript"]["completion"]["text"]
+        );
+        assert_eq!(
+            &t["rounds"][0]["guidance"]["outcome"]["completion"]["text"],
+            reference
+        );
+        assert_eq!(t["rounds"][0]["guidance_shared"], true);
+        assert_eq!(
+            colm_rec["tokens"]["server_completion"],
+            server["tokens"]["server_completion"]
+        );
+    }
+
     // A rerun finds everything done and writes nothing.
     let again = colm(&args);
     assert!(again.status.success());
@@ -147,11 +179,39 @@ fn gsm8k_run_resumes_and_reports() {
     );
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["metrics"].as_array().unwrap().len(), 2);
+    assert_eq!(json["metrics"].as_array().unwrap().len(), 4);
     // The anatomy scores CoLM's draft apart: the same prompt, greedy, as `local`'s answer.
     assert!(md.contains("## Anatomy of the CoLM answers"), "{md}");
-    let anatomy = &json["colm_anatomy"][0];
-    assert_eq!(anatomy["strategy"], "colm:mode=critique");
+    let anatomy = json["colm_anatomy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["strategy"] == "colm:mode=critique")
+        .unwrap();
+    assert!(anatomy.get("reference_right").is_none(), "{anatomy}");
+    let reference = json["colm_anatomy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["strategy"] == "colm")
+        .unwrap();
+    assert_eq!(reference["reference_right"]["n"], 2, "{reference}");
+    // With sharing, the reference is the shared part of the default CoLM's server tokens.
+    assert!(
+        md.contains("## Server decode tokens per client query, with sharing"),
+        "{md}"
+    );
+    let sharing = &json["colm_sharing"];
+    assert!(
+        sharing
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["strategy"] == "colm"
+                && r["shared_decode"].as_f64().unwrap() > 0.0
+                && r["private_decode"] == 0.0),
+        "{sharing}"
+    );
     assert_eq!(anatomy["draft_right"]["n"], 2);
     let local_right = recs
         .iter()

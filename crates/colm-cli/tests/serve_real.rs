@@ -123,6 +123,22 @@ async fn openai_api_over_loopback() {
     assert_eq!(g["mode"], "vote");
     assert_eq!(g["tally"]["answer"], "18");
     assert!(g["usage"].is_null());
+    // reference-critique: the model's own reference, then its review of the one draft.
+    let body = json!({"model": "small", "query": question, "drafts": [content], "mode": "reference-critique"});
+    let (status, text) = post(&client, &g_url, body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let g: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(g["mode"], "reference-critique");
+    assert_eq!(g["references"].as_array().unwrap().len(), 1);
+    assert_ne!(
+        g["guidance"], g["references"][0]["text"],
+        "the review is the guidance"
+    );
+    // A field the API does not know is a 400 naming it, never ignored.
+    let body = json!({"model": "small", "query": question, "temperatur": 0});
+    let (status, text) = post(&client, &g_url, body.to_string()).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("temperatur"), "{text}");
     for mode in ["synthesis", "critique"] {
         let body = json!({"model": "small", "query": question, "drafts": [content], "mode": mode, "round": 2});
         let (status, text) = post(&client, &g_url, body.to_string()).await;
@@ -146,6 +162,24 @@ async fn openai_api_over_loopback() {
             json!({"model": "small", "query": "q", "drafts": ["x"], "mode": "shout"}),
             "mode",
         ),
+        (
+            json!({"model": "small", "query": "q", "drafts": ["x", "y"], "mode": "reference-critique"}),
+            "drafts",
+        ),
+        (
+            json!({"model": "small", "query": "q", "round": 2}),
+            "drafts",
+        ),
+        (
+            json!({"model": "small", "query": "q", "drafts": ["x"], "mode": "synthesis", "refs": 2}),
+            "refs",
+        ),
+        (json!({"model": "small", "query": "q", "refs": 0}), "refs"),
+        (
+            json!({"model": "small", "query": "q", "selector": "dice"}),
+            "selector",
+        ),
+        (json!({"model": "small", "query": " "}), "query"),
     ] {
         let (status, text) = post(&client, &g_url, body.to_string()).await;
         assert_eq!(status, 400, "{text}");
@@ -171,7 +205,7 @@ async fn openai_api_over_loopback() {
     for series in [
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"413\"} 2",
-        "colm_requests_total{route=\"/v1/colm/guidance\",status=\"400\"} 3",
+        "colm_requests_total{route=\"/v1/colm/guidance\",status=\"400\"} 10",
         "colm_queue_depth{model=\"small\"} 0",
     ] {
         assert!(metrics.contains(series), "{series} missing in\n{metrics}");
@@ -343,7 +377,7 @@ async fn official_openai_python_sdk() {
 }
 
 #[tokio::test]
-async fn synthesised_guidance_is_shared_and_survives_a_restart() {
+async fn references_are_shared_per_question_and_drafts_never_are() {
     let _turn = SERIAL.lock().await;
     let dir = std::env::temp_dir().join(format!("colm-share-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -361,10 +395,9 @@ async fn synthesised_guidance_is_shared_and_survives_a_restart() {
     ];
     let client = reqwest::Client::new();
     let question = "A robe takes 2 bolts of blue fiber and half that much white fiber.  How many bolts in total does it take?";
-    let ask = |base: String, query: &'static str, draft: &'static str| {
+    let ask = |base: String, body: Value| {
         let client = client.clone();
         async move {
-            let body = json!({"model": "small", "query": query, "drafts": [draft]});
             let (status, text) = post(
                 &client,
                 &format!("{base}/v1/colm/guidance"),
@@ -376,24 +409,78 @@ async fn synthesised_guidance_is_shared_and_survives_a_restart() {
         }
     };
     let server = start(&args);
-    let first = ask(server.base.clone(), question, "2 + 1 = 3 bolts.").await;
+    // Reference mode (the default), round 1: no draft needed; the reference is the guidance.
+    let first = ask(
+        server.base.clone(),
+        json!({"model": "small", "query": question}),
+    )
+    .await;
+    assert_eq!(first["mode"], "reference");
     assert_eq!(first["shared"], false);
     assert!(first["usage"]["completion_tokens"].as_u64().unwrap() > 0);
-    // Same question, spaced differently, another client's draft: served from the store.
+    assert_eq!(first["references"][0]["text"], first["guidance"]);
+    // Same question, spaced differently, with a draft that carries personal data: served from
+    // the store, and that draft reaches no one.
     let same = "a robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take";
-    let second = ask(server.base.clone(), same, "It takes 4 bolts.").await;
+    let secret = "Anna Berg, anna@example.com, card 4111 1111 1111 1111: it takes 4 bolts.";
+    let second = ask(
+        server.base.clone(),
+        json!({"model": "small", "query": same, "drafts": [secret]}),
+    )
+    .await;
     assert_eq!(second["shared"], true);
     assert!(second["usage"].is_null());
     assert_eq!(second["guidance"], first["guidance"]);
+    // Draft-reading guidance is computed per request and never stored or shared.
+    let mut synthesis = Vec::new();
+    for draft in [secret, "It takes 3 bolts."] {
+        let g = ask(
+            server.base.clone(),
+            json!({"model": "small", "query": question, "drafts": [draft], "mode": "synthesis"}),
+        )
+        .await;
+        assert_eq!(g["shared"], false);
+        assert!(g["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        synthesis.push(g);
+    }
+    let round2 = ask(
+        server.base.clone(),
+        json!({"model": "small", "query": question, "drafts": ["It takes 3 bolts."], "round": 2}),
+    )
+    .await;
+    assert_eq!(round2["shared"], true, "its references come from the store");
+    assert!(
+        round2["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "its synthesis is new"
+    );
+    for g in [&first, &second, &synthesis[1], &round2] {
+        assert!(!g.to_string().contains("anna@example.com"), "{g}");
+    }
+    // Ten clients asking a new question at once cost one reference (single flight).
+    let fresh = "Tom has 3 apples and buys 5 more. How many apples does he have?";
+    let burst = futures::future::join_all((0..10).map(|_| {
+        ask(
+            server.base.clone(),
+            json!({"model": "small", "query": fresh}),
+        )
+    }))
+    .await;
+    let computed = burst.iter().filter(|g| g["shared"] == false).count();
+    assert_eq!(computed, 1, "{burst:?}");
+    assert!(burst.iter().all(|g| g["guidance"] == burst[0]["guidance"]));
     let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
     assert!(
-        metrics.contains("colm_shared_guidance_hits_total 1"),
+        metrics.contains("colm_shared_guidance_hits_total 11"),
         "{metrics}"
     );
     drop(server);
     // Durable across restarts.
     let server = start(&args);
-    let third = ask(server.base.clone(), question, "3").await;
+    let third = ask(
+        server.base.clone(),
+        json!({"model": "small", "query": question}),
+    )
+    .await;
     assert_eq!(third["shared"], true);
     assert_eq!(third["guidance"], first["guidance"]);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,9 +1,11 @@
 //! colm-client: the device side of CoLM.
 //!
-//! [`CollabClient`] is a [`ChatModel`] that answers each chat with one CoLM round split across
-//! the network: the **local** model drafts, a colm server's `POST /v1/colm/guidance` turns the
-//! draft into guidance, and the local model refines its own draft with it (CoLM, Huang et al.,
-//! AAAI 2026: the client refines with the server's guidance).
+//! [`CollabClient`] is a [`ChatModel`] that answers each chat with CoLM split across the
+//! network: the **local** model drafts, a colm server's `POST /v1/colm/guidance` sends guidance
+//! (by default, in `reference` mode, the synthesis of the server's own references, asked for
+//! while the local model drafts: it reads no draft), and the local model refines its own draft
+//! with it (CoLM, Huang et al., AAAI 2026: the client refines with the server's guidance), for
+//! one or more rounds.
 //!
 //! On the wire, request bodies are zstd-compressed (`Content-Encoding: zstd`) and responses
 //! are accepted compressed (`Accept-Encoding: zstd, gzip`); the completion's
@@ -22,7 +24,8 @@ use std::io::Read;
 
 use async_trait::async_trait;
 use colm_core::colm::query_of;
-use colm_core::guidance;
+use colm_core::guidance::{self, GuidanceMode};
+use colm_core::prompts::GuidanceSource;
 use colm_core::vertical::Router;
 use colm_core::{
     prompts, ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, Timings,
@@ -38,8 +41,12 @@ pub struct RemoteConfig {
     pub base_url: String,
     /// Server model that writes the guidance.
     pub server_model: String,
-    /// Guidance mode: `synthesis`, `critique`, `vote` or `auto`.
+    /// Guidance mode: `reference` (default), `reference-critique`, `synthesis`, `critique`,
+    /// `vote` or `auto`.
     pub mode: String,
+    /// Rounds: in round r ≥ 2 the client sends its round r − 1 refinement and refines again
+    /// with the guidance made from it (default 1).
+    pub rounds: u32,
     /// API key sent as `Authorization: Bearer …`.
     pub api_key: Option<String>,
     /// Time allowed for the whole guidance exchange, retries included.
@@ -67,12 +74,13 @@ pub struct SessionConfig {
 }
 
 impl RemoteConfig {
-    /// Defaults for `base_url`: synthesis, 30 s deadline, 2 retries from 200 ms.
+    /// Defaults for `base_url`: reference mode, 1 round, 30 s deadline, 2 retries from 200 ms.
     pub fn new(base_url: impl Into<String>, server_model: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
             server_model: server_model.into(),
-            mode: "synthesis".into(),
+            mode: "reference".into(),
+            rounds: 1,
             api_key: None,
             deadline: Duration::from_secs(30),
             retries: 2,
@@ -120,23 +128,27 @@ impl CollabClient {
             link: Link::new(remote)?,
         })
     }
-    /// One guidance attempt, bounded by `timeout`: one-shot, or through a shared session.
+    /// One guidance attempt for `round`, bounded by `timeout`: one-shot, or through a shared
+    /// session. `draft` is `None` when the guidance reads none (reference mode, round 1): then
+    /// the request is one-shot (its references are shared by the server's store anyway).
     async fn request_guidance(
         &self,
         query: &str,
-        draft: &str,
+        draft: Option<&str>,
+        round: u32,
         params: &SamplingParams,
         timeout: Duration,
     ) -> Result<(String, WireStats), Failure> {
         let started = Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         let mut wire = WireStats::default();
-        let Some(session) = self.link.remote.session else {
+        let session = self.link.remote.session.filter(|_| draft.is_some());
+        let Some(session) = session else {
             let body = json!({
                 "model": self.link.remote.server_model,
                 "query": query,
-                "drafts": [draft],
-                "round": 1,
+                "drafts": draft.into_iter().collect::<Vec<_>>(),
+                "round": round,
                 "mode": self.link.remote.mode,
                 "max_tokens": params.max_tokens,
             });
@@ -157,6 +169,7 @@ impl CollabClient {
             "model": self.link.remote.server_model,
             "query": query,
             "mode": self.link.remote.mode,
+            "round": round,
             "k": session.k,
             "window_ms": session.window_ms,
             "max_tokens": params.max_tokens,
@@ -175,7 +188,7 @@ impl CollabClient {
             return Err(http_failure(status, &value));
         }
         let id = value["id"].as_str().unwrap_or_default().to_owned();
-        let mut body = json!({ "draft": draft });
+        let mut body = json!({ "draft": draft.unwrap_or_default() });
         if let Some(name) = &self.link.remote.client_name {
             body["client"] = json!(name);
         }
@@ -225,18 +238,35 @@ impl CollabClient {
         }
     }
 
-    /// Guidance with retries of transient failures, within the deadline.
+    /// Guidance for `round` with retries of transient failures, within the deadline.
     async fn guidance(
         &self,
         query: &str,
-        draft: &str,
+        draft: Option<&str>,
+        round: u32,
         params: &SamplingParams,
     ) -> Result<(String, WireStats), String> {
         self.link
             .retrying("guidance", |left| {
-                self.request_guidance(query, draft, params, left)
+                self.request_guidance(query, draft, round, params, left)
             })
             .await
+    }
+
+    /// `text` as sent: trimmed to `trim_draft_tokens` of rationale when set.
+    fn sent(&self, text: &str) -> String {
+        match self.link.remote.trim_draft_tokens {
+            Some(n) => {
+                let local = &self.local;
+                let count = |t: &str| {
+                    local
+                        .count_tokens(t)
+                        .unwrap_or_else(|| t.split_whitespace().count())
+                };
+                guidance::trim_draft(text, n, &count)
+            }
+            None => text.to_owned(),
+        }
     }
 }
 
@@ -353,43 +383,70 @@ impl ChatModel for CollabClient {
         &self.name
     }
 
+    /// One CoLM collaboration split across the network (CoLM's client side): the local model
+    /// drafts while — in `reference` mode, whose round-1 guidance reads no draft — the server's
+    /// guidance is already being fetched; then the local model refines its own draft with it,
+    /// and with `rounds` > 1 sends each refinement back for the next round's guidance. When a
+    /// guidance exchange fails for good, the latest answer is returned, marked as a fallback.
     async fn chat(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let draft = self.local.chat(messages, params).await?;
         let query = query_of(messages);
-        let sent = match self.link.remote.trim_draft_tokens {
-            Some(n) => {
-                let local = &self.local;
-                let count = |t: &str| {
-                    local
-                        .count_tokens(t)
-                        .unwrap_or_else(|| t.split_whitespace().count())
-                };
-                guidance::trim_draft(&draft.text, n, &count)
-            }
-            None => draft.text.clone(),
+        let mode = GuidanceMode::parse(&self.link.remote.mode, None)
+            .map_err(ModelError::InvalidRequest)?;
+        // Round 1: in reference mode, draft and fetch the guidance at the same time.
+        let (draft, mut early) = if mode == GuidanceMode::Reference {
+            let (d, g) = tokio::join!(
+                self.local.chat(messages, params),
+                self.guidance(&query, None, 1, params)
+            );
+            (d?, Some(g))
+        } else {
+            (self.local.chat(messages, params).await?, None)
         };
-        match self.guidance(&query, &sent, params).await {
-            Ok((guidance, wire)) => {
-                let prompt = prompts::refinement(&query, &draft.text, &guidance);
-                let mut refined = self.local.chat(&prompt, params).await?;
-                refined.usage.add(draft.usage);
-                refined.timings.prompt_ms += draft.timings.prompt_ms;
-                refined.timings.generation_ms += draft.timings.generation_ms;
-                refined.wire = Some(wire);
-                Ok(refined)
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "answering with the local draft");
-                Ok(Completion {
-                    fallback: Some(reason),
-                    ..draft
-                })
-            }
+        let mut answer = draft;
+        let mut spent = (answer.usage, answer.timings);
+        let mut wire = WireStats::default();
+        for round in 1..=self.link.remote.rounds.max(1) {
+            let fetched = match (round, early.take()) {
+                (1, Some(g)) => g,
+                _ => {
+                    let sent = self.sent(&answer.text);
+                    self.guidance(&query, Some(&sent), round, params).await
+                }
+            };
+            let (guidance, w) = match fetched {
+                Ok(g) => g,
+                Err(reason) => {
+                    tracing::warn!(%reason, round, "answering with the latest local answer");
+                    answer.usage = spent.0;
+                    answer.timings = spent.1;
+                    answer.wire = (wire != WireStats::default()).then_some(wire);
+                    return Ok(Completion {
+                        fallback: Some(reason),
+                        ..answer
+                    });
+                }
+            };
+            wire.add(w);
+            let source = if mode == GuidanceMode::Reference && round == 1 {
+                GuidanceSource::References
+            } else {
+                GuidanceSource::ReadYourAnswer
+            };
+            let prompt = prompts::refinement(&query, &answer.text, &guidance, source);
+            let refined = self.local.chat(&prompt, params).await?;
+            spent.0.add(refined.usage);
+            spent.1.prompt_ms += refined.timings.prompt_ms;
+            spent.1.generation_ms += refined.timings.generation_ms;
+            answer = refined;
         }
+        answer.usage = spent.0;
+        answer.timings = spent.1;
+        answer.wire = Some(wire);
+        Ok(answer)
     }
 }
 

@@ -1,16 +1,23 @@
 //! The CoLM strategy (Huang, Huang, Zhang, AAAI 2026, arXiv 2511.06991) as pure async logic.
 //!
-//! One collaboration on a query:
-//! 1. **selection** (optional, `top_k`): the server model picks the `k` collaborators most
-//!    relevant to the query from their declared specialisations; an unusable answer (no
-//!    numbers, out-of-range or too few distinct numbers) or a failed call falls back to all;
-//! 2. **drafts**: every selected collaborator answers the query alone, concurrently;
-//! 3. **aggregation**: the server model summarises and synthesises the drafts into
-//!    **guidance**;
-//! 4. **refinement**: every collaborator revises **its own** previous answer with the guidance.
+//! One collaboration on a query, in the default [`GuidanceMode::Reference`] (the paper's data
+//! flow):
+//! 1. **drafts and references, at the same time**: every client collaborator drafts its answer
+//!    on its own model while the server's top-k reference writers (server-side collaborators,
+//!    [`references`]) write theirs — references do not depend on drafts, so a round costs
+//!    max(draft, references) + aggregation + refinement;
+//! 2. **aggregation**: the references are synthesised into **guidance** (one reference is its
+//!    own guidance); this part reads no client text and is the same for every client asking
+//!    the question (`guidance_shared`). `reference-critique` then has the server compare each
+//!    client's draft with that synthesis (private guidance per client);
+//! 3. **refinement**: every client collaborator revises **its own** previous answer with its
+//!    guidance.
 //!
-//! Steps 3–4 form a **round**; with `rounds > 1` the refinements of round *r* are the answers
-//! aggregated in round *r + 1*. A collaborator whose call fails is recorded as failed and the
+//! Steps 2–3 form a **round**; with `rounds > 1` the refinements of round *r* are aggregated
+//! with the references in round *r + 1* (private, since it reads client answers). The modes
+//! that only read drafts (`synthesis`, `critique`, `vote`, `auto`) skip the references and
+//! aggregate the drafts instead; with `top_k` the server may first select the client
+//! collaborators (legacy ablation; an unusable answer falls back to all). A collaborator whose call fails is recorded as failed and the
 //! round goes on with the others (its last good answer is kept); when every collaborator
 //! fails, or the server fails to produce guidance, [`run`] returns a [`ColmError`] that carries
 //! the partial record, so nothing computed is lost.
@@ -24,9 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::guidance::{GuidanceMode, GuidancePlan};
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
-use crate::prompts;
+use crate::prompts::{self, GuidanceSource};
 
+pub mod references;
 mod virtual_model;
+use references::{ReferenceConfig, ReferenceWriter, References};
 pub(crate) use virtual_model::summed;
 pub use virtual_model::{query_of, ColmModel};
 
@@ -53,12 +62,20 @@ pub struct ColmConfig {
     pub client_params: SamplingParams,
     /// Sampling for the server's selection and guidance.
     pub server_params: SamplingParams,
-    /// How the server turns answers into guidance; the paper's is `Synthesis`.
-    #[serde(default = "default_mode")]
+    /// How the server makes guidance. Records written before the reference modes existed
+    /// read as `Synthesis`, the mode they ran.
+    #[serde(default = "legacy_mode")]
     pub guidance_mode: GuidanceMode,
+    /// References per query and how their writers are chosen (reference modes).
+    #[serde(default)]
+    pub references: ReferenceConfig,
+    /// Reference modes: also aggregate the clients' round-1 drafts with the references (an
+    /// ablation; the guidance then reads client text and is private).
+    #[serde(default)]
+    pub aggregate_drafts: bool,
 }
 
-fn default_mode() -> GuidanceMode {
+fn legacy_mode() -> GuidanceMode {
     GuidanceMode::Synthesis
 }
 
@@ -69,7 +86,9 @@ impl Default for ColmConfig {
             top_k: None,
             client_params: SamplingParams::default(),
             server_params: SamplingParams::default(),
-            guidance_mode: GuidanceMode::Synthesis,
+            guidance_mode: GuidanceMode::Reference,
+            references: ReferenceConfig::default(),
+            aggregate_drafts: false,
         }
     }
 }
@@ -80,6 +99,8 @@ impl Default for ColmConfig {
 pub enum StepKind {
     /// Server picks the top-k collaborators.
     Selection,
+    /// A server-side collaborator writes its own answer to the query.
+    Reference,
     /// A collaborator answers alone.
     Draft,
     /// Server aggregates answers into guidance.
@@ -97,11 +118,12 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    /// The kind's name as in the JSON record: `selection`, `draft`, `guidance`, `refinement`,
-    /// `sample`, `debate`, `proposal`, `aggregation`.
+    /// The kind's name as in the JSON record: `selection`, `reference`, `draft`, `guidance`,
+    /// `refinement`, `sample`, `debate`, `proposal`, `aggregation`.
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Selection => "selection",
+            StepKind::Reference => "reference",
             StepKind::Draft => "draft",
             StepKind::Guidance => "guidance",
             StepKind::Refinement => "refinement",
@@ -199,8 +221,17 @@ pub struct RoundRecord {
     pub drafts: Vec<Step>,
     /// The answers the server aggregated in this round.
     pub aggregated: Vec<Contribution>,
-    /// The server's aggregation call; `None` only in a partial record whose drafts all failed.
+    /// The server's aggregation (in reference modes, the synthesis of the references); `None`
+    /// only in a partial record whose drafts all failed.
     pub guidance: Option<Step>,
+    /// The guidance was made from server-side inputs only (no client text): the same for every
+    /// client asking the question, so shareable.
+    #[serde(default)]
+    pub guidance_shared: bool,
+    /// `reference-critique`: the server's review of each collaborator's answer against the
+    /// guidance above (the guidance that collaborator refines with), in collaborator order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critiques: Vec<Step>,
     /// Refinement calls.
     pub refinements: Vec<Step>,
 }
@@ -246,8 +277,11 @@ pub struct ColmRecord {
     pub config: ColmConfig,
     /// Name of the server model.
     pub server_model: String,
-    /// Top-k selection, when it ran.
+    /// Top-k selection of the client collaborators, when it ran.
     pub selection: Option<Selection>,
+    /// The server-side collaborators' references (reference modes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<References>,
     /// The rounds, in order.
     pub rounds: Vec<RoundRecord>,
     /// Each surviving collaborator's final answer, in collaborator order.
@@ -264,17 +298,34 @@ impl ColmRecord {
         self.final_answers.first().map(|a| a.text.as_str())
     }
 
-    /// Every model call in order: selection, then per round drafts, guidance, refinements.
+    /// Every step in order: selection, the references (their selection, then each), then per
+    /// round drafts, guidance, critiques, refinements.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.selection
             .iter()
             .map(|s| &s.step)
+            .chain(self.references.iter().flat_map(References::all_steps))
             .chain(self.rounds.iter().flat_map(|r| {
                 r.drafts
                     .iter()
                     .chain(r.guidance.iter())
+                    .chain(r.critiques.iter())
                     .chain(r.refinements.iter())
             }))
+    }
+
+    /// The steps computed from server-side inputs only (reference selection, references, and
+    /// guidance marked shared): what a server computes once per question for all its clients.
+    pub fn shared_steps(&self) -> impl Iterator<Item = &Step> {
+        self.references
+            .iter()
+            .flat_map(References::all_steps)
+            .chain(
+                self.rounds
+                    .iter()
+                    .filter(|r| r.guidance_shared)
+                    .flat_map(|r| r.guidance.iter()),
+            )
     }
 }
 
@@ -398,16 +449,19 @@ pub(crate) async fn call(
     step
 }
 
-/// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
-fn vote_step(
+/// A step that made no model call (a vote, a keyword selection, a single reference passed on
+/// as guidance): `model` names what produced it, it has no messages and no tokens.
+pub(crate) fn no_call_step(
+    kind: StepKind,
     round: u32,
-    plan: Result<GuidancePlan, ModelError>,
+    model: &str,
+    text: Result<String, ModelError>,
     observer: Option<StepObserver<'_>>,
 ) -> Step {
-    let outcome = match plan {
-        Ok(GuidancePlan::Vote(t)) => StepOutcome::Ok {
+    let outcome = match text {
+        Ok(text) => StepOutcome::Ok {
             completion: Completion {
-                text: GuidancePlan::vote_guidance(t).text,
+                text,
                 usage: Usage::default(),
                 mean_logprob: None,
                 finish_reason: crate::model::FinishReason::Stop,
@@ -416,16 +470,13 @@ fn vote_step(
                 wire: None,
             },
         },
-        Ok(GuidancePlan::Call { .. }) => StepOutcome::Failed {
-            error: ModelError::InvalidRequest("a server call was planned, not a vote".into()),
-        },
         Err(error) => StepOutcome::Failed { error },
     };
     let step = Step {
-        kind: StepKind::Guidance,
+        kind,
         round,
         collaborator: None,
-        model: GuidanceMode::Vote.name().to_owned(),
+        model: model.to_owned(),
         messages: Vec::new(),
         wall_ms: 0.0,
         outcome,
@@ -436,6 +487,70 @@ fn vote_step(
     step
 }
 
+/// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
+fn vote_step(
+    round: u32,
+    plan: Result<GuidancePlan, ModelError>,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    let text = match plan {
+        Ok(GuidancePlan::Vote(t)) => Ok(GuidancePlan::vote_guidance(t).text),
+        Ok(GuidancePlan::Call { .. }) => Err(ModelError::InvalidRequest(
+            "a server call was planned, not a vote".into(),
+        )),
+        Err(error) => Err(error),
+    };
+    no_call_step(
+        StepKind::Guidance,
+        round,
+        GuidanceMode::Vote.name(),
+        text,
+        observer,
+    )
+}
+
+/// Top-k selection by `server` among `profiles` ([`prompts::selection`]); an unusable answer or
+/// a failed call keeps every candidate, with the reason recorded.
+pub(crate) async fn select(
+    query: &str,
+    profiles: &[prompts::CandidateProfile<'_>],
+    k: usize,
+    server: &dyn ChatModel,
+    params: &SamplingParams,
+    observer: Option<StepObserver<'_>>,
+) -> Selection {
+    let step = call(
+        StepKind::Selection,
+        0,
+        None,
+        server,
+        prompts::selection(query, profiles, k),
+        params,
+        observer,
+    )
+    .await;
+    let parsed = match &step.outcome {
+        StepOutcome::Ok { completion } => parse_selection(&completion.text, profiles.len(), k),
+        StepOutcome::Failed { error } => Err(format!("selection call failed: {error}")),
+    };
+    let (chosen, fallback_reason) = match parsed {
+        Ok(mut idx) => {
+            idx.sort_unstable();
+            (idx, None)
+        }
+        Err(reason) => ((0..profiles.len()).collect(), Some(reason)),
+    };
+    Selection {
+        step,
+        chosen: chosen
+            .iter()
+            .filter_map(|&i| profiles.get(i))
+            .map(|p| p.id.to_owned())
+            .collect(),
+        fallback_reason,
+    }
+}
+
 /// A collaborator still taking part, with its latest good answer.
 struct Active<'c> {
     who: &'c Collaborator,
@@ -444,15 +559,22 @@ struct Active<'c> {
     round: u32,
 }
 
-/// Runs one CoLM collaboration on `query`.
-///
-/// `collaborators` are the client models (K ≥ 1, unique ids); `server` aggregates.
-/// `observer` sees each step as it completes.
+/// The server side of a collaboration: the model that selects and aggregates, and the pool of
+/// server-side collaborators that write references (empty: the aggregator itself, as one
+/// generalist writer).
+#[derive(Clone, Copy)]
+pub struct ServerSide<'a> {
+    /// Selects collaborators and aggregates into guidance.
+    pub aggregator: &'a dyn ChatModel,
+    /// Reference writers; top-k of them are selected per query.
+    pub writers: &'a [ReferenceWriter],
+}
+
+/// Runs one CoLM collaboration on `query` with `server` as the aggregator and as the only
+/// reference writer (see [`run_with`]).
 ///
 /// # Errors
-/// [`ColmError::InvalidConfig`] for zero rounds, `top_k == Some(0)`, no collaborators or
-/// duplicate ids; [`ColmError::AllCollaboratorsFailed`] when every collaborator fails at a
-/// stage; [`ColmError::GuidanceFailed`] when the server fails to aggregate.
+/// As [`run_with`].
 pub async fn run(
     query: &str,
     collaborators: &[Collaborator],
@@ -460,14 +582,40 @@ pub async fn run(
     config: &ColmConfig,
     observer: Option<StepObserver<'_>>,
 ) -> Result<ColmRecord, ColmError> {
+    let side = ServerSide {
+        aggregator: server,
+        writers: &[],
+    };
+    run_with(query, collaborators, side, config, observer).await
+}
+
+/// Runs one CoLM collaboration on `query`.
+///
+/// `collaborators` are the client models (K ≥ 1, unique ids); `server` aggregates and holds the
+/// reference writers. `observer` sees each step as it completes.
+///
+/// # Errors
+/// [`ColmError::InvalidConfig`] for zero rounds, `top_k == Some(0)`, zero references, no
+/// collaborators or duplicate ids; [`ColmError::AllCollaboratorsFailed`] when every
+/// collaborator fails at a stage; [`ColmError::GuidanceFailed`] when the server fails to
+/// aggregate (in reference modes: also when every reference writer failed).
+pub async fn run_with(
+    query: &str,
+    collaborators: &[Collaborator],
+    server: ServerSide<'_>,
+    config: &ColmConfig,
+    observer: Option<StepObserver<'_>>,
+) -> Result<ColmRecord, ColmError> {
     validate(collaborators, config)?;
     let start = Instant::now();
+    let aggregator = server.aggregator;
     let mut record = ColmRecord {
         strategy: "colm".into(),
         query: query.to_owned(),
         config: config.clone(),
-        server_model: server.name().to_owned(),
+        server_model: aggregator.name().to_owned(),
         selection: None,
+        references: None,
         rounds: Vec::new(),
         final_answers: Vec::new(),
         usage_by_model: BTreeMap::new(),
@@ -478,8 +626,13 @@ pub async fn run(
         record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
         record
     };
+    let mode = config.guidance_mode;
+    let server_call = references::ServerCall {
+        model: aggregator,
+        params: &config.server_params,
+    };
 
-    // 1. Selection.
+    // 1. Selection of the client collaborators (legacy top_k).
     let mut selected: Vec<&Collaborator> = collaborators.iter().collect();
     if let Some(k) = config.top_k.filter(|&k| k < collaborators.len()) {
         let profiles: Vec<prompts::CandidateProfile<'_>> = collaborators
@@ -489,39 +642,24 @@ pub async fn run(
                 description: &c.description,
             })
             .collect();
-        let step = call(
-            StepKind::Selection,
-            0,
-            None,
-            server,
-            prompts::selection(query, &profiles, k),
+        let s = select(
+            query,
+            &profiles,
+            k,
+            aggregator,
             &config.server_params,
             observer,
         )
         .await;
-        let parsed = match &step.outcome {
-            StepOutcome::Ok { completion } => {
-                parse_selection(&completion.text, collaborators.len(), k)
-            }
-            StepOutcome::Failed { error } => Err(format!("selection call failed: {error}")),
-        };
-        let fallback_reason = match parsed {
-            Ok(mut idx) => {
-                idx.sort_unstable();
-                selected = idx.iter().filter_map(|&i| collaborators.get(i)).collect();
-                None
-            }
-            Err(reason) => Some(reason),
-        };
-        record.selection = Some(Selection {
-            step,
-            chosen: selected.iter().map(|c| c.id.clone()).collect(),
-            fallback_reason,
-        });
+        selected = collaborators
+            .iter()
+            .filter(|c| s.chosen.contains(&c.id))
+            .collect();
+        record.selection = Some(s);
     }
 
-    // 2. Drafts.
-    let draft_steps = join_all(selected.iter().map(|c| {
+    // 2. Drafts on the clients and references on the server, at the same time.
+    let drafts_fut = join_all(selected.iter().map(|c| {
         call(
             StepKind::Draft,
             1,
@@ -531,8 +669,26 @@ pub async fn run(
             &config.client_params,
             observer,
         )
-    }))
-    .await;
+    }));
+    let references_fut = async {
+        if mode.uses_references() {
+            Some(
+                references::write_references(
+                    query,
+                    server.writers,
+                    &config.references,
+                    aggregator,
+                    &config.server_params,
+                    observer,
+                )
+                .await,
+            )
+        } else {
+            None
+        }
+    };
+    let (draft_steps, refs) = futures::join!(drafts_fut, references_fut);
+    record.references = refs;
     let mut active: Vec<Active<'_>> = Vec::new();
     let mut errors = Vec::new();
     for (c, step) in selected.iter().zip(&draft_steps) {
@@ -553,6 +709,8 @@ pub async fn run(
             drafts: drafts.take().unwrap_or_default(),
             aggregated: Vec::new(),
             guidance: None,
+            guidance_shared: false,
+            critiques: Vec::new(),
             refinements: Vec::new(),
         });
         return Err(ColmError::AllCollaboratorsFailed {
@@ -565,34 +723,52 @@ pub async fn run(
 
     for round in 1..=config.rounds {
         // 3. Aggregation into guidance.
-        let aggregated: Vec<Contribution> = active
+        let answers: Vec<Contribution> = active
             .iter()
             .map(|a| Contribution {
                 collaborator: a.who.id.clone(),
                 text: a.text.clone(),
             })
             .collect();
-        let answers: Vec<&str> = aggregated.iter().map(|c| c.text.as_str()).collect();
-        let guidance_step = match GuidancePlan::new(query, &answers, config.guidance_mode) {
-            Ok(GuidancePlan::Call { messages, .. }) => {
-                call(
-                    StepKind::Guidance,
-                    round,
-                    None,
-                    server,
-                    messages,
-                    &config.server_params,
-                    observer,
-                )
-                .await
+        let texts: Vec<&str> = answers.iter().map(|c| c.text.as_str()).collect();
+        let (guidance_step, aggregated, shared) = match &record.references {
+            Some(refs) => {
+                // Reference modes: round 1 reads the references only (shared) unless the
+                // drafts are aggregated too; later rounds read the previous refinements.
+                let reads_clients = round > 1 || config.aggregate_drafts;
+                let client_texts: &[&str] = if reads_clients { &texts } else { &[] };
+                let step =
+                    references::synthesise(query, refs, client_texts, server_call, round, observer)
+                        .await;
+                let aggregated = if reads_clients { answers } else { Vec::new() };
+                (step, aggregated, !reads_clients)
             }
-            plan => vote_step(round, plan, observer),
+            None => {
+                let step = match GuidancePlan::new(query, &texts, mode) {
+                    Ok(GuidancePlan::Call { messages, .. }) => {
+                        call(
+                            StepKind::Guidance,
+                            round,
+                            None,
+                            aggregator,
+                            messages,
+                            &config.server_params,
+                            observer,
+                        )
+                        .await
+                    }
+                    plan => vote_step(round, plan, observer),
+                };
+                (step, answers, false)
+            }
         };
         let mut round_record = RoundRecord {
             round,
             drafts: drafts.take().unwrap_or_default(),
             aggregated,
             guidance: Some(guidance_step),
+            guidance_shared: shared,
+            critiques: Vec::new(),
             refinements: Vec::new(),
         };
         let guidance = match round_record.guidance.as_ref().map(|g| &g.outcome) {
@@ -610,14 +786,43 @@ pub async fn run(
             None => String::new(),
         };
 
+        // reference-critique: each collaborator's answer reviewed against the synthesis; a
+        // failed review is recorded and that collaborator refines with the synthesis itself.
+        let mut per_collaborator: Vec<String> = vec![guidance.clone(); active.len()];
+        if mode == GuidanceMode::ReferenceCritique {
+            let critiques = join_all(active.iter().map(|a| {
+                references::critique(
+                    query,
+                    &guidance,
+                    &a.text,
+                    &a.who.id,
+                    server_call,
+                    round,
+                    observer,
+                )
+            }))
+            .await;
+            for (g, step) in per_collaborator.iter_mut().zip(&critiques) {
+                if let Some(text) = step.text() {
+                    *g = text.to_owned();
+                }
+            }
+            round_record.critiques = critiques;
+        }
+        let source = if mode == GuidanceMode::Reference && shared {
+            GuidanceSource::References
+        } else {
+            GuidanceSource::ReadYourAnswer
+        };
+
         // 4. Refinement, each collaborator with its own previous answer.
-        let refinements = join_all(active.iter().map(|a| {
+        let refinements = join_all(active.iter().zip(&per_collaborator).map(|(a, g)| {
             call(
                 StepKind::Refinement,
                 round,
                 Some(&a.who.id),
                 a.who.model.as_ref(),
-                prompts::refinement(query, &a.text, &guidance),
+                prompts::refinement(query, &a.text, g, source),
                 &config.client_params,
                 observer,
             )
@@ -659,6 +864,11 @@ fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), C
     }
     if config.top_k == Some(0) {
         return Err(ColmError::InvalidConfig("top_k must be at least 1".into()));
+    }
+    if config.references.k == 0 {
+        return Err(ColmError::InvalidConfig(
+            "the number of references must be at least 1".into(),
+        ));
     }
     for (i, c) in collaborators.iter().enumerate() {
         if collaborators[..i].iter().any(|o| o.id == c.id) {

@@ -9,7 +9,17 @@
 //!   drafts ([`extract_answer`]);
 //! - [`GuidanceMode::Auto`]: vote when the drafts agree at or above a threshold, else synthesis
 //!   (skipping aggregation when drafts already agree, as DESIGN.md §6 asks of
-//!   mixture-of-agents).
+//!   mixture-of-agents);
+//! - [`GuidanceMode::Reference`] (the default, the paper's data flow): the server's own
+//!   collaborators write **references** (their own answers to the query) and the guidance is
+//!   their synthesis — with one reference, the reference itself. The client's draft is not
+//!   read, so the guidance is the same for every client asking the question (shared);
+//! - [`GuidanceMode::ReferenceCritique`]: the shared synthesis of the references, then the
+//!   server reads one client's draft next to it and says where the draft departs from it
+//!   (private to that client).
+//!
+//! The reference modes run in [`crate::colm::references`]; [`GuidancePlan`] covers the modes
+//! that only read drafts.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,14 +42,30 @@ pub enum GuidanceMode {
         /// Agreement threshold in (0, 1].
         threshold: f64,
     },
+    /// Synthesis of the server's references (the reference itself when there is one); the
+    /// drafts are not read.
+    Reference,
+    /// The shared synthesis of the references, then a critique of one client's draft against it.
+    #[serde(rename = "reference-critique")]
+    ReferenceCritique,
 }
 
 impl GuidanceMode {
     /// Default agreement threshold of `auto`.
     pub const AUTO_THRESHOLD: f64 = 0.6;
 
-    /// The mode named `name` (`synthesis`, `critique`, `vote`, `auto`); `auto` takes
-    /// `auto_threshold` (default [`Self::AUTO_THRESHOLD`]).
+    /// Every mode's name, in the order of the docs.
+    pub const NAMES: [&'static str; 6] = [
+        "reference",
+        "reference-critique",
+        "synthesis",
+        "critique",
+        "vote",
+        "auto",
+    ];
+
+    /// The mode named `name` (one of [`Self::NAMES`]); `auto` takes `auto_threshold`
+    /// (default [`Self::AUTO_THRESHOLD`]).
     ///
     /// # Errors
     /// A message naming the accepted modes for any other name.
@@ -51,22 +77,35 @@ impl GuidanceMode {
             "auto" => GuidanceMode::Auto {
                 threshold: auto_threshold.unwrap_or(Self::AUTO_THRESHOLD),
             },
+            "reference" => GuidanceMode::Reference,
+            "reference-critique" => GuidanceMode::ReferenceCritique,
             other => {
                 return Err(format!(
-                    "unknown mode `{other}` (synthesis, critique, vote, auto)"
+                    "unknown mode `{other}` ({})",
+                    Self::NAMES.join(", ")
                 ))
             }
         })
     }
 
-    /// The mode's name: `synthesis`, `critique`, `vote` or `auto`.
+    /// The mode's name, as [`Self::parse`] reads it.
     pub fn name(&self) -> &'static str {
         match self {
             GuidanceMode::Synthesis => "synthesis",
             GuidanceMode::Critique => "critique",
             GuidanceMode::Vote => "vote",
             GuidanceMode::Auto { .. } => "auto",
+            GuidanceMode::Reference => "reference",
+            GuidanceMode::ReferenceCritique => "reference-critique",
         }
+    }
+
+    /// Whether the mode aggregates the server's references (`reference`, `reference-critique`).
+    pub fn uses_references(&self) -> bool {
+        matches!(
+            self,
+            GuidanceMode::Reference | GuidanceMode::ReferenceCritique
+        )
     }
 }
 
@@ -270,9 +309,16 @@ impl GuidancePlan {
     /// Decides how to produce guidance for `drafts` on `query` with `mode`.
     ///
     /// # Errors
-    /// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer or an
-    /// `Auto` threshold outside (0, 1].
+    /// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer, an
+    /// `Auto` threshold outside (0, 1], or a reference mode (those need references:
+    /// [`crate::colm::references`]).
     pub fn new(query: &str, drafts: &[&str], mode: GuidanceMode) -> Result<Self, ModelError> {
+        if mode.uses_references() {
+            return Err(ModelError::InvalidRequest(format!(
+                "{} guidance is made from the server's references, not from drafts alone",
+                mode.name()
+            )));
+        }
         if drafts.is_empty() {
             return Err(ModelError::InvalidRequest("no drafts to aggregate".into()));
         }
@@ -312,6 +358,12 @@ impl GuidancePlan {
                 GuidanceMode::Critique,
                 None,
             ),
+            GuidanceMode::Reference | GuidanceMode::ReferenceCritique => {
+                return Err(ModelError::InvalidRequest(format!(
+                    "{} guidance needs references",
+                    mode.name()
+                )))
+            }
         })
     }
 

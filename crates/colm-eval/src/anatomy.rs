@@ -2,12 +2,19 @@
 //! extraction (GSM8K, ARC, MMLU), the collaborator's **draft**, the server's **guidance** and
 //! the **final** answer are each scored against the reference, so a report can say whether
 //! the loss is in the guidance (it states a wrong answer) or in the refinement (the client
-//! does not follow a right one).
+//! does not follow a right one). In the reference modes the first **reference** (a server-side
+//! collaborator's own answer) is scored too, and the guidance scored is the synthesis of the
+//! references (in `reference-critique`, the review each client got is not scored: it is not an
+//! answer).
+//!
+//! [`sharing`] gives what CoLM costs the server per client query when several clients ask the
+//! same question: the steps made from server-side inputs only (references, their synthesis)
+//! are computed once per question, the rest once per client.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use colm_core::colm::ColmRecord;
+use colm_core::colm::{ColmRecord, StepKind};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Proportion;
@@ -21,6 +28,9 @@ pub struct ColmAnatomy {
     pub strategy: String,
     /// The first collaborator's round-1 draft is right.
     pub draft_right: Proportion,
+    /// The first reference is right (reference modes; `None` for the modes without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_right: Option<Proportion>,
     /// The last round's guidance, read as an answer, is right.
     pub guidance_right: Proportion,
     /// The final answer is right.
@@ -67,8 +77,16 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
             continue;
         };
         let right = |s: &crate::suite::Score| s.correct == Some(true);
+        let reference = colm.references.as_ref().map(|refs| {
+            refs.steps
+                .first()
+                .and_then(|s| s.text())
+                .and_then(|t| score_extracted(item, t))
+                .is_some_and(|s| right(&s))
+        });
         let kept = d.extracted.is_some() && d.extracted == f.extracted;
         rows.entry(r.strategy.as_str()).or_default().push(Scored {
+            reference,
             draft: right(&d),
             guidance: right(&g),
             fin: right(&f),
@@ -80,9 +98,13 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
             let n = v.len();
             let count = |f: fn(&Scored) -> bool| v.iter().filter(|x| f(x)).count();
             let g_right = count(|x| x.guidance);
+            let with_refs: Vec<bool> = v.iter().filter_map(|x| x.reference).collect();
             ColmAnatomy {
                 strategy: strategy.to_owned(),
                 draft_right: Proportion::new(count(|x| x.draft), n),
+                reference_right: (!with_refs.is_empty()).then(|| {
+                    Proportion::new(with_refs.iter().filter(|&&r| r).count(), with_refs.len())
+                }),
                 guidance_right: Proportion::new(g_right, n),
                 final_right: Proportion::new(count(|x| x.fin), n),
                 final_right_given_guidance_right: Proportion::new(
@@ -99,8 +121,9 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
         .collect()
 }
 
-/// One record's three scores.
+/// One record's scores.
 struct Scored {
+    reference: Option<bool>,
     draft: bool,
     guidance: bool,
     fin: bool,
@@ -114,19 +137,106 @@ pub fn table(rows: &[ColmAnatomy]) -> String {
     }
     let cell = |p: &Proportion| format!("{:.1} ({}/{})", 100.0 * p.rate, p.k, p.n);
     let mut t = String::from(
-        "| strategy | draft right % | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % |\n|---|---|---|---|---|---|---|\n",
+        "| strategy | draft right % | reference right % | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r.strategy,
             cell(&r.draft_right),
+            r.reference_right.as_ref().map_or("–".into(), cell),
             cell(&r.guidance_right),
             cell(&r.final_right),
             cell(&r.final_right_given_guidance_right),
             cell(&r.final_right_given_guidance_wrong),
             cell(&r.kept_draft_answer),
+        );
+    }
+    t
+}
+
+/// Server decode tokens of one `colm` strategy per client query, split into the part computed
+/// once per question (references and their synthesis: [`ColmRecord::shared_steps`]) and the
+/// part computed per client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharingCost {
+    /// Strategy name.
+    pub strategy: String,
+    /// Records counted.
+    pub items: usize,
+    /// Mean server decode tokens per item of the shared steps.
+    pub shared_decode: f64,
+    /// Mean server decode tokens per item of the per-client steps.
+    pub private_decode: f64,
+}
+
+impl SharingCost {
+    /// Server decode tokens per client query when `clients` clients ask each question and the
+    /// shared part is computed once: `private + shared / clients`.
+    pub fn per_client(&self, clients: usize) -> f64 {
+        self.private_decode + self.shared_decode / clients.max(1) as f64
+    }
+}
+
+/// The [`SharingCost`] of every strategy whose records hold CoLM transcripts, in name order.
+/// Server steps are selections, references and guidance (critiques included).
+pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
+    let mut rows: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
+    for r in records {
+        let [turn] = r.turns.as_slice() else { continue };
+        let Ok(colm) = serde_json::from_value::<ColmRecord>(turn.transcript.clone()) else {
+            continue;
+        };
+        let decode = |s: &colm_core::colm::Step| {
+            let server = matches!(
+                s.kind,
+                StepKind::Guidance | StepKind::Selection | StepKind::Reference
+            );
+            if server {
+                s.completion().map_or(0, |c| c.usage.completion_tokens)
+            } else {
+                0
+            }
+        };
+        let all: u64 = colm.steps().map(decode).sum();
+        let shared: u64 = colm.shared_steps().map(decode).sum();
+        let row = rows.entry(r.strategy.as_str()).or_default();
+        row.0 += 1;
+        row.1 += shared;
+        row.2 += all - shared;
+    }
+    rows.into_iter()
+        .map(|(strategy, (n, shared, private))| SharingCost {
+            strategy: strategy.to_owned(),
+            items: n,
+            shared_decode: shared as f64 / n.max(1) as f64,
+            private_decode: private as f64 / n.max(1) as f64,
+        })
+        .collect()
+}
+
+/// The sharing costs as a Markdown table (empty for no rows), next to `server_alone`, the
+/// server strategy's mean decode tokens per item when known.
+pub fn sharing_table(rows: &[SharingCost], server_alone: Option<f64>) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let share = |x: f64| server_alone.map_or("–".into(), |s| format!("{:.0}%", 100.0 * x / s));
+    let mut t = String::from(
+        "| strategy | items | shared decode / question | per-client decode | per client query, 1 client | per client query, 10 clients | 10 clients vs server alone |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            r.strategy,
+            r.items,
+            r.shared_decode,
+            r.private_decode,
+            r.per_client(1),
+            r.per_client(10),
+            share(r.per_client(10)),
         );
     }
     t

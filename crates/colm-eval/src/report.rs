@@ -149,6 +149,21 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
         );
         md.push_str(&crate::anatomy::table(&anatomy));
     }
+    let sharing = crate::anatomy::sharing(&records);
+    if sharing.iter().any(|r| r.shared_decode > 0.0) {
+        let server_alone = metrics
+            .iter()
+            .find(|m| m.strategy == "server")
+            .map(|m| m.tokens.server_completion);
+        md.push_str(
+            "\n## Server decode tokens per client query, with sharing\n\nThe references and \
+             their synthesis read no client text: a server computes them once per question for \
+             every client asking it (shared), and the rest once per client. Per client query \
+             with N clients asking each question: per-client + shared / N (mean tokens per \
+             item; derived from the records, not measured with N live clients).\n\n",
+        );
+        md.push_str(&crate::anatomy::sharing_table(&sharing, server_alone));
+    }
     std::fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     let json_path = to.join("report.json");
     let json = serde_json::json!({
@@ -156,6 +171,7 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
         "command": command,
         "metrics": metrics,
         "colm_anatomy": anatomy,
+        "colm_sharing": sharing,
     });
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", json_path.display()))?;

@@ -3,7 +3,9 @@
 //! A run lives in one folder: `run.json` (the settings, written at the first start) and
 //! `records.jsonl` (one [`Record`] per item and strategy, appended and flushed as each
 //! finishes, with the full transcript). A rerun with the same folder skips the (item,
-//! strategy) pairs already there, so an interrupted run resumes where it stopped; new
+//! strategy) pairs already answered, so an interrupted run resumes where it stopped; a pair
+//! whose record failed (no answer, or no score) runs again and its new record supersedes the
+//! old one ([`read_records`]); new
 //! strategies or a larger `--limit` add records. Settings that change answers (suite, data,
 //! models, sampling) must match the folder's `run.json`, or the run is refused.
 //!
@@ -94,7 +96,9 @@ impl Record {
     }
 }
 
-/// Reads the records of a run folder (none when the file does not exist yet).
+/// Reads the records of a run folder (none when the file does not exist yet). An (item,
+/// strategy) pair written more than once — a failed record rerun — is the last one written, at
+/// the place of its first.
 ///
 /// # Errors
 /// When the file cannot be read or a line is not a record (the line number is named).
@@ -112,13 +116,24 @@ pub fn read_records(dir: &Path) -> anyhow::Result<Vec<Record>> {
             continue;
         }
         // A line cut by an interruption mid-write is the last one: ignore it, it reruns.
-        match serde_json::from_str(&line) {
+        match serde_json::from_str::<Record>(&line) {
             Ok(r) => out.push(r),
             Err(e) if e.is_eof() => {}
             Err(e) => return Err(e).with_context(|| format!("{} line {}", path.display(), i + 1)),
         }
     }
-    Ok(out)
+    let mut at: std::collections::HashMap<(String, String), usize> = Default::default();
+    let mut latest: Vec<Record> = Vec::with_capacity(out.len());
+    for r in out {
+        match at.get(&(r.item.clone(), r.strategy.clone())) {
+            Some(&i) => latest[i] = r,
+            None => {
+                at.insert((r.item.clone(), r.strategy.clone()), latest.len());
+                latest.push(r);
+            }
+        }
+    }
+    Ok(latest)
 }
 
 /// Reads `run.json` of a run folder.
@@ -196,8 +211,10 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> anyhow::Result<Vec<Record>> {
     open_run(dir, settings)?;
+    // A record that failed (no answer, or scoring could not run) is not done: it runs again.
     let done: BTreeSet<(String, String)> = read_records(dir)?
         .into_iter()
+        .filter(|r| r.error.is_none())
         .map(|r| (r.item, r.strategy))
         .collect();
     let end = plan
@@ -307,5 +324,56 @@ pub async fn run_item(
         score,
         error,
         wire_bytes: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::RoleTokens;
+
+    fn rec(item: &str, strategy: &str, error: Option<&str>) -> Record {
+        Record {
+            suite: "gsm8k".into(),
+            item: item.into(),
+            index: 1,
+            category: None,
+            strategy: strategy.into(),
+            turns: Vec::new(),
+            score: None,
+            error: error.map(str::to_owned),
+            tokens: RoleTokens::default(),
+            server_calls: 0,
+            wall_ms: 1.0,
+            wire_bytes: None,
+        }
+    }
+
+    #[test]
+    fn a_rerun_record_supersedes_the_failed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = [
+            rec("a", "colm", Some("server overloaded")),
+            rec("b", "colm", None),
+            rec("a", "local", None),
+            rec("a", "colm", None),
+        ]
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+        std::fs::write(dir.path().join("records.jsonl"), lines).unwrap();
+        let got = read_records(dir.path()).unwrap();
+        let keys: Vec<(&str, &str, bool)> = got
+            .iter()
+            .map(|r| (r.item.as_str(), r.strategy.as_str(), r.error.is_none()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("a", "colm", true),
+                ("b", "colm", true),
+                ("a", "local", true)
+            ]
+        );
     }
 }

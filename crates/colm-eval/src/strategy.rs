@@ -4,9 +4,16 @@
 //! - `local`: the client model alone (the first `--client`), prompt [`prompts::draft`];
 //! - `server`: the server model alone, the same prompt;
 //! - `colm[:key=value,…]`: a CoLM collaboration run by [`ColmModel::collaborate`] — the code
-//!   the server's virtual `colm` model runs — with keys `k` (collaborators, default 1; the
-//!   `--client` models in turn), `rounds` (default 1), `top_k` (server selection, default off)
-//!   and `mode` (`synthesis` default, `critique`, `vote`, `auto`);
+//!   the server's virtual `colm` model runs — with keys `k` (client collaborators, default 1;
+//!   the `--client` models in turn), `rounds` (default 1), `top_k` (server selection of the
+//!   clients, default off), `mode` (`reference` default, `reference-critique`, `synthesis`,
+//!   `critique`, `vote`, `auto`), and for the reference modes `refs` (references per query,
+//!   default 1), `pool` (the server-side writers, all on the server model: `seeds`, default —
+//!   writer 1 greedy with the run's sampling, so its reference is the `server` strategy's very
+//!   request, writers 2.. at temperature 0.7 with seeds 1, 2, …; or `roles` — the four
+//!   specialisations of [`prompts::SPECIALISATIONS`], greedy, top `refs` chosen by `select`),
+//!   `select` (`keywords` default, `model`) and `drafts` (`on`: the client's draft is
+//!   aggregated with the references; default `off`);
 //! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,on]`, `moa[:proposers,layers]`:
 //!   the horizontal strategies of `colm_core::horizontal` (options in
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
@@ -25,6 +32,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use colm_core::colm::references::{ReferenceConfig, ReferenceWriter, Selector};
 use colm_core::colm::{
     query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, Step, StepKind,
 };
@@ -47,10 +55,16 @@ pub enum StrategySpec {
         k: usize,
         /// Rounds (R ≥ 1).
         rounds: u32,
-        /// Top-k selection by the server, when set.
+        /// Top-k selection of the clients by the server, when set.
         top_k: Option<usize>,
         /// Guidance mode.
         mode: GuidanceMode,
+        /// References per query and how their writers are selected.
+        refs: ReferenceConfig,
+        /// The server-side writers.
+        pool: WriterPool,
+        /// The client's draft is aggregated with the references.
+        drafts: bool,
     },
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
@@ -81,26 +95,46 @@ impl StrategySpec {
             "local" => Ok(StrategySpec::Local),
             "server" => Ok(StrategySpec::Server),
             "colm" => {
-                let (mut k, mut rounds, mut top_k, mut mode) =
-                    (1, 1, None, GuidanceMode::Synthesis);
+                let defaults = ColmConfig::default();
+                let (mut k, mut rounds, mut top_k, mut mode) = (1, 1, None, defaults.guidance_mode);
+                let (mut refs, mut pool, mut drafts) =
+                    (defaults.references, WriterPool::default(), false);
+                let mut reference_keys = Vec::new();
                 for (key, value) in spec::options(spec, args)? {
                     match key {
                         "k" => k = spec::count(key, value)?,
                         "rounds" => rounds = spec::count(key, value)? as u32,
                         "top_k" => top_k = Some(spec::count(key, value)?),
                         "mode" => mode = GuidanceMode::parse(value, None)?,
+                        "refs" => refs.k = spec::count(key, value)?,
+                        "pool" => pool = WriterPool::parse(value)?,
+                        "select" => refs.selector = Selector::parse(value)?,
+                        "drafts" => drafts = on_off(key, value)?,
                         other => {
                             return Err(format!(
-                                "unknown colm option `{other}` (k, rounds, top_k, mode)"
+                                "unknown colm option `{other}` (k, rounds, top_k, mode, refs, \
+                                 pool, select, drafts)"
                             ))
                         }
                     }
+                    if ["refs", "pool", "select", "drafts"].contains(&key) {
+                        reference_keys.push(key);
+                    }
+                }
+                if let Some(key) = reference_keys.first().filter(|_| !mode.uses_references()) {
+                    return Err(format!(
+                        "`{key}` applies to the reference modes, not to mode={}",
+                        mode.name()
+                    ));
                 }
                 Ok(StrategySpec::Colm {
                     k,
                     rounds,
                     top_k,
                     mode,
+                    refs,
+                    pool,
+                    drafts,
                 })
             }
             "cascade" => {
@@ -169,7 +203,8 @@ impl StrategySpec {
     }
 
     /// The canonical name: `local`, `server`, `colm`, or `colm:` with the options that differ
-    /// from the defaults, in the order k, rounds, top_k, mode (`colm:mode=critique`).
+    /// from the defaults, in the order k, rounds, top_k, mode, refs, pool, select, drafts
+    /// (`colm:mode=critique`, `colm:refs=3,pool=roles`).
     pub fn name(&self) -> String {
         match self {
             StrategySpec::Local => "local".into(),
@@ -179,7 +214,11 @@ impl StrategySpec {
                 rounds,
                 top_k,
                 mode,
+                refs,
+                pool,
+                drafts,
             } => {
+                let defaults = ColmConfig::default();
                 let mut opts = Vec::new();
                 if *k != 1 {
                     opts.push(format!("k={k}"));
@@ -190,8 +229,20 @@ impl StrategySpec {
                 if let Some(t) = top_k {
                     opts.push(format!("top_k={t}"));
                 }
-                if *mode != GuidanceMode::Synthesis {
+                if *mode != defaults.guidance_mode {
                     opts.push(format!("mode={}", mode.name()));
+                }
+                if refs.k != defaults.references.k {
+                    opts.push(format!("refs={}", refs.k));
+                }
+                if *pool != WriterPool::default() {
+                    opts.push(format!("pool={}", pool.name()));
+                }
+                if refs.selector != defaults.references.selector {
+                    opts.push(format!("select={}", refs.selector.name()));
+                }
+                if *drafts {
+                    opts.push("drafts=on".into());
                 }
                 if opts.is_empty() {
                     "colm".into()
@@ -217,6 +268,66 @@ impl StrategySpec {
                 format!("cascade:{}", opts.join(","))
             }
         }
+    }
+}
+
+/// The server-side reference writers of a `colm` strategy, all on the server model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WriterPool {
+    /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
+    /// request), the others at temperature [`WriterPool::SEED_TEMPERATURE`] with seeds 1, 2, ….
+    #[default]
+    Seeds,
+    /// The four specialisations of [`prompts::SPECIALISATIONS`], with the run's sampling.
+    Roles,
+}
+
+impl WriterPool {
+    /// Temperature of the sampled writers of `seeds` (as debate agents and MoA proposers).
+    pub const SEED_TEMPERATURE: f32 = 0.7;
+
+    fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "seeds" => Ok(WriterPool::Seeds),
+            "roles" => Ok(WriterPool::Roles),
+            other => Err(format!("unknown pool `{other}` (seeds, roles)")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            WriterPool::Seeds => "seeds",
+            WriterPool::Roles => "roles",
+        }
+    }
+
+    /// The writers on `server` for `refs` references.
+    pub fn writers(self, server: &Arc<dyn ChatModel>, refs: usize) -> Vec<ReferenceWriter> {
+        match self {
+            WriterPool::Seeds => (0..refs)
+                .map(|i| {
+                    let mut w = ReferenceWriter::generalist(server.clone());
+                    w.id = format!("server-{}", i + 1);
+                    if i > 0 {
+                        w.temperature = Some(Self::SEED_TEMPERATURE);
+                        w.seed = u32::try_from(i).ok();
+                    }
+                    w
+                })
+                .collect(),
+            WriterPool::Roles => prompts::SPECIALISATIONS
+                .iter()
+                .map(|s| ReferenceWriter::specialised(s, server.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn on_off(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        other => Err(format!("`{key}` is on or off, got `{other}`")),
     }
 }
 
@@ -331,6 +442,9 @@ impl Strategy {
                 rounds,
                 top_k,
                 mode,
+                refs,
+                pool,
+                drafts,
             } => {
                 let collaborators = (0..*k)
                     .map(|i| {
@@ -346,9 +460,14 @@ impl Strategy {
                     rounds: *rounds,
                     top_k: *top_k,
                     guidance_mode: *mode,
+                    references: *refs,
+                    aggregate_drafts: *drafts,
                     ..ColmConfig::default()
                 };
-                Inner::Colm(ColmModel::new("colm", collaborators, server, config))
+                let writers = pool.writers(&server, refs.k);
+                Inner::Colm(
+                    ColmModel::new("colm", collaborators, server, config).with_writers(writers),
+                )
             }
             StrategySpec::Horizontal(h) => {
                 let models: Vec<Arc<dyn ChatModel>> =
@@ -523,9 +642,15 @@ fn horizontal_outcome(
     outcome(record.steps.iter(), server, answer, error, record)
 }
 
-/// Server steps of CoLM are the selection and the guidance.
+/// Server steps of CoLM are the selections, the references and the guidance (critiques
+/// included).
 fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<String>) -> TurnOutcome {
-    let server = |s: &Step| matches!(s.kind, StepKind::Guidance | StepKind::Selection);
+    let server = |s: &Step| {
+        matches!(
+            s.kind,
+            StepKind::Guidance | StepKind::Selection | StepKind::Reference
+        )
+    };
     outcome(record.steps(), server, answer, error, record)
 }
 
@@ -538,6 +663,18 @@ mod tests {
         assert_eq!(StrategySpec::parse("local").unwrap(), StrategySpec::Local);
         assert_eq!(StrategySpec::parse("colm").unwrap().name(), "colm");
         assert_eq!(
+            StrategySpec::parse("colm:mode=reference,refs=1,pool=seeds,drafts=off")
+                .unwrap()
+                .name(),
+            "colm"
+        );
+        assert_eq!(
+            StrategySpec::parse("colm:drafts=on,select=model,pool=roles,refs=3,rounds=2")
+                .unwrap()
+                .name(),
+            "colm:rounds=2,refs=3,pool=roles,select=model,drafts=on"
+        );
+        assert_eq!(
             StrategySpec::parse("colm:mode=critique,k=1")
                 .unwrap()
                 .name(),
@@ -548,6 +685,12 @@ mod tests {
                 .unwrap()
                 .name(),
             "colm:k=3,rounds=2,top_k=2,mode=vote"
+        );
+        assert_eq!(
+            StrategySpec::parse("colm:mode=reference-critique")
+                .unwrap()
+                .name(),
+            "colm:mode=reference-critique"
         );
         assert_eq!(
             StrategySpec::parse("debate:agents=3,topology=ring")
@@ -577,6 +720,10 @@ mod tests {
             "colm:k=0",
             "colm:mode=loud",
             "colm:x=1",
+            "colm:refs=0",
+            "colm:pool=many",
+            "colm:drafts=maybe",
+            "colm:mode=synthesis,refs=3",
             "colm:k",
             "remote",
             "local:k=2",

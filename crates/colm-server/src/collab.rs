@@ -1,59 +1,88 @@
 //! The collaboration API: one-shot guidance.
 //!
-//! `POST /v1/colm/guidance` — a client sends its query and draft(s) and gets guidance back:
+//! `POST /v1/colm/guidance` — a client sends its query (and, in the modes that read them, its
+//! draft or drafts) and gets guidance back:
 //!
 //! ```json
-//! {"model": "qwen2.5-coder-1.5b-instruct", "query": "…", "drafts": ["…"], "round": 1,
-//!  "mode": "synthesis", "max_tokens": 256}
+//! {"model": "qwen2.5-coder-1.5b-instruct", "query": "…", "mode": "reference", "refs": 1}
 //! ```
 //! answers
 //! ```json
-//! {"object": "colm.guidance", "round": 1, "mode": "synthesis", "model": "…",
-//!  "guidance": "…", "usage": {"prompt_tokens": 519, "completion_tokens": 200, "total_tokens": 719},
-//!  "tally": null}
+//! {"object": "colm.guidance", "round": 1, "mode": "reference", "model": "…",
+//!  "guidance": "…", "references": [{"writer": "…", "text": "…"}],
+//!  "usage": {"prompt_tokens": 60, "completion_tokens": 250, "total_tokens": 310},
+//!  "tally": null, "shared": false}
 //! ```
-//! `mode` is `synthesis` (default; CoLM's aggregation), `critique`, `vote` (no model call;
-//! `model` may be omitted) or `auto` (vote when the drafts agree at `auto_threshold`, default
-//! 0.6, else synthesis); the response names the mode actually used, and `shared` says whether
-//! the guidance came from the shared store (see [`crate::store`]; then `usage` is null: no
-//! server tokens were spent). A mode that needs a model
-//! without `model` is a 400.
+//!
+//! `mode`:
+//! - `reference` (default; CoLM's data flow): the server's reference writers (`colm serve
+//!   --writer`, or the request's `model` alone as a generalist when none is declared; top
+//!   `refs` of them, chosen by `selector`, `keywords` or `model`) answer the query themselves and
+//!   the guidance is their synthesis by `model` (one reference is its own guidance). Round 1
+//!   needs no draft: a client asks as soon as it has the query and drafts meanwhile. In round
+//!   ≥ 2, or with `aggregate_drafts: true`, the `drafts` (the clients' latest answers) are
+//!   aggregated with the references;
+//! - `reference-critique`: as `reference`, then `model` reviews the one draft against that
+//!   guidance and the review is the guidance;
+//! - `synthesis` (the drafts only), `critique`, `vote` (no model call; `model` may be omitted),
+//!   `auto` (vote when the drafts agree at `auto_threshold`, default 0.6, else synthesis).
+//!
+//! **Sharing** (`colm serve --share-ttl`): the references and their synthesis read no client
+//! text, so they are computed once per (normalised question, scope) — single flight, stored in
+//! SQLite ([`crate::store`]) — and every later client asking that question within the TTL
+//! gets them without a model call (`"shared": true`; `usage` counts only what this request
+//! spent). Whatever reads a draft (synthesis, critiques, later rounds) is computed for that
+//! request alone and never stored.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use colm_core::colm::references::{self, ReferenceConfig, ReferenceWriter, References, Selector};
+use colm_core::colm::{Step, StepKind, StepOutcome};
 use colm_core::guidance::{guidance, GuidanceMode};
-use colm_core::SamplingParams;
-use serde::Deserialize;
+use colm_core::{ChatModel, SamplingParams, Usage};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::openai::{read_body, usage_json};
+use crate::openai::read_body;
 use crate::AppState;
 
 /// Most drafts accepted in one request.
 pub const MAX_DRAFTS: usize = 16;
 
+/// Most references per query.
+pub const MAX_REFS: usize = 8;
+
 /// Body of `POST /v1/colm/guidance`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GuidanceRequest {
-    /// Server model to call (not needed when voting).
+    /// Server model that aggregates (not needed when voting).
     pub model: Option<String>,
     /// The clients' query.
     pub query: String,
-    /// Drafts to aggregate, 1 to [`MAX_DRAFTS`].
+    /// Drafts to aggregate, up to [`MAX_DRAFTS`]: at least 1 in the modes that read them
+    /// (all but `reference` in round 1), exactly 1 for `reference-critique`.
+    #[serde(default)]
     pub drafts: Vec<String>,
-    /// Round number, echoed back (default 1).
+    /// Round number from 1 (default 1).
     pub round: Option<u32>,
-    /// `synthesis` (default), `critique`, `vote` or `auto`.
+    /// `reference` (default), `reference-critique`, `synthesis`, `critique`, `vote` or `auto`.
     pub mode: Option<String>,
     /// Agreement threshold of `auto`, in (0, 1]; default 0.6.
     pub auto_threshold: Option<f64>,
-    /// Completion token limit of the server call.
+    /// Reference modes: references per query, 1 to [`MAX_REFS`] (default 1).
+    pub refs: Option<usize>,
+    /// Reference modes: how the writers are chosen, `keywords` (default) or `model`.
+    pub selector: Option<String>,
+    /// Reference modes: aggregate the `drafts` with the references in round 1 too.
+    pub aggregate_drafts: Option<bool>,
+    /// Completion token limit of each server call.
     pub max_tokens: Option<u32>,
-    /// Sampling temperature of the server call; default 0.
+    /// Sampling temperature of the server calls; default 0.
     pub temperature: Option<f32>,
 }
 
@@ -78,16 +107,22 @@ async fn handle(
         .request_bytes("/v1/colm/guidance", body.len());
     let req: GuidanceRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
-    if req.drafts.is_empty() || req.drafts.len() > MAX_DRAFTS {
+    if req.query.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "`query` must not be empty",
+            Some("query"),
+        ));
+    }
+    if req.drafts.len() > MAX_DRAFTS {
         return Err(ApiError::invalid(
             format!(
-                "`drafts` takes 1 to {MAX_DRAFTS} drafts, got {}",
+                "`drafts` takes at most {MAX_DRAFTS} drafts, got {}",
                 req.drafts.len()
             ),
             Some("drafts"),
         ));
     }
-    let spec = GuidanceSpec::parse(
+    let mut spec = GuidanceSpec::parse(
         &state,
         req.model,
         req.mode.as_deref(),
@@ -95,21 +130,30 @@ async fn handle(
         req.max_tokens,
         req.temperature,
     )?;
+    spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
-    let body = produce(&state, &spec, &req.query, &drafts, req.round.unwrap_or(1)).await?;
+    let round = req.round.unwrap_or(1);
+    if round == 0 {
+        return Err(ApiError::invalid("`round` starts at 1", Some("round")));
+    }
+    let body = produce(&state, &spec, &req.query, &drafts, round).await?;
     Ok(Json(body).into_response())
 }
 
-/// How guidance is to be produced: mode, server model and sampling, checked against the
-/// hosted models. Shared by one-shot guidance and sessions.
+/// How guidance is to be produced: mode, server model, references and sampling, checked
+/// against the hosted models. Shared by one-shot guidance and sessions.
 #[derive(Debug, Clone)]
 pub struct GuidanceSpec {
     /// Server model id (`None` only for `vote` and `auto`).
     pub model: Option<String>,
     /// The guidance mode.
     pub mode: GuidanceMode,
-    /// Sampling of the server call.
+    /// Sampling of the server calls.
     pub params: SamplingParams,
+    /// Reference modes: how many references, chosen how.
+    pub references: ReferenceConfig,
+    /// Reference modes: aggregate the drafts with the references in round 1 too.
+    pub aggregate_drafts: bool,
 }
 
 impl GuidanceSpec {
@@ -126,11 +170,11 @@ impl GuidanceSpec {
         max_tokens: Option<u32>,
         temperature: Option<f32>,
     ) -> Result<Self, ApiError> {
-        let mode = GuidanceMode::parse(mode.unwrap_or("synthesis"), auto_threshold)
+        let mode = GuidanceMode::parse(mode.unwrap_or("reference"), auto_threshold)
             .map_err(|e| ApiError::invalid(e, Some("mode")))?;
-        if model.is_none() && matches!(mode, GuidanceMode::Synthesis | GuidanceMode::Critique) {
+        if model.is_none() && !matches!(mode, GuidanceMode::Vote | GuidanceMode::Auto { .. }) {
             return Err(ApiError::invalid(
-                "`model` is required for synthesis and critique",
+                format!("`model` is required for {} guidance", mode.name()),
                 Some("model"),
             ));
         }
@@ -148,15 +192,207 @@ impl GuidanceSpec {
             model,
             mode,
             params,
+            references: ReferenceConfig::default(),
+            aggregate_drafts: false,
         })
+    }
+
+    /// Sets the reference fields of a request (`refs`, `selector`, `aggregate_drafts`).
+    ///
+    /// # Errors
+    /// 400 naming the field when it is out of range, unknown, or given to a mode without
+    /// references.
+    pub fn set_references(
+        &mut self,
+        refs: Option<usize>,
+        selector: Option<&str>,
+        aggregate_drafts: Option<bool>,
+    ) -> Result<(), ApiError> {
+        let given = [
+            ("refs", refs.is_some()),
+            ("selector", selector.is_some()),
+            ("aggregate_drafts", aggregate_drafts.is_some()),
+        ];
+        if !self.mode.uses_references() {
+            if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(ApiError::invalid(
+                    format!(
+                        "`{field}` applies to the reference modes, not to {}",
+                        self.mode.name()
+                    ),
+                    Some(field),
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(k) = refs {
+            if k == 0 || k > MAX_REFS {
+                return Err(ApiError::invalid(
+                    format!("`refs` takes 1 to {MAX_REFS}, got {k}"),
+                    Some("refs"),
+                ));
+            }
+            self.references.k = k;
+        }
+        if let Some(s) = selector {
+            self.references.selector =
+                Selector::parse(s).map_err(|e| ApiError::invalid(e, Some("selector")))?;
+        }
+        self.aggregate_drafts = aggregate_drafts.unwrap_or(false);
+        Ok(())
     }
 }
 
-/// Produces guidance for `drafts` (served from the shared store when a synthesis for the same
-/// question and model is there) and returns the `colm.guidance` response object.
+/// A reference as sent to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentReference {
+    /// Id of the writer.
+    pub writer: String,
+    /// Its answer.
+    pub text: String,
+}
+
+/// What is computed once per question and shared: the references and their synthesis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SharedPart {
+    references: Vec<SentReference>,
+    guidance: String,
+}
+
+/// The store scope of shared references: everything they depend on besides the question.
+fn scope(aggregator: &str, writers: &[ReferenceWriter], spec: &GuidanceSpec) -> String {
+    let sigs: Vec<String> = writers.iter().map(ReferenceWriter::signature).collect();
+    format!(
+        "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}seed={}\u{1f}{}",
+        spec.references.k,
+        spec.references.selector.name(),
+        spec.params.max_tokens,
+        spec.params.temperature,
+        spec.params.seed,
+        sigs.join("\u{1e}")
+    )
+}
+
+/// Tokens spent by the model calls of `steps`, added to `usage` and recorded in the metrics
+/// under the id the model is hosted as.
+fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mut Usage) {
+    for s in steps.filter(|s| !s.messages.is_empty()) {
+        if let Some(c) = s.completion() {
+            usage.add(c.usage);
+            let id = state
+                .model_ids()
+                .into_iter()
+                .find(|id| state.model(id).is_some_and(|m| m.name() == s.model))
+                .unwrap_or_else(|| s.model.clone());
+            state
+                .metrics()
+                .tokens(&id, c.usage.prompt_tokens, c.usage.completion_tokens);
+        }
+    }
+}
+
+/// The error of a failed step, as an API error.
+fn failed(step: &Step) -> Option<ApiError> {
+    match &step.outcome {
+        StepOutcome::Failed { error } => Some(ApiError::from(error.clone())),
+        StepOutcome::Ok { .. } => None,
+    }
+}
+
+/// The shared references and their synthesis for `query`: from the store when sharing is on
+/// and they are there (single flight: concurrent askers wait for the first), else written now.
+/// Returns them, whether they came from the store, and the tokens spent now.
+async fn shared_part(
+    state: &AppState,
+    spec: &GuidanceSpec,
+    aggregator: &dyn ChatModel,
+    aggregator_id: &str,
+    query: &str,
+) -> Result<(SharedPart, bool, Usage), ApiError> {
+    let writers = state.writers();
+    let scope = scope(aggregator_id, writers, spec);
+    let _flight = match state.guidance_store() {
+        Some(store) => {
+            let gate = state.share_gate(query, &scope);
+            let guard = gate.lock_owned().await;
+            if let Some(value) = store.get(query, &scope).map_err(store_error)? {
+                if let Ok(part) = serde_json::from_str::<SharedPart>(&value) {
+                    state.metrics().shared_hit();
+                    return Ok((part, true, Usage::default()));
+                }
+            }
+            Some(guard)
+        }
+        None => None,
+    };
+    let refs: References = references::write_references(
+        query,
+        writers,
+        &spec.references,
+        aggregator,
+        &spec.params,
+        None,
+    )
+    .await;
+    let call = references::ServerCall {
+        model: aggregator,
+        params: &spec.params,
+    };
+    let synthesis = references::synthesise(query, &refs, &[], call, 1, None).await;
+    let mut usage = Usage::default();
+    spend(
+        state,
+        refs.all_steps().chain(std::iter::once(&synthesis)),
+        &mut usage,
+    );
+    if let Some(e) = failed(&synthesis) {
+        // Every writer failed: report the first writer's own error (it says why).
+        return Err(refs.steps.iter().find_map(failed).unwrap_or(e));
+    }
+    let part = SharedPart {
+        references: refs
+            .steps
+            .iter()
+            .filter_map(|s| {
+                Some(SentReference {
+                    writer: s.collaborator.clone().unwrap_or_default(),
+                    text: s.text()?.to_owned(),
+                })
+            })
+            .collect(),
+        guidance: synthesis.text().unwrap_or_default().to_owned(),
+    };
+    if let Some(store) = state.guidance_store() {
+        let value = serde_json::to_string(&part).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                None,
+                e.to_string(),
+            )
+        })?;
+        store.put(query, &scope, &value).map_err(store_error)?;
+    }
+    Ok((part, false, usage))
+}
+
+fn usage_value(u: Usage) -> serde_json::Value {
+    if u == Usage::default() {
+        return serde_json::Value::Null;
+    }
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+/// Produces guidance for `drafts` on `query` in round `round` and returns the `colm.guidance`
+/// response object (see the module docs).
 ///
 /// # Errors
-/// The model's error as an [`ApiError`]; a store failure is a 500.
+/// 400 when the mode needs drafts that are missing (or, for `reference-critique`, not exactly
+/// one); the model's error as an [`ApiError`]; a store failure is a 500.
 pub async fn produce(
     state: &AppState,
     spec: &GuidanceSpec,
@@ -164,53 +400,120 @@ pub async fn produce(
     drafts: &[&str],
     round: u32,
 ) -> Result<serde_json::Value, ApiError> {
-    // Shared guidance: synthesis for the same question by the same model, within the TTL.
-    // Concurrent requests for one question wait for the first one's synthesis (single
-    // flight) instead of each calling the model.
-    let shareable = matches!(spec.mode, GuidanceMode::Synthesis);
-    let _flight = match (shareable, state.guidance_store(), &spec.model) {
-        (true, Some(store), Some(id)) => {
-            let gate = state.share_gate(query, id);
-            let guard = gate.lock_owned().await;
-            if let Some(text) = store.get(query, id).map_err(store_error)? {
-                state.metrics().shared_hit();
-                return Ok(json!({
-                    "object": "colm.guidance",
-                    "round": round,
-                    "mode": "synthesis",
-                    "model": spec.model,
-                    "guidance": text,
-                    "usage": null,
-                    "tally": null,
-                    "shared": true,
-                }));
-            }
-            Some(guard)
+    if !spec.mode.uses_references() {
+        if drafts.is_empty() {
+            return Err(ApiError::invalid(
+                format!("{} guidance needs at least one draft", spec.mode.name()),
+                Some("drafts"),
+            ));
         }
-        _ => None,
-    };
-    let server = spec.model.as_deref().and_then(|id| state.model(id));
-    let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
-    if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
-        state
-            .metrics()
-            .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
+        let server = spec.model.as_deref().and_then(|id| state.model(id));
+        let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
+        if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
+            state
+                .metrics()
+                .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
+        }
+        return Ok(json!({
+            "object": "colm.guidance",
+            "round": round,
+            "mode": g.mode.name(),
+            "model": spec.model,
+            "guidance": g.text,
+            "references": [],
+            "usage": g.completion.as_ref().map(|c| usage_value(c.usage)),
+            "tally": g.tally,
+            "shared": false,
+        }));
     }
-    if let (GuidanceMode::Synthesis, Some(store), Some(id)) =
-        (g.mode, state.guidance_store(), &spec.model)
-    {
-        store.put(query, id, &g.text).map_err(store_error)?;
+    let reads_drafts = round > 1 || spec.aggregate_drafts;
+    if reads_drafts && drafts.is_empty() {
+        return Err(ApiError::invalid(
+            "round 2 and later (and `aggregate_drafts`) aggregate the clients' answers: \
+             `drafts` must hold at least one",
+            Some("drafts"),
+        ));
+    }
+    if spec.mode == GuidanceMode::ReferenceCritique && drafts.len() != 1 {
+        return Err(ApiError::invalid(
+            format!("reference-critique reviews one draft, got {}", drafts.len()),
+            Some("drafts"),
+        ));
+    }
+    let id = spec.model.as_deref().unwrap_or_default();
+    let aggregator = state
+        .model(id)
+        .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?;
+    let (part, shared, mut usage) =
+        shared_part(state, spec, aggregator.as_ref(), id, query).await?;
+    // What reads client text is computed for this request alone.
+    let mut text = part.guidance.clone();
+    if reads_drafts {
+        let refs = References {
+            selection: None,
+            steps: part
+                .references
+                .iter()
+                .map(|r| reference_step(&r.writer, &r.text))
+                .collect(),
+        };
+        let call = references::ServerCall {
+            model: aggregator.as_ref(),
+            params: &spec.params,
+        };
+        let step = references::synthesise(query, &refs, drafts, call, round, None).await;
+        spend(state, std::iter::once(&step), &mut usage);
+        if let Some(e) = failed(&step) {
+            return Err(e);
+        }
+        text = step.text().unwrap_or_default().to_owned();
+    }
+    if spec.mode == GuidanceMode::ReferenceCritique {
+        let call = references::ServerCall {
+            model: aggregator.as_ref(),
+            params: &spec.params,
+        };
+        let step = references::critique(query, &text, drafts[0], "client", call, round, None).await;
+        spend(state, std::iter::once(&step), &mut usage);
+        if let Some(e) = failed(&step) {
+            return Err(e);
+        }
+        text = step.text().unwrap_or_default().to_owned();
     }
     Ok(json!({
         "object": "colm.guidance",
         "round": round,
-        "mode": g.mode.name(),
+        "mode": spec.mode.name(),
         "model": spec.model,
-        "guidance": g.text,
-        "usage": g.completion.as_ref().map(usage_json),
-        "tally": g.tally,
-        "shared": false,
+        "guidance": text,
+        "references": part.references,
+        "usage": usage_value(usage),
+        "tally": null,
+        "shared": shared,
     }))
+}
+
+/// A reference already written, as a step (for a synthesis that reads it again).
+fn reference_step(writer: &str, text: &str) -> Step {
+    Step {
+        kind: StepKind::Reference,
+        round: 1,
+        collaborator: Some(writer.to_owned()),
+        model: writer.to_owned(),
+        messages: Vec::new(),
+        wall_ms: 0.0,
+        outcome: StepOutcome::Ok {
+            completion: colm_core::Completion {
+                text: text.to_owned(),
+                usage: Usage::default(),
+                mean_logprob: None,
+                finish_reason: colm_core::FinishReason::Stop,
+                timings: colm_core::Timings::default(),
+                fallback: None,
+                wire: None,
+            },
+        },
+    }
 }
 
 pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {

@@ -78,6 +78,7 @@ struct Inner {
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
     store: Option<store::GuidanceStore>,
+    writers: Vec<colm_core::colm::references::ReferenceWriter>,
     gates: std::sync::Mutex<BTreeMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
@@ -111,12 +112,35 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
             store,
+            writers: Vec::new(),
             gates: std::sync::Mutex::default(),
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
         }))
     }
+    /// The same state with `writers` as the server's reference writers (the pool of
+    /// server-side collaborators of the reference modes; none: the request's `model` alone).
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction), or two writers
+    /// share an id.
+    pub fn with_writers(
+        mut self,
+        writers: Vec<colm_core::colm::references::ReferenceWriter>,
+    ) -> Result<Self, String> {
+        colm_core::colm::references::check_pool(&writers)?;
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or("reference writers must be set before the state is shared")?;
+        inner.writers = writers;
+        Ok(self)
+    }
+
+    /// The server's reference writers (empty: the request's `model` writes alone).
+    pub fn writers(&self) -> &[colm_core::colm::references::ReferenceWriter] {
+        &self.0.writers
+    }
+
     /// The hosted model with this id.
     pub fn model(&self, id: &str) -> Option<Arc<dyn ChatModel>> {
         self.0.models.get(id).cloned()

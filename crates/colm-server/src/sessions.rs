@@ -306,6 +306,12 @@ async fn create_inner(
         req.max_tokens,
         req.temperature,
     )?;
+    if spec.mode == colm_core::guidance::GuidanceMode::ReferenceCritique {
+        return Err(ApiError::invalid(
+            "reference-critique reviews one client's draft: ask /v1/colm/guidance for it",
+            Some("mode"),
+        ));
+    }
     let round = req.round.unwrap_or(1);
     let key = format!(
         "{}\u{1f}{}\u{1f}{}\u{1f}{round}",

@@ -1,9 +1,15 @@
-//! Shared guidance: guidance synthesised for a question is stored and served again to later
-//! clients asking the same (normalised) question within a TTL, without calling the server
-//! model. SQLite (embedded, `rusqlite` with the bundled library), so it survives restarts.
+//! Shared references: the references a server's collaborators wrote for a question and the
+//! guidance synthesised from them are stored and served again to later clients asking the same
+//! (normalised) question within a TTL, without calling a model. SQLite (embedded, `rusqlite`
+//! with the bundled library), so it survives restarts.
 //!
-//! Only `synthesis` guidance is shared: it is about the question, while a critique is about one
-//! client's draft. The key is (normalised query, server model).
+//! Only what is computed from server-side inputs is stored: the question and the server's own
+//! references — never anything that read a client's draft (a synthesis of drafts, a critique),
+//! which would carry one client's text to another. The key is (normalised query, scope); the
+//! scope names everything else the references depend on (aggregator, writers with their
+//! prompts and sampling, number of references, selector, token limit), see
+//! [`crate::collab`]. Databases of earlier versions held draft-derived guidance in a
+//! `shared_guidance` table: it is dropped on open.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -66,13 +72,14 @@ impl GuidanceStore {
 
     fn with(conn: Connection, ttl: Duration) -> Result<Self, StoreError> {
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS shared_guidance (
+            "DROP TABLE IF EXISTS shared_guidance;
+             CREATE TABLE IF NOT EXISTS shared_references (
                  query TEXT NOT NULL,
-                 model TEXT NOT NULL,
-                 guidance TEXT NOT NULL,
+                 scope TEXT NOT NULL,
+                 value TEXT NOT NULL,
                  created_unix INTEGER NOT NULL,
                  hits INTEGER NOT NULL DEFAULT 0,
-                 PRIMARY KEY (query, model)
+                 PRIMARY KEY (query, scope)
              );",
         )?;
         Ok(Self {
@@ -81,41 +88,41 @@ impl GuidanceStore {
         })
     }
 
-    /// Fresh guidance for `query` by `model`, counting a hit.
+    /// The fresh value stored for `query` in `scope`, counting a hit.
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn get(&self, query: &str, model: &str) -> Result<Option<String>, StoreError> {
+    pub fn get(&self, query: &str, scope: &str) -> Result<Option<String>, StoreError> {
         let key = normalise_query(query);
         let oldest = now() - i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let found: Option<String> = conn
             .query_row(
-                "SELECT guidance FROM shared_guidance
-                 WHERE query = ?1 AND model = ?2 AND created_unix >= ?3",
-                params![key, model, oldest],
+                "SELECT value FROM shared_references
+                 WHERE query = ?1 AND scope = ?2 AND created_unix >= ?3",
+                params![key, scope, oldest],
                 |row| row.get(0),
             )
             .optional()?;
         if found.is_some() {
             conn.execute(
-                "UPDATE shared_guidance SET hits = hits + 1 WHERE query = ?1 AND model = ?2",
-                params![key, model],
+                "UPDATE shared_references SET hits = hits + 1 WHERE query = ?1 AND scope = ?2",
+                params![key, scope],
             )?;
         }
         Ok(found)
     }
 
-    /// Stores (or replaces) the guidance for `query` by `model`.
+    /// Stores (or replaces) `value` for `query` in `scope`.
     ///
     /// # Errors
     /// SQLite errors.
-    pub fn put(&self, query: &str, model: &str, guidance: &str) -> Result<(), StoreError> {
+    pub fn put(&self, query: &str, scope: &str, value: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         conn.execute(
-            "INSERT OR REPLACE INTO shared_guidance (query, model, guidance, created_unix, hits)
+            "INSERT OR REPLACE INTO shared_references (query, scope, value, created_unix, hits)
              VALUES (?1, ?2, ?3, ?4, 0)",
-            params![normalise_query(query), model, guidance, now()],
+            params![normalise_query(query), scope, value, now()],
         )?;
         Ok(())
     }
@@ -160,7 +167,7 @@ mod tests {
             .lock()
             .unwrap()
             .execute(
-                "UPDATE shared_guidance SET created_unix = created_unix - 10",
+                "UPDATE shared_references SET created_unix = created_unix - 10",
                 [],
             )
             .unwrap();

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{run, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals};
+use super::references::ReferenceWriter;
+use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, ServerSide};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
     Usage,
 };
 
 /// A [`ChatModel`] that answers by running a CoLM collaboration: the configured collaborators
-/// draft and refine, `server` selects and aggregates.
+/// draft and refine, `server` selects and aggregates, and the reference writers (by default
+/// `server` alone, [`ColmModel::with_writers`] to set a pool) write references.
 ///
 /// Per request, the caller's sampling parameters replace the configured ones for every step
 /// (drafts, guidance, refinements). The returned [`Completion`] is the first collaborator's
@@ -24,6 +26,7 @@ pub struct ColmModel {
     name: String,
     collaborators: Vec<Collaborator>,
     server: Arc<dyn ChatModel>,
+    writers: Vec<ReferenceWriter>,
     config: ColmConfig,
 }
 
@@ -39,8 +42,21 @@ impl ColmModel {
             name: name.into(),
             collaborators,
             server,
+            writers: Vec::new(),
             config,
         }
+    }
+
+    /// The same model with `writers` as its server-side reference writers (empty: the server
+    /// model alone).
+    pub fn with_writers(mut self, writers: Vec<ReferenceWriter>) -> Self {
+        self.writers = writers;
+        self
+    }
+
+    /// The collaboration's settings.
+    pub fn config(&self) -> &ColmConfig {
+        &self.config
     }
 
     /// Runs the collaboration and returns the full record.
@@ -57,10 +73,14 @@ impl ColmModel {
             server_params: params.clone(),
             ..self.config.clone()
         };
-        run(
+        let side = ServerSide {
+            aggregator: self.server.as_ref(),
+            writers: &self.writers,
+        };
+        run_with(
             &query_of(messages),
             &self.collaborators,
-            self.server.as_ref(),
+            side,
             &config,
             None,
         )

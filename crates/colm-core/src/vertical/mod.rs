@@ -665,7 +665,12 @@ impl Router {
                     1,
                     Some("local"),
                     self.local.as_ref(),
-                    prompts::refinement(query, &completion.text, &server_text),
+                    prompts::refinement(
+                        query,
+                        &completion.text,
+                        &server_text,
+                        prompts::GuidanceSource::ReadYourAnswer,
+                    ),
                     params,
                     observer,
                 )

@@ -1,0 +1,497 @@
+//! Server-side collaborators and their **references** (CoLM, Huang, Huang, Zhang, AAAI 2026,
+//! arXiv 2511.06991, and its public reference code).
+//!
+//! The server holds a pool of [`ReferenceWriter`]s — strong models, each with an optional
+//! specialisation (a system prompt and a one-line description, as the reference code's math /
+//! code / conversation / creative assistants, [`prompts::SPECIALISATIONS`]) and its own
+//! sampling. For a query, the top-k most relevant are **selected** ([`Selector`]: the server
+//! model reading the descriptions, or a keyword match that needs no model call), each writes a
+//! reference (its own answer to the query), and the references are **synthesised** into guidance
+//! ([`synthesise`]; one reference is its own synthesis, without a call). None of this reads a
+//! client's draft, so it is computed once per question and shared by every client asking it;
+//! what does read a draft ([`critique`], aggregation with client answers) is private.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use super::{call, no_call_step, select, Selection, Step, StepKind, StepObserver};
+use crate::model::{ChatModel, ModelError, SamplingParams};
+use crate::prompts::{self, CandidateProfile, Specialisation};
+
+/// A server-side collaborator that writes references.
+#[derive(Clone)]
+pub struct ReferenceWriter {
+    /// Unique id within the pool, e.g. `math`.
+    pub id: String,
+    /// One-line specialisation read by top-k selection.
+    pub description: String,
+    /// System prompt of its reference; `None` for a generalist (then its prompt is exactly the
+    /// client's draft prompt, [`prompts::draft`]).
+    pub system: Option<String>,
+    /// The model that writes.
+    pub model: Arc<dyn ChatModel>,
+    /// Its own temperature; `None` keeps the request's server sampling.
+    pub temperature: Option<f32>,
+    /// Its own seed; `None` keeps the request's.
+    pub seed: Option<u32>,
+}
+
+impl ReferenceWriter {
+    /// A generalist writer on `model` (id: the model's name), with the request's sampling.
+    pub fn generalist(model: Arc<dyn ChatModel>) -> Self {
+        Self {
+            id: model.name().to_owned(),
+            description: "general assistant".into(),
+            system: None,
+            model,
+            temperature: None,
+            seed: None,
+        }
+    }
+
+    /// A writer on `model` with the specialisation `spec` (id: the specialisation's).
+    pub fn specialised(spec: &Specialisation, model: Arc<dyn ChatModel>) -> Self {
+        Self {
+            id: spec.id.to_owned(),
+            description: spec.description.to_owned(),
+            system: Some(spec.system.to_owned()),
+            model,
+            temperature: None,
+            seed: None,
+        }
+    }
+
+    /// The sampling of its reference: `base` with the writer's temperature and seed.
+    pub fn params(&self, base: &SamplingParams) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature.unwrap_or(base.temperature),
+            seed: self.seed.unwrap_or(base.seed),
+            ..base.clone()
+        }
+    }
+
+    /// What identifies the writer's references: id, model, system prompt and sampling. Two
+    /// pools with the same signatures write the same references (a key of shared references).
+    pub fn signature(&self) -> String {
+        format!(
+            "{}|{}|{}|{:?}|{:?}",
+            self.id,
+            self.model.name(),
+            self.system.as_deref().unwrap_or(""),
+            self.temperature,
+            self.seed
+        )
+    }
+}
+
+/// A reference writer as written on a command line: `MODEL[:key=value,…]` with keys `role`
+/// (a specialisation of [`prompts::SPECIALISATIONS`]: `math`, `code`, `conversation`,
+/// `creative`), `t` (temperature), `seed` and `id` (default: the role, else the model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterSpec {
+    /// The model's name (as hosted or in the catalog).
+    pub model: String,
+    /// Id in the pool.
+    pub id: Option<String>,
+    /// Specialisation.
+    pub role: Option<&'static Specialisation>,
+    /// Own temperature.
+    pub temperature: Option<f32>,
+    /// Own seed.
+    pub seed: Option<u32>,
+}
+
+impl WriterSpec {
+    /// Parses `MODEL[:role=R,t=T,seed=S,id=I]`.
+    ///
+    /// # Errors
+    /// A message naming the unknown key, role or bad value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (model, opts) = text.split_once(':').unwrap_or((text, ""));
+        if model.is_empty() {
+            return Err(format!("writer `{text}` names no model"));
+        }
+        let mut spec = WriterSpec {
+            model: model.to_owned(),
+            id: None,
+            role: None,
+            temperature: None,
+            seed: None,
+        };
+        for kv in opts.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("writer option `{kv}` is not key=value"))?;
+            match k {
+                "role" => {
+                    spec.role = Some(prompts::specialisation(v).ok_or_else(|| {
+                        let names: Vec<&str> =
+                            prompts::SPECIALISATIONS.iter().map(|s| s.id).collect();
+                        format!("unknown role `{v}` ({})", names.join(", "))
+                    })?)
+                }
+                "t" => {
+                    spec.temperature = Some(
+                        v.parse::<f32>()
+                            .ok()
+                            .filter(|t| t.is_finite() && *t >= 0.0)
+                            .ok_or_else(|| format!("`t` is a temperature ≥ 0, got `{v}`"))?,
+                    )
+                }
+                "seed" => {
+                    spec.seed = Some(
+                        v.parse()
+                            .map_err(|_| format!("`seed` is a whole number, got `{v}`"))?,
+                    )
+                }
+                "id" if !v.is_empty() => spec.id = Some(v.to_owned()),
+                other => {
+                    return Err(format!(
+                        "unknown writer option `{other}` (role, t, seed, id)"
+                    ))
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The writer on `model`.
+    pub fn build(&self, model: Arc<dyn ChatModel>) -> ReferenceWriter {
+        let mut w = match self.role {
+            Some(role) => ReferenceWriter::specialised(role, model),
+            None => ReferenceWriter::generalist(model),
+        };
+        if let Some(id) = &self.id {
+            w.id.clone_from(id);
+        }
+        w.temperature = self.temperature;
+        w.seed = self.seed;
+        w
+    }
+}
+
+/// Checks that the ids of `pool` are unique.
+///
+/// # Errors
+/// A message naming the first id used twice (give the writers `id=` to tell them apart).
+pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), String> {
+    for (i, w) in pool.iter().enumerate() {
+        if pool[..i].iter().any(|o| o.id == w.id) {
+            return Err(format!(
+                "reference writer id {:?} is used twice (give one `id=…`)",
+                w.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How the top-k reference writers are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    /// No model call: the writers whose descriptions share the most words with the query
+    /// ([`select_by_keywords`]).
+    #[default]
+    Keywords,
+    /// The server model reads the descriptions ([`prompts::selection`]).
+    Model,
+}
+
+impl Selector {
+    /// `keywords` or `model`.
+    ///
+    /// # Errors
+    /// A message naming both for anything else.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "keywords" => Ok(Selector::Keywords),
+            "model" => Ok(Selector::Model),
+            other => Err(format!("unknown selector `{other}` (keywords, model)")),
+        }
+    }
+
+    /// The selector's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Selector::Keywords => "keywords",
+            Selector::Model => "model",
+        }
+    }
+}
+
+/// How many references, chosen how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceConfig {
+    /// References per query (top-k among the writers), at least 1; a pool this size or smaller
+    /// is used whole, without selection.
+    pub k: usize,
+    /// How the k writers are chosen from a larger pool.
+    #[serde(default)]
+    pub selector: Selector,
+}
+
+impl Default for ReferenceConfig {
+    fn default() -> Self {
+        Self {
+            k: 1,
+            selector: Selector::Keywords,
+        }
+    }
+}
+
+/// The references of one query: the selection among the writers (when the pool was larger
+/// than k) and one [`StepKind::Reference`] step per selected writer, in pool order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct References {
+    /// Top-k selection among the writers, when it ran.
+    pub selection: Option<Selection>,
+    /// The reference calls (failed ones recorded with their error).
+    pub steps: Vec<Step>,
+}
+
+impl References {
+    /// The texts of the references that were written.
+    pub fn texts(&self) -> Vec<&str> {
+        self.steps.iter().filter_map(Step::text).collect()
+    }
+
+    /// Every step: the selection's, then the references.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.selection.iter().map(|s| &s.step).chain(&self.steps)
+    }
+}
+
+/// Words that say nothing of a query's subject (left out of keyword matching).
+const STOP_WORDS: [&str; 24] = [
+    "the", "and", "for", "are", "was", "were", "with", "that", "this", "what", "which", "who",
+    "has", "have", "had", "from", "she", "her", "his", "they", "them", "their", "does", "did",
+];
+
+fn words(text: &str) -> BTreeSet<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 3 && !STOP_WORDS.contains(w))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `k` descriptions that share the most distinct words (3 letters or more, stop words
+/// left out) with `query`; a query with a digit also matches a description that mentions
+/// `numbers`. Ties go to the earlier description. Returns 0-based indices in ascending order.
+pub fn select_by_keywords(query: &str, descriptions: &[&str], k: usize) -> Vec<usize> {
+    let q = words(query);
+    let has_digit = query.chars().any(|c| c.is_ascii_digit());
+    let mut scored: Vec<(usize, usize)> = descriptions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let dw = words(d);
+            let score =
+                q.intersection(&dw).count() + usize::from(has_digit && dw.contains("numbers"));
+            (i, score)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut chosen: Vec<usize> = scored.into_iter().take(k).map(|(i, _)| i).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Selects `config.k` writers of `pool` for `query` and has each write its reference,
+/// concurrently. An empty pool means one generalist writer: `server` itself. Selection by the
+/// server model runs on `server` with `params`; an unusable selection falls back to the whole
+/// pool (recorded). A writer that fails is recorded with its error.
+pub async fn write_references(
+    query: &str,
+    pool: &[ReferenceWriter],
+    config: &ReferenceConfig,
+    server: &dyn ChatModel,
+    params: &SamplingParams,
+    observer: Option<StepObserver<'_>>,
+) -> References {
+    if pool.is_empty() {
+        let step = call(
+            StepKind::Reference,
+            1,
+            Some(server.name()),
+            server,
+            prompts::reference(query, None),
+            params,
+            observer,
+        )
+        .await;
+        return References {
+            selection: None,
+            steps: vec![step],
+        };
+    }
+    let mut chosen: Vec<&ReferenceWriter> = pool.iter().collect();
+    let mut selection = None;
+    if config.k < pool.len() {
+        let s = match config.selector {
+            Selector::Model => {
+                let profiles: Vec<CandidateProfile<'_>> = pool
+                    .iter()
+                    .map(|w| CandidateProfile {
+                        id: &w.id,
+                        description: &w.description,
+                    })
+                    .collect();
+                select(query, &profiles, config.k, server, params, observer).await
+            }
+            Selector::Keywords => {
+                let descriptions: Vec<&str> = pool.iter().map(|w| w.description.as_str()).collect();
+                let idx = select_by_keywords(query, &descriptions, config.k);
+                let ids: Vec<String> = idx.iter().map(|&i| pool[i].id.clone()).collect();
+                Selection {
+                    step: no_call_step(
+                        StepKind::Selection,
+                        0,
+                        Selector::Keywords.name(),
+                        Ok(ids.join(", ")),
+                        observer,
+                    ),
+                    chosen: ids,
+                    fallback_reason: None,
+                }
+            }
+        };
+        chosen = pool.iter().filter(|w| s.chosen.contains(&w.id)).collect();
+        selection = Some(s);
+    }
+    let steps = join_all(chosen.iter().map(|w| async move {
+        call(
+            StepKind::Reference,
+            1,
+            Some(&w.id),
+            w.model.as_ref(),
+            prompts::reference(query, w.system.as_deref()),
+            &w.params(params),
+            observer,
+        )
+        .await
+    }))
+    .await;
+    References { selection, steps }
+}
+
+/// A server model and the sampling of its calls.
+#[derive(Clone, Copy)]
+pub struct ServerCall<'a> {
+    /// The model.
+    pub model: &'a dyn ChatModel,
+    /// Its sampling.
+    pub params: &'a SamplingParams,
+}
+
+/// The guidance made from `references` (and `client_answers`, quoted as data, when given):
+/// with one reference and no client answer, the reference itself (a step without a model
+/// call, model `reference`); otherwise one call to `server` with
+/// [`prompts::reference_synthesis`]. With no reference written, a failed step saying so.
+pub async fn synthesise(
+    query: &str,
+    references: &References,
+    client_answers: &[&str],
+    server: ServerCall<'_>,
+    round: u32,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    let texts = references.texts();
+    match (texts.as_slice(), client_answers.is_empty()) {
+        ([], _) => no_call_step(
+            StepKind::Guidance,
+            round,
+            "reference",
+            Err(ModelError::Inference(format!(
+                "no reference to synthesise: all {} reference writers failed",
+                references.steps.len()
+            ))),
+            observer,
+        ),
+        ([only], true) => no_call_step(
+            StepKind::Guidance,
+            round,
+            "reference",
+            Ok((*only).to_owned()),
+            observer,
+        ),
+        (texts, _) => {
+            call(
+                StepKind::Guidance,
+                round,
+                None,
+                server.model,
+                prompts::reference_synthesis(query, texts, client_answers),
+                server.params,
+                observer,
+            )
+            .await
+        }
+    }
+}
+
+/// The server's review of one client's `answer` against the shared `synthesis`
+/// ([`prompts::reference_critique`]): a guidance step for `collaborator` (private to it).
+pub async fn critique(
+    query: &str,
+    synthesis: &str,
+    answer: &str,
+    collaborator: &str,
+    server: ServerCall<'_>,
+    round: u32,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    call(
+        StepKind::Guidance,
+        round,
+        Some(collaborator),
+        server.model,
+        prompts::reference_critique(query, synthesis, answer),
+        server.params,
+        observer,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompts::SPECIALISATIONS;
+
+    #[test]
+    fn keyword_selection_matches_the_query_subject() {
+        let d: Vec<&str> = SPECIALISATIONS.iter().map(|s| s.description).collect();
+        let gsm = "Janet's ducks lay 16 eggs per day. How much in dollars does she make?";
+        assert_eq!(select_by_keywords(gsm, &d, 1), vec![0], "math");
+        let code = "Write a python function that reverses a list.";
+        assert_eq!(select_by_keywords(code, &d, 1), vec![1], "code");
+        let poem = "Write a short poem about the sea in the style of a story.";
+        assert_eq!(select_by_keywords(poem, &d, 1), vec![3], "creative");
+        // No overlap at all: the first k, in order.
+        assert_eq!(select_by_keywords("zzz", &d, 2), vec![0, 1]);
+        assert_eq!(select_by_keywords(gsm, &d, 9).len(), 4);
+    }
+
+    #[test]
+    fn writer_specs_parse() {
+        let w = WriterSpec::parse("big:role=math,t=0.7,seed=3").unwrap();
+        assert_eq!(w.model, "big");
+        assert_eq!(w.role.map(|r| r.id), Some("math"));
+        assert_eq!((w.temperature, w.seed), (Some(0.7), Some(3)));
+        assert_eq!(WriterSpec::parse("big").unwrap().role, None);
+        for bad in [
+            "",
+            ":role=math",
+            "big:role=poet",
+            "big:t=-1",
+            "big:x=1",
+            "big:seed",
+        ] {
+            assert!(WriterSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
