@@ -55,7 +55,7 @@ fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
 async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     let _turn = SERIAL.lock().await;
     let server = serve();
-    let deadline_ms = 20_000u64;
+    let deadline_ms = 60_000u64;
     let deadline = deadline_ms.to_string();
     let client = client(&server, &["--deadline-ms", &deadline]);
     let http = reqwest::Client::new();
@@ -65,8 +65,9 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
 
     let r = http.post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("x-colm-fallback").is_none());
+    let fell_back = r.headers().get("x-colm-fallback").is_some();
     let v: Value = r.json().await.unwrap();
+    assert!(!fell_back, "{v}");
     assert!(!v["choices"][0]["message"]["content"]
         .as_str()
         .unwrap()

@@ -59,13 +59,23 @@ pub const KEEP_FINISHED: Duration = Duration::from_secs(600);
 
 /// Body of `POST /v1/colm/sessions`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateSession {
     /// The question all clients of the session answer.
     pub query: String,
-    /// Server model for synthesis / critique.
+    /// Server model that aggregates (and, without `--writer`, writes the reference).
     pub model: Option<String>,
-    /// Guidance mode (default `synthesis`).
+    /// Guidance mode (default `reference`; `reference-critique` is per client, not for sessions).
+    /// In `reference` mode, round 1 reads no draft (the session's guidance is the shared
+    /// synthesis of the references); from round 2 the session aggregates its clients' answers
+    /// with the references.
     pub mode: Option<String>,
+    /// Reference modes: references per query (default 1).
+    pub refs: Option<usize>,
+    /// Reference modes: `keywords` (default) or `model`.
+    pub selector: Option<String>,
+    /// Reference modes: aggregate the drafts with the references in round 1 too.
+    pub aggregate_drafts: Option<bool>,
     /// Drafts that trigger aggregation, 1 to [`MAX_DRAFTS`] (default [`DEFAULT_K`]).
     pub k: Option<usize>,
     /// Aggregation deadline after creation, ms (default [`DEFAULT_WINDOW_MS`]).
@@ -82,6 +92,7 @@ pub struct CreateSession {
 
 /// Body of `POST /v1/colm/sessions/{id}/drafts`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubmitDraft {
     /// The client's draft answer.
     pub draft: String,
@@ -298,7 +309,7 @@ async fn create_inner(
             Some("query"),
         ));
     }
-    let spec = GuidanceSpec::parse(
+    let mut spec = GuidanceSpec::parse(
         &state,
         req.model,
         req.mode.as_deref(),
@@ -306,6 +317,7 @@ async fn create_inner(
         req.max_tokens,
         req.temperature,
     )?;
+    spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
     if spec.mode == colm_core::guidance::GuidanceMode::ReferenceCritique {
         return Err(ApiError::invalid(
             "reference-critique reviews one client's draft: ask /v1/colm/guidance for it",
@@ -314,10 +326,13 @@ async fn create_inner(
     }
     let round = req.round.unwrap_or(1);
     let key = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{round}",
+        "{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}",
         normalise_query(&req.query),
         spec.model.as_deref().unwrap_or(""),
-        spec.mode.name()
+        spec.mode.name(),
+        spec.references.k,
+        spec.references.selector.name(),
+        spec.aggregate_drafts
     );
     let sessions = state.sessions();
     sessions.sweep();
