@@ -169,6 +169,12 @@ pub struct SharingCost {
     pub shared_decode: f64,
     /// Mean server decode tokens per item of the per-client steps.
     pub private_decode: f64,
+    /// Mean model time on a round's critical path, s: per round, max(drafts, references) +
+    /// guidance + critiques + refinements, each the engine's prompt + generation time
+    /// ([`colm_core::Timings`]; queueing excluded, batched at the run's concurrency). The
+    /// client's wall time per query when device and server do not share cores.
+    #[serde(default)]
+    pub critical_path_s: f64,
 }
 
 impl SharingCost {
@@ -182,7 +188,7 @@ impl SharingCost {
 /// The [`SharingCost`] of every strategy whose records hold CoLM transcripts, in name order.
 /// Server steps are selections, references and guidance (critiques included).
 pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
-    let mut rows: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
+    let mut rows: BTreeMap<&str, (usize, u64, u64, f64)> = BTreeMap::new();
     for r in records {
         let [turn] = r.turns.as_slice() else { continue };
         let Ok(colm) = serde_json::from_value::<ColmRecord>(turn.transcript.clone()) else {
@@ -205,15 +211,48 @@ pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
         row.0 += 1;
         row.1 += shared;
         row.2 += all - shared;
+        row.3 += critical_path_ms(&colm) / 1000.0;
     }
     rows.into_iter()
-        .map(|(strategy, (n, shared, private))| SharingCost {
+        .map(|(strategy, (n, shared, private, path))| SharingCost {
             strategy: strategy.to_owned(),
             items: n,
             shared_decode: shared as f64 / n.max(1) as f64,
             private_decode: private as f64 / n.max(1) as f64,
+            critical_path_s: path / n.max(1) as f64,
         })
         .collect()
+}
+
+/// Model time on the critical path of `colm`'s rounds, ms (see [`SharingCost::critical_path_s`]).
+fn critical_path_ms(colm: &ColmRecord) -> f64 {
+    let t = |s: &colm_core::colm::Step| {
+        s.completion()
+            .map_or(0.0, |c| c.timings.prompt_ms + c.timings.generation_ms)
+    };
+    let longest =
+        |steps: &mut dyn Iterator<Item = &colm_core::colm::Step>| steps.map(t).fold(0.0, f64::max);
+    let selection = colm.selection.iter().map(|s| t(&s.step)).sum::<f64>();
+    let references = colm.references.as_ref().map_or(0.0, |r| {
+        r.selection.as_ref().map_or(0.0, |s| t(&s.step)) + longest(&mut r.steps.iter())
+    });
+    let rounds: f64 = colm
+        .rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let first = if i == 0 {
+                longest(&mut r.drafts.iter()).max(references)
+            } else {
+                0.0
+            };
+            first
+                + r.guidance.as_ref().map_or(0.0, t)
+                + longest(&mut r.critiques.iter())
+                + longest(&mut r.refinements.iter())
+        })
+        .sum();
+    selection + rounds
 }
 
 /// The sharing costs as a Markdown table (empty for no rows), next to `server_alone`, the
@@ -224,12 +263,12 @@ pub fn sharing_table(rows: &[SharingCost], server_alone: Option<f64>) -> String 
     }
     let share = |x: f64| server_alone.map_or("–".into(), |s| format!("{:.0}%", 100.0 * x / s));
     let mut t = String::from(
-        "| strategy | items | shared decode / question | per-client decode | per client query, 1 client | per client query, 10 clients | 10 clients vs server alone |\n|---|---|---|---|---|---|---|\n",
+        "| strategy | items | shared decode / question | per-client decode | per client query, 1 client | per client query, 10 clients | 10 clients vs server alone | critical path s |\n|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1} |",
             r.strategy,
             r.items,
             r.shared_decode,
@@ -237,6 +276,7 @@ pub fn sharing_table(rows: &[SharingCost], server_alone: Option<f64>) -> String 
             r.per_client(1),
             r.per_client(10),
             share(r.per_client(10)),
+            r.critical_path_s,
         );
     }
     t

@@ -160,7 +160,11 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
              their synthesis read no client text: a server computes them once per question for \
              every client asking it (shared), and the rest once per client. Per client query \
              with N clients asking each question: per-client + shared / N (mean tokens per \
-             item; derived from the records, not measured with N live clients).\n\n",
+             item; derived from the records, not measured with N live clients). Critical path: \
+             the model time a client waits per query when its device and the server do not \
+             share cores, max(draft, references) + guidance + refinement (engine prompt + \
+             generation time at this run's concurrency, queueing excluded); a record's wall \
+             time instead sums replayed calls.\n\n",
         );
         md.push_str(&crate::anatomy::sharing_table(&sharing, server_alone));
     }
