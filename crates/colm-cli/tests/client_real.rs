@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get_text, start, SERIAL};
+use common::{get_text, metric, start, SERIAL};
 use serde_json::{json, Value};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
@@ -30,6 +30,26 @@ fn serve_with(extra: &[&str]) -> common::Proc {
 
 fn serve() -> common::Proc {
     serve_with(&[])
+}
+
+/// Sends `question` to every client at once and returns their answers (each a 200).
+async fn ask_all(
+    http: &reqwest::Client,
+    clients: &[common::Proc],
+    question: &str,
+    max_tokens: u32,
+) -> Vec<Value> {
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens});
+    futures::future::join_all(clients.iter().map(|c| {
+        let (http, body) = (http.clone(), body.clone());
+        let url = format!("{}/v1/chat/completions", c.base);
+        async move {
+            let r = http.post(&url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    }))
+    .await
 }
 
 /// `colm client` of `server`, MODEL on both sides, on a free loopback port, with `extra` flags.
@@ -145,17 +165,7 @@ async fn two_clients_complete_a_shared_session() {
         .collect();
     let http = reqwest::Client::new();
     let question = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?";
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 64});
-    let answers = futures::future::join_all(clients.iter().map(|c| {
-        let (http, body) = (http.clone(), body.clone());
-        let url = format!("{}/v1/chat/completions", c.base);
-        async move {
-            let r = http.post(&url).json(&body).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()
-        }
-    }))
-    .await;
+    let answers = ask_all(&http, &clients, question, 64).await;
     for v in &answers {
         assert!(v["colm"]["fallback"].is_null(), "{v}");
         assert!(!v["choices"][0]["message"]["content"]
@@ -165,20 +175,11 @@ async fn two_clients_complete_a_shared_session() {
             .is_empty());
     }
     let metrics = get_text(&http, &format!("{}/metrics", server.base)).await;
-    let value = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
-    };
-    assert_eq!(value("colm_session_drafts_total "), 2.0);
-    assert_eq!(
-        value("colm_session_aggregations_total{trigger=\"k\"} "),
-        1.0
-    );
+    let value = |series: &str| metric(&metrics, series);
+    assert_eq!(value("colm_session_drafts_total"), 2.0);
+    assert_eq!(value("colm_session_aggregations_total{trigger=\"k\"}"), 1.0);
     // Trimmed drafts: at most 8 tokens of rationale + the final answer, in a small JSON body.
-    let draft_bytes = value("colm_request_bytes_total{route=\"/v1/colm/sessions/{id}/drafts\"} ");
+    let draft_bytes = value("colm_request_bytes_total{route=\"/v1/colm/sessions/{id}/drafts\"}");
     assert!(
         draft_bytes < 2.0 * 160.0,
         "{draft_bytes} bytes for two drafts"
@@ -302,17 +303,7 @@ async fn reference_rounds_over_the_wire_share_one_reference() {
         .collect();
     let http = reqwest::Client::new();
     let question = "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?";
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 48});
-    let answers = futures::future::join_all(clients.iter().map(|c| {
-        let (http, body) = (http.clone(), body.clone());
-        let url = format!("{}/v1/chat/completions", c.base);
-        async move {
-            let r = http.post(&url).json(&body).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()
-        }
-    }))
-    .await;
+    let answers = ask_all(&http, &clients, question, 48).await;
     for v in &answers {
         assert!(v["colm"]["fallback"].is_null(), "{v}");
         // Draft + two refinements, all local.
@@ -322,24 +313,15 @@ async fn reference_rounds_over_the_wire_share_one_reference() {
         );
     }
     let metrics = get_text(&http, &format!("{}/metrics", server.base)).await;
-    let value = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
-    };
+    let value = |series: &str| metric(&metrics, series);
     // Round 1: one reference written, one served from the store; round 2's session reads the
     // stored reference again (a hit) and both refinements.
-    assert_eq!(value("colm_shared_guidance_hits_total "), 2.0);
-    assert_eq!(value("colm_session_drafts_total "), 2.0);
-    assert_eq!(
-        value("colm_session_aggregations_total{trigger=\"k\"} "),
-        1.0
-    );
+    assert_eq!(value("colm_shared_guidance_hits_total"), 2.0);
+    assert_eq!(value("colm_session_drafts_total"), 2.0);
+    assert_eq!(value("colm_session_aggregations_total{trigger=\"k\"}"), 1.0);
     // Server model calls: one reference + one round-2 synthesis.
     assert_eq!(
-        value(&format!("colm_model_calls_total{{model=\"{MODEL}\"}} ")),
+        value(&format!("colm_model_calls_total{{model=\"{MODEL}\"}}")),
         2.0
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -460,15 +460,7 @@ pub(crate) fn no_call_step(
 ) -> Step {
     let outcome = match text {
         Ok(text) => StepOutcome::Ok {
-            completion: Completion {
-                text,
-                usage: Usage::default(),
-                mean_logprob: None,
-                finish_reason: crate::model::FinishReason::Stop,
-                timings: crate::model::Timings::default(),
-                fallback: None,
-                wire: None,
-            },
+            completion: Completion::text_only(text),
         },
         Err(error) => StepOutcome::Failed { error },
     };

@@ -452,15 +452,10 @@ mod tests {
             messages: &[ChatMessage],
             _params: &SamplingParams,
         ) -> Result<Completion, ModelError> {
-            Ok(Completion {
-                text: format!("saw: {}", messages[0].content),
-                usage: crate::Usage::default(),
-                mean_logprob: None,
-                finish_reason: crate::FinishReason::Stop,
-                timings: crate::Timings::default(),
-                fallback: None,
-                wire: None,
-            })
+            Ok(Completion::text_only(format!(
+                "saw: {}",
+                messages[0].content
+            )))
         }
     }
 

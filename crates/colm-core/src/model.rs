@@ -188,6 +188,22 @@ pub struct Completion {
     pub wire: Option<WireStats>,
 }
 
+impl Completion {
+    /// A completion that no model generated (a vote, a reference passed on, a scripted model):
+    /// `text` with no tokens, no log-probability and no time.
+    pub fn text_only(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            usage: Usage::default(),
+            mean_logprob: None,
+            finish_reason: FinishReason::Stop,
+            timings: Timings::default(),
+            fallback: None,
+            wire: None,
+        }
+    }
+}
+
 /// Bytes on the wire for one exchange (or a sum of exchanges), as sent: after compression.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireStats {

@@ -113,7 +113,7 @@ mod tests {
     use super::*;
     use crate::strategy::{RoleTokens, TurnOutcome};
     use colm_core::colm::StepOutcome;
-    use colm_core::{Completion, FinishReason, ModelError, Timings, Usage};
+    use colm_core::{Completion, ModelError};
 
     fn step(text: Option<&str>) -> Step {
         Step {
@@ -125,15 +125,7 @@ mod tests {
             wall_ms: 10.0,
             outcome: match text {
                 Some(t) => StepOutcome::Ok {
-                    completion: Completion {
-                        text: t.into(),
-                        usage: Usage::default(),
-                        mean_logprob: None,
-                        finish_reason: FinishReason::Stop,
-                        timings: Timings::default(),
-                        fallback: None,
-                        wire: None,
-                    },
+                    completion: Completion::text_only(t),
                 },
                 None => StepOutcome::Failed {
                     error: ModelError::Inference("out of memory".into()),

@@ -199,7 +199,6 @@ impl ChatModel for CachedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use colm_core::{FinishReason, Timings, Usage};
 
     /// Answers with the number of calls so far, or fails when `fail` is set.
     struct Counting {
@@ -233,15 +232,7 @@ mod tests {
             if self.fail {
                 return Err(ModelError::Inference("down".into()));
             }
-            Ok(Completion {
-                text: format!("answer {n}"),
-                usage: Usage::default(),
-                mean_logprob: None,
-                finish_reason: FinishReason::Stop,
-                timings: Timings::default(),
-                fallback: None,
-                wire: None,
-            })
+            Ok(Completion::text_only(format!("answer {n}")))
         }
     }
 

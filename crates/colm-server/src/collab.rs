@@ -503,15 +503,7 @@ fn reference_step(writer: &str, text: &str) -> Step {
         messages: Vec::new(),
         wall_ms: 0.0,
         outcome: StepOutcome::Ok {
-            completion: colm_core::Completion {
-                text: text.to_owned(),
-                usage: Usage::default(),
-                mean_logprob: None,
-                finish_reason: colm_core::FinishReason::Stop,
-                timings: colm_core::Timings::default(),
-                fallback: None,
-                wire: None,
-            },
+            completion: colm_core::Completion::text_only(text),
         },
     }
 }

@@ -61,3 +61,15 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
 /// model processes only slow each other down.
 #[allow(dead_code)] // not every test binary uses it
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The value of the Prometheus series `series` (name with labels, e.g.
+/// `colm_model_calls_total{model="m"}`) in `metrics`; panics naming it when missing.
+#[allow(dead_code)] // not every test binary reads metrics
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
+}

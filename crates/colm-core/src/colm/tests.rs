@@ -541,15 +541,7 @@ impl ChatModel for AtBarrier {
         if !messages.iter().any(|m| m.role == Role::Assistant) {
             self.barrier.wait().await;
         }
-        Ok(Completion {
-            text: format!("{} answers 18", self.name),
-            usage: Usage::default(),
-            mean_logprob: None,
-            finish_reason: crate::model::FinishReason::Stop,
-            timings: crate::model::Timings::default(),
-            fallback: None,
-            wire: None,
-        })
+        Ok(Completion::text_only(format!("{} answers 18", self.name)))
     }
 }
 

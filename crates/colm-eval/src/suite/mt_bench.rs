@@ -254,15 +254,9 @@ mod tests {
             let user = messages[1].content.clone();
             let rating = if user.contains("Reference") { 4 } else { 8 };
             self.0.lock().unwrap().push(user);
-            Ok(colm_core::Completion {
-                text: format!("Fine. Rating: [[{rating}]]"),
-                usage: colm_core::Usage::default(),
-                mean_logprob: None,
-                finish_reason: colm_core::FinishReason::Stop,
-                timings: colm_core::Timings::default(),
-                fallback: None,
-                wire: None,
-            })
+            Ok(colm_core::Completion::text_only(format!(
+                "Fine. Rating: [[{rating}]]"
+            )))
         }
     }
 
