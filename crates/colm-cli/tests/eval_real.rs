@@ -151,7 +151,7 @@ fn gsm8k_run_resumes_and_reports() {
     let again = colm(&args);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing left to run"));
-    assert_eq!(records(&out).len(), 4);
+    assert_eq!(records(&out).len(), 8);
 
     // Another server in the same folder is refused before any model loads.
     let mut other = args.to_vec();
