@@ -32,6 +32,18 @@ fn serve() -> common::Proc {
     serve_with(&[])
 }
 
+/// Two `colm client`s of `server`, named alice and bob, with `extra` flags.
+fn alice_and_bob(server: &common::Proc, extra: &[&str]) -> Vec<common::Proc> {
+    ["alice", "bob"]
+        .iter()
+        .map(|name| {
+            let mut args = extra.to_vec();
+            args.extend(["--name", name]);
+            client(server, &args)
+        })
+        .collect()
+}
+
 /// Sends `question` to every client at once and returns their answers (each a 200).
 async fn ask_all(
     http: &reqwest::Client,
@@ -141,28 +153,21 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
 async fn two_clients_complete_a_shared_session() {
     let _turn = SERIAL.lock().await;
     let server = serve();
-    let clients: Vec<_> = ["alice", "bob"]
-        .iter()
-        .map(|name| {
-            client(
-                &server,
-                &[
-                    "--deadline-ms",
-                    "120000",
-                    "--session-k",
-                    "2",
-                    "--session-window-ms",
-                    "100000",
-                    "--trim-draft-tokens",
-                    "8",
-                    "--name",
-                    name,
-                    "--mode",
-                    "synthesis",
-                ],
-            )
-        })
-        .collect();
+    let clients = alice_and_bob(
+        &server,
+        &[
+            "--deadline-ms",
+            "120000",
+            "--session-k",
+            "2",
+            "--session-window-ms",
+            "100000",
+            "--trim-draft-tokens",
+            "8",
+            "--mode",
+            "synthesis",
+        ],
+    );
     let http = reqwest::Client::new();
     let question = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?";
     let answers = ask_all(&http, &clients, question, 64).await;
@@ -281,26 +286,19 @@ async fn reference_rounds_over_the_wire_share_one_reference() {
     let store = dir.join("guidance.sqlite");
     let _ = std::fs::remove_file(&store);
     let server = serve_with(&["--share-ttl", "600", "--store", store.to_str().unwrap()]);
-    let clients: Vec<_> = ["alice", "bob"]
-        .iter()
-        .map(|name| {
-            client(
-                &server,
-                &[
-                    "--deadline-ms",
-                    "180000",
-                    "--rounds",
-                    "2",
-                    "--session-k",
-                    "2",
-                    "--session-window-ms",
-                    "150000",
-                    "--name",
-                    name,
-                ],
-            )
-        })
-        .collect();
+    let clients = alice_and_bob(
+        &server,
+        &[
+            "--deadline-ms",
+            "180000",
+            "--rounds",
+            "2",
+            "--session-k",
+            "2",
+            "--session-window-ms",
+            "150000",
+        ],
+    );
     let http = reqwest::Client::new();
     let question = "Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did she earn?";
     let answers = ask_all(&http, &clients, question, 48).await;

@@ -182,19 +182,18 @@ fn gsm8k_run_resumes_and_reports() {
     assert_eq!(json["metrics"].as_array().unwrap().len(), 4);
     // The anatomy scores CoLM's draft apart: the same prompt, greedy, as `local`'s answer.
     assert!(md.contains("## Anatomy of the CoLM answers"), "{md}");
-    let anatomy = json["colm_anatomy"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["strategy"] == "colm:mode=critique")
-        .unwrap();
+    let anatomy_of = |name: &str| {
+        json["colm_anatomy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["strategy"] == name)
+            .unwrap()
+            .clone()
+    };
+    let anatomy = anatomy_of("colm:mode=critique");
     assert!(anatomy.get("reference_right").is_none(), "{anatomy}");
-    let reference = json["colm_anatomy"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["strategy"] == "colm")
-        .unwrap();
+    let reference = anatomy_of("colm");
     assert_eq!(reference["reference_right"]["n"], 2, "{reference}");
     // With sharing, the reference is the shared part of the default CoLM's server tokens.
     assert!(

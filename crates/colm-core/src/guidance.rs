@@ -288,6 +288,14 @@ fn vote_text(t: &VoteTally) -> String {
     )
 }
 
+/// The error of a reference mode asked to work from drafts alone.
+fn needs_references(mode: GuidanceMode) -> ModelError {
+    ModelError::InvalidRequest(format!(
+        "{} guidance is made from the server's references, not from drafts alone",
+        mode.name()
+    ))
+}
+
 /// What producing guidance takes, decided before any model call: a vote needs none, the other
 /// modes one server call with these messages.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,10 +322,7 @@ impl GuidancePlan {
     /// [`crate::colm::references`]).
     pub fn new(query: &str, drafts: &[&str], mode: GuidanceMode) -> Result<Self, ModelError> {
         if mode.uses_references() {
-            return Err(ModelError::InvalidRequest(format!(
-                "{} guidance is made from the server's references, not from drafts alone",
-                mode.name()
-            )));
+            return Err(needs_references(mode));
         }
         if drafts.is_empty() {
             return Err(ModelError::InvalidRequest("no drafts to aggregate".into()));
@@ -359,10 +364,7 @@ impl GuidancePlan {
                 None,
             ),
             GuidanceMode::Reference | GuidanceMode::ReferenceCritique => {
-                return Err(ModelError::InvalidRequest(format!(
-                    "{} guidance needs references",
-                    mode.name()
-                )))
+                return Err(needs_references(mode))
             }
         })
     }

@@ -102,20 +102,23 @@ pub fn reference(query: &str, system: Option<&str>) -> Vec<ChatMessage> {
 /// `text` quoted as data between `<answer>` tags: any `<answer` or `</answer` inside it is
 /// defused (`<` becomes `‹`), so a client's text cannot close its own quotation.
 pub fn quote(text: &str) -> String {
-    let mut body = text.trim().to_owned();
-    for tag in ["</answer", "<answer"] {
-        let defused = tag.replacen('<', "‹", 1);
-        let mut out = String::with_capacity(body.len());
-        let mut rest = body.as_str();
-        while let Some(pos) = rest.to_ascii_lowercase().find(tag) {
-            out.push_str(&rest[..pos]);
-            out.push_str(&defused);
-            rest = &rest[pos + tag.len()..];
+    let body = text.trim();
+    // ASCII lower-casing keeps byte offsets, so positions found in `lower` index `body`.
+    let lower = body.to_ascii_lowercase();
+    let mut out = String::with_capacity(body.len() + 20);
+    out.push_str("<answer>\n");
+    let mut last = 0;
+    for (pos, _) in lower.match_indices('<') {
+        let after = &lower[pos + 1..];
+        if after.starts_with("answer") || after.starts_with("/answer") {
+            out.push_str(&body[last..pos]);
+            out.push('‹');
+            last = pos + 1;
         }
-        out.push_str(rest);
-        body = out;
     }
-    format!("<answer>\n{body}\n</answer>")
+    out.push_str(&body[last..]);
+    out.push_str("\n</answer>");
+    out
 }
 
 /// Messages asking the server to synthesise the references (its collaborators' own answers)

@@ -275,7 +275,8 @@ impl StrategySpec {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WriterPool {
     /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
-    /// request), the others at temperature [`WriterPool::SEED_TEMPERATURE`] with seeds 1, 2, ….
+    /// request), the others at the agents' temperature ([`spec::AGENT_TEMPERATURE`]) with seeds
+    /// 1, 2, ….
     #[default]
     Seeds,
     /// The four specialisations of [`prompts::SPECIALISATIONS`], with the run's sampling.
@@ -283,9 +284,6 @@ pub enum WriterPool {
 }
 
 impl WriterPool {
-    /// Temperature of the sampled writers of `seeds` (as debate agents and MoA proposers).
-    pub const SEED_TEMPERATURE: f32 = 0.7;
-
     fn parse(value: &str) -> Result<Self, String> {
         match value {
             "seeds" => Ok(WriterPool::Seeds),
@@ -309,7 +307,7 @@ impl WriterPool {
                     let mut w = ReferenceWriter::generalist(server.clone());
                     w.id = format!("server-{}", i + 1);
                     if i > 0 {
-                        w.temperature = Some(Self::SEED_TEMPERATURE);
+                        w.temperature = Some(spec::AGENT_TEMPERATURE);
                         w.seed = u32::try_from(i).ok();
                     }
                     w

@@ -121,10 +121,7 @@ impl WriterSpec {
             temperature: None,
             seed: None,
         };
-        for kv in opts.split(',').filter(|s| !s.is_empty()) {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| format!("writer option `{kv}` is not key=value"))?;
+        for (k, v) in crate::horizontal::spec::options(text, opts)? {
             match k {
                 "role" => {
                     spec.role = Some(prompts::specialisation(v).ok_or_else(|| {
@@ -133,14 +130,7 @@ impl WriterSpec {
                         format!("unknown role `{v}` ({})", names.join(", "))
                     })?)
                 }
-                "t" => {
-                    spec.temperature = Some(
-                        v.parse::<f32>()
-                            .ok()
-                            .filter(|t| t.is_finite() && *t >= 0.0)
-                            .ok_or_else(|| format!("`t` is a temperature ≥ 0, got `{v}`"))?,
-                    )
-                }
+                "t" => spec.temperature = Some(crate::horizontal::spec::temperature(v)?),
                 "seed" => {
                     spec.seed = Some(
                         v.parse()

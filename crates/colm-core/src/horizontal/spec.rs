@@ -89,7 +89,10 @@ pub fn count(key: &str, value: &str) -> Result<usize, String> {
 }
 
 /// Parses a temperature ≥ 0 given for `t`.
-fn temperature(value: &str) -> Result<f32, String> {
+///
+/// # Errors
+/// A message naming the value when it is not a finite number ≥ 0.
+pub fn temperature(value: &str) -> Result<f32, String> {
     value
         .parse::<f32>()
         .ok()
