@@ -14,6 +14,7 @@ use colm_core::colm::references::{ReferenceConfig, Selector, WriterSpec};
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::HorizontalSpec;
+use colm_core::prompts::RefineContext;
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
 
@@ -66,6 +67,11 @@ pub struct AskArgs {
     /// Reference modes: aggregate the clients' drafts with the references in round 1 too.
     #[arg(long)]
     pub aggregate_drafts: bool,
+    /// What the client's refinement prompt shows besides the guidance: draft (its own draft, as
+    /// its previous turn) or guidance (only the guidance, in the system prompt, as the CoLM
+    /// reference code).
+    #[arg(long)]
+    pub refine: Option<String>,
     /// Strategy: colm (default; the options above apply), or a horizontal one —
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
@@ -172,6 +178,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             selector,
         },
         aggregate_drafts: args.aggregate_drafts,
+        refine: refine_context(args.refine.as_deref())?,
     };
 
     if !args.json {
@@ -368,4 +375,14 @@ fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
         );
     }
     println!("wall time: {:.1} s", wall_ms / 1000.0);
+}
+
+/// The `--refine` value, or the collaboration's default when absent.
+///
+/// # Errors
+/// An unknown name.
+pub(crate) fn refine_context(name: Option<&str>) -> anyhow::Result<RefineContext> {
+    name.map_or(Ok(ColmConfig::default().refine), |n| {
+        RefineContext::parse(n).map_err(|e| anyhow::anyhow!("--refine: {e}"))
+    })
 }

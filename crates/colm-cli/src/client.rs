@@ -14,6 +14,7 @@ use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
 
+use crate::ask::refine_context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 
 /// Arguments of `colm client`.
@@ -32,6 +33,11 @@ pub struct ClientArgs {
     /// drafts), reference-critique, synthesis, critique, vote or auto.
     #[arg(long, default_value = "reference")]
     pub mode: String,
+    /// What the refinement prompt shows besides the guidance: draft (the local model's own
+    /// draft, as its previous turn) or guidance (only the guidance, in the system prompt, as
+    /// the CoLM reference code; not with the critique modes).
+    #[arg(long)]
+    pub refine: Option<String>,
     /// Rounds: from round 2 the client sends its previous refinement for new guidance.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -100,6 +106,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let remote = RemoteConfig {
         mode: args.mode.clone(),
         rounds: args.rounds,
+        refine: refine_context(args.refine.as_deref())?,
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
         trim_draft_tokens: args.trim_draft_tokens,

@@ -18,6 +18,7 @@ use colm_server::auth::AuthConfig;
 use colm_server::store::GuidanceStore;
 use colm_server::{AppState, ServerConfig};
 
+use crate::ask::refine_context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 
 /// Arguments of `colm serve`.
@@ -71,6 +72,11 @@ pub struct ServeArgs {
     /// critique, vote, auto).
     #[arg(long, default_value = "reference")]
     pub colm_mode: String,
+    /// What the refinement prompts of the virtual model `colm` show besides the guidance:
+    /// draft (each client's own draft) or guidance (only the guidance, as the CoLM reference
+    /// code).
+    #[arg(long)]
+    pub colm_refine: Option<String>,
     /// References per query of the virtual model `colm` (top-k among the --writer pool).
     #[arg(long, default_value_t = 1)]
     pub colm_refs: usize,
@@ -184,8 +190,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 k: args.colm_refs,
                 ..defaults.references
             },
+            refine: refine_context(args.colm_refine.as_deref())?,
             ..defaults
         };
+        config
+            .guidance_mode
+            .check_refine(config.refine)
+            .map_err(|e| anyhow::anyhow!("--colm-refine: {e}"))?;
         let clients: Vec<Arc<dyn ChatModel>> =
             collaborators.iter().map(|c| c.model.clone()).collect();
         let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guidance::{GuidanceMode, GuidancePlan};
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
-use crate::prompts::{self, GuidanceSource};
+use crate::prompts::{self, GuidanceSource, RefineContext};
 
 pub mod references;
 mod virtual_model;
@@ -73,6 +73,12 @@ pub struct ColmConfig {
     /// ablation; the guidance then reads client text and is private).
     #[serde(default)]
     pub aggregate_drafts: bool,
+    /// What the refinement prompt shows the client besides the guidance: its own draft
+    /// (default) or, as the CoLM reference code, the guidance alone
+    /// ([`prompts::RefineContext`]; `guidance` needs a mode whose guidance does not comment on
+    /// the draft: `reference`, `synthesis`, `vote`, `auto`).
+    #[serde(default)]
+    pub refine: RefineContext,
 }
 
 fn legacy_mode() -> GuidanceMode {
@@ -89,6 +95,7 @@ impl Default for ColmConfig {
             guidance_mode: GuidanceMode::Reference,
             references: ReferenceConfig::default(),
             aggregate_drafts: false,
+            refine: RefineContext::default(),
         }
     }
 }
@@ -814,7 +821,7 @@ pub async fn run_with(
                 round,
                 Some(&a.who.id),
                 a.who.model.as_ref(),
-                prompts::refinement(query, &a.text, g, source),
+                prompts::refinement(query, &a.text, g, source, config.refine),
                 &config.client_params,
                 observer,
             )
@@ -857,6 +864,10 @@ fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), C
     if config.top_k == Some(0) {
         return Err(ColmError::InvalidConfig("top_k must be at least 1".into()));
     }
+    config
+        .guidance_mode
+        .check_refine(config.refine)
+        .map_err(ColmError::InvalidConfig)?;
     if config.references.k == 0 {
         return Err(ColmError::InvalidConfig(
             "the number of references must be at least 1".into(),

@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
-use crate::prompts;
+use crate::prompts::{self, RefineContext};
 
 /// How to produce guidance.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,6 +98,26 @@ impl GuidanceMode {
             GuidanceMode::Reference => "reference",
             GuidanceMode::ReferenceCritique => "reference-critique",
         }
+    }
+
+    /// Checks that refinements in `refine` form can use this mode's guidance: the guidance of
+    /// `critique` and `reference-critique` comments on the client's own answer, so the
+    /// refinement must show it ([`RefineContext::Draft`]).
+    ///
+    /// # Errors
+    /// A message naming the mode and the form to use.
+    pub fn check_refine(&self, refine: RefineContext) -> Result<(), String> {
+        let critiques = matches!(
+            self,
+            GuidanceMode::Critique | GuidanceMode::ReferenceCritique
+        );
+        if critiques && refine == RefineContext::Guidance {
+            return Err(format!(
+                "refine=guidance hides the draft that mode {} comments on; use refine=draft",
+                self.name()
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the mode aggregates the server's references (`reference`, `reference-critique`).

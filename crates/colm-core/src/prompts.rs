@@ -18,8 +18,12 @@
 //!   code's aggregation does; client answers, when a mode adds them, are quoted data after it.
 //! - Reference critique: colm's own prompt (no paper source): the server compares one client's
 //!   draft with the shared synthesis and says where it departs.
-//! - Refinement: CoLM's client-side step. Unlike the public reference script, the client sees
-//!   its **own previous draft** (as its own assistant turn) next to the guidance.
+//! - Refinement: CoLM's client-side step, in one of two forms ([`RefineContext`]). `draft`
+//!   (default): unlike the public reference script, the client sees its **own previous draft**
+//!   (as its own assistant turn) next to the guidance. `guidance`: as the public reference code
+//!   (`refine_responses` in `CoLM.py`), the guidance goes into the system prompt with the request
+//!   to revise the answer, and the client answers the question again without its draft in view;
+//!   the wording is ours.
 //!
 //! Text written by clients (drafts, refinements) is **data**: it is quoted between
 //! `<answer>` tags that it cannot close ([`quote`]), and the server is told not to follow
@@ -255,14 +259,61 @@ pub enum GuidanceSource {
     References,
 }
 
+/// What a client's refinement prompt shows it besides the question and the guidance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefineContext {
+    /// The client's own previous answer, as its own assistant turn, followed by the guidance and
+    /// the request to check that answer against it (colm's form).
+    #[default]
+    Draft,
+    /// Only the guidance, in the system prompt, with the request to revise the answer; then the
+    /// question as the user's turn (the form of the CoLM reference code, `CoLM.py`
+    /// `refine_responses`). The client's previous answer is not in the prompt, so it cannot
+    /// anchor on it; guidance that comments on that answer (`critique`, `reference-critique`,
+    /// drafts-only modes) needs [`RefineContext::Draft`].
+    Guidance,
+}
+
+impl RefineContext {
+    /// The names: `draft`, `guidance`.
+    pub const NAMES: [&'static str; 2] = ["draft", "guidance"];
+
+    /// Parses `draft` or `guidance`.
+    ///
+    /// # Errors
+    /// A message naming the unknown value and the known ones.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "draft" => Ok(Self::Draft),
+            "guidance" => Ok(Self::Guidance),
+            other => Err(format!(
+                "unknown refinement context `{other}` ({})",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// The name as parsed by [`RefineContext::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Guidance => "guidance",
+        }
+    }
+}
+
 /// Messages asking a collaborator to refine its own previous answer with the server's guidance.
-/// The previous answer is the collaborator's own assistant turn, so the model sees what it wrote;
-/// `source` says truthfully what the guidance was made from.
+/// With [`RefineContext::Draft`] the previous answer is the collaborator's own assistant turn, so
+/// the model sees what it wrote; with [`RefineContext::Guidance`] only the guidance is shown (in
+/// the system prompt, as the CoLM reference code does) and `own_previous` is not used. `source`
+/// says truthfully what the guidance was made from.
 pub fn refinement(
     query: &str,
     own_previous: &str,
     guidance: &str,
     source: GuidanceSource,
+    context: RefineContext,
 ) -> Vec<ChatMessage> {
     let origin = match source {
         GuidanceSource::ReadYourAnswer => {
@@ -274,18 +325,40 @@ pub fn refinement(
              from their answers"
         }
     };
-    vec![
-        ChatMessage::system(CLIENT_SYSTEM),
-        ChatMessage::user(query),
-        ChatMessage::assistant(own_previous),
-        ChatMessage::user(format!(
-            "{origin} (it can contain mistakes too):\n\n<guidance>\n{}\n\
-             </guidance>\n\nCheck your previous answer against the guidance step by step and \
-             answer the original question again, in your own words, with a complete \
-             solution:\n\n{query}",
-            guidance.trim()
-        )),
-    ]
+    let guidance = guidance.trim();
+    match context {
+        RefineContext::Draft => vec![
+            ChatMessage::system(CLIENT_SYSTEM),
+            ChatMessage::user(query),
+            ChatMessage::assistant(own_previous),
+            ChatMessage::user(format!(
+                "{origin} (it can contain mistakes too):\n\n<guidance>\n{guidance}\n\
+                 </guidance>\n\nCheck your previous answer against the guidance step by step \
+                 and answer the original question again, in your own words, with a complete \
+                 solution:\n\n{query}"
+            )),
+        ],
+        RefineContext::Guidance => {
+            let origin = match source {
+                GuidanceSource::ReadYourAnswer => {
+                    "A stronger model read your earlier answer to the question below together \
+                     with answers from other models and sent this guidance"
+                }
+                GuidanceSource::References => {
+                    "Stronger models answered the question below, and this guidance was \
+                     synthesised from their answers"
+                }
+            };
+            vec![
+                ChatMessage::system(format!(
+                    "{CLIENT_SYSTEM}\n\n{origin} (it can contain mistakes too):\n\n\
+                     <guidance>\n{guidance}\n</guidance>\n\nRevise your answer based on this \
+                     guidance and the question, and answer with a complete solution."
+                )),
+                ChatMessage::user(query),
+            ]
+        }
+    }
 }
 
 /// Messages for a debater's update (rounds ≥ 2): its own conversation so far (`history`: the

@@ -13,7 +13,9 @@
 //!   request, writers 2.. at temperature 0.7 with seeds 1, 2, …; or `roles` — the four
 //!   specialisations of [`prompts::SPECIALISATIONS`], greedy, top `refs` chosen by `select`),
 //!   `select` (`keywords` default, `model`) and `drafts` (`on`: the client's draft is
-//!   aggregated with the references; default `off`);
+//!   aggregated with the references; default `off`); for every mode, `refine` (`draft`
+//!   default: the client sees its draft next to the guidance; `guidance`: only the guidance,
+//!   in the system prompt, as the CoLM reference code — not with the critique modes);
 //! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,on]`, `moa[:proposers,layers]`:
 //!   the horizontal strategies of `colm_core::horizontal` (options in
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
@@ -38,6 +40,7 @@ use colm_core::colm::{
 };
 use colm_core::guidance::GuidanceMode;
 use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
+use colm_core::prompts::RefineContext;
 use colm_core::vertical::{AgreementConfig, Route, Router, RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
@@ -65,6 +68,8 @@ pub enum StrategySpec {
         pool: WriterPool,
         /// The client's draft is aggregated with the references.
         drafts: bool,
+        /// What the refinement prompt shows besides the guidance.
+        refine: RefineContext,
     },
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
@@ -99,6 +104,7 @@ impl StrategySpec {
                 let (mut k, mut rounds, mut top_k, mut mode) = (1, 1, None, defaults.guidance_mode);
                 let (mut refs, mut pool, mut drafts) =
                     (defaults.references, WriterPool::default(), false);
+                let mut refine = defaults.refine;
                 let mut reference_keys = Vec::new();
                 for (key, value) in spec::options(spec, args)? {
                     match key {
@@ -110,10 +116,11 @@ impl StrategySpec {
                         "pool" => pool = WriterPool::parse(value)?,
                         "select" => refs.selector = Selector::parse(value)?,
                         "drafts" => drafts = on_off(key, value)?,
+                        "refine" => refine = RefineContext::parse(value)?,
                         other => {
                             return Err(format!(
                                 "unknown colm option `{other}` (k, rounds, top_k, mode, refs, \
-                                 pool, select, drafts)"
+                                 pool, select, drafts, refine)"
                             ))
                         }
                     }
@@ -121,6 +128,7 @@ impl StrategySpec {
                         reference_keys.push(key);
                     }
                 }
+                mode.check_refine(refine)?;
                 if let Some(key) = reference_keys.first().filter(|_| !mode.uses_references()) {
                     return Err(format!(
                         "`{key}` applies to the reference modes, not to mode={}",
@@ -135,6 +143,7 @@ impl StrategySpec {
                     refs,
                     pool,
                     drafts,
+                    refine,
                 })
             }
             "cascade" => {
@@ -203,8 +212,8 @@ impl StrategySpec {
     }
 
     /// The canonical name: `local`, `server`, `colm`, or `colm:` with the options that differ
-    /// from the defaults, in the order k, rounds, top_k, mode, refs, pool, select, drafts
-    /// (`colm:mode=critique`, `colm:refs=3,pool=roles`).
+    /// from the defaults, in the order k, rounds, top_k, mode, refs, pool, select, drafts,
+    /// refine (`colm:mode=critique`, `colm:refs=3,pool=roles`).
     pub fn name(&self) -> String {
         match self {
             StrategySpec::Local => "local".into(),
@@ -217,6 +226,7 @@ impl StrategySpec {
                 refs,
                 pool,
                 drafts,
+                refine,
             } => {
                 let defaults = ColmConfig::default();
                 let mut opts = Vec::new();
@@ -243,6 +253,9 @@ impl StrategySpec {
                 }
                 if *drafts {
                     opts.push("drafts=on".into());
+                }
+                if *refine != defaults.refine {
+                    opts.push(format!("refine={}", refine.name()));
                 }
                 if opts.is_empty() {
                     "colm".into()
@@ -443,6 +456,7 @@ impl Strategy {
                 refs,
                 pool,
                 drafts,
+                refine,
             } => {
                 let collaborators = (0..*k)
                     .map(|i| {
@@ -460,6 +474,7 @@ impl Strategy {
                     guidance_mode: *mode,
                     references: *refs,
                     aggregate_drafts: *drafts,
+                    refine: *refine,
                     ..ColmConfig::default()
                 };
                 let writers = pool.writers(&server, refs.k);
@@ -691,6 +706,16 @@ mod tests {
             "colm:mode=reference-critique"
         );
         assert_eq!(
+            StrategySpec::parse("colm:refine=guidance,refs=3")
+                .unwrap()
+                .name(),
+            "colm:refs=3,refine=guidance"
+        );
+        assert_eq!(
+            StrategySpec::parse("colm:refine=draft").unwrap().name(),
+            "colm"
+        );
+        assert_eq!(
             StrategySpec::parse("debate:agents=3,topology=ring")
                 .unwrap()
                 .name(),
@@ -721,6 +746,9 @@ mod tests {
             "colm:refs=0",
             "colm:pool=many",
             "colm:drafts=maybe",
+            "colm:refine=nothing",
+            "colm:mode=critique,refine=guidance",
+            "colm:mode=reference-critique,refine=guidance",
             "colm:mode=synthesis,refs=3",
             "colm:k",
             "remote",

@@ -787,3 +787,49 @@ fn quoted_client_text_cannot_close_its_quotation() {
         "the text is kept, defused"
     );
 }
+
+#[tokio::test]
+async fn refine_with_guidance_only_hides_the_draft() {
+    let srv = reference_server();
+    let device = Scripted::new("device", |m| {
+        Ok(if m[0].content.contains("<guidance>") {
+            "REFINED".into()
+        } else {
+            "DRAFT-a".into()
+        })
+    });
+    let collabs = [collab("client-1", device.clone())];
+    let cfg = ColmConfig {
+        refine: RefineContext::Guidance,
+        ..Default::default()
+    };
+    let rec = run("What is 2+2?", &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
+    assert_eq!(rec.answer(), Some("REFINED"));
+    let refinement = &rec.rounds[0].refinements[0].messages;
+    assert_eq!(
+        refinement.len(),
+        2,
+        "system with the guidance, then the query"
+    );
+    assert_eq!(refinement[0].role, Role::System);
+    assert!(refinement[0].content.starts_with(prompts::CLIENT_SYSTEM));
+    let guidance = rec.rounds[0].guidance.as_ref().unwrap().text().unwrap();
+    assert!(refinement[0].content.contains(guidance.trim()));
+    assert_eq!(refinement[1].content, "What is 2+2?");
+    assert!(!refinement.iter().any(|m| m.content.contains("DRAFT-a")));
+
+    // The critique modes comment on the draft: hiding it is refused.
+    for mode in [GuidanceMode::Critique, GuidanceMode::ReferenceCritique] {
+        let cfg = ColmConfig {
+            guidance_mode: mode,
+            refine: RefineContext::Guidance,
+            ..Default::default()
+        };
+        match run("q", &collabs, srv.as_ref(), &cfg, None).await {
+            Err(ColmError::InvalidConfig(m)) => assert!(m.contains("refine=draft"), "{m}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

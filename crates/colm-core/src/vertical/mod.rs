@@ -670,6 +670,7 @@ impl Router {
                         &completion.text,
                         &server_text,
                         prompts::GuidanceSource::ReadYourAnswer,
+                        prompts::RefineContext::Draft,
                     ),
                     params,
                     observer,
