@@ -261,6 +261,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let side = colm::ServerSide {
         aggregator: server.engine.as_ref(),
         writers: &writers,
+        store: None,
     };
     let result = colm::run_with(&query, &collaborators, side, &config, observer).await;
     match result {

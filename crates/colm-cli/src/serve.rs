@@ -15,7 +15,7 @@ use colm_core::horizontal::{HorizontalModel, HorizontalSpec};
 use colm_core::ChatModel;
 use colm_models::Cache;
 use colm_server::auth::AuthConfig;
-use colm_server::store::GuidanceStore;
+use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
 
 use crate::ask::refine_context;
@@ -121,6 +121,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.colm_rounds == 0 || args.colm_top_k == Some(0) || args.colm_refs == 0 {
         anyhow::bail!("--colm-rounds, --colm-top-k and --colm-refs must be at least 1");
     }
+    let store = match args.share_ttl {
+        Some(ttl) => {
+            let path = match &args.store {
+                Some(p) => p.clone(),
+                None => {
+                    let models = Cache::from_env()?;
+                    let root = models.dir().parent().unwrap_or(models.dir()).to_path_buf();
+                    std::fs::create_dir_all(&root)
+                        .with_context(|| format!("cannot create {}", root.display()))?;
+                    root.join("guidance.sqlite")
+                }
+            };
+            let store = GuidanceStore::open(&path, Duration::from_secs(ttl))
+                .with_context(|| format!("guidance store {}", path.display()))?;
+            eprintln!("sharing references for {ttl} s in {}", path.display());
+            Some(Arc::new(SharedReferences::new(store)))
+        }
+        None => None,
+    };
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
     names.extend(args.colm_clients.iter().map(String::as_str));
@@ -199,8 +218,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--colm-refine: {e}"))?;
         let clients: Vec<Arc<dyn ChatModel>> =
             collaborators.iter().map(|c| c.model.clone()).collect();
-        let colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)
+        let mut colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)
             .with_writers(writers.clone());
+        if let Some(store) = &store {
+            colm = colm.with_store(store.clone());
+        }
         hosted.push(("colm".to_owned(), Arc::new(colm)));
         for entry in &args.colm_strategies {
             let (id, spec) = entry
@@ -217,25 +239,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
-    let store = match args.share_ttl {
-        Some(ttl) => {
-            let path = match &args.store {
-                Some(p) => p.clone(),
-                None => {
-                    let models = Cache::from_env()?;
-                    let root = models.dir().parent().unwrap_or(models.dir()).to_path_buf();
-                    std::fs::create_dir_all(&root)
-                        .with_context(|| format!("cannot create {}", root.display()))?;
-                    root.join("guidance.sqlite")
-                }
-            };
-            let store = GuidanceStore::open(&path, Duration::from_secs(ttl))
-                .with_context(|| format!("guidance store {}", path.display()))?;
-            eprintln!("sharing guidance for {ttl} s in {}", path.display());
-            Some(store)
-        }
-        None => None,
-    };
     let state = AppState::with_guidance_store(
         hosted,
         ServerConfig {

@@ -485,3 +485,67 @@ async fn references_are_shared_per_question_and_drafts_never_are() {
     assert_eq!(third["guidance"], first["guidance"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn virtual_colm_model_shares_references_with_the_guidance_api() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("colm-share-virtual-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("guidance.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let model = "qwen2.5-coder-0.5b-instruct";
+    let server = start(&[
+        "--model",
+        model,
+        "--colm-client",
+        model,
+        "--colm-server",
+        model,
+        "--share-ttl",
+        "600",
+        "--store",
+        store.to_str().unwrap(),
+        "--ctx",
+        "2048",
+    ]);
+    let client = reqwest::Client::new();
+    let question = "Tom has 3 apples and buys 5 more. How many apples does he have?";
+    // A device asks the guidance API first: the reference is written and stored.
+    let (status, text) = post(
+        &client,
+        &format!("{}/v1/colm/guidance", server.base),
+        json!({"model": model, "query": question, "max_tokens": 16}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let g: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(g["shared"], false);
+    // The virtual model asked the same question reuses it: its usage is the draft and the
+    // refinement only (16 tokens each at most), and the store counts a hit each time.
+    let hits = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("colm_shared_guidance_hits_total "))
+            .map(|v| v.trim().parse::<u64>().unwrap())
+    };
+    for n in 1..=2 {
+        let body = json!({"model": "colm", "messages": [{"role": "user", "content": question}], "max_tokens": 16});
+        let (status, text) = post(
+            &client,
+            &format!("{}/v1/chat/completions", server.base),
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
+        assert!(
+            completion <= 32,
+            "a reference was written again: {}",
+            r["usage"]
+        );
+        let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
+        assert_eq!(hits(&metrics), Some(n), "{metrics}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

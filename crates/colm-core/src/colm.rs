@@ -35,7 +35,7 @@ use crate::prompts::{self, GuidanceSource, RefineContext};
 
 pub mod references;
 mod virtual_model;
-use references::{ReferenceConfig, ReferenceWriter, References};
+use references::{ReferenceConfig, ReferenceStore, ReferenceWriter, References};
 pub(crate) use virtual_model::summed;
 pub use virtual_model::{query_of, ColmModel};
 
@@ -567,6 +567,9 @@ pub struct ServerSide<'a> {
     pub aggregator: &'a dyn ChatModel,
     /// Reference writers; top-k of them are selected per query.
     pub writers: &'a [ReferenceWriter],
+    /// Where round 1's references and their synthesis are shared between requests asking the
+    /// same question (`None`: written for this request alone).
+    pub store: Option<&'a dyn ReferenceStore>,
 }
 
 /// Runs one CoLM collaboration on `query` with `server` as the aggregator and as the only
@@ -584,6 +587,7 @@ pub async fn run(
     let side = ServerSide {
         aggregator: server,
         writers: &[],
+        store: None,
     };
     run_with(query, collaborators, side, config, observer).await
 }
@@ -669,25 +673,41 @@ pub async fn run_with(
             observer,
         )
     }));
+    // Round 1's guidance reads no client text unless the drafts are aggregated: then the
+    // references and their synthesis are written together, shared through the store.
     let references_fut = async {
-        if mode.uses_references() {
-            Some(
-                references::write_references(
-                    query,
-                    server.writers,
-                    &config.references,
-                    aggregator,
-                    &config.server_params,
-                    observer,
-                )
-                .await,
-            )
-        } else {
+        if !mode.uses_references() {
             None
+        } else if config.aggregate_drafts {
+            let refs = references::write_references(
+                query,
+                server.writers,
+                &config.references,
+                aggregator,
+                &config.server_params,
+                observer,
+            )
+            .await;
+            Some((refs, None))
+        } else {
+            let shared = references::shared_guidance(
+                query,
+                server.writers,
+                &config.references,
+                server_call,
+                server.store,
+                observer,
+            )
+            .await;
+            Some((shared.references, Some(shared.guidance)))
         }
     };
     let (draft_steps, refs) = futures::join!(drafts_fut, references_fut);
-    record.references = refs;
+    let mut shared_guidance = None;
+    if let Some((refs, guidance)) = refs {
+        record.references = Some(refs);
+        shared_guidance = guidance;
+    }
     let mut active: Vec<Active<'_>> = Vec::new();
     let mut errors = Vec::new();
     for (c, step) in selected.iter().zip(&draft_steps) {
@@ -707,8 +727,8 @@ pub async fn run_with(
             round: 1,
             drafts: drafts.take().unwrap_or_default(),
             aggregated: Vec::new(),
-            guidance: None,
-            guidance_shared: false,
+            guidance_shared: shared_guidance.is_some(),
+            guidance: shared_guidance.take(),
             critiques: Vec::new(),
             refinements: Vec::new(),
         });
@@ -731,17 +751,17 @@ pub async fn run_with(
             .collect();
         let texts: Vec<&str> = answers.iter().map(|c| c.text.as_str()).collect();
         let (guidance_step, aggregated, shared) = match &record.references {
-            Some(refs) => {
-                // Reference modes: round 1 reads the references only (shared) unless the
-                // drafts are aggregated too; later rounds read the previous refinements.
-                let reads_clients = round > 1 || config.aggregate_drafts;
-                let client_texts: &[&str] = if reads_clients { &texts } else { &[] };
-                let step =
-                    references::synthesise(query, refs, client_texts, server_call, round, observer)
-                        .await;
-                let aggregated = if reads_clients { answers } else { Vec::new() };
-                (step, aggregated, !reads_clients)
-            }
+            Some(refs) => match shared_guidance.take() {
+                // Round 1 read the references only: its synthesis is already written (shared).
+                Some(step) => (step, Vec::new(), true),
+                // Later rounds (and round 1 with the drafts aggregated) read client answers.
+                None => {
+                    let step =
+                        references::synthesise(query, refs, &texts, server_call, round, observer)
+                            .await;
+                    (step, answers, false)
+                }
+            },
             None => {
                 let step = match GuidancePlan::new(query, &texts, mode) {
                     Ok(GuidancePlan::Call { messages, .. }) => {

@@ -39,8 +39,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use colm_core::colm::references::{self, ReferenceConfig, ReferenceWriter, References, Selector};
-use colm_core::colm::{Step, StepKind, StepOutcome};
+use colm_core::colm::references::{self, ReferenceConfig, References, Selector, SharedGuidance};
+use colm_core::colm::{Step, StepOutcome};
 use colm_core::guidance::{guidance, GuidanceMode};
 use colm_core::{ChatModel, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
@@ -252,27 +252,6 @@ pub struct SentReference {
     pub text: String,
 }
 
-/// What is computed once per question and shared: the references and their synthesis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SharedPart {
-    references: Vec<SentReference>,
-    guidance: String,
-}
-
-/// The store scope of shared references: everything they depend on besides the question.
-fn scope(aggregator: &str, writers: &[ReferenceWriter], spec: &GuidanceSpec) -> String {
-    let sigs: Vec<String> = writers.iter().map(ReferenceWriter::signature).collect();
-    format!(
-        "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}seed={}\u{1f}{}",
-        spec.references.k,
-        spec.references.selector.name(),
-        spec.params.max_tokens,
-        spec.params.temperature,
-        spec.params.seed,
-        sigs.join("\u{1e}")
-    )
-}
-
 /// Tokens spent by the model calls of `steps`, added to `usage` and recorded in the metrics
 /// under the id the model is hosted as.
 fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mut Usage) {
@@ -299,81 +278,39 @@ fn failed(step: &Step) -> Option<ApiError> {
     }
 }
 
-/// The shared references and their synthesis for `query`: from the store when sharing is on
-/// and they are there (single flight: concurrent askers wait for the first), else written now.
-/// Returns them, whether they came from the store, and the tokens spent now.
+/// The shared references and their synthesis for `query` ([`references::shared_guidance`]:
+/// from the store when sharing is on and they are there, else written now, single flight).
+/// Returns them (`references.stored`: from the store) and the tokens spent now.
 async fn shared_part(
     state: &AppState,
     spec: &GuidanceSpec,
     aggregator: &dyn ChatModel,
-    aggregator_id: &str,
     query: &str,
-) -> Result<(SharedPart, bool, Usage), ApiError> {
-    let writers = state.writers();
-    let scope = scope(aggregator_id, writers, spec);
-    let _flight = match state.guidance_store() {
-        Some(store) => {
-            let gate = state.share_gate(query, &scope);
-            let guard = gate.lock_owned().await;
-            if let Some(value) = store.get(query, &scope).map_err(store_error)? {
-                if let Ok(part) = serde_json::from_str::<SharedPart>(&value) {
-                    state.metrics().shared_hit();
-                    return Ok((part, true, Usage::default()));
-                }
-            }
-            Some(guard)
-        }
-        None => None,
-    };
-    let refs: References = references::write_references(
-        query,
-        writers,
-        &spec.references,
-        aggregator,
-        &spec.params,
-        None,
-    )
-    .await;
+) -> Result<(SharedGuidance, Usage), ApiError> {
     let call = references::ServerCall {
         model: aggregator,
         params: &spec.params,
     };
-    let synthesis = references::synthesise(query, &refs, &[], call, 1, None).await;
+    let store = state
+        .shared_references()
+        .map(|s| s.as_ref() as &dyn references::ReferenceStore);
+    let shared =
+        references::shared_guidance(query, state.writers(), &spec.references, call, store, None)
+            .await;
     let mut usage = Usage::default();
     spend(
         state,
-        refs.all_steps().chain(std::iter::once(&synthesis)),
+        shared
+            .references
+            .all_steps()
+            .chain(std::iter::once(&shared.guidance)),
         &mut usage,
     );
-    if let Some(e) = failed(&synthesis) {
+    if let Some(e) = failed(&shared.guidance) {
         // Every writer failed: report the first writer's own error (it says why).
-        return Err(refs.steps.iter().find_map(failed).unwrap_or(e));
+        return Err(shared.references.steps.iter().find_map(failed).unwrap_or(e));
     }
-    let part = SharedPart {
-        references: refs
-            .steps
-            .iter()
-            .filter_map(|s| {
-                Some(SentReference {
-                    writer: s.collaborator.clone().unwrap_or_default(),
-                    text: s.text()?.to_owned(),
-                })
-            })
-            .collect(),
-        guidance: synthesis.text().unwrap_or_default().to_owned(),
-    };
-    if let Some(store) = state.guidance_store() {
-        let value = serde_json::to_string(&part).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                None,
-                e.to_string(),
-            )
-        })?;
-        store.put(query, &scope, &value).map_err(store_error)?;
-    }
-    Ok((part, false, usage))
+    Ok((shared, usage))
 }
 
 fn usage_value(u: Usage) -> serde_json::Value {
@@ -444,24 +381,16 @@ pub async fn produce(
     let aggregator = state
         .model(id)
         .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?;
-    let (part, shared, mut usage) =
-        shared_part(state, spec, aggregator.as_ref(), id, query).await?;
+    let (shared, mut usage) = shared_part(state, spec, aggregator.as_ref(), query).await?;
     // What reads client text is computed for this request alone.
-    let mut text = part.guidance.clone();
+    let mut text = shared.guidance.text().unwrap_or_default().to_owned();
     if reads_drafts {
-        let refs = References {
-            selection: None,
-            steps: part
-                .references
-                .iter()
-                .map(|r| reference_step(&r.writer, &r.text))
-                .collect(),
-        };
         let call = references::ServerCall {
             model: aggregator.as_ref(),
             params: &spec.params,
         };
-        let step = references::synthesise(query, &refs, drafts, call, round, None).await;
+        let step =
+            references::synthesise(query, &shared.references, drafts, call, round, None).await;
         spend(state, std::iter::once(&step), &mut usage);
         if let Some(e) = failed(&step) {
             return Err(e);
@@ -486,33 +415,22 @@ pub async fn produce(
         "mode": spec.mode.name(),
         "model": spec.model,
         "guidance": text,
-        "references": part.references,
+        "references": sent_references(&shared.references),
         "usage": usage_value(usage),
         "tally": null,
-        "shared": shared,
+        "shared": shared.references.stored,
     }))
 }
 
-/// A reference already written, as a step (for a synthesis that reads it again).
-fn reference_step(writer: &str, text: &str) -> Step {
-    Step {
-        kind: StepKind::Reference,
-        round: 1,
-        collaborator: Some(writer.to_owned()),
-        model: writer.to_owned(),
-        messages: Vec::new(),
-        wall_ms: 0.0,
-        outcome: StepOutcome::Ok {
-            completion: colm_core::Completion::text_only(text),
-        },
-    }
-}
-
-pub(crate) fn store_error(e: crate::store::StoreError) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        None,
-        e.to_string(),
-    )
+/// The references written, as sent to clients (failed writers left out).
+fn sent_references(refs: &References) -> Vec<SentReference> {
+    refs.steps
+        .iter()
+        .filter_map(|s| {
+            Some(SentReference {
+                writer: s.collaborator.clone().unwrap_or_default(),
+                text: s.text()?.to_owned(),
+            })
+        })
+        .collect()
 }

@@ -77,9 +77,8 @@ struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
-    store: Option<store::GuidanceStore>,
+    store: Option<Arc<store::SharedReferences>>,
     writers: Vec<colm_core::colm::references::ReferenceWriter>,
-    gates: std::sync::Mutex<BTreeMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
@@ -98,11 +97,12 @@ impl AppState {
         Self::with_guidance_store(models, config, None)
     }
 
-    /// As [`AppState::new`], sharing synthesised guidance through `store` when given.
+    /// As [`AppState::new`], sharing round 1's references and their synthesis through `store`
+    /// when given (the same store a virtual `colm` model may hold, so both share).
     pub fn with_guidance_store(
         models: impl IntoIterator<Item = (String, Arc<dyn ChatModel>)>,
         config: ServerConfig,
-        store: Option<store::GuidanceStore>,
+        store: Option<Arc<store::SharedReferences>>,
     ) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -113,7 +113,6 @@ impl AppState {
             sessions: sessions::Sessions::default(),
             store,
             writers: Vec::new(),
-            gates: std::sync::Mutex::default(),
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
@@ -149,26 +148,9 @@ impl AppState {
     pub fn model_ids(&self) -> Vec<String> {
         self.0.models.keys().cloned().collect()
     }
-    /// The shared-guidance store, when sharing is on.
-    pub fn guidance_store(&self) -> Option<&store::GuidanceStore> {
+    /// The shared references, when sharing is on.
+    pub fn shared_references(&self) -> Option<&Arc<store::SharedReferences>> {
         self.0.store.as_ref()
-    }
-    /// The single-flight gate of shared guidance for (normalised `query`, `model`): holders
-    /// of its lock produce the guidance one at a time, so followers find it in the store.
-    pub fn share_gate(&self, query: &str, model: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let key = format!("{model}\u{1f}{}", store::normalise_query(query));
-        let mut gates = self
-            .0
-            .gates
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        gates.retain(|_, g| g.strong_count() > 0);
-        if let Some(g) = gates.get(&key).and_then(std::sync::Weak::upgrade) {
-            return g;
-        }
-        let g = Arc::new(tokio::sync::Mutex::new(()));
-        gates.insert(key, Arc::downgrade(&g));
-        g
     }
     /// The shared sessions.
     pub fn sessions(&self) -> &sessions::Sessions {

@@ -30,7 +30,6 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
     tokens: Mutex<BTreeMap<String, (u64, u64, u64)>>,
-    shared_hits: std::sync::atomic::AtomicU64,
     session_drafts: std::sync::atomic::AtomicU64,
     session_aggregations: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -51,11 +50,6 @@ impl Metrics {
         *lock(&self.request_bytes)
             .entry(route.to_owned())
             .or_default() += n as u64;
-    }
-    /// Counts guidance served from the shared store.
-    pub fn shared_hit(&self) {
-        self.shared_hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     /// Counts a draft accepted by a session.
     pub fn session_draft(&self) {
@@ -140,7 +134,7 @@ pub fn render(state: &AppState) -> String {
     let _ = writeln!(
         out,
         "colm_shared_guidance_hits_total {}",
-        m.shared_hits.load(std::sync::atomic::Ordering::Relaxed)
+        state.shared_references().map_or(0, |s| s.hits())
     );
     let _ = writeln!(
         out,

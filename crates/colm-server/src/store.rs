@@ -7,14 +7,24 @@
 //! references — never anything that read a client's draft (a synthesis of drafts, a critique),
 //! which would carry one client's text to another. The key is (normalised query, scope); the
 //! scope names everything else the references depend on (aggregator, writers with their
-//! prompts and sampling, number of references, selector, token limit), see
-//! [`crate::collab`]. Databases of earlier versions held draft-derived guidance in a
-//! `shared_guidance` table: it is dropped on open.
+//! prompts and sampling, number of references, selector, sampling), see
+//! [`colm_core::colm::references::scope`]. Databases of earlier versions held draft-derived
+//! guidance in a `shared_guidance` table: it is dropped on open.
+//!
+//! [`SharedReferences`] puts the store behind the core's
+//! [`ReferenceStore`](colm_core::colm::references::ReferenceStore) with single flight, so the
+//! guidance API, sessions and the virtual model `colm` share one set of references per
+//! question.
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
+use colm_core::colm::references::ReferenceStore;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Errors of the store.
@@ -125,6 +135,71 @@ impl GuidanceStore {
             params![normalise_query(query), scope, value, now()],
         )?;
         Ok(())
+    }
+}
+
+/// The [`GuidanceStore`] as the core's [`ReferenceStore`]: single flight per (normalised
+/// question, scope), hits counted for `/metrics`. A failing read or write is logged and treated
+/// as a miss: the request is answered with references written for it alone.
+pub struct SharedReferences {
+    store: GuidanceStore,
+    gates: Mutex<BTreeMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    hits: AtomicU64,
+}
+
+impl SharedReferences {
+    /// Shares through `store`.
+    pub fn new(store: GuidanceStore) -> Self {
+        Self {
+            store,
+            gates: Mutex::default(),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests answered from the store so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    fn gate(&self, query: &str, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = format!("{scope}\u{1f}{}", normalise_query(query));
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        gates.retain(|_, g| g.strong_count() > 0);
+        if let Some(g) = gates.get(&key).and_then(Weak::upgrade) {
+            return g;
+        }
+        let g = Arc::new(tokio::sync::Mutex::new(()));
+        gates.insert(key, Arc::downgrade(&g));
+        g
+    }
+}
+
+#[async_trait]
+impl ReferenceStore for SharedReferences {
+    async fn lock(&self, query: &str, scope: &str) -> Box<dyn Any + Send> {
+        Box::new(self.gate(query, scope).lock_owned().await)
+    }
+
+    fn get(&self, query: &str, scope: &str) -> Option<String> {
+        match self.store.get(query, scope) {
+            Ok(found) => {
+                if found.is_some() {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                found
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared references not read; writing them anew");
+                None
+            }
+        }
+    }
+
+    fn put(&self, query: &str, scope: &str, value: &str) {
+        if let Err(e) = self.store.put(query, scope, value) {
+            tracing::warn!(error = %e, "shared references not stored");
+        }
     }
 }
 

@@ -11,14 +11,16 @@
 //! client's draft, so it is computed once per question and shared by every client asking it;
 //! what does read a draft ([`critique`], aggregation with client answers) is private.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{call, no_call_step, select, Selection, Step, StepKind, StepObserver};
-use crate::model::{ChatModel, ModelError, SamplingParams};
+use super::{call, no_call_step, select, Selection, Step, StepKind, StepObserver, StepOutcome};
+use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts::{self, CandidateProfile, Specialisation};
 
 /// A server-side collaborator that writes references.
@@ -241,6 +243,11 @@ pub struct References {
     pub selection: Option<Selection>,
     /// The reference calls (failed ones recorded with their error).
     pub steps: Vec<Step>,
+    /// Served from a [`ReferenceStore`]: written for an earlier request asking the same
+    /// question; the steps keep their texts but made no call for this one (no messages, no
+    /// tokens).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stored: bool,
 }
 
 impl References {
@@ -317,6 +324,7 @@ pub async fn write_references(
         return References {
             selection: None,
             steps: vec![step],
+            stored: false,
         };
     }
     let mut chosen: Vec<&ReferenceWriter> = pool.iter().collect();
@@ -366,7 +374,11 @@ pub async fn write_references(
         .await
     }))
     .await;
-    References { selection, steps }
+    References {
+        selection,
+        steps,
+        stored: false,
+    }
 }
 
 /// A server model and the sampling of its calls.
@@ -422,6 +434,121 @@ pub async fn synthesise(
             .await
         }
     }
+}
+
+/// Round 1's server-side work in the reference modes, made from server-side inputs only (the
+/// question, the writers, the aggregator): the references and their synthesis. It is the same
+/// for every client asking the question, so a [`ReferenceStore`] may keep it for the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedGuidance {
+    /// The references.
+    pub references: References,
+    /// Their synthesis (round 1's guidance).
+    pub guidance: Step,
+}
+
+impl SharedGuidance {
+    /// The same work served again: the texts are kept, while the calls (messages, tokens,
+    /// timings) belong to the request that made them; `references.stored` is set.
+    fn replayed(mut self) -> Self {
+        let replay = |step: &mut Step| {
+            step.messages.clear();
+            step.wall_ms = 0.0;
+            if let StepOutcome::Ok { completion } = &mut step.outcome {
+                *completion = Completion::text_only(std::mem::take(&mut completion.text));
+            }
+        };
+        if let Some(sel) = &mut self.references.selection {
+            replay(&mut sel.step);
+        }
+        self.references.steps.iter_mut().for_each(replay);
+        replay(&mut self.guidance);
+        self.references.stored = true;
+        self
+    }
+}
+
+/// Where a server keeps [`SharedGuidance`] between requests, keyed by (question, scope) (see
+/// [`scope`]); the server crate's implementation is SQLite with a TTL. Implementations never
+/// fail a request: a store that cannot read or write logs it and behaves as empty.
+#[async_trait]
+pub trait ReferenceStore: Send + Sync {
+    /// Waits for the single-flight gate of (`query`, `scope`) and holds it while the returned
+    /// guard lives, so that concurrent askers of one question wait for the first's answer.
+    async fn lock(&self, query: &str, scope: &str) -> Box<dyn Any + Send>;
+    /// The value stored for (`query`, `scope`), if fresh.
+    fn get(&self, query: &str, scope: &str) -> Option<String>;
+    /// Stores `value` for (`query`, `scope`).
+    fn put(&self, query: &str, scope: &str, value: &str);
+}
+
+/// What shared references depend on besides the question: the aggregator, the writers'
+/// signatures ([`ReferenceWriter::signature`]), the number of references and the selector, and
+/// the server sampling (token limit, temperature, top-p, seed). Two requests with equal scopes
+/// and questions get the same [`SharedGuidance`].
+pub fn scope(
+    aggregator: &str,
+    writers: &[ReferenceWriter],
+    config: &ReferenceConfig,
+    params: &SamplingParams,
+) -> String {
+    let sigs: Vec<String> = writers.iter().map(ReferenceWriter::signature).collect();
+    format!(
+        "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}p={}\u{1f}seed={}\u{1f}{}",
+        config.k,
+        config.selector.name(),
+        params.max_tokens,
+        params.temperature,
+        params.top_p,
+        params.seed,
+        sigs.join("\u{1e}")
+    )
+}
+
+/// The references of `pool` for `query` and their synthesis by `server` (round 1, no client
+/// text): with a `store`, taken from it when an earlier request stored them (returned replayed,
+/// `references.stored` set) and written once otherwise — concurrent askers wait for the first
+/// (single flight) — and stored when the synthesis succeeded.
+pub async fn shared_guidance(
+    query: &str,
+    pool: &[ReferenceWriter],
+    config: &ReferenceConfig,
+    server: ServerCall<'_>,
+    store: Option<&dyn ReferenceStore>,
+    observer: Option<StepObserver<'_>>,
+) -> SharedGuidance {
+    let write = || async {
+        let references =
+            write_references(query, pool, config, server.model, server.params, observer).await;
+        let guidance = synthesise(query, &references, &[], server, 1, observer).await;
+        SharedGuidance {
+            references,
+            guidance,
+        }
+    };
+    let Some(store) = store else {
+        return write().await;
+    };
+    let scope = scope(server.model.name(), pool, config, server.params);
+    let _flight = store.lock(query, &scope).await;
+    let stored = store
+        .get(query, &scope)
+        .and_then(|v| serde_json::from_str::<SharedGuidance>(&v).ok());
+    if let Some(shared) = stored {
+        let shared = shared.replayed();
+        if let Some(obs) = observer {
+            shared.references.steps.iter().for_each(obs);
+            obs(&shared.guidance);
+        }
+        return shared;
+    }
+    let shared = write().await;
+    if shared.guidance.text().is_some() {
+        if let Ok(value) = serde_json::to_string(&shared) {
+            store.put(query, &scope, &value);
+        }
+    }
+    shared
 }
 
 /// The server's review of one client's `answer` against the shared `synthesis`

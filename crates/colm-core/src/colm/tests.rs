@@ -595,6 +595,7 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
         let side = ServerSide {
             aggregator: srv.as_ref(),
             writers: &pool,
+            store: None,
         };
         let before = (srv.calls().len(), writer.calls().len());
         let rec = run_with(
@@ -719,6 +720,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
     let side = ServerSide {
         aggregator: srv.as_ref(),
         writers: &pool,
+        store: None,
     };
     let cfg = ColmConfig {
         references: ReferenceConfig {
@@ -738,6 +740,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
     let side = ServerSide {
         aggregator: srv.as_ref(),
         writers: &pool,
+        store: None,
     };
     match run_with("q", &collabs, side, &ColmConfig::default(), None).await {
         Err(ColmError::GuidanceFailed { error, partial, .. }) => {
@@ -832,4 +835,95 @@ async fn refine_with_guidance_only_hides_the_draft() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// A [`ReferenceStore`] in memory, for the sharing tests.
+#[derive(Default)]
+struct MemoryStore {
+    values: Mutex<BTreeMap<(String, String), String>>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[async_trait::async_trait]
+impl references::ReferenceStore for MemoryStore {
+    async fn lock(&self, _query: &str, _scope: &str) -> Box<dyn std::any::Any + Send> {
+        Box::new(self.gate.clone().lock_owned().await)
+    }
+    fn get(&self, query: &str, scope: &str) -> Option<String> {
+        let values = self.values.lock().unwrap();
+        values.get(&(query.to_owned(), scope.to_owned())).cloned()
+    }
+    fn put(&self, query: &str, scope: &str, value: &str) {
+        let mut values = self.values.lock().unwrap();
+        values.insert((query.to_owned(), scope.to_owned()), value.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn references_in_a_store_are_written_once_per_question() {
+    let srv = reference_server();
+    let writer = Scripted::new("writer", |_| Ok("REF: 18".into()));
+    let pool = vec![
+        ReferenceWriter::generalist(writer.clone()),
+        ReferenceWriter {
+            id: "second".into(),
+            seed: Some(1),
+            ..ReferenceWriter::generalist(writer.clone())
+        },
+    ];
+    let store = MemoryStore::default();
+    let cfg = ColmConfig {
+        references: ReferenceConfig {
+            k: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut records = Vec::new();
+    for tag in ["a", "b"] {
+        let collabs = [collab("client-1", client(tag))];
+        let side = ServerSide {
+            aggregator: srv.as_ref(),
+            writers: &pool,
+            store: Some(&store),
+        };
+        records.push(
+            run_with("What is 9+9?", &collabs, side, &cfg, None)
+                .await
+                .unwrap(),
+        );
+    }
+    // Two references and one synthesis, written for the first client only.
+    assert_eq!(writer.calls().len(), 2);
+    assert_eq!(srv.calls().len(), 1);
+    let (first, second) = (&records[0], &records[1]);
+    assert!(!first.references.as_ref().unwrap().stored);
+    assert!(second.references.as_ref().unwrap().stored);
+    let guidance = |r: &ColmRecord| {
+        r.rounds[0]
+            .guidance
+            .as_ref()
+            .unwrap()
+            .text()
+            .map(str::to_owned)
+    };
+    assert_eq!(guidance(first), guidance(second));
+    // The second record counts no server work: the replayed steps made no call.
+    assert!(first.usage_by_model.contains_key("writer"));
+    assert!(!second.usage_by_model.contains_key("writer"));
+    assert!(!second.usage_by_model.contains_key("server"));
+    // Each client refined its own draft: nothing of client a reached client b.
+    assert_eq!(second.answer(), Some("REFINED-b-1"));
+    assert!(!format!("{second:?}").contains("DRAFT-a"));
+    // Another question is written anew.
+    let collabs = [collab("client-1", client("c"))];
+    let side = ServerSide {
+        aggregator: srv.as_ref(),
+        writers: &pool,
+        store: Some(&store),
+    };
+    run_with("What is 7+7?", &collabs, side, &cfg, None)
+        .await
+        .unwrap();
+    assert_eq!(writer.calls().len(), 4);
 }

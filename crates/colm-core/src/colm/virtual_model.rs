@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::references::ReferenceWriter;
+use super::references::{ReferenceStore, ReferenceWriter};
 use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, ServerSide};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
@@ -27,6 +27,7 @@ pub struct ColmModel {
     collaborators: Vec<Collaborator>,
     server: Arc<dyn ChatModel>,
     writers: Vec<ReferenceWriter>,
+    store: Option<Arc<dyn ReferenceStore>>,
     config: ColmConfig,
 }
 
@@ -43,6 +44,7 @@ impl ColmModel {
             collaborators,
             server,
             writers: Vec::new(),
+            store: None,
             config,
         }
     }
@@ -51,6 +53,14 @@ impl ColmModel {
     /// model alone).
     pub fn with_writers(mut self, writers: Vec<ReferenceWriter>) -> Self {
         self.writers = writers;
+        self
+    }
+
+    /// The same model sharing round 1's references and their synthesis through `store` with
+    /// every other request (and every other user of the store, such as the server's guidance
+    /// API) asking the same question in the same scope.
+    pub fn with_store(mut self, store: Arc<dyn ReferenceStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -76,6 +86,7 @@ impl ColmModel {
         let side = ServerSide {
             aggregator: self.server.as_ref(),
             writers: &self.writers,
+            store: self.store.as_deref(),
         };
         run_with(
             &query_of(messages),
