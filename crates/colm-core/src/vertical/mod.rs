@@ -1,6 +1,7 @@
 //! Vertical (device–cloud) collaboration: a router that decides, per query, whether the
-//! device answers alone (`local`), asks the server for guidance and refines (`colm`), or hands
-//! the query to the server model (`remote`) — under limits of confidence, server-token and
+//! device answers alone (`local`), refines its draft with the server's reference (`colm`: the
+//! server model answers the query, the draft stays on the device), or hands the query to the
+//! server model (`remote`) — under limits of confidence, server-token and
 //! latency budgets, connectivity and data residency (Yuan et al., "LLMs over networks",
 //! arXiv 2605.08626, vertical collaboration; the confidence cascade after FrugalGPT, Chen et
 //! al. 2023, arXiv 2305.05176).
@@ -12,8 +13,8 @@
 //!    only when enough of them reach its final answer (agreement of sampled drafts as a
 //!    confidence signal, after self-consistency, Wang et al. 2023, arXiv 2203.11171; sampled
 //!    only when the log-probability check, if any, passed);
-//! 3. **residency**: a query (or draft) with sensitive spans either stays local or leaves the
-//!    device with typed placeholders ([`privacy`]), restored on the device;
+//! 3. **residency**: a query with sensitive spans either stays local or leaves the device with
+//!    typed placeholders ([`privacy`]), restored on the device (the draft never leaves it);
 //! 4. **budgets**: escalation stays local when the server tokens spent in the current window
 //!    plus this request's estimate exceed the budget, or when the estimated latency of the
 //!    escalation exceeds the latency budget — estimated from speeds given
@@ -29,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::colm::{call, Step, StepKind, StepObserver};
 use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
-use crate::prompts;
+use crate::prompts::{self, RefineContext};
 
 pub mod privacy;
 
@@ -41,7 +42,8 @@ use privacy::Detector;
 pub enum Route {
     /// The device's model alone.
     Local,
-    /// The local draft, the server's guidance on it, the local refinement (CoLM, K = 1).
+    /// The local draft; the server model's reference (its own answer to the query, written
+    /// without the draft: CoLM's reference mode, K = 1); the local refinement of the draft with it.
     Colm,
     /// The server model answers the query.
     Remote,
@@ -104,6 +106,9 @@ pub struct RouterConfig {
     /// Agreement of sampled drafts as a second cascade signal (`[router.agreement]`); `None`:
     /// only the mean log-probability decides.
     pub agreement: Option<AgreementConfig>,
+    /// What the `colm` route's refinement prompt shows besides the reference: the draft
+    /// (`draft`, default) or the reference alone (`guidance`, as the CoLM reference code).
+    pub refine: RefineContext,
 }
 
 /// The agreement signal of the cascade: `samples` more drafts of the query, sampled on the
@@ -169,6 +174,7 @@ impl Default for RouterConfig {
             residency: Residency::Redact,
             sensitive_names: Vec::new(),
             agreement: None,
+            refine: RefineContext::default(),
         }
     }
 }
@@ -525,12 +531,8 @@ impl Router {
             return Ok(record);
         }
 
-        // 3. Residency.
-        let leaving = match route {
-            Route::Colm => format!("{query}\n{}", completion.text),
-            _ => query.to_owned(),
-        };
-        let found = self.detector.find(&leaving);
+        // 3. Residency: only the query leaves the device, on either route.
+        let found = self.detector.find(query);
         let redaction = if sensitive || !found.is_empty() {
             let what = if sensitive {
                 "flagged sensitive".to_owned()
@@ -561,20 +563,19 @@ impl Router {
         } else {
             None
         };
-        // One redaction over query and draft together, so a value gets one placeholder.
-        let (query_out, draft_out, restore) = match redaction {
+        let (query_out, restore) = match redaction {
             Some(d) => {
-                let r = d.redact(&format!("{query}\u{0}{}", completion.text));
-                let (q, dr) = r.text.split_once('\u{0}').unwrap_or((r.text.as_str(), ""));
-                (q.to_owned(), dr.to_owned(), Some(r))
+                let r = d.redact(query);
+                (r.text.clone(), Some(r))
             }
-            None => (query.to_owned(), completion.text.clone(), None),
+            None => (query.to_owned(), None),
         };
 
-        // 4. Budgets.
+        // 4. Budgets. The server answers the query on either route: as the answer (`remote`)
+        // or as the reference the draft is refined with (`colm`).
         let messages = match route {
             Route::Remote => prompts::draft(&query_out),
-            _ => prompts::aggregation(&query_out, &[&draft_out]),
+            _ => prompts::reference(&query_out, None),
         };
         let chars: usize = messages.iter().map(|m| m.content.len()).sum();
         let prompt_estimate = self
@@ -623,7 +624,7 @@ impl Router {
             if route == Route::Remote {
                 StepKind::Draft
             } else {
-                StepKind::Guidance
+                StepKind::Reference
             },
             1,
             None,
@@ -669,8 +670,8 @@ impl Router {
                         query,
                         &completion.text,
                         &server_text,
-                        prompts::GuidanceSource::ReadYourAnswer,
-                        prompts::RefineContext::Draft,
+                        prompts::GuidanceSource::References,
+                        self.config.refine,
                     ),
                     params,
                     observer,

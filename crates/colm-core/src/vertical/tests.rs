@@ -68,7 +68,7 @@ async fn confident_drafts_stay_local_and_others_escalate() {
 }
 
 #[tokio::test]
-async fn colm_route_sends_the_draft_and_refines_on_the_device() {
+async fn colm_route_refines_the_draft_with_the_servers_reference_on_the_device() {
     let (r, l, s) = router(RouterConfig::default());
     let rec = r
         .answer("Q?", false, &SamplingParams::default(), None)
@@ -76,13 +76,16 @@ async fn colm_route_sends_the_draft_and_refines_on_the_device() {
         .unwrap();
     assert_eq!(rec.route, Route::Colm);
     assert_eq!(rec.answer, "REFINED: 18");
-    assert!(sent(&s).contains("DRAFT: 17"));
+    // The server answered the query itself; the draft never left the device.
+    assert!(!sent(&s).contains("DRAFT: 17"));
+    assert_eq!(s.calls()[0], prompts::reference("Q?", None));
     let refinement = &l.calls()[1];
     assert!(last_user(refinement).contains("SERVER:"));
+    assert!(refinement.iter().any(|m| m.content.contains("DRAFT: 17")));
     let kinds: Vec<StepKind> = rec.steps.iter().map(|s| s.kind).collect();
     assert_eq!(
         kinds,
-        [StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
+        [StepKind::Draft, StepKind::Reference, StepKind::Refinement]
     );
 }
 
