@@ -167,18 +167,19 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         ignore_eos: false,
         sensitive: args.sensitive,
     };
+    let mode = GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
     let config = ColmConfig {
         rounds: args.rounds,
         top_k: args.top_k,
         client_params: params.clone(),
         server_params: params,
-        guidance_mode: GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?,
+        guidance_mode: mode,
         references: ReferenceConfig {
             k: args.refs,
             selector,
         },
         aggregate_drafts: args.aggregate_drafts,
-        refine: refine_context(args.refine.as_deref())?,
+        refine: Some(refine_context(args.refine.as_deref(), mode).context("--refine")?),
     };
 
     if !args.json {
@@ -378,12 +379,18 @@ fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
     println!("wall time: {:.1} s", wall_ms / 1000.0);
 }
 
-/// The `--refine` value, or the collaboration's default when absent.
+/// The `--refine` value, or `mode`'s default when absent ([`GuidanceMode::default_refine`]).
 ///
 /// # Errors
-/// An unknown name.
-pub(crate) fn refine_context(name: Option<&str>) -> anyhow::Result<RefineContext> {
-    name.map_or(Ok(ColmConfig::default().refine), |n| {
-        RefineContext::parse(n).map_err(|e| anyhow::anyhow!("--refine: {e}"))
-    })
+/// An unknown name, or a form the mode cannot use ([`GuidanceMode::check_refine`]).
+pub(crate) fn refine_context(
+    name: Option<&str>,
+    mode: GuidanceMode,
+) -> anyhow::Result<RefineContext> {
+    let refine = match name {
+        Some(n) => RefineContext::parse(n).map_err(anyhow::Error::msg)?,
+        None => mode.default_refine(),
+    };
+    mode.check_refine(refine).map_err(anyhow::Error::msg)?;
+    Ok(refine)
 }

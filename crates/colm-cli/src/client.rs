@@ -81,7 +81,9 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    colm_core::guidance::GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
+    let mode =
+        colm_core::guidance::GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
+    let refine = refine_context(args.refine.as_deref(), mode).context("--refine")?;
     let router = args
         .router
         .as_deref()
@@ -106,7 +108,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let remote = RemoteConfig {
         mode: args.mode.clone(),
         rounds: args.rounds,
-        refine: refine_context(args.refine.as_deref())?,
+        refine: Some(refine),
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
         trim_draft_tokens: args.trim_draft_tokens,

@@ -200,22 +200,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;
         let defaults = ColmConfig::default();
+        let mode = GuidanceMode::parse(&args.colm_mode, None)
+            .map_err(|e| anyhow::anyhow!("--colm-mode: {e}"))?;
         let config = ColmConfig {
             rounds: args.colm_rounds,
             top_k: args.colm_top_k,
-            guidance_mode: GuidanceMode::parse(&args.colm_mode, None)
-                .map_err(|e| anyhow::anyhow!("--colm-mode: {e}"))?,
+            guidance_mode: mode,
             references: ReferenceConfig {
                 k: args.colm_refs,
                 ..defaults.references
             },
-            refine: refine_context(args.colm_refine.as_deref())?,
+            refine: Some(
+                refine_context(args.colm_refine.as_deref(), mode).context("--colm-refine")?,
+            ),
             ..defaults
         };
-        config
-            .guidance_mode
-            .check_refine(config.refine)
-            .map_err(|e| anyhow::anyhow!("--colm-refine: {e}"))?;
         let clients: Vec<Arc<dyn ChatModel>> =
             collaborators.iter().map(|c| c.model.clone()).collect();
         let mut colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)

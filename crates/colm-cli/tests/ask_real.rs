@@ -77,22 +77,16 @@ fn default_models_complete_a_round_on_gsm8k() {
     let refinements = round["refinements"].as_array().unwrap();
     assert_eq!(refinements.len(), 1);
     assert!(!text_of(&refinements[0]).trim().is_empty());
-    // The refinement prompt holds the client's own draft as its assistant turn.
-    let own = refinements[0]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["role"] == "assistant")
-        .unwrap();
-    assert_eq!(own["content"], draft);
-    let last = refinements[0]["messages"]
-        .as_array()
-        .unwrap()
-        .last()
-        .unwrap()["content"]
-        .as_str()
-        .unwrap();
-    assert!(last.contains(guidance.trim()), "{last}");
+    // The default refinement form in reference mode, as the CoLM reference code: the guidance
+    // in the system prompt, then the question; the draft stays out of it.
+    assert_eq!(rec["config"]["refine"], "guidance");
+    let messages = refinements[0]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["role"], "system");
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(system.contains(guidance.trim()), "{system}");
+    assert_eq!(messages[1]["content"], question.as_str());
+    assert!(!messages.iter().any(|m| m["content"] == draft));
     for step in drafts.iter().chain(refs).chain(refinements) {
         let usage = &step["outcome"]["completion"]["usage"];
         let completion = usage["completion_tokens"].as_u64().unwrap();
@@ -130,10 +124,19 @@ fn specialised_writers_are_selected_and_synthesised_on_gsm8k() {
         &creative,
         "--writer",
         &chat,
+        "--refine",
+        "draft",
         "--max-tokens",
         "32",
         &question,
     ]);
+    // `--refine draft`: the client's own draft is its previous turn in the refinement prompt.
+    let refinement = &rec["rounds"][0]["refinements"][0]["messages"];
+    assert_eq!(refinement[2]["role"], "assistant");
+    assert_eq!(
+        refinement[2]["content"].as_str(),
+        Some(text_of(&rec["rounds"][0]["drafts"][0]))
+    );
     let refs = &rec["references"];
     let chosen = refs["selection"]["chosen"].as_array().unwrap();
     assert_eq!(chosen.len(), 2, "{refs}");

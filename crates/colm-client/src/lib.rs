@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use std::io::Read;
 
 use async_trait::async_trait;
-use colm_core::colm::{query_of, ColmConfig};
+use colm_core::colm::query_of;
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::vertical::Router;
@@ -47,9 +47,10 @@ pub struct RemoteConfig {
     /// Rounds: in round r ≥ 2 the client sends its round r − 1 refinement and refines again
     /// with the guidance made from it (default 1).
     pub rounds: u32,
-    /// What the refinement prompt shows besides the guidance: the client's draft (default) or
-    /// the guidance alone (as the CoLM reference code; not with the critique modes).
-    pub refine: RefineContext,
+    /// What the refinement prompt shows besides the guidance: the client's draft or the
+    /// guidance alone (as the CoLM reference code; not with the critique modes); `None`: the
+    /// mode's default ([`GuidanceMode::default_refine`]).
+    pub refine: Option<RefineContext>,
     /// API key sent as `Authorization: Bearer …`.
     pub api_key: Option<String>,
     /// Time allowed for the whole guidance exchange, retries included.
@@ -84,7 +85,7 @@ impl RemoteConfig {
             server_model: server_model.into(),
             mode: "reference".into(),
             rounds: 1,
-            refine: ColmConfig::default().refine,
+            refine: None,
             api_key: None,
             deadline: Duration::from_secs(30),
             retries: 2,
@@ -400,7 +401,7 @@ impl ChatModel for CollabClient {
         let query = query_of(messages);
         let mode = GuidanceMode::parse(&self.link.remote.mode, None)
             .map_err(ModelError::InvalidRequest)?;
-        let refine = self.link.remote.refine;
+        let refine = self.link.remote.refine.unwrap_or(mode.default_refine());
         mode.check_refine(refine)
             .map_err(ModelError::InvalidRequest)?;
         // Round 1: in reference mode, draft and fetch the guidance at the same time.

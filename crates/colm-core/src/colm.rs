@@ -73,16 +73,30 @@ pub struct ColmConfig {
     /// ablation; the guidance then reads client text and is private).
     #[serde(default)]
     pub aggregate_drafts: bool,
-    /// What the refinement prompt shows the client besides the guidance: its own draft
-    /// (default) or, as the CoLM reference code, the guidance alone
-    /// ([`prompts::RefineContext`]; `guidance` needs a mode whose guidance does not comment on
-    /// the draft: `reference`, `synthesis`, `vote`, `auto`).
-    #[serde(default)]
-    pub refine: RefineContext,
+    /// What the refinement prompt shows the client besides the guidance: its own draft or, as
+    /// the CoLM reference code, the guidance alone ([`prompts::RefineContext`]); `None`: the
+    /// mode's default ([`GuidanceMode::default_refine`]; see [`ColmConfig::refine_context`]).
+    /// `guidance` needs a mode whose guidance does not comment on the draft. A record holds the
+    /// form that ran; records written before the option existed read as `draft`, the form they
+    /// ran.
+    #[serde(default = "legacy_refine")]
+    pub refine: Option<RefineContext>,
 }
 
 fn legacy_mode() -> GuidanceMode {
     GuidanceMode::Synthesis
+}
+
+fn legacy_refine() -> Option<RefineContext> {
+    Some(RefineContext::Draft)
+}
+
+impl ColmConfig {
+    /// The refinement form that runs: `refine`, or the mode's default.
+    pub fn refine_context(&self) -> RefineContext {
+        self.refine
+            .unwrap_or_else(|| self.guidance_mode.default_refine())
+    }
 }
 
 impl Default for ColmConfig {
@@ -95,7 +109,7 @@ impl Default for ColmConfig {
             guidance_mode: GuidanceMode::Reference,
             references: ReferenceConfig::default(),
             aggregate_drafts: false,
-            refine: RefineContext::default(),
+            refine: None,
         }
     }
 }
@@ -610,12 +624,16 @@ pub async fn run_with(
     observer: Option<StepObserver<'_>>,
 ) -> Result<ColmRecord, ColmError> {
     validate(collaborators, config)?;
+    let refine = config.refine_context();
     let start = Instant::now();
     let aggregator = server.aggregator;
     let mut record = ColmRecord {
         strategy: "colm".into(),
         query: query.to_owned(),
-        config: config.clone(),
+        config: ColmConfig {
+            refine: Some(refine),
+            ..config.clone()
+        },
         server_model: aggregator.name().to_owned(),
         selection: None,
         references: None,
@@ -841,7 +859,7 @@ pub async fn run_with(
                 round,
                 Some(&a.who.id),
                 a.who.model.as_ref(),
-                prompts::refinement(query, &a.text, g, source, config.refine),
+                prompts::refinement(query, &a.text, g, source, refine),
                 &config.client_params,
                 observer,
             )
@@ -886,7 +904,7 @@ fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), C
     }
     config
         .guidance_mode
-        .check_refine(config.refine)
+        .check_refine(config.refine_context())
         .map_err(ColmError::InvalidConfig)?;
     if config.references.k == 0 {
         return Err(ColmError::InvalidConfig(

@@ -100,6 +100,17 @@ impl GuidanceMode {
         }
     }
 
+    /// The refinement form of this mode when none is asked for: in `reference` mode, where the
+    /// guidance is the server's own answer, [`RefineContext::REFERENCE_DEFAULT`]; in the modes
+    /// whose guidance was made from the client's answer, [`RefineContext::Draft`] (the guidance
+    /// speaks of that answer, so the client sees it).
+    pub fn default_refine(&self) -> RefineContext {
+        match self {
+            GuidanceMode::Reference => RefineContext::REFERENCE_DEFAULT,
+            _ => RefineContext::Draft,
+        }
+    }
+
     /// Checks that refinements in `refine` form can use this mode's guidance: the guidance of
     /// `critique` and `reference-critique` comments on the client's own answer, so the
     /// refinement must show it ([`RefineContext::Draft`]).

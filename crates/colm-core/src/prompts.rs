@@ -259,13 +259,14 @@ pub enum GuidanceSource {
     References,
 }
 
-/// What a client's refinement prompt shows it besides the question and the guidance.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a client's refinement prompt shows it besides the question and the guidance. The
+/// default depends on the guidance mode
+/// ([`GuidanceMode::default_refine`](crate::guidance::GuidanceMode::default_refine)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefineContext {
     /// The client's own previous answer, as its own assistant turn, followed by the guidance and
     /// the request to check that answer against it (colm's form).
-    #[default]
     Draft,
     /// Only the guidance, in the system prompt, with the request to revise the answer; then the
     /// question as the user's turn (the form of the CoLM reference code, `CoLM.py`
@@ -276,6 +277,10 @@ pub enum RefineContext {
 }
 
 impl RefineContext {
+    /// The form used with `reference` guidance (the server's own answers) unless another is
+    /// asked for.
+    pub const REFERENCE_DEFAULT: RefineContext = RefineContext::Guidance;
+
     /// The names: `draft`, `guidance`.
     pub const NAMES: [&'static str; 2] = ["draft", "guidance"];
 

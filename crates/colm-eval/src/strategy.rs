@@ -13,9 +13,10 @@
 //!   request, writers 2.. at temperature 0.7 with seeds 1, 2, …; or `roles` — the four
 //!   specialisations of [`prompts::SPECIALISATIONS`], greedy, top `refs` chosen by `select`),
 //!   `select` (`keywords` default, `model`) and `drafts` (`on`: the client's draft is
-//!   aggregated with the references; default `off`); for every mode, `refine` (`draft`
-//!   default: the client sees its draft next to the guidance; `guidance`: only the guidance,
-//!   in the system prompt, as the CoLM reference code — not with the critique modes);
+//!   aggregated with the references; default `off`); for every mode, `refine` (`draft`: the
+//!   client sees its draft next to the guidance; `guidance`: only the guidance, in the system
+//!   prompt, as the CoLM reference code — not with the critique modes; default: the mode's,
+//!   `GuidanceMode::default_refine`, named in the strategy only when another is asked for);
 //! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,on]`, `moa[:proposers,layers]`:
 //!   the horizontal strategies of `colm_core::horizontal` (options in
 //!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
@@ -68,8 +69,9 @@ pub enum StrategySpec {
         pool: WriterPool,
         /// The client's draft is aggregated with the references.
         drafts: bool,
-        /// What the refinement prompt shows besides the guidance.
-        refine: RefineContext,
+        /// What the refinement prompt shows besides the guidance (the mode's default when
+        /// `None`).
+        refine: Option<RefineContext>,
     },
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
@@ -104,7 +106,7 @@ impl StrategySpec {
                 let (mut k, mut rounds, mut top_k, mut mode) = (1, 1, None, defaults.guidance_mode);
                 let (mut refs, mut pool, mut drafts) =
                     (defaults.references, WriterPool::default(), false);
-                let mut refine = defaults.refine;
+                let mut refine = None;
                 let mut reference_keys = Vec::new();
                 for (key, value) in spec::options(spec, args)? {
                     match key {
@@ -116,7 +118,7 @@ impl StrategySpec {
                         "pool" => pool = WriterPool::parse(value)?,
                         "select" => refs.selector = Selector::parse(value)?,
                         "drafts" => drafts = on_off(key, value)?,
-                        "refine" => refine = RefineContext::parse(value)?,
+                        "refine" => refine = Some(RefineContext::parse(value)?),
                         other => {
                             return Err(format!(
                                 "unknown colm option `{other}` (k, rounds, top_k, mode, refs, \
@@ -128,7 +130,7 @@ impl StrategySpec {
                         reference_keys.push(key);
                     }
                 }
-                mode.check_refine(refine)?;
+                mode.check_refine(refine.unwrap_or(mode.default_refine()))?;
                 if let Some(key) = reference_keys.first().filter(|_| !mode.uses_references()) {
                     return Err(format!(
                         "`{key}` applies to the reference modes, not to mode={}",
@@ -254,8 +256,8 @@ impl StrategySpec {
                 if *drafts {
                     opts.push("drafts=on".into());
                 }
-                if *refine != defaults.refine {
-                    opts.push(format!("refine={}", refine.name()));
+                if let Some(r) = refine.filter(|r| *r != mode.default_refine()) {
+                    opts.push(format!("refine={}", r.name()));
                 }
                 if opts.is_empty() {
                     "colm".into()
@@ -705,15 +707,28 @@ mod tests {
                 .name(),
             "colm:mode=reference-critique"
         );
+        // The refinement form is named only when it is not the mode's default.
+        let (default, other) = match RefineContext::REFERENCE_DEFAULT {
+            RefineContext::Draft => ("draft", "guidance"),
+            RefineContext::Guidance => ("guidance", "draft"),
+        };
         assert_eq!(
-            StrategySpec::parse("colm:refine=guidance,refs=3")
+            StrategySpec::parse(&format!("colm:refine={other},refs=3"))
                 .unwrap()
                 .name(),
-            "colm:refs=3,refine=guidance"
+            format!("colm:refs=3,refine={other}")
         );
         assert_eq!(
-            StrategySpec::parse("colm:refine=draft").unwrap().name(),
+            StrategySpec::parse(&format!("colm:refine={default}"))
+                .unwrap()
+                .name(),
             "colm"
+        );
+        assert_eq!(
+            StrategySpec::parse("colm:mode=synthesis,refine=draft")
+                .unwrap()
+                .name(),
+            "colm:mode=synthesis"
         );
         assert_eq!(
             StrategySpec::parse("debate:agents=3,topology=ring")

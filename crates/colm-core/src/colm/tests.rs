@@ -7,8 +7,22 @@ use super::*;
 use crate::model::Role;
 use crate::testing::{last_user, Scripted};
 
+/// The message of a refinement prompt that carries the guidance: the system prompt in the
+/// `guidance` form, the last user turn in the `draft` form.
+fn guided(messages: &[ChatMessage]) -> &str {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.content.contains("<guidance>"))
+        .map_or("", |m| m.content.as_str())
+}
+
+/// A refinement prompt in either form: the draft as an assistant turn, or the guidance in the
+/// system prompt.
 fn is_refinement(messages: &[ChatMessage]) -> bool {
-    messages.iter().any(|m| m.role == Role::Assistant)
+    messages.iter().any(|m| {
+        m.role == Role::Assistant || (m.role == Role::System && m.content.contains("<guidance>"))
+    })
 }
 
 /// A client that drafts `DRAFT-<tag>` and refines to `REFINED-<tag>-<n>` (n = count of its
@@ -241,6 +255,7 @@ async fn refinement_prompt_holds_the_collaborators_own_draft() {
     let srv = server("");
     let cfg = ColmConfig {
         rounds: 2,
+        refine: Some(RefineContext::Draft),
         ..Default::default()
     };
     run("How many eggs?", &collabs, srv.as_ref(), &cfg, None)
@@ -508,11 +523,16 @@ async fn reference_mode_guides_with_the_servers_own_answer_without_reading_the_d
     assert_eq!(g.text(), refs.steps[0].text());
     assert!(round.guidance_shared);
     assert!(round.aggregated.is_empty());
-    // The client refines its own draft, told truthfully where the guidance came from.
+    // The client refines, told truthfully where the guidance came from; in the `draft` form
+    // it sees its own draft.
     let refine = &a.calls()[1];
-    assert_eq!(refine[2].content, "DRAFT-a");
-    assert!(last_user(refine).contains("Stronger models answered the same question"));
-    assert!(last_user(refine).contains("REF by"));
+    assert!(guided(refine).contains("Stronger models answered"));
+    assert!(guided(refine).contains("REF by"));
+    assert_eq!(
+        refine.iter().any(|m| m.content == "DRAFT-a"),
+        rec.config.refine == Some(RefineContext::Draft)
+    );
+    assert_eq!(rec.config.refine, Some(RefineContext::REFERENCE_DEFAULT));
     assert_eq!(rec.answer(), Some("REFINED-a-1"));
     // Server tokens are those of the reference; shared steps are the reference and guidance.
     assert_eq!(rec.usage_by_model["server"].calls, 1);
@@ -538,7 +558,7 @@ impl ChatModel for AtBarrier {
         messages: &[ChatMessage],
         _params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        if !messages.iter().any(|m| m.role == Role::Assistant) {
+        if !is_refinement(messages) {
             self.barrier.wait().await;
         }
         Ok(Completion::text_only(format!("{} answers 18", self.name)))
@@ -688,7 +708,7 @@ async fn later_rounds_and_the_drafts_ablation_aggregate_client_answers_privately
     assert!(synth.contains("<answer>\nREFINED-a-1\n</answer>"));
     assert_eq!(rec.answer(), Some("REFINED-a-2"));
     // Round 2's refinement is told the server read its answer.
-    assert!(last_user(&a.calls()[2]).contains("read your answer"));
+    assert!(guided(&a.calls()[2]).contains("read your"));
 
     let cfg = ColmConfig {
         aggregate_drafts: true,
@@ -803,7 +823,7 @@ async fn refine_with_guidance_only_hides_the_draft() {
     });
     let collabs = [collab("client-1", device.clone())];
     let cfg = ColmConfig {
-        refine: RefineContext::Guidance,
+        refine: Some(RefineContext::Guidance),
         ..Default::default()
     };
     let rec = run("What is 2+2?", &collabs, srv.as_ref(), &cfg, None)
@@ -827,7 +847,7 @@ async fn refine_with_guidance_only_hides_the_draft() {
     for mode in [GuidanceMode::Critique, GuidanceMode::ReferenceCritique] {
         let cfg = ColmConfig {
             guidance_mode: mode,
-            refine: RefineContext::Guidance,
+            refine: Some(RefineContext::Guidance),
             ..Default::default()
         };
         match run("q", &collabs, srv.as_ref(), &cfg, None).await {

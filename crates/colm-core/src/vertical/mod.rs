@@ -107,7 +107,8 @@ pub struct RouterConfig {
     /// only the mean log-probability decides.
     pub agreement: Option<AgreementConfig>,
     /// What the `colm` route's refinement prompt shows besides the reference: the draft
-    /// (`draft`, default) or the reference alone (`guidance`, as the CoLM reference code).
+    /// (`draft`) or the reference alone (`guidance`, as the CoLM reference code); default: the
+    /// reference mode's ([`crate::guidance::GuidanceMode::default_refine`]).
     pub refine: RefineContext,
 }
 
@@ -174,7 +175,7 @@ impl Default for RouterConfig {
             residency: Residency::Redact,
             sensitive_names: Vec::new(),
             agreement: None,
-            refine: RefineContext::default(),
+            refine: crate::guidance::GuidanceMode::Reference.default_refine(),
         }
     }
 }

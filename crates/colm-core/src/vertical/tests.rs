@@ -6,9 +6,11 @@ use super::*;
 use crate::model::{ChatMessage, Role};
 use crate::testing::{last_user, Scripted};
 
+/// A device that drafts `DRAFT: 17` and refines (a prompt in either form, with the guidance)
+/// to `REFINED: 18`.
 fn local() -> Arc<Scripted> {
     Scripted::new("small", |m| {
-        Ok(if m.iter().any(|x| x.role == Role::Assistant) {
+        Ok(if m.iter().any(|x| x.content.contains("<guidance>")) {
             "REFINED: 18".into()
         } else {
             "DRAFT: 17".into()
@@ -80,8 +82,14 @@ async fn colm_route_refines_the_draft_with_the_servers_reference_on_the_device()
     assert!(!sent(&s).contains("DRAFT: 17"));
     assert_eq!(s.calls()[0], prompts::reference("Q?", None));
     let refinement = &l.calls()[1];
-    assert!(last_user(refinement).contains("SERVER:"));
-    assert!(refinement.iter().any(|m| m.content.contains("DRAFT: 17")));
+    assert!(refinement
+        .iter()
+        .any(|m| m.content.contains("<guidance>\nSERVER: Q?")));
+    // The draft is in the refinement prompt only in the `draft` form.
+    assert_eq!(
+        refinement.iter().any(|m| m.content.contains("DRAFT: 17")),
+        RouterConfig::default().refine == prompts::RefineContext::Draft
+    );
     let kinds: Vec<StepKind> = rec.steps.iter().map(|s| s.kind).collect();
     assert_eq!(
         kinds,
