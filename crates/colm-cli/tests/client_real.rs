@@ -281,10 +281,8 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
 #[tokio::test]
 async fn reference_rounds_over_the_wire_share_one_reference() {
     let _turn = SERIAL.lock().await;
-    let dir = std::env::temp_dir().join(format!("colm-client-share-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = dir.join("guidance.sqlite");
-    let _ = std::fs::remove_file(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("guidance.sqlite");
     let server = serve_with(&["--share-ttl", "600", "--store", store.to_str().unwrap()]);
     let clients = alice_and_bob(
         &server,
@@ -322,5 +320,4 @@ async fn reference_rounds_over_the_wire_share_one_reference() {
         value(&format!("colm_model_calls_total{{model=\"{MODEL}\"}}")),
         2.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

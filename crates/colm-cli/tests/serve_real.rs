@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{get_text, post, Proc, SERIAL};
+use common::{get_text, metric, post, Proc, SERIAL};
 use serde_json::{json, Value};
 
 /// `colm serve --bind 127.0.0.1:0 ARGS…`.
@@ -379,10 +379,8 @@ async fn official_openai_python_sdk() {
 #[tokio::test]
 async fn references_are_shared_per_question_and_drafts_never_are() {
     let _turn = SERIAL.lock().await;
-    let dir = std::env::temp_dir().join(format!("colm-share-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = dir.join("guidance.sqlite");
-    let _ = std::fs::remove_file(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("guidance.sqlite");
     let args = [
         "--model",
         "qwen2.5-coder-0.5b-instruct=small",
@@ -483,16 +481,13 @@ async fn references_are_shared_per_question_and_drafts_never_are() {
     .await;
     assert_eq!(third["shared"], true);
     assert_eq!(third["guidance"], first["guidance"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn virtual_colm_model_shares_references_with_the_guidance_api() {
     let _turn = SERIAL.lock().await;
-    let dir = std::env::temp_dir().join(format!("colm-share-virtual-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = dir.join("guidance.sqlite");
-    let _ = std::fs::remove_file(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("guidance.sqlite");
     let model = "qwen2.5-coder-0.5b-instruct";
     let server = start(&[
         "--model",
@@ -522,13 +517,7 @@ async fn virtual_colm_model_shares_references_with_the_guidance_api() {
     assert_eq!(g["shared"], false);
     // The virtual model asked the same question reuses it: its usage is the draft and the
     // refinement only (16 tokens each at most), and the store counts a hit each time.
-    let hits = |metrics: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("colm_shared_guidance_hits_total "))
-            .map(|v| v.trim().parse::<u64>().unwrap())
-    };
-    for n in 1..=2 {
+    for n in [1.0, 2.0] {
         let body = json!({"model": "colm", "messages": [{"role": "user", "content": question}], "max_tokens": 16});
         let (status, text) = post(
             &client,
@@ -545,7 +534,6 @@ async fn virtual_colm_model_shares_references_with_the_guidance_api() {
             r["usage"]
         );
         let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
-        assert_eq!(hits(&metrics), Some(n), "{metrics}");
+        assert_eq!(metric(&metrics, "colm_shared_guidance_hits_total"), n);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
