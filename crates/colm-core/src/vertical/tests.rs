@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::model::{ChatMessage, Role};
+use crate::model::ChatMessage;
 use crate::testing::{last_user, Scripted};
 
 /// A device that drafts `DRAFT: 17` and refines (a prompt in either form, with the guidance)
