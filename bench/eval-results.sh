@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CoLM results: client qwen2.5-coder-0.5b-instruct, server qwen2.5-coder-1.5b-instruct,
 # strategies local / server / colm (the default: one reference by the server model, its own
-# answer, as guidance) and the drafts-only modes (colm:mode=synthesis, colm:mode=critique), on
+# answer, as guidance, refined in the reference code's form), colm:refine=draft (the client sees
+# its draft while refining) and the drafts-only modes (colm:mode=synthesis, colm:mode=critique), on
 # GSM8K dev items 1–100 and ARC-Challenge dev items 1–100.
 #
 #   bench/eval-results.sh [gsm8k|arc]...      (default: both)
@@ -31,11 +32,11 @@ for suite in "${suites[@]}"; do
   case "$suite" in
     gsm8k) data=../shared/data/gsm8k/dev.jsonl
            extra="local server colm cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa
-                  self-consistency debate colm:mode=synthesis colm:mode=reference-critique
-                  colm:drafts=on colm:rounds=2 colm:refs=3 colm:refs=3,pool=roles
-                  colm:mode=critique" ;;
+                  self-consistency debate colm:mode=synthesis colm:refine=draft colm:refs=3
+                  colm:mode=reference-critique colm:refs=3,pool=roles colm:rounds=2
+                  colm:drafts=on colm:mode=critique" ;;
     arc) data=../shared/data/arc/arc-challenge-dev.jsonl
-         extra="local server colm colm:mode=synthesis colm:mode=critique" ;;
+         extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique" ;;
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
   out="runs/$suite-$LIMIT"
