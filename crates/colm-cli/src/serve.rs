@@ -50,7 +50,8 @@ pub struct ServeArgs {
     pub default_max_tokens: u32,
     /// Share references: the references written for a question and their synthesis are
     /// served again to clients asking the same (normalised) question within this many seconds,
-    /// without calling a model (what reads a client's draft is never shared).
+    /// without calling a model — through the guidance API, sessions and the virtual model
+    /// `colm` alike (what reads a client's draft is never shared).
     #[arg(long)]
     pub share_ttl: Option<u64>,
     /// SQLite file of shared references (default: `$COLM_HOME/guidance.sqlite`).
