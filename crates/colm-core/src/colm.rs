@@ -4,16 +4,18 @@
 //! flow):
 //! 1. **drafts and references, at the same time**: every client collaborator drafts its answer
 //!    on its own model while the server's top-k reference writers (server-side collaborators,
-//!    [`references`]) write theirs — references do not depend on drafts, so a round costs
-//!    max(draft, references) + aggregation + refinement;
-//! 2. **aggregation**: the references are synthesised into **guidance** (one reference is its
-//!    own guidance); this part reads no client text and is the same for every client asking
-//!    the question (`guidance_shared`). `reference-critique` then has the server compare each
-//!    client's draft with that synthesis (private guidance per client);
-//! 3. **refinement**: every client collaborator revises **its own** previous answer with its
-//!    guidance.
+//!    [`references`]) write theirs and the references are synthesised into **guidance** (one
+//!    reference is its own guidance) — none of this reads a draft, so a round costs
+//!    max(draft, references + synthesis) + refinement;
+//! 2. **sharing**: that server-side part reads no client text and is the same for every client
+//!    asking the question (`guidance_shared`); with a [`references::ReferenceStore`] it is
+//!    written once per question and served again to later askers. `reference-critique` then has
+//!    the server compare each client's draft with the synthesis (private guidance per client);
+//! 3. **refinement**: every client collaborator revises **its own** answer with its guidance, in
+//!    the form of [`ColmConfig::refine`] (by default in this mode the CoLM reference code's: the
+//!    guidance in the system prompt, the question asked again).
 //!
-//! Steps 2–3 form a **round**; with `rounds > 1` the refinements of round *r* are aggregated
+//! Draft → guidance → refinement form a **round**; with `rounds > 1` the refinements of round *r* are aggregated
 //! with the references in round *r + 1* (private, since it reads client answers). The modes
 //! that only read drafts (`synthesis`, `critique`, `vote`, `auto`) skip the references and
 //! aggregate the drafts instead; with `top_k` the server may first select the client
