@@ -18,12 +18,12 @@
 //!   code's aggregation does; client answers, when a mode adds them, are quoted data after it.
 //! - Reference critique: colm's own prompt (no paper source): the server compares one client's
 //!   draft with the shared synthesis and says where it departs.
-//! - Refinement: CoLM's client-side step, in one of two forms ([`RefineContext`]). `draft`
-//!   (default): unlike the public reference script, the client sees its **own previous draft**
+//! - Refinement: CoLM's client-side step, in one of two forms ([`RefineContext`]). `draft`:
+//!   unlike the public reference script, the client sees its **own previous draft**
 //!   (as its own assistant turn) next to the guidance. `guidance`: as the public reference code
 //!   (`refine_responses` in `CoLM.py`), the guidance goes into the system prompt with the request
 //!   to revise the answer, and the client answers the question again without its draft in view;
-//!   the wording is ours.
+//!   the wording is ours (the default of the `reference` mode).
 //!
 //! Text written by clients (drafts, refinements) is **data**: it is quoted between
 //! `<answer>` tags that it cannot close ([`quote`]), and the server is told not to follow
@@ -271,8 +271,8 @@ pub enum RefineContext {
     /// Only the guidance, in the system prompt, with the request to revise the answer; then the
     /// question as the user's turn (the form of the CoLM reference code, `CoLM.py`
     /// `refine_responses`). The client's previous answer is not in the prompt, so it cannot
-    /// anchor on it; guidance that comments on that answer (`critique`, `reference-critique`,
-    /// drafts-only modes) needs [`RefineContext::Draft`].
+    /// anchor on it; guidance that comments on that answer (`critique`, `reference-critique`)
+    /// needs [`RefineContext::Draft`].
     Guidance,
 }
 
@@ -320,29 +320,31 @@ pub fn refinement(
     source: GuidanceSource,
     context: RefineContext,
 ) -> Vec<ChatMessage> {
-    let origin = match source {
-        GuidanceSource::ReadYourAnswer => {
-            "A stronger model read your answer above together with answers from other models \
-             and sent this guidance"
-        }
-        GuidanceSource::References => {
-            "Stronger models answered the same question, and this guidance was synthesised \
-             from their answers"
-        }
-    };
     let guidance = guidance.trim();
     match context {
-        RefineContext::Draft => vec![
-            ChatMessage::system(CLIENT_SYSTEM),
-            ChatMessage::user(query),
-            ChatMessage::assistant(own_previous),
-            ChatMessage::user(format!(
-                "{origin} (it can contain mistakes too):\n\n<guidance>\n{guidance}\n\
+        RefineContext::Draft => {
+            let origin = match source {
+                GuidanceSource::ReadYourAnswer => {
+                    "A stronger model read your answer above together with answers from other \
+                     models and sent this guidance"
+                }
+                GuidanceSource::References => {
+                    "Stronger models answered the same question, and this guidance was \
+                     synthesised from their answers"
+                }
+            };
+            vec![
+                ChatMessage::system(CLIENT_SYSTEM),
+                ChatMessage::user(query),
+                ChatMessage::assistant(own_previous),
+                ChatMessage::user(format!(
+                    "{origin} (it can contain mistakes too):\n\n<guidance>\n{guidance}\n\
                  </guidance>\n\nCheck your previous answer against the guidance step by step \
                  and answer the original question again, in your own words, with a complete \
                  solution:\n\n{query}"
-            )),
-        ],
+                )),
+            ]
+        }
         RefineContext::Guidance => {
             let origin = match source {
                 GuidanceSource::ReadYourAnswer => {
