@@ -19,7 +19,9 @@
 # in docs/results/<suite>-100/run/ when it does not exist, and each finished run's records,
 # report (Markdown, JSON, plots) and exact command go back to docs/results/<suite>-100/. Hours on
 # 2 cores: start it with nohup and check runs/<suite>-100.log. CONCURRENCY (default 4) items are
-# in flight per strategy (batched decoding; 1 = bit-reproducible greedy runs).
+# in flight per strategy (batched decoding; 1 = bit-reproducible greedy runs). LIMIT (default 100)
+# runs only the first LIMIT items, into the same folder (a partial strategy is reported with its
+# item count; a later run with a larger LIMIT completes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONCURRENCY="${CONCURRENCY:-4}"
@@ -39,8 +41,8 @@ for suite in "${suites[@]}"; do
          extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique" ;;
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
-  out="runs/$suite-$LIMIT"
-  docs="docs/results/$suite-$LIMIT"
+  out="runs/$suite-100"
+  docs="docs/results/$suite-100"
   strategies=(${STRATEGIES-$extra})
   cmd=(colm eval "$suite" --data "$data" --limit "$LIMIT"
        --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct)
@@ -50,7 +52,7 @@ for suite in "${suites[@]}"; do
   if [ ! -e "$out" ] && [ -e "$docs/run/run.json" ]; then
     mkdir -p "$out" && cp "$docs/run/run.json" "$docs/run/records.jsonl" "$out/"
   fi
-  "$COLM" "${cmd[@]:1}" >> "runs/$suite-$LIMIT.log" 2>&1
+  "$COLM" "${cmd[@]:1}" >> "runs/$suite-100.log" 2>&1
   "$COLM" eval report "$out" --to "$docs" --command "${cmd[*]}" > /dev/null
   mkdir -p "$docs/run" && cp "$out/run.json" "$out/records.jsonl" "$docs/run/"
   echo "$docs/report.md"
