@@ -1,6 +1,7 @@
-//! `colm ask`: one CoLM collaboration (or, with `--strategy`, a horizontal strategy:
-//! self-consistency, debate, mixture-of-agents) with embedded models, printed step by step or
-//! as JSON.
+//! `colm ask`: one query answered by a strategy (`--strategy`, the text form of
+//! [`colm_core::strategy`]; default a CoLM collaboration) with embedded models, printed step by
+//! step or as JSON: `colm[:…]`, a horizontal strategy (self-consistency, debate,
+//! mixture-of-agents), the `cascade:…` router or a single model (`local`, `server`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,11 +11,12 @@ use anyhow::Context;
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
-use colm_core::colm::references::{ReferenceConfig, Selector, WriterSpec};
+use colm_core::colm::references::WriterSpec;
 use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
-use colm_core::horizontal::HorizontalSpec;
 use colm_core::prompts::RefineContext;
+use colm_core::strategy::{ColmSpec, StrategySpec};
+use colm_core::vertical::RouterConfig;
 use colm_core::{ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
 
@@ -40,44 +42,53 @@ pub struct AskArgs {
     /// Server model that selects collaborators and aggregates drafts into guidance.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// Draft → guidance → refinement rounds.
-    #[arg(long, default_value_t = 1)]
-    pub rounds: u32,
-    /// Let the server pick this many collaborators first (when fewer than the clients given).
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// How the server makes guidance: reference (the paper's data flow: the server's own
-    /// references, written while the clients draft, synthesised; one reference is its own
-    /// guidance), reference-critique (then the server reviews each draft against it),
-    /// synthesis (the drafts only), critique, vote (no server call: majority of the drafts'
-    /// answers) or auto (vote when drafts agree, else synthesis).
-    #[arg(long, default_value = "reference")]
-    pub mode: String,
-    /// Reference modes: references per query (top-k among the writers).
-    #[arg(long, default_value_t = 1)]
-    pub refs: usize,
-    /// Reference modes: a server-side collaborator, `MODEL[:role=R,t=T,seed=S,id=I]` (R: math,
-    /// code, conversation, creative); repeatable. Default: the --server model alone.
-    #[arg(long = "writer")]
-    pub writers: Vec<String>,
-    /// Reference modes: how writers are chosen when there are more than --refs: keywords (no
-    /// model call) or model (the --server model reads their descriptions).
-    #[arg(long, default_value = "keywords")]
-    pub selector: String,
-    /// Reference modes: aggregate the clients' drafts with the references in round 1 too.
-    #[arg(long)]
-    pub aggregate_drafts: bool,
-    /// What the client's refinement prompt shows besides the guidance: draft (its own draft, as
-    /// its previous turn) or guidance (only the guidance, in the system prompt, as the CoLM
-    /// reference code).
-    #[arg(long)]
-    pub refine: Option<String>,
-    /// Strategy: colm (default; the options above apply), or a horizontal one —
+    /// Strategy, in the one text form of `colm_core::strategy` (the same as `colm eval
+    /// --strategy` and `colm serve --colm-strategy`): colm[:key=value,…] (default; keys k,
+    /// rounds, top_k, mode, refs, pool, select, drafts, refine), a horizontal one —
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
-    /// moa[:proposers=3,layers=1] — over the --client models and the --server model.
+    /// moa[:proposers=3,layers=1] — over the --client models and the --server model,
+    /// cascade:tau=T[,agree=N,share=S,to=remote|colm] (the router with only its cascade), or
+    /// local / server (one model, the draft prompt). The colm flags below override the
+    /// strategy's options.
     #[arg(long, default_value = "colm")]
-    pub strategy: String,
+    pub strategy: StrategySpec,
+    /// colm: draft → guidance → refinement rounds (`rounds=`; default 1).
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// colm: let the server pick this many collaborators first (`top_k=`).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// colm: how the server makes guidance (`mode=`): reference (default; the paper's data
+    /// flow: the server's own references, written while the clients draft, synthesised; one
+    /// reference is its own guidance), reference-critique (then the server reviews each draft
+    /// against it), synthesis (the drafts only), critique, vote (no server call: majority of
+    /// the drafts' answers) or auto (vote when drafts agree, else synthesis).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// colm, reference modes: references per query, top-k among the writers (`refs=`;
+    /// default 1).
+    #[arg(long)]
+    pub refs: Option<usize>,
+    /// colm, reference modes: a server-side collaborator, `MODEL[:role=R,t=T,seed=S,id=I]` (R:
+    /// math, code, conversation, creative); repeatable. Default: the --server model alone for
+    /// one reference, else the strategy's `pool` on the --server model.
+    #[arg(long = "writer")]
+    pub writers: Vec<String>,
+    /// colm, reference modes: how writers are chosen when there are more than --refs
+    /// (`select=`): keywords (default; no model call) or model (the --server model reads their
+    /// descriptions).
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// colm, reference modes: aggregate the clients' drafts with the references in round 1 too
+    /// (`drafts=on`).
+    #[arg(long)]
+    pub aggregate_drafts: bool,
+    /// colm: what the client's refinement prompt shows besides the guidance (`refine=`): draft
+    /// (its own draft, as its previous turn) or guidance (only the guidance, in the system
+    /// prompt, as the CoLM reference code); default: the mode's.
+    #[arg(long)]
+    pub refine: Option<String>,
     /// Maximum tokens generated per step.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u32,
@@ -118,16 +129,33 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::route::RouterFile::load)
         .transpose()?;
-    let horizontal = match args.strategy.as_str() {
-        "colm" => None,
-        other => Some(HorizontalSpec::parse(other).map_err(anyhow::Error::msg)?),
+    let overrides = colm_overrides(&args);
+    let colm_spec = match &args.strategy {
+        StrategySpec::Colm(c) => c.with_options(&overrides).map_err(anyhow::Error::msg)?,
+        other => {
+            if let Some((key, _)) = overrides.first() {
+                anyhow::bail!("the colm option `{key}` does not apply to --strategy {other}");
+            }
+            ColmSpec::default()
+        }
+    };
+    let horizontal = match &args.strategy {
+        StrategySpec::Horizontal(h) => Some(h.clone()),
+        _ => None,
+    };
+    // `cascade:…` is a router whose policy is only its confidence cascade.
+    let router = match (router, &args.strategy) {
+        (None, StrategySpec::Cascade(c)) => Some(crate::route::RouterFile {
+            router: c.router_config(RouterConfig::default()),
+            speeds: None,
+        }),
+        (router, _) => router,
     };
     let writer_specs = args
         .writers
         .iter()
         .map(|w| WriterSpec::parse(w).map_err(|e| anyhow::anyhow!("--writer {w}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let selector = Selector::parse(&args.selector).map_err(anyhow::Error::msg)?;
     let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
     specs.push(&args.server);
     specs.extend(writer_specs.iter().map(|w| w.model.as_str()));
@@ -153,10 +181,12 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         });
     }
     let server = get(&args.server)?;
-    let writers = writer_specs
+    let declared = writer_specs
         .iter()
         .map(|w| Ok(w.build(get(&w.model)?.engine.clone())))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let server_model: Arc<dyn ChatModel> = server.engine.clone();
+    let writers = colm_spec.writers(&server_model, &declared);
     colm::references::check_pool(&writers).map_err(anyhow::Error::msg)?;
     let params = SamplingParams {
         max_tokens: args.max_tokens,
@@ -167,27 +197,17 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         ignore_eos: false,
         sensitive: args.sensitive,
     };
-    let mode = GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
-    let config = ColmConfig {
-        rounds: args.rounds,
-        top_k: args.top_k,
+    let config = colm_spec.config(ColmConfig {
         client_params: params.clone(),
         server_params: params,
-        guidance_mode: mode,
-        references: ReferenceConfig {
-            k: args.refs,
-            selector,
-        },
-        aggregate_drafts: args.aggregate_drafts,
-        refine: Some(refine_context(args.refine.as_deref(), mode).context("--refine")?),
-    };
+        ..ColmConfig::default()
+    });
 
     if !args.json {
         let clients: Vec<&str> = collaborators.iter().map(|c| c.model.name()).collect();
-        let shape = match (&horizontal, &args.router) {
+        let shape = match (&args.strategy, &args.router) {
             (_, Some(path)) => format!("router {}", path.display()),
-            (Some(h), None) => h.name(),
-            (None, None) => format!(
+            (StrategySpec::Colm(_), None) => format!(
                 "{} round(s) · {} guidance{}{}",
                 config.rounds,
                 config.guidance_mode.name(),
@@ -201,6 +221,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
                     .map(|k| format!(" · top-k {k}"))
                     .unwrap_or_default()
             ),
+            (other, None) => other.name(),
         };
         println!(
             "colm ask · clients {} · server {} · {shape} · {}",
@@ -224,6 +245,48 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             args.json,
         )
         .await;
+    }
+    if let StrategySpec::Local | StrategySpec::Server = args.strategy {
+        let model: Arc<dyn ChatModel> = match args.strategy {
+            StrategySpec::Server => server.engine.clone(),
+            _ => collaborators
+                .first()
+                .map(|c| c.model.clone())
+                .context("`local` needs a --client")?,
+        };
+        let messages = colm_core::prompts::draft(&query);
+        let completion = model.chat(&messages, &config.client_params).await?;
+        if args.json {
+            let body = serde_json::json!({
+                "strategy": args.strategy.name(),
+                "model": model.name(),
+                "messages": messages,
+                "completion": completion,
+            });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        } else {
+            println!(
+                "\n══ final answer ({}) ══\n{}",
+                args.strategy,
+                completion.text.trim()
+            );
+            let mut totals = BTreeMap::new();
+            totals.insert(
+                model.name().to_owned(),
+                ModelTotals {
+                    calls: 1,
+                    usage: completion.usage,
+                    prompt_ms: completion.timings.prompt_ms,
+                    generation_ms: completion.timings.generation_ms,
+                    ..ModelTotals::default()
+                },
+            );
+            print_totals(
+                &totals,
+                completion.timings.prompt_ms + completion.timings.generation_ms,
+            );
+        }
+        return Ok(());
     }
     let print_step = |s: &Step| print_step(s);
     let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
@@ -377,6 +440,25 @@ fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
         );
     }
     println!("wall time: {:.1} s", wall_ms / 1000.0);
+}
+
+/// The colm flags of `colm ask` that were given, as options of the strategy's text form
+/// (`--mode critique` is `mode=critique`), to apply with [`ColmSpec::with_options`].
+fn colm_overrides(args: &AskArgs) -> Vec<(&'static str, String)> {
+    let mut o = Vec::new();
+    let mut add = |key, value: Option<String>| {
+        if let Some(v) = value {
+            o.push((key, v));
+        }
+    };
+    add("rounds", args.rounds.map(|r| r.to_string()));
+    add("top_k", args.top_k.map(|k| k.to_string()));
+    add("mode", args.mode.clone());
+    add("refs", args.refs.map(|r| r.to_string()));
+    add("select", args.selector.clone());
+    add("drafts", args.aggregate_drafts.then(|| "on".to_owned()));
+    add("refine", args.refine.clone());
+    o
 }
 
 /// The `--refine` value, or `mode`'s default when absent ([`GuidanceMode::default_refine`]).

@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_core::colm::references::{ReferenceConfig, WriterSpec};
+use colm_core::colm::references::WriterSpec;
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
-use colm_core::guidance::GuidanceMode;
-use colm_core::horizontal::{HorizontalModel, HorizontalSpec};
+use colm_core::horizontal::HorizontalModel;
+use colm_core::strategy::{ColmSpec, StrategySpec};
 use colm_core::ChatModel;
 use colm_models::Cache;
 use colm_server::auth::AuthConfig;
 use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
 
-use crate::ask::refine_context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 
 /// Arguments of `colm serve`.
@@ -63,33 +62,36 @@ pub struct ServeArgs {
     /// Server model of the virtual model `colm` (selection and aggregation).
     #[arg(long, requires = "colm_clients")]
     pub colm_server: Option<String>,
-    /// Rounds of the virtual model `colm`.
-    #[arg(long, default_value_t = 1)]
-    pub colm_rounds: u32,
-    /// Top-k selection of the client collaborators of the virtual model `colm`.
+    /// Rounds of the virtual model `colm` (its strategy's `rounds=`; default 1).
+    #[arg(long)]
+    pub colm_rounds: Option<u32>,
+    /// Top-k selection of the client collaborators of the virtual model `colm` (`top_k=`).
     #[arg(long)]
     pub colm_top_k: Option<usize>,
-    /// Guidance mode of the virtual model `colm` (reference, reference-critique, synthesis,
-    /// critique, vote, auto).
-    #[arg(long, default_value = "reference")]
-    pub colm_mode: String,
-    /// What the refinement prompts of the virtual model `colm` show besides the guidance:
-    /// draft (each client's own draft) or guidance (only the guidance, as the CoLM reference
-    /// code).
+    /// Guidance mode of the virtual model `colm` (`mode=`: reference, default;
+    /// reference-critique, synthesis, critique, vote, auto).
+    #[arg(long)]
+    pub colm_mode: Option<String>,
+    /// What the refinement prompts of the virtual model `colm` show besides the guidance
+    /// (`refine=`): draft (each client's own draft) or guidance (only the guidance, as the
+    /// CoLM reference code); default: the mode's.
     #[arg(long)]
     pub colm_refine: Option<String>,
-    /// References per query of the virtual model `colm` (top-k among the --writer pool).
-    #[arg(long, default_value_t = 1)]
-    pub colm_refs: usize,
+    /// References per query of the virtual model `colm`, top-k among the --writer pool
+    /// (`refs=`; default 1).
+    #[arg(long)]
+    pub colm_refs: Option<usize>,
     /// A server-side collaborator that writes references, `MODEL[:role=R,t=T,seed=S,id=I]`
     /// (MODEL: a hosted model's id; R: math, code, conversation, creative); repeatable. Used
     /// by `/v1/colm/guidance` in the reference modes and by the virtual model `colm`; without
     /// it, the aggregating model writes the one reference itself.
     #[arg(long = "writer")]
     pub writers: Vec<String>,
-    /// Also host a horizontal strategy over the --colm-client and --colm-server models as a
-    /// virtual model, NAME=STRATEGY (repeatable): e.g. `debate=debate:agents=3,topology=ring`,
-    /// `moa=moa:proposers=2`, `sc=self-consistency:n=5`.
+    /// Also host a strategy over the --colm-client and --colm-server models as a virtual model,
+    /// NAME=STRATEGY in the text form of `colm_core::strategy` (repeatable): another CoLM
+    /// configuration (`colm-critique=colm:mode=critique`) or a horizontal strategy
+    /// (`debate=debate:agents=3,topology=ring`, `moa=moa:proposers=2`,
+    /// `sc=self-consistency:n=5`).
     #[arg(long = "colm-strategy", requires = "colm_server")]
     pub colm_strategies: Vec<String>,
 }
@@ -119,8 +121,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         None => None,
     };
-    if args.colm_rounds == 0 || args.colm_top_k == Some(0) || args.colm_refs == 0 {
-        anyhow::bail!("--colm-rounds, --colm-top-k and --colm-refs must be at least 1");
+    // The flags of the virtual model `colm` are options of its strategy, checked as the text
+    // form is, before any model loads.
+    let mut overrides = Vec::new();
+    let mut add = |key, value: Option<String>| {
+        if let Some(v) = value {
+            overrides.push((key, v));
+        }
+    };
+    add("rounds", args.colm_rounds.map(|r| r.to_string()));
+    add("top_k", args.colm_top_k.map(|k| k.to_string()));
+    add("mode", args.colm_mode.clone());
+    add("refs", args.colm_refs.map(|r| r.to_string()));
+    add("refine", args.colm_refine.clone());
+    let colm_spec = ColmSpec::default()
+        .with_options(&overrides)
+        .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))?;
+    let mut extra_strategies = Vec::new();
+    for entry in &args.colm_strategies {
+        let (id, text) = entry
+            .split_once('=')
+            .filter(|(id, _)| !id.is_empty())
+            .with_context(|| format!("--colm-strategy {entry:?} is not NAME=STRATEGY"))?;
+        let spec = StrategySpec::parse(text)
+            .map_err(|e| anyhow::anyhow!("--colm-strategy {entry}: {e}"))?;
+        extra_strategies.push((id.to_owned(), spec));
     }
     let store = match args.share_ttl {
         Some(ttl) => {
@@ -200,42 +225,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = loaded
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;
-        let defaults = ColmConfig::default();
-        let mode = GuidanceMode::parse(&args.colm_mode, None)
-            .map_err(|e| anyhow::anyhow!("--colm-mode: {e}"))?;
-        let config = ColmConfig {
-            rounds: args.colm_rounds,
-            top_k: args.colm_top_k,
-            guidance_mode: mode,
-            references: ReferenceConfig {
-                k: args.colm_refs,
-                ..defaults.references
-            },
-            refine: Some(
-                refine_context(args.colm_refine.as_deref(), mode).context("--colm-refine")?,
-            ),
-            ..defaults
-        };
         let clients: Vec<Arc<dyn ChatModel>> =
             collaborators.iter().map(|c| c.model.clone()).collect();
-        let mut colm = ColmModel::new("colm", collaborators, server.engine.clone(), config)
-            .with_writers(writers.clone());
-        if let Some(store) = &store {
-            colm = colm.with_store(store.clone());
-        }
-        hosted.push(("colm".to_owned(), Arc::new(colm)));
-        for entry in &args.colm_strategies {
-            let (id, spec) = entry
-                .split_once('=')
-                .filter(|(id, _)| !id.is_empty())
-                .with_context(|| format!("--colm-strategy {entry:?} is not NAME=STRATEGY"))?;
+        let server_model: Arc<dyn ChatModel> = server.engine.clone();
+        let colm_model = |id: &str, spec: &ColmSpec| {
+            let mut m = ColmModel::new(
+                id,
+                collaborators.clone(),
+                server.engine.clone(),
+                spec.config(ColmConfig::default()),
+            )
+            .with_writers(spec.writers(&server_model, &writers));
+            if let Some(store) = &store {
+                m = m.with_store(store.clone());
+            }
+            Arc::new(m)
+        };
+        hosted.push(("colm".to_owned(), colm_model("colm", &colm_spec)));
+        for (id, spec) in &extra_strategies {
             if hosted.iter().any(|(h, _)| h == id) {
                 anyhow::bail!("model id {id:?} is given twice");
             }
-            let strategy = HorizontalSpec::parse(spec)
-                .and_then(|h| h.build(&clients, server.engine.clone()))
-                .map_err(|e| anyhow::anyhow!("--colm-strategy {entry}: {e}"))?;
-            hosted.push((id.to_owned(), Arc::new(HorizontalModel::new(id, strategy))));
+            let model: Arc<dyn ChatModel> = match spec {
+                StrategySpec::Colm(c) => colm_model(id, c),
+                StrategySpec::Horizontal(h) => {
+                    let strategy = h
+                        .build(&clients, server.engine.clone())
+                        .map_err(|e| anyhow::anyhow!("--colm-strategy {id}={spec}: {e}"))?;
+                    Arc::new(HorizontalModel::new(id, strategy))
+                }
+                other => anyhow::bail!(
+                    "--colm-strategy {id}={other}: only colm and horizontal strategies are \
+                     served as virtual models (serve a single model with --model)"
+                ),
+            };
+            hosted.push((id.clone(), model));
         }
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();

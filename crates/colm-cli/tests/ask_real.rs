@@ -184,6 +184,36 @@ fn specialised_writers_are_selected_and_synthesised_on_gsm8k() {
 }
 
 #[test]
+fn the_strategy_text_form_runs_pools_and_single_models() {
+    let question = gsm8k_question(2);
+    let big = "qwen2.5-coder-1.5b-instruct";
+    // Two references from the `roles` pool on the server model, chosen by keywords; the
+    // `--refine` flag overrides the strategy's own `refine=`.
+    let rec = ask(&[
+        "--strategy",
+        "colm:refs=2,pool=roles,refine=guidance",
+        "--refine",
+        "draft",
+        "--max-tokens",
+        "16",
+        &question,
+    ]);
+    let refs = &rec["references"];
+    let chosen = refs["selection"]["chosen"].as_array().unwrap();
+    assert_eq!(chosen.len(), 2, "{refs}");
+    assert!(chosen.contains(&Value::from("math")), "{refs}");
+    assert_eq!(rec["config"]["refine"], "draft");
+    assert_eq!(rec["config"]["references"]["k"], 2);
+    assert_eq!(rec["usage_by_model"][big]["calls"], 3);
+    // `server`: the server model alone, with the draft prompt.
+    let single = ask(&["--strategy", "server", "--max-tokens", "16", &question]);
+    assert_eq!(single["strategy"], "server");
+    assert_eq!(single["model"], big);
+    assert_eq!(single["messages"][1]["content"], question.as_str());
+    assert!(!single["completion"]["text"].as_str().unwrap().is_empty());
+}
+
+#[test]
 fn server_selects_top_k_among_two_clients() {
     let question = first_gsm8k_question();
     let rec = ask(&[

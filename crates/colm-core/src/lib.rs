@@ -7,6 +7,8 @@
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
 //! - [`prompts`]: the prompts of each step, with their sources;
+//! - [`strategy`]: one description of every strategy, with its one text form
+//!   (`colm:refs=3,rounds=2`);
 //! - [`vertical`]: device–cloud routing — confidence cascade, budgets, data residency.
 
 pub mod colm;
@@ -14,6 +16,7 @@ pub mod guidance;
 pub mod horizontal;
 pub mod model;
 pub mod prompts;
+pub mod strategy;
 #[cfg(test)]
 mod testing;
 pub mod vertical;

@@ -1,33 +1,14 @@
 //! Strategies under evaluation: what answers a turn of an item.
 //!
-//! Specs on the command line (`--strategy`):
-//! - `local`: the client model alone (the first `--client`), prompt [`prompts::draft`];
-//! - `server`: the server model alone, the same prompt;
-//! - `colm[:key=value,…]`: a CoLM collaboration run by [`ColmModel::collaborate`] — the code
-//!   the server's virtual `colm` model runs — with keys `k` (client collaborators, default 1;
-//!   the `--client` models in turn), `rounds` (default 1), `top_k` (server selection of the
-//!   clients, default off), `mode` (`reference` default, `reference-critique`, `synthesis`,
-//!   `critique`, `vote`, `auto`), and for the reference modes `refs` (references per query,
-//!   default 1), `pool` (the server-side writers, all on the server model: `seeds`, default —
-//!   writer 1 greedy with the run's sampling, so its reference is the `server` strategy's very
-//!   request, writers 2.. at temperature 0.7 with seeds 1, 2, …; or `roles` — the four
-//!   specialisations of [`prompts::SPECIALISATIONS`], greedy, top `refs` chosen by `select`),
-//!   `select` (`keywords` default, `model`) and `drafts` (`on`: the client's draft is
-//!   aggregated with the references; default `off`); for every mode, `refine` (`draft`: the
-//!   client sees its draft next to the guidance; `guidance`: only the guidance, in the system
-//!   prompt, as the CoLM reference code — not with the critique modes; default: the mode's,
-//!   `GuidanceMode::default_refine`, named in the strategy only when another is asked for);
-//! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,on]`, `moa[:proposers,layers]`:
-//!   the horizontal strategies of `colm_core::horizontal` (options in
-//!   `colm_core::horizontal::spec`), agents on the `--client` models in turn, the server model
-//!   where a strategy puts one (MoA's aggregator, `on=server`). Tokens and server calls are
-//!   counted by the side of the agent that made each call;
-//! - `cascade:[tau=T,][agree=N,share=S,][to=remote|colm]`: the router of `colm_core::vertical`
-//!   with only its confidence cascade — the client drafts, a draft with mean token
-//!   log-probability below T escalates to the server model (`remote`, default) or to a CoLM
-//!   round on the draft (`colm`). With `agree=N`, a draft that passed T (or every draft, without
-//!   `tau`) is also sampled N more times at temperature 0.7 and escalates when fewer than a share
-//!   S (default 0.75) of the samples reach its final answer (`AgreementConfig`).
+//! A `--strategy` is a [`StrategySpec`] (its text form and defaults:
+//! [`colm_core::strategy`]), built here over the run's models: `local` runs the first
+//! `--client`; `colm` runs [`ColmModel::collaborate`] — the code the server's virtual `colm`
+//! model runs — with the `--client` models as its K collaborators in turn and, unless the run
+//! declares writers, the spec's [`WriterPool`] on the server model (writer 1 of `seeds` sends
+//! the `server` strategy's very request); horizontal strategies put their agents on the
+//! `--client` models in turn and the server model where a strategy puts one (MoA's aggregator,
+//! `on=server`); `cascade` runs the router of `colm_core::vertical` with only its confidence
+//! cascade. Tokens and server calls are counted by the side of the step that made each call.
 //!
 //! A multi-turn item (MT-Bench) is answered turn by turn: each turn sees the earlier turns and
 //! the strategy's own earlier answers.
@@ -35,314 +16,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colm_core::colm::references::{ReferenceConfig, ReferenceWriter, Selector};
 use colm_core::colm::{
     query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, Step, StepKind,
 };
-use colm_core::guidance::GuidanceMode;
-use colm_core::horizontal::{spec, Horizontal, HorizontalSpec, Side, StrategyRecord};
-use colm_core::prompts::RefineContext;
-use colm_core::vertical::{AgreementConfig, Route, Router, RouterConfig, RouterRecord};
+use colm_core::horizontal::{Horizontal, Side, StrategyRecord};
+use colm_core::vertical::{Router, RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
-/// A parsed `--strategy` value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StrategySpec {
-    /// The client model alone.
-    Local,
-    /// The server model alone.
-    Server,
-    /// CoLM.
-    Colm {
-        /// Collaborators (K ≥ 1).
-        k: usize,
-        /// Rounds (R ≥ 1).
-        rounds: u32,
-        /// Top-k selection of the clients by the server, when set.
-        top_k: Option<usize>,
-        /// Guidance mode.
-        mode: GuidanceMode,
-        /// References per query and how their writers are selected.
-        refs: ReferenceConfig,
-        /// The server-side writers.
-        pool: WriterPool,
-        /// The client's draft is aggregated with the references.
-        drafts: bool,
-        /// What the refinement prompt shows besides the guidance (the mode's default when
-        /// `None`).
-        refine: Option<RefineContext>,
-    },
-    /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
-    Horizontal(HorizontalSpec),
-    /// The device–cloud router's confidence cascade: the client drafts; a draft with mean
-    /// token log-probability below `tau`, or whose sampled drafts agree too little with it,
-    /// escalates on `to` (`colm` or `remote`).
-    Cascade {
-        /// Threshold τ, nats (≤ 0); `None`: only agreement decides.
-        tau: Option<f64>,
-        /// Agreement of sampled drafts, when set.
-        agreement: Option<AgreementConfig>,
-        /// Where escalations go.
-        to: Route,
-    },
-}
-
-impl StrategySpec {
-    /// Parses `local`, `server` or `colm[:k=K,rounds=R,top_k=N,mode=M]`.
-    ///
-    /// # Errors
-    /// A message naming the unknown strategy, key or value.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let (head, args) = spec.split_once(':').unwrap_or((spec, ""));
-        match head {
-            "local" | "server" if !args.is_empty() => {
-                Err(format!("strategy `{head}` takes no options (got `{args}`)"))
-            }
-            "local" => Ok(StrategySpec::Local),
-            "server" => Ok(StrategySpec::Server),
-            "colm" => {
-                let defaults = ColmConfig::default();
-                let (mut k, mut rounds, mut top_k, mut mode) = (1, 1, None, defaults.guidance_mode);
-                let (mut refs, mut pool, mut drafts) =
-                    (defaults.references, WriterPool::default(), false);
-                let mut refine = None;
-                let mut reference_keys = Vec::new();
-                for (key, value) in spec::options(spec, args)? {
-                    match key {
-                        "k" => k = spec::count(key, value)?,
-                        "rounds" => rounds = spec::count(key, value)? as u32,
-                        "top_k" => top_k = Some(spec::count(key, value)?),
-                        "mode" => mode = GuidanceMode::parse(value, None)?,
-                        "refs" => refs.k = spec::count(key, value)?,
-                        "pool" => pool = WriterPool::parse(value)?,
-                        "select" => refs.selector = Selector::parse(value)?,
-                        "drafts" => drafts = on_off(key, value)?,
-                        "refine" => refine = Some(RefineContext::parse(value)?),
-                        other => {
-                            return Err(format!(
-                                "unknown colm option `{other}` (k, rounds, top_k, mode, refs, \
-                                 pool, select, drafts, refine)"
-                            ))
-                        }
-                    }
-                    if ["refs", "pool", "select", "drafts"].contains(&key) {
-                        reference_keys.push(key);
-                    }
-                }
-                mode.check_refine(refine.unwrap_or(mode.default_refine()))?;
-                if let Some(key) = reference_keys.first().filter(|_| !mode.uses_references()) {
-                    return Err(format!(
-                        "`{key}` applies to the reference modes, not to mode={}",
-                        mode.name()
-                    ));
-                }
-                Ok(StrategySpec::Colm {
-                    k,
-                    rounds,
-                    top_k,
-                    mode,
-                    refs,
-                    pool,
-                    drafts,
-                    refine,
-                })
-            }
-            "cascade" => {
-                let (mut tau, mut to) = (None, Route::Remote);
-                let (mut samples, mut share) = (None, None);
-                for (key, value) in spec::options(spec, args)? {
-                    match key {
-                        "tau" => {
-                            tau = Some(
-                                value
-                                    .parse::<f64>()
-                                    .ok()
-                                    .filter(|t| t.is_finite() && *t <= 0.0)
-                                    .ok_or_else(|| {
-                                        format!("`tau` must be a number ≤ 0, got `{value}`")
-                                    })?,
-                            )
-                        }
-                        "to" => to = Route::parse(value)?,
-                        "agree" => {
-                            samples = Some(value.parse::<usize>().map_err(|_| {
-                                format!("`agree` is a number of samples, got `{value}`")
-                            })?)
-                        }
-                        "share" => {
-                            share = Some(value.parse::<f64>().map_err(|_| {
-                                format!("`share` is a number in [0, 1], got `{value}`")
-                            })?)
-                        }
-                        other => {
-                            return Err(format!(
-                                "unknown cascade option `{other}` (tau, agree, share, to)"
-                            ))
-                        }
-                    }
-                }
-                let agreement = match (samples, share) {
-                    (None, None) => None,
-                    (None, Some(_)) => return Err("`share` needs `agree`".into()),
-                    (Some(samples), share) => {
-                        let a = AgreementConfig {
-                            samples,
-                            min_share: share.unwrap_or(AgreementConfig::default().min_share),
-                            ..AgreementConfig::default()
-                        };
-                        a.validate()?;
-                        Some(a)
-                    }
-                };
-                if tau.is_none() && agreement.is_none() {
-                    return Err("cascade needs `tau` or `agree`, e.g. cascade:tau=-0.3".into());
-                }
-                if to == Route::Local {
-                    return Err("cascade escalates to `remote` or `colm`, not `local`".into());
-                }
-                Ok(StrategySpec::Cascade { tau, agreement, to })
-            }
-            h if spec::NAMES.contains(&h) => {
-                Ok(StrategySpec::Horizontal(HorizontalSpec::parse(spec)?))
-            }
-            other => Err(format!(
-                "unknown strategy `{other}` (local, server, colm, {})",
-                spec::NAMES.join(", ")
-            )),
-        }
-    }
-
-    /// The canonical name: `local`, `server`, `colm`, or `colm:` with the options that differ
-    /// from the defaults, in the order k, rounds, top_k, mode, refs, pool, select, drafts,
-    /// refine (`colm:mode=critique`, `colm:refs=3,pool=roles`).
-    pub fn name(&self) -> String {
-        match self {
-            StrategySpec::Local => "local".into(),
-            StrategySpec::Server => "server".into(),
-            StrategySpec::Colm {
-                k,
-                rounds,
-                top_k,
-                mode,
-                refs,
-                pool,
-                drafts,
-                refine,
-            } => {
-                let defaults = ColmConfig::default();
-                let mut opts = Vec::new();
-                if *k != 1 {
-                    opts.push(format!("k={k}"));
-                }
-                if *rounds != 1 {
-                    opts.push(format!("rounds={rounds}"));
-                }
-                if let Some(t) = top_k {
-                    opts.push(format!("top_k={t}"));
-                }
-                if *mode != defaults.guidance_mode {
-                    opts.push(format!("mode={}", mode.name()));
-                }
-                if refs.k != defaults.references.k {
-                    opts.push(format!("refs={}", refs.k));
-                }
-                if *pool != WriterPool::default() {
-                    opts.push(format!("pool={}", pool.name()));
-                }
-                if refs.selector != defaults.references.selector {
-                    opts.push(format!("select={}", refs.selector.name()));
-                }
-                if *drafts {
-                    opts.push("drafts=on".into());
-                }
-                if let Some(r) = refine.filter(|r| *r != mode.default_refine()) {
-                    opts.push(format!("refine={}", r.name()));
-                }
-                if opts.is_empty() {
-                    "colm".into()
-                } else {
-                    format!("colm:{}", opts.join(","))
-                }
-            }
-            StrategySpec::Horizontal(h) => h.name(),
-            StrategySpec::Cascade { tau, agreement, to } => {
-                let mut opts = Vec::new();
-                if let Some(t) = tau {
-                    opts.push(format!("tau={t}"));
-                }
-                if let Some(a) = agreement {
-                    opts.push(format!("agree={}", a.samples));
-                    if a.min_share != AgreementConfig::default().min_share {
-                        opts.push(format!("share={}", a.min_share));
-                    }
-                }
-                if *to != Route::Remote {
-                    opts.push(format!("to={}", to.name()));
-                }
-                format!("cascade:{}", opts.join(","))
-            }
-        }
-    }
-}
-
-/// The server-side reference writers of a `colm` strategy, all on the server model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum WriterPool {
-    /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
-    /// request), the others at the agents' temperature ([`spec::AGENT_TEMPERATURE`]) with seeds
-    /// 1, 2, ….
-    #[default]
-    Seeds,
-    /// The four specialisations of [`prompts::SPECIALISATIONS`], with the run's sampling.
-    Roles,
-}
-
-impl WriterPool {
-    fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "seeds" => Ok(WriterPool::Seeds),
-            "roles" => Ok(WriterPool::Roles),
-            other => Err(format!("unknown pool `{other}` (seeds, roles)")),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            WriterPool::Seeds => "seeds",
-            WriterPool::Roles => "roles",
-        }
-    }
-
-    /// The writers on `server` for `refs` references.
-    pub fn writers(self, server: &Arc<dyn ChatModel>, refs: usize) -> Vec<ReferenceWriter> {
-        match self {
-            WriterPool::Seeds => (0..refs)
-                .map(|i| {
-                    let mut w = ReferenceWriter::generalist(server.clone());
-                    w.id = format!("server-{}", i + 1);
-                    if i > 0 {
-                        w.temperature = Some(spec::AGENT_TEMPERATURE);
-                        w.seed = u32::try_from(i).ok();
-                    }
-                    w
-                })
-                .collect(),
-            WriterPool::Roles => prompts::SPECIALISATIONS
-                .iter()
-                .map(|s| ReferenceWriter::specialised(s, server.clone()))
-                .collect(),
-        }
-    }
-}
-
-fn on_off(key: &str, value: &str) -> Result<bool, String> {
-    match value {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        other => Err(format!("`{key}` is on or off, got `{other}`")),
-    }
-}
+pub use colm_core::strategy::{CascadeSpec, ColmSpec, StrategySpec, WriterPool};
 
 /// A client model and its declared specialisation (for top-k selection).
 #[derive(Clone)]
@@ -450,36 +132,19 @@ impl Strategy {
                 model: server,
                 server: true,
             },
-            StrategySpec::Colm {
-                k,
-                rounds,
-                top_k,
-                mode,
-                refs,
-                pool,
-                drafts,
-                refine,
-            } => {
-                let collaborators = (0..*k)
+            StrategySpec::Colm(c) => {
+                let collaborators = (0..c.k)
                     .map(|i| {
-                        let c = &clients[i % clients.len()];
+                        let client = &clients[i % clients.len()];
                         Collaborator {
                             id: format!("client-{}", i + 1),
-                            description: c.description.clone(),
-                            model: c.model.clone(),
+                            description: client.description.clone(),
+                            model: client.model.clone(),
                         }
                     })
                     .collect();
-                let config = ColmConfig {
-                    rounds: *rounds,
-                    top_k: *top_k,
-                    guidance_mode: *mode,
-                    references: *refs,
-                    aggregate_drafts: *drafts,
-                    refine: *refine,
-                    ..ColmConfig::default()
-                };
-                let writers = pool.writers(&server, refs.k);
+                let config = c.config(ColmConfig::default());
+                let writers = c.writers(&server, &[]);
                 Inner::Colm(
                     ColmModel::new("colm", collaborators, server, config).with_writers(writers),
                 )
@@ -489,15 +154,11 @@ impl Strategy {
                     clients.iter().map(|c| c.model.clone()).collect();
                 Inner::Horizontal(h.build(&models, server)?)
             }
-            StrategySpec::Cascade { tau, agreement, to } => {
-                let config = RouterConfig {
-                    escalate_to: *to,
-                    threshold: *tau,
-                    agreement: agreement.clone(),
-                    ..RouterConfig::default()
-                };
-                Inner::Router(Router::new(first.model.clone(), server, config))
-            }
+            StrategySpec::Cascade(c) => Inner::Router(Router::new(
+                first.model.clone(),
+                server,
+                c.router_config(RouterConfig::default()),
+            )),
         };
         Ok(Self {
             name: spec.name(),
@@ -667,117 +328,4 @@ fn colm_outcome(record: &ColmRecord, answer: Option<String>, error: Option<Strin
         )
     };
     outcome(record.steps(), server, answer, error, record)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_parse_and_name_canonically() {
-        assert_eq!(StrategySpec::parse("local").unwrap(), StrategySpec::Local);
-        assert_eq!(StrategySpec::parse("colm").unwrap().name(), "colm");
-        assert_eq!(
-            StrategySpec::parse("colm:mode=reference,refs=1,pool=seeds,drafts=off")
-                .unwrap()
-                .name(),
-            "colm"
-        );
-        assert_eq!(
-            StrategySpec::parse("colm:drafts=on,select=model,pool=roles,refs=3,rounds=2")
-                .unwrap()
-                .name(),
-            "colm:rounds=2,refs=3,pool=roles,select=model,drafts=on"
-        );
-        assert_eq!(
-            StrategySpec::parse("colm:mode=critique,k=1")
-                .unwrap()
-                .name(),
-            "colm:mode=critique"
-        );
-        assert_eq!(
-            StrategySpec::parse("colm:mode=vote,top_k=2,k=3,rounds=2")
-                .unwrap()
-                .name(),
-            "colm:k=3,rounds=2,top_k=2,mode=vote"
-        );
-        assert_eq!(
-            StrategySpec::parse("colm:mode=reference-critique")
-                .unwrap()
-                .name(),
-            "colm:mode=reference-critique"
-        );
-        // The refinement form is named only when it is not the mode's default.
-        let (default, other) = match RefineContext::REFERENCE_DEFAULT {
-            RefineContext::Draft => ("draft", "guidance"),
-            RefineContext::Guidance => ("guidance", "draft"),
-        };
-        assert_eq!(
-            StrategySpec::parse(&format!("colm:refine={other},refs=3"))
-                .unwrap()
-                .name(),
-            format!("colm:refs=3,refine={other}")
-        );
-        assert_eq!(
-            StrategySpec::parse(&format!("colm:refine={default}"))
-                .unwrap()
-                .name(),
-            "colm"
-        );
-        assert_eq!(
-            StrategySpec::parse("colm:mode=synthesis,refine=draft")
-                .unwrap()
-                .name(),
-            "colm:mode=synthesis"
-        );
-        assert_eq!(
-            StrategySpec::parse("debate:agents=3,topology=ring")
-                .unwrap()
-                .name(),
-            "debate:topology=ring"
-        );
-        assert_eq!(
-            StrategySpec::parse("cascade:to=colm,tau=-0.25")
-                .unwrap()
-                .name(),
-            "cascade:tau=-0.25,to=colm"
-        );
-        assert_eq!(
-            StrategySpec::parse("cascade:agree=4,tau=-0.1")
-                .unwrap()
-                .name(),
-            "cascade:tau=-0.1,agree=4"
-        );
-        assert_eq!(
-            StrategySpec::parse("cascade:agree=3,share=0.5")
-                .unwrap()
-                .name(),
-            "cascade:agree=3,share=0.5"
-        );
-        for bad in [
-            "colm:k=0",
-            "colm:mode=loud",
-            "colm:x=1",
-            "colm:refs=0",
-            "colm:pool=many",
-            "colm:drafts=maybe",
-            "colm:refine=nothing",
-            "colm:mode=critique,refine=guidance",
-            "colm:mode=reference-critique,refine=guidance",
-            "colm:mode=synthesis,refs=3",
-            "colm:k",
-            "remote",
-            "local:k=2",
-            "debate:topology=mesh",
-            "cascade",
-            "cascade:tau=0.5",
-            "cascade:tau=-1,to=local",
-            "cascade:share=0.5",
-            "cascade:agree=0",
-            "cascade:agree=2,share=1.5",
-            "cascade:agree=two",
-        ] {
-            assert!(StrategySpec::parse(bad).is_err(), "{bad}");
-        }
-    }
 }
