@@ -90,7 +90,7 @@ pub struct AskArgs {
     #[arg(long)]
     pub refine: Option<String>,
     /// Maximum tokens generated per step.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub max_tokens: u32,
     /// Sampling temperature; 0 = greedy.
     #[arg(long, default_value_t = 0.0)]

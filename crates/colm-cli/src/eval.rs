@@ -107,7 +107,7 @@ pub struct RunArgs {
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
     /// Maximum tokens generated per step.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub max_tokens: u32,
     /// Sampling temperature; 0 (default) = greedy, deterministic.
     #[arg(long, default_value_t = 0.0)]

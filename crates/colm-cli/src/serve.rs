@@ -45,7 +45,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
     /// `max_tokens` for requests that give none.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub default_max_tokens: u32,
     /// Share references: the references written for a question and their synthesis are
     /// served again to clients asking the same (normalised) question within this many seconds,

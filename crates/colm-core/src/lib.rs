@@ -23,5 +23,5 @@ pub mod vertical;
 
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
-    Usage, WireStats,
+    Usage, WireStats, DEFAULT_MAX_TOKENS,
 };

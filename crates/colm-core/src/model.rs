@@ -95,10 +95,14 @@ pub struct SamplingParams {
     pub sensitive: bool,
 }
 
+/// Tokens generated per step when a request does not say: every CLI flag, the server's
+/// default for requests without `max_tokens`, and [`SamplingParams::default`] read it.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+
 impl Default for SamplingParams {
     fn default() -> Self {
         Self {
-            max_tokens: 512,
+            max_tokens: DEFAULT_MAX_TOKENS,
             temperature: 0.0,
             top_p: 1.0,
             seed: 0,

@@ -67,7 +67,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1 << 20,
-            default_max_tokens: 512,
+            default_max_tokens: colm_core::DEFAULT_MAX_TOKENS,
             auth: None,
         }
     }
