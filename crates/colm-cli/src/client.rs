@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{CollabClient, RemoteChat, RemoteConfig, RoutedChat, SessionConfig};
+use colm_client::{CollabClient, RemoteChat, RemoteConfig, SessionConfig};
+use colm_core::vertical::RoutedChat;
 use colm_core::vertical::Router;
 use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;

@@ -12,6 +12,7 @@ use colm_core::colm::references::WriterSpec;
 use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
 use colm_core::horizontal::HorizontalModel;
 use colm_core::strategy::{ColmSpec, StrategySpec};
+use colm_core::vertical::{RoutedChat, Router, RouterConfig};
 use colm_core::ChatModel;
 use colm_models::Cache;
 use colm_server::auth::AuthConfig;
@@ -89,9 +90,10 @@ pub struct ServeArgs {
     pub writers: Vec<String>,
     /// Also host a strategy over the --colm-client and --colm-server models as a virtual model,
     /// NAME=STRATEGY in the text form of `colm_core::strategy` (repeatable): another CoLM
-    /// configuration (`colm-critique=colm:mode=critique`) or a horizontal strategy
+    /// configuration (`colm-critique=colm:mode=critique`), a horizontal strategy
     /// (`debate=debate:agents=3,topology=ring`, `moa=moa:proposers=2`,
-    /// `sc=self-consistency:n=5`).
+    /// `sc=self-consistency:n=5`) or the cascade (`routed=cascade:tau=-0.1`: the first
+    /// --colm-client drafts, an unsure draft escalates to the --colm-server model).
     #[arg(long = "colm-strategy", requires = "colm_server")]
     pub colm_strategies: Vec<String>,
 }
@@ -254,9 +256,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--colm-strategy {id}={spec}: {e}"))?;
                     Arc::new(HorizontalModel::new(id, strategy))
                 }
+                StrategySpec::Cascade(c) => {
+                    let local = clients
+                        .first()
+                        .cloned()
+                        .context("a cascade needs a --colm-client")?;
+                    let router = Router::new(
+                        local,
+                        server_model.clone(),
+                        c.router_config(RouterConfig::default()),
+                    );
+                    Arc::new(RoutedChat::new(id.clone(), router))
+                }
                 other => anyhow::bail!(
-                    "--colm-strategy {id}={other}: only colm and horizontal strategies are \
-                     served as virtual models (serve a single model with --model)"
+                    "--colm-strategy {id}={other}: a single model is served with --model"
                 ),
             };
             hosted.push((id.clone(), model));

@@ -251,6 +251,10 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
         "qwen2.5-coder-0.5b-instruct",
         "--colm-server",
         "qwen2.5-coder-1.5b-instruct",
+        "--colm-strategy",
+        "critique=colm:mode=critique",
+        "--colm-strategy",
+        "routed=cascade:tau=0",
         "--ctx",
         "2048",
     ]);
@@ -264,7 +268,10 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["colm", "qwen2.5-coder-0.5b-instruct"]);
+    assert_eq!(
+        ids,
+        ["colm", "critique", "qwen2.5-coder-0.5b-instruct", "routed"]
+    );
     let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
     let body = json!({"model": "colm", "messages": [{"role": "user", "content": question}], "max_tokens": 16});
     let url = format!("{}/v1/chat/completions", server.base);
@@ -279,6 +286,27 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
     // Draft + guidance + refinement: more than one call's worth of tokens.
     let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(completion > 16 && completion <= 48, "{}", r["usage"]);
+    // Strategies in the one text form are virtual models too: a CoLM configuration (draft,
+    // critique, refinement) and the cascade (τ = 0: every draft below certainty escalates, so
+    // the draft and the server's answer are both counted).
+    for (model, calls) in [("critique", 3), ("routed", 2)] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 16});
+        let (status, text) = post(&client, &url, body.to_string()).await;
+        assert_eq!(status, 200, "{model}: {text}");
+        let r: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(r["model"], model);
+        assert!(!r["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .is_empty());
+        let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
+        assert!(
+            completion > 16 && completion <= 16 * calls,
+            "{model}: {}",
+            r["usage"]
+        );
+    }
 }
 
 #[tokio::test]

@@ -33,6 +33,9 @@ use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingPara
 use crate::prompts::{self, RefineContext};
 
 pub mod privacy;
+mod routed;
+
+pub use routed::RoutedChat;
 
 use privacy::Detector;
 
