@@ -139,6 +139,9 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             ColmSpec::default()
         }
     };
+    colm_spec
+        .check_clients(args.clients.len())
+        .map_err(anyhow::Error::msg)?;
     let horizontal = match &args.strategy {
         StrategySpec::Horizontal(h) => Some(h.clone()),
         _ => None,

@@ -139,6 +139,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let colm_spec = ColmSpec::default()
         .with_options(&overrides)
         .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))?;
+    let colm_clients = args.colm_clients.len();
+    colm_spec
+        .check_clients(colm_clients)
+        .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))?;
     let mut extra_strategies = Vec::new();
     for entry in &args.colm_strategies {
         let (id, text) = entry
@@ -146,6 +150,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|(id, _)| !id.is_empty())
             .with_context(|| format!("--colm-strategy {entry:?} is not NAME=STRATEGY"))?;
         let spec = StrategySpec::parse(text)
+            .and_then(|s| match &s {
+                StrategySpec::Colm(c) => c.check_clients(colm_clients).map(|()| s),
+                _ => Ok(s),
+            })
             .map_err(|e| anyhow::anyhow!("--colm-strategy {entry}: {e}"))?;
         extra_strategies.push((id.to_owned(), spec));
     }

@@ -61,7 +61,10 @@ pub enum StrategySpec {
 /// The options of a `colm` strategy; [`Default`] is plain `colm`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColmSpec {
-    /// Collaborators (K ≥ 1).
+    /// Collaborators (K ≥ 1): in `colm eval`, K collaborators on the `--client` models in
+    /// turn; where each collaborator is given as a model of its own (`colm ask --client`,
+    /// `colm serve --colm-client`), one per model, and K must be left at 1 or equal their
+    /// number ([`ColmSpec::check_clients`]).
     pub k: usize,
     /// Rounds (R ≥ 1).
     pub rounds: u32,
@@ -250,6 +253,22 @@ impl ColmSpec {
             Vec::new()
         } else {
             self.pool.writers(server, self.refs.k)
+        }
+    }
+
+    /// Checks `k` against `clients` collaborators given one per model (see [`ColmSpec::k`]).
+    ///
+    /// # Errors
+    /// A message naming both numbers when `k` is neither 1 nor `clients`.
+    pub fn check_clients(&self, clients: usize) -> Result<(), String> {
+        if self.k == 1 || self.k == clients {
+            Ok(())
+        } else {
+            Err(format!(
+                "the strategy asks for k={} collaborators, but {clients} client model(s) are \
+                 given: give one per collaborator",
+                self.k
+            ))
         }
     }
 
@@ -573,6 +592,17 @@ mod tests {
         assert_eq!(config.rounds, 2);
         assert_eq!(config.guidance_mode, GuidanceMode::Critique);
         assert_eq!(config.refine, Some(GuidanceMode::Critique.default_refine()));
+    }
+
+    #[test]
+    fn k_matches_the_clients_given_one_per_model() {
+        let three = ColmSpec::default()
+            .with_options(&[("k", "3".into())])
+            .unwrap();
+        assert!(three.check_clients(3).is_ok());
+        let e = three.check_clients(2).unwrap_err();
+        assert!(e.contains("k=3") && e.contains('2'), "{e}");
+        assert!(ColmSpec::default().check_clients(2).is_ok());
     }
 
     #[test]
