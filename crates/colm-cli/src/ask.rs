@@ -133,7 +133,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let colm_spec = match &args.strategy {
         StrategySpec::Colm(c) => c.with_options(&overrides).map_err(anyhow::Error::msg)?,
         other => {
-            if let Some((key, _)) = overrides.first() {
+            if let Some((key, _)) = overrides.iter().find(|(_, v)| v.is_some()) {
                 anyhow::bail!("the colm option `{key}` does not apply to --strategy {other}");
             }
             ColmSpec::default()
@@ -445,23 +445,18 @@ fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
     println!("wall time: {:.1} s", wall_ms / 1000.0);
 }
 
-/// The colm flags of `colm ask` that were given, as options of the strategy's text form
-/// (`--mode critique` is `mode=critique`), to apply with [`ColmSpec::with_options`].
-fn colm_overrides(args: &AskArgs) -> Vec<(&'static str, String)> {
-    let mut o = Vec::new();
-    let mut add = |key, value: Option<String>| {
-        if let Some(v) = value {
-            o.push((key, v));
-        }
-    };
-    add("rounds", args.rounds.map(|r| r.to_string()));
-    add("top_k", args.top_k.map(|k| k.to_string()));
-    add("mode", args.mode.clone());
-    add("refs", args.refs.map(|r| r.to_string()));
-    add("select", args.selector.clone());
-    add("drafts", args.aggregate_drafts.then(|| "on".to_owned()));
-    add("refine", args.refine.clone());
-    o
+/// The colm flags of `colm ask` as options of the strategy's text form (`--mode critique` is
+/// `mode=critique`; `None`: not given), to apply with [`ColmSpec::with_options`].
+fn colm_overrides(args: &AskArgs) -> [(&'static str, Option<String>); 7] {
+    [
+        ("rounds", args.rounds.map(|r| r.to_string())),
+        ("top_k", args.top_k.map(|k| k.to_string())),
+        ("mode", args.mode.clone()),
+        ("refs", args.refs.map(|r| r.to_string())),
+        ("select", args.selector.clone()),
+        ("drafts", args.aggregate_drafts.then(|| "on".to_owned())),
+        ("refine", args.refine.clone()),
+    ]
 }
 
 /// The `--refine` value, or `mode`'s default when absent ([`GuidanceMode::default_refine`]).

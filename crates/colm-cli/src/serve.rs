@@ -125,19 +125,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // The flags of the virtual model `colm` are options of its strategy, checked as the text
     // form is, before any model loads.
-    let mut overrides = Vec::new();
-    let mut add = |key, value: Option<String>| {
-        if let Some(v) = value {
-            overrides.push((key, v));
-        }
-    };
-    add("rounds", args.colm_rounds.map(|r| r.to_string()));
-    add("top_k", args.colm_top_k.map(|k| k.to_string()));
-    add("mode", args.colm_mode.clone());
-    add("refs", args.colm_refs.map(|r| r.to_string()));
-    add("refine", args.colm_refine.clone());
     let colm_spec = ColmSpec::default()
-        .with_options(&overrides)
+        .with_options(&[
+            ("rounds", args.colm_rounds.map(|r| r.to_string())),
+            ("top_k", args.colm_top_k.map(|k| k.to_string())),
+            ("mode", args.colm_mode.clone()),
+            ("refs", args.colm_refs.map(|r| r.to_string())),
+            ("refine", args.colm_refine.clone()),
+        ])
         .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))?;
     let colm_clients = args.colm_clients.len();
     colm_spec

@@ -222,19 +222,23 @@ impl ColmSpec {
         Ok(c)
     }
 
-    /// This spec with `key=value` options (the text form's keys) applied over it, later ones
-    /// winning, and checked as the text form is: how flags such as `colm ask --mode` override
-    /// a `--strategy`.
+    /// This spec with the given `key=value` options (the text form's keys; `None`: not given)
+    /// applied over it, later ones winning, and checked as the text form is: how flags such as
+    /// `colm ask --mode` override a `--strategy`.
     ///
     /// # Errors
     /// As [`ColmSpec::parse_options`].
-    pub fn with_options(&self, extra: &[(&str, String)]) -> Result<Self, String> {
+    pub fn with_options(&self, extra: &[(&str, Option<String>)]) -> Result<Self, String> {
         let name = self.name();
         let mut args: Vec<String> = name
             .strip_prefix("colm:")
             .map(|a| vec![a.to_owned()])
             .unwrap_or_default();
-        args.extend(extra.iter().map(|(k, v)| format!("{k}={v}")));
+        args.extend(
+            extra
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))),
+        );
         let args = args.join(",");
         Self::parse_options(&format!("colm:{args}"), &args)
     }
@@ -597,7 +601,7 @@ mod tests {
     #[test]
     fn k_matches_the_clients_given_one_per_model() {
         let three = ColmSpec::default()
-            .with_options(&[("k", "3".into())])
+            .with_options(&[("k", Some("3".into()))])
             .unwrap();
         assert!(three.check_clients(3).is_ok());
         let e = three.check_clients(2).unwrap_err();
@@ -611,13 +615,18 @@ mod tests {
             panic!("not colm")
         };
         let o = c
-            .with_options(&[("rounds", "1".into()), ("select", "model".into())])
+            .with_options(&[
+                ("rounds", Some("1".into())),
+                ("select", Some("model".into())),
+            ])
             .unwrap();
         assert_eq!(o.name(), "colm:refs=3,select=model");
-        assert!(c.with_options(&[("mode", "synthesis".into())]).is_err());
+        assert!(c
+            .with_options(&[("mode", Some("synthesis".into()))])
+            .is_err());
         assert_eq!(
             ColmSpec::default()
-                .with_options(&[("mode", "critique".into())])
+                .with_options(&[("mode", Some("critique".into()))])
                 .unwrap()
                 .name(),
             "colm:mode=critique"
