@@ -309,6 +309,65 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
     }
 }
 
+/// A collaborator whose queue is full reaches the caller of the virtual `colm` model as 503
+/// with `Retry-After` (the engine's overload kept through the collaboration), never as a 500.
+#[tokio::test]
+async fn an_overloaded_collaborator_is_a_503_with_retry_after_through_the_virtual_model() {
+    let _turn = SERIAL.lock().await;
+    let server = start(&[
+        "--model",
+        "gemma-3-270m",
+        "--colm-client",
+        "gemma-3-270m",
+        "--colm-server",
+        "gemma-3-270m",
+        "--parallel",
+        "1",
+        "--max-queue",
+        "1",
+        "--ctx",
+        "1024",
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let body = json!({"model": "colm", "messages": [{"role": "user", "content": "What is 6 times 7?"}], "max_tokens": 8});
+    let asks = (0..8).map(|_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.to_string());
+        async move {
+            let r = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), retry_after, r.text().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut overloaded = 0;
+    for (status, retry_after, text) in &answers {
+        match status {
+            200 => {}
+            503 => {
+                overloaded += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"), "{text}");
+                let e: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(e["error"]["code"], "overloaded", "{text}");
+            }
+            other => panic!("{other}: {text}"),
+        }
+    }
+    assert!(
+        overloaded > 0,
+        "8 collaborations at once on a queue of 1: {answers:?}"
+    );
+}
+
 #[tokio::test]
 async fn api_keys_and_rate_limits() {
     let _turn = SERIAL.lock().await;

@@ -23,15 +23,19 @@ use std::time::{Duration, Instant};
 use std::io::Read;
 
 use async_trait::async_trait;
+use colm_api::collab::{
+    CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
+};
+use colm_api::openai::{ChatCompletion, ChatCompletionRequest, ErrorBody};
 use colm_core::colm::query_of;
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::{
-    prompts, ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, Timings,
-    Usage, WireStats,
+    prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, WireStats,
 };
 use reqwest::header;
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// Where and how to ask for guidance.
 #[derive(Debug, Clone)]
@@ -96,11 +100,73 @@ impl RemoteConfig {
     }
 }
 
-/// Why a guidance exchange failed.
+/// Why an exchange failed: the error as the caller will see it (with its HTTP meaning: an
+/// upstream 429 stays rate limited, a 503 unavailable, a 400 the caller's), and whether to
+/// retry it within the deadline.
 #[derive(Debug)]
 struct Failure {
-    reason: String,
+    error: ModelError,
     transient: bool,
+}
+
+impl Failure {
+    /// A failure that retrying cannot fix.
+    fn fatal(error: ModelError) -> Self {
+        Self {
+            error,
+            transient: false,
+        }
+    }
+}
+
+/// An answer of the server: status, decoded body, `Retry-After` seconds, bytes moved.
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    retry_after_s: Option<u64>,
+    wire: WireStats,
+}
+
+impl Reply {
+    /// The body of a 2xx answer to `path` as `T`, or the failure the answer describes.
+    fn parse<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        if !(200..300).contains(&self.status) {
+            return Err(self.failure());
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Failure::fatal(ModelError::Inference(format!(
+                "unreadable answer to {path}: {e}"
+            )))
+        })
+    }
+
+    /// The failure of a non-success answer, with the meaning of its status; the message is the
+    /// OpenAI-shaped error body's, else the raw body. 429, 502, 503 and 504 are transient.
+    fn failure(&self) -> Failure {
+        let message = serde_json::from_slice::<ErrorBody>(&self.body).map_or_else(
+            |_| String::from_utf8_lossy(&self.body).into_owned(),
+            |b| b.error.message,
+        );
+        let status = self.status;
+        let detail = format!("server answered {status}: {message}");
+        let retry_after_s = self.retry_after_s;
+        let error = match status {
+            429 => ModelError::RateLimited {
+                detail,
+                retry_after_s,
+            },
+            502..=504 => ModelError::Unavailable {
+                detail,
+                retry_after_s,
+            },
+            400 | 413 => ModelError::InvalidRequest(detail),
+            _ => ModelError::Inference(detail),
+        };
+        Failure {
+            transient: error.retryable(),
+            error,
+        }
+    }
 }
 
 /// The HTTP side of the device: the server's address and key, the deadline and retries.
@@ -148,15 +214,16 @@ impl CollabClient {
         let mut wire = WireStats::default();
         let session = self.link.remote.session.filter(|_| draft.is_some());
         let Some(session) = session else {
-            let body = json!({
-                "model": self.link.remote.server_model,
-                "query": query,
-                "drafts": draft.into_iter().collect::<Vec<_>>(),
-                "round": round,
-                "mode": self.link.remote.mode,
-                "max_tokens": params.max_tokens,
-            });
-            let (status, value, w) = self
+            let body = GuidanceRequest {
+                model: Some(self.link.remote.server_model.clone()),
+                query: query.to_owned(),
+                drafts: draft.into_iter().map(str::to_owned).collect(),
+                round: Some(round),
+                mode: Some(self.link.remote.mode.clone()),
+                max_tokens: Some(params.max_tokens),
+                ..GuidanceRequest::default()
+            };
+            let reply = self
                 .link
                 .exchange(
                     reqwest::Method::POST,
@@ -165,20 +232,22 @@ impl CollabClient {
                     timeout,
                 )
                 .await?;
-            wire.add(w);
-            return guidance_of(status, &value).map(|g| (g, wire));
+            wire.add(reply.wire);
+            let g: GuidanceResponse = reply.parse("/v1/colm/guidance")?;
+            return Ok((g.guidance, wire));
         };
         // Shared session: join or create, submit the draft, long-poll for the guidance.
-        let body = json!({
-            "model": self.link.remote.server_model,
-            "query": query,
-            "mode": self.link.remote.mode,
-            "round": round,
-            "k": session.k,
-            "window_ms": session.window_ms,
-            "max_tokens": params.max_tokens,
-        });
-        let (status, value, w) = self
+        let body = CreateSession {
+            model: Some(self.link.remote.server_model.clone()),
+            query: query.to_owned(),
+            mode: Some(self.link.remote.mode.clone()),
+            round: Some(round),
+            k: Some(session.k),
+            window_ms: Some(session.window_ms),
+            max_tokens: Some(params.max_tokens),
+            ..CreateSession::default()
+        };
+        let reply = self
             .link
             .exchange(
                 reqwest::Method::POST,
@@ -187,16 +256,13 @@ impl CollabClient {
                 left(),
             )
             .await?;
-        wire.add(w);
-        if !(200..300).contains(&status) {
-            return Err(http_failure(status, &value));
-        }
-        let id = value["id"].as_str().unwrap_or_default().to_owned();
-        let mut body = json!({ "draft": draft.unwrap_or_default() });
-        if let Some(name) = &self.link.remote.client_name {
-            body["client"] = json!(name);
-        }
-        let (status, value, w) = self
+        wire.add(reply.wire);
+        let id = reply.parse::<SessionObject>("/v1/colm/sessions")?.id;
+        let body = SubmitDraft {
+            draft: draft.unwrap_or_default().to_owned(),
+            client: self.link.remote.client_name.clone(),
+        };
+        let reply = self
             .link
             .exchange(
                 reqwest::Method::POST,
@@ -205,18 +271,18 @@ impl CollabClient {
                 left(),
             )
             .await?;
-        wire.add(w);
+        wire.add(reply.wire);
         // 409: the session aggregated without this draft; its guidance still helps.
-        if !(200..300).contains(&status) && status != 409 {
-            return Err(http_failure(status, &value));
+        if !(200..300).contains(&reply.status) && reply.status != 409 {
+            return Err(reply.failure());
         }
         loop {
             let wait = left()
                 .saturating_sub(Duration::from_millis(200))
                 .min(Duration::from_secs(60));
-            let (status, value, w) = self
+            let reply = self
                 .link
-                .exchange(
+                .exchange::<()>(
                     reqwest::Method::GET,
                     &format!(
                         "/v1/colm/sessions/{id}/guidance?wait_ms={}",
@@ -226,18 +292,19 @@ impl CollabClient {
                     left(),
                 )
                 .await?;
-            wire.add(w);
-            if status != 202 {
-                return guidance_of(status, &value).map(|g| (g, wire));
+            wire.add(reply.wire);
+            if reply.status != 202 {
+                let g: GuidanceResponse = reply.parse("session guidance")?;
+                return Ok((g.guidance, wire));
             }
             if left() <= Duration::from_millis(200) {
-                return Err(Failure {
-                    transient: false,
-                    reason: format!(
+                return Err(Failure::fatal(ModelError::Unavailable {
+                    detail: format!(
                         "session {id} had no guidance within the deadline ({} ms)",
                         timeout.as_millis()
                     ),
-                });
+                    retry_after_s: None,
+                }));
             }
         }
     }
@@ -255,6 +322,7 @@ impl CollabClient {
                 self.request_guidance(query, draft, round, params, left)
             })
             .await
+            .map_err(|e| e.to_string())
     }
 
     /// `text` as sent: trimmed to `trim_draft_tokens` of rationale when set.
@@ -284,14 +352,14 @@ impl Link {
 
     /// One JSON exchange with the server, bounded by `timeout`: the body (if any) goes
     /// zstd-compressed, the answer may come zstd or gzip. Returns the status, the decoded
-    /// JSON and the bytes moved.
-    async fn exchange(
+    /// body and the bytes moved.
+    async fn exchange<B: Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&B>,
         timeout: Duration,
-    ) -> Result<(u16, Value, WireStats), Failure> {
+    ) -> Result<Reply, Failure> {
         let url = format!("{}{path}", self.remote.base_url.trim_end_matches('/'));
         let mut req = self
             .http
@@ -300,10 +368,15 @@ impl Link {
             .timeout(timeout);
         let mut wire = WireStats::default();
         if let Some(body) = body {
-            let plain = body.to_string().into_bytes();
-            let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| Failure {
-                transient: false,
-                reason: format!("cannot compress the request: {e}"),
+            let plain = serde_json::to_vec(body).map_err(|e| {
+                Failure::fatal(ModelError::Inference(format!(
+                    "cannot encode the request: {e}"
+                )))
+            })?;
+            let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| {
+                Failure::fatal(ModelError::Inference(format!(
+                    "cannot compress the request: {e}"
+                )))
             })?;
             wire.bytes_sent = packed.len() as u64;
             wire.bytes_sent_uncompressed = plain.len() as u64;
@@ -317,14 +390,22 @@ impl Link {
         }
         let missed = |e: reqwest::Error| Failure {
             transient: !e.is_timeout(),
-            reason: if e.is_timeout() {
-                format!("server missed the deadline ({} ms)", timeout.as_millis())
-            } else {
-                format!("server unreachable: {e}")
+            error: ModelError::Unavailable {
+                detail: if e.is_timeout() {
+                    format!("server missed the deadline ({} ms)", timeout.as_millis())
+                } else {
+                    format!("server unreachable: {e}")
+                },
+                retry_after_s: None,
             },
         };
         let response = req.send().await.map_err(missed)?;
         let status = response.status();
+        let retry_after_s = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let encoding = response
             .headers()
             .get(header::CONTENT_ENCODING)
@@ -332,22 +413,30 @@ impl Link {
             .unwrap_or("")
             .to_owned();
         let raw = response.bytes().await.map_err(missed)?;
-        let unreadable = |e: String| Failure {
-            transient: false,
-            reason: format!("unreadable response to {path} ({status}): {e}"),
+        let unreadable = |e: String| {
+            Failure::fatal(ModelError::Inference(format!(
+                "unreadable response to {path} ({status}): {e}"
+            )))
         };
         let text = decode(&raw, &encoding).map_err(unreadable)?;
-        let value: Value = serde_json::from_slice(&text).map_err(|e| unreadable(e.to_string()))?;
         wire.bytes_received = raw.len() as u64;
         wire.bytes_received_uncompressed = text.len() as u64;
         tracing::debug!(path, ?wire, "exchange");
-        Ok((status.as_u16(), value, wire))
+        Ok(Reply {
+            status: status.as_u16(),
+            body: text,
+            retry_after_s,
+            wire,
+        })
     }
 
     /// Runs `attempt` (given the time left) until it succeeds, fails for good, or the
     /// deadline passes; transient failures are retried up to `retries` times with a backoff
     /// doubling from `backoff`. `what` names the exchange in the logs.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, String>
+    ///
+    /// # Errors
+    /// The last attempt's error; [`ModelError::Unavailable`] when the deadline passed.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, ModelError>
     where
         F: FnMut(Duration) -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -358,24 +447,27 @@ impl Link {
         loop {
             let left = self.remote.deadline.saturating_sub(start.elapsed());
             if left.is_zero() {
-                return Err(format!(
-                    "server missed the deadline ({} ms)",
-                    self.remote.deadline.as_millis()
-                ));
+                return Err(ModelError::Unavailable {
+                    detail: format!(
+                        "server missed the deadline ({} ms)",
+                        self.remote.deadline.as_millis()
+                    ),
+                    retry_after_s: None,
+                });
             }
             match attempt(left).await {
                 Ok(v) => return Ok(v),
                 Err(f) if f.transient && tries < self.remote.retries => {
                     tries += 1;
-                    tracing::info!(tries, reason = %f.reason, "{what} failed; retrying");
+                    tracing::info!(tries, reason = %f.error, "{what} failed; retrying");
                     let left = self.remote.deadline.saturating_sub(start.elapsed());
                     if backoff >= left {
-                        return Err(f.reason);
+                        return Err(f.error);
                     }
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
-                Err(f) => return Err(f.reason),
+                Err(f) => return Err(f.error),
             }
         }
     }
@@ -477,9 +569,13 @@ impl RemoteChat {
         })
     }
 
-    async fn attempt(&self, body: &Value, timeout: Duration) -> Result<Completion, Failure> {
+    async fn attempt(
+        &self,
+        body: &ChatCompletionRequest,
+        timeout: Duration,
+    ) -> Result<Completion, Failure> {
         let started = Instant::now();
-        let (status, value, wire) = self
+        let reply = self
             .link
             .exchange(
                 reqwest::Method::POST,
@@ -488,37 +584,20 @@ impl RemoteChat {
                 timeout,
             )
             .await?;
-        if !(200..300).contains(&status) {
-            return Err(http_failure(status, &value));
-        }
-        let choice = &value["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .ok_or_else(|| Failure {
-                transient: false,
-                reason: "chat completion without choices[0].message.content".into(),
-            })?
-            .to_owned();
-        let count = |k: &str| value["usage"][k].as_u64().unwrap_or(0);
+        let response: ChatCompletion = reply.parse("/v1/chat/completions")?;
+        let completion = response.completion().ok_or_else(|| {
+            Failure::fatal(ModelError::Inference(
+                "chat completion without a choice".into(),
+            ))
+        })?;
         Ok(Completion {
-            text,
-            usage: Usage {
-                prompt_tokens: count("prompt_tokens"),
-                completion_tokens: count("completion_tokens"),
-            },
-            mean_logprob: None,
-            finish_reason: if choice["finish_reason"] == "length" {
-                FinishReason::Length
-            } else {
-                FinishReason::Stop
-            },
-            // The server's own time is not reported; the exchange's wall time is.
+            // The exchange's wall time, which includes the server's own.
             timings: Timings {
                 prompt_ms: 0.0,
                 generation_ms: started.elapsed().as_secs_f64() * 1000.0,
             },
-            fallback: None,
-            wire: Some(wire),
+            wire: Some(reply.wire),
+            ..completion
         })
     }
 }
@@ -530,49 +609,26 @@ impl ChatModel for RemoteChat {
     }
 
     /// # Errors
-    /// [`ModelError::Inference`] naming why the server did not answer (unreachable, missed the
-    /// deadline, or its error status and message).
+    /// The server's error with its meaning kept: [`ModelError::RateLimited`] for a 429 (with
+    /// its `Retry-After`), [`ModelError::Unavailable`] for 502–504, a missed deadline or an
+    /// unreachable server, [`ModelError::InvalidRequest`] for a 400 or 413 (a context overflow
+    /// names the sizes), [`ModelError::Inference`] otherwise.
     async fn chat(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let body = json!({
-            "model": self.link.remote.server_model,
-            "messages": messages,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-        });
+        let body = ChatCompletionRequest {
+            max_tokens: Some(params.max_tokens),
+            temperature: Some(params.temperature),
+            top_p: Some(params.top_p),
+            seed: Some(i64::from(params.seed)),
+            ..ChatCompletionRequest::new(self.link.remote.server_model.clone(), messages)
+        };
         self.link
             .retrying("chat completion", |left| self.attempt(&body, left))
             .await
-            .map_err(ModelError::Inference)
     }
-}
-
-/// The failure for a non-success answer with an OpenAI-shaped error body.
-fn http_failure(status: u16, value: &Value) -> Failure {
-    let message = value["error"]["message"].as_str().unwrap_or("no message");
-    Failure {
-        transient: matches!(status, 429 | 502 | 503 | 504),
-        reason: format!("server answered {status}: {message}"),
-    }
-}
-
-/// The `guidance` text of a `colm.guidance` answer.
-fn guidance_of(status: u16, value: &Value) -> Result<String, Failure> {
-    if !(200..300).contains(&status) {
-        return Err(http_failure(status, value));
-    }
-    value["guidance"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Failure {
-            transient: false,
-            reason: "guidance response without `guidance`".into(),
-        })
 }
 
 /// Decodes a response body by its `Content-Encoding` (`zstd`, `gzip` or none).
@@ -606,5 +662,119 @@ mod tests {
         gz.write_all(body).unwrap();
         assert_eq!(decode(&gz.finish().unwrap(), "gzip").unwrap(), body);
         assert!(decode(body, "br").is_err());
+    }
+
+    /// A real HTTP server on loopback answering every request with `status`, `headers` and
+    /// `body`; returns its base URL and the count of requests it answered.
+    fn responder(
+        status: &'static str,
+        headers: &'static str,
+        body: &'static str,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut request = vec![0; length];
+                reader.read_exact(&mut request).unwrap();
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        (url, count)
+    }
+
+    fn remote(url: &str) -> RemoteConfig {
+        RemoteConfig {
+            backoff: Duration::from_millis(10),
+            ..RemoteConfig::new(url, "qwen")
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upstream_429_stays_a_429_with_its_retry_after_once_retries_are_spent() {
+        let (url, count) = responder(
+            "429 Too Many Requests",
+            "retry-after: 7\r\n",
+            r#"{"error":{"message":"rate limit of the key","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#,
+        );
+        let chat = RemoteChat::new(remote(&url)).unwrap();
+        let err = chat
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ModelError::RateLimited { retry_after_s: Some(7), detail } if detail.contains("rate limit of the key")),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 429);
+        // Two retries, as configured, then the error.
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_context_overflow_stays_the_callers_400_with_the_sizes() {
+        let (url, count) = responder(
+            "400 Bad Request",
+            "",
+            r#"{"error":{"message":"prompt does not fit the context: 900 prompt tokens + 512 max tokens > 1024 context tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        );
+        let err = RemoteChat::new(remote(&url))
+            .unwrap()
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        assert!(err.to_string().contains("900 prompt tokens"), "{err}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overloaded_server_is_unavailable_with_its_retry_after() {
+        let (url, _) = responder(
+            "503 Service Unavailable",
+            "retry-after: 2\r\n",
+            r#"{"error":{"message":"the model is overloaded","type":"server_error","param":null,"code":"overloaded"}}"#,
+        );
+        let err = RemoteChat::new(remote(&url))
+            .unwrap()
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::Unavailable {
+                    retry_after_s: Some(2),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

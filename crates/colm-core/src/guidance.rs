@@ -141,6 +141,7 @@ impl GuidanceMode {
 }
 
 /// The majority answer among drafts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoteTally {
     /// The most frequent extracted answer (first seen wins ties).

@@ -39,54 +39,23 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use colm_api::collab::{GuidanceRequest, GuidanceResponse, SentReference};
+pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
+use colm_api::openai::CompletionUsage;
 use colm_core::colm::references::{self, ReferenceConfig, References, Selector, SharedGuidance};
 use colm_core::colm::{Step, StepOutcome};
 use colm_core::guidance::{guidance, GuidanceMode};
 use colm_core::{ChatModel, SamplingParams, Usage};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponses};
 use crate::openai::read_body;
 use crate::AppState;
 
-/// Most drafts accepted in one request.
-pub const MAX_DRAFTS: usize = 16;
-
-/// Most references per query.
-pub const MAX_REFS: usize = 8;
-
-/// Body of `POST /v1/colm/guidance`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GuidanceRequest {
-    /// Server model that aggregates (not needed when voting).
-    pub model: Option<String>,
-    /// The clients' query.
-    pub query: String,
-    /// Drafts to aggregate, up to [`MAX_DRAFTS`]: at least 1 in the modes that read them
-    /// (all but `reference` in round 1), exactly 1 for `reference-critique`.
-    #[serde(default)]
-    pub drafts: Vec<String>,
-    /// Round number from 1 (default 1).
-    pub round: Option<u32>,
-    /// `reference` (default), `reference-critique`, `synthesis`, `critique`, `vote` or `auto`.
-    pub mode: Option<String>,
-    /// Agreement threshold of `auto`, in (0, 1]; default 0.6.
-    pub auto_threshold: Option<f64>,
-    /// Reference modes: references per query, 1 to [`MAX_REFS`] (default 1).
-    pub refs: Option<usize>,
-    /// Reference modes: how the writers are chosen, `keywords` (default) or `model`.
-    pub selector: Option<String>,
-    /// Reference modes: aggregate the `drafts` with the references in round 1 too.
-    pub aggregate_drafts: Option<bool>,
-    /// Completion token limit of each server call.
-    pub max_tokens: Option<u32>,
-    /// Sampling temperature of the server calls; default 0.
-    pub temperature: Option<f32>,
-}
-
 /// `POST /v1/colm/guidance`.
+#[utoipa::path(post, path = "/v1/colm/guidance", tag = "colm",
+    summary = "One-shot guidance for a query and its drafts (CoLM's server step)",
+    request_body = GuidanceRequest,
+    responses((status = 200, description = "The guidance", body = GuidanceResponse), ErrorResponses))]
 pub async fn one_shot(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -243,15 +212,6 @@ impl GuidanceSpec {
     }
 }
 
-/// A reference as sent to clients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SentReference {
-    /// Id of the writer.
-    pub writer: String,
-    /// Its answer.
-    pub text: String,
-}
-
 /// Tokens spent by the model calls of `steps`, added to `usage` and recorded in the metrics
 /// under the id the model is hosted as.
 fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mut Usage) {
@@ -313,17 +273,6 @@ async fn shared_part(
     Ok((shared, usage))
 }
 
-fn usage_value(u: Usage) -> serde_json::Value {
-    if u == Usage::default() {
-        return serde_json::Value::Null;
-    }
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
-    })
-}
-
 /// Produces guidance for `drafts` on `query` in round `round` and returns the `colm.guidance`
 /// response object (see the module docs).
 ///
@@ -336,7 +285,7 @@ pub async fn produce(
     query: &str,
     drafts: &[&str],
     round: u32,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<GuidanceResponse, ApiError> {
     if !spec.mode.uses_references() {
         if drafts.is_empty() {
             return Err(ApiError::invalid(
@@ -351,17 +300,11 @@ pub async fn produce(
                 .metrics()
                 .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
-        return Ok(json!({
-            "object": "colm.guidance",
-            "round": round,
-            "mode": g.mode.name(),
-            "model": spec.model,
-            "guidance": g.text,
-            "references": [],
-            "usage": g.completion.as_ref().map(|c| usage_value(c.usage)),
-            "tally": g.tally,
-            "shared": false,
-        }));
+        return Ok(GuidanceResponse {
+            usage: g.completion.and_then(|c| CompletionUsage::spent(c.usage)),
+            tally: g.tally,
+            ..GuidanceResponse::new(round, g.mode.name(), spec.model.clone(), g.text)
+        });
     }
     let reads_drafts = round > 1 || spec.aggregate_drafts;
     if reads_drafts && drafts.is_empty() {
@@ -409,17 +352,12 @@ pub async fn produce(
         }
         text = step.text().unwrap_or_default().to_owned();
     }
-    Ok(json!({
-        "object": "colm.guidance",
-        "round": round,
-        "mode": spec.mode.name(),
-        "model": spec.model,
-        "guidance": text,
-        "references": sent_references(&shared.references),
-        "usage": usage_value(usage),
-        "tally": null,
-        "shared": shared.references.stored,
-    }))
+    Ok(GuidanceResponse {
+        references: sent_references(&shared.references),
+        usage: CompletionUsage::spent(usage),
+        shared: shared.references.stored,
+        ..GuidanceResponse::new(round, spec.mode.name(), spec.model.clone(), text)
+    })
 }
 
 /// The references written, as sent to clients (failed writers left out).

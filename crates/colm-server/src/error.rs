@@ -4,8 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use colm_api::openai::{ErrorBody, ErrorObject};
 use colm_core::ModelError;
-use serde::Serialize;
 
 /// An API error: HTTP status plus the fields of OpenAI's error object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,20 +23,6 @@ pub struct ApiError {
     pub code: Option<&'static str>,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    param: Option<&'a str>,
-    code: Option<&'a str>,
 }
 
 impl ApiError {
@@ -99,49 +85,47 @@ impl ApiError {
 }
 
 impl From<ModelError> for ApiError {
+    /// The model error with its status ([`ModelError::status`]), OpenAI type and code, and
+    /// `Retry-After` when retryable.
     fn from(e: ModelError) -> Self {
-        match &e {
-            ModelError::ContextOverflow { .. } => Self {
-                status: StatusCode::BAD_REQUEST,
-                message: e.to_string(),
-                kind: "invalid_request_error",
-                param: Some("messages".into()),
-                code: Some("context_length_exceeded"),
-                retry_after: None,
-            },
-            ModelError::Overloaded { .. } => Self {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: e.to_string(),
-                kind: "server_error",
-                param: None,
-                code: Some("overloaded"),
-                retry_after: Some(1),
-            },
-            ModelError::InvalidRequest(_) => Self::invalid(e.to_string(), None),
-            ModelError::Inference(_) => Self {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: e.to_string(),
-                kind: "server_error",
-                param: None,
-                code: None,
-                retry_after: None,
-            },
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (kind, param, code) = match &e {
+            ModelError::ContextOverflow { .. } => (
+                "invalid_request_error",
+                Some("messages"),
+                Some("context_length_exceeded"),
+            ),
+            ModelError::InvalidRequest(_) => ("invalid_request_error", None, None),
+            ModelError::RateLimited { .. } => {
+                ("rate_limit_error", None, Some("rate_limit_exceeded"))
+            }
+            ModelError::Overloaded { .. } | ModelError::Unavailable { .. } => {
+                ("server_error", None, Some("overloaded"))
+            }
+            ModelError::Inference(_) => ("server_error", None, None),
+        };
+        Self {
+            status,
+            message: e.to_string(),
+            kind,
+            param: param.map(str::to_owned),
+            code,
+            retry_after: e.retry_after_s(),
         }
     }
 }
 
 impl ApiError {
-    /// The OpenAI-shaped JSON body.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::to_value(Body {
-            error: Inner {
-                message: &self.message,
-                kind: self.kind,
-                param: self.param.as_deref(),
-                code: self.code,
+    /// The OpenAI-shaped body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorObject {
+                message: self.message.clone(),
+                kind: self.kind.to_owned(),
+                param: self.param.clone(),
+                code: self.code.map(str::to_owned),
             },
-        })
-        .unwrap_or_default()
+        }
     }
 }
 
@@ -156,4 +140,49 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error answers of the `/v1` routes, for the OpenAPI document: every body is an
+/// OpenAI-shaped [`ErrorBody`]. Each `/v1` route documents this whole set.
+#[derive(utoipa::IntoResponses)]
+pub enum ErrorResponses {
+    /// 400.
+    #[response(
+        status = 400,
+        description = "Invalid request: the message names the field (`param`) and, for a \
+                       prompt that does not fit the context (`context_length_exceeded`), the sizes"
+    )]
+    BadRequest(#[to_schema] ErrorBody),
+    /// 401.
+    #[response(
+        status = 401,
+        description = "Missing or unknown API key (only when keys are configured)"
+    )]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// 404.
+    #[response(
+        status = 404,
+        description = "Unknown model (`model_not_found`) or session (`session_not_found`)"
+    )]
+    NotFound(#[to_schema] ErrorBody),
+    /// 413.
+    #[response(status = 413, description = "Request body over the server's limit")]
+    TooLarge(#[to_schema] ErrorBody),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "Rate limit of the key, or of an upstream; `Retry-After` gives the seconds to wait",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+    )]
+    RateLimited(#[to_schema] ErrorBody),
+    /// 500.
+    #[response(status = 500, description = "A model failed")]
+    Internal(#[to_schema] ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "A model's queue (or the session table) is full; `Retry-After` gives the seconds to wait",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+    )]
+    Unavailable(#[to_schema] ErrorBody),
 }

@@ -7,7 +7,8 @@
 //! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
 //! - `GET /health`: `{"status": "ok"}`;
 //! - `GET /metrics`: Prometheus counters ([`metrics`]);
-//! - `GET /openapi.json`: the OpenAPI document of all of these ([`OPENAPI`]).
+//! - `GET /openapi.json`: the OpenAPI document of all of these ([`openapi`]), generated from
+//!   the handlers' annotations and the wire types of [`colm_api`].
 //!
 //! With [`ServerConfig::auth`], the `/v1` routes need `Authorization: Bearer KEY` and are
 //! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
@@ -39,18 +40,107 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::{Json, Router};
+use colm_api::openai::Health;
 use colm_core::ChatModel;
-use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 
-/// The OpenAPI 3.1 document of every route, served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
+/// The document's fixed parts: title, description, the bearer scheme, the schemas that are
+/// reached only through server-sent events.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "colm server API",
+        description = "OpenAI-compatible chat completions over hosted models, plus colm's \
+            collaboration API (CoLM, Huang, Huang, Zhang, AAAI 2026). Errors use OpenAI's error \
+            object. With API keys configured, the /v1 routes need `Authorization: Bearer KEY`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(colm_api::openai::ErrorBody, colm_api::openai::ChatCompletionChunk))
+)]
+struct ApiDoc;
+
+/// Adds the `bearer` security scheme, required by the `/v1` routes when keys are configured
+/// (so optional in the document: `[{}, {"bearer": []}]`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        doc.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+    }
+}
+
+/// The OpenAPI 3.1 document of every route, served at `/openapi.json`: generated from the
+/// routes [`router`] serves (their `#[utoipa::path]` annotations) and the types of
+/// [`colm_api`], so it cannot list a route that is not served or miss one that is.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes(None).split_for_parts().1
+}
+
+/// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The server is up", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", summary = "This document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_pretty_json().unwrap_or_default());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.as_str(),
+    )
+        .into_response()
+}
+
+/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given.
+fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
+    let mut v1 = OpenApiRouter::new()
+        .routes(routes!(openai::list_models))
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(collab::one_shot))
+        .routes(routes!(sessions::create))
+        .routes(routes!(sessions::show))
+        .routes(routes!(sessions::submit))
+        .routes(routes!(sessions::guidance));
+    if let Some(auth) = auth {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+            auth,
+            auth::require_key,
+        ));
+    }
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(metrics::handler))
+        .routes(routes!(openapi_json))
+        .merge(v1)
+}
 
 /// Server limits and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,33 +263,8 @@ impl AppState {
 /// The router with every route, limit and trace layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
-    let mut v1 = Router::new()
-        .route("/v1/models", get(openai::list_models))
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/colm/guidance", post(collab::one_shot))
-        .route("/v1/colm/sessions", post(sessions::create))
-        .route("/v1/colm/sessions/{id}", get(sessions::show))
-        .route("/v1/colm/sessions/{id}/drafts", post(sessions::submit))
-        .route("/v1/colm/sessions/{id}/guidance", get(sessions::guidance));
-    if let Some(auth) = &state.0.auth {
-        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
-            auth.clone(),
-            auth::require_key,
-        ));
-    }
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/metrics", get(metrics::handler))
-        .route(
-            "/openapi.json",
-            get(|| async {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    OPENAPI,
-                )
-            }),
-        )
-        .merge(v1)
+    let (routes, _) = routes(state.0.auth.clone()).split_for_parts();
+    routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,
@@ -239,30 +304,145 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use colm_api::collab::{CreateSession, GuidanceRequest, SubmitDraft};
+    use colm_api::openai::{ChatCompletionRequest, ErrorBody};
+    use serde_json::{json, Value};
 
-    #[test]
-    fn openapi_document_lists_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+    /// Validates `instance` against the document's schema `name` (OpenAPI 3.1 schemas are JSON
+    /// Schema 2020-12); returns the errors.
+    fn check(doc: &Value, name: &str, instance: &Value) -> Vec<String> {
+        let schema = json!({
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": doc["components"],
+        });
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        validator
+            .iter_errors(instance)
+            .map(|e| format!("{name}: {e} at {}", e.instance_path))
+            .collect()
+    }
+
+    /// Every operation of the generated document is served by [`router`] (neither the
+    /// fallback's 404 nor a 405), and the error each answers conforms to `ErrorBody`. The
+    /// reverse holds by construction: [`routes`] registers routes only through `routes!`,
+    /// which takes them from their annotations.
+    #[tokio::test]
+    async fn every_documented_operation_is_served() {
+        let doc = serde_json::to_value(openapi()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
-        let paths = doc["paths"].as_object().unwrap();
-        for route in [
-            "/health",
-            "/metrics",
-            "/openapi.json",
-            "/v1/models",
-            "/v1/chat/completions",
-            "/v1/colm/guidance",
-            "/v1/colm/sessions",
-            "/v1/colm/sessions/{id}",
-            "/v1/colm/sessions/{id}/drafts",
-            "/v1/colm/sessions/{id}/guidance",
-        ] {
-            assert!(paths.contains_key(route), "{route} missing");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(AppState::new([], ServerConfig::default()));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let mut operations = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                let url = format!("http://{addr}{}", path.replace("{id}", "sess_unknown"));
+                let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+                let mut req = http.request(method.clone(), &url);
+                if method == reqwest::Method::POST {
+                    req = req.json(&json!({}));
+                }
+                let r = req.send().await.unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap();
+                assert_ne!(status, 405, "{method} {path}: documented, not served");
+                assert!(
+                    !body.contains("no route for"),
+                    "{method} {path}: documented, not served"
+                );
+                if status >= 400 {
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(check(&doc, "ErrorBody", &v), Vec::<String>::new(), "{path}");
+                    let documented = &item[method.as_str().to_lowercase()]["responses"];
+                    assert!(
+                        documented.get(status.to_string()).is_some(),
+                        "{method} {path}: {status} undocumented"
+                    );
+                }
+                operations.push(format!("{method} {path}"));
+            }
         }
-        assert_eq!(
-            paths.len(),
-            10,
-            "a documented route is not served, or the reverse"
-        );
+        assert_eq!(operations.len(), 10, "{operations:?}");
+        let r = http
+            .get(format!("http://{addr}/v1/nothing"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "an undocumented path is not served");
+    }
+
+    /// A request and a response of each kind, serialised from the wire types, conform to the
+    /// document; requests missing what the server requires do not.
+    #[test]
+    fn each_kind_of_body_conforms_to_the_document() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let messages = [colm_core::ChatMessage::user("What is 2 + 2?")];
+        let mut chat = ChatCompletionRequest::new("qwen", &messages);
+        chat.max_tokens = Some(64);
+        chat.metadata = Some([("sensitive".to_owned(), "true".to_owned())].into());
+        let guidance = GuidanceRequest {
+            model: Some("qwen".into()),
+            query: "What is 2 + 2?".into(),
+            drafts: vec!["4".into()],
+            mode: Some("synthesis".into()),
+            ..GuidanceRequest::default()
+        };
+        let session = CreateSession {
+            query: "What is 2 + 2?".into(),
+            k: Some(2),
+            ..CreateSession::default()
+        };
+        let draft = SubmitDraft {
+            draft: "4".into(),
+            client: Some("phone".into()),
+        };
+        let c = colm_core::Completion::text_only("4");
+        let completion = colm_api::ChatCompletion::new("chatcmpl-1".into(), 1, "qwen".into(), &c);
+        let answer = colm_api::GuidanceResponse {
+            trigger: Some(colm_api::Trigger::K),
+            ..colm_api::GuidanceResponse::new(1, "synthesis", Some("qwen".into()), "4".into())
+        };
+        let error = ErrorBody {
+            error: colm_api::ErrorObject {
+                message: "m".into(),
+                kind: "invalid_request_error".into(),
+                param: None,
+                code: None,
+            },
+        };
+        let models = colm_api::ModelList::new(["qwen".to_owned()], 1);
+        for (name, v) in [
+            (
+                "ChatCompletionRequest",
+                serde_json::to_value(&chat).unwrap(),
+            ),
+            ("GuidanceRequest", serde_json::to_value(&guidance).unwrap()),
+            ("CreateSession", serde_json::to_value(&session).unwrap()),
+            ("SubmitDraft", serde_json::to_value(&draft).unwrap()),
+            ("ChatCompletion", serde_json::to_value(&completion).unwrap()),
+            ("GuidanceResponse", serde_json::to_value(&answer).unwrap()),
+            ("ErrorBody", serde_json::to_value(&error).unwrap()),
+            ("ModelList", serde_json::to_value(&models).unwrap()),
+        ] {
+            assert_eq!(check(&doc, name, &v), Vec::<String>::new());
+        }
+        for (name, bad) in [
+            ("GuidanceRequest", json!({"model": "qwen"})),
+            ("GuidanceRequest", json!({"query": "q", "mode": "shout"})),
+            ("GuidanceRequest", json!({"query": ""})),
+            ("CreateSession", json!({"query": "q", "k": 0})),
+            (
+                "ChatCompletionRequest",
+                json!({"model": "m", "messages": []}),
+            ),
+            (
+                "ChatCompletionRequest",
+                json!({"model": "m", "messages": [], "temperature": 3}),
+            ),
+        ] {
+            assert!(!check(&doc, name, &bad).is_empty(), "{name} accepted {bad}");
+        }
     }
 }

@@ -1,10 +1,6 @@
 //! The OpenAI-compatible chat API: `POST /v1/chat/completions` (plain and SSE streaming) and
-//! `GET /v1/models`, following the shapes of OpenAI's API reference (Chat Completions).
-//!
-//! Differences from OpenAI, on purpose: `temperature` defaults to 0 (greedy, reproducible)
-//! and `max_tokens` to the server's `default_max_tokens`; `n` must be 1; only text content
-//! is accepted. Responses carry an extra `colm` object (mean log-probability of the generated
-//! tokens, timings in ms) that OpenAI clients ignore.
+//! `GET /v1/models`. The bodies are [`colm_api::openai`]'s (which lists the differences from
+//! OpenAI); this module validates them and runs the hosted models.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,97 +13,16 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use colm_api::openai::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ColmExtension, CompletionUsage,
+    Content, Delta, ModelList, Stop,
+};
 use colm_core::{ChatMessage, Completion, FinishReason, ModelError, Role, SamplingParams};
 use futures::channel::mpsc;
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponses};
 use crate::AppState;
-
-/// `stop` as OpenAI accepts it: one string or a list.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Stop {
-    /// A single stop string.
-    One(String),
-    /// Up to four stop strings.
-    Many(Vec<String>),
-}
-
-/// Message content: a string, or a list of parts of which only `text` parts are accepted.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Content {
-    /// Plain text.
-    Text(String),
-    /// Content parts.
-    Parts(Vec<ContentPart>),
-}
-
-/// One content part.
-#[derive(Debug, Deserialize)]
-pub struct ContentPart {
-    /// Part type; only `text` is supported.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Text of a `text` part.
-    pub text: Option<String>,
-}
-
-/// One request message.
-#[derive(Debug, Deserialize)]
-pub struct RequestMessage {
-    /// `system`, `developer` (treated as system), `user` or `assistant`.
-    pub role: String,
-    /// The content.
-    pub content: Content,
-}
-
-/// `stream_options`.
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
-    /// Send a final chunk with `usage`.
-    #[serde(default)]
-    pub include_usage: bool,
-}
-
-/// The body of `POST /v1/chat/completions` (fields colm uses; others are ignored).
-#[derive(Debug, Deserialize)]
-pub struct ChatCompletionRequest {
-    /// Hosted model id (see `GET /v1/models`).
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<RequestMessage>,
-    /// Completion token limit (legacy name).
-    pub max_tokens: Option<u32>,
-    /// Completion token limit (current name; wins over `max_tokens`).
-    pub max_completion_tokens: Option<u32>,
-    /// Sampling temperature in [0, 2]; default 0 (greedy).
-    pub temperature: Option<f32>,
-    /// Nucleus sampling mass in (0, 1].
-    pub top_p: Option<f32>,
-    /// Sampling seed.
-    pub seed: Option<i64>,
-    /// Stop strings.
-    pub stop: Option<Stop>,
-    /// Keep generating past end-of-generation tokens up to the token limit (llama-server's
-    /// extension of the same name; for benchmarks). Default false.
-    #[serde(default)]
-    pub ignore_eos: bool,
-    /// Stream the answer as server-sent events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Streaming options.
-    pub stream_options: Option<StreamOptions>,
-    /// Number of choices; only 1 is supported.
-    pub n: Option<u32>,
-    /// OpenAI's key–value metadata (strings). colm reads one key: `"sensitive": "true"` flags
-    /// the query as sensitive for a device–cloud router (`colm client --router`): it stays on
-    /// the device or leaves redacted, as the router's policy says. Other keys are ignored.
-    pub metadata: Option<std::collections::HashMap<String, String>>,
-}
 
 fn role(name: &str) -> Result<Role, ApiError> {
     match name {
@@ -255,45 +170,31 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn finish_reason(r: FinishReason) -> &'static str {
-    match r {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-    }
-}
-
-/// OpenAI's `usage` object for a completion.
-pub fn usage_json(c: &Completion) -> Value {
-    json!({
-        "prompt_tokens": c.usage.prompt_tokens,
-        "completion_tokens": c.usage.completion_tokens,
-        "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
-    })
-}
-
-fn colm_extension(c: &Completion) -> Value {
-    json!({
-        "mean_logprob": c.mean_logprob,
-        "timings": { "prompt_ms": c.timings.prompt_ms, "generation_ms": c.timings.generation_ms },
-        "fallback": c.fallback,
-        "wire": c.wire,
-    })
-}
-
 /// Header set on responses whose answer is a fallback (value: `true`).
 pub const FALLBACK_HEADER: &str = "x-colm-fallback";
 
 /// `GET /v1/models`.
-pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = state
-        .model_ids()
-        .iter()
-        .map(|id| json!({ "id": id, "object": "model", "created": state.created(), "owned_by": "colm" }))
-        .collect();
-    Json(json!({ "object": "list", "data": data }))
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    summary = "Hosted models (names and aliases)",
+    responses((status = 200, description = "The model list", body = ModelList), ErrorResponses))]
+pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList::new(state.model_ids(), state.created()))
 }
 
 /// `POST /v1/chat/completions`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+    summary = "Chat completion (OpenAI-compatible)",
+    description = "A hosted model's answer, or a virtual model's collaboration. With `stream: \
+        true` the answer is server-sent events of `chat.completion.chunk` objects ending with \
+        `data: [DONE]`.",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion, or its stream", content(
+            (ChatCompletion = "application/json"),
+            (ChatCompletionChunk = "text/event-stream"),
+        ), headers(("x-colm-fallback" = String, description = "`true` when the answer is a fallback"))),
+        ErrorResponses,
+    ))]
 pub async fn chat_completions(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -328,21 +229,7 @@ async fn handle(
         state
             .metrics()
             .tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
-        let mut response = Json(json!({
-            "id": id,
-            "object": "chat.completion",
-            "created": created,
-            "model": req.model,
-            "choices": [{
-                "index": 0,
-                "message": { "role": "assistant", "content": c.text },
-                "finish_reason": finish_reason(c.finish_reason),
-                "logprobs": null,
-            }],
-            "usage": usage_json(&c),
-            "colm": colm_extension(&c),
-        }))
-        .into_response();
+        let mut response = Json(ChatCompletion::new(id, created, req.model, &c)).into_response();
         if c.fallback.is_some() {
             response.headers_mut().insert(
                 FALLBACK_HEADER,
@@ -361,33 +248,29 @@ async fn handle(
     let (event_tx, events) = mpsc::unbounded::<Event>();
     let metrics_state = state.clone();
     let model_id = req.model.clone();
-    let chunk = move |delta: Value, finish: Option<&str>| {
-        json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": req.model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
-        })
+    let chunk = move |delta: Delta, finish: Option<FinishReason>| {
+        ChatCompletionChunk::new(&id, created, &req.model, delta, finish)
     };
-    let send = |tx: &mpsc::UnboundedSender<Event>, v: Value| {
-        let _ = tx.unbounded_send(Event::default().data(v.to_string()));
+    let text = |t: String| Delta {
+        role: None,
+        content: Some(t),
     };
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let pending = match first {
         Some(_) => Pending::Running(task),
         None => Pending::Done(join(task).await?),
     };
-    send(
-        &event_tx,
-        chunk(json!({ "role": "assistant", "content": "" }), None),
-    );
-    if let Some(text) = first {
-        send(&event_tx, chunk(json!({ "content": text }), None));
+    let role = Delta {
+        role: Some("assistant".into()),
+        content: Some(String::new()),
+    };
+    send(&event_tx, &chunk(role, None));
+    if let Some(t) = first {
+        send(&event_tx, &chunk(text(t), None));
     }
     let forward = async move {
-        while let Some(text) = deltas.next().await {
-            send(&event_tx, chunk(json!({ "content": text }), None));
+        while let Some(t) = deltas.next().await {
+            send(&event_tx, &chunk(text(t), None));
         }
         let outcome = match pending {
             Pending::Done(c) => Ok(c),
@@ -400,17 +283,17 @@ async fn handle(
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
-                let mut last = chunk(json!({}), Some(finish_reason(c.finish_reason)));
-                last["colm"] = colm_extension(&c);
-                send(&event_tx, last);
+                let mut last = chunk(Delta::default(), Some(c.finish_reason));
+                last.colm = Some(ColmExtension::from(&c));
+                send(&event_tx, &last);
                 if include_usage {
-                    let mut u = chunk(json!({}), None);
-                    u["choices"] = json!([]);
-                    u["usage"] = usage_json(&c);
-                    send(&event_tx, u);
+                    let mut u = chunk(Delta::default(), None);
+                    u.choices.clear();
+                    u.usage = Some(CompletionUsage::from(c.usage));
+                    send(&event_tx, &u);
                 }
             }
-            Err(e) => send(&event_tx, e.body()),
+            Err(e) => send(&event_tx, &e.body()),
         }
         let _ = event_tx.unbounded_send(Event::default().data("[DONE]"));
     };
@@ -418,6 +301,13 @@ async fn handle(
     Ok(Sse::new(events.map(Ok::<Event, Infallible>))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Sends `v` as one server-sent event's JSON data (a closed stream drops it).
+fn send<T: serde::Serialize>(tx: &mpsc::UnboundedSender<Event>, v: &T) {
+    if let Ok(event) = Event::default().json_data(v) {
+        let _ = tx.unbounded_send(event);
+    }
 }
 
 /// A generation that already ended, or is still running.
@@ -437,6 +327,7 @@ async fn join(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn req(body: Value) -> ChatCompletionRequest {
         serde_json::from_value(body).unwrap()
@@ -509,7 +400,7 @@ mod tests {
             let e = to_core(&req(body.clone()), 512).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
-            assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+            assert_eq!(e.body().error.kind, "invalid_request_error");
         }
     }
 
@@ -529,7 +420,7 @@ mod tests {
         });
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.code, Some("context_length_exceeded"));
-        let msg = e.body()["error"]["message"].as_str().unwrap().to_owned();
+        let msg = e.body().error.message;
         assert!(
             msg.contains("900") && msg.contains("512") && msg.contains("1024"),
             "{msg}"

@@ -33,16 +33,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use colm_api::collab::{
+    CreateSession, GuidanceResponse, SessionObject, SessionStatus as Status, SubmitDraft, Trigger,
+    WaitQuery,
+};
 use futures::StreamExt as _;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponses};
 use crate::openai::read_body;
 use crate::store::normalise_query;
 use crate::AppState;
+use colm_api::openai::ErrorBody;
 
 /// Default `k`: drafts that trigger aggregation.
 pub const DEFAULT_K: usize = 2;
@@ -57,80 +60,13 @@ pub const MAX_OPEN: usize = 10_000;
 /// How long a finished session (and its guidance) stays fetchable.
 pub const KEEP_FINISHED: Duration = Duration::from_secs(600);
 
-/// Body of `POST /v1/colm/sessions`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSession {
-    /// The question all clients of the session answer.
-    pub query: String,
-    /// Server model that aggregates (and, without `--writer`, writes the reference).
-    pub model: Option<String>,
-    /// Guidance mode (default `reference`; `reference-critique` is per client, not for sessions).
-    /// In `reference` mode, round 1 reads no draft (the session's guidance is the shared
-    /// synthesis of the references); from round 2 the session aggregates its clients' answers
-    /// with the references.
-    pub mode: Option<String>,
-    /// Reference modes: references per query (default 1).
-    pub refs: Option<usize>,
-    /// Reference modes: `keywords` (default) or `model`.
-    pub selector: Option<String>,
-    /// Reference modes: aggregate the drafts with the references in round 1 too.
-    pub aggregate_drafts: Option<bool>,
-    /// Drafts that trigger aggregation, 1 to [`MAX_DRAFTS`] (default [`DEFAULT_K`]).
-    pub k: Option<usize>,
-    /// Aggregation deadline after creation, ms (default [`DEFAULT_WINDOW_MS`]).
-    pub window_ms: Option<u64>,
-    /// Round number (default 1); sessions of different rounds are distinct.
-    pub round: Option<u32>,
-    /// Completion token limit of the server call.
-    pub max_tokens: Option<u32>,
-    /// Sampling temperature of the server call.
-    pub temperature: Option<f32>,
-    /// Agreement threshold of `auto`.
-    pub auto_threshold: Option<f64>,
-}
-
-/// Body of `POST /v1/colm/sessions/{id}/drafts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitDraft {
-    /// The client's draft answer.
-    pub draft: String,
-    /// A name for the client, echoed in `clients` (default `client-N`).
-    pub client: Option<String>,
-}
-
-/// Query of `GET /v1/colm/sessions/{id}/guidance`.
-#[derive(Debug, Deserialize)]
-pub struct WaitQuery {
-    /// Long-poll wait, ms (default 0).
-    pub wait_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Open,
-    Aggregating,
-    Done,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Aggregating => "aggregating",
-            Status::Done => "done",
-        }
-    }
-}
-
 struct Drafts {
     status: Status,
     drafts: Vec<(String, String)>,
     finished: Option<Instant>,
 }
 
-type Outcome = Option<Result<Value, ApiError>>;
+type Outcome = Option<Result<GuidanceResponse, ApiError>>;
 
 /// One shared session.
 struct Session {
@@ -159,32 +95,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session {
-    fn object(&self, joined: Option<bool>) -> Value {
+    fn object(&self, joined: Option<bool>) -> SessionObject {
         let st = lock(&self.state);
         let deadline_ms = self
             .window
             .saturating_sub(self.created.elapsed())
             .as_millis() as u64;
-        let mut v = json!({
-            "object": "colm.session",
-            "id": self.id,
-            "status": st.status.as_str(),
-            "query": self.query,
-            "model": self.spec.model,
-            "mode": self.spec.mode.name(),
-            "round": self.round,
-            "k": self.k,
-            "drafts": st.drafts.len(),
-            "deadline_ms": deadline_ms,
-        });
-        if let Some(j) = joined {
-            v["joined"] = json!(j);
+        SessionObject {
+            object: "colm.session".into(),
+            id: self.id.clone(),
+            status: st.status,
+            query: self.query.clone(),
+            model: self.spec.model.clone(),
+            mode: self.spec.mode.name().to_owned(),
+            round: self.round,
+            k: self.k,
+            drafts: st.drafts.len(),
+            deadline_ms,
+            joined,
         }
-        v
     }
 
     /// Moves Open → Aggregating and runs the aggregation in the background; no-op otherwise.
-    fn close(self: &Arc<Self>, state: &AppState, trigger: &'static str) {
+    fn close(self: &Arc<Self>, state: &AppState, trigger: Trigger) {
         let drafts = {
             let mut st = lock(&self.state);
             if st.status != Status::Open {
@@ -212,17 +145,17 @@ impl Session {
                 let texts: Vec<&str> = drafts.iter().map(|(_, d)| d.as_str()).collect();
                 produce(&state, &session.spec, &session.query, &texts, session.round)
                     .await
-                    .map(|mut v| {
-                        v["session"] = json!(session.id);
-                        v["trigger"] = json!(trigger);
-                        v["drafts_used"] = json!(drafts.len());
-                        v["clients"] = json!(drafts.iter().map(|(c, _)| c).collect::<Vec<_>>());
-                        v
+                    .map(|g| GuidanceResponse {
+                        session: Some(session.id.clone()),
+                        trigger: Some(trigger),
+                        drafts_used: Some(drafts.len()),
+                        clients: Some(drafts.iter().map(|(c, _)| c.clone()).collect()),
+                        ..g
                     })
             };
-            state.metrics().session_aggregated(trigger);
+            state.metrics().session_aggregated(trigger.as_str());
             tracing::info!(
-                session = %session.id, trigger, drafts = drafts.len(),
+                session = %session.id, trigger = trigger.as_str(), drafts = drafts.len(),
                 ok = outcome.is_ok(), "session aggregated"
             );
             {
@@ -272,6 +205,17 @@ impl Sessions {
 }
 
 /// `POST /v1/colm/sessions`.
+#[utoipa::path(post, path = "/v1/colm/sessions", tag = "colm",
+    summary = "Join the open shared session for this question, or create one",
+    description = "Joins the open session of the same normalised query, model, mode and round, \
+        or creates one. A session aggregates when `k` drafts are in or `window_ms` after \
+        creation (dynamic aggregation window), whichever comes first.",
+    request_body = CreateSession,
+    responses(
+        (status = 200, description = "An open session was joined", body = SessionObject),
+        (status = 201, description = "A session was created", body = SessionObject),
+        ErrorResponses,
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
@@ -374,12 +318,21 @@ async fn create_inner(
     let (s, st) = (Arc::clone(&session), state.clone());
     tokio::spawn(async move {
         tokio::time::sleep(s.window).await;
-        s.close(&st, "deadline");
+        s.close(&st, Trigger::Deadline);
     });
     Ok((StatusCode::CREATED, Json(session.object(Some(false)))).into_response())
 }
 
 /// `POST /v1/colm/sessions/{id}/drafts`.
+#[utoipa::path(post, path = "/v1/colm/sessions/{id}/drafts", tag = "colm",
+    summary = "Submit a draft to an open session",
+    params(("id" = String, Path, description = "Session id")),
+    request_body = SubmitDraft,
+    responses(
+        (status = 200, description = "The draft was added", body = SessionObject),
+        (status = 409, description = "The session is aggregating or done (`session_closed`)", body = ErrorBody),
+        ErrorResponses,
+    ))]
 pub async fn submit(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -421,12 +374,16 @@ async fn submit_inner(
         st.drafts.len() >= session.k
     };
     if full {
-        session.close(&state, "k");
+        session.close(&state, Trigger::K);
     }
     Ok(Json(session.object(None)).into_response())
 }
 
 /// `GET /v1/colm/sessions/{id}`.
+#[utoipa::path(get, path = "/v1/colm/sessions/{id}", tag = "colm",
+    summary = "The session's state",
+    params(("id" = String, Path, description = "Session id")),
+    responses((status = 200, description = "The session", body = SessionObject), ErrorResponses))]
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     respond(
         state
@@ -437,6 +394,20 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 /// `GET /v1/colm/sessions/{id}/guidance`.
+#[utoipa::path(get, path = "/v1/colm/sessions/{id}/guidance", tag = "colm",
+    summary = "The session's guidance: long-poll, or server-sent events",
+    description = "Long-polls up to `wait_ms`; with `Accept: text/event-stream`, an SSE stream \
+        of a `session` event at once, then one `guidance` (or `error`) event.",
+    params(("id" = String, Path, description = "Session id"), WaitQuery),
+    responses(
+        (status = 200, description = "The guidance (or, as SSE, the events)", content(
+            (GuidanceResponse = "application/json"),
+            (GuidanceResponse = "text/event-stream"),
+        )),
+        (status = 202, description = "Not ready within `wait_ms`: the session", body = SessionObject),
+        (status = 408, description = "The session received no draft within its window (`no_drafts`)", body = ErrorBody),
+        ErrorResponses,
+    ))]
 pub async fn guidance(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -455,20 +426,25 @@ pub async fn guidance(
     if wants_sse {
         let first = Event::default()
             .event("session")
-            .data(session.object(None).to_string());
+            .json_data(session.object(None))
+            .unwrap_or_default();
         let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(first) })
             .chain(futures::stream::once(async move {
                 let outcome = match rx.wait_for(Option::is_some).await {
                     Ok(v) => v.clone(),
                     Err(_) => None,
                 };
-                Ok(match outcome {
-                    Some(Ok(v)) => Event::default().event("guidance").data(v.to_string()),
-                    Some(Err(e)) => Event::default().event("error").data(e.body().to_string()),
-                    None => Event::default()
-                        .event("error")
-                        .data(r#"{"error":{"message":"session dropped","type":"server_error","param":null,"code":null}}"#),
-                })
+                let (name, data) = match outcome {
+                    Some(Ok(g)) => ("guidance", serde_json::to_string(&g)),
+                    Some(Err(e)) => ("error", serde_json::to_string(&e.body())),
+                    None => {
+                        let e = ApiError::from(colm_core::ModelError::Inference(
+                            "session dropped".into(),
+                        ));
+                        ("error", serde_json::to_string(&e.body()))
+                    }
+                };
+                Ok(Event::default().event(name).data(data.unwrap_or_default()))
             }));
         return Sse::new(stream)
             .keep_alive(KeepAlive::default())

@@ -408,10 +408,17 @@ pub async fn synthesise(
             StepKind::Guidance,
             round,
             "reference",
-            Err(ModelError::Inference(format!(
-                "no reference to synthesise: all {} reference writers failed",
-                references.steps.len()
-            ))),
+            // The writers' common failure keeps its meaning (all overloaded: 503).
+            Err(
+                ModelError::common(references.steps.iter().filter_map(Step::error)).unwrap_or_else(
+                    || {
+                        ModelError::Inference(format!(
+                            "no reference to synthesise: all {} reference writers failed",
+                            references.steps.len()
+                        ))
+                    },
+                ),
+            ),
             observer,
         ),
         ([only], true) => no_call_step(

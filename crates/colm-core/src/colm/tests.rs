@@ -400,6 +400,50 @@ async fn virtual_model_reports_context_overflow_as_such() {
     assert!(matches!(err, ModelError::Inference(m) if m.contains("client-1")));
 }
 
+#[tokio::test]
+async fn virtual_model_keeps_the_meaning_of_a_shared_failure() {
+    let busy = |name: &str| Scripted::new(name, |_| Err(ModelError::Overloaded { queued: 64 }));
+    let limited = |name: &str| {
+        Scripted::new(name, |_| {
+            Err(ModelError::RateLimited {
+                detail: "upstream 429".into(),
+                retry_after_s: Some(7),
+            })
+        })
+    };
+    let ask = |collaborators: Vec<Collaborator>| async move {
+        ColmModel::new("colm", collaborators, server(""), ColmConfig::default())
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err()
+    };
+    // Every collaborator overloaded: 503 with Retry-After, not a 500.
+    let err = ask(vec![
+        collab("client-1", busy("a")),
+        collab("client-2", busy("b")),
+    ])
+    .await;
+    assert!(
+        matches!(err, ModelError::Overloaded { queued: 64 }),
+        "{err}"
+    );
+    assert_eq!(
+        (err.status(), err.retryable(), err.retry_after_s()),
+        (503, true, Some(1))
+    );
+    // An upstream's 429 stays a 429 with its Retry-After.
+    let err = ask(vec![collab("client-1", limited("a"))]).await;
+    assert_eq!((err.status(), err.retry_after_s()), (429, Some(7)), "{err}");
+    // Different failures: an inference failure naming each.
+    let err = ask(vec![
+        collab("client-1", busy("a")),
+        collab("client-2", failing("b")),
+    ])
+    .await;
+    assert_eq!(err.status(), 500);
+    assert!(err.to_string().contains("client-1") && err.to_string().contains("client-2"));
+}
+
 #[test]
 fn chats_become_queries() {
     assert_eq!(query_of(&[ChatMessage::user("q")]), "q");

@@ -133,20 +133,18 @@ pub(crate) fn summed(usage_by_model: &BTreeMap<String, ModelTotals>) -> (Usage, 
     (usage, timings)
 }
 
+/// The collaboration's failure as the caller's error: when every collaborator failed the same
+/// way (all overloaded, all prompts too long, …) or the server model failed with a meaning
+/// (overloaded, rate limited), that error and its status; else an inference failure naming all.
 fn to_model_error(e: ColmError) -> ModelError {
-    let overflow = |err: &ModelError| matches!(err, ModelError::ContextOverflow { .. });
-    match e {
-        ColmError::AllCollaboratorsFailed { ref errors, .. }
-            if errors.iter().all(|(_, err)| overflow(err)) =>
-        {
-            errors
-                .first()
-                .map(|(_, err)| err.clone())
-                .unwrap_or_else(|| ModelError::Inference(e.to_string()))
+    let kept = match &e {
+        ColmError::AllCollaboratorsFailed { errors, .. } => {
+            ModelError::common(errors.iter().map(|(_, err)| err))
         }
-        ColmError::GuidanceFailed { ref error, .. } if overflow(error) => error.clone(),
-        other => ModelError::Inference(other.to_string()),
-    }
+        ColmError::GuidanceFailed { error, .. } => ModelError::common([error]),
+        ColmError::InvalidConfig(_) => None,
+    };
+    kept.unwrap_or_else(|| ModelError::Inference(e.to_string()))
 }
 
 #[async_trait]

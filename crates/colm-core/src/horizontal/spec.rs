@@ -470,18 +470,16 @@ impl ChatModel for HorizontalModel {
             .run(&query_of(messages), params, None)
             .await
             .map_err(|e| {
-                // A prompt too long for every agent is the caller's error, kept as such.
-                let overflow = e.partial().and_then(|p| {
+                // Every agent failing the same way (a prompt too long for all, all overloaded)
+                // keeps that error's meaning for the caller.
+                let kept = e.partial().and_then(|p| {
                     let errors: Vec<&ModelError> =
                         p.steps.iter().filter_map(|s| s.error()).collect();
-                    let all = !errors.is_empty()
-                        && errors.len() == p.steps.len()
-                        && errors
-                            .iter()
-                            .all(|e| matches!(e, ModelError::ContextOverflow { .. }));
-                    all.then(|| errors[0].clone())
+                    (errors.len() == p.steps.len())
+                        .then(|| ModelError::common(errors))
+                        .flatten()
                 });
-                overflow.unwrap_or_else(|| ModelError::Inference(e.to_string()))
+                kept.unwrap_or_else(|| ModelError::Inference(e.to_string()))
             })?;
         let text = record
             .answer

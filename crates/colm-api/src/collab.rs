@@ -1,0 +1,306 @@
+//! The collaboration API (CoLM, Huang et al., AAAI 2026, §3): one-shot guidance and shared
+//! sessions. The server's modules `collab` and `sessions` document the behaviour; this module
+//! holds the bodies.
+
+use colm_core::guidance::{GuidanceMode, VoteTally};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::openai::CompletionUsage;
+
+/// Most drafts accepted in one request (and most `k` of a session).
+pub const MAX_DRAFTS: usize = 16;
+
+/// Most references per query.
+pub const MAX_REFS: usize = 8;
+
+/// The schema of a `mode` field: one of [`GuidanceMode::NAMES`].
+fn mode_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(GuidanceMode::NAMES))
+        .description(Some(
+            "Guidance mode: `reference` (default; the synthesis of the server's references), \
+             `reference-critique`, `synthesis`, `critique`, `vote` (no model call) or `auto`.",
+        ))
+}
+
+/// The schema of a `selector` field.
+fn selector_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            [
+                colm_core::colm::references::Selector::Keywords,
+                colm_core::colm::references::Selector::Model,
+            ]
+            .map(|s| s.name()),
+        ))
+        .description(Some(
+            "Reference modes: how the top `refs` writers are chosen (default `keywords`).",
+        ))
+}
+
+/// Body of `POST /v1/colm/guidance`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuidanceRequest {
+    /// Server model that aggregates (not needed when voting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The clients' query; not empty.
+    #[schema(min_length = 1)]
+    pub query: String,
+    /// Drafts to aggregate, up to [`MAX_DRAFTS`]: at least 1 in the modes that read them
+    /// (all but `reference` in round 1), exactly 1 for `reference-critique`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16)]
+    pub drafts: Vec<String>,
+    /// Round number from 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub round: Option<u32>,
+    /// Guidance mode (default `reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = mode_schema)]
+    pub mode: Option<String>,
+    /// Agreement threshold of `auto`, in (0, 1]; default 0.6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub auto_threshold: Option<f64>,
+    /// Reference modes: references per query, 1 to [`MAX_REFS`] (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 8)]
+    pub refs: Option<usize>,
+    /// Reference modes: how the writers are chosen, `keywords` (default) or `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = selector_schema)]
+    pub selector: Option<String>,
+    /// Reference modes: aggregate the `drafts` with the references in round 1 too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_drafts: Option<bool>,
+    /// Completion token limit of each server call, tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature of the server calls; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f32>,
+}
+
+/// A reference as sent to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SentReference {
+    /// Id of the writer.
+    pub writer: String,
+    /// Its answer.
+    pub text: String,
+}
+
+/// What made a session aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// `k` drafts were in.
+    K,
+    /// The aggregation window ended with at least one draft.
+    Deadline,
+}
+
+impl Trigger {
+    /// `k` or `deadline` (also the label of the session metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::K => "k",
+            Trigger::Deadline => "deadline",
+        }
+    }
+}
+
+/// Guidance (`object: "colm.guidance"`): the answer of `POST /v1/colm/guidance` and, with the
+/// session fields, of `GET /v1/colm/sessions/{id}/guidance`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GuidanceResponse {
+    /// `colm.guidance`.
+    pub object: String,
+    /// Round number from 1.
+    pub round: u32,
+    /// The mode that produced the guidance (for `auto`: `vote` or `synthesis`).
+    pub mode: String,
+    /// The server model that aggregated; `null` when voting without one.
+    pub model: Option<String>,
+    /// The guidance text.
+    pub guidance: String,
+    /// The references it was made from (reference modes; failed writers left out).
+    pub references: Vec<SentReference>,
+    /// Tokens this request spent; `null` when it spent none (a vote, or shared guidance from
+    /// the store).
+    pub usage: Option<CompletionUsage>,
+    /// The vote, in `vote` (and `auto` when it voted).
+    pub tally: Option<VoteTally>,
+    /// The guidance came from the server's store, computed for an earlier client asking the
+    /// same question (reference modes with sharing on).
+    pub shared: bool,
+    /// Sessions: the session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Sessions: what made the session aggregate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// Sessions: drafts aggregated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drafts_used: Option<usize>,
+    /// Sessions: the names of the clients whose drafts were aggregated, in arrival order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<String>>,
+}
+
+impl GuidanceResponse {
+    /// Guidance `text` of `mode` by `model` in `round`, with no references, usage, tally or
+    /// session fields (set them with struct update syntax).
+    pub fn new(round: u32, mode: &str, model: Option<String>, guidance: String) -> Self {
+        Self {
+            object: "colm.guidance".into(),
+            round,
+            mode: mode.to_owned(),
+            model,
+            guidance,
+            references: Vec::new(),
+            usage: None,
+            tally: None,
+            shared: false,
+            session: None,
+            trigger: None,
+            drafts_used: None,
+            clients: None,
+        }
+    }
+}
+
+/// Body of `POST /v1/colm/sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// The question all clients of the session answer; not empty.
+    #[schema(min_length = 1)]
+    pub query: String,
+    /// Server model that aggregates (and, without reference writers, writes the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Guidance mode (default `reference`; `reference-critique` is per client, not for
+    /// sessions). In `reference` mode, round 1 reads no draft (the session's guidance is the
+    /// shared synthesis of the references); from round 2 the session aggregates its clients'
+    /// answers with the references.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = mode_schema)]
+    pub mode: Option<String>,
+    /// Reference modes: references per query (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 8)]
+    pub refs: Option<usize>,
+    /// Reference modes: `keywords` (default) or `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = selector_schema)]
+    pub selector: Option<String>,
+    /// Reference modes: aggregate the drafts with the references in round 1 too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_drafts: Option<bool>,
+    /// Drafts that trigger aggregation, 1 to [`MAX_DRAFTS`] (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 16)]
+    pub k: Option<usize>,
+    /// Aggregation deadline after creation, ms (default 30000, at most 600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 600000)]
+    pub window_ms: Option<u64>,
+    /// Round number (default 1); sessions of different rounds are distinct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub round: Option<u32>,
+    /// Completion token limit of the server call, tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature of the server call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f32>,
+    /// Agreement threshold of `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub auto_threshold: Option<f64>,
+}
+
+/// Body of `POST /v1/colm/sessions/{id}/drafts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitDraft {
+    /// The client's draft answer.
+    pub draft: String,
+    /// A name for the client, echoed in `clients` (default `client-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+/// Query of `GET /v1/colm/sessions/{id}/guidance`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Long-poll wait, ms (default 0, at most 60000).
+    #[param(minimum = 0, maximum = 60000)]
+    pub wait_ms: Option<u64>,
+}
+
+/// A session's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Accepting drafts.
+    Open,
+    /// Aggregating; drafts are refused (409).
+    Aggregating,
+    /// The guidance (or the error) is ready.
+    Done,
+}
+
+impl SessionStatus {
+    /// `open`, `aggregating` or `done`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Aggregating => "aggregating",
+            SessionStatus::Done => "done",
+        }
+    }
+}
+
+/// A shared session (`object: "colm.session"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SessionObject {
+    /// `colm.session`.
+    pub object: String,
+    /// The session id.
+    pub id: String,
+    /// Its state.
+    pub status: SessionStatus,
+    /// The question.
+    pub query: String,
+    /// The aggregating model.
+    pub model: Option<String>,
+    /// The guidance mode.
+    pub mode: String,
+    /// Round number.
+    pub round: u32,
+    /// Drafts that trigger aggregation.
+    pub k: usize,
+    /// Drafts received so far.
+    pub drafts: usize,
+    /// Time left until the aggregation deadline, ms (0 once passed).
+    pub deadline_ms: u64,
+    /// On `POST /v1/colm/sessions`: whether an open session was joined (else one was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<bool>,
+}

@@ -1,0 +1,432 @@
+//! The OpenAI-compatible chat API: request, response, stream chunk, model list and error
+//! object, with the shapes of OpenAI's API reference (Chat Completions).
+//!
+//! Differences from OpenAI, on purpose: `temperature` defaults to 0 (greedy, reproducible)
+//! and `max_tokens` to the server's default; `n` must be 1; only text content is accepted.
+//! Responses carry an extra `colm` object ([`ColmExtension`]) that OpenAI clients ignore.
+
+use std::collections::HashMap;
+
+use colm_core::{Completion, FinishReason, Timings, Usage, WireStats};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `stop` as OpenAI accepts it: one string or a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Stop {
+    /// A single stop string.
+    One(String),
+    /// Up to four stop strings.
+    Many(Vec<String>),
+}
+
+/// Message content: a string, or a list of parts of which only `text` parts are accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Content {
+    /// Plain text.
+    Text(String),
+    /// Content parts.
+    Parts(Vec<ContentPart>),
+}
+
+/// One content part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ContentPart {
+    /// Part type; only `text` is supported.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Text of a `text` part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// One request message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestMessage {
+    /// `system`, `developer` (treated as system), `user` or `assistant`.
+    pub role: String,
+    /// The content.
+    pub content: Content,
+}
+
+impl From<&colm_core::ChatMessage> for RequestMessage {
+    fn from(m: &colm_core::ChatMessage) -> Self {
+        Self {
+            role: m.role.as_str().to_owned(),
+            content: Content::Text(m.content.clone()),
+        }
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a final chunk with `usage` (and no choices).
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// The body of `POST /v1/chat/completions`. Fields not listed here are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChatCompletionRequest {
+    /// Hosted model id (see `GET /v1/models`).
+    pub model: String,
+    /// The conversation.
+    #[schema(min_items = 1)]
+    pub messages: Vec<RequestMessage>,
+    /// Completion token limit, tokens (legacy name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u32>,
+    /// Completion token limit, tokens (current name; wins over `max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature in [0, 2]; default 0 (greedy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    pub top_p: Option<f32>,
+    /// Sampling seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Stop strings (at most 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+    /// Keep generating past end-of-generation tokens up to the token limit (llama-server's
+    /// extension of the same name; for benchmarks). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_eos: bool,
+    /// Stream the answer as server-sent events of [`ChatCompletionChunk`]s ending with
+    /// `data: [DONE]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// Streaming options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Number of choices; only 1 is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1)]
+    pub n: Option<u32>,
+    /// OpenAI's key–value metadata (strings). colm reads one key: `"sensitive": "true"` (or
+    /// `"false"`) flags the query as sensitive for a device–cloud router (`colm client
+    /// --router`): it stays on the device or leaves redacted, as the router's policy says.
+    /// Other keys are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+impl ChatCompletionRequest {
+    /// A plain request for `model` with `messages` and every optional field unset.
+    pub fn new(model: impl Into<String>, messages: &[colm_core::ChatMessage]) -> Self {
+        Self {
+            model: model.into(),
+            messages: messages.iter().map(RequestMessage::from).collect(),
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            seed: None,
+            stop: None,
+            ignore_eos: false,
+            stream: false,
+            stream_options: None,
+            n: None,
+            metadata: None,
+        }
+    }
+}
+
+/// OpenAI's `usage` object, tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompletionUsage {
+    /// Tokens of the templated prompt(s).
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Their sum.
+    pub total_tokens: u64,
+}
+
+impl From<Usage> for CompletionUsage {
+    fn from(u: Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+        }
+    }
+}
+
+impl From<CompletionUsage> for Usage {
+    fn from(u: CompletionUsage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        }
+    }
+}
+
+impl CompletionUsage {
+    /// The usage of `u`, or `None` when nothing was spent (shown as `null`).
+    pub fn spent(u: Usage) -> Option<Self> {
+        (u != Usage::default()).then(|| u.into())
+    }
+}
+
+/// colm's extension of a completion (and of the last stream chunk); OpenAI clients ignore it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ColmExtension {
+    /// Mean natural-log probability of the generated tokens; `null` when none was generated
+    /// or the model does not report it.
+    pub mean_logprob: Option<f64>,
+    /// Time spent in the model(s), ms.
+    pub timings: Timings,
+    /// Set when the answer is a fallback (e.g. a device's local draft because the server was
+    /// unreachable): why. The response then also has the header `x-colm-fallback: true`.
+    pub fallback: Option<String>,
+    /// Bytes the answer moved on a network between device and server, when it crossed one.
+    pub wire: Option<WireStats>,
+}
+
+impl From<&Completion> for ColmExtension {
+    fn from(c: &Completion) -> Self {
+        Self {
+            mean_logprob: c.mean_logprob,
+            timings: c.timings,
+            fallback: c.fallback.clone(),
+            wire: c.wire,
+        }
+    }
+}
+
+/// The assistant message of a choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: String,
+    /// The answer.
+    pub content: String,
+}
+
+/// One choice of a [`ChatCompletion`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Choice {
+    /// Always 0 (`n` is 1).
+    pub index: u32,
+    /// The answer.
+    pub message: AssistantMessage,
+    /// Why generation ended: `stop` or `length`.
+    pub finish_reason: FinishReason,
+    /// Always `null` (log-probabilities are not returned per token).
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<serde_json::Value>,
+}
+
+/// The answer of `POST /v1/chat/completions` (`object: "chat.completion"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChatCompletion {
+    /// `chatcmpl-…`.
+    pub id: String,
+    /// `chat.completion`.
+    pub object: String,
+    /// Unix time, s.
+    pub created: u64,
+    /// The model id as requested.
+    pub model: String,
+    /// One choice.
+    pub choices: Vec<Choice>,
+    /// Tokens spent.
+    pub usage: CompletionUsage,
+    /// colm's extension.
+    pub colm: ColmExtension,
+}
+
+impl ChatCompletion {
+    /// The response for completion `c` of `model`.
+    pub fn new(id: String, created: u64, model: String, c: &Completion) -> Self {
+        Self {
+            id,
+            object: "chat.completion".into(),
+            created,
+            model,
+            choices: vec![Choice {
+                index: 0,
+                message: AssistantMessage {
+                    role: "assistant".into(),
+                    content: c.text.clone(),
+                },
+                finish_reason: c.finish_reason,
+                logprobs: None,
+            }],
+            usage: c.usage.into(),
+            colm: c.into(),
+        }
+    }
+
+    /// The completion this response describes: text, usage, finish reason and the `colm`
+    /// extension's fields; `None` without a choice.
+    pub fn completion(&self) -> Option<Completion> {
+        let choice = self.choices.first()?;
+        Some(Completion {
+            text: choice.message.content.clone(),
+            usage: self.usage.into(),
+            mean_logprob: self.colm.mean_logprob,
+            finish_reason: choice.finish_reason,
+            timings: self.colm.timings,
+            fallback: self.colm.fallback.clone(),
+            wire: self.colm.wire,
+        })
+    }
+}
+
+/// The change a stream chunk brings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delta {
+    /// `assistant`, in the first chunk only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Text generated since the previous chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One choice of a [`ChatCompletionChunk`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChunkChoice {
+    /// Always 0.
+    pub index: u32,
+    /// The change.
+    pub delta: Delta,
+    /// Set in the last chunk of the answer.
+    pub finish_reason: Option<FinishReason>,
+    /// Always `null`.
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<serde_json::Value>,
+}
+
+/// One server-sent event of a streamed answer (`object: "chat.completion.chunk"`). The stream
+/// starts with a chunk whose delta holds the role, then text deltas, then a chunk with the
+/// finish reason and the `colm` extension, then (with `stream_options.include_usage`) a chunk
+/// with no choices and the `usage`, then `data: [DONE]`. An error after the headers were sent
+/// arrives as an [`ErrorBody`] event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChatCompletionChunk {
+    /// The same id in every chunk of a stream.
+    pub id: String,
+    /// `chat.completion.chunk`.
+    pub object: String,
+    /// Unix time, s.
+    pub created: u64,
+    /// The model id as requested.
+    pub model: String,
+    /// One choice, or none in the usage chunk.
+    pub choices: Vec<ChunkChoice>,
+    /// Tokens spent, in the usage chunk only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<CompletionUsage>,
+    /// colm's extension, in the chunk with the finish reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colm: Option<ColmExtension>,
+}
+
+impl ChatCompletionChunk {
+    /// A chunk with one choice holding `delta` and `finish_reason`.
+    pub fn new(
+        id: &str,
+        created: u64,
+        model: &str,
+        delta: Delta,
+        finish_reason: Option<FinishReason>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: model.to_owned(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+                logprobs: None,
+            }],
+            usage: None,
+            colm: None,
+        }
+    }
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelObject {
+    /// The id to put in a request's `model` (a name or an alias).
+    pub id: String,
+    /// `model`.
+    pub object: String,
+    /// Unix time the server started, s.
+    pub created: u64,
+    /// `colm`.
+    pub owned_by: String,
+}
+
+/// The answer of `GET /v1/models` (`object: "list"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelList {
+    /// `list`.
+    pub object: String,
+    /// The hosted models, sorted by id.
+    pub data: Vec<ModelObject>,
+}
+
+impl ModelList {
+    /// The list of `ids`, all created at `created` (Unix s).
+    pub fn new(ids: impl IntoIterator<Item = String>, created: u64) -> Self {
+        Self {
+            object: "list".into(),
+            data: ids
+                .into_iter()
+                .map(|id| ModelObject {
+                    id,
+                    object: "model".into(),
+                    created,
+                    owned_by: "colm".into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// OpenAI's error object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorObject {
+    /// Human-readable message (for size errors, it names the sizes).
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `not_found_error`,
+    /// `rate_limit_error` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field at fault, if any.
+    pub param: Option<String>,
+    /// Machine-readable code, e.g. `model_not_found`, `context_length_exceeded`,
+    /// `overloaded`, `rate_limit_exceeded`, `session_closed`.
+    pub code: Option<String>,
+}
+
+/// Every error body: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorObject,
+}
+
+/// The answer of `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
