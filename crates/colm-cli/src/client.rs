@@ -21,6 +21,10 @@ use crate::load::{load_models, EngineArgs, LoadOptions};
 /// Arguments of `colm client`.
 #[derive(Args)]
 pub struct ClientArgs {
+    /// TOML file of settings (`docs/colm.toml`): `[client]` and `[engine]` keys are these flags
+    /// with `_` for `-`; flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Base URL of the colm server, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub server: String,

@@ -62,11 +62,14 @@ pub struct ReportArgs {
     /// The command that produced the run, quoted in the report.
     #[arg(long)]
     pub command: Option<String>,
+    /// TrueType font of the plots.
+    #[arg(long, env = "COLM_PLOT_FONT", default_value = report::FONT)]
+    pub plot_font: PathBuf,
 }
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     let to = args.to.clone().unwrap_or_else(|| args.run.clone());
-    let written = report::write(&args.run, &to, args.command.as_deref())?;
+    let written = report::write(&args.run, &to, args.command.as_deref(), &args.plot_font)?;
     for p in &written {
         eprintln!("wrote {}", p.display());
     }

@@ -8,6 +8,25 @@ use anyhow::Context;
 use colm_engine::{EngineConfig, LlamaEngine};
 use colm_models::{Cache, ModelRef, PullOptions};
 
+/// The model cache: `$COLM_HOME/models`, or the platform cache directory's `colm/models`.
+///
+/// # Errors
+/// No `COLM_HOME` and no cache directory.
+pub fn cache() -> anyhow::Result<Cache> {
+    Ok(Cache::in_home(
+        std::env::var_os("COLM_HOME").map(PathBuf::from),
+    )?)
+}
+
+/// How to pull: with a progress bar, pip run by `$COLM_PYTHON` (default `python3`).
+pub fn pull_options() -> PullOptions {
+    let mut opts = PullOptions::default();
+    if let Some(python) = std::env::var_os("COLM_PYTHON") {
+        opts.python = python.to_string_lossy().into_owned();
+    }
+    opts
+}
+
 /// A loaded model and its declared specialisation.
 pub struct Loaded {
     pub engine: Arc<LlamaEngine>,
@@ -44,7 +63,7 @@ pub async fn load_models(
     specs: &[&str],
     opts: &LoadOptions,
 ) -> anyhow::Result<BTreeMap<String, Arc<Loaded>>> {
-    let cache = Cache::from_env()?;
+    let cache = cache()?;
     let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
     for spec in specs {
         refs.insert((*spec).to_owned(), ModelRef::parse(spec)?);
@@ -53,7 +72,7 @@ pub async fn load_models(
     for (spec, r) in refs {
         let cache = cache.clone();
         let r2 = r.clone();
-        let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &PullOptions::default()))
+        let path = tokio::task::spawn_blocking(move || cache.ensure(&r2, &pull_options()))
             .await
             .context("pull task")??;
         paths

@@ -2,6 +2,7 @@
 
 mod ask;
 mod client;
+mod config;
 mod eval;
 mod load;
 mod models;
@@ -9,7 +10,7 @@ mod route;
 mod router;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Many small models on devices collaborating with a few strong models on servers (CoLM).
 #[derive(Parser)]
@@ -56,7 +57,9 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `--config FILE` of serve and client: the file's settings as flags (config.rs).
+    let args = config::expand(&Cli::command(), std::env::args_os().collect())?;
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)

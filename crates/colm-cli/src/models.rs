@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use colm_models::{Cache, CacheStatus, ModelRef, PullOptions, CATALOG};
+use colm_models::{CacheStatus, ModelRef, CATALOG};
 
 /// Subcommands of `colm models`.
 #[derive(Subcommand)]
@@ -23,7 +23,7 @@ pub enum ModelsCommand {
 }
 
 pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
-    let cache = Cache::from_env()?;
+    let cache = crate::load::cache()?;
     match command {
         ModelsCommand::List => {
             println!("cache: {}", cache.dir().display());
@@ -79,10 +79,11 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             }
             for e in entries {
                 let cache = cache.clone();
-                let path =
-                    tokio::task::spawn_blocking(move || cache.pull(e, &PullOptions::default()))
-                        .await
-                        .context("pull task")??;
+                let path = tokio::task::spawn_blocking(move || {
+                    cache.pull(e, &crate::load::pull_options())
+                })
+                .await
+                .context("pull task")??;
                 println!("{}  {}", e.name, path.display());
             }
             Ok(())

@@ -14,7 +14,7 @@ use colm_core::horizontal::HorizontalModel;
 use colm_core::strategy::{ColmSpec, StrategySpec};
 use colm_core::vertical::{RoutedChat, Router, RouterConfig};
 use colm_core::ChatModel;
-use colm_models::Cache;
+
 use colm_server::auth::AuthConfig;
 use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
@@ -24,6 +24,11 @@ use crate::load::{load_models, EngineArgs, LoadOptions};
 /// Arguments of `colm serve`.
 #[derive(Args)]
 pub struct ServeArgs {
+    /// TOML file of settings (`docs/colm.toml`): `[serve]` and `[engine]` keys are these flags
+    /// with `_` for `-`, `[[models]]` and `[[virtual_models]]` stand for --model and
+    /// --colm-strategy; flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
     #[arg(long = "model", required = true)]
     pub models: Vec<String>,
@@ -157,7 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let path = match &args.store {
                 Some(p) => p.clone(),
                 None => {
-                    let models = Cache::from_env()?;
+                    let models = crate::load::cache()?;
                     let root = models.dir().parent().unwrap_or(models.dir()).to_path_buf();
                     std::fs::create_dir_all(&root)
                         .with_context(|| format!("cannot create {}", root.display()))?;

@@ -10,7 +10,7 @@ use colm_engine::{EngineConfig, EngineError, LlamaEngine};
 use colm_models::{catalog, Cache, ModelRef, PullOptions};
 
 fn model_path(name: &str) -> std::path::PathBuf {
-    let cache = Cache::from_env().unwrap();
+    let cache = Cache::in_home(std::env::var_os("COLM_HOME").map(Into::into)).unwrap();
     let r = ModelRef::parse(name).unwrap();
     let opts = PullOptions {
         progress: false,

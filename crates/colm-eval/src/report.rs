@@ -7,7 +7,8 @@
 //! ([`crate::learned::cross_fitted`]).
 //!
 //! Text in the plots uses DejaVu Sans from `/usr/share/fonts/truetype/dejavu/` (Debian package
-//! `fonts-dejavu-core`, installed by `scripts/setup`) or the file named by `$COLM_PLOT_FONT`.
+//! `fonts-dejavu-core`, installed by `scripts/setup`) or the file given to [`write`] (the CLI:
+//! `--plot-font` or `$COLM_PLOT_FONT`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -124,7 +125,12 @@ pub fn category_table(records: &[Record]) -> String {
 /// # Errors
 /// When the run cannot be read, has no records, or a file cannot be written (a missing plot
 /// font is named).
-pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(
+    run: &Path,
+    to: &Path,
+    command: Option<&str>,
+    font: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     let settings = read_settings(run)?;
     let records = read_records(run)?;
     anyhow::ensure!(!records.is_empty(), "{} has no records yet", run.display());
@@ -179,7 +185,7 @@ pub fn write(run: &Path, to: &Path, command: Option<&str>) -> anyhow::Result<Vec
     });
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
-    register_font()?;
+    register_font(font)?;
     let acc = to.join("accuracy.png");
     plot_accuracy(&metrics, settings.suite.name(), &acc)?;
     let frontier = to.join("accuracy-vs-server-tokens.png");
@@ -357,11 +363,12 @@ pub fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem_gib:.0} GiB RAM, no GPU used")
 }
 
-fn register_font() -> anyhow::Result<()> {
+/// Registers the TrueType file `path` as the plots' font (once per process).
+fn register_font(path: &Path) -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let path = std::env::var("COLM_PLOT_FONT").unwrap_or_else(|_| FONT.to_owned());
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let path = path.display();
+        let bytes = std::fs::read(path.to_string()).map_err(|e| {
             format!("plot font {path}: {e} (install fonts-dejavu-core or set COLM_PLOT_FONT)")
         })?;
         // plotters keeps registered fonts for the life of the process.

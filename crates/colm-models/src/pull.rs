@@ -131,7 +131,8 @@ pub enum CacheStatus {
 pub struct PullOptions {
     /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
-    /// Python interpreter with pip, for the pip source (default `python3`, or `COLM_PYTHON`).
+    /// Python interpreter with pip, for the pip source (default `python3`; the CLI takes
+    /// `COLM_PYTHON`).
     pub python: String,
 }
 
@@ -139,7 +140,7 @@ impl Default for PullOptions {
     fn default() -> Self {
         Self {
             progress: true,
-            python: std::env::var("COLM_PYTHON").unwrap_or_else(|_| "python3".into()),
+            python: "python3".into(),
         }
     }
 }
@@ -151,13 +152,14 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// `$COLM_HOME/models`, or `~/.cache/colm/models` (the platform cache directory).
+    /// `home/models`, or without a home `~/.cache/colm/models` (the platform cache
+    /// directory); the CLI passes `$COLM_HOME` as `home`.
     ///
     /// # Errors
-    /// [`PullError::NoCacheDir`] when neither `COLM_HOME` nor a cache directory is known.
-    pub fn from_env() -> Result<Self, PullError> {
-        let root = match std::env::var_os("COLM_HOME") {
-            Some(h) if !h.is_empty() => PathBuf::from(h),
+    /// [`PullError::NoCacheDir`] when there is no home and no cache directory is known.
+    pub fn in_home(home: Option<PathBuf>) -> Result<Self, PullError> {
+        let root = match home {
+            Some(h) if !h.as_os_str().is_empty() => h,
             _ => dirs::cache_dir().ok_or(PullError::NoCacheDir)?.join("colm"),
         };
         Ok(Self::new(root.join("models")))
