@@ -32,13 +32,14 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::guidance::{GuidanceMode, GuidancePlan};
-use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Usage};
+use crate::model::{ChatModel, ModelError, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
 
 pub mod references;
 mod virtual_model;
+pub(crate) use crate::step::{call, no_call_step, totals_of};
+pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome};
 use references::{ReferenceConfig, ReferenceStore, ReferenceWriter, References};
-pub(crate) use virtual_model::summed;
 pub use virtual_model::{query_of, ColmModel};
 
 /// A client model taking part in a collaboration.
@@ -116,104 +117,6 @@ impl Default for ColmConfig {
     }
 }
 
-/// Kind of a step in the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepKind {
-    /// Server picks the top-k collaborators.
-    Selection,
-    /// A server-side collaborator writes its own answer to the query.
-    Reference,
-    /// A collaborator answers alone.
-    Draft,
-    /// Server aggregates answers into guidance.
-    Guidance,
-    /// A collaborator revises its answer with the guidance.
-    Refinement,
-    /// One of several independent samples (self-consistency).
-    Sample,
-    /// A debater's update after reading its peers' answers (debate rounds ≥ 2).
-    Debate,
-    /// A proposer's answer in a mixture-of-agents layer.
-    Proposal,
-    /// The final aggregator of a mixture of agents.
-    Aggregation,
-}
-
-impl StepKind {
-    /// The kind's name as in the JSON record: `selection`, `reference`, `draft`, `guidance`,
-    /// `refinement`, `sample`, `debate`, `proposal`, `aggregation`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::Selection => "selection",
-            StepKind::Reference => "reference",
-            StepKind::Draft => "draft",
-            StepKind::Guidance => "guidance",
-            StepKind::Refinement => "refinement",
-            StepKind::Sample => "sample",
-            StepKind::Debate => "debate",
-            StepKind::Proposal => "proposal",
-            StepKind::Aggregation => "aggregation",
-        }
-    }
-}
-
-/// Result of one model call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum StepOutcome {
-    /// The call returned a completion.
-    Ok {
-        /// What the model returned.
-        completion: Completion,
-    },
-    /// The call failed; the error is kept, never replaced by an empty string.
-    Failed {
-        /// Why it failed.
-        error: ModelError,
-    },
-}
-
-/// One model call of the collaboration, with its full prompt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// What the step was.
-    pub kind: StepKind,
-    /// Round number from 1; 0 for selection.
-    pub round: u32,
-    /// Collaborator id for client steps; `None` for server steps.
-    pub collaborator: Option<String>,
-    /// Name of the model that ran the step.
-    pub model: String,
-    /// The exact messages sent.
-    pub messages: Vec<ChatMessage>,
-    /// Wall time of the call as seen by the strategy, ms (includes queueing in the engine).
-    pub wall_ms: f64,
-    /// Completion or error.
-    pub outcome: StepOutcome,
-}
-
-impl Step {
-    /// The completion, if the call succeeded.
-    pub fn completion(&self) -> Option<&Completion> {
-        match &self.outcome {
-            StepOutcome::Ok { completion } => Some(completion),
-            StepOutcome::Failed { .. } => None,
-        }
-    }
-    /// The generated text, if the call succeeded.
-    pub fn text(&self) -> Option<&str> {
-        self.completion().map(|c| c.text.as_str())
-    }
-    /// The error, if the call failed.
-    pub fn error(&self) -> Option<&ModelError> {
-        match &self.outcome {
-            StepOutcome::Ok { .. } => None,
-            StepOutcome::Failed { error } => Some(error),
-        }
-    }
-}
-
 /// Outcome of top-k selection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
@@ -272,21 +175,6 @@ pub struct FinalAnswer {
     pub from: StepKind,
     /// Round of that step.
     pub round: u32,
-}
-
-/// Token and time totals of one model across the collaboration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelTotals {
-    /// Summed token counts of successful calls.
-    pub usage: Usage,
-    /// Calls made.
-    pub calls: u32,
-    /// Calls that failed.
-    pub failed_calls: u32,
-    /// Summed prompt-processing time, ms.
-    pub prompt_ms: f64,
-    /// Summed generation time, ms.
-    pub generation_ms: f64,
 }
 
 /// The full record of one collaboration: every prompt and answer, per-model totals, timings.
@@ -435,71 +323,6 @@ fn short(text: &str) -> String {
     } else {
         t
     }
-}
-
-/// Receives each step as soon as it finishes (for live display). Called from the strategy's
-/// task; must not block for long.
-pub type StepObserver<'a> = &'a (dyn Fn(&Step) + Send + Sync);
-
-/// Makes one model call and records it as a [`Step`] (a failure is recorded, not raised);
-/// `observer` sees the step as soon as it is made.
-pub(crate) async fn call(
-    kind: StepKind,
-    round: u32,
-    collaborator: Option<&str>,
-    model: &dyn ChatModel,
-    messages: Vec<ChatMessage>,
-    params: &SamplingParams,
-    observer: Option<StepObserver<'_>>,
-) -> Step {
-    let start = Instant::now();
-    let result = model.chat(&messages, params).await;
-    let step = Step {
-        kind,
-        round,
-        collaborator: collaborator.map(str::to_owned),
-        model: model.name().to_owned(),
-        messages,
-        wall_ms: start.elapsed().as_secs_f64() * 1000.0,
-        outcome: match result {
-            Ok(completion) => StepOutcome::Ok { completion },
-            Err(error) => StepOutcome::Failed { error },
-        },
-    };
-    if let Some(obs) = observer {
-        obs(&step);
-    }
-    step
-}
-
-/// A step that made no model call (a vote, a keyword selection, a single reference passed on
-/// as guidance): `model` names what produced it, it has no messages and no tokens.
-pub(crate) fn no_call_step(
-    kind: StepKind,
-    round: u32,
-    model: &str,
-    text: Result<String, ModelError>,
-    observer: Option<StepObserver<'_>>,
-) -> Step {
-    let outcome = match text {
-        Ok(text) => StepOutcome::Ok {
-            completion: Completion::text_only(text),
-        },
-        Err(error) => StepOutcome::Failed { error },
-    };
-    let step = Step {
-        kind,
-        round,
-        collaborator: None,
-        model: model.to_owned(),
-        messages: Vec::new(),
-        wall_ms: 0.0,
-        outcome,
-    };
-    if let Some(obs) = observer {
-        obs(&step);
-    }
-    step
 }
 
 /// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
@@ -939,27 +762,6 @@ fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
 
 fn totals(record: &ColmRecord) -> BTreeMap<String, ModelTotals> {
     totals_of(record.steps())
-}
-
-/// Token and time totals per model name over `steps`; a step without messages (a vote: no
-/// model call) has none.
-pub(crate) fn totals_of<'s>(
-    steps: impl Iterator<Item = &'s Step>,
-) -> BTreeMap<String, ModelTotals> {
-    let mut map: BTreeMap<String, ModelTotals> = BTreeMap::new();
-    for step in steps.filter(|s| !s.messages.is_empty()) {
-        let t = map.entry(step.model.clone()).or_default();
-        t.calls += 1;
-        match &step.outcome {
-            StepOutcome::Ok { completion } => {
-                t.usage.add(completion.usage);
-                t.prompt_ms += completion.timings.prompt_ms;
-                t.generation_ms += completion.timings.generation_ms;
-            }
-            StepOutcome::Failed { .. } => t.failed_calls += 1,
-        }
-    }
-    map
 }
 
 #[cfg(test)]

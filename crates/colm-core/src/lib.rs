@@ -7,6 +7,7 @@
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
 //! - [`prompts`]: the prompts of each step, with their sources;
+//! - [`step`]: what every strategy records — one model call ([`step::Step`]), per-model totals;
 //! - [`strategy`]: one description of every strategy, with its one text form
 //!   (`colm:refs=3,rounds=2`);
 //! - [`vertical`]: device–cloud routing — confidence cascade, budgets, data residency.
@@ -16,6 +17,7 @@ pub mod guidance;
 pub mod horizontal;
 pub mod model;
 pub mod prompts;
+pub mod step;
 pub mod strategy;
 #[cfg(test)]
 mod testing;

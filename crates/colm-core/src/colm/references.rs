@@ -19,9 +19,10 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{call, no_call_step, select, Selection, Step, StepKind, StepObserver, StepOutcome};
+use super::{select, Selection};
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts::{self, CandidateProfile, Specialisation};
+use crate::step::{call, no_call_step, Step, StepKind, StepObserver, StepOutcome};
 
 /// A server-side collaborator that writes references.
 #[derive(Clone)]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use super::references::{ReferenceConfig, ReferenceWriter, Selector};
 use super::*;
-use crate::model::Role;
+use crate::model::{ChatMessage, Completion, Role};
 use crate::testing::{last_user, Scripted};
 
 /// The message of a refinement prompt that carries the guidance: the system prompt in the

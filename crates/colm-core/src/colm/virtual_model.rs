@@ -1,17 +1,16 @@
 //! The whole CoLM strategy behind the [`ChatModel`] trait, so that anything that serves chat
 //! models (the OpenAI-compatible API) serves collaboration unchanged.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::references::{ReferenceStore, ReferenceWriter};
-use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, ServerSide};
+use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ServerSide};
 use crate::model::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
-    Usage,
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams,
 };
+use crate::step::summed;
 
 /// A [`ChatModel`] that answers by running a CoLM collaboration: the configured collaborators
 /// draft and refine, `server` selects and aggregates, and the reference writers (by default
@@ -119,18 +118,6 @@ pub fn query_of(messages: &[ChatMessage]) -> String {
     }
     q.push_str(&format!("\nQuestion:\n{}", messages[i].content));
     q
-}
-
-/// Token counts and timings summed over every model: what a whole strategy run spent.
-pub(crate) fn summed(usage_by_model: &BTreeMap<String, ModelTotals>) -> (Usage, Timings) {
-    let mut usage = Usage::default();
-    let mut timings = Timings::default();
-    for t in usage_by_model.values() {
-        usage.add(t.usage);
-        timings.prompt_ms += t.prompt_ms;
-        timings.generation_ms += t.generation_ms;
-    }
-    (usage, timings)
 }
 
 /// The collaboration's failure as the caller's error: when every collaborator failed the same

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::{
     agent_params, finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord,
 };
-use crate::colm::{call, StepKind, StepObserver};
 use crate::model::{ChatMessage, SamplingParams};
 use crate::prompts;
+use crate::step::{call, StepKind, StepObserver};
 
 /// Who reads whom between debate rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

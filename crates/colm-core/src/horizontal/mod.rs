@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::colm::{totals_of, ModelTotals, Step, StepKind};
 use crate::guidance::VoteTally;
 use crate::model::{ChatModel, ModelError, SamplingParams};
+use crate::step::{totals_of, ModelTotals, Step, StepKind};
 
 pub mod debate;
 pub mod moa;

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{
     agent_params, finish, new_record, validate_agents, vote, Agent, StrategyError, StrategyRecord,
 };
-use crate::colm::{call, StepKind, StepObserver};
 use crate::model::SamplingParams;
 use crate::prompts;
+use crate::step::{call, StepKind, StepObserver};
 
 /// Settings of self-consistency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,8 +20,9 @@ use super::self_consistency::SelfConsistencyConfig;
 use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
 use async_trait::async_trait;
 
-use crate::colm::{query_of, summed, StepObserver};
+use crate::colm::query_of;
 use crate::model::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
+use crate::step::{summed, StepObserver};
 
 /// A parsed horizontal strategy.
 #[derive(Debug, Clone, PartialEq)]

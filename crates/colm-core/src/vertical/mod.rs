@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::colm::{call, Step, StepKind, StepObserver};
 use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use crate::prompts::{self, RefineContext};
+use crate::step::{call, Step, StepKind, StepObserver};
 
 pub mod privacy;
 mod routed;
@@ -273,7 +273,7 @@ impl RouterRecord {
     /// on the wire (summed over the steps that crossed it), the finish reason of the step that
     /// gave the answer (the draft when local, else the last step), and the fallback reason.
     pub fn completion(&self) -> Completion {
-        let (usage, timings) = crate::colm::summed(&crate::colm::totals_of(self.steps.iter()));
+        let (usage, timings) = crate::step::summed(&crate::step::totals_of(self.steps.iter()));
         let done: Vec<&Completion> = self.steps.iter().filter_map(|s| s.completion()).collect();
         let wire = done.iter().filter_map(|c| c.wire).reduce(|mut a, b| {
             a.add(b);
