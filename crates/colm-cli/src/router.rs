@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use colm_eval::learned::{curve, examples, gain_at, split, CurvePoint, Example, LearnedRouter};
 use colm_eval::runner::read_records;
+use colm_eval::strategy::Arm;
 
 /// `colm router` subcommands.
 #[derive(Subcommand)]
@@ -25,8 +26,8 @@ pub struct DataArgs {
     #[arg(long = "from")]
     pub from: PathBuf,
     /// The strategy an escalation runs (its records give the outcome and the server tokens).
-    #[arg(long, default_value = "server")]
-    pub escalation: String,
+    #[arg(long, default_value = "server", value_parser = Arm::parse)]
+    pub escalation: Arm,
     /// Items whose position is a multiple of this are held back for `router eval`.
     #[arg(long, default_value_t = 3)]
     pub holdout_every: usize,

@@ -15,13 +15,14 @@ use colm_core::guidance::extract_answer;
 
 use crate::metrics::BASELINE;
 use crate::runner::Record;
+use crate::strategy::Arm;
 
 /// The strategy whose samples are replayed.
 pub const SAMPLES: &str = "self-consistency";
 
-/// The name of the replayed rows: `agreement-cascade:share=S` (S as given).
-pub fn name(min_share: f64) -> String {
-    format!("agreement-cascade:share={min_share}")
+/// The strategy whose samples are replayed, as it ran: `self-consistency` with its defaults.
+fn samples_arm() -> Option<Arm> {
+    Arm::parse(SAMPLES).ok()
 }
 
 /// The share of `samples` (sample steps of a self-consistency transcript) whose extracted
@@ -55,6 +56,7 @@ fn samples_of(record: &Record) -> Vec<Step> {
 /// The agreement of each item's self-consistency samples with its `local` draft, by item id;
 /// items without a single-turn `local` answer or without samples are left out.
 pub fn agreements(records: &[Record]) -> BTreeMap<String, f64> {
+    let samples = samples_arm();
     let drafts: BTreeMap<&str, &str> = records
         .iter()
         .filter(|r| r.strategy == BASELINE && r.turns.len() == 1)
@@ -62,7 +64,7 @@ pub fn agreements(records: &[Record]) -> BTreeMap<String, f64> {
         .collect();
     records
         .iter()
-        .filter(|r| r.strategy == SAMPLES)
+        .filter(|r| Some(&r.strategy) == samples.as_ref())
         .filter_map(|r| {
             let draft = drafts.get(r.item.as_str())?;
             Some((r.item.clone(), share(draft, &samples_of(r))?))
@@ -71,16 +73,22 @@ pub fn agreements(records: &[Record]) -> BTreeMap<String, f64> {
 }
 
 /// The replayed agreement cascade at `min_share`, one record per item that has `local`,
-/// `self-consistency` and `server` records, ordered by item position; named [`name`].
+/// `self-consistency` and `server` records, ordered by item position; they are
+/// [`Arm::AgreementCascade`] at `min_share`.
 pub fn replayed(records: &[Record], min_share: f64) -> Vec<Record> {
-    let by = |strategy: &str| -> BTreeMap<&str, &Record> {
+    let by = |strategy: Option<&Arm>| -> BTreeMap<&str, &Record> {
         records
             .iter()
-            .filter(|r| r.strategy == strategy)
+            .filter(|r| Some(&r.strategy) == strategy)
             .map(|r| (r.item.as_str(), r))
             .collect()
     };
-    let (local, samples, server) = (by(BASELINE), by(SAMPLES), by("server"));
+    let samples_arm = samples_arm();
+    let (local, samples, server) = (
+        by(Some(&BASELINE)),
+        by(samples_arm.as_ref()),
+        by(Some(&Arm::SERVER)),
+    );
     let shares = agreements(records);
     let mut out: Vec<Record> = shares
         .iter()
@@ -100,7 +108,7 @@ pub fn replayed(records: &[Record], min_share: f64) -> Vec<Record> {
             };
             r.tokens.sum(s.tokens);
             r.wall_ms += s.wall_ms;
-            r.strategy = name(min_share);
+            r.strategy = Arm::AgreementCascade { share: min_share };
             Some(r)
         })
         .collect();
@@ -156,7 +164,7 @@ mod tests {
             item: format!("t:{index}"),
             index,
             category: None,
-            strategy: strategy.into(),
+            strategy: Arm::parse(strategy).unwrap(),
             tokens: turn.tokens,
             server_calls: turn.server_calls,
             wall_ms: turn.wall_ms,
@@ -215,7 +223,7 @@ mod tests {
         assert_eq!(answers, ["so 17", "6", "3"]);
         assert!(r
             .iter()
-            .all(|r| r.strategy == "agreement-cascade:share=0.8"));
+            .all(|r| r.strategy.to_string() == "agreement-cascade:share=0.8"));
         // Local: draft + samples; escalated: draft + samples + server.
         assert_eq!(r[0].tokens.client_completion, 20);
         assert_eq!(r[0].tokens.server_completion, 0);
@@ -233,7 +241,7 @@ mod tests {
         assert!(note.contains("not run"), "{note}");
         let without_server: Vec<Record> = records
             .into_iter()
-            .filter(|r| r.strategy != "server")
+            .filter(|r| r.strategy.to_string() != "server")
             .collect();
         assert!(crate::report::agreement_rows(&without_server).0.is_empty());
     }

@@ -48,7 +48,7 @@ pub struct ColmAnatomy {
 /// are left out.
 pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
     let by_id: BTreeMap<&str, &Item> = items.iter().map(|i| (i.id.as_str(), i)).collect();
-    let mut rows: BTreeMap<&str, Vec<Scored>> = BTreeMap::new();
+    let mut rows: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
     for r in records {
         let (Some(item), [turn]) = (by_id.get(r.item.as_str()), r.turns.as_slice()) else {
             continue;
@@ -85,13 +85,15 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
                 .is_some_and(|s| right(&s))
         });
         let kept = d.extracted.is_some() && d.extracted == f.extracted;
-        rows.entry(r.strategy.as_str()).or_default().push(Scored {
-            reference,
-            draft: right(&d),
-            guidance: right(&g),
-            fin: right(&f),
-            kept,
-        });
+        rows.entry(r.strategy.to_string())
+            .or_default()
+            .push(Scored {
+                reference,
+                draft: right(&d),
+                guidance: right(&g),
+                fin: right(&f),
+                kept,
+            });
     }
     rows.into_iter()
         .map(|(strategy, v)| {
@@ -100,7 +102,7 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
             let g_right = count(|x| x.guidance);
             let with_refs: Vec<bool> = v.iter().filter_map(|x| x.reference).collect();
             ColmAnatomy {
-                strategy: strategy.to_owned(),
+                strategy,
                 draft_right: Proportion::new(count(|x| x.draft), n),
                 reference_right: (!with_refs.is_empty()).then(|| {
                     Proportion::new(with_refs.iter().filter(|&&r| r).count(), with_refs.len())
@@ -188,7 +190,7 @@ impl SharingCost {
 /// The [`SharingCost`] of every strategy whose records hold CoLM transcripts, in name order.
 /// Server steps are selections, references and guidance (critiques included).
 pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
-    let mut rows: BTreeMap<&str, (usize, u64, u64, f64)> = BTreeMap::new();
+    let mut rows: BTreeMap<String, (usize, u64, u64, f64)> = BTreeMap::new();
     for r in records {
         let [turn] = r.turns.as_slice() else { continue };
         let Ok(colm) = serde_json::from_value::<ColmRecord>(turn.transcript.clone()) else {
@@ -207,7 +209,7 @@ pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
         };
         let all: u64 = colm.steps().map(decode).sum();
         let shared: u64 = colm.shared_steps().map(decode).sum();
-        let row = rows.entry(r.strategy.as_str()).or_default();
+        let row = rows.entry(r.strategy.to_string()).or_default();
         row.0 += 1;
         row.1 += shared;
         row.2 += all - shared;
@@ -215,7 +217,7 @@ pub fn sharing(records: &[Record]) -> Vec<SharingCost> {
     }
     rows.into_iter()
         .map(|(strategy, (n, shared, private, path))| SharingCost {
-            strategy: strategy.to_owned(),
+            strategy,
             items: n,
             shared_decode: shared as f64 / n.max(1) as f64,
             private_decode: private as f64 / n.max(1) as f64,

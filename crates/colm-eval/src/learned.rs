@@ -27,6 +27,7 @@ use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::Record;
+use crate::strategy::Arm;
 
 /// Names of the features, in the order of [`Example::features`]: the draft's mean token
 /// log-probability (nats), its completion tokens, whether it hit the token limit (0/1),
@@ -100,10 +101,10 @@ fn features(r: &Record) -> Option<Vec<f64>> {
 /// # Errors
 /// When the run has no `local` or no `escalation` records, or no item has both with a
 /// confidence logged.
-pub fn examples(records: &[Record], escalation: &str) -> anyhow::Result<Vec<Example>> {
+pub fn examples(records: &[Record], escalation: &Arm) -> anyhow::Result<Vec<Example>> {
     let esc: BTreeMap<&str, &Record> = records
         .iter()
-        .filter(|r| r.strategy == escalation)
+        .filter(|r| r.strategy == *escalation)
         .map(|r| (r.item.as_str(), r))
         .collect();
     anyhow::ensure!(!esc.is_empty(), "the run has no `{escalation}` records");
@@ -155,7 +156,7 @@ pub struct LearnedRouter {
     /// Target share of the all-escalation server tokens the threshold was chosen for.
     pub budget_share: f64,
     /// The escalation strategy the router was trained for.
-    pub escalation: String,
+    pub escalation: Arm,
     /// Training items, and those where escalating helped.
     pub trained_on: (usize, usize),
 }
@@ -167,7 +168,7 @@ impl LearnedRouter {
     /// # Errors
     /// When `train` is empty, holds one class only (escalation never or always helps), or the
     /// fit fails.
-    pub fn train(train: &[Example], escalation: &str, budget_share: f64) -> anyhow::Result<Self> {
+    pub fn train(train: &[Example], escalation: &Arm, budget_share: f64) -> anyhow::Result<Self> {
         anyhow::ensure!(!train.is_empty(), "no training items");
         let positives = train.iter().filter(|e| e.helps()).count();
         anyhow::ensure!(
@@ -211,7 +212,7 @@ impl LearnedRouter {
             intercept: model.intercept(),
             threshold: 1.0,
             budget_share,
-            escalation: escalation.to_owned(),
+            escalation: escalation.clone(),
             trained_on: (train.len(), positives),
         };
         router.threshold = router.threshold_for(train, budget_share);
@@ -321,7 +322,7 @@ pub fn gain_at(curve: &[CurvePoint], budget: f64) -> Option<CurvePoint> {
 }
 
 /// Name of the learned router's rows in a run's report ([`cross_fitted`]).
-pub const CROSS_FITTED: &str = "learned-router";
+pub const CROSS_FITTED: &str = Arm::LEARNED_ROUTER;
 
 /// The learned router's answers on every item of a run, **cross-fitted** so that its point can
 /// stand next to the strategies that ran on all items: the items are split into `folds` by
@@ -339,21 +340,23 @@ pub const CROSS_FITTED: &str = "learned-router";
 /// As [`examples`]; and when a fold's training items hold one class only (the fold is named).
 pub fn cross_fitted(
     records: &[Record],
-    escalation: &str,
+    escalation: &Arm,
     budget_share: f64,
     folds: usize,
 ) -> anyhow::Result<Vec<Record>> {
     let folds = folds.max(2);
     let all = examples(records, escalation)?;
-    let by = |strategy: &str| -> BTreeMap<&str, &Record> {
+    let by = |strategy: &Arm| -> BTreeMap<&str, &Record> {
         records
             .iter()
-            .filter(|r| r.strategy == strategy)
+            .filter(|r| r.strategy == *strategy)
             .map(|r| (r.item.as_str(), r))
             .collect()
     };
-    let (local, esc) = (by(crate::metrics::BASELINE), by(escalation));
-    let name = format!("{CROSS_FITTED}:budget={budget_share}");
+    let (local, esc) = (by(&crate::metrics::BASELINE), by(escalation));
+    let name = Arm::LearnedRouter {
+        budget: budget_share,
+    };
     let mut out = Vec::with_capacity(all.len());
     for fold in 0..folds {
         let (test, train): (Vec<Example>, Vec<Example>) =
@@ -414,7 +417,7 @@ mod tests {
             item: format!("t:{index}"),
             index,
             category: None,
-            strategy: strategy.into(),
+            strategy: Arm::parse(strategy).unwrap(),
             tokens: turn.tokens,
             server_calls: turn.server_calls,
             wall_ms: turn.wall_ms,
@@ -437,12 +440,12 @@ mod tests {
             records.push(record(i, "local", lp, !unsure));
             records.push(record(i, "server", lp, true));
         }
-        let routed = cross_fitted(&records, "server", 0.8, 3).unwrap();
+        let routed = cross_fitted(&records, &Arm::SERVER, 0.8, 3).unwrap();
         assert_eq!(routed.len(), 60);
         assert!(routed.windows(2).all(|w| w[0].index < w[1].index));
         assert!(routed
             .iter()
-            .all(|r| r.strategy == "learned-router:budget=0.8"));
+            .all(|r| r.strategy.to_string() == "learned-router:budget=0.8"));
         assert!(
             routed.iter().all(Record::correct),
             "every unsure draft escalated"
@@ -455,7 +458,7 @@ mod tests {
             .all(|r| r.tokens.server_completion == 100 && r.tokens.client_completion == 50));
         assert!(escalated.iter().all(|r| (r.wall_ms - 2000.0).abs() < 1e-9));
         // A budget of nothing keeps every item on the device.
-        let kept = cross_fitted(&records, "server", 0.0, 3).unwrap();
+        let kept = cross_fitted(&records, &Arm::SERVER, 0.0, 3).unwrap();
         assert_eq!(kept.iter().filter(|r| r.correct()).count(), 15);
         // Nothing to learn in a fold is an error that names the fold.
         let hopeless: Vec<Record> = (1..=9)
@@ -466,7 +469,7 @@ mod tests {
                 ]
             })
             .collect();
-        let err = cross_fitted(&hopeless, "server", 0.5, 3).unwrap_err();
+        let err = cross_fitted(&hopeless, &Arm::SERVER, 0.5, 3).unwrap_err();
         assert!(format!("{err:#}").contains("fold 1/3"), "{err:#}");
     }
 
@@ -494,7 +497,7 @@ mod tests {
             .collect();
         let (train, test) = split(&examples, 4);
         assert_eq!(test.len(), 15);
-        let router = LearnedRouter::train(&train, "server", 0.5).unwrap();
+        let router = LearnedRouter::train(&train, &Arm::SERVER, 0.5).unwrap();
         let sure = router.probability(&[-0.1, 200.0, 0.0, 0.0, 300.0, 3.0]);
         let unsure = router.probability(&[-0.9, 200.0, 0.0, 0.0, 300.0, 3.0]);
         assert!(unsure > sure, "{unsure} vs {sure}");
@@ -516,7 +519,7 @@ mod tests {
     #[test]
     fn one_class_or_no_data_is_an_error() {
         let all_help: Vec<Example> = (1..=10).map(|i| ex(i, -0.5, false, true)).collect();
-        assert!(LearnedRouter::train(&all_help, "server", 0.5).is_err());
-        assert!(LearnedRouter::train(&[], "server", 0.5).is_err());
+        assert!(LearnedRouter::train(&all_help, &Arm::SERVER, 0.5).is_err());
+        assert!(LearnedRouter::train(&[], &Arm::SERVER, 0.5).is_err());
     }
 }

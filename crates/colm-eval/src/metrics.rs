@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::runner::Record;
+use crate::strategy::Arm;
 
 /// The baseline strategy of recovery and regressions.
-pub const BASELINE: &str = "local";
+pub const BASELINE: Arm = Arm::LOCAL;
 
 /// Wilson score interval for `k` successes in `n` trials at 95% (z = 1.96): `(low, high)`;
 /// `(0, 0)` when `n == 0`. Source: Wilson (1927), as recommended in `../shared/data/README.md`.
@@ -76,8 +77,8 @@ pub struct MeanTokens {
 /// The metrics of one strategy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategyMetrics {
-    /// Strategy name.
-    pub strategy: String,
+    /// The strategy (its text form in JSON).
+    pub strategy: Arm,
     /// Items with a record.
     pub items: usize,
     /// Right answers over items (binary suites).
@@ -116,24 +117,29 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
 /// Metrics per strategy, in the order strategies first appear in `records`. When an item
 /// has several records for one strategy (it should not), the last counts.
 pub fn summarize(records: &[Record]) -> Vec<StrategyMetrics> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut by: BTreeMap<&str, BTreeMap<&str, &Record>> = BTreeMap::new();
+    // Strategies in order of first appearance, each with its records by item.
+    let mut by: Vec<(&Arm, BTreeMap<&str, &Record>)> = Vec::new();
     for r in records {
-        if !order.contains(&r.strategy.as_str()) {
-            order.push(&r.strategy);
-        }
-        by.entry(&r.strategy).or_default().insert(&r.item, r);
+        let at = match by.iter().position(|(s, _)| **s == r.strategy) {
+            Some(i) => i,
+            None => {
+                by.push((&r.strategy, BTreeMap::new()));
+                by.len() - 1
+            }
+        };
+        by[at].1.insert(&r.item, r);
     }
-    let baseline = by.get(BASELINE).cloned();
-    order
+    let baseline = by
         .iter()
-        .filter_map(|s| by.get(s).map(|recs| (*s, recs)))
+        .find(|(s, _)| **s == BASELINE)
+        .map(|(_, recs)| recs.clone());
+    by.iter()
         .map(|(name, recs)| metrics(name, recs, baseline.as_ref()))
         .collect()
 }
 
 fn metrics(
-    name: &str,
+    name: &Arm,
     recs: &BTreeMap<&str, &Record>,
     baseline: Option<&BTreeMap<&str, &Record>>,
 ) -> StrategyMetrics {
@@ -178,7 +184,7 @@ fn metrics(
     let latencies: Vec<f64> = recs.values().map(|r| r.wall_ms).collect();
     let wire: Vec<u64> = recs.values().filter_map(|r| r.wire_bytes).collect();
     StrategyMetrics {
-        strategy: name.to_owned(),
+        strategy: name.clone(),
         items: n,
         accuracy: binary.then(|| Proportion::new(correct, n)),
         mean_score,
@@ -228,7 +234,7 @@ mod tests {
             item: item.into(),
             index: 1,
             category: None,
-            strategy: strategy.into(),
+            strategy: Arm::parse(strategy).unwrap(),
             turns: Vec::new(),
             score: Some(Score::binary(correct, None)),
             error: None,
@@ -253,7 +259,7 @@ mod tests {
             records.push(rec(&format!("i{i}"), "colm", c, 100.0 * (i + 1) as f64));
         }
         let m = summarize(&records);
-        assert_eq!(m[0].strategy, "local");
+        assert_eq!(m[0].strategy, Arm::LOCAL);
         assert_eq!(m[0].recovery.unwrap().k, 0);
         let colm = &m[1];
         assert_eq!(colm.accuracy.unwrap().k, 3);

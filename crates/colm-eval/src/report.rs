@@ -19,6 +19,7 @@ use plotters::prelude::*;
 
 use crate::metrics::{summarize, StrategyMetrics, BASELINE};
 use crate::runner::{read_records, read_settings, Record, RunSettings};
+use crate::strategy::Arm;
 
 /// Default font file of the plots.
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -86,16 +87,17 @@ pub fn table(metrics: &[StrategyMetrics]) -> String {
 /// Accuracy per category (MMLU subject, MT-Bench category) and strategy, in Markdown; empty
 /// when the items have no categories.
 pub fn category_table(records: &[Record]) -> String {
-    let mut cells: BTreeMap<&str, BTreeMap<&str, (f64, usize)>> = BTreeMap::new();
-    let mut strategies: Vec<&str> = Vec::new();
+    let mut cells: BTreeMap<&str, BTreeMap<String, (f64, usize)>> = BTreeMap::new();
+    let mut strategies: Vec<String> = Vec::new();
     for r in records {
         let Some(c) = r.category.as_deref() else {
             continue;
         };
-        if !strategies.contains(&r.strategy.as_str()) {
-            strategies.push(&r.strategy);
+        let name = r.strategy.to_string();
+        if !strategies.contains(&name) {
+            strategies.push(name.clone());
         }
-        let cell = cells.entry(c).or_default().entry(&r.strategy).or_default();
+        let cell = cells.entry(c).or_default().entry(name).or_default();
         cell.0 += r.score.as_ref().map_or(0.0, |s| s.value);
         cell.1 += 1;
     }
@@ -159,7 +161,7 @@ pub fn write(
     if sharing.iter().any(|r| r.shared_decode > 0.0) {
         let server_alone = metrics
             .iter()
-            .find(|m| m.strategy == "server")
+            .find(|m| m.strategy == Arm::SERVER)
             .map(|m| m.tokens.server_completion);
         md.push_str(
             "\n## Server decode tokens per client query, with sharing\n\nThe references and \
@@ -203,11 +205,11 @@ pub const ROUTER_FOLDS: usize = 3;
 /// [`ROUTER_BUDGET`], [`ROUTER_FOLDS`] folds) and a paragraph saying how they were made — or
 /// why there are none — when the run holds both `local` and `server`; nothing otherwise.
 fn learned_router_rows(records: &[Record]) -> (Vec<Record>, String) {
-    let has = |s: &str| records.iter().any(|r| r.strategy == s);
-    if !has(BASELINE) || !has("server") {
+    let has = |s: &Arm| records.iter().any(|r| r.strategy == *s);
+    if !has(&BASELINE) || !has(&Arm::SERVER) {
         return (Vec::new(), String::new());
     }
-    match crate::learned::cross_fitted(records, "server", ROUTER_BUDGET, ROUTER_FOLDS) {
+    match crate::learned::cross_fitted(records, &Arm::SERVER, ROUTER_BUDGET, ROUTER_FOLDS) {
         Ok(routed) => (
             routed,
             format!(
@@ -233,7 +235,7 @@ pub const AGREEMENT_SHARES: [f64; 3] = [0.6, 0.8, 1.0];
 /// `server` and `self-consistency` records with samples; nothing otherwise.
 pub(crate) fn agreement_rows(records: &[Record]) -> (Vec<Record>, String) {
     let shares = crate::agreement::agreements(records);
-    if shares.is_empty() || !records.iter().any(|r| r.strategy == "server") {
+    if shares.is_empty() || !records.iter().any(|r| r.strategy == Arm::SERVER) {
         return (Vec::new(), String::new());
     }
     let rows: Vec<Record> = AGREEMENT_SHARES
@@ -413,7 +415,7 @@ fn plot_accuracy(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0.0..top)
         .map_err(plot_err)?;
-    let names: Vec<String> = metrics.iter().map(|m| m.strategy.clone()).collect();
+    let names: Vec<String> = metrics.iter().map(|m| m.strategy.to_string()).collect();
     chart
         .configure_mesh()
         .x_labels(n + 1)
@@ -491,11 +493,11 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
         .map_err(plot_err)?;
     // Random routing (RouteLLM's reference): escalating a random share p of the items reaches
     // local + p·(server − local) for p of the server's tokens — the segment local–server.
-    let point = |name: &str| {
-        let m = metrics.iter().find(|m| m.strategy == name)?;
+    let point = |arm: &Arm| {
+        let m = metrics.iter().find(|m| m.strategy == *arm)?;
         Some((m.tokens.server_completion, quality(m)?.0))
     };
-    if let (Some(a), Some(b)) = (point(BASELINE), point("server")) {
+    if let (Some(a), Some(b)) = (point(&BASELINE), point(&Arm::SERVER)) {
         chart
             .draw_series(DashedLineSeries::new(
                 [a, b],
@@ -539,10 +541,9 @@ fn plot_frontier(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
             .draw_series(std::iter::once(Circle::new((x, v), 6, color.filled())))
             .map_err(plot_err)?;
         let (px, py) = chart.backend_coord(&(x, v));
-        let (w, h) = root
-            .estimate_text_size(&m.strategy, &font)
-            .map_err(plot_err)?;
-        labelled.push((m.strategy.as_str(), color, (px, py, w as i32, h as i32)));
+        let name = m.strategy.to_string();
+        let (w, h) = root.estimate_text_size(&name, &font).map_err(plot_err)?;
+        labelled.push((name, color, (px, py, w as i32, h as i32)));
     }
     // Labels of nearby points (the cascades next to `server`) would print over each other.
     let (x_range, _) = chart.plotting_area().get_pixel_range();

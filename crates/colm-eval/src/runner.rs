@@ -24,7 +24,7 @@ use colm_core::{ChatMessage, ChatModel, SamplingParams};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::strategy::{RoleTokens, Strategy, TurnOutcome};
+use crate::strategy::{Arm, RoleTokens, Strategy, TurnOutcome};
 use crate::suite::mt_bench::{Judge, JudgePrompt};
 use crate::suite::{self, Item, Score, SuiteKind, SuiteOptions};
 
@@ -71,8 +71,8 @@ pub struct Record {
     pub index: usize,
     /// Item category (MMLU subject, MT-Bench category).
     pub category: Option<String>,
-    /// Strategy name.
-    pub strategy: String,
+    /// What answered: the strategy that ran (or an arm replayed by a report).
+    pub strategy: Arm,
     /// Each turn's outcome, transcript included.
     pub turns: Vec<TurnOutcome>,
     /// The score, when every turn answered and scoring ran.
@@ -125,10 +125,12 @@ pub fn read_records(dir: &Path) -> anyhow::Result<Vec<Record>> {
     let mut at: std::collections::HashMap<(String, String), usize> = Default::default();
     let mut latest: Vec<Record> = Vec::with_capacity(out.len());
     for r in out {
-        match at.get(&(r.item.clone(), r.strategy.clone())) {
+        // The text form is canonical: equal arms have equal keys.
+        let key = (r.item.clone(), r.strategy.to_string());
+        match at.get(&key) {
             Some(&i) => latest[i] = r,
             None => {
-                at.insert((r.item.clone(), r.strategy.clone()), latest.len());
+                at.insert(key, latest.len());
                 latest.push(r);
             }
         }
@@ -215,7 +217,7 @@ pub async fn run(
     let done: BTreeSet<(String, String)> = read_records(dir)?
         .into_iter()
         .filter(|r| r.error.is_none())
-        .map(|r| (r.item, r.strategy))
+        .map(|r| (r.item, r.strategy.to_string()))
         .collect();
     let end = plan
         .limit
@@ -316,7 +318,7 @@ pub async fn run_item(
         item: item.id.clone(),
         index,
         category: item.category.clone(),
-        strategy: strategy.name().to_owned(),
+        strategy: Arm::Ran(strategy.spec().clone()),
         server_calls: turns.iter().map(|t| t.server_calls).sum(),
         wall_ms: turns.iter().map(|t| t.wall_ms).sum(),
         tokens,
@@ -338,7 +340,7 @@ mod tests {
             item: item.into(),
             index: 1,
             category: None,
-            strategy: strategy.into(),
+            strategy: Arm::parse(strategy).unwrap(),
             turns: Vec::new(),
             score: None,
             error: error.map(str::to_owned),
@@ -363,16 +365,16 @@ mod tests {
         .collect();
         std::fs::write(dir.path().join("records.jsonl"), lines).unwrap();
         let got = read_records(dir.path()).unwrap();
-        let keys: Vec<(&str, &str, bool)> = got
+        let keys: Vec<(&str, String, bool)> = got
             .iter()
-            .map(|r| (r.item.as_str(), r.strategy.as_str(), r.error.is_none()))
+            .map(|r| (r.item.as_str(), r.strategy.to_string(), r.error.is_none()))
             .collect();
         assert_eq!(
             keys,
             [
-                ("a", "colm", true),
-                ("b", "colm", true),
-                ("a", "local", true)
+                ("a", "colm".to_owned(), true),
+                ("b", "colm".to_owned(), true),
+                ("a", "local".to_owned(), true)
             ]
         );
     }

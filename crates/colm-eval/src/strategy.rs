@@ -26,6 +26,106 @@ use serde::{Deserialize, Serialize};
 
 pub use colm_core::strategy::{CascadeSpec, ColmSpec, StrategySpec, WriterPool};
 
+/// What a record is an answer of: a strategy that ran, or an arm a report replays from the
+/// records of others. In the records and reports it is one string, the strategy's text form
+/// ([`StrategySpec`]) or `learned-router:budget=B` / `agreement-cascade:share=S`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Arm {
+    /// A strategy that ran.
+    Ran(StrategySpec),
+    /// The learned router, cross-fitted over a run's `local` and escalation records
+    /// ([`crate::learned::cross_fitted`]), for a share of the server tokens.
+    LearnedRouter {
+        /// Share of the escalation's server tokens it may spend.
+        budget: f64,
+    },
+    /// The agreement cascade replayed from a run's self-consistency samples
+    /// ([`crate::agreement`]).
+    AgreementCascade {
+        /// Agreement share that keeps a draft local.
+        share: f64,
+    },
+}
+
+impl Arm {
+    /// The client model alone: the baseline of recovery and regressions.
+    pub const LOCAL: Arm = Arm::Ran(StrategySpec::Local);
+    /// The server model alone.
+    pub const SERVER: Arm = Arm::Ran(StrategySpec::Server);
+    /// Name of [`Arm::LearnedRouter`].
+    pub const LEARNED_ROUTER: &'static str = "learned-router";
+    /// Name of [`Arm::AgreementCascade`].
+    pub const AGREEMENT_CASCADE: &'static str = "agreement-cascade";
+
+    /// Parses the string form.
+    ///
+    /// # Errors
+    /// As [`StrategySpec::parse`], or a bad `budget` / `share`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let number = |v: &str, key: &str| {
+            v.parse::<f64>()
+                .map_err(|e| format!("`{text}`: {key} {v:?}: {e}"))
+        };
+        let arm = |name: &str, key: &str| {
+            text.strip_prefix(name)
+                .and_then(|t| t.strip_prefix(':'))
+                .and_then(|t| t.strip_prefix(key))
+                .and_then(|t| t.strip_prefix('='))
+        };
+        if let Some(b) = arm(Self::LEARNED_ROUTER, "budget") {
+            return Ok(Arm::LearnedRouter {
+                budget: number(b, "budget")?,
+            });
+        }
+        if let Some(s) = arm(Self::AGREEMENT_CASCADE, "share") {
+            return Ok(Arm::AgreementCascade {
+                share: number(s, "share")?,
+            });
+        }
+        StrategySpec::parse(text).map(Arm::Ran)
+    }
+
+    /// The strategy that ran, when this is one.
+    pub fn ran(&self) -> Option<&StrategySpec> {
+        match self {
+            Arm::Ran(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Arm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arm::Ran(s) => write!(f, "{s}"),
+            Arm::LearnedRouter { budget } => write!(f, "{}:budget={budget}", Self::LEARNED_ROUTER),
+            Arm::AgreementCascade { share } => {
+                write!(f, "{}:share={share}", Self::AGREEMENT_CASCADE)
+            }
+        }
+    }
+}
+
+impl TryFrom<String> for Arm {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Arm::parse(&s)
+    }
+}
+
+impl From<Arm> for String {
+    fn from(a: Arm) -> String {
+        a.to_string()
+    }
+}
+
+impl From<StrategySpec> for Arm {
+    fn from(s: StrategySpec) -> Self {
+        Arm::Ran(s)
+    }
+}
+
 /// A client model and its declared specialisation (for top-k selection).
 #[derive(Clone)]
 pub struct Client {
@@ -96,6 +196,7 @@ fn is_zero(n: &u32) -> bool {
 
 /// A strategy ready to answer.
 pub struct Strategy {
+    spec: StrategySpec,
     name: String,
     inner: Inner,
 }
@@ -161,14 +262,20 @@ impl Strategy {
             )),
         };
         Ok(Self {
+            spec: spec.clone(),
             name: spec.name(),
             inner,
         })
     }
 
-    /// The strategy's canonical name.
+    /// The strategy's canonical name (its text form).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What it runs.
+    pub fn spec(&self) -> &StrategySpec {
+        &self.spec
     }
 
     /// Answers the last user turn of `history` (alternating user / assistant messages, without
