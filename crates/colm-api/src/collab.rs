@@ -53,7 +53,7 @@ pub struct GuidanceRequest {
     /// The clients' query; not empty.
     #[schema(min_length = 1)]
     pub query: String,
-    /// Drafts to aggregate, up to [`MAX_DRAFTS`]: at least 1 in the modes that read them
+    /// Drafts to aggregate, up to 16: at least 1 in the modes that read them
     /// (all but `reference` in round 1), exactly 1 for `reference-critique`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 16)]
@@ -70,7 +70,7 @@ pub struct GuidanceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(exclusive_minimum = 0, maximum = 1)]
     pub auto_threshold: Option<f64>,
-    /// Reference modes: references per query, 1 to [`MAX_REFS`] (default 1).
+    /// Reference modes: references per query, 1 to 8 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 8)]
     pub refs: Option<usize>,
@@ -208,7 +208,7 @@ pub struct CreateSession {
     /// Reference modes: aggregate the drafts with the references in round 1 too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate_drafts: Option<bool>,
-    /// Drafts that trigger aggregation, 1 to [`MAX_DRAFTS`] (default 2).
+    /// Drafts that trigger aggregation, 1 to 16 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 16)]
     pub k: Option<usize>,

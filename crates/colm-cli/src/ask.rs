@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{self, Collaborator, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
+use colm_core::colm::{self, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
 use colm_core::prompts::RefineContext;
 use colm_core::strategy::{ColmSpec, StrategySpec};
@@ -174,15 +174,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             .cloned()
             .with_context(|| format!("model {spec} was not loaded"))
     };
-    let mut collaborators = Vec::new();
-    for (i, spec) in args.clients.iter().enumerate() {
-        let m = get(spec)?;
-        collaborators.push(Collaborator {
-            id: format!("client-{}", i + 1),
-            description: m.description.clone(),
-            model: m.engine.clone(),
-        });
-    }
+    let collaborators = crate::load::collaborators(&models, &args.clients)?;
     let server = get(&args.server)?;
     let declared = writer_specs
         .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{Collaborator, ColmConfig, ColmModel};
+use colm_core::colm::{ColmConfig, ColmModel};
 use colm_core::horizontal::HorizontalModel;
 use colm_core::strategy::{ColmSpec, StrategySpec};
 use colm_core::vertical::{RoutedChat, Router, RouterConfig};
@@ -221,17 +221,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if hosted.iter().any(|(h, _)| h == "colm") {
             anyhow::bail!("a hosted model is already called \"colm\": give it another alias");
         }
-        let mut collaborators = Vec::new();
-        for (i, spec) in args.colm_clients.iter().enumerate() {
-            let m = loaded
-                .get(spec)
-                .with_context(|| format!("model {spec} was not loaded"))?;
-            collaborators.push(Collaborator {
-                id: format!("client-{}", i + 1),
-                description: m.description.clone(),
-                model: m.engine.clone(),
-            });
-        }
+        let collaborators = crate::load::collaborators(&loaded, &args.colm_clients)?;
         let server = loaded
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;

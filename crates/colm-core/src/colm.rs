@@ -53,6 +53,18 @@ pub struct Collaborator {
     pub model: Arc<dyn ChatModel>,
 }
 
+impl Collaborator {
+    /// The `i`-th client collaborator (from 0): id `client-{i + 1}`, as every entry point
+    /// names them (`colm ask`, `colm serve`'s virtual models, `colm eval`).
+    pub fn client(i: usize, model: Arc<dyn ChatModel>, description: impl Into<String>) -> Self {
+        Self {
+            id: format!("client-{}", i + 1),
+            description: description.into(),
+            model,
+        }
+    }
+}
+
 /// Settings of one collaboration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColmConfig {

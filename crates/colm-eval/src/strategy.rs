@@ -237,11 +237,7 @@ impl Strategy {
                 let collaborators = (0..c.k)
                     .map(|i| {
                         let client = &clients[i % clients.len()];
-                        Collaborator {
-                            id: format!("client-{}", i + 1),
-                            description: client.description.clone(),
-                            model: client.model.clone(),
-                        }
+                        Collaborator::client(i, client.model.clone(), client.description.clone())
                     })
                     .collect();
                 let config = c.config(ColmConfig::default());

@@ -373,6 +373,38 @@ mod tests {
         assert_eq!(r.status(), 404, "an undocumented path is not served");
     }
 
+    /// The limits the document states are the ones the server enforces (utoipa takes only
+    /// literals, so the constants are checked here).
+    #[test]
+    fn documented_limits_are_the_enforced_ones() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schema = |name: &str, field: &str| {
+            doc["components"]["schemas"][name]["properties"][field].clone()
+        };
+        assert_eq!(
+            schema("GuidanceRequest", "drafts")["maxItems"],
+            collab::MAX_DRAFTS
+        );
+        assert_eq!(
+            schema("GuidanceRequest", "refs")["maximum"],
+            collab::MAX_REFS
+        );
+        assert_eq!(schema("CreateSession", "refs")["maximum"], collab::MAX_REFS);
+        assert_eq!(schema("CreateSession", "k")["maximum"], collab::MAX_DRAFTS);
+        assert_eq!(
+            schema("CreateSession", "window_ms")["maximum"],
+            sessions::MAX_WINDOW_MS
+        );
+        let wait = doc["paths"]["/v1/colm/sessions/{id}/guidance"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "wait_ms")
+            .unwrap()
+            .clone();
+        assert_eq!(wait["schema"]["maximum"], sessions::MAX_WAIT_MS);
+    }
+
     /// A request and a response of each kind, serialised from the wire types, conform to the
     /// document; requests missing what the server requires do not.
     #[test]
