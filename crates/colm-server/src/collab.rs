@@ -48,7 +48,7 @@ use colm_core::guidance::{guidance, GuidanceMode};
 use colm_core::{ChatModel, SamplingParams, Usage};
 
 use crate::error::{ApiError, ErrorResponses};
-use crate::openai::read_body;
+use crate::openai::parse_body;
 use crate::AppState;
 
 /// `POST /v1/colm/guidance`.
@@ -70,12 +70,7 @@ async fn handle(
     state: AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    state
-        .metrics()
-        .request_bytes("/v1/colm/guidance", body.len());
-    let req: GuidanceRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let req: GuidanceRequest = parse_body(&state, "/v1/colm/guidance", body)?;
     if req.query.trim().is_empty() {
         return Err(ApiError::invalid(
             "`query` must not be empty",

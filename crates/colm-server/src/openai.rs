@@ -154,6 +154,22 @@ pub fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
     })
 }
 
+/// The JSON body of a request to `route` as `T`: read within the limit, its size counted in
+/// the metrics, then parsed.
+///
+/// # Errors
+/// 413 over the limit; 400 when unreadable or not a `T` (serde's message names the field).
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    route: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = read_body(state, body)?;
+    state.metrics().request_bytes(route, body.len());
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn completion_id() -> String {
@@ -212,12 +228,7 @@ async fn handle(
     state: AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    state
-        .metrics()
-        .request_bytes("/v1/chat/completions", body.len());
-    let req: ChatCompletionRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let req: ChatCompletionRequest = parse_body(&state, "/v1/chat/completions", body)?;
     let model = state
         .model(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;

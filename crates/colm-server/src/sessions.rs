@@ -42,7 +42,7 @@ use tokio::sync::watch;
 
 use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
 use crate::error::{ApiError, ErrorResponses};
-use crate::openai::read_body;
+use crate::openai::parse_body;
 use crate::store::normalise_query;
 use crate::AppState;
 use colm_api::openai::ErrorBody;
@@ -227,12 +227,7 @@ async fn create_inner(
     state: AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    state
-        .metrics()
-        .request_bytes("/v1/colm/sessions", body.len());
-    let req: CreateSession = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let req: CreateSession = parse_body(&state, "/v1/colm/sessions", body)?;
     let k = req.k.unwrap_or(DEFAULT_K);
     if k == 0 || k > MAX_DRAFTS {
         return Err(ApiError::invalid(
@@ -346,12 +341,7 @@ async fn submit_inner(
     id: String,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    state
-        .metrics()
-        .request_bytes("/v1/colm/sessions/{id}/drafts", body.len());
-    let req: SubmitDraft = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))?;
+    let req: SubmitDraft = parse_body(&state, "/v1/colm/sessions/{id}/drafts", body)?;
     let session = state.sessions().get(&id)?;
     let full = {
         let mut st = lock(&session.state);
