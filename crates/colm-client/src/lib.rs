@@ -30,8 +30,10 @@ use colm_api::openai::{ChatCompletion, ChatCompletionRequest, ErrorBody};
 use colm_core::colm::query_of;
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
+use colm_core::round;
+use colm_core::step::StepOutcome;
 use colm_core::{
-    prompts, ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, WireStats,
+    ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, WireStats,
 };
 use reqwest::header;
 use serde::de::DeserializeOwned;
@@ -535,8 +537,25 @@ impl ChatModel for CollabClient {
             } else {
                 GuidanceSource::ReadYourAnswer
             };
-            let prompt = prompts::refinement(&query, &answer.text, &guidance, source, refine);
-            let refined = self.local.chat(&prompt, params).await?;
+            // The device refines its own answer with the guidance: the round's client step.
+            let input = round::Refine {
+                query: &query,
+                own: &answer.text,
+                guidance: &guidance,
+                source,
+                form: refine,
+            };
+            let local = round::Client {
+                id: None,
+                model: self.local.as_ref(),
+            };
+            let refined = match round::refine(input, local, round, params, None)
+                .await
+                .outcome
+            {
+                StepOutcome::Ok { completion } => completion,
+                StepOutcome::Failed { error } => return Err(error),
+            };
             spent.0.add(refined.usage);
             spent.1.prompt_ms += refined.timings.prompt_ms;
             spent.1.generation_ms += refined.timings.generation_ms;

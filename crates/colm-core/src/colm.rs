@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::guidance::{GuidanceMode, GuidancePlan};
 use crate::model::{ChatModel, ModelError, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
+use crate::round;
 
 pub mod references;
 mod virtual_model;
@@ -54,6 +55,14 @@ pub struct Collaborator {
 }
 
 impl Collaborator {
+    /// The collaborator as the maker of a round's client steps.
+    pub fn as_client(&self) -> round::Client<'_> {
+        round::Client {
+            id: Some(&self.id),
+            model: self.model.as_ref(),
+        }
+    }
+
     /// The `i`-th client collaborator (from 0): id `client-{i + 1}`, as every entry point
     /// names them (`colm ask`, `colm serve`'s virtual models, `colm eval`).
     pub fn client(i: usize, model: Arc<dyn ChatModel>, description: impl Into<String>) -> Self {
@@ -517,17 +526,11 @@ pub async fn run_with(
     }
 
     // 2. Drafts on the clients and references on the server, at the same time.
-    let drafts_fut = join_all(selected.iter().map(|c| {
-        call(
-            StepKind::Draft,
-            1,
-            Some(&c.id),
-            c.model.as_ref(),
-            prompts::draft(query),
-            &config.client_params,
-            observer,
-        )
-    }));
+    let drafts_fut = join_all(
+        selected
+            .iter()
+            .map(|c| round::draft(query, c.as_client(), &config.client_params, observer)),
+    );
     // Round 1's guidance reads no client text unless the drafts are aggregated: then the
     // references and their synthesis are written together, shared through the store.
     let references_fut = async {
@@ -691,12 +694,17 @@ pub async fn run_with(
 
         // 4. Refinement, each collaborator with its own previous answer.
         let refinements = join_all(active.iter().zip(&per_collaborator).map(|(a, g)| {
-            call(
-                StepKind::Refinement,
+            let input = round::Refine {
+                query,
+                own: &a.text,
+                guidance: g,
+                source,
+                form: refine,
+            };
+            round::refine(
+                input,
+                a.who.as_client(),
                 round,
-                Some(&a.who.id),
-                a.who.model.as_ref(),
-                prompts::refinement(query, &a.text, g, source, refine),
                 &config.client_params,
                 observer,
             )

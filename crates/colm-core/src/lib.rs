@@ -7,6 +7,8 @@
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
 //! - [`prompts`]: the prompts of each step, with their sources;
+//! - [`round`]: a client's draft and its refinement with guidance, the steps every CoLM
+//!   round is made of (in process, over the network, in the router);
 //! - [`step`]: what every strategy records — one model call ([`step::Step`]), per-model totals;
 //! - [`strategy`]: one description of every strategy, with its one text form
 //!   (`colm:refs=3,rounds=2`);
@@ -17,6 +19,7 @@ pub mod guidance;
 pub mod horizontal;
 pub mod model;
 pub mod prompts;
+pub mod round;
 pub mod step;
 pub mod strategy;
 #[cfg(test)]

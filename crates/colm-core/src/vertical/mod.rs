@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use crate::prompts::{self, RefineContext};
+use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver};
 
 pub mod privacy;
@@ -443,6 +444,14 @@ impl Router {
         share
     }
 
+    /// The device's model as the maker of the `colm` route's client steps (id `local`).
+    fn local_client(&self) -> round::Client<'_> {
+        round::Client {
+            id: Some("local"),
+            model: self.local.as_ref(),
+        }
+    }
+
     /// Routes and answers `query`; `sensitive` flags it as sensitive whatever the detector
     /// finds.
     ///
@@ -456,16 +465,7 @@ impl Router {
         observer: Option<StepObserver<'_>>,
     ) -> Result<RouterRecord, ModelError> {
         let start = Instant::now();
-        let draft = call(
-            StepKind::Draft,
-            1,
-            Some("local"),
-            self.local.as_ref(),
-            prompts::draft(query),
-            params,
-            observer,
-        )
-        .await;
+        let draft = round::draft(query, self.local_client(), params, observer).await;
         let completion = match (draft.completion(), draft.error()) {
             (Some(c), _) => c.clone(),
             (None, Some(e)) => return Err(e.clone()),
@@ -665,22 +665,15 @@ impl Router {
         match route {
             Route::Remote => record.answer = server_text,
             _ => {
-                let refinement = call(
-                    StepKind::Refinement,
-                    1,
-                    Some("local"),
-                    self.local.as_ref(),
-                    prompts::refinement(
-                        query,
-                        &completion.text,
-                        &server_text,
-                        prompts::GuidanceSource::References,
-                        self.config.refine,
-                    ),
-                    params,
-                    observer,
-                )
-                .await;
+                let input = round::Refine {
+                    query,
+                    own: &completion.text,
+                    guidance: &server_text,
+                    source: prompts::GuidanceSource::References,
+                    form: self.config.refine,
+                };
+                let refinement =
+                    round::refine(input, self.local_client(), 1, params, observer).await;
                 match refinement.text() {
                     Some(t) => record.answer = t.to_owned(),
                     None => {
