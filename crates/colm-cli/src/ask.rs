@@ -12,12 +12,13 @@ use anyhow::Context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{self, ColmConfig, ColmError, ColmRecord, ModelTotals, Step};
+use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step};
 use colm_core::guidance::GuidanceMode;
 use colm_core::prompts::RefineContext;
-use colm_core::strategy::{ColmSpec, StrategySpec};
+use colm_core::run::Run;
+use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
-use colm_core::{ChatModel, SamplingParams, Timings};
+use colm_core::{ChatMessage, ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
 
 /// Default client model (DESIGN.md §4).
@@ -142,10 +143,6 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     colm_spec
         .check_clients(args.clients.len())
         .map_err(anyhow::Error::msg)?;
-    let horizontal = match &args.strategy {
-        StrategySpec::Horizontal(h) => Some(h.clone()),
-        _ => None,
-    };
     // `cascade:…` is a router whose policy is only its confidence cascade.
     let router = match (router, &args.strategy) {
         (None, StrategySpec::Cascade(c)) => Some(crate::route::RouterFile {
@@ -285,64 +282,66 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     }
     let print_step = |s: &Step| print_step(s);
     let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
-    if let Some(h) = horizontal {
-        let clients: Vec<Arc<dyn ChatModel>> =
-            collaborators.iter().map(|c| c.model.clone()).collect();
-        let strategy = h
-            .build(&clients, server.engine.clone())
-            .map_err(anyhow::Error::msg)?;
-        return match strategy.run(&query, &config.client_params, observer).await {
-            Ok(record) => {
-                if args.json {
-                    println!("{}", serde_json::to_string_pretty(&record)?);
-                } else {
-                    println!(
-                        "\n══ final answer ({}) ══\n{}",
-                        record.strategy,
-                        record.answer.as_deref().unwrap_or("").trim()
-                    );
-                    if let Some(t) = &record.tally {
-                        println!("(vote: {} of {} answered {})", t.votes, t.drafts, t.answer);
-                    }
-                    print_totals(&record.usage_by_model, record.wall_ms);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if let (true, Some(p)) = (args.json, e.partial()) {
-                    let body = serde_json::json!({ "error": e.to_string(), "partial": p });
-                    println!("{}", serde_json::to_string_pretty(&body)?);
-                }
-                Err(e.into())
-            }
-        };
-    }
-    let side = colm::ServerSide {
-        aggregator: server.engine.as_ref(),
-        writers: &writers,
-        store: None,
+    // CoLM and the horizontal strategies: built from the spec as `colm serve` builds them.
+    let spec = match &args.strategy {
+        StrategySpec::Colm(_) => StrategySpec::Colm(colm_spec.clone()),
+        other => other.clone(),
     };
-    let result = colm::run_with(&query, &collaborators, side, &config, observer).await;
-    match result {
-        Ok(record) => {
+    let parts = Parts {
+        clients: &collaborators,
+        server: server.engine.clone(),
+        writers: &declared,
+        store: None,
+        router: RouterConfig::default(),
+    };
+    let strategy = spec
+        .build(&spec.name(), parts)
+        .map_err(anyhow::Error::msg)?;
+    let messages = [ChatMessage::user(query.clone())];
+    match strategy
+        .run(&messages, &config.client_params, observer)
+        .await
+    {
+        Ok(run) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&record)?);
+                println!("{}", serde_json::to_string_pretty(&run)?);
             } else {
-                print_summary(&record);
+                print_run(&run);
             }
             Ok(())
         }
         Err(e) => {
-            let partial = match &e {
-                ColmError::AllCollaboratorsFailed { partial, .. }
-                | ColmError::GuidanceFailed { partial, .. } => Some(partial),
-                ColmError::InvalidConfig(_) => None,
-            };
-            if let (true, Some(p)) = (args.json, partial) {
-                let body = serde_json::json!({ "error": e.to_string(), "partial": p });
+            if let (true, Some(p)) = (args.json, &e.partial) {
+                let body = serde_json::json!({ "error": e.message, "partial": p });
                 println!("{}", serde_json::to_string_pretty(&body)?);
             }
-            Err(e.into())
+            Err(anyhow::anyhow!(e.message))
+        }
+    }
+}
+
+/// The end of a run: the final answer(s) and the per-model table.
+fn print_run(run: &Run) {
+    match run {
+        Run::Colm(record) => print_summary(record),
+        Run::Horizontal(record) => {
+            println!(
+                "\n══ final answer ({}) ══\n{}",
+                record.strategy,
+                record.answer.as_deref().unwrap_or("").trim()
+            );
+            if let Some(t) = &record.tally {
+                println!("(vote: {} of {} answered {})", t.votes, t.drafts, t.answer);
+            }
+            print_totals(&run.usage_by_model(), record.wall_ms);
+        }
+        Run::Routed(record) => {
+            println!(
+                "\n══ final answer ({}) ══\n{}",
+                record.route.name(),
+                record.answer.trim()
+            );
+            print_totals(&run.usage_by_model(), 0.0);
         }
     }
 }
@@ -410,7 +409,7 @@ fn print_summary(record: &ColmRecord) {
             a.text.trim()
         );
     }
-    print_totals(&record.usage_by_model, record.wall_ms);
+    print_totals(&record.usage_by_model(), record.wall_ms);
 }
 
 /// The per-model table (calls, tokens, speeds) and the wall time.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use colm_client::{CollabClient, RemoteChat, RemoteConfig, SessionConfig};
-use colm_core::vertical::RoutedChat;
+use colm_core::run::StrategyModel;
 use colm_core::vertical::Router;
 use colm_core::ChatModel;
 use colm_server::auth::AuthConfig;
@@ -132,7 +132,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             if let Some(s) = file.speeds {
                 router = router.with_speeds(s);
             }
-            Arc::new(RoutedChat::new(name.clone(), router))
+            Arc::new(StrategyModel::new(name.clone(), Arc::new(router)))
         }
         None => Arc::new(CollabClient::new(
             name.clone(),

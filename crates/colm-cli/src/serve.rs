@@ -9,10 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{ColmConfig, ColmModel};
-use colm_core::horizontal::HorizontalModel;
-use colm_core::strategy::{ColmSpec, StrategySpec};
-use colm_core::vertical::{RoutedChat, Router, RouterConfig};
+use colm_core::run::StrategyModel;
+use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
+use colm_core::vertical::RouterConfig;
 use colm_core::ChatModel;
 
 use colm_server::auth::AuthConfig;
@@ -225,51 +224,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = loaded
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;
-        let clients: Vec<Arc<dyn ChatModel>> =
-            collaborators.iter().map(|c| c.model.clone()).collect();
-        let server_model: Arc<dyn ChatModel> = server.engine.clone();
-        let colm_model = |id: &str, spec: &ColmSpec| {
-            let mut m = ColmModel::new(
-                id,
-                collaborators.clone(),
-                server.engine.clone(),
-                spec.config(ColmConfig::default()),
-            )
-            .with_writers(spec.writers(&server_model, &writers));
-            if let Some(store) = &store {
-                m = m.with_store(store.clone());
-            }
-            Arc::new(m)
+        // Every virtual model is a strategy over the same parts, served by one wrapper.
+        let virtual_model = |id: &str, spec: &StrategySpec| -> anyhow::Result<Arc<dyn ChatModel>> {
+            let parts = Parts {
+                clients: &collaborators,
+                server: server.engine.clone(),
+                writers: &writers,
+                store: store
+                    .clone()
+                    .map(|s| s as Arc<dyn colm_core::colm::references::ReferenceStore>),
+                router: RouterConfig::default(),
+            };
+            let strategy = spec
+                .build(id, parts)
+                .map_err(|e| anyhow::anyhow!("{id}={spec}: {e}"))?;
+            Ok(Arc::new(StrategyModel::new(id, strategy)))
         };
-        hosted.push(("colm".to_owned(), colm_model("colm", &colm_spec)));
+        hosted.push((
+            "colm".to_owned(),
+            virtual_model("colm", &StrategySpec::Colm(colm_spec.clone()))?,
+        ));
         for (id, spec) in &extra_strategies {
             if hosted.iter().any(|(h, _)| h == id) {
                 anyhow::bail!("model id {id:?} is given twice");
             }
-            let model: Arc<dyn ChatModel> = match spec {
-                StrategySpec::Colm(c) => colm_model(id, c),
-                StrategySpec::Horizontal(h) => {
-                    let strategy = h
-                        .build(&clients, server.engine.clone())
-                        .map_err(|e| anyhow::anyhow!("--colm-strategy {id}={spec}: {e}"))?;
-                    Arc::new(HorizontalModel::new(id, strategy))
-                }
-                StrategySpec::Cascade(c) => {
-                    let local = clients
-                        .first()
-                        .cloned()
-                        .context("a cascade needs a --colm-client")?;
-                    let router = Router::new(
-                        local,
-                        server_model.clone(),
-                        c.router_config(RouterConfig::default()),
-                    );
-                    Arc::new(RoutedChat::new(id.clone(), router))
-                }
-                other => anyhow::bail!(
-                    "--colm-strategy {id}={other}: a single model is served with --model"
-                ),
-            };
+            let model = virtual_model(id, spec).context("--colm-strategy")?;
             hosted.push((id.clone(), model));
         }
     }

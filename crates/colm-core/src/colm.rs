@@ -218,13 +218,16 @@ pub struct ColmRecord {
     pub rounds: Vec<RoundRecord>,
     /// Each surviving collaborator's final answer, in collaborator order.
     pub final_answers: Vec<FinalAnswer>,
-    /// Totals per model name.
-    pub usage_by_model: BTreeMap<String, ModelTotals>,
     /// Wall time of the whole collaboration, ms.
     pub wall_ms: f64,
 }
 
 impl ColmRecord {
+    /// Token and time totals per model name, derived from the steps.
+    pub fn usage_by_model(&self) -> BTreeMap<String, ModelTotals> {
+        totals_of(self.steps())
+    }
+
     /// The first collaborator's final answer (the client of interest when K = 1).
     pub fn answer(&self) -> Option<&str> {
         self.final_answers.first().map(|a| a.text.as_str())
@@ -485,11 +488,9 @@ pub async fn run_with(
         references: None,
         rounds: Vec::new(),
         final_answers: Vec::new(),
-        usage_by_model: BTreeMap::new(),
         wall_ms: 0.0,
     };
     let finish = |mut record: ColmRecord| {
-        record.usage_by_model = totals(&record);
         record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
         record
     };
@@ -778,10 +779,6 @@ fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
             round: a.round,
         })
         .collect()
-}
-
-fn totals(record: &ColmRecord) -> BTreeMap<String, ModelTotals> {
-    totals_of(record.steps())
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! - [`prompts`]: the prompts of each step, with their sources;
 //! - [`round`]: a client's draft and its refinement with guidance, the steps every CoLM
 //!   round is made of (in process, over the network, in the router);
+//! - [`run`]: one [`run::Strategy`] trait for every strategy, the [`run::Run`] record, the
+//!   [`run::RunError`], and [`run::StrategyModel`] serving any strategy as a chat model;
 //! - [`step`]: what every strategy records — one model call ([`step::Step`]), per-model totals;
 //! - [`strategy`]: one description of every strategy, with its one text form
 //!   (`colm:refs=3,rounds=2`);
@@ -20,6 +22,7 @@ pub mod horizontal;
 pub mod model;
 pub mod prompts;
 pub mod round;
+pub mod run;
 pub mod step;
 pub mod strategy;
 #[cfg(test)]

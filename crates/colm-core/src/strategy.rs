@@ -34,13 +34,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::colm::references::{ReferenceConfig, ReferenceWriter, Selector};
-use crate::colm::ColmConfig;
+use crate::colm::references::{ReferenceConfig, ReferenceStore, ReferenceWriter, Selector};
+use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::guidance::GuidanceMode;
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
 use crate::prompts::{self, RefineContext};
-use crate::vertical::{AgreementConfig, Route, RouterConfig};
+use crate::run::Strategy;
+use crate::vertical::{AgreementConfig, Route, Router, RouterConfig};
 
 /// A strategy and its options (module docs for the text form).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,7 +117,66 @@ pub fn names() -> Vec<&'static str> {
     n
 }
 
+/// The models a strategy is built over ([`StrategySpec::build`]).
+pub struct Parts<'a> {
+    /// The client collaborators, in order: CoLM's collaborators; the horizontal agents take
+    /// their models in turn; the first is the cascade's device model.
+    pub clients: &'a [Collaborator],
+    /// The server model: CoLM's aggregator (and, without declared writers, its reference
+    /// writers), the server-side agents, the cascade's escalation target.
+    pub server: Arc<dyn ChatModel>,
+    /// Declared reference writers of CoLM (empty: the spec's [`WriterPool`] on `server`).
+    pub writers: &'a [ReferenceWriter],
+    /// Where CoLM shares round 1's references between requests (`None`: per request).
+    pub store: Option<Arc<dyn ReferenceStore>>,
+    /// The router settings a cascade's options apply to (budgets, residency, refine form).
+    pub router: RouterConfig,
+}
+
 impl StrategySpec {
+    /// The strategy over `parts`, named `name` (as served); the one place a spec becomes a
+    /// running [`Strategy`] (`colm ask`, `colm serve`'s virtual models, `colm eval`).
+    ///
+    /// # Errors
+    /// `local` and `server` (a single model is served as itself); no client; a horizontal
+    /// strategy that cannot be built ([`HorizontalSpec::build`]).
+    pub fn build(&self, name: &str, parts: Parts<'_>) -> Result<Arc<dyn Strategy>, String> {
+        let first = parts
+            .clients
+            .first()
+            .ok_or_else(|| format!("{self} needs at least one client model"))?;
+        Ok(match self {
+            StrategySpec::Local | StrategySpec::Server => {
+                return Err(format!(
+                    "{self} is a single model: serve or call the model itself"
+                ))
+            }
+            StrategySpec::Colm(c) => {
+                let mut m = ColmModel::new(
+                    name,
+                    parts.clients.to_vec(),
+                    parts.server.clone(),
+                    c.config(ColmConfig::default()),
+                )
+                .with_writers(c.writers(&parts.server, parts.writers));
+                if let Some(store) = parts.store {
+                    m = m.with_store(store);
+                }
+                Arc::new(m)
+            }
+            StrategySpec::Horizontal(h) => {
+                let models: Vec<Arc<dyn ChatModel>> =
+                    parts.clients.iter().map(|c| c.model.clone()).collect();
+                Arc::new(h.build(&models, parts.server)?)
+            }
+            StrategySpec::Cascade(c) => Arc::new(Router::new(
+                first.model.clone(),
+                parts.server,
+                c.router_config(parts.router),
+            )),
+        })
+    }
+
     /// Parses the text form (module docs).
     ///
     /// # Errors

@@ -1,12 +1,12 @@
 //! Strategies under evaluation: what answers a turn of an item.
 //!
 //! A `--strategy` is a [`StrategySpec`] (its text form and defaults:
-//! [`colm_core::strategy`]), built here over the run's models: `local` runs the first
-//! `--client`; `colm` runs [`ColmModel::collaborate`] — the code the server's virtual `colm`
-//! model runs — with the `--client` models as its K collaborators in turn and, unless the run
-//! declares writers, the spec's [`WriterPool`] on the server model (writer 1 of `seeds` sends
-//! the `server` strategy's very request); horizontal strategies put their agents on the
-//! `--client` models in turn and the server model where a strategy puts one (MoA's aggregator,
+//! [`colm_core::strategy`]), built over the run's models by [`StrategySpec::build`] — the code
+//! that builds `colm serve`'s virtual models: `local` runs the first `--client`; `colm` runs
+//! CoLM with the `--client` models as its K collaborators in turn and, unless the run declares
+//! writers, the spec's [`WriterPool`] on the server model (writer 1 of `seeds` sends the
+//! `server` strategy's very request); horizontal strategies put their agents on the `--client`
+//! models in turn and the server model where a strategy puts one (MoA's aggregator,
 //! `on=server`); `cascade` runs the router of `colm_core::vertical` with only its confidence
 //! cascade. Tokens and server calls are counted by the side of the step that made each call.
 //!
@@ -16,11 +16,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colm_core::colm::{
-    query_of, Collaborator, ColmConfig, ColmError, ColmModel, ColmRecord, Step, StepKind,
-};
-use colm_core::horizontal::{Horizontal, Side, StrategyRecord};
-use colm_core::vertical::{Router, RouterConfig, RouterRecord};
+use colm_core::colm::{Collaborator, ColmRecord, Step, StepKind};
+use colm_core::horizontal::{Side, StrategyRecord};
+use colm_core::run::Run;
+use colm_core::strategy::Parts;
+use colm_core::vertical::{RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
@@ -206,9 +206,8 @@ enum Inner {
         model: Arc<dyn ChatModel>,
         server: bool,
     },
-    Colm(ColmModel),
-    Horizontal(Horizontal),
-    Router(Router),
+    /// CoLM, a horizontal strategy or the cascade ([`StrategySpec::build`]).
+    Built(Arc<dyn colm_core::run::Strategy>),
 }
 
 impl Strategy {
@@ -233,29 +232,27 @@ impl Strategy {
                 model: server,
                 server: true,
             },
-            StrategySpec::Colm(c) => {
-                let collaborators = (0..c.k)
+            StrategySpec::Colm(_) | StrategySpec::Horizontal(_) | StrategySpec::Cascade(_) => {
+                // CoLM's K collaborators take the client models in turn.
+                let k = match spec {
+                    StrategySpec::Colm(c) => c.k,
+                    _ => clients.len(),
+                };
+                let collaborators: Vec<Collaborator> = (0..k)
                     .map(|i| {
                         let client = &clients[i % clients.len()];
                         Collaborator::client(i, client.model.clone(), client.description.clone())
                     })
                     .collect();
-                let config = c.config(ColmConfig::default());
-                let writers = c.writers(&server, &[]);
-                Inner::Colm(
-                    ColmModel::new("colm", collaborators, server, config).with_writers(writers),
-                )
+                let parts = Parts {
+                    clients: &collaborators,
+                    server,
+                    writers: &[],
+                    store: None,
+                    router: RouterConfig::default(),
+                };
+                Inner::Built(spec.build(&spec.name(), parts)?)
             }
-            StrategySpec::Horizontal(h) => {
-                let models: Vec<Arc<dyn ChatModel>> =
-                    clients.iter().map(|c| c.model.clone()).collect();
-                Inner::Horizontal(h.build(&models, server)?)
-            }
-            StrategySpec::Cascade(c) => Inner::Router(Router::new(
-                first.model.clone(),
-                server,
-                c.router_config(RouterConfig::default()),
-            )),
         };
         Ok(Self {
             spec: spec.clone(),
@@ -291,25 +288,11 @@ impl Strategy {
                 messages.extend_from_slice(history);
                 single(model.as_ref(), *server, messages, params).await
             }
-            Inner::Colm(colm) => match colm.collaborate(history, params).await {
-                Ok(record) => colm_outcome(&record, record.answer().map(str::to_owned), None),
-                Err(e) => match &e {
-                    ColmError::AllCollaboratorsFailed { partial, .. }
-                    | ColmError::GuidanceFailed { partial, .. } => {
-                        colm_outcome(partial, None, Some(e.to_string()))
-                    }
-                    ColmError::InvalidConfig(_) => failed_outcome(e.to_string()),
-                },
-            },
-            Inner::Router(r) => match r.answer(&query_of(history), false, params, None).await {
-                Ok(record) => router_outcome(&record),
-                Err(e) => failed_outcome(e.to_string()),
-            },
-            Inner::Horizontal(h) => match h.run(&query_of(history), params, None).await {
-                Ok(record) => horizontal_outcome(&record, record.answer.clone(), None),
-                Err(e) => match e.partial() {
-                    Some(partial) => horizontal_outcome(partial, None, Some(e.to_string())),
-                    None => failed_outcome(e.to_string()),
+            Inner::Built(strategy) => match strategy.run(history, params, None).await {
+                Ok(run) => run_outcome(&run, run.answer().map(str::to_owned), None),
+                Err(e) => match &e.partial {
+                    Some(partial) => run_outcome(partial, None, Some(e.message)),
+                    None => failed_outcome(e.message),
                 },
             },
         }
@@ -396,6 +379,15 @@ fn outcome<'s>(
         wall_ms: 0.0,
         cached_calls: 0,
         transcript: serde_json::to_value(record).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Tokens and server calls of a run, by the side of each step.
+fn run_outcome(run: &Run, answer: Option<String>, error: Option<String>) -> TurnOutcome {
+    match run {
+        Run::Colm(r) => colm_outcome(r, answer, error),
+        Run::Horizontal(r) => horizontal_outcome(r, answer, error),
+        Run::Routed(r) => router_outcome(r),
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::references::{ReferenceConfig, ReferenceWriter, Selector};
 use super::*;
 use crate::model::{ChatMessage, Completion, Role};
+use crate::run::StrategyModel;
 use crate::testing::{last_user, Scripted};
 
 /// The message of a refinement prompt that carries the guidance: the system prompt in the
@@ -178,7 +179,7 @@ async fn failed_collaborator_is_recorded_and_round_goes_on() {
     assert_eq!(bad.calls().len(), 1);
     assert_eq!(rec.final_answers.len(), 1);
     assert_eq!(rec.answer(), Some("REFINED-a-1"));
-    assert_eq!(rec.usage_by_model["model-bad"].failed_calls, 1);
+    assert_eq!(rec.usage_by_model()["model-bad"].failed_calls, 1);
 }
 
 #[tokio::test]
@@ -201,7 +202,7 @@ async fn all_collaborators_failing_is_an_error_naming_each() {
         ColmError::AllCollaboratorsFailed { partial, stage, .. } => {
             assert_eq!(stage, StepKind::Draft);
             assert_eq!(partial.rounds[0].drafts.len(), 2);
-            assert_eq!(partial.usage_by_model["x"].failed_calls, 1);
+            assert_eq!(partial.usage_by_model()["x"].failed_calls, 1);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -292,13 +293,13 @@ async fn totals_and_observer_cover_every_step() {
         *seen.lock().unwrap(),
         vec![StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
     );
-    let client_totals = rec.usage_by_model["model-a"];
+    let client_totals = rec.usage_by_model()["model-a"];
     assert_eq!(client_totals.calls, 2);
     assert_eq!(
         client_totals.usage.completion_tokens,
         ("DRAFT-a".len() + "REFINED-a-1".len()) as u64
     );
-    assert_eq!(rec.usage_by_model["server"].calls, 1);
+    assert_eq!(rec.usage_by_model()["server"].calls, 1);
     // The record round-trips through JSON.
     let json = serde_json::to_string(&rec).unwrap();
     let back: ColmRecord = serde_json::from_str(&json).unwrap();
@@ -340,12 +341,12 @@ async fn invalid_settings_are_rejected() {
 async fn virtual_model_answers_with_the_collaboration() {
     let a = client("a");
     let srv = server("");
-    let model = ColmModel::new(
+    let model = served(ColmModel::new(
         "colm",
         vec![collab("client-1", a.clone())],
         srv.clone(),
         ColmConfig::default(),
-    );
+    ));
     let params = SamplingParams {
         max_tokens: 7,
         ..Default::default()
@@ -374,12 +375,12 @@ async fn virtual_model_reports_context_overflow_as_such() {
             n_ctx: 1024,
         })
     });
-    let model = ColmModel::new(
+    let model = served(ColmModel::new(
         "colm",
         vec![collab("client-1", over)],
         server(""),
         ColmConfig::default(),
-    );
+    ));
     let err = model
         .chat(&[ChatMessage::user("q")], &SamplingParams::default())
         .await
@@ -388,12 +389,12 @@ async fn virtual_model_reports_context_overflow_as_such() {
         matches!(err, ModelError::ContextOverflow { n_ctx: 1024, .. }),
         "{err}"
     );
-    let err = ColmModel::new(
+    let err = served(ColmModel::new(
         "colm",
         vec![collab("client-1", failing("x"))],
         server(""),
         ColmConfig::default(),
-    )
+    ))
     .chat(&[ChatMessage::user("q")], &SamplingParams::default())
     .await
     .unwrap_err();
@@ -412,10 +413,15 @@ async fn virtual_model_keeps_the_meaning_of_a_shared_failure() {
         })
     };
     let ask = |collaborators: Vec<Collaborator>| async move {
-        ColmModel::new("colm", collaborators, server(""), ColmConfig::default())
-            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
-            .await
-            .unwrap_err()
+        served(ColmModel::new(
+            "colm",
+            collaborators,
+            server(""),
+            ColmConfig::default(),
+        ))
+        .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+        .await
+        .unwrap_err()
     };
     // Every collaborator overloaded: 503 with Retry-After, not a 500.
     let err = ask(vec![
@@ -505,7 +511,7 @@ async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
         .text()
         .unwrap()
         .starts_with("2 of 3 collaborators answered 18"));
-    assert!(!rec.usage_by_model.contains_key("vote"));
+    assert!(!rec.usage_by_model().contains_key("vote"));
     assert_eq!(rec.final_answers.len(), 3);
     // A vote with nothing to count fails as guidance, keeping the drafts.
     let silent = [collab("client-1", client("a"))];
@@ -579,7 +585,7 @@ async fn reference_mode_guides_with_the_servers_own_answer_without_reading_the_d
     assert_eq!(rec.config.refine, Some(RefineContext::REFERENCE_DEFAULT));
     assert_eq!(rec.answer(), Some("REFINED-a-1"));
     // Server tokens are those of the reference; shared steps are the reference and guidance.
-    assert_eq!(rec.usage_by_model["server"].calls, 1);
+    assert_eq!(rec.usage_by_model()["server"].calls, 1);
     assert_eq!(rec.shared_steps().count(), 2);
     let json = serde_json::to_string(&rec).unwrap();
     assert_eq!(serde_json::from_str::<ColmRecord>(&json).unwrap(), rec);
@@ -973,9 +979,9 @@ async fn references_in_a_store_are_written_once_per_question() {
     };
     assert_eq!(guidance(first), guidance(second));
     // The second record counts no server work: the replayed steps made no call.
-    assert!(first.usage_by_model.contains_key("writer"));
-    assert!(!second.usage_by_model.contains_key("writer"));
-    assert!(!second.usage_by_model.contains_key("server"));
+    assert!(first.usage_by_model().contains_key("writer"));
+    assert!(!second.usage_by_model().contains_key("writer"));
+    assert!(!second.usage_by_model().contains_key("server"));
     // Each client refined its own draft: nothing of client a reached client b.
     assert_eq!(second.answer(), Some("REFINED-b-1"));
     assert!(!format!("{second:?}").contains("DRAFT-a"));
@@ -990,4 +996,9 @@ async fn references_in_a_store_are_written_once_per_question() {
         .await
         .unwrap();
     assert_eq!(writer.calls().len(), 4);
+}
+
+/// The collaboration served as a chat model, as `colm serve` serves it.
+fn served(model: ColmModel) -> StrategyModel {
+    StrategyModel::new("colm", Arc::new(model))
 }

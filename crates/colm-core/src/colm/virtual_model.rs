@@ -1,26 +1,20 @@
-//! The whole CoLM strategy behind the [`ChatModel`] trait, so that anything that serves chat
-//! models (the OpenAI-compatible API) serves collaboration unchanged.
+//! The whole CoLM strategy over its models, as a [`crate::run::Strategy`] (served as a chat
+//! model by [`crate::run::StrategyModel`]).
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use super::references::{ReferenceStore, ReferenceWriter};
 use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ServerSide};
-use crate::model::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams,
-};
-use crate::step::summed;
+use crate::model::{ChatMessage, ChatModel, Role, SamplingParams};
+use crate::step::StepObserver;
 
-/// A [`ChatModel`] that answers by running a CoLM collaboration: the configured collaborators
-/// draft and refine, `server` selects and aggregates, and the reference writers (by default
-/// `server` alone, [`ColmModel::with_writers`] to set a pool) write references.
+/// A CoLM collaboration over its models: the configured collaborators draft and refine,
+/// `server` selects and aggregates, and the reference writers (by default `server` alone,
+/// [`ColmModel::with_writers`] to set a pool) write references.
 ///
 /// Per request, the caller's sampling parameters replace the configured ones for every step
-/// (drafts, guidance, refinements). The returned [`Completion`] is the first collaborator's
-/// final answer; its `usage` and `timings` are summed over **every** step of the collaboration
-/// (what the deployment spent), its `mean_logprob` and `finish_reason` are those of the step
-/// that produced the answer.
+/// (drafts, guidance, refinements). As a chat model ([`crate::run::StrategyModel`]) its answer
+/// is the first collaborator's final answer ([`crate::run::Run::completion`]).
 pub struct ColmModel {
     name: String,
     collaborators: Vec<Collaborator>,
@@ -68,14 +62,32 @@ impl ColmModel {
         &self.config
     }
 
+    /// The name it is served under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs the collaboration and returns the full record.
     ///
     /// # Errors
-    /// As [`run`].
+    /// As [`run_with`].
     pub async fn collaborate(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
+    ) -> Result<ColmRecord, ColmError> {
+        self.collaborate_observed(messages, params, None).await
+    }
+
+    /// As [`ColmModel::collaborate`], with `observer` seeing each step as it finishes.
+    ///
+    /// # Errors
+    /// As [`run_with`].
+    pub async fn collaborate_observed(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
     ) -> Result<ColmRecord, ColmError> {
         let config = ColmConfig {
             client_params: params.clone(),
@@ -92,7 +104,7 @@ impl ColmModel {
             &self.collaborators,
             side,
             &config,
-            None,
+            observer,
         )
         .await
     }
@@ -118,58 +130,4 @@ pub fn query_of(messages: &[ChatMessage]) -> String {
     }
     q.push_str(&format!("\nQuestion:\n{}", messages[i].content));
     q
-}
-
-/// The collaboration's failure as the caller's error: when every collaborator failed the same
-/// way (all overloaded, all prompts too long, …) or the server model failed with a meaning
-/// (overloaded, rate limited), that error and its status; else an inference failure naming all.
-fn to_model_error(e: ColmError) -> ModelError {
-    let kept = match &e {
-        ColmError::AllCollaboratorsFailed { errors, .. } => {
-            ModelError::common(errors.iter().map(|(_, err)| err))
-        }
-        ColmError::GuidanceFailed { error, .. } => ModelError::common([error]),
-        ColmError::InvalidConfig(_) => None,
-    };
-    kept.unwrap_or_else(|| ModelError::Inference(e.to_string()))
-}
-
-#[async_trait]
-impl ChatModel for ColmModel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn chat(
-        &self,
-        messages: &[ChatMessage],
-        params: &SamplingParams,
-    ) -> Result<Completion, ModelError> {
-        let record = self
-            .collaborate(messages, params)
-            .await
-            .map_err(to_model_error)?;
-        let (usage, timings) = summed(&record.usage_by_model);
-        let answer = record
-            .final_answers
-            .first()
-            .ok_or_else(|| ModelError::Inference("the collaboration produced no answer".into()))?;
-        let source = record
-            .steps()
-            .filter(|s| {
-                s.kind == answer.from
-                    && s.round == answer.round
-                    && s.collaborator.as_deref() == Some(answer.collaborator.as_str())
-            })
-            .find_map(|s| s.completion());
-        Ok(Completion {
-            text: answer.text.clone(),
-            usage,
-            mean_logprob: source.and_then(|c| c.mean_logprob),
-            finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
-            timings,
-            fallback: None,
-            wire: None,
-        })
-    }
 }

@@ -27,7 +27,7 @@ pub mod moa;
 pub mod self_consistency;
 pub mod spec;
 
-pub use spec::{Horizontal, HorizontalModel, HorizontalSpec};
+pub use spec::{Horizontal, HorizontalSpec};
 
 /// Where a model runs: on the device (client) or on a shared server. Decides whose token
 /// budget a call spends.
@@ -99,13 +99,16 @@ pub struct StrategyRecord {
     pub answer: Option<String>,
     /// The vote behind the answer, for strategies that vote.
     pub tally: Option<VoteTally>,
-    /// Totals per model name.
-    pub usage_by_model: BTreeMap<String, ModelTotals>,
     /// Wall time, ms.
     pub wall_ms: f64,
 }
 
 impl StrategyRecord {
+    /// Token and time totals per model name, derived from the steps.
+    pub fn usage_by_model(&self) -> BTreeMap<String, ModelTotals> {
+        totals_of(self.steps.iter())
+    }
+
     /// The side of the agent that made `step`; `None` for a step of no listed agent.
     pub fn side_of(&self, step: &Step) -> Option<Side> {
         let id = step.collaborator.as_deref()?;
@@ -176,14 +179,12 @@ fn new_record(
         steps: Vec::new(),
         answer: None,
         tally: None,
-        usage_by_model: BTreeMap::new(),
         wall_ms: 0.0,
     }
 }
 
-/// Fills in the totals and the wall time since `start`.
+/// Fills in the wall time since `start`.
 fn finish(mut record: StrategyRecord, start: Instant) -> StrategyRecord {
-    record.usage_by_model = totals_of(record.steps.iter());
     record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
     record
 }

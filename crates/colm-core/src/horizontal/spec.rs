@@ -18,11 +18,9 @@ use super::debate::{DebateConfig, Topology};
 use super::moa::MoaConfig;
 use super::self_consistency::SelfConsistencyConfig;
 use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
-use async_trait::async_trait;
 
-use crate::colm::query_of;
-use crate::model::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
-use crate::step::{summed, StepObserver};
+use crate::model::{ChatModel, SamplingParams};
+use crate::step::StepObserver;
 
 /// A parsed horizontal strategy.
 #[derive(Debug, Clone, PartialEq)]
@@ -431,76 +429,5 @@ fn with_temperature(params: &SamplingParams, temperature: f32) -> SamplingParams
         }
     } else {
         params.clone()
-    }
-}
-
-/// A [`ChatModel`] that answers by running a horizontal strategy on the chat's query
-/// ([`query_of`]), so the OpenAI-compatible server can host it as a virtual model.
-///
-/// The caller's sampling parameters apply to every call (as [`Horizontal::run`]). The returned
-/// [`Completion`] is the strategy's answer; `usage` and `timings` are summed over every call
-/// of the run; `mean_logprob` and `finish_reason` are those of the call that wrote the answer.
-pub struct HorizontalModel {
-    name: String,
-    strategy: Horizontal,
-}
-
-impl HorizontalModel {
-    /// A virtual model named `name` running `strategy`.
-    pub fn new(name: impl Into<String>, strategy: Horizontal) -> Self {
-        Self {
-            name: name.into(),
-            strategy,
-        }
-    }
-}
-
-#[async_trait]
-impl ChatModel for HorizontalModel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn chat(
-        &self,
-        messages: &[ChatMessage],
-        params: &SamplingParams,
-    ) -> Result<Completion, ModelError> {
-        let record = self
-            .strategy
-            .run(&query_of(messages), params, None)
-            .await
-            .map_err(|e| {
-                // Every agent failing the same way (a prompt too long for all, all overloaded)
-                // keeps that error's meaning for the caller.
-                let kept = e.partial().and_then(|p| {
-                    let errors: Vec<&ModelError> =
-                        p.steps.iter().filter_map(|s| s.error()).collect();
-                    (errors.len() == p.steps.len())
-                        .then(|| ModelError::common(errors))
-                        .flatten()
-                });
-                kept.unwrap_or_else(|| ModelError::Inference(e.to_string()))
-            })?;
-        let text = record
-            .answer
-            .clone()
-            .ok_or_else(|| ModelError::Inference("the strategy produced no answer".into()))?;
-        let (usage, timings) = summed(&record.usage_by_model);
-        let source = record
-            .steps
-            .iter()
-            .rev()
-            .filter_map(|s| s.completion())
-            .find(|c| c.text == text);
-        Ok(Completion {
-            text,
-            usage,
-            mean_logprob: source.and_then(|c| c.mean_logprob),
-            finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
-            timings,
-            fallback: None,
-            wire: None,
-        })
     }
 }

@@ -36,13 +36,13 @@ async fn self_consistency_samples_with_distinct_seeds_and_votes() {
     assert_eq!(model.calls().len(), 5);
     assert_eq!(record.steps.len(), 5);
     assert!(record.steps.iter().all(|s| s.kind == StepKind::Sample));
-    let tally = record.tally.unwrap();
+    let tally = record.tally.clone().unwrap();
     assert_eq!(
         (tally.answer.as_str(), tally.votes, tally.drafts),
         ("18", 3, 5)
     );
     assert_eq!(record.answer.as_deref(), Some("… so the answer is 18."));
-    assert_eq!(record.usage_by_model["small"].calls, 5);
+    assert_eq!(record.usage_by_model()["small"].calls, 5);
 }
 
 #[tokio::test]
@@ -247,9 +247,9 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
     .await
     .unwrap();
     // The failed proposer is left out of the aggregator's references.
-    let answer = record.answer.unwrap();
+    let answer = record.answer.clone().unwrap();
     assert!(answer.ends_with("1. p1-L1"), "{answer}");
-    assert_eq!(record.usage_by_model["p2"].failed_calls, 1);
+    assert_eq!(record.usage_by_model()["p2"].failed_calls, 1);
 
     let bad_agg = agent("aggregator", Side::Server, failing("big"));
     let err = moa::run("Q?", &proposers, &bad_agg, &MoaConfig::default(), None)

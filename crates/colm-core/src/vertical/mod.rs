@@ -34,9 +34,6 @@ use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver};
 
 pub mod privacy;
-mod routed;
-
-pub use routed::RoutedChat;
 
 use privacy::Detector;
 

@@ -1,0 +1,349 @@
+//! One trait for every collaboration strategy, one record of a run, one error, and one way to
+//! serve any strategy as a chat model.
+//!
+//! - [`Strategy`]: a strategy built over [`ChatModel`]s (CoLM: [`ColmModel`]; the horizontal
+//!   strategies: [`Horizontal`]; the device–cloud cascade: [`Router`]) runs on a conversation
+//!   and records every step. [`StrategySpec::build`](crate::strategy::StrategySpec::build)
+//!   makes one from its text form.
+//! - [`Run`]: the record of one run — the strategy's own record, with the steps, the answer
+//!   and the per-model totals derived from the steps.
+//! - [`RunError`]: why a run did not answer, with the partial record and the error as a caller
+//!   sees it ([`ModelError`], which knows its HTTP status).
+//! - [`StrategyModel`]: any strategy behind the [`ChatModel`] trait (the virtual models of
+//!   `colm serve`, the routed endpoint of `colm client --router`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::colm::{query_of, ColmError, ColmModel, ColmRecord};
+use crate::horizontal::{Horizontal, StrategyRecord};
+use crate::model::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
+use crate::step::{summed, totals_of, ModelTotals, Step, StepObserver};
+use crate::vertical::{Router, RouterRecord};
+
+/// The record of one run of a strategy: the strategy's own record (serialised as it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Run {
+    /// A CoLM collaboration.
+    Colm(Box<ColmRecord>),
+    /// Self-consistency, debate or mixture-of-agents.
+    Horizontal(StrategyRecord),
+    /// A query routed by the device–cloud cascade.
+    Routed(RouterRecord),
+}
+
+impl Run {
+    /// Every step, in the order the strategy made them.
+    pub fn steps(&self) -> Vec<&Step> {
+        match self {
+            Run::Colm(r) => r.steps().collect(),
+            Run::Horizontal(r) => r.steps.iter().collect(),
+            Run::Routed(r) => r.steps.iter().collect(),
+        }
+    }
+
+    /// The answer (for CoLM, the first collaborator's final answer); `None` in a partial run.
+    pub fn answer(&self) -> Option<&str> {
+        match self {
+            Run::Colm(r) => r.answer(),
+            Run::Horizontal(r) => r.answer.as_deref(),
+            Run::Routed(r) => Some(&r.answer),
+        }
+    }
+
+    /// Token and time totals per model name, derived from the steps.
+    pub fn usage_by_model(&self) -> BTreeMap<String, ModelTotals> {
+        totals_of(self.steps().into_iter())
+    }
+
+    /// The answer as a chat completion: its text; `usage` and `timings` summed over every
+    /// step of the run (what the deployment spent); `mean_logprob` and `finish_reason` of the
+    /// step that wrote the answer. A routed query also carries its wire bytes and fallback.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] when the run has no answer.
+    pub fn completion(&self) -> Result<Completion, ModelError> {
+        if let Run::Routed(r) = self {
+            return Ok(r.completion());
+        }
+        let text = self
+            .answer()
+            .ok_or_else(|| ModelError::Inference("the strategy produced no answer".into()))?
+            .to_owned();
+        let source = match self {
+            Run::Colm(r) => r.final_answers.first().and_then(|a| {
+                r.steps()
+                    .filter(|s| {
+                        s.kind == a.from
+                            && s.round == a.round
+                            && s.collaborator.as_deref() == Some(a.collaborator.as_str())
+                    })
+                    .find_map(Step::completion)
+            }),
+            _ => self
+                .steps()
+                .into_iter()
+                .rev()
+                .filter_map(Step::completion)
+                .find(|c| c.text == text),
+        };
+        let (usage, timings) = summed(&self.usage_by_model());
+        Ok(Completion {
+            text,
+            usage,
+            mean_logprob: source.and_then(|c| c.mean_logprob),
+            finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
+            timings,
+            fallback: None,
+            wire: None,
+        })
+    }
+}
+
+/// Why a run did not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    /// The strategy's own account of the failure (names the stage and each participant).
+    pub message: String,
+    /// The failure as the caller sees it: when every participant failed the same way
+    /// (overloaded, prompt too long, rate limited) that error, with its HTTP status; else an
+    /// inference failure carrying `message`.
+    pub error: ModelError,
+    /// What was recorded before the failure, when anything was.
+    pub partial: Option<Box<Run>>,
+}
+
+impl RunError {
+    fn new(message: String, kept: Option<ModelError>, partial: Option<Run>) -> Self {
+        Self {
+            error: kept.unwrap_or_else(|| ModelError::Inference(message.clone())),
+            message,
+            partial: partial.map(Box::new),
+        }
+    }
+}
+
+/// A collaboration strategy built over chat models.
+#[async_trait]
+pub trait Strategy: Send + Sync {
+    /// Runs on the conversation `messages` (its query: [`query_of`]) with the caller's
+    /// sampling parameters for every step; `observer` sees each step as it finishes.
+    ///
+    /// # Errors
+    /// [`RunError`] when the strategy cannot answer.
+    async fn run(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<Run, RunError>;
+}
+
+#[async_trait]
+impl Strategy for ColmModel {
+    async fn run(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<Run, RunError> {
+        self.collaborate_observed(messages, params, observer)
+            .await
+            .map(|r| Run::Colm(Box::new(r)))
+            .map_err(|e| {
+                let message = e.to_string();
+                let (kept, partial) = match e {
+                    ColmError::AllCollaboratorsFailed {
+                        errors, partial, ..
+                    } => (
+                        ModelError::common(errors.iter().map(|(_, err)| err)),
+                        Some(Run::Colm(partial)),
+                    ),
+                    ColmError::GuidanceFailed { error, partial, .. } => {
+                        (ModelError::common([&error]), Some(Run::Colm(partial)))
+                    }
+                    ColmError::InvalidConfig(_) => (None, None),
+                };
+                RunError::new(message, kept, partial)
+            })
+    }
+}
+
+#[async_trait]
+impl Strategy for Horizontal {
+    async fn run(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<Run, RunError> {
+        Horizontal::run(self, &query_of(messages), params, observer)
+            .await
+            .map(Run::Horizontal)
+            .map_err(|e| {
+                // Every agent failing the same way keeps that error's meaning.
+                let partial = e.partial().cloned();
+                let kept = partial.as_ref().and_then(|p| {
+                    let errors: Vec<&ModelError> = p.steps.iter().filter_map(Step::error).collect();
+                    (errors.len() == p.steps.len())
+                        .then(|| ModelError::common(errors))
+                        .flatten()
+                });
+                RunError::new(e.to_string(), kept, partial.map(Run::Horizontal))
+            })
+    }
+}
+
+/// The query is flagged sensitive when the request says so ([`SamplingParams::sensitive`],
+/// the chat request's `metadata.sensitive`; the detector applies either way). The route and
+/// its reasons are logged at `info`.
+#[async_trait]
+impl Strategy for Router {
+    async fn run(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Result<Run, RunError> {
+        let record = self
+            .answer(&query_of(messages), params.sensitive, params, observer)
+            .await
+            .map_err(|e| RunError {
+                message: e.to_string(),
+                error: e,
+                partial: None,
+            })?;
+        tracing::info!(
+            route = record.route.name(),
+            reasons = %record.reasons.join("; "),
+            redacted = record.redacted,
+            "routed"
+        );
+        Ok(Run::Routed(record))
+    }
+}
+
+/// Any [`Strategy`] behind the [`ChatModel`] trait, so that whatever serves chat models (the
+/// OpenAI-compatible API) serves collaboration unchanged: each chat is one run, answered with
+/// [`Run::completion`]; a failed run is its [`RunError::error`] (a 503 stays a 503).
+pub struct StrategyModel {
+    name: String,
+    strategy: Arc<dyn Strategy>,
+}
+
+impl StrategyModel {
+    /// `strategy`, served under `name`.
+    pub fn new(name: impl Into<String>, strategy: Arc<dyn Strategy>) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for StrategyModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        self.strategy
+            .run(messages, params, None)
+            .await
+            .map_err(|e| e.error)?
+            .completion()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::colm::Collaborator;
+    use crate::strategy::{Parts, StrategySpec};
+    use crate::testing::Scripted;
+
+    fn parts(clients: &[Collaborator], server: Arc<dyn ChatModel>) -> Parts<'_> {
+        Parts {
+            clients,
+            server,
+            writers: &[],
+            store: None,
+            router: crate::vertical::RouterConfig::default(),
+        }
+    }
+
+    /// Every strategy built from its text form is served by the one wrapper, with the
+    /// answer's text and the usage of every step.
+    #[tokio::test]
+    async fn every_strategy_is_served_by_one_chat_model() {
+        let small = Scripted::new("small", |_| Ok("so the answer is 4".into()));
+        let big = Scripted::new("big", |_| Ok("the answer is 4".into()));
+        let clients = [
+            Collaborator::client(0, small.clone(), "math"),
+            Collaborator::client(1, small, "code"),
+        ];
+        let q = [ChatMessage::user("What is 2 + 2?")];
+        let params = SamplingParams::default();
+        for text in [
+            "colm",
+            "colm:k=2,mode=synthesis",
+            "self-consistency:n=3",
+            "debate:agents=2",
+            "moa",
+            "cascade:tau=0",
+        ] {
+            let spec = StrategySpec::parse(text).unwrap();
+            let strategy = spec.build(text, parts(&clients, big.clone())).unwrap();
+            let run = strategy.run(&q, &params, None).await.unwrap();
+            assert!(run.answer().is_some_and(|a| a.contains('4')), "{text}");
+            let calls: u32 = run.usage_by_model().values().map(|t| t.calls).sum();
+            assert!(
+                calls as usize
+                    >= run
+                        .steps()
+                        .iter()
+                        .filter(|s| !s.messages.is_empty())
+                        .count(),
+                "{text}"
+            );
+            let c = StrategyModel::new(text, strategy)
+                .chat(&q, &params)
+                .await
+                .unwrap();
+            assert!(c.text.contains('4'), "{text}");
+        }
+        assert!(StrategySpec::Local
+            .build("local", parts(&clients, big))
+            .is_err());
+    }
+
+    /// A horizontal strategy whose every agent is overloaded is a 503, not a 500.
+    #[tokio::test]
+    async fn a_shared_failure_keeps_its_status_through_any_strategy() {
+        let busy = Scripted::new("busy", |_| Err(ModelError::Overloaded { queued: 3 }));
+        let clients = [Collaborator::client(0, busy.clone(), "")];
+        let q = [ChatMessage::user("q")];
+        for text in ["self-consistency:n=2", "colm", "cascade:tau=0"] {
+            let spec = StrategySpec::parse(text).unwrap();
+            let model = StrategyModel::new(
+                text,
+                spec.build(text, parts(&clients, busy.clone())).unwrap(),
+            );
+            let err = model
+                .chat(&q, &SamplingParams::default())
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 503, "{text}: {err}");
+        }
+    }
+}
