@@ -4,7 +4,7 @@
 
 use colm_core::guidance::{GuidanceMode, VoteTally};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,31 +16,35 @@ pub const MAX_DRAFTS: usize = 16;
 /// Most references per query.
 pub const MAX_REFS: usize = 8;
 
+/// An optional string field with a fixed set of values (`null` is the default).
+fn optional_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
+    let mut all: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+    all.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(all))
+}
+
 /// The schema of a `mode` field: one of [`GuidanceMode::NAMES`].
 fn mode_schema() -> impl Into<RefOr<Schema>> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(GuidanceMode::NAMES))
-        .description(Some(
-            "Guidance mode: `reference` (default; the synthesis of the server's references), \
+    optional_enum(GuidanceMode::NAMES).description(Some(
+        "Guidance mode: `reference` (default; the synthesis of the server's references), \
              `reference-critique`, `synthesis`, `critique`, `vote` (no model call) or `auto`.",
-        ))
+    ))
 }
 
 /// The schema of a `selector` field.
 fn selector_schema() -> impl Into<RefOr<Schema>> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(
-            [
-                colm_core::colm::references::Selector::Keywords,
-                colm_core::colm::references::Selector::Model,
-            ]
-            .map(|s| s.name()),
-        ))
-        .description(Some(
-            "Reference modes: how the top `refs` writers are chosen (default `keywords`).",
-        ))
+    optional_enum(
+        [
+            colm_core::colm::references::Selector::Keywords,
+            colm_core::colm::references::Selector::Model,
+        ]
+        .map(|s| s.name()),
+    )
+    .description(Some(
+        "Reference modes: how the top `refs` writers are chosen (default `keywords`).",
+    ))
 }
 
 /// Body of `POST /v1/colm/guidance`.

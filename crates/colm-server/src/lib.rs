@@ -457,12 +457,21 @@ mod tests {
             ("GuidanceResponse", serde_json::to_value(&answer).unwrap()),
             ("ErrorBody", serde_json::to_value(&error).unwrap()),
             ("ModelList", serde_json::to_value(&models).unwrap()),
+            // What the server accepts as "not given".
+            (
+                "GuidanceRequest",
+                json!({"query": "q", "mode": null, "selector": null}),
+            ),
         ] {
             assert_eq!(check(&doc, name, &v), Vec::<String>::new());
         }
         for (name, bad) in [
             ("GuidanceRequest", json!({"model": "qwen"})),
             ("GuidanceRequest", json!({"query": "q", "mode": "shout"})),
+            (
+                "GuidanceRequest",
+                json!({"query": "q", "selector": "random"}),
+            ),
             ("GuidanceRequest", json!({"query": ""})),
             ("CreateSession", json!({"query": "q", "k": 0})),
             (
