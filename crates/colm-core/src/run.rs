@@ -152,7 +152,7 @@ impl Strategy for ColmModel {
         params: &SamplingParams,
         observer: Option<StepObserver<'_>>,
     ) -> Result<Run, RunError> {
-        self.collaborate_observed(messages, params, observer)
+        self.collaborate(messages, params, observer)
             .await
             .map(|r| Run::Colm(Box::new(r)))
             .map_err(|e| {

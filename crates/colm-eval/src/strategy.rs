@@ -85,14 +85,6 @@ impl Arm {
         }
         StrategySpec::parse(text).map(Arm::Ran)
     }
-
-    /// The strategy that ran, when this is one.
-    pub fn ran(&self) -> Option<&StrategySpec> {
-        match self {
-            Arm::Ran(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Arm {

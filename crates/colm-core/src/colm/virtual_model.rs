@@ -67,23 +67,12 @@ impl ColmModel {
         &self.name
     }
 
-    /// Runs the collaboration and returns the full record.
+    /// Runs the collaboration and returns the full record; `observer` sees each step as it
+    /// finishes.
     ///
     /// # Errors
     /// As [`run_with`].
     pub async fn collaborate(
-        &self,
-        messages: &[ChatMessage],
-        params: &SamplingParams,
-    ) -> Result<ColmRecord, ColmError> {
-        self.collaborate_observed(messages, params, None).await
-    }
-
-    /// As [`ColmModel::collaborate`], with `observer` seeing each step as it finishes.
-    ///
-    /// # Errors
-    /// As [`run_with`].
-    pub async fn collaborate_observed(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
