@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use colm_core::step::Progress;
 use colm_core::{Completion, FinishReason, Timings, Usage, WireStats};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -310,11 +311,30 @@ pub struct ChunkChoice {
     pub logprobs: Option<serde_json::Value>,
 }
 
+/// colm's extension of a stream chunk: a progress report, or (in the chunk with the finish
+/// reason) the completion's [`ColmExtension`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ChunkExtension {
+    /// A step of a virtual model's strategy finished before the answer (a draft, a reference,
+    /// the guidance, …). The chunk's delta is empty, so OpenAI clients see nothing.
+    Progress {
+        /// The step.
+        progress: Progress,
+    },
+    /// The completion's extension, in the chunk with the finish reason.
+    Final(ColmExtension),
+}
+
 /// One server-sent event of a streamed answer (`object: "chat.completion.chunk"`). The stream
-/// starts with a chunk whose delta holds the role, then text deltas, then a chunk with the
-/// finish reason and the `colm` extension, then (with `stream_options.include_usage`) a chunk
-/// with no choices and the `usage`, then `data: [DONE]`. An error after the headers were sent
-/// arrives as an [`ErrorBody`] event.
+/// starts with a chunk whose delta holds the role (for a virtual model: at once, before any
+/// model has answered), then — for a virtual model — a chunk with an empty delta and a `colm`
+/// progress report for each step finished before the answer, then text deltas (a virtual
+/// model streams its answer step as it is generated when the strategy knows that step in
+/// advance: CoLM's refinement, the mixture-of-agents aggregator; else the answer comes in one
+/// delta at the end), then a chunk with the finish reason and the `colm` extension, then
+/// (with `stream_options.include_usage`) a chunk with no choices and the `usage`, then
+/// `data: [DONE]`. An error after the headers were sent arrives as an [`ErrorBody`] event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChatCompletionChunk {
     /// The same id in every chunk of a stream.
@@ -330,9 +350,10 @@ pub struct ChatCompletionChunk {
     /// Tokens spent, in the usage chunk only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<CompletionUsage>,
-    /// colm's extension, in the chunk with the finish reason.
+    /// colm's extension: a progress report, or the completion's extension in the chunk with
+    /// the finish reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub colm: Option<ColmExtension>,
+    pub colm: Option<ChunkExtension>,
 }
 
 impl ChatCompletionChunk {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step};
+use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step, Watch};
 use colm_core::guidance::GuidanceMode;
 use colm_core::prompts::RefineContext;
 use colm_core::run::Run;
@@ -299,7 +299,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let messages = [ChatMessage::user(query.clone())];
     match strategy
-        .run(&messages, &config.client_params, observer)
+        .run(&messages, &config.client_params, Watch::steps(observer))
         .await
     {
         Ok(run) => {

@@ -13,6 +13,11 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
 
+/// Threads per process: the server and the clients run as separate processes, and
+/// llama.cpp threads that together outnumber the cores slow every process down many times over
+/// (the in-process turn-taking of `exclusive_compute` cannot help across processes).
+const THREADS: &str = "1";
+
 /// `colm serve` with MODEL on a free loopback port, with `extra` flags.
 fn serve_with(extra: &[&str]) -> common::Proc {
     let mut args = vec![
@@ -23,6 +28,8 @@ fn serve_with(extra: &[&str]) -> common::Proc {
         "127.0.0.1:0",
         "--ctx",
         "2048",
+        "--threads",
+        THREADS,
     ];
     args.extend_from_slice(extra);
     start(&args)
@@ -78,6 +85,8 @@ fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
         "127.0.0.1:0",
         "--ctx",
         "2048",
+        "--threads",
+        THREADS,
     ];
     args.extend_from_slice(extra);
     start(&args)
@@ -87,7 +96,8 @@ fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
 async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     let _turn = SERIAL.lock().await;
     let server = serve();
-    let deadline_ms = 60_000u64;
+    // Generous: the first request must get its guidance even on a loaded machine.
+    let deadline_ms = 180_000u64;
     let deadline = deadline_ms.to_string();
     let client = client(&server, &["--deadline-ms", &deadline]);
     let http = reqwest::Client::new();
@@ -139,11 +149,8 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         .trim()
         .is_empty());
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
-    // The draft itself takes a few seconds; the fallback adds at most the deadline.
-    assert!(
-        took < Duration::from_millis(deadline_ms) + Duration::from_secs(15),
-        "{took:?}"
-    );
+    // A dead server is known at once: the answer is the draft's time, not the deadline's.
+    assert!(took < Duration::from_millis(deadline_ms) / 3, "{took:?}");
 }
 
 /// Two `colm client`s answer the same question through one shared session on `colm serve`

@@ -309,6 +309,152 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
     }
 }
 
+/// The next server-sent event's data of `response` (`None` at the end of the body), reading
+/// more of the body into `buffer` as needed.
+async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> Option<String> {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                return Some(data.to_owned());
+            }
+            continue; // a keep-alive comment
+        }
+        let chunk = response.chunk().await.unwrap()?;
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The sum of `series` over every model in the server's metrics.
+async fn total(client: &reqwest::Client, base: &str, series: &str) -> f64 {
+    get_text(client, &format!("{base}/metrics"))
+        .await
+        .lines()
+        .filter(|l| l.starts_with(&format!("{series}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A streamed `colm` answer behaves like a chat model's: the headers and the role chunk come
+/// before any model has answered, each step before the answer is a progress chunk with an empty
+/// delta (draft, guidance), then the refinement streams token by token, then the finish chunk.
+/// A caller that disconnects mid-collaboration cancels every step: the engines go idle.
+#[tokio::test]
+async fn streamed_colm_reports_progress_then_streams_the_refinement_and_stops_when_the_caller_leaves(
+) {
+    let _turn = SERIAL.lock().await;
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-client",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-server",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-strategy",
+        "synth=colm:mode=synthesis",
+        "--ctx",
+        "2048",
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    let body = json!({"model": "synth", "messages": [{"role": "user", "content": question}],
+        "max_tokens": 48, "stream": true});
+    let mut r = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buffer = String::new();
+    let mut chunks = Vec::new();
+    while let Some(data) = next_event(&mut r, &mut buffer).await {
+        if data == "[DONE]" {
+            break;
+        }
+        chunks.push(serde_json::from_str::<Value>(&data).unwrap());
+    }
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"]["role"], "assistant",
+        "{chunks:?}"
+    );
+    let progress: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["colm"]["progress"]["step"].as_str())
+        .collect();
+    let first_text = chunks
+        .iter()
+        .position(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .unwrap();
+    let guidance = chunks
+        .iter()
+        .position(|c| c["colm"]["progress"]["step"] == "guidance")
+        .unwrap_or_else(|| panic!("no guidance progress in {progress:?}"));
+    assert!(progress.starts_with(&["draft", "guidance"]), "{progress:?}");
+    assert!(guidance < first_text, "{chunks:?}");
+    for c in chunks.iter().filter(|c| !c["colm"]["progress"].is_null()) {
+        // Plain OpenAI clients see an empty delta.
+        assert_eq!(c["choices"][0]["delta"], json!({}), "{c}");
+        assert_eq!(c["object"], "chat.completion.chunk");
+    }
+    let texts: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(
+        texts.len() > 3,
+        "the refinement is streamed token by token: {texts:?}"
+    );
+    let last = chunks.last().unwrap();
+    assert!(last["choices"][0]["finish_reason"].is_string(), "{last}");
+    assert!(
+        last["colm"]["timings"]["generation_ms"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+
+    // A long collaboration (the draft alone: 1500 tokens), left while the draft decodes.
+    let long = json!({"model": "synth", "messages": [{"role": "user", "content": question}],
+        "max_tokens": 1500, "ignore_eos": true, "stream": true});
+    let mut r = client.post(&url).json(&long).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut buffer = String::new();
+    let first = next_event(&mut r, &mut buffer).await.unwrap();
+    assert!(first.contains("\"role\":\"assistant\""), "{first}");
+    let busy = async {
+        loop {
+            if total(&client, &server.base, "colm_active_requests").await > 0.0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), busy)
+        .await
+        .expect("the engine never started the collaboration");
+    drop(r);
+    let idle = async {
+        loop {
+            let active = total(&client, &server.base, "colm_active_requests").await;
+            let queued = total(&client, &server.base, "colm_queue_depth").await;
+            if active == 0.0 && queued == 0.0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    // Generous bound; the draft alone would decode for minutes.
+    tokio::time::timeout(std::time::Duration::from_secs(20), idle)
+        .await
+        .expect("the engine kept working for a caller that left");
+    // And stays idle: nothing of the collaboration runs on.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        total(&client, &server.base, "colm_active_requests").await,
+        0.0
+    );
+}
+
 /// A collaborator whose queue is full reaches the caller of the virtual `colm` model as 503
 /// with `Retry-After` (the engine's overload kept through the collaboration), never as a 500.
 #[tokio::test]

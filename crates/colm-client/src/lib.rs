@@ -31,7 +31,7 @@ use colm_core::colm::query_of;
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::round;
-use colm_core::step::StepOutcome;
+use colm_core::step::{StepOutcome, Watch};
 use colm_core::{
     ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, WireStats,
 };
@@ -549,7 +549,7 @@ impl ChatModel for CollabClient {
                 id: None,
                 model: self.local.as_ref(),
             };
-            let refined = match round::refine(input, local, round, params, None)
+            let refined = match round::refine(input, local, round, params, Watch::default())
                 .await
                 .outcome
             {

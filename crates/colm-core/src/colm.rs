@@ -39,7 +39,7 @@ use crate::round;
 pub mod references;
 mod virtual_model;
 pub(crate) use crate::step::{call, no_call_step, totals_of};
-pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome};
+pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome, Watch};
 use references::{ReferenceConfig, ReferenceStore, ReferenceWriter, References};
 pub use virtual_model::{query_of, ColmModel};
 
@@ -452,13 +452,15 @@ pub async fn run(
         writers: &[],
         store: None,
     };
-    run_with(query, collaborators, side, config, observer).await
+    run_with(query, collaborators, side, config, Watch::steps(observer)).await
 }
 
 /// Runs one CoLM collaboration on `query`.
 ///
 /// `collaborators` are the client models (K ≥ 1, unique ids); `server` aggregates and holds the
-/// reference writers. `observer` sees each step as it completes.
+/// reference writers. `watch.steps` sees each step as it completes; `watch.answer` receives
+/// the answer's text as it is generated (the last round's refinement of the first active
+/// collaborator).
 ///
 /// # Errors
 /// [`ColmError::InvalidConfig`] for zero rounds, `top_k == Some(0)`, zero references, no
@@ -470,9 +472,10 @@ pub async fn run_with(
     collaborators: &[Collaborator],
     server: ServerSide<'_>,
     config: &ColmConfig,
-    observer: Option<StepObserver<'_>>,
+    watch: Watch<'_>,
 ) -> Result<ColmRecord, ColmError> {
     validate(collaborators, config)?;
+    let observer = watch.steps;
     let refine = config.refine_context();
     let start = Instant::now();
     let aggregator = server.aggregator;
@@ -694,22 +697,30 @@ pub async fn run_with(
         };
 
         // 4. Refinement, each collaborator with its own previous answer.
-        let refinements = join_all(active.iter().zip(&per_collaborator).map(|(a, g)| {
-            let input = round::Refine {
-                query,
-                own: &a.text,
-                guidance: g,
-                source,
-                form: refine,
-            };
-            round::refine(
-                input,
-                a.who.as_client(),
-                round,
-                &config.client_params,
-                observer,
-            )
-        }))
+        let last = round == config.rounds;
+        let refinements = join_all(active.iter().zip(&per_collaborator).enumerate().map(
+            |(i, (a, g))| {
+                // The first active collaborator's last refinement is the answer: stream it.
+                let answer = watch.answer.filter(|_| last && i == 0);
+                let input = round::Refine {
+                    query,
+                    own: &a.text,
+                    guidance: g,
+                    source,
+                    form: refine,
+                };
+                round::refine(
+                    input,
+                    a.who.as_client(),
+                    round,
+                    &config.client_params,
+                    Watch {
+                        steps: observer,
+                        answer,
+                    },
+                )
+            },
+        ))
         .await;
         let mut errors = Vec::new();
         for (a, step) in active.iter_mut().zip(&refinements) {

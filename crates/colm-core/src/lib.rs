@@ -30,6 +30,6 @@ mod testing;
 pub mod vertical;
 
 pub use model::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
-    Usage, WireStats, DEFAULT_MAX_TOKENS,
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams,
+    StreamEvent, Timings, Usage, WireStats, DEFAULT_MAX_TOKENS,
 };

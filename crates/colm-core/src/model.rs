@@ -355,15 +355,24 @@ pub trait ChatModel: Send + Sync {
         None
     }
 
+    /// Requests this model is serving now (prefilling or decoding), when it knows (for
+    /// metrics: with [`ChatModel::queue_depth`] at 0, the model is idle).
+    fn active_requests(&self) -> Option<usize> {
+        None
+    }
+
     /// Tokens of `text` under this model's tokenizer (no special tokens), when the model
     /// can count them locally; `None` otherwise (remote or scripted models).
     fn count_tokens(&self, _text: &str) -> Option<usize> {
         None
     }
 
-    /// Runs one chat completion, sending the generated text to `deltas` as it is produced.
-    /// The concatenated deltas equal the returned [`Completion::text`]; a closed receiver does
-    /// not stop generation. The default sends the whole text once, at the end.
+    /// Runs one chat completion, sending what it produces to `events` as it goes: the
+    /// generated text as [`StreamEvent::Delta`]s (their concatenation equals the returned
+    /// [`Completion::text`]) and, for a strategy, a [`StreamEvent::Progress`] for each step
+    /// finished before the answer. A closed receiver does not stop generation; dropping the
+    /// returned future does (the engine frees the request's sequence between decode steps).
+    /// The default sends the whole text once, at the end.
     ///
     /// # Errors
     /// As [`ChatModel::chat`].
@@ -371,14 +380,31 @@ pub trait ChatModel: Send + Sync {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        deltas: UnboundedSender<String>,
+        events: UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
         let completion = self.chat(messages, params).await?;
         if !completion.text.is_empty() {
-            let _ = deltas.unbounded_send(completion.text.clone());
+            let _ = events.unbounded_send(StreamEvent::Delta(completion.text.clone()));
         }
         Ok(completion)
     }
+
+    /// Whether [`ChatModel::chat_streaming`] reports progress before its answer (a strategy
+    /// whose first answer token comes after several model calls). A server answers streamed
+    /// requests to such a model at once, with progress events, instead of waiting for the
+    /// first token.
+    fn reports_progress(&self) -> bool {
+        false
+    }
+}
+
+/// What a streamed chat sends while it runs ([`ChatModel::chat_streaming`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of the answer's text (never splits a UTF-8 character).
+    Delta(String),
+    /// A step of a strategy finished (a draft, a reference, the guidance, …).
+    Progress(crate::step::Progress),
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use crate::model::{ChatModel, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
-use crate::step::{call, Step, StepKind, StepObserver};
+use crate::step::{call, call_watched, Step, StepKind, StepObserver, Watch};
 
 /// The client who makes a step: its id in the record (`None` for an unnamed client) and its
 /// model.
@@ -56,15 +56,16 @@ pub struct Refine<'a> {
 }
 
 /// Round `round`'s refinement: `client` revises its own answer with the guidance
-/// ([`prompts::refinement`]). A failure is recorded in the step, not raised.
+/// ([`prompts::refinement`]); its text is streamed to `watch.answer` when set (the caller
+/// knows this refinement is the answer). A failure is recorded in the step, not raised.
 pub async fn refine(
     input: Refine<'_>,
     client: Client<'_>,
     round: u32,
     params: &SamplingParams,
-    observer: Option<StepObserver<'_>>,
+    watch: Watch<'_>,
 ) -> Step {
-    call(
+    call_watched(
         StepKind::Refinement,
         round,
         client.id,
@@ -77,7 +78,7 @@ pub async fn refine(
             input.form,
         ),
         params,
-        observer,
+        watch,
     )
     .await
 }

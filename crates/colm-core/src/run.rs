@@ -20,8 +20,10 @@ use serde::Serialize;
 
 use crate::colm::{query_of, ColmError, ColmModel, ColmRecord};
 use crate::horizontal::{Horizontal, StrategyRecord};
-use crate::model::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
-use crate::step::{summed, totals_of, ModelTotals, Step, StepObserver};
+use crate::model::{
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
+};
+use crate::step::{summed, totals_of, ModelTotals, Progress, Step, Watch};
 use crate::vertical::{Router, RouterRecord};
 
 /// The record of one run of a strategy: the strategy's own record (serialised as it).
@@ -132,7 +134,9 @@ impl RunError {
 #[async_trait]
 pub trait Strategy: Send + Sync {
     /// Runs on the conversation `messages` (its query: [`query_of`]) with the caller's
-    /// sampling parameters for every step; `observer` sees each step as it finishes.
+    /// sampling parameters for every step; `watch` sees each step as it finishes and receives
+    /// the answer's text as it is generated when the strategy knows in advance which step
+    /// writes it (see [`Watch`]).
     ///
     /// # Errors
     /// [`RunError`] when the strategy cannot answer.
@@ -140,7 +144,7 @@ pub trait Strategy: Send + Sync {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<Run, RunError>;
 }
 
@@ -150,9 +154,9 @@ impl Strategy for ColmModel {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<Run, RunError> {
-        self.collaborate(messages, params, observer)
+        self.collaborate(messages, params, watch)
             .await
             .map(|r| Run::Colm(Box::new(r)))
             .map_err(|e| {
@@ -180,9 +184,9 @@ impl Strategy for Horizontal {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<Run, RunError> {
-        Horizontal::run(self, &query_of(messages), params, observer)
+        Horizontal::run(self, &query_of(messages), params, watch)
             .await
             .map(Run::Horizontal)
             .map_err(|e| {
@@ -201,17 +205,18 @@ impl Strategy for Horizontal {
 
 /// The query is flagged sensitive when the request says so ([`SamplingParams::sensitive`],
 /// the chat request's `metadata.sensitive`; the detector applies either way). The route and
-/// its reasons are logged at `info`.
+/// its reasons are logged at `info`. The answer is chosen after the draft is tested, so
+/// nothing is streamed to `watch.answer`.
 #[async_trait]
 impl Strategy for Router {
     async fn run(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<Run, RunError> {
         let record = self
-            .answer(&query_of(messages), params.sensitive, params, observer)
+            .answer(&query_of(messages), params.sensitive, params, watch.steps)
             .await
             .map_err(|e| RunError {
                 message: e.to_string(),
@@ -258,10 +263,73 @@ impl ChatModel for StrategyModel {
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
         self.strategy
-            .run(messages, params, None)
+            .run(messages, params, Watch::default())
             .await
             .map_err(|e| e.error)?
             .completion()
+    }
+
+    /// Each finished step is sent as a [`StreamEvent::Progress`]; the answer's text as
+    /// [`StreamEvent::Delta`]s while it is generated when the strategy streams it, else whole
+    /// at the end. When a streamed answer step failed midway and the run answered otherwise,
+    /// the run fails (the text already sent cannot be taken back).
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        events: futures::channel::mpsc::UnboundedSender<StreamEvent>,
+    ) -> Result<Completion, ModelError> {
+        // Progress and the strategy's deltas go through one relay (so they keep their order),
+        // which records the text sent.
+        let (relay, mut relayed) = futures::channel::mpsc::unbounded::<StreamEvent>();
+        let forward = {
+            let events = events.clone();
+            async move {
+                let mut sent = String::new();
+                while let Some(e) = futures::StreamExt::next(&mut relayed).await {
+                    if let StreamEvent::Delta(t) = &e {
+                        sent.push_str(t);
+                    }
+                    let _ = events.unbounded_send(e);
+                }
+                sent
+            }
+        };
+        let run = async {
+            let progress = relay.clone();
+            let on_step = move |s: &Step| {
+                let _ = progress.unbounded_send(StreamEvent::Progress(Progress::from(s)));
+            };
+            let watch = Watch {
+                steps: Some(&on_step),
+                answer: Some(&relay),
+            };
+            let run = self.strategy.run(messages, params, watch).await;
+            // Closes the relay, which ends `forward`.
+            drop(on_step);
+            drop(relay);
+            run
+        };
+        let (run, sent) = futures::join!(run, forward);
+        let completion = run.map_err(|e| e.error)?.completion()?;
+        match completion.text.strip_prefix(sent.as_str()) {
+            Some("") => {}
+            Some(rest) => {
+                let _ = events.unbounded_send(StreamEvent::Delta(rest.to_owned()));
+            }
+            None => {
+                return Err(ModelError::Inference(format!(
+                    "the streamed answer step failed after {} bytes and the strategy answered \
+                     otherwise",
+                    sent.len()
+                )))
+            }
+        }
+        Ok(completion)
+    }
+
+    fn reports_progress(&self) -> bool {
+        true
     }
 }
 
@@ -304,7 +372,7 @@ mod tests {
         ] {
             let spec = StrategySpec::parse(text).unwrap();
             let strategy = spec.build(text, parts(&clients, big.clone())).unwrap();
-            let run = strategy.run(&q, &params, None).await.unwrap();
+            let run = strategy.run(&q, &params, Watch::default()).await.unwrap();
             assert!(run.answer().is_some_and(|a| a.contains('4')), "{text}");
             let calls: u32 = run.usage_by_model().values().map(|t| t.calls).sum();
             assert!(
@@ -325,6 +393,68 @@ mod tests {
         assert!(StrategySpec::Local
             .build("local", parts(&clients, big))
             .is_err());
+    }
+
+    /// Streamed, every strategy reports its steps as progress before the answer's text, and the
+    /// text adds up to the answer: streamed by the answer step (CoLM's last refinement, the
+    /// aggregator) or sent whole at the end (a vote, a cascade).
+    #[tokio::test]
+    async fn streamed_strategies_report_progress_then_the_answer() {
+        let small = Scripted::new("small", |_| Ok("so the answer is 4".into()));
+        let big = Scripted::new("big", |_| Ok("the answer is 4".into()));
+        let clients = [
+            Collaborator::client(0, small.clone(), "math"),
+            Collaborator::client(1, small, "code"),
+        ];
+        let q = [ChatMessage::user("What is 2 + 2?")];
+        for (text, streamed_by) in [
+            ("colm:rounds=2", Some(crate::step::StepKind::Refinement)),
+            ("moa", Some(crate::step::StepKind::Aggregation)),
+            ("self-consistency:n=3", None),
+            ("cascade:tau=0", None),
+        ] {
+            let spec = StrategySpec::parse(text).unwrap();
+            let model = StrategyModel::new(
+                text,
+                spec.build(text, parts(&clients, big.clone())).unwrap(),
+            );
+            assert!(model.reports_progress());
+            let (tx, rx) = futures::channel::mpsc::unbounded();
+            let c = model
+                .chat_streaming(&q, &SamplingParams::default(), tx)
+                .await
+                .unwrap();
+            let events: Vec<StreamEvent> = futures::StreamExt::collect(rx).await;
+            let first_delta = events
+                .iter()
+                .position(|e| matches!(e, StreamEvent::Delta(_)))
+                .unwrap();
+            let before: Vec<&Progress> = events[..first_delta]
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::Progress(p) => Some(p),
+                    StreamEvent::Delta(_) => None,
+                })
+                .collect();
+            assert!(before.len() >= 2, "{text}: {events:?}");
+            let deltas: String = events
+                .iter()
+                .filter_map(|e| match e {
+                    StreamEvent::Delta(t) => Some(t.as_str()),
+                    StreamEvent::Progress(_) => None,
+                })
+                .collect();
+            assert_eq!(deltas, c.text, "{text}");
+            // The step that streamed the answer is reported after its text, never before.
+            if let Some(kind) = streamed_by {
+                assert!(
+                    events[first_delta..]
+                        .iter()
+                        .any(|e| matches!(e, StreamEvent::Progress(p) if p.step == kind)),
+                    "{text}: {events:?}"
+                );
+            }
+        }
     }
 
     /// A horizontal strategy whose every agent is overloaded is a 503, not a 500.

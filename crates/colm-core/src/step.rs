@@ -10,11 +10,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use futures::channel::mpsc::UnboundedSender;
+
 use crate::model::{
-    ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, Usage,
+    ChatMessage, ChatModel, Completion, ModelError, SamplingParams, StreamEvent, Timings, Usage,
 };
 
 /// Kind of a step in the record.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
@@ -131,6 +134,64 @@ pub struct ModelTotals {
 /// task; must not block for long.
 pub type StepObserver<'a> = &'a (dyn Fn(&Step) + Send + Sync);
 
+/// How a caller watches a strategy run: each step as it finishes, and the answer's text as
+/// it is generated. The strategy streams the step that writes its answer into `answer` when it
+/// knows that step before making it (CoLM's last refinement of the first collaborator, the
+/// mixture-of-agents aggregator); strategies that choose their answer afterwards (a vote, a
+/// cascade's confidence test) stream nothing, and the caller sends the answer at the end.
+#[derive(Clone, Copy, Default)]
+pub struct Watch<'a> {
+    /// Sees each step as it finishes.
+    pub steps: Option<StepObserver<'a>>,
+    /// Receives [`StreamEvent::Delta`]s of the answer as it is generated.
+    pub answer: Option<&'a UnboundedSender<StreamEvent>>,
+}
+
+impl<'a> Watch<'a> {
+    /// Watches the steps only.
+    pub fn steps(observer: Option<StepObserver<'a>>) -> Self {
+        Self {
+            steps: observer,
+            answer: None,
+        }
+    }
+}
+
+/// A step as a progress report: what finished, who ran it, how long it took and how many
+/// tokens it wrote — no text (a colm-aware client shows it while the answer is pending).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// What the step was (`draft`, `reference`, `guidance`, …).
+    pub step: StepKind,
+    /// Round number from 1; 0 for selection.
+    pub round: u32,
+    /// Collaborator id for client steps; `None` for server steps.
+    pub collaborator: Option<String>,
+    /// The model that ran the step.
+    pub model: String,
+    /// Tokens the step generated (0 when it failed or made no call).
+    pub completion_tokens: u64,
+    /// Wall time of the step, ms.
+    pub wall_ms: f64,
+    /// Why the step failed; `None` when it succeeded.
+    pub error: Option<String>,
+}
+
+impl From<&Step> for Progress {
+    fn from(s: &Step) -> Self {
+        Self {
+            step: s.kind,
+            round: s.round,
+            collaborator: s.collaborator.clone(),
+            model: s.model.clone(),
+            completion_tokens: s.completion().map_or(0, |c| c.usage.completion_tokens),
+            wall_ms: s.wall_ms,
+            error: s.error().map(ToString::to_string),
+        }
+    }
+}
+
 /// Makes one model call and records it as a [`Step`] (a failure is recorded, not raised);
 /// `observer` sees the step as soon as it is made.
 pub(crate) async fn call(
@@ -142,8 +203,25 @@ pub(crate) async fn call(
     params: &SamplingParams,
     observer: Option<StepObserver<'_>>,
 ) -> Step {
+    let watch = Watch::steps(observer);
+    call_watched(kind, round, collaborator, model, messages, params, watch).await
+}
+
+/// [`call`], streaming the generated text to `watch.answer` when set.
+pub(crate) async fn call_watched(
+    kind: StepKind,
+    round: u32,
+    collaborator: Option<&str>,
+    model: &dyn ChatModel,
+    messages: Vec<ChatMessage>,
+    params: &SamplingParams,
+    watch: Watch<'_>,
+) -> Step {
     let start = Instant::now();
-    let result = model.chat(&messages, params).await;
+    let result = match watch.answer {
+        Some(tx) => model.chat_streaming(&messages, params, tx.clone()).await,
+        None => model.chat(&messages, params).await,
+    };
     let step = Step {
         kind,
         round,
@@ -156,7 +234,7 @@ pub(crate) async fn call(
             Err(error) => StepOutcome::Failed { error },
         },
     };
-    if let Some(obs) = observer {
+    if let Some(obs) = watch.steps {
         obs(&step);
     }
     step

@@ -6,7 +6,7 @@ use std::time::Instant;
 use futures::channel::mpsc::UnboundedSender;
 
 use colm_core::{
-    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, Timings, Usage,
+    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings, Usage,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -84,7 +84,7 @@ pub(crate) struct Slot {
     /// Sequence id in the context's KV cache.
     pub seq: i32,
     params: SamplingParams,
-    deltas: Option<UnboundedSender<String>>,
+    deltas: Option<UnboundedSender<StreamEvent>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
     prompt: Vec<LlamaToken>,
     prefilled: usize,
@@ -117,7 +117,7 @@ impl Slot {
         seq: i32,
         prompt: Vec<LlamaToken>,
         params: SamplingParams,
-        deltas: Option<UnboundedSender<String>>,
+        deltas: Option<UnboundedSender<StreamEvent>>,
         reply: oneshot::Sender<Result<Completion, ModelError>>,
     ) -> Self {
         let sampler = if params.temperature == 0.0 {
@@ -237,7 +237,7 @@ impl Slot {
             if let Some(tx) = &self.deltas {
                 if self.emitted < self.out.len() {
                     let rest = String::from_utf8_lossy(&self.out[self.emitted..]).into_owned();
-                    let _ = tx.unbounded_send(rest);
+                    let _ = tx.unbounded_send(StreamEvent::Delta(rest));
                 }
             }
             let first = self.first_logits.unwrap_or(self.admitted);
@@ -265,7 +265,7 @@ impl Slot {
 /// Sends `out[emitted..end]` as a delta, stopping short of an incomplete UTF-8 sequence at the
 /// end; returns the new `emitted` offset. Invalid sequences are sent lossily.
 pub(crate) fn send_delta(
-    tx: &UnboundedSender<String>,
+    tx: &UnboundedSender<StreamEvent>,
     out: &[u8],
     emitted: usize,
     end: usize,
@@ -283,7 +283,7 @@ pub(crate) fn send_delta(
         Err(_) => (String::from_utf8_lossy(bytes).into_owned(), bytes.len()),
     };
     if sent > 0 {
-        let _ = tx.unbounded_send(text);
+        let _ = tx.unbounded_send(StreamEvent::Delta(text));
     }
     emitted + sent
 }
@@ -353,7 +353,7 @@ mod tests {
         assert_eq!(emitted, text.len());
         drop(tx);
         let mut parts = Vec::new();
-        while let Ok(p) = rx.try_recv() {
+        while let Ok(StreamEvent::Delta(p)) = rx.try_recv() {
             parts.push(p);
         }
         assert_eq!(parts, vec!["é", "€", "o", "k"]);

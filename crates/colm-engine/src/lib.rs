@@ -31,7 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use colm_core::{ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams};
+use colm_core::{
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
+};
 use futures::channel::mpsc::UnboundedSender;
 use generate::{Slot, Step};
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -190,7 +192,7 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
 struct Job {
     messages: Vec<ChatMessage>,
     params: SamplingParams,
-    deltas: Option<UnboundedSender<String>>,
+    deltas: Option<UnboundedSender<StreamEvent>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
 }
 
@@ -302,13 +304,17 @@ impl ChatModel for LlamaEngine {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        deltas: UnboundedSender<String>,
+        deltas: UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
         self.submit(messages, params, Some(deltas)).await
     }
 
     fn queue_depth(&self) -> Option<usize> {
         Some(self.queued())
+    }
+
+    fn active_requests(&self) -> Option<usize> {
+        usize::try_from(self.stats().active_sequences).ok()
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
@@ -326,7 +332,7 @@ impl LlamaEngine {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        deltas: Option<UnboundedSender<String>>,
+        deltas: Option<UnboundedSender<StreamEvent>>,
     ) -> Result<Completion, ModelError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {

@@ -86,7 +86,13 @@ async fn qwen_chat_counts_tokens_and_reports_confidence() {
         )
         .await
         .unwrap();
-    let deltas: Vec<String> = rx.collect().await;
+    let deltas: Vec<String> = rx
+        .map(|e| match e {
+            colm_core::StreamEvent::Delta(t) => t,
+            other => panic!("a model streams only text: {other:?}"),
+        })
+        .collect()
+        .await;
     assert!(deltas.len() > 1, "{deltas:?}");
     assert_eq!(deltas.concat(), streamed.text);
     assert_eq!(streamed.text, stopped.text);

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colm_core::colm::{Collaborator, ColmRecord, Step, StepKind};
+use colm_core::colm::{Collaborator, ColmRecord, Step, StepKind, Watch};
 use colm_core::horizontal::{Side, StrategyRecord};
 use colm_core::run::Run;
 use colm_core::strategy::Parts;
@@ -280,7 +280,7 @@ impl Strategy {
                 messages.extend_from_slice(history);
                 single(model.as_ref(), *server, messages, params).await
             }
-            Inner::Built(strategy) => match strategy.run(history, params, None).await {
+            Inner::Built(strategy) => match strategy.run(history, params, Watch::default()).await {
                 Ok(run) => run_outcome(&run, run.answer().map(str::to_owned), None),
                 Err(e) => match &e.partial {
                     Some(partial) => run_outcome(partial, None, Some(e.message)),

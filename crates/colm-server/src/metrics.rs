@@ -11,7 +11,9 @@
 //! - `colm_session_drafts_total`: drafts accepted by shared sessions;
 //! - `colm_session_aggregations_total{trigger}`: sessions aggregated, by trigger (`k`,
 //!   `deadline`);
-//! - `colm_queue_depth{model}`: requests waiting per model (gauge).
+//! - `colm_queue_depth{model}`: requests waiting per model (gauge);
+//! - `colm_active_requests{model}`: requests a model is serving now, prefilling or decoding
+//!   (gauge; with the queue at 0, the model is idle).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -162,6 +164,16 @@ pub fn render(state: &AppState) -> String {
     for id in state.model_ids() {
         if let Some(d) = state.model(&id).and_then(|m| m.queue_depth()) {
             let _ = writeln!(out, "colm_queue_depth{{model=\"{}\"}} {d}", label(&id));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP colm_active_requests Requests a model is serving now (prefilling or decoding)."
+    );
+    let _ = writeln!(out, "# TYPE colm_active_requests gauge");
+    for id in state.model_ids() {
+        if let Some(n) = state.model(&id).and_then(|m| m.active_requests()) {
+            let _ = writeln!(out, "colm_active_requests{{model=\"{}\"}} {n}", label(&id));
         }
     }
     out

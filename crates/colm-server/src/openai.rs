@@ -14,10 +14,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_api::openai::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ColmExtension, CompletionUsage,
-    Content, Delta, ModelList, Stop,
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
+    CompletionUsage, Content, Delta, ModelList, Stop,
 };
-use colm_core::{ChatMessage, Completion, FinishReason, ModelError, Role, SamplingParams};
+use colm_core::{
+    ChatMessage, Completion, FinishReason, ModelError, Role, SamplingParams, StreamEvent,
+};
 use futures::channel::mpsc;
 use futures::StreamExt;
 
@@ -250,38 +252,54 @@ async fn handle(
         return Ok(response);
     }
 
-    // Streaming. Errors found before the first token (unknown sizes, context overflow) still
-    // get a proper status code: wait for the first delta or the end before answering.
-    let (delta_tx, mut deltas) = mpsc::unbounded::<String>();
-    let task =
-        tokio::spawn(async move { model.chat_streaming(&messages, &params, delta_tx).await });
-    let first = deltas.next().await;
-    let (event_tx, events) = mpsc::unbounded::<Event>();
+    // Streaming. A single model: errors found before the first token (unknown sizes, context
+    // overflow) still get a proper status code, so wait for the first delta or the end before
+    // answering. A strategy (several model calls before its first answer token): answer at
+    // once, report its steps as they finish; its errors arrive in the stream.
+    let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
+    let at_once = model.reports_progress();
+    let work =
+        tokio::spawn(async move { model.chat_streaming(&messages, &params, event_tx).await });
+    // A caller that goes away (the response body is dropped) cancels the work: every model
+    // call still running is dropped, and the engines free their sequences.
+    let cancel = AbortOnDrop(work.abort_handle());
+    let first = if at_once { None } else { events.next().await };
+    let pending = match (&first, at_once) {
+        (None, false) => Pending::Done(join(work).await?),
+        _ => Pending::Running(work),
+    };
+    let (sse_tx, sse) = mpsc::unbounded::<Event>();
     let metrics_state = state.clone();
     let model_id = req.model.clone();
     let chunk = move |delta: Delta, finish: Option<FinishReason>| {
         ChatCompletionChunk::new(&id, created, &req.model, delta, finish)
     };
-    let text = |t: String| Delta {
-        role: None,
-        content: Some(t),
-    };
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-    let pending = match first {
-        Some(_) => Pending::Running(task),
-        None => Pending::Done(join(task).await?),
-    };
     let role = Delta {
         role: Some("assistant".into()),
         content: Some(String::new()),
     };
-    send(&event_tx, &chunk(role, None));
-    if let Some(t) = first {
-        send(&event_tx, &chunk(text(t), None));
+    send(&sse_tx, &chunk(role, None));
+    let event_chunk = move |e: StreamEvent| match e {
+        StreamEvent::Delta(t) => chunk(
+            Delta {
+                role: None,
+                content: Some(t),
+            },
+            None,
+        ),
+        StreamEvent::Progress(progress) => {
+            let mut c = chunk(Delta::default(), None);
+            c.colm = Some(ChunkExtension::Progress { progress });
+            c
+        }
+    };
+    if let Some(e) = first {
+        send(&sse_tx, &event_chunk(e));
     }
     let forward = async move {
-        while let Some(t) = deltas.next().await {
-            send(&event_tx, &chunk(text(t), None));
+        while let Some(e) = events.next().await {
+            send(&sse_tx, &event_chunk(e));
         }
         let outcome = match pending {
             Pending::Done(c) => Ok(c),
@@ -294,24 +312,40 @@ async fn handle(
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
-                let mut last = chunk(Delta::default(), Some(c.finish_reason));
-                last.colm = Some(ColmExtension::from(&c));
-                send(&event_tx, &last);
+                let mut last = event_chunk(StreamEvent::Delta(String::new()));
+                last.choices[0].delta = Delta::default();
+                last.choices[0].finish_reason = Some(c.finish_reason);
+                last.colm = Some(ChunkExtension::Final(ColmExtension::from(&c)));
+                send(&sse_tx, &last);
                 if include_usage {
-                    let mut u = chunk(Delta::default(), None);
+                    let mut u = event_chunk(StreamEvent::Delta(String::new()));
                     u.choices.clear();
                     u.usage = Some(CompletionUsage::from(c.usage));
-                    send(&event_tx, &u);
+                    send(&sse_tx, &u);
                 }
             }
-            Err(e) => send(&event_tx, &e.body()),
+            Err(e) => send(&sse_tx, &e.body()),
         }
-        let _ = event_tx.unbounded_send(Event::default().data("[DONE]"));
+        let _ = sse_tx.unbounded_send(Event::default().data("[DONE]"));
     };
-    tokio::spawn(forward);
-    Ok(Sse::new(events.map(Ok::<Event, Infallible>))
+    let forwarding = AbortOnDrop(tokio::spawn(forward).abort_handle());
+    let body = sse.map(move |e| {
+        // The body owns the work: dropping it (the caller went away) aborts both tasks.
+        let _owned = (&cancel, &forwarding);
+        Ok::<Event, Infallible>(e)
+    });
+    Ok(Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// Aborts a task when dropped (tasks a response body owns).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Sends `v` as one server-sent event's JSON data (a closed stream drops it).

@@ -673,7 +673,7 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
             &collabs,
             side,
             &cfg,
-            None,
+            Watch::default(),
         )
         .await
         .unwrap();
@@ -799,7 +799,9 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         },
         ..Default::default()
     };
-    let rec = run_with("q", &collabs, side, &cfg, None).await.unwrap();
+    let rec = run_with("q", &collabs, side, &cfg, Watch::default())
+        .await
+        .unwrap();
     let refs = rec.references.as_ref().unwrap();
     assert!(refs.steps[0].error().is_some());
     // One reference survived: it is the guidance, without a synthesis call.
@@ -812,7 +814,15 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         writers: &pool,
         store: None,
     };
-    match run_with("q", &collabs, side, &ColmConfig::default(), None).await {
+    match run_with(
+        "q",
+        &collabs,
+        side,
+        &ColmConfig::default(),
+        Watch::default(),
+    )
+    .await
+    {
         Err(ColmError::GuidanceFailed { error, partial, .. }) => {
             assert!(error.to_string().contains("all 1 reference writers failed"));
             assert_eq!(partial.answer(), Some("DRAFT-a"));
@@ -958,7 +968,7 @@ async fn references_in_a_store_are_written_once_per_question() {
             store: Some(&store),
         };
         records.push(
-            run_with("What is 9+9?", &collabs, side, &cfg, None)
+            run_with("What is 9+9?", &collabs, side, &cfg, Watch::default())
                 .await
                 .unwrap(),
         );
@@ -992,7 +1002,7 @@ async fn references_in_a_store_are_written_once_per_question() {
         writers: &pool,
         store: Some(&store),
     };
-    run_with("What is 7+7?", &collabs, side, &cfg, None)
+    run_with("What is 7+7?", &collabs, side, &cfg, Watch::default())
         .await
         .unwrap();
     assert_eq!(writer.calls().len(), 4);

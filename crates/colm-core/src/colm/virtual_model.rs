@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::references::{ReferenceStore, ReferenceWriter};
 use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ServerSide};
 use crate::model::{ChatMessage, ChatModel, Role, SamplingParams};
-use crate::step::StepObserver;
+use crate::step::Watch;
 
 /// A CoLM collaboration over its models: the configured collaborators draft and refine,
 /// `server` selects and aggregates, and the reference writers (by default `server` alone,
@@ -67,8 +67,8 @@ impl ColmModel {
         &self.name
     }
 
-    /// Runs the collaboration and returns the full record; `observer` sees each step as it
-    /// finishes.
+    /// Runs the collaboration and returns the full record; `watch` sees each step as it
+    /// finishes and receives the answer's text as it is generated.
     ///
     /// # Errors
     /// As [`run_with`].
@@ -76,7 +76,7 @@ impl ColmModel {
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<ColmRecord, ColmError> {
         let config = ColmConfig {
             client_params: params.clone(),
@@ -93,7 +93,7 @@ impl ColmModel {
             &self.collaborators,
             side,
             &config,
-            observer,
+            watch,
         )
         .await
     }

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::model::SamplingParams;
 use crate::prompts;
-use crate::step::{call, StepKind, StepObserver};
+use crate::step::{call, call_watched, StepKind, Watch};
 
 /// Settings of a mixture of agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,8 +59,9 @@ pub async fn run(
     proposers: &[Agent],
     aggregator: &Agent,
     config: &MoaConfig,
-    observer: Option<StepObserver<'_>>,
+    watch: Watch<'_>,
 ) -> Result<StrategyRecord, StrategyError> {
+    let observer = watch.steps;
     validate_agents(proposers)?;
     validate_agents(proposers.iter().chain([aggregator]))?;
     if config.layers == 0 {
@@ -116,14 +117,15 @@ pub async fn run(
         previous = texts;
     }
     let refs: Vec<&str> = previous.iter().map(String::as_str).collect();
-    let step = call(
+    // The aggregator writes the answer: stream it.
+    let step = call_watched(
         StepKind::Aggregation,
         config.layers + 1,
         Some(&aggregator.id),
         aggregator.model.as_ref(),
         prompts::moa_aggregate(query, &refs),
         &config.aggregator_params,
-        observer,
+        watch,
     )
     .await;
     let outcome = step

@@ -20,7 +20,7 @@ use super::self_consistency::SelfConsistencyConfig;
 use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
 
 use crate::model::{ChatModel, SamplingParams};
-use crate::step::StepObserver;
+use crate::step::Watch;
 
 /// A parsed horizontal strategy.
 #[derive(Debug, Clone, PartialEq)]
@@ -376,8 +376,9 @@ impl Horizontal {
         &self,
         query: &str,
         params: &SamplingParams,
-        observer: Option<StepObserver<'_>>,
+        watch: Watch<'_>,
     ) -> Result<StrategyRecord, StrategyError> {
+        let observer = watch.steps;
         match self {
             Horizontal::SelfConsistency {
                 agent,
@@ -414,7 +415,7 @@ impl Horizontal {
                     proposer_params: with_temperature(params, *temperature),
                     aggregator_params: params.clone(),
                 };
-                moa::run(query, proposers, aggregator, &config, observer).await
+                moa::run(query, proposers, aggregator, &config, watch).await
             }
         }
     }

@@ -7,6 +7,7 @@ use super::moa::MoaConfig;
 use super::self_consistency::SelfConsistencyConfig;
 use super::*;
 use crate::model::{ChatMessage, Role};
+use crate::step::Watch;
 use crate::testing::{last_user, Scripted};
 
 fn agent(id: &str, side: Side, model: Arc<Scripted>) -> Agent {
@@ -215,7 +216,7 @@ async fn moa_layers_pass_responses_up_to_the_aggregator() {
         layers: 2,
         ..MoaConfig::default()
     };
-    let record = moa::run("Q?", &proposers, &aggregator, &config, None)
+    let record = moa::run("Q?", &proposers, &aggregator, &config, Watch::default())
         .await
         .unwrap();
     assert_eq!(record.steps.len(), 5);
@@ -242,7 +243,7 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
         &proposers,
         &agent("aggregator", Side::Server, agg),
         &MoaConfig::default(),
-        None,
+        Watch::default(),
     )
     .await
     .unwrap();
@@ -252,9 +253,15 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
     assert_eq!(record.usage_by_model()["p2"].failed_calls, 1);
 
     let bad_agg = agent("aggregator", Side::Server, failing("big"));
-    let err = moa::run("Q?", &proposers, &bad_agg, &MoaConfig::default(), None)
-        .await
-        .unwrap_err();
+    let err = moa::run(
+        "Q?",
+        &proposers,
+        &bad_agg,
+        &MoaConfig::default(),
+        Watch::default(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, StrategyError::AggregatorFailed { .. }),
         "{err}"
@@ -262,7 +269,14 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
     assert_eq!(err.partial().unwrap().steps.len(), 3);
     let clash = agent("proposer-1", Side::Server, failing("big"));
     assert!(matches!(
-        moa::run("Q?", &proposers, &clash, &MoaConfig::default(), None).await,
+        moa::run(
+            "Q?",
+            &proposers,
+            &clash,
+            &MoaConfig::default(),
+            Watch::default()
+        )
+        .await,
         Err(StrategyError::InvalidConfig(_))
     ));
 }
@@ -316,7 +330,7 @@ async fn built_strategies_put_agents_on_their_sides() {
         .build(std::slice::from_ref(&small), big.clone())
         .unwrap();
     let record = built
-        .run("Q?", &crate::SamplingParams::default(), None)
+        .run("Q?", &crate::SamplingParams::default(), Watch::default())
         .await
         .unwrap();
     let sides: Vec<(String, Side)> = record
@@ -336,7 +350,7 @@ async fn built_strategies_put_agents_on_their_sides() {
         .unwrap()
         .build(std::slice::from_ref(&small), big)
         .unwrap()
-        .run("Q?", &crate::SamplingParams::default(), None)
+        .run("Q?", &crate::SamplingParams::default(), Watch::default())
         .await
         .unwrap();
     assert!(debate
@@ -375,7 +389,7 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big.clone())
         .unwrap();
-    let record = debate.run("Q?", &greedy, None).await.unwrap();
+    let record = debate.run("Q?", &greedy, Watch::default()).await.unwrap();
     let mut calls = seen.lock().unwrap().clone();
     calls.sort_by_key(|c| c.1);
     assert_eq!(calls, [(0.7, 10), (0.7, 11), (0.7, 12)]);
@@ -388,7 +402,7 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big.clone())
         .unwrap()
-        .run("Q?", &greedy, None)
+        .run("Q?", &greedy, Watch::default())
         .await
         .unwrap();
     let mut calls = seen.lock().unwrap().clone();
@@ -405,7 +419,7 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big)
         .unwrap()
-        .run("Q?", &greedy, None)
+        .run("Q?", &greedy, Watch::default())
         .await
         .unwrap();
     assert!(seen.lock().unwrap().iter().all(|c| c.0 == 0.0));

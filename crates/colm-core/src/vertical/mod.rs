@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use crate::prompts::{self, RefineContext};
 use crate::round;
-use crate::step::{call, Step, StepKind, StepObserver};
+use crate::step::{call, Step, StepKind, StepObserver, Watch};
 
 pub mod privacy;
 
@@ -669,8 +669,14 @@ impl Router {
                     source: prompts::GuidanceSource::References,
                     form: self.config.refine,
                 };
-                let refinement =
-                    round::refine(input, self.local_client(), 1, params, observer).await;
+                let refinement = round::refine(
+                    input,
+                    self.local_client(),
+                    1,
+                    params,
+                    Watch::steps(observer),
+                )
+                .await;
                 match refinement.text() {
                     Some(t) => record.answer = t.to_owned(),
                     None => {
