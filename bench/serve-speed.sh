@@ -48,18 +48,20 @@ for ((r = 1; r <= reps; r++)); do
       if [ "$tool" = colm ]; then
         target/release/colm serve --model "$model" --bind "127.0.0.1:$port" --threads "$threads" \
           --ctx "$ctx" --parallel "$n" >"$tmp/server.log" 2>&1 &
+        peer_flags=""
       else
         "$server_bin" -m "$path" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads" \
           -c $((ctx * n)) -np "$n" --no-kv-unified -a "$model" >"$tmp/server.log" 2>&1 &
+        peer_flags="--no-prompt-cache"
       fi
       pid=$!
       wait_ready "$base"
       # Warm-up request, not measured.
       python3 bench/lib/loadgen.py "$base" "$model" --streams 1 --requests 1 --max-tokens 8 \
-        --data "$data" --offset 999 >/dev/null
+        --data "$data" --offset 999 $peer_flags >/dev/null
       # Same prompts for both servers within a repetition and N.
       python3 bench/lib/loadgen.py "$base" "$model" --streams "$n" --requests "$requests" \
-        --max-tokens "$max_tokens" --data "$data" --offset "$offset" |
+        --max-tokens "$max_tokens" --data "$data" --offset "$offset" $peer_flags |
         sed "s/^/{\"tool\": \"$tool\", \"rep\": $r, \"row\": /; s/$/}/" >>"$tmp/rows.jsonl"
       kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
     done

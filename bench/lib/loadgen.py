@@ -3,11 +3,13 @@
 
 C concurrent streams; each sends R chat completions one after the other with stream=True,
 max_tokens=T and ignore_eos=true (both servers accept it), so every request generates exactly
-T tokens. Prompts are distinct per request (no prompt-cache reuse), taken from a JSONL file of
-GSM8K items. Prints one JSON object: aggregate generation tok/s (all completion tokens / wall
+T tokens. Prompts are distinct per request (no prompt-cache reuse; for llama-server,
+--no-prompt-cache also sends its own `cache_prompt: false`, a field colm refuses with a 400 as it
+refuses every field it does not honour), taken from a JSONL file of GSM8K items. Prints one JSON object: aggregate generation tok/s (all completion tokens / wall
 time of the run), TTFT p50/p95 (request sent → first content delta), request count.
 
 Usage: loadgen.py BASE_URL MODEL --streams C --requests R --max-tokens T --data FILE
+       [--no-prompt-cache]
 """
 import argparse
 import asyncio
@@ -36,11 +38,15 @@ async def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--data", required=True)
     ap.add_argument("--offset", type=int, default=0)
+    ap.add_argument("--no-prompt-cache", action="store_true")
     a = ap.parse_args()
     with open(a.data) as f:
         questions = [json.loads(line)["question"] for line in f if line.strip()]
     client = AsyncOpenAI(base_url=a.base + "/v1", api_key="none", max_retries=0, timeout=600)
     ttfts, tokens, errors = [], [], []
+    extra = {"ignore_eos": True}
+    if a.no_prompt_cache:
+        extra["cache_prompt"] = False
 
     async def stream(s):
         for r in range(a.requests):
@@ -56,7 +62,7 @@ async def main():
                     temperature=0,
                     stream=True,
                     stream_options={"include_usage": True},
-                    extra_body={"ignore_eos": True, "cache_prompt": False},
+                    extra_body=extra,
                 )
                 async for chunk in resp:
                     if first is None and chunk.choices and chunk.choices[0].delta.content:

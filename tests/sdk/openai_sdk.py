@@ -1,8 +1,11 @@
 """The official `openai` Python SDK against `colm serve`: a chat completion, a streamed one,
-and a proper error. Usage: python3 tests/sdk/openai_sdk.py BASE_URL MODEL
+the request fields colm honours for a single model (`response_format` with a JSON schema,
+`logprobs`, `n`, penalties, `user`), and proper errors (an unknown model, a bad value, a field
+colm does not honour). Usage: python3 tests/sdk/openai_sdk.py BASE_URL MODEL
 
 Prints one line per check and exits non-zero on the first failure.
 """
+import json
 import sys
 
 import openai
@@ -59,3 +62,62 @@ try:
 except openai.BadRequestError as e:
     assert e.status_code == 400 and e.param == "temperature", e.body
 print("ok: error for a bad parameter")
+
+schema = {
+    "type": "object",
+    "properties": {"eggs_per_week": {"type": "integer"}},
+    "required": ["eggs_per_week"],
+    "additionalProperties": False,
+}
+r = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": question + " Answer in JSON."}],
+    max_tokens=40,
+    response_format={
+        "type": "json_schema",
+        "json_schema": {"name": "eggs", "schema": schema, "strict": True},
+    },
+    user="sdk-test",
+)
+answer = json.loads(r.choices[0].message.content)
+assert set(answer) == {"eggs_per_week"} and isinstance(answer["eggs_per_week"], int), answer
+print("ok: response_format json_schema")
+
+r = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": question}],
+    max_tokens=8,
+    logprobs=True,
+    top_logprobs=2,
+)
+lp = r.choices[0].logprobs.content
+assert len(lp) == r.usage.completion_tokens, (len(lp), r.usage)
+assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in lp), lp
+assert "".join(t.token for t in lp) == r.choices[0].message.content, lp
+print("ok: logprobs")
+
+r = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "Name a colour."}],
+    max_tokens=6,
+    n=3,
+    temperature=1.0,
+    seed=7,
+    frequency_penalty=0.5,
+    presence_penalty=0.5,
+)
+assert [c.index for c in r.choices] == [0, 1, 2], r.choices
+assert all(c.message.content.strip() for c in r.choices), r.choices
+assert r.usage.completion_tokens >= 3, r.usage
+print("ok: n = 3 with penalties")
+
+try:
+    client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"cache_prompt": False},
+    )
+    raise AssertionError("an unknown field was accepted")
+except openai.BadRequestError as e:
+    assert e.status_code == 400 and e.param == "cache_prompt", e.body
+print("ok: error for a field colm does not honour")

@@ -2,13 +2,15 @@
 //! object, with the shapes of OpenAI's API reference (Chat Completions).
 //!
 //! Differences from OpenAI, on purpose: `temperature` defaults to 0 (greedy, reproducible)
-//! and `max_tokens` to the server's default; `n` must be 1; only text content is accepted.
-//! Responses carry an extra `colm` object ([`ColmExtension`]) that OpenAI clients ignore.
+//! and `max_tokens` to the server's default; only text content is accepted. A request field
+//! the server does not honour is a 400 naming it, never silently ignored
+//! ([`ChatCompletionRequest::unsupported`]). Responses carry an extra `colm` object
+//! ([`ColmExtension`]) that OpenAI clients ignore.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use colm_core::step::Progress;
-use colm_core::{Completion, FinishReason, Timings, Usage, WireStats};
+use colm_core::{Completion, FinishReason, Timings, TokenLogprob, Usage, WireStats};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -69,7 +71,40 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// The body of `POST /v1/chat/completions`. Fields not listed here are ignored.
+/// `response_format` as OpenAI accepts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormatParam {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid under the given schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JsonSchemaFormat {
+    /// The schema's name (a-z, A-Z, 0-9, `_`, `-`; up to 64 characters).
+    pub name: String,
+    /// What the schema is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema; absent: any JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<serde_json::Value>,
+    /// Whether the output must follow the schema exactly. colm always decodes under the
+    /// schema (constrained decoding), so `false` is treated as `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// The body of `POST /v1/chat/completions`. A field not listed here is a 400 naming it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChatCompletionRequest {
     /// Hosted model id (see `GET /v1/models`).
@@ -110,16 +145,48 @@ pub struct ChatCompletionRequest {
     /// Streaming options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-    /// Number of choices; only 1 is supported.
+    /// Number of choices, 1–8; above 1 for single models only, and not with `stream`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 1)]
+    #[schema(minimum = 1, maximum = 8)]
     pub n: Option<u32>,
     /// OpenAI's key–value metadata (strings). colm reads one key: `"sensitive": "true"` (or
     /// `"false"`) flags the query as sensitive for a device–cloud router (`colm client
     /// --router`): it stays on the device or leaves redacted, as the router's policy says.
-    /// Other keys are ignored.
+    /// Other keys are logged with the request, nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<HashMap<String, String>>,
+    /// Penalty in [-2, 2] per earlier occurrence of a token in the completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -2, maximum = 2)]
+    pub frequency_penalty: Option<f32>,
+    /// Penalty in [-2, 2] for a token that occurred in the completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -2, maximum = 2)]
+    pub presence_penalty: Option<f32>,
+    /// Token id (of the model's vocabulary, as a string) → bias in [-100, 100] added to its
+    /// logit. Single models only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<HashMap<String, f32>>,
+    /// Return the log-probability of each generated token. Single models only; not with
+    /// `stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`: the most likely alternatives per token, 0–20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 20)]
+    pub top_logprobs: Option<u32>,
+    /// Constrain the answer to JSON: `json_object`, or `json_schema` (decoded under the
+    /// schema). Single models only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormatParam>,
+    /// An identifier of the end user, logged with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Every other field the request carried: the server answers 400 naming the first of them
+    /// (a field it does not honour is never silently ignored).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(ignore)]
+    pub unsupported: BTreeMap<String, serde_json::Value>,
 }
 
 impl ChatCompletionRequest {
@@ -139,6 +206,68 @@ impl ChatCompletionRequest {
             stream_options: None,
             n: None,
             metadata: None,
+            frequency_penalty: None,
+            presence_penalty: None,
+            logit_bias: None,
+            logprobs: None,
+            top_logprobs: None,
+            response_format: None,
+            user: None,
+            unsupported: BTreeMap::new(),
+        }
+    }
+}
+
+impl ChatCompletionRequest {
+    /// The request that asks a server for a completion of `messages` by `model` with every
+    /// sampling parameter of `params` (the inverse of the server's reading of a request;
+    /// `sensitive` becomes `metadata.sensitive`).
+    pub fn for_params(
+        model: impl Into<String>,
+        messages: &[colm_core::ChatMessage],
+        params: &colm_core::SamplingParams,
+    ) -> Self {
+        let stop = match params.stop.as_slice() {
+            [] => None,
+            [one] => Some(Stop::One(one.clone())),
+            many => Some(Stop::Many(many.to_vec())),
+        };
+        let nonzero = |x: f32| (x != 0.0).then_some(x);
+        Self {
+            max_tokens: Some(params.max_tokens),
+            temperature: Some(params.temperature),
+            top_p: Some(params.top_p),
+            seed: Some(i64::from(params.seed)),
+            stop,
+            ignore_eos: params.ignore_eos,
+            metadata: params
+                .sensitive
+                .then(|| HashMap::from([("sensitive".to_owned(), "true".to_owned())])),
+            frequency_penalty: nonzero(params.frequency_penalty),
+            presence_penalty: nonzero(params.presence_penalty),
+            logit_bias: (!params.logit_bias.is_empty()).then(|| {
+                params
+                    .logit_bias
+                    .iter()
+                    .map(|(t, b)| (t.to_string(), *b))
+                    .collect()
+            }),
+            logprobs: params.logprobs.map(|_| true),
+            top_logprobs: params.logprobs.filter(|&k| k > 0),
+            response_format: params.response_format.as_ref().map(|f| match f {
+                colm_core::ResponseFormat::JsonObject => ResponseFormatParam::JsonObject,
+                colm_core::ResponseFormat::JsonSchema { schema } => {
+                    ResponseFormatParam::JsonSchema {
+                        json_schema: JsonSchemaFormat {
+                            name: "response".into(),
+                            description: None,
+                            schema: Some(schema.clone()),
+                            strict: Some(true),
+                        },
+                    }
+                }
+            }),
+            ..Self::new(model, messages)
         }
     }
 }
@@ -224,9 +353,16 @@ pub struct Choice {
     pub message: AssistantMessage,
     /// Why generation ended: `stop` or `length`.
     pub finish_reason: FinishReason,
-    /// Always `null` (log-probabilities are not returned per token).
-    #[schema(value_type = Option<Object>)]
-    pub logprobs: Option<serde_json::Value>,
+    /// Per-token log-probabilities when the request asked for them (`logprobs: true`), else
+    /// `null`.
+    pub logprobs: Option<ChoiceLogprobs>,
+}
+
+/// A choice's log-probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChoiceLogprobs {
+    /// One entry per generated token, in order.
+    pub content: Vec<TokenLogprob>,
 }
 
 /// The answer of `POST /v1/chat/completions` (`object: "chat.completion"`).
@@ -240,7 +376,7 @@ pub struct ChatCompletion {
     pub created: u64,
     /// The model id as requested.
     pub model: String,
-    /// One choice.
+    /// One choice per completion asked for (`n`).
     pub choices: Vec<Choice>,
     /// Tokens spent.
     pub usage: CompletionUsage,
@@ -251,22 +387,50 @@ pub struct ChatCompletion {
 impl ChatCompletion {
     /// The response for completion `c` of `model`.
     pub fn new(id: String, created: u64, model: String, c: &Completion) -> Self {
+        Self::with_choices(id, created, model, std::slice::from_ref(c))
+    }
+
+    /// The response with one choice per completion of `cs` (`n` > 1; at least one): `usage`
+    /// and the `colm` timings are summed over them (every choice was generated), the other
+    /// `colm` fields are the first's.
+    pub fn with_choices(id: String, created: u64, model: String, cs: &[Completion]) -> Self {
+        let mut usage = Usage::default();
+        let mut timings = Timings::default();
+        for c in cs {
+            usage.add(c.usage);
+            timings.prompt_ms += c.timings.prompt_ms;
+            timings.generation_ms += c.timings.generation_ms;
+        }
+        let mut colm = cs
+            .first()
+            .map(ColmExtension::from)
+            .unwrap_or(ColmExtension {
+                mean_logprob: None,
+                timings,
+                fallback: None,
+                wire: None,
+            });
+        colm.timings = timings;
         Self {
             id,
             object: "chat.completion".into(),
             created,
             model,
-            choices: vec![Choice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant".into(),
-                    content: c.text.clone(),
-                },
-                finish_reason: c.finish_reason,
-                logprobs: None,
-            }],
-            usage: c.usage.into(),
-            colm: c.into(),
+            choices: cs
+                .iter()
+                .zip(0..)
+                .map(|(c, index)| Choice {
+                    index,
+                    message: AssistantMessage {
+                        role: "assistant".into(),
+                        content: c.text.clone(),
+                    },
+                    finish_reason: c.finish_reason,
+                    logprobs: c.logprobs.clone().map(|content| ChoiceLogprobs { content }),
+                })
+                .collect(),
+            usage: usage.into(),
+            colm,
         }
     }
 
@@ -282,6 +446,7 @@ impl ChatCompletion {
             timings: self.colm.timings,
             fallback: self.colm.fallback.clone(),
             wire: self.colm.wire,
+            logprobs: choice.logprobs.as_ref().map(|l| l.content.clone()),
         })
     }
 }

@@ -185,9 +185,8 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
-        stop: Vec::new(),
-        ignore_eos: false,
         sensitive: args.sensitive,
+        ..SamplingParams::default()
     };
     let config = colm_spec.config(ColmConfig {
         client_params: params.clone(),

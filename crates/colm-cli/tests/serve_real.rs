@@ -286,6 +286,19 @@ async fn virtual_colm_model_collaborates_behind_the_openai_api() {
     // Draft + guidance + refinement: more than one call's worth of tokens.
     let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(completion > 16 && completion <= 48, "{}", r["usage"]);
+    // Fields of one model's decoding are refused for a collaboration of several, by name.
+    for (field, value) in [
+        ("response_format", json!({"type": "json_object"})),
+        ("logprobs", json!(true)),
+        ("n", json!(2)),
+    ] {
+        let mut b = body.clone();
+        b[field] = value;
+        let (status, text) = post(&client, &url, b.to_string()).await;
+        assert_eq!(status, 400, "{text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["param"], field, "{text}");
+    }
     // Strategies in the one text form are virtual models too: a CoLM configuration (draft,
     // critique, refinement) and the cascade (τ = 0: every draft below certainty escalates, so
     // the draft and the server's answer are both counted).
@@ -604,7 +617,7 @@ async fn official_openai_python_sdk() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        4,
+        8,
         "{stdout}"
     );
 }

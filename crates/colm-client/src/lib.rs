@@ -637,13 +637,11 @@ impl ChatModel for RemoteChat {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let body = ChatCompletionRequest {
-            max_tokens: Some(params.max_tokens),
-            temperature: Some(params.temperature),
-            top_p: Some(params.top_p),
-            seed: Some(i64::from(params.seed)),
-            ..ChatCompletionRequest::new(self.link.remote.server_model.clone(), messages)
-        };
+        let body = ChatCompletionRequest::for_params(
+            self.link.remote.server_model.clone(),
+            messages,
+            params,
+        );
         self.link
             .retrying("chat completion", |left| self.attempt(&body, left))
             .await

@@ -30,6 +30,7 @@ mod testing;
 pub mod vertical;
 
 pub use model::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams,
-    StreamEvent, Timings, Usage, WireStats, DEFAULT_MAX_TOKENS,
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, ResponseFormat, Role,
+    SamplingParams, StreamEvent, Timings, TokenLogprob, TopLogprob, Usage, WireStats,
+    DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };

@@ -93,6 +93,91 @@ pub struct SamplingParams {
     /// when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
+    /// Penalty in [-2, 2] subtracted from a token's logit once per earlier occurrence in the
+    /// completion (OpenAI's `frequency_penalty`; llama.cpp's penalties sampler over the last
+    /// [`PENALTY_LAST_N`] generated tokens). 0 disables it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frequency_penalty: f32,
+    /// Penalty in [-2, 2] subtracted from a token's logit when it occurred at all in the
+    /// completion (OpenAI's `presence_penalty`). 0 disables it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub presence_penalty: f32,
+    /// Biases in [-100, 100] added to the logits of token ids of the model's vocabulary
+    /// (OpenAI's `logit_bias`; -100 bans a token, 100 forces it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Constrains the completion to JSON (OpenAI's `response_format`); `None`: free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Return each generated token's log-probability with this many most likely alternatives
+    /// (0–20; OpenAI's `logprobs: true` with `top_logprobs`); `None`: no per-token data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u32>,
+}
+
+/// Most alternatives per token a request may ask for ([`SamplingParams::logprobs`], OpenAI's
+/// `top_logprobs` limit).
+pub const MAX_TOP_LOGPROBS: u32 = 20;
+
+/// Generated tokens the frequency and presence penalties look back over (llama-server's
+/// default `repeat_last_n`).
+pub const PENALTY_LAST_N: i32 = 64;
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// A constraint on the completion's form (OpenAI's `response_format`, other than `text`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid under a JSON Schema (constrained decoding: llguidance in the embedded
+    /// engine).
+    JsonSchema {
+        /// The schema.
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        schema: serde_json::Value,
+    },
+}
+
+impl ResponseFormat {
+    /// The JSON Schema the completion must satisfy (`{"type": "object"}` for a JSON object).
+    pub fn schema(&self) -> serde_json::Value {
+        match self {
+            ResponseFormat::JsonObject => serde_json::json!({"type": "object"}),
+            ResponseFormat::JsonSchema { schema } => schema.clone(),
+        }
+    }
+}
+
+/// One generated token with its log-probability and the most likely alternatives at its
+/// position (OpenAI's `logprobs.content[]` entry), under the model's unscaled distribution.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenLogprob {
+    /// The token's text (lossy UTF-8 when the token is part of a character).
+    pub token: String,
+    /// Natural-log probability.
+    pub logprob: f64,
+    /// The token's bytes.
+    pub bytes: Vec<u8>,
+    /// The most likely tokens at this position, most likely first (as many as requested).
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// An alternative token at a position ([`TokenLogprob::top_logprobs`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Natural-log probability.
+    pub logprob: f64,
+    /// The token's bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// Tokens generated per step when a request does not say: every CLI flag, the server's
@@ -109,6 +194,11 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             ignore_eos: false,
             sensitive: false,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            logit_bias: Vec::new(),
+            response_format: None,
+            logprobs: None,
         }
     }
 }
@@ -192,6 +282,9 @@ pub struct Completion {
     /// Bytes this completion put on the network, when it crossed one (client ↔ server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<WireStats>,
+    /// Per-token log-probabilities, when requested ([`SamplingParams::logprobs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
 impl Completion {
@@ -206,6 +299,7 @@ impl Completion {
             timings: Timings::default(),
             fallback: None,
             wire: None,
+            logprobs: None,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Run {
             timings,
             fallback: None,
             wire: None,
+            logprobs: None,
         })
     }
 }

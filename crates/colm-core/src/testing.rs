@@ -71,6 +71,7 @@ impl ChatModel for Scripted {
             },
             fallback: None,
             wire: None,
+            logprobs: None,
         })
     }
 }

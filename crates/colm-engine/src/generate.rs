@@ -6,13 +6,17 @@ use std::time::Instant;
 use futures::channel::mpsc::UnboundedSender;
 
 use colm_core::{
-    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings, Usage,
+    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings,
+    TokenLogprob, TopLogprob, Usage, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
 use tokio::sync::oneshot;
 
 fn inference<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> ModelError + '_ {
@@ -39,7 +43,100 @@ fn validate(messages: &[ChatMessage], params: &SamplingParams) -> Result<(), Str
     if params.stop.iter().any(String::is_empty) {
         return Err("stop strings must not be empty".into());
     }
+    for (name, p) in [
+        ("frequency_penalty", params.frequency_penalty),
+        ("presence_penalty", params.presence_penalty),
+    ] {
+        if !(-2.0..=2.0).contains(&p) {
+            return Err(format!("{name} must be in [-2, 2], got {p}"));
+        }
+    }
+    if let Some((t, b)) = params
+        .logit_bias
+        .iter()
+        .find(|(_, b)| !(-100.0..=100.0).contains(b))
+    {
+        return Err(format!(
+            "logit_bias of token {t} must be in [-100, 100], got {b}"
+        ));
+    }
+    if params.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+        return Err(format!("top_logprobs must be at most {MAX_TOP_LOGPROBS}"));
+    }
     Ok(())
+}
+
+/// llguidance's parser factory for `model`, built on first use and kept in `cache` (building
+/// it walks the whole vocabulary: hundreds of ms for 150k tokens).
+///
+/// # Errors
+/// The factory cannot be built for this vocabulary (the message says why).
+pub(crate) fn grammars<'c>(
+    cache: &'c mut Option<Result<ParserFactory, String>>,
+    model: &LlamaModel,
+) -> Result<&'c ParserFactory, String> {
+    cache
+        .get_or_insert_with(|| {
+            let env = LlamaSampler::llguidance_tok_env(model);
+            ParserFactory::new_simple(&env).map_err(|e| format!("JSON constraints: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The sampler chain of a request: logit biases, then the frequency/presence penalties, then
+/// the JSON constraint (llguidance, compiled from the schema by `grammars`), then greedy
+/// selection or top-p → temperature → seeded draw.
+///
+/// # Errors
+/// [`ModelError::InvalidRequest`] for a token id outside the vocabulary or a schema that does
+/// not compile.
+pub(crate) fn sampler<'g>(
+    model: &LlamaModel,
+    params: &SamplingParams,
+    grammars: impl FnOnce() -> Result<&'g ParserFactory, String>,
+) -> Result<LlamaSampler, ModelError> {
+    let n_vocab = model.n_vocab();
+    let mut chain = Vec::new();
+    if !params.logit_bias.is_empty() {
+        let mut biases = Vec::with_capacity(params.logit_bias.len());
+        for &(token, bias) in &params.logit_bias {
+            let id = i32::try_from(token)
+                .ok()
+                .filter(|&t| t < n_vocab)
+                .ok_or_else(|| {
+                    ModelError::InvalidRequest(format!(
+                        "logit_bias: token {token} is not in the vocabulary (0..{n_vocab})"
+                    ))
+                })?;
+            biases.push(LlamaLogitBias::new(LlamaToken(id), bias));
+        }
+        chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
+    }
+    if params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+        chain.push(LlamaSampler::penalties(
+            n_vocab,
+            PENALTY_LAST_N,
+            1.0,
+            params.frequency_penalty,
+            params.presence_penalty,
+        ));
+    }
+    if let Some(format) = &params.response_format {
+        let factory = grammars().map_err(ModelError::Inference)?;
+        let parser = factory
+            .create_parser(TopLevelGrammar::from_json_schema(format.schema()))
+            .map_err(|e| ModelError::InvalidRequest(format!("response_format: {e}")))?;
+        chain.push(LlamaSampler::from(Matcher::new(Ok(parser))));
+    }
+    if params.temperature == 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.push(LlamaSampler::top_p(params.top_p, 1));
+        chain.push(LlamaSampler::temp(params.temperature));
+        chain.push(LlamaSampler::dist(params.seed));
+    }
+    Ok(LlamaSampler::chain_simple(chain))
 }
 
 /// Templates and tokenizes a request and checks that prompt + `max_tokens` fit one sequence of
@@ -99,6 +196,8 @@ pub(crate) struct Slot {
     emitted: usize,
     generated: u32,
     logprob_sum: f64,
+    /// Per-token log-probabilities, when the request asked for them.
+    logprobs: Option<Vec<TokenLogprob>>,
     admitted: Instant,
     first_logits: Option<Instant>,
 }
@@ -117,19 +216,12 @@ impl Slot {
         seq: i32,
         prompt: Vec<LlamaToken>,
         params: SamplingParams,
+        sampler: LlamaSampler,
         deltas: Option<UnboundedSender<StreamEvent>>,
         reply: oneshot::Sender<Result<Completion, ModelError>>,
     ) -> Self {
-        let sampler = if params.temperature == 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_p(params.top_p, 1),
-                LlamaSampler::temp(params.temperature),
-                LlamaSampler::dist(params.seed),
-            ])
-        };
         Self {
+            logprobs: params.logprobs.map(|_| Vec::new()),
             seq,
             max_stop: params.stop.iter().map(String::len).max().unwrap_or(0),
             params,
@@ -207,7 +299,11 @@ impl Slot {
         if vocab.is_eog(token) && !self.params.ignore_eos {
             return Step::Done(FinishReason::Stop);
         }
-        self.logprob_sum += token_logprob(ctx.get_logits_ith(idx), token);
+        let logits = ctx.get_logits_ith(idx);
+        self.logprob_sum += token_logprob(logits, token);
+        if let (Some(out), Some(k)) = (&mut self.logprobs, self.params.logprobs) {
+            out.push(token_entry(logits, token, k as usize, model));
+        }
         self.generated += 1;
         let before = self.out.len();
         vocab.token_to_piece_into(token, &mut self.out, false, None);
@@ -256,6 +352,7 @@ impl Slot {
                 },
                 fallback: None,
                 wire: None,
+                logprobs: self.logprobs,
             }
         });
         let _ = self.reply.send(result);
@@ -300,6 +397,54 @@ pub(crate) fn token_logprob(logits: &[f32], token: LlamaToken) -> f64 {
         .ok()
         .and_then(|i| logits.get(i))
         .map_or(f64::NAN, |&l| f64::from(l - max) - sum.ln())
+}
+
+/// The [`TokenLogprob`] of `token` with the `k` most likely tokens at its position, from the
+/// position's raw `logits` (temperature 1, before any constraint).
+fn token_entry(logits: &[f32], token: LlamaToken, k: usize, model: &LlamaModel) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_z = logits
+        .iter()
+        .map(|&l| f64::from((l - max).exp()))
+        .sum::<f64>()
+        .ln();
+    let logprob = |l: f32| f64::from(l - max) - log_z;
+    let piece = |t: LlamaToken| {
+        let mut bytes = Vec::new();
+        model
+            .vocab()
+            .token_to_piece_into(t, &mut bytes, false, None);
+        (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+    };
+    let mut ids: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(ids.len());
+    if k > 0 {
+        ids.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+    }
+    ids.truncate(k);
+    ids.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let top_logprobs = ids
+        .into_iter()
+        .filter_map(|i| {
+            let t = LlamaToken(i32::try_from(i).ok()?);
+            let (text, bytes) = piece(t);
+            Some(TopLogprob {
+                token: text,
+                logprob: logprob(logits[i]),
+                bytes,
+            })
+        })
+        .collect();
+    let (text, bytes) = piece(token);
+    TokenLogprob {
+        token: text,
+        logprob: usize::try_from(token.0)
+            .ok()
+            .and_then(|i| logits.get(i))
+            .map_or(f64::NAN, |&l| logprob(l)),
+        bytes,
+        top_logprobs,
+    }
 }
 
 /// Byte offset of the earliest stop string that occurs in `out` at or after `from`.

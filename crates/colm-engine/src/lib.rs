@@ -280,6 +280,17 @@ impl LlamaEngine {
         &self.info
     }
 
+    /// The token ids of `text` in this model's vocabulary (no BOS; special-token text is
+    /// plain text): the ids `logit_bias` takes.
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .filter_map(|t| u32::try_from(t.0).ok())
+            .collect()
+    }
+
     /// Requests waiting in the queue (the one being served not included).
     pub fn queued(&self) -> usize {
         self.jobs.max_capacity() - self.jobs.capacity()
@@ -318,12 +329,7 @@ impl ChatModel for LlamaEngine {
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
-        Some(
-            self.model
-                .vocab()
-                .tokenize(text.as_bytes(), false, false)
-                .len(),
-        )
+        Some(self.tokenize(text).len())
     }
 }
 
@@ -490,6 +496,8 @@ impl Schedule<'_> {
         let n_batch = (ctx.n_batch() as usize).max(1);
         let mut batch = LlamaBatch::new(n_batch, 1);
         let mut slots: Vec<Option<Slot>> = (0..n_parallel).map(|_| None).collect();
+        // JSON constraints (llguidance), set up on the first request that asks for one.
+        let mut grammars = None;
         loop {
             // Admit: wait for work when idle, otherwise take what is queued without waiting.
             while let Some(free) = slots.iter().position(Option::is_none) {
@@ -505,11 +513,20 @@ impl Schedule<'_> {
                     }
                 };
                 let seq = free as i32;
-                match generate::prepare(model, template, n_ctx_seq, &job.messages, &job.params) {
-                    Ok(prompt) => {
+                let admitted =
+                    generate::prepare(model, template, n_ctx_seq, &job.messages, &job.params)
+                        .and_then(|prompt| {
+                            let sampler = generate::sampler(model, &job.params, || {
+                                generate::grammars(&mut grammars, model)
+                            })?;
+                            Ok((prompt, sampler))
+                        });
+                match admitted {
+                    Ok((prompt, sampler)) => {
                         let _ = ctx.clear_kv_cache_seq(Some(free as u32), None, None);
-                        slots[free] =
-                            Some(Slot::new(seq, prompt, job.params, job.deltas, job.reply));
+                        slots[free] = Some(Slot::new(
+                            seq, prompt, job.params, sampler, job.deltas, job.reply,
+                        ));
                     }
                     Err(e) => {
                         tracing::warn!(model = %name, error = %e, "request refused");

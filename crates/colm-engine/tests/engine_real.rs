@@ -65,7 +65,7 @@ async fn qwen_chat_counts_tokens_and_reports_confidence() {
             &q,
             &SamplingParams {
                 stop: vec![stop.clone()],
-                ..long
+                ..long.clone()
             },
         )
         .await
@@ -279,4 +279,169 @@ async fn concurrent_requests_share_batches_and_match_sequential_output() {
     assert_eq!(again.text, alone[0]);
     assert_eq!(engine.stats().active_sequences, 0);
     assert!(engine.stats().batch_tokens > 0);
+}
+
+/// Question `n` (from 1) of `../shared/data/gsm8k/dev.jsonl` (or `$COLM_DATA/gsm8k/dev.jsonl`).
+fn gsm8k_question(n: usize) -> String {
+    let data = std::env::var("COLM_DATA")
+        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
+    let path = format!("{data}/gsm8k/dev.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let item: serde_json::Value = serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap();
+    item["question"].as_str().unwrap().to_owned()
+}
+
+/// The request fields of OpenAI's API that shape one completion, on a real GSM8K question:
+/// `response_format` (the output parses under the schema), `logprobs`/`top_logprobs` (one
+/// entry per generated token, alternatives ordered, the greedy token first among them),
+/// `logit_bias` (a banned token never appears) and the frequency penalty (fewer repeats).
+#[tokio::test]
+async fn request_fields_shape_the_completion() {
+    use colm_core::ResponseFormat;
+    let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), EngineConfig::default())
+        .await
+        .unwrap();
+    let question = [ChatMessage::user(format!(
+        "{}\nAnswer in JSON with the fields \"reasoning\" and \"answer\".",
+        gsm8k_question(1)
+    ))];
+
+    // json_schema: decoded under the schema, so the text parses and holds the typed fields.
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "reasoning": {"type": "string", "maxLength": 200},
+            "answer": {"type": "integer"}
+        },
+        "required": ["reasoning", "answer"],
+        "additionalProperties": false
+    });
+    let constrained = SamplingParams {
+        max_tokens: 160,
+        response_format: Some(ResponseFormat::JsonSchema { schema }),
+        ..Default::default()
+    };
+    let out = engine.chat(&question, &constrained).await.unwrap();
+    assert_eq!(out.finish_reason, FinishReason::Stop, "{:?}", out.text);
+    let v: serde_json::Value = serde_json::from_str(&out.text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", out.text));
+    assert!(v["answer"].is_i64(), "{v}");
+    assert!(v["reasoning"].is_string(), "{v}");
+    assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    // json_object: any object.
+    let object = SamplingParams {
+        max_tokens: 160,
+        response_format: Some(ResponseFormat::JsonObject),
+        ..Default::default()
+    };
+    let out = engine.chat(&question, &object).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out.text)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", out.text));
+    assert!(v.is_object(), "{v}");
+    // A schema that does not compile is the caller's error.
+    let bad = SamplingParams {
+        response_format: Some(ResponseFormat::JsonSchema {
+            schema: serde_json::json!({"type": "no-such-type"}),
+        }),
+        ..Default::default()
+    };
+    let e = engine.chat(&question, &bad).await.unwrap_err();
+    assert!(matches!(e, ModelError::InvalidRequest(_)), "{e:?}");
+
+    // logprobs with 3 alternatives: one entry per token; greedy picks the most likely.
+    let free = [ChatMessage::user(gsm8k_question(2))];
+    let probed = SamplingParams {
+        max_tokens: 24,
+        logprobs: Some(3),
+        ..Default::default()
+    };
+    let out = engine.chat(&free, &probed).await.unwrap();
+    let lp = out.logprobs.as_ref().unwrap();
+    assert_eq!(lp.len(), out.usage.completion_tokens as usize);
+    let text: Vec<u8> = lp.iter().flat_map(|t| t.bytes.clone()).collect();
+    assert!(
+        String::from_utf8_lossy(&text).starts_with(out.text.trim_end()),
+        "{:?}",
+        out.text
+    );
+    for t in lp {
+        assert_eq!(t.top_logprobs.len(), 3);
+        assert_eq!(
+            t.top_logprobs[0].bytes, t.bytes,
+            "greedy takes the top token"
+        );
+        assert!((t.top_logprobs[0].logprob - t.logprob).abs() < 1e-9);
+        assert!(t
+            .top_logprobs
+            .windows(2)
+            .all(|w| w[0].logprob >= w[1].logprob));
+        assert!(t.logprob <= 0.0);
+    }
+    let mean = lp.iter().map(|t| t.logprob).sum::<f64>() / lp.len() as f64;
+    assert!((mean - out.mean_logprob.unwrap()).abs() < 1e-6);
+    let plain = engine
+        .chat(
+            &free,
+            &SamplingParams {
+                max_tokens: 24,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(plain.logprobs.is_none());
+    assert_eq!(plain.text, out.text, "logprobs do not change the answer");
+
+    // logit_bias -100 on the first greedy token: it is never generated.
+    let first = lp[0].bytes.clone();
+    let first_id = match engine.tokenize(std::str::from_utf8(&first).unwrap())[..] {
+        [id] => id,
+        ref ids => panic!("{first:?} is {ids:?}"),
+    };
+    let banned = SamplingParams {
+        max_tokens: 24,
+        logit_bias: vec![(first_id, -100.0)],
+        logprobs: Some(0),
+        ..Default::default()
+    };
+    let out = engine.chat(&free, &banned).await.unwrap();
+    let lp = out.logprobs.unwrap();
+    assert!(lp.iter().all(|t| t.bytes != first), "{:?}", out.text);
+    let e = engine
+        .chat(
+            &free,
+            &SamplingParams {
+                logit_bias: vec![(u32::MAX - 1, 1.0)],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("vocabulary"), "{e}");
+
+    // frequency_penalty: a list that repeats a word repeats it less.
+    let repeat = [ChatMessage::user(
+        "Write the word apple twenty times, separated by commas.",
+    )];
+    let count = |s: &str| s.to_lowercase().matches("apple").count();
+    let base = SamplingParams {
+        max_tokens: 60,
+        ..Default::default()
+    };
+    let unpenalised = engine.chat(&repeat, &base).await.unwrap().text;
+    let penalised = engine
+        .chat(
+            &repeat,
+            &SamplingParams {
+                frequency_penalty: 2.0,
+                ..base.clone()
+            },
+        )
+        .await
+        .unwrap()
+        .text;
+    assert!(
+        count(&penalised) < count(&unpenalised),
+        "{penalised:?} vs {unpenalised:?}"
+    );
 }

@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
-    CompletionUsage, Content, Delta, ModelList, Stop,
+    CompletionUsage, Content, Delta, ModelList, ResponseFormatParam, Stop,
 };
 use colm_core::{
-    ChatMessage, Completion, FinishReason, ModelError, Role, SamplingParams, StreamEvent,
+    ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
+    StreamEvent, MAX_TOP_LOGPROBS,
 };
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -52,8 +53,32 @@ pub fn to_core(
             Some("messages"),
         ));
     }
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid("only n = 1 is supported", Some("n")));
+    if let Some(name) = req.unsupported.keys().next() {
+        return Err(ApiError::invalid(
+            format!(
+                "`{name}` is not supported by this server (supported fields: {})",
+                SUPPORTED_FIELDS.join(", ")
+            ),
+            Some(name),
+        ));
+    }
+    if req.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
+        return Err(ApiError::invalid(
+            format!("n must be in [1, {MAX_N}]"),
+            Some("n"),
+        ));
+    }
+    if req.top_logprobs.is_some() && req.logprobs != Some(true) {
+        return Err(ApiError::invalid(
+            "top_logprobs requires logprobs: true",
+            Some("top_logprobs"),
+        ));
+    }
+    if req.top_logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+        return Err(ApiError::invalid(
+            format!("top_logprobs must be in [0, {MAX_TOP_LOGPROBS}]"),
+            Some("top_logprobs"),
+        ));
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
@@ -126,6 +151,56 @@ pub fn to_core(
             ))
         }
     };
+    let mut penalties = [0.0f32; 2];
+    for ((name, value), out) in [
+        ("frequency_penalty", req.frequency_penalty),
+        ("presence_penalty", req.presence_penalty),
+    ]
+    .into_iter()
+    .zip(&mut penalties)
+    {
+        let v = value.unwrap_or(0.0);
+        if !(-2.0..=2.0).contains(&v) {
+            return Err(ApiError::invalid(
+                format!("{name} must be in [-2, 2], got {v}"),
+                Some(name),
+            ));
+        }
+        *out = v;
+    }
+    let mut logit_bias = Vec::new();
+    for (token, &bias) in req.logit_bias.iter().flatten() {
+        let id = token.parse::<u32>().map_err(|_| {
+            ApiError::invalid(
+                format!("logit_bias keys are token ids, got {token:?}"),
+                Some("logit_bias"),
+            )
+        })?;
+        if !(-100.0..=100.0).contains(&bias) {
+            return Err(ApiError::invalid(
+                format!("logit_bias of token {id} must be in [-100, 100], got {bias}"),
+                Some("logit_bias"),
+            ));
+        }
+        logit_bias.push((id, bias));
+    }
+    logit_bias.sort_by_key(|&(id, _)| id);
+    let response_format = match &req.response_format {
+        None | Some(ResponseFormatParam::Text) => None,
+        Some(ResponseFormatParam::JsonObject) => Some(ResponseFormat::JsonObject),
+        Some(ResponseFormatParam::JsonSchema { json_schema }) => Some(match &json_schema.schema {
+            None => ResponseFormat::JsonObject,
+            Some(schema) if schema.is_object() => ResponseFormat::JsonSchema {
+                schema: schema.clone(),
+            },
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.schema must be a JSON object",
+                    Some("response_format"),
+                ))
+            }
+        }),
+    };
     let params = SamplingParams {
         max_tokens,
         temperature,
@@ -135,8 +210,82 @@ pub fn to_core(
         stop,
         ignore_eos: req.ignore_eos,
         sensitive,
+        frequency_penalty: penalties[0],
+        presence_penalty: penalties[1],
+        logit_bias,
+        response_format,
+        logprobs: (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0)),
     };
     Ok((messages, params))
+}
+
+/// Most choices a request may ask for (`n`).
+pub const MAX_N: u32 = 8;
+
+/// The request fields the server honours (every other field is a 400 naming it).
+pub const SUPPORTED_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "ignore_eos",
+    "stream",
+    "stream_options",
+    "n",
+    "metadata",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "user",
+];
+
+/// Checks the fields that apply to one kind of model only against the model asked for: a
+/// virtual model (a strategy of several calls) takes none of `n` > 1, `logprobs`,
+/// `logit_bias` (token ids of one vocabulary) or `response_format`; a streamed request takes
+/// neither `n` > 1 nor `logprobs`.
+///
+/// # Errors
+/// 400 naming the field.
+pub fn check_fields_for(
+    req: &ChatCompletionRequest,
+    params: &SamplingParams,
+    strategy: bool,
+) -> Result<(), ApiError> {
+    let n = req.n.unwrap_or(1);
+    let single_only = [
+        ("n", n > 1),
+        ("logprobs", params.logprobs.is_some()),
+        ("logit_bias", !params.logit_bias.is_empty()),
+        ("response_format", params.response_format.is_some()),
+    ];
+    if strategy {
+        if let Some((name, _)) = single_only.iter().find(|(_, set)| *set) {
+            return Err(ApiError::invalid(
+                format!(
+                    "`{name}` applies to single models only; `{}` is a virtual model (a \
+                     collaboration of several model calls)",
+                    req.model
+                ),
+                Some(name),
+            ));
+        }
+    }
+    if req.stream {
+        if let Some((name, _)) = single_only[..2].iter().find(|(_, set)| *set) {
+            return Err(ApiError::invalid(
+                format!("`{name}` is not supported with `stream: true`"),
+                Some(name),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The request body, or 413 over the configured limit / 400 when unreadable.
@@ -235,15 +384,34 @@ async fn handle(
         .model(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
     let (messages, params) = to_core(&req, state.config().default_max_tokens)?;
+    check_fields_for(&req, &params, model.reports_progress())?;
+    if let Some(user) = &req.user {
+        tracing::info!(%user, model = %req.model, "chat completion for an end user");
+    }
     let id = completion_id();
     let created = unix_now();
     if !req.stream {
-        let c = model.chat(&messages, &params).await?;
-        state
-            .metrics()
-            .tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
-        let mut response = Json(ChatCompletion::new(id, created, req.model, &c)).into_response();
-        if c.fallback.is_some() {
+        // n > 1: independent completions, decoded together; sampled ones with seeds
+        // seed, seed + 1, …
+        let n = req.n.unwrap_or(1);
+        let runs = (0..n).map(|i| {
+            let params = SamplingParams {
+                seed: params.seed.wrapping_add(i),
+                ..params.clone()
+            };
+            let (model, messages) = (model.clone(), &messages);
+            async move { model.chat(messages, &params).await }
+        });
+        let cs = futures::future::try_join_all(runs).await?;
+        for c in &cs {
+            state
+                .metrics()
+                .tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
+        }
+        let response = ChatCompletion::with_choices(id, created, req.model, &cs);
+        let fallback = cs.iter().any(|c| c.fallback.is_some());
+        let mut response = Json(response).into_response();
+        if fallback {
             response.headers_mut().insert(
                 FALLBACK_HEADER,
                 axum::http::HeaderValue::from_static("true"),
@@ -403,6 +571,63 @@ mod tests {
             "metadata": {"sensitive": "true", "user_tag": "a"}
         }));
         assert!(to_core(&r, 300).unwrap().1.sensitive);
+        let r = req(json!({
+            "model": "m", "messages": [{"role": "user", "content": "x"}],
+            "frequency_penalty": 0.5, "presence_penalty": -1, "logit_bias": {"17": -100, "3": 5},
+            "logprobs": true, "top_logprobs": 3, "user": "u1",
+            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+        }));
+        let (_, p) = to_core(&r, 300).unwrap();
+        assert_eq!((p.frequency_penalty, p.presence_penalty), (0.5, -1.0));
+        assert_eq!(p.logit_bias, vec![(3, 5.0), (17, -100.0)]);
+        assert_eq!(p.logprobs, Some(3));
+        assert_eq!(
+            p.response_format,
+            Some(ResponseFormat::JsonSchema {
+                schema: json!({"type": "object"})
+            })
+        );
+        // The client's request for these parameters reads back as the same parameters.
+        let back = ChatCompletionRequest::for_params("m", &[ChatMessage::user("x")], &p);
+        assert_eq!(to_core(&back, 300).unwrap().1, p);
+    }
+
+    #[test]
+    fn single_model_fields_are_refused_for_virtual_models_and_streams() {
+        let body = |extra: Value| {
+            let mut b = json!({"model": "colm", "messages": [{"role": "user", "content": "x"}]});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            req(b)
+        };
+        for (extra, field) in [
+            (json!({"n": 2}), "n"),
+            (json!({"logprobs": true}), "logprobs"),
+            (json!({"logit_bias": {"1": 1}}), "logit_bias"),
+            (
+                json!({"response_format": {"type": "json_object"}}),
+                "response_format",
+            ),
+        ] {
+            let r = body(extra);
+            let (_, p) = to_core(&r, 100).unwrap();
+            assert!(check_fields_for(&r, &p, false).is_ok(), "{field}");
+            let e = check_fields_for(&r, &p, true).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(field));
+        }
+        let r = body(json!({"n": 2, "stream": true}));
+        let (_, p) = to_core(&r, 100).unwrap();
+        assert_eq!(
+            check_fields_for(&r, &p, false)
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("n")
+        );
+        let r = body(json!({"response_format": {"type": "text"}, "stream": true, "user": "u"}));
+        let (_, p) = to_core(&r, 100).unwrap();
+        assert!(check_fields_for(&r, &p, true).is_ok());
     }
 
     #[test]
@@ -426,8 +651,37 @@ mod tests {
                 "top_p",
             ),
             (
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 9}),
                 "n",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [], "parallel_tool_calls": true}),
+                "parallel_tool_calls",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}),
+                "top_logprobs",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21}),
+                "top_logprobs",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "presence_penalty": 2.5}),
+                "presence_penalty",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"hello": 1}}),
+                "logit_bias",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "logit_bias": {"5": 101}}),
+                "logit_bias",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                       "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": [1]}}}),
+                "response_format",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),

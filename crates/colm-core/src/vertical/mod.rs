@@ -289,6 +289,7 @@ impl RouterRecord {
             timings,
             fallback: self.fallback.clone(),
             wire,
+            logprobs: None,
         }
     }
 }
