@@ -245,7 +245,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
                 .map(|c| c.model.clone())
                 .context("`local` needs a --client")?,
         };
-        let messages = colm_core::prompts::draft(&query);
+        let messages = colm_core::prompts::draft(&colm_core::Query::new(query.as_str()));
         let completion = model.chat(&messages, &config.client_params).await?;
         if args.json {
             let body = serde_json::json!({

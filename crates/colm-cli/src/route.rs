@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use colm_core::colm::{Step, StepObserver};
 use colm_core::vertical::{Router, RouterConfig, RouterRecord, SpeedEstimate};
-use colm_core::{ChatModel, SamplingParams};
+use colm_core::{ChatModel, Query, SamplingParams};
 use serde::Deserialize;
 
 /// A router file: the `[router]` table ([`RouterConfig`]'s keys, each optional) and, for the
@@ -98,7 +98,7 @@ pub async fn ask(
     let print = |s: &Step| crate::ask::print_step(s);
     let observer: Option<StepObserver<'_>> = if json { None } else { Some(&print) };
     let record = router
-        .answer(query, params.sensitive, params, observer)
+        .answer(&Query::new(query), params.sensitive, params, observer)
         .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&record)?);

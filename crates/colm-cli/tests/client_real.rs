@@ -134,6 +134,22 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         v["usage"]
     );
 
+    // A conversation: the device drafts and refines on the caller's turns, and the server's
+    // references are about the last question in their context, so the answer can use what
+    // only an earlier turn says.
+    let conversation = json!({"model": MODEL, "max_tokens": 16, "messages": [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": "My name is Zorblax. Please remember it."},
+        {"role": "assistant", "content": "Nice to meet you, Zorblax. I will remember your name."},
+        {"role": "user", "content": "What is my name? Answer with the name only."}
+    ]});
+    let r = http.post(&url).json(&conversation).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["colm"]["fallback"].is_null(), "{v}");
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(answer.contains("Zorblax"), "{answer}");
+
     drop(server);
     let started = Instant::now();
     let r = http.post(&url).json(&body).send().await.unwrap();

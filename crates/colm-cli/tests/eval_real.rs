@@ -423,3 +423,79 @@ fn horizontal_strategies_run_on_real_models() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown topology `mesh`"));
 }
+
+/// MT-Bench's second turn through the `colm` strategy: every client call and the reference
+/// writer see the first turn (the question and the answer given) as chat messages, and the
+/// answer refers to what was asked then.
+#[test]
+fn mt_bench_second_turns_reach_colm_as_a_conversation() {
+    let _turn = common::SERIAL.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let small = "qwen2.5-coder-0.5b-instruct";
+    let data = data("mt_bench");
+    let args = [
+        "eval",
+        "mt-bench",
+        "--data",
+        &data,
+        "--limit",
+        "1",
+        "--strategy",
+        "colm",
+        "--client",
+        small,
+        "--server",
+        small,
+        "--judge",
+        small,
+        "--max-tokens",
+        "48",
+        "--ctx",
+        "2048",
+        "--parallel",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = colm(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let recs = records(&out);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    let turns = recs[0]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2, "{}", recs[0]);
+    let first_answer = turns[0]["answer"].as_str().unwrap();
+    let second = &turns[1]["transcript"];
+    let roles = |messages: &Value| -> Vec<String> {
+        messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let draft = &second["rounds"][0]["drafts"][0]["messages"];
+    assert_eq!(
+        roles(draft),
+        ["system", "user", "assistant", "user"],
+        "{draft}"
+    );
+    assert!(draft[1]["content"].as_str().unwrap().contains("Hawaii"));
+    assert_eq!(draft[2]["content"], first_answer);
+    assert!(draft[3]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Start every sentence with the letter A"));
+    let reference = &second["references"]["steps"][0]["messages"];
+    assert_eq!(
+        reference, draft,
+        "the generalist writer answers the same chat"
+    );
+    let refinement = &second["rounds"][0]["refinements"][0]["messages"];
+    assert_eq!(roles(refinement), ["system", "user", "assistant", "user"]);
+    assert_eq!(refinement[2]["content"], first_answer);
+}

@@ -27,13 +27,12 @@ use colm_api::collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
 };
 use colm_api::openai::{ChatCompletion, ChatCompletionRequest, ErrorBody};
-use colm_core::colm::query_of;
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::round;
 use colm_core::step::{StepOutcome, Watch};
 use colm_core::{
-    ChatMessage, ChatModel, Completion, ModelError, SamplingParams, Timings, WireStats,
+    ChatMessage, ChatModel, Completion, ModelError, Query, SamplingParams, Timings, WireStats,
 };
 use reqwest::header;
 use serde::de::DeserializeOwned;
@@ -491,7 +490,21 @@ impl ChatModel for CollabClient {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let query = query_of(messages);
+        // The device drafts and refines on the caller's conversation; the server is asked about
+        // its transcript (the guidance API takes one text).
+        let query = Query::from_messages(messages);
+        let asked = query.server_text();
+        let local = round::Client {
+            id: None,
+            model: self.local.as_ref(),
+        };
+        let draft = || async {
+            let step = round::draft(&query, local, params, None).await;
+            match step.outcome {
+                StepOutcome::Ok { completion } => Ok(completion),
+                StepOutcome::Failed { error } => Err(error),
+            }
+        };
         let mode = GuidanceMode::parse(&self.link.remote.mode, None)
             .map_err(ModelError::InvalidRequest)?;
         let refine = self.link.remote.refine.unwrap_or(mode.default_refine());
@@ -499,13 +512,10 @@ impl ChatModel for CollabClient {
             .map_err(ModelError::InvalidRequest)?;
         // Round 1: in reference mode, draft and fetch the guidance at the same time.
         let (draft, mut early) = if mode == GuidanceMode::Reference {
-            let (d, g) = tokio::join!(
-                self.local.chat(messages, params),
-                self.guidance(&query, None, 1, params)
-            );
+            let (d, g) = tokio::join!(draft(), self.guidance(&asked, None, 1, params));
             (d?, Some(g))
         } else {
-            (self.local.chat(messages, params).await?, None)
+            (draft().await?, None)
         };
         let mut answer = draft;
         let mut spent = (answer.usage, answer.timings);
@@ -515,7 +525,7 @@ impl ChatModel for CollabClient {
                 (1, Some(g)) => g,
                 _ => {
                     let sent = self.sent(&answer.text);
-                    self.guidance(&query, Some(&sent), round, params).await
+                    self.guidance(&asked, Some(&sent), round, params).await
                 }
             };
             let (guidance, w) = match fetched {
@@ -544,10 +554,6 @@ impl ChatModel for CollabClient {
                 guidance: &guidance,
                 source,
                 form: refine,
-            };
-            let local = round::Client {
-                id: None,
-                model: self.local.as_ref(),
             };
             let refined = match round::refine(input, local, round, params, Watch::default())
                 .await

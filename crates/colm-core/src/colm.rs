@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::guidance::{GuidanceMode, GuidancePlan};
 use crate::model::{ChatModel, ModelError, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
+use crate::query::Query;
 use crate::round;
 
 pub mod references;
@@ -41,7 +42,7 @@ mod virtual_model;
 pub(crate) use crate::step::{call, no_call_step, totals_of};
 pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome, Watch};
 use references::{ReferenceConfig, ReferenceStore, ReferenceWriter, References};
-pub use virtual_model::{query_of, ColmModel};
+pub use virtual_model::ColmModel;
 
 /// A client model taking part in a collaboration.
 #[derive(Clone)]
@@ -441,7 +442,7 @@ pub struct ServerSide<'a> {
 /// # Errors
 /// As [`run_with`].
 pub async fn run(
-    query: &str,
+    query: &Query,
     collaborators: &[Collaborator],
     server: &dyn ChatModel,
     config: &ColmConfig,
@@ -468,7 +469,7 @@ pub async fn run(
 /// collaborator fails at a stage; [`ColmError::GuidanceFailed`] when the server fails to
 /// aggregate (in reference modes: also when every reference writer failed).
 pub async fn run_with(
-    query: &str,
+    query: &Query,
     collaborators: &[Collaborator],
     server: ServerSide<'_>,
     config: &ColmConfig,
@@ -481,7 +482,7 @@ pub async fn run_with(
     let aggregator = server.aggregator;
     let mut record = ColmRecord {
         strategy: "colm".into(),
-        query: query.to_owned(),
+        query: query.server_text().into_owned(),
         config: ColmConfig {
             refine: Some(refine),
             ..config.clone()
@@ -514,7 +515,7 @@ pub async fn run_with(
             })
             .collect();
         let s = select(
-            query,
+            &query.server_text(),
             &profiles,
             k,
             aggregator,
@@ -625,7 +626,7 @@ pub async fn run_with(
                 }
             },
             None => {
-                let step = match GuidancePlan::new(query, &texts, mode) {
+                let step = match GuidancePlan::new(&query.server_text(), &texts, mode) {
                     Ok(GuidancePlan::Call { messages, .. }) => {
                         call(
                             StepKind::Guidance,

@@ -7,6 +7,7 @@
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
 //! - [`prompts`]: the prompts of each step, with their sources;
+//! - [`query`]: what a strategy answers — the last user turn in its conversation;
 //! - [`round`]: a client's draft and its refinement with guidance, the steps every CoLM
 //!   round is made of (in process, over the network, in the router);
 //! - [`run`]: one [`run::Strategy`] trait for every strategy, the [`run::Run`] record, the
@@ -21,6 +22,7 @@ pub mod guidance;
 pub mod horizontal;
 pub mod model;
 pub mod prompts;
+pub mod query;
 pub mod round;
 pub mod run;
 pub mod step;
@@ -34,3 +36,4 @@ pub use model::{
     SamplingParams, StreamEvent, Timings, TokenLogprob, TopLogprob, Usage, WireStats,
     DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
+pub use query::Query;

@@ -36,13 +36,13 @@
 //!   "aggregate-and-synthesize" system prompt, quoted.
 
 use crate::model::ChatMessage;
+use crate::query::Query;
+pub use crate::query::CLIENT_SYSTEM;
 
-/// System prompt of every client call.
-pub const CLIENT_SYSTEM: &str = "You are a helpful assistant.";
-
-/// Messages for a collaborator's first draft: the query as the user's turn.
-pub fn draft(query: &str) -> Vec<ChatMessage> {
-    vec![ChatMessage::system(CLIENT_SYSTEM), ChatMessage::user(query)]
+/// Messages for a collaborator's first draft: the caller's conversation as it was sent (its
+/// system prompt, or [`CLIENT_SYSTEM`]; the earlier turns; the query as the last user turn).
+pub fn draft(query: &Query) -> Vec<ChatMessage> {
+    query.chat(query.client_system())
 }
 
 /// A specialisation of a server-side collaborator: id, the one-line description that top-k
@@ -95,12 +95,13 @@ pub fn specialisation(id: &str) -> Option<&'static Specialisation> {
 }
 
 /// Messages for a server-side collaborator's reference: its specialisation's system prompt
-/// (or, for a generalist, [`CLIENT_SYSTEM`]: then the messages equal [`draft`]'s) and the query.
-pub fn reference(query: &str, system: Option<&str>) -> Vec<ChatMessage> {
-    vec![
-        ChatMessage::system(system.unwrap_or(CLIENT_SYSTEM)),
-        ChatMessage::user(query),
-    ]
+/// followed by the caller's (or, for a generalist, exactly [`draft`]'s messages), then the
+/// conversation.
+pub fn reference(query: &Query, system: Option<&str>) -> Vec<ChatMessage> {
+    match system {
+        Some(s) => query.chat(query.system_with(s)),
+        None => draft(query),
+    }
 }
 
 /// `text` quoted as data between `<answer>` tags: any `<answer` or `</answer` inside it is
@@ -131,7 +132,7 @@ pub fn quote(text: &str) -> String {
 /// drafts of round 1 when a mode includes them, the refinements of the previous round in rounds
 /// ≥ 2) follow as quoted data that may be wrong and that carries no instructions.
 pub fn reference_synthesis(
-    query: &str,
+    query: &Query,
     references: &[&str],
     client_answers: &[&str],
 ) -> Vec<ChatMessage> {
@@ -314,7 +315,7 @@ impl RefineContext {
 /// the system prompt, as the CoLM reference code does) and `own_previous` is not used. `source`
 /// says truthfully what the guidance was made from.
 pub fn refinement(
-    query: &str,
+    query: &Query,
     own_previous: &str,
     guidance: &str,
     source: GuidanceSource,
@@ -333,17 +334,16 @@ pub fn refinement(
                      synthesised from their answers"
                 }
             };
-            vec![
-                ChatMessage::system(CLIENT_SYSTEM),
-                ChatMessage::user(query),
-                ChatMessage::assistant(own_previous),
-                ChatMessage::user(format!(
-                    "{origin} (it can contain mistakes too):\n\n<guidance>\n{guidance}\n\
+            let mut messages = draft(query);
+            messages.push(ChatMessage::assistant(own_previous));
+            messages.push(ChatMessage::user(format!(
+                "{origin} (it can contain mistakes too):\n\n<guidance>\n{guidance}\n\
                  </guidance>\n\nCheck your previous answer against the guidance step by step \
                  and answer the original question again, in your own words, with a complete \
-                 solution:\n\n{query}"
-                )),
-            ]
+                 solution:\n\n{}",
+                query.text
+            )));
+            messages
         }
         RefineContext::Guidance => {
             let origin = match source {
@@ -356,14 +356,12 @@ pub fn refinement(
                      synthesised from their answers"
                 }
             };
-            vec![
-                ChatMessage::system(format!(
-                    "{CLIENT_SYSTEM}\n\n{origin} (it can contain mistakes too):\n\n\
-                     <guidance>\n{guidance}\n</guidance>\n\nRevise your answer based on this \
-                     guidance and the question, and answer with a complete solution."
-                )),
-                ChatMessage::user(query),
-            ]
+            query.chat(format!(
+                "{}\n\n{origin} (it can contain mistakes too):\n\n\
+                 <guidance>\n{guidance}\n</guidance>\n\nRevise your answer based on this \
+                 guidance and the question, and answer with a complete solution.",
+                query.client_system()
+            ))
         }
     }
 }
@@ -372,7 +370,7 @@ pub fn refinement(
 /// query, its answers and earlier updates) followed by its peers' latest answers and the
 /// request to update (Du et al. 2023). `peers` may be empty (an agent with no neighbour
 /// re-examines its own answer).
-pub fn debate_update(history: &[ChatMessage], query: &str, peers: &[&str]) -> Vec<ChatMessage> {
+pub fn debate_update(history: &[ChatMessage], query: &Query, peers: &[&str]) -> Vec<ChatMessage> {
     let mut messages = history.to_vec();
     let mut text = String::from("These are the solutions to the problem from other agents:\n\n");
     for p in peers {
@@ -381,7 +379,8 @@ pub fn debate_update(history: &[ChatMessage], query: &str, peers: &[&str]) -> Ve
     text.push_str(&format!(
         "Using the reasoning from other agents as additional advice, can you give an updated \
          answer? Examine your solution and that of the other agents step by step. The original \
-         problem is:\n\n{query}"
+         problem is:\n\n{}",
+        query.text
     ));
     messages.push(ChatMessage::user(text));
     messages
@@ -400,10 +399,10 @@ and adheres to the highest standards of accuracy and reliability.\n\nResponses f
 /// Messages for a mixture-of-agents aggregator or a proposer of a later layer: the
 /// aggregate-and-synthesize system prompt with the previous layer's responses numbered
 /// `1.`, `2.`, …, then the query as the user's turn (Wang et al. 2024, §2.2).
-pub fn moa_aggregate(query: &str, responses: &[&str]) -> Vec<ChatMessage> {
+pub fn moa_aggregate(query: &Query, responses: &[&str]) -> Vec<ChatMessage> {
     let mut system = String::from(MOA_AGGREGATE_SYSTEM);
     for (i, r) in responses.iter().enumerate() {
         system.push_str(&format!("\n{}. {}", i + 1, r.trim()));
     }
-    vec![ChatMessage::system(system), ChatMessage::user(query)]
+    query.chat(query.system_with(&system))
 }

@@ -8,6 +8,7 @@
 
 use crate::model::{ChatModel, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
+use crate::query::Query;
 use crate::step::{call, call_watched, Step, StepKind, StepObserver, Watch};
 
 /// The client who makes a step: its id in the record (`None` for an unnamed client) and its
@@ -22,7 +23,7 @@ pub struct Client<'a> {
 
 /// Round 1's draft: `client` answers `query` alone ([`prompts::draft`]).
 pub async fn draft(
-    query: &str,
+    query: &Query,
     client: Client<'_>,
     params: &SamplingParams,
     observer: Option<StepObserver<'_>>,
@@ -44,7 +45,7 @@ pub async fn draft(
 #[derive(Clone, Copy)]
 pub struct Refine<'a> {
     /// The query.
-    pub query: &'a str,
+    pub query: &'a Query,
     /// The client's own latest answer (its draft, or its previous refinement).
     pub own: &'a str,
     /// The guidance for this client.

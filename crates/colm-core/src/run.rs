@@ -18,11 +18,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::colm::{query_of, ColmError, ColmModel, ColmRecord};
+use crate::colm::{ColmError, ColmModel, ColmRecord};
 use crate::horizontal::{Horizontal, StrategyRecord};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
 };
+use crate::query::Query;
 use crate::step::{summed, totals_of, ModelTotals, Progress, Step, Watch};
 use crate::vertical::{Router, RouterRecord};
 
@@ -134,7 +135,7 @@ impl RunError {
 /// A collaboration strategy built over chat models.
 #[async_trait]
 pub trait Strategy: Send + Sync {
-    /// Runs on the conversation `messages` (its query: [`query_of`]) with the caller's
+    /// Runs on the conversation `messages` (its query: [`Query::from_messages`]) with the caller's
     /// sampling parameters for every step; `watch` sees each step as it finishes and receives
     /// the answer's text as it is generated when the strategy knows in advance which step
     /// writes it (see [`Watch`]).
@@ -187,7 +188,7 @@ impl Strategy for Horizontal {
         params: &SamplingParams,
         watch: Watch<'_>,
     ) -> Result<Run, RunError> {
-        Horizontal::run(self, &query_of(messages), params, watch)
+        Horizontal::run(self, &Query::from_messages(messages), params, watch)
             .await
             .map(Run::Horizontal)
             .map_err(|e| {
@@ -217,7 +218,12 @@ impl Strategy for Router {
         watch: Watch<'_>,
     ) -> Result<Run, RunError> {
         let record = self
-            .answer(&query_of(messages), params.sensitive, params, watch.steps)
+            .answer(
+                &Query::from_messages(messages),
+                params.sensitive,
+                params,
+                watch.steps,
+            )
             .await
             .map_err(|e| RunError {
                 message: e.to_string(),

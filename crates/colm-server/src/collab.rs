@@ -45,7 +45,7 @@ use colm_api::openai::CompletionUsage;
 use colm_core::colm::references::{self, ReferenceConfig, References, Selector, SharedGuidance};
 use colm_core::colm::{Step, StepOutcome};
 use colm_core::guidance::{guidance, GuidanceMode};
-use colm_core::{ChatModel, SamplingParams, Usage};
+use colm_core::{ChatModel, Query, SamplingParams, Usage};
 
 use crate::error::{ApiError, ErrorResponses};
 use crate::openai::parse_body;
@@ -240,7 +240,7 @@ async fn shared_part(
     state: &AppState,
     spec: &GuidanceSpec,
     aggregator: &dyn ChatModel,
-    query: &str,
+    query: &Query,
 ) -> Result<(SharedGuidance, Usage), ApiError> {
     let call = references::ServerCall {
         model: aggregator,
@@ -319,6 +319,8 @@ pub async fn produce(
     let aggregator = state
         .model(id)
         .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?;
+    // The guidance API's query is one text (a device sends its conversation as a transcript).
+    let query = &Query::new(query);
     let (shared, mut usage) = shared_part(state, spec, aggregator.as_ref(), query).await?;
     // What reads client text is computed for this request alone.
     let mut text = shared.guidance.text().unwrap_or_default().to_owned();

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::{select, Selection};
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts::{self, CandidateProfile, Specialisation};
+use crate::query::Query;
 use crate::step::{call, no_call_step, Step, StepKind, StepObserver, StepOutcome};
 
 /// A server-side collaborator that writes references.
@@ -304,7 +305,7 @@ pub fn select_by_keywords(query: &str, descriptions: &[&str], k: usize) -> Vec<u
 /// server model runs on `server` with `params`; an unusable selection falls back to the whole
 /// pool (recorded). A writer that fails is recorded with its error.
 pub async fn write_references(
-    query: &str,
+    query: &Query,
     pool: &[ReferenceWriter],
     config: &ReferenceConfig,
     server: &dyn ChatModel,
@@ -340,11 +341,19 @@ pub async fn write_references(
                         description: &w.description,
                     })
                     .collect();
-                select(query, &profiles, config.k, server, params, observer).await
+                select(
+                    &query.server_text(),
+                    &profiles,
+                    config.k,
+                    server,
+                    params,
+                    observer,
+                )
+                .await
             }
             Selector::Keywords => {
                 let descriptions: Vec<&str> = pool.iter().map(|w| w.description.as_str()).collect();
-                let idx = select_by_keywords(query, &descriptions, config.k);
+                let idx = select_by_keywords(&query.server_text(), &descriptions, config.k);
                 let ids: Vec<String> = idx.iter().map(|&i| pool[i].id.clone()).collect();
                 Selection {
                     step: no_call_step(
@@ -396,7 +405,7 @@ pub struct ServerCall<'a> {
 /// call, model `reference`); otherwise one call to `server` with
 /// [`prompts::reference_synthesis`]. With no reference written, a failed step saying so.
 pub async fn synthesise(
-    query: &str,
+    query: &Query,
     references: &References,
     client_answers: &[&str],
     server: ServerCall<'_>,
@@ -518,7 +527,7 @@ pub fn scope(
 /// `references.stored` set) and written once otherwise — concurrent askers wait for the first
 /// (single flight) — and stored when the synthesis succeeded.
 pub async fn shared_guidance(
-    query: &str,
+    query: &Query,
     pool: &[ReferenceWriter],
     config: &ReferenceConfig,
     server: ServerCall<'_>,
@@ -538,9 +547,11 @@ pub async fn shared_guidance(
         return write().await;
     };
     let scope = scope(server.model.name(), pool, config, server.params);
-    let _flight = store.lock(query, &scope).await;
+    // The key holds the conversation around the query too (its transcript).
+    let key = query.server_text();
+    let _flight = store.lock(&key, &scope).await;
     let stored = store
-        .get(query, &scope)
+        .get(&key, &scope)
         .and_then(|v| serde_json::from_str::<SharedGuidance>(&v).ok());
     if let Some(shared) = stored {
         let shared = shared.replayed();
@@ -553,7 +564,7 @@ pub async fn shared_guidance(
     let shared = write().await;
     if shared.guidance.text().is_some() {
         if let Ok(value) = serde_json::to_string(&shared) {
-            store.put(query, &scope, &value);
+            store.put(&key, &scope, &value);
         }
     }
     shared
@@ -562,7 +573,7 @@ pub async fn shared_guidance(
 /// The server's review of one client's `answer` against the shared `synthesis`
 /// ([`prompts::reference_critique`]): a guidance step for `collaborator` (private to it).
 pub async fn critique(
-    query: &str,
+    query: &Query,
     synthesis: &str,
     answer: &str,
     collaborator: &str,
@@ -575,7 +586,7 @@ pub async fn critique(
         round,
         Some(collaborator),
         server.model,
-        prompts::reference_critique(query, synthesis, answer),
+        prompts::reference_critique(&query.server_text(), synthesis, answer),
         server.params,
         observer,
     )

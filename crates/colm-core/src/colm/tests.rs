@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 use super::references::{ReferenceConfig, ReferenceWriter, Selector};
 use super::*;
 use crate::model::{ChatMessage, Completion, Role};
+use crate::prompts::RefineContext;
+use crate::query::Query;
 use crate::run::StrategyModel;
 use crate::testing::{last_user, Scripted};
 
@@ -104,7 +106,9 @@ async fn selection_limits_drafts_to_chosen_collaborators() {
         top_k: Some(2),
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     let sel = rec.selection.as_ref().unwrap();
     assert_eq!(sel.chosen, vec!["client-1", "client-3"]);
     assert!(sel.fallback_reason.is_none());
@@ -130,7 +134,9 @@ async fn unusable_selection_falls_back_to_all() {
             top_k: Some(1),
             ..Default::default()
         };
-        let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+        let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+            .await
+            .unwrap();
         let sel = rec.selection.as_ref().unwrap();
         assert_eq!(sel.chosen.len(), 3, "answer {answer:?}");
         assert!(sel.fallback_reason.is_some());
@@ -146,7 +152,9 @@ async fn top_k_not_smaller_than_k_skips_selection() {
         top_k: Some(3),
         ..synthesis()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     assert!(rec.selection.is_none());
     assert_eq!(srv.calls().len(), 1, "only the aggregation call");
 }
@@ -160,7 +168,7 @@ async fn failed_collaborator_is_recorded_and_round_goes_on() {
         collab("client-2", good.clone()),
     ];
     let srv = server("");
-    let rec = run("q", &collabs, srv.as_ref(), &synthesis(), None)
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &synthesis(), None)
         .await
         .unwrap();
     let round = &rec.rounds[0];
@@ -189,7 +197,7 @@ async fn all_collaborators_failing_is_an_error_naming_each() {
         collab("client-2", failing("y")),
     ];
     let srv = server("");
-    let err = run("q", &collabs, srv.as_ref(), &synthesis(), None)
+    let err = run(&Query::new("q"), &collabs, srv.as_ref(), &synthesis(), None)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -213,9 +221,15 @@ async fn all_collaborators_failing_is_an_error_naming_each() {
 async fn guidance_failure_keeps_the_drafts() {
     let collabs = [collab("client-1", client("a"))];
     let srv = failing("server");
-    let err = run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None)
-        .await
-        .unwrap_err();
+    let err = run(
+        &Query::new("q"),
+        &collabs,
+        srv.as_ref(),
+        &ColmConfig::default(),
+        None,
+    )
+    .await
+    .unwrap_err();
     match err {
         ColmError::GuidanceFailed { partial, round, .. } => {
             assert_eq!(round, 1);
@@ -236,7 +250,9 @@ async fn runs_the_configured_number_of_rounds() {
         rounds: 3,
         ..synthesis()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     assert_eq!(rec.rounds.len(), 3);
     assert_eq!(srv.calls().len(), 3, "one aggregation per round");
     assert_eq!(a.calls().len(), 4, "one draft + three refinements");
@@ -259,9 +275,15 @@ async fn refinement_prompt_holds_the_collaborators_own_draft() {
         refine: Some(RefineContext::Draft),
         ..Default::default()
     };
-    run("How many eggs?", &collabs, srv.as_ref(), &cfg, None)
-        .await
-        .unwrap();
+    run(
+        &Query::new("How many eggs?"),
+        &collabs,
+        srv.as_ref(),
+        &cfg,
+        None,
+    )
+    .await
+    .unwrap();
     let a_calls = a.calls();
     let refine1 = &a_calls[1];
     let own: Vec<&ChatMessage> = refine1
@@ -286,9 +308,15 @@ async fn totals_and_observer_cover_every_step() {
     let srv = server("");
     let seen = Mutex::new(Vec::new());
     let obs = |s: &Step| seen.lock().unwrap().push(s.kind);
-    let rec = run("q", &collabs, srv.as_ref(), &synthesis(), Some(&obs))
-        .await
-        .unwrap();
+    let rec = run(
+        &Query::new("q"),
+        &collabs,
+        srv.as_ref(),
+        &synthesis(),
+        Some(&obs),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         *seen.lock().unwrap(),
         vec![StepKind::Draft, StepKind::Guidance, StepKind::Refinement]
@@ -311,12 +339,19 @@ async fn invalid_settings_are_rejected() {
     let srv = server("");
     let none: [Collaborator; 0] = [];
     assert!(matches!(
-        run("q", &none, srv.as_ref(), &ColmConfig::default(), None).await,
+        run(
+            &Query::new("q"),
+            &none,
+            srv.as_ref(),
+            &ColmConfig::default(),
+            None
+        )
+        .await,
         Err(ColmError::InvalidConfig(_))
     ));
     let collabs = [collab("c", client("a")), collab("c", client("b"))];
     assert!(matches!(
-        run("q", &collabs, srv.as_ref(), &ColmConfig::default(), None).await,
+        run(&Query::new("q"), &collabs, srv.as_ref(), &ColmConfig::default(), None).await,
         Err(ColmError::InvalidConfig(m)) if m.contains("twice")
     ));
     let one = [collab("c", client("a"))];
@@ -331,7 +366,7 @@ async fn invalid_settings_are_rejected() {
         },
     ] {
         assert!(matches!(
-            run("q", &one, srv.as_ref(), &cfg, None).await,
+            run(&Query::new("q"), &one, srv.as_ref(), &cfg, None).await,
             Err(ColmError::InvalidConfig(_))
         ));
     }
@@ -450,22 +485,72 @@ async fn virtual_model_keeps_the_meaning_of_a_shared_failure() {
     assert!(err.to_string().contains("client-1") && err.to_string().contains("client-2"));
 }
 
-#[test]
-fn chats_become_queries() {
-    assert_eq!(query_of(&[ChatMessage::user("q")]), "q");
-    assert_eq!(
-        query_of(&[ChatMessage::system("be brief"), ChatMessage::user("q")]),
-        "Earlier conversation:\nsystem: be brief\n\nQuestion:\nq"
-    );
-    let chat = [
-        ChatMessage::user("a"),
-        ChatMessage::assistant("b"),
-        ChatMessage::user("c"),
-        ChatMessage::assistant("trailing"),
+/// A caller's conversation (its system prompt, earlier turns, the last question) reaches every
+/// client-side call as chat messages: the draft is the chat as sent, the server's reference
+/// writer answers the same chat, and the refinement keeps the caller's system prompt and turns
+/// around the guidance. Server prompts that quote the query (synthesis) quote the transcript.
+#[tokio::test]
+async fn a_conversation_reaches_every_call_as_chat_messages() {
+    let chat = vec![
+        ChatMessage::system("Answer in French."),
+        ChatMessage::user("What is 2+2?"),
+        ChatMessage::assistant("Quatre."),
+        ChatMessage::user("And times 3?"),
     ];
-    assert_eq!(
-        query_of(&chat),
-        "Earlier conversation:\nuser: a\nassistant: b\n\nQuestion:\nc"
+    let a = Scripted::new("client", |m| {
+        Ok(if guided(m).is_empty() {
+            "DRAFT".into()
+        } else {
+            "REFINED".into()
+        })
+    });
+    let srv = Scripted::new("server", |_| Ok("Douze.".into()));
+    for (mode, refine) in [
+        (GuidanceMode::Reference, RefineContext::Guidance),
+        (GuidanceMode::Synthesis, RefineContext::Draft),
+    ] {
+        let model = served(ColmModel::new(
+            "colm",
+            vec![collab("client-1", a.clone())],
+            srv.clone(),
+            ColmConfig {
+                guidance_mode: mode,
+                refine: Some(refine),
+                ..Default::default()
+            },
+        ));
+        let out = model.chat(&chat, &SamplingParams::default()).await.unwrap();
+        assert_eq!(out.text, "REFINED");
+    }
+    let client_calls = a.calls();
+    // Reference mode: draft = the chat as sent; refinement = the caller's system prompt with
+    // the guidance after it, then the same turns.
+    assert_eq!(client_calls[0], chat);
+    let refinement = &client_calls[1];
+    assert!(
+        refinement[0].content.starts_with("Answer in French.")
+            && refinement[0]
+                .content
+                .contains("<guidance>\nDouze.\n</guidance>"),
+        "{refinement:?}"
+    );
+    assert_eq!(refinement[1..], chat[1..]);
+    // Synthesis mode, draft form: the chat, the client's draft as its turn, then the request
+    // quoting the last question.
+    assert_eq!(client_calls[2], chat);
+    let refinement = &client_calls[3];
+    assert_eq!(refinement[..4], chat[..]);
+    assert_eq!(refinement[4], ChatMessage::assistant("DRAFT"));
+    assert!(refinement[5].content.ends_with("And times 3?"));
+    let server_calls = srv.calls();
+    // The generalist reference writer answers the chat as sent.
+    assert_eq!(server_calls[0], chat);
+    // The synthesis quotes the transcript, earlier turns included.
+    let aggregation = last_user(&server_calls[1]);
+    assert!(
+        aggregation.contains("assistant: Quatre.")
+            && aggregation.contains("Question:\nAnd times 3?"),
+        "{aggregation}"
     );
 }
 
@@ -491,7 +576,9 @@ async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
         guidance_mode: GuidanceMode::Critique,
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     let calls = srv.calls();
     assert_eq!(calls.len(), 1);
     assert!(calls[0][0].content.contains("Do not write a full solution"));
@@ -503,7 +590,9 @@ async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
         guidance_mode: GuidanceMode::Vote,
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     assert!(srv.calls().is_empty());
     let g = rec.rounds[0].guidance.as_ref().unwrap();
     assert_eq!(g.model, "vote");
@@ -515,7 +604,7 @@ async fn guidance_modes_choose_the_server_prompt_or_a_vote() {
     assert_eq!(rec.final_answers.len(), 3);
     // A vote with nothing to count fails as guidance, keeping the drafts.
     let silent = [collab("client-1", client("a"))];
-    let err = run("q", &silent, srv.as_ref(), &cfg, None)
+    let err = run(&Query::new("q"), &silent, srv.as_ref(), &cfg, None)
         .await
         .unwrap_err();
     assert!(matches!(err, ColmError::GuidanceFailed { .. }), "{err}");
@@ -546,7 +635,7 @@ async fn reference_mode_guides_with_the_servers_own_answer_without_reading_the_d
     let collabs = [collab("client-1", a.clone())];
     let srv = reference_server();
     let rec = run(
-        "How many eggs?",
+        &Query::new("How many eggs?"),
         &collabs,
         srv.as_ref(),
         &ColmConfig::default(),
@@ -557,7 +646,7 @@ async fn reference_mode_guides_with_the_servers_own_answer_without_reading_the_d
     // One server call: the reference, with exactly the draft prompt (a generalist writer).
     let calls = srv.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0], prompts::draft("How many eggs?"));
+    assert_eq!(calls[0], prompts::draft(&Query::new("How many eggs?")));
     assert!(!calls
         .iter()
         .flatten()
@@ -634,7 +723,13 @@ async fn the_draft_and_the_references_are_written_at_the_same_time() {
     // Sequential draft-then-references would wait forever at the barrier.
     let rec = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        run("q", &collabs, &server, &ColmConfig::default(), None),
+        run(
+            &Query::new("q"),
+            &collabs,
+            &server,
+            &ColmConfig::default(),
+            None,
+        ),
     )
     .await
     .expect("draft and references ran one after the other")
@@ -669,7 +764,7 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
         };
         let before = (srv.calls().len(), writer.calls().len());
         let rec = run_with(
-            "How much does she make per day? 16 eggs",
+            &Query::new("How much does she make per day? 16 eggs"),
             &collabs,
             side,
             &cfg,
@@ -714,7 +809,9 @@ async fn reference_critique_reviews_each_draft_privately() {
         guidance_mode: GuidanceMode::ReferenceCritique,
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     let round = &rec.rounds[0];
     assert!(round.guidance_shared, "the synthesis itself reads no draft");
     assert_eq!(round.critiques.len(), 2);
@@ -748,7 +845,9 @@ async fn later_rounds_and_the_drafts_ablation_aggregate_client_answers_privately
         rounds: 2,
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     assert!(rec.rounds[0].guidance_shared);
     let r2 = &rec.rounds[1];
     assert!(!r2.guidance_shared);
@@ -764,7 +863,9 @@ async fn later_rounds_and_the_drafts_ablation_aggregate_client_answers_privately
         aggregate_drafts: true,
         ..Default::default()
     };
-    let rec = run("q", &collabs, srv.as_ref(), &cfg, None).await.unwrap();
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
     let r1 = &rec.rounds[0];
     assert!(!r1.guidance_shared);
     assert!(r1.guidance.as_ref().unwrap().messages[0]
@@ -799,7 +900,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         },
         ..Default::default()
     };
-    let rec = run_with("q", &collabs, side, &cfg, Watch::default())
+    let rec = run_with(&Query::new("q"), &collabs, side, &cfg, Watch::default())
         .await
         .unwrap();
     let refs = rec.references.as_ref().unwrap();
@@ -815,7 +916,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         store: None,
     };
     match run_with(
-        "q",
+        &Query::new("q"),
         &collabs,
         side,
         &ColmConfig::default(),
@@ -838,7 +939,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         ..Default::default()
     };
     assert!(matches!(
-        run("q", &collabs, srv.as_ref(), &zero, None).await,
+        run(&Query::new("q"), &collabs, srv.as_ref(), &zero, None).await,
         Err(ColmError::InvalidConfig(_))
     ));
 }
@@ -886,9 +987,15 @@ async fn refine_with_guidance_only_hides_the_draft() {
         refine: Some(RefineContext::Guidance),
         ..Default::default()
     };
-    let rec = run("What is 2+2?", &collabs, srv.as_ref(), &cfg, None)
-        .await
-        .unwrap();
+    let rec = run(
+        &Query::new("What is 2+2?"),
+        &collabs,
+        srv.as_ref(),
+        &cfg,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(rec.answer(), Some("REFINED"));
     let refinement = &rec.rounds[0].refinements[0].messages;
     assert_eq!(
@@ -910,7 +1017,7 @@ async fn refine_with_guidance_only_hides_the_draft() {
             refine: Some(RefineContext::Guidance),
             ..Default::default()
         };
-        match run("q", &collabs, srv.as_ref(), &cfg, None).await {
+        match run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None).await {
             Err(ColmError::InvalidConfig(m)) => assert!(m.contains("refine=draft"), "{m}"),
             other => panic!("unexpected {other:?}"),
         }
@@ -968,9 +1075,15 @@ async fn references_in_a_store_are_written_once_per_question() {
             store: Some(&store),
         };
         records.push(
-            run_with("What is 9+9?", &collabs, side, &cfg, Watch::default())
-                .await
-                .unwrap(),
+            run_with(
+                &Query::new("What is 9+9?"),
+                &collabs,
+                side,
+                &cfg,
+                Watch::default(),
+            )
+            .await
+            .unwrap(),
         );
     }
     // Two references and one synthesis, written for the first client only.
@@ -1002,9 +1115,15 @@ async fn references_in_a_store_are_written_once_per_question() {
         writers: &pool,
         store: Some(&store),
     };
-    run_with("What is 7+7?", &collabs, side, &cfg, Watch::default())
-        .await
-        .unwrap();
+    run_with(
+        &Query::new("What is 7+7?"),
+        &collabs,
+        side,
+        &cfg,
+        Watch::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(writer.calls().len(), 4);
 }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::references::{ReferenceStore, ReferenceWriter};
 use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ServerSide};
-use crate::model::{ChatMessage, ChatModel, Role, SamplingParams};
+use crate::model::{ChatMessage, ChatModel, SamplingParams};
+use crate::query::Query;
 use crate::step::Watch;
 
 /// A CoLM collaboration over its models: the configured collaborators draft and refine,
@@ -89,7 +90,7 @@ impl ColmModel {
             store: self.store.as_deref(),
         };
         run_with(
-            &query_of(messages),
+            &Query::from_messages(messages),
             &self.collaborators,
             side,
             &config,
@@ -97,26 +98,4 @@ impl ColmModel {
         )
         .await
     }
-}
-
-/// The query a chat becomes: the last user message, preceded by the earlier turns (if any)
-/// as a transcript.
-pub fn query_of(messages: &[ChatMessage]) -> String {
-    let last_user = messages.iter().rposition(|m| m.role == Role::User);
-    let Some(i) = last_user else {
-        return messages
-            .iter()
-            .map(|m| m.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n");
-    };
-    if i == 0 {
-        return messages[0].content.clone();
-    }
-    let mut q = String::from("Earlier conversation:\n");
-    for m in &messages[..i] {
-        q.push_str(&format!("{}: {}\n", m.role.as_str(), m.content));
-    }
-    q.push_str(&format!("\nQuestion:\n{}", messages[i].content));
-    q
 }

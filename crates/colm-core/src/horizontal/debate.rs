@@ -20,6 +20,7 @@ use super::{
 };
 use crate::model::{ChatMessage, SamplingParams};
 use crate::prompts;
+use crate::query::Query;
 use crate::step::{call, StepKind, StepObserver};
 
 /// Who reads whom between debate rounds.
@@ -111,7 +112,7 @@ struct Debater<'a> {
 /// [`StrategyError::AllAgentsFailed`] when every agent fails in round 1, or every agent fails
 /// in a later round (the record then holds every answer so far).
 pub async fn run(
-    query: &str,
+    query: &Query,
     agents: &[Agent],
     config: &DebateConfig,
     observer: Option<StepObserver<'_>>,

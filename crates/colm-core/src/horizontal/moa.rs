@@ -21,6 +21,7 @@ use super::{
 };
 use crate::model::SamplingParams;
 use crate::prompts;
+use crate::query::Query;
 use crate::step::{call, call_watched, StepKind, Watch};
 
 /// Settings of a mixture of agents.
@@ -55,7 +56,7 @@ impl Default for MoaConfig {
 /// [`StrategyError::AggregatorFailed`] when the aggregator fails (the partial record keeps
 /// every proposal).
 pub async fn run(
-    query: &str,
+    query: &Query,
     proposers: &[Agent],
     aggregator: &Agent,
     config: &MoaConfig,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guidance::VoteTally;
 use crate::model::{ChatModel, ModelError, SamplingParams};
+use crate::query::Query;
 use crate::step::{totals_of, ModelTotals, Step, StepKind};
 
 pub mod debate;
@@ -167,13 +168,13 @@ fn format_errors(errors: &[(String, ModelError)]) -> String {
 /// An empty record of `strategy` on `query`, for `agents`.
 fn new_record(
     strategy: &str,
-    query: &str,
+    query: &Query,
     config: &impl Serialize,
     agents: &[&Agent],
 ) -> StrategyRecord {
     StrategyRecord {
         strategy: strategy.to_owned(),
-        query: query.to_owned(),
+        query: query.server_text().into_owned(),
         config: serde_json::to_value(config).unwrap_or(serde_json::Value::Null),
         agents: agents.iter().map(|a| a.info()).collect(),
         steps: Vec::new(),

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::model::SamplingParams;
 use crate::prompts;
+use crate::query::Query;
 use crate::step::{call, StepKind, StepObserver};
 
 /// Settings of self-consistency.
@@ -46,7 +47,7 @@ impl Default for SelfConsistencyConfig {
 /// [`StrategyError::InvalidConfig`] for zero samples; [`StrategyError::AllAgentsFailed`]
 /// when every sample fails.
 pub async fn run(
-    query: &str,
+    query: &Query,
     agent: &Agent,
     config: &SelfConsistencyConfig,
     observer: Option<StepObserver<'_>>,

@@ -20,6 +20,7 @@ use super::self_consistency::SelfConsistencyConfig;
 use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
 
 use crate::model::{ChatModel, SamplingParams};
+use crate::query::Query;
 use crate::step::Watch;
 
 /// A parsed horizontal strategy.
@@ -374,7 +375,7 @@ impl Horizontal {
     /// As the strategy's `run`.
     pub async fn run(
         &self,
-        query: &str,
+        query: &Query,
         params: &SamplingParams,
         watch: Watch<'_>,
     ) -> Result<StrategyRecord, StrategyError> {

@@ -31,9 +31,14 @@ async fn self_consistency_samples_with_distinct_seeds_and_votes() {
         ))
     });
     let a = agent("client-1", Side::Client, model.clone());
-    let record = self_consistency::run("Q?", &a, &SelfConsistencyConfig::default(), None)
-        .await
-        .unwrap();
+    let record = self_consistency::run(
+        &Query::new("Q?"),
+        &a,
+        &SelfConsistencyConfig::default(),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(model.calls().len(), 5);
     assert_eq!(record.steps.len(), 5);
     assert!(record.steps.iter().all(|s| s.kind == StepKind::Sample));
@@ -60,7 +65,7 @@ async fn self_consistency_records_failed_samples_and_fails_when_all_do() {
         samples: 3,
         ..SelfConsistencyConfig::default()
     };
-    let record = self_consistency::run("Q?", &a, &config, None)
+    let record = self_consistency::run(&Query::new("Q?"), &a, &config, None)
         .await
         .unwrap();
     assert_eq!(
@@ -70,7 +75,7 @@ async fn self_consistency_records_failed_samples_and_fails_when_all_do() {
     assert_eq!(record.tally.unwrap().drafts, 2);
 
     let a = agent("c", Side::Client, failing("small"));
-    let err = self_consistency::run("Q?", &a, &config, None)
+    let err = self_consistency::run(&Query::new("Q?"), &a, &config, None)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("device out of memory"), "{err}");
@@ -80,7 +85,7 @@ async fn self_consistency_records_failed_samples_and_fails_when_all_do() {
         ..config
     };
     assert!(matches!(
-        self_consistency::run("Q?", &a, &zero, None).await,
+        self_consistency::run(&Query::new("Q?"), &a, &zero, None).await,
         Err(StrategyError::InvalidConfig(_))
     ));
 }
@@ -129,7 +134,9 @@ async fn debate_shows_peers_by_topology_and_votes_on_last_answers() {
         topology: Topology::Star,
         ..DebateConfig::default()
     };
-    let record = debate::run("Q?", &agents, &config, None).await.unwrap();
+    let record = debate::run(&Query::new("Q?"), &agents, &config, None)
+        .await
+        .unwrap();
     assert_eq!(record.steps.len(), 6);
     let kinds: Vec<StepKind> = record.steps.iter().map(|s| s.kind).collect();
     assert_eq!(&kinds[..3], &[StepKind::Draft; 3]);
@@ -166,7 +173,9 @@ async fn debate_agent_failing_later_keeps_its_last_answer() {
         rounds: 3,
         ..DebateConfig::default()
     };
-    let record = debate::run("Q?", &agents, &config, None).await.unwrap();
+    let record = debate::run(&Query::new("Q?"), &agents, &config, None)
+        .await
+        .unwrap();
     assert_eq!(record.steps.len(), 6);
     assert_eq!(
         record.steps.iter().filter(|s| s.error().is_some()).count(),
@@ -176,7 +185,7 @@ async fn debate_agent_failing_later_keeps_its_last_answer() {
     assert_eq!(record.answer.as_deref(), Some("The answer is 3"));
 
     let all_fail = [agent("x", Side::Client, failing("f"))];
-    let err = debate::run("Q?", &all_fail, &config, None)
+    let err = debate::run(&Query::new("Q?"), &all_fail, &config, None)
         .await
         .unwrap_err();
     assert!(
@@ -188,7 +197,7 @@ async fn debate_agent_failing_later_keeps_its_last_answer() {
         agent("x", Side::Client, failing("g")),
     ];
     assert!(matches!(
-        debate::run("Q?", &dup, &config, None).await,
+        debate::run(&Query::new("Q?"), &dup, &config, None).await,
         Err(StrategyError::InvalidConfig(_))
     ));
 }
@@ -216,9 +225,15 @@ async fn moa_layers_pass_responses_up_to_the_aggregator() {
         layers: 2,
         ..MoaConfig::default()
     };
-    let record = moa::run("Q?", &proposers, &aggregator, &config, Watch::default())
-        .await
-        .unwrap();
+    let record = moa::run(
+        &Query::new("Q?"),
+        &proposers,
+        &aggregator,
+        &config,
+        Watch::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(record.steps.len(), 5);
     let layer2 = &p1.calls()[1];
     assert!(layer2[0].content.contains("1. p1-L1") && layer2[0].content.contains("2. p2-L1"));
@@ -239,7 +254,7 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
     ];
     let agg = Scripted::new("big", |m| Ok(m[0].content.clone()));
     let record = moa::run(
-        "Q?",
+        &Query::new("Q?"),
         &proposers,
         &agent("aggregator", Side::Server, agg),
         &MoaConfig::default(),
@@ -254,7 +269,7 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
 
     let bad_agg = agent("aggregator", Side::Server, failing("big"));
     let err = moa::run(
-        "Q?",
+        &Query::new("Q?"),
         &proposers,
         &bad_agg,
         &MoaConfig::default(),
@@ -270,7 +285,7 @@ async fn moa_failures_are_recorded_and_errors_keep_the_proposals() {
     let clash = agent("proposer-1", Side::Server, failing("big"));
     assert!(matches!(
         moa::run(
-            "Q?",
+            &Query::new("Q?"),
             &proposers,
             &clash,
             &MoaConfig::default(),
@@ -330,7 +345,11 @@ async fn built_strategies_put_agents_on_their_sides() {
         .build(std::slice::from_ref(&small), big.clone())
         .unwrap();
     let record = built
-        .run("Q?", &crate::SamplingParams::default(), Watch::default())
+        .run(
+            &Query::new("Q?"),
+            &crate::SamplingParams::default(),
+            Watch::default(),
+        )
         .await
         .unwrap();
     let sides: Vec<(String, Side)> = record
@@ -350,7 +369,11 @@ async fn built_strategies_put_agents_on_their_sides() {
         .unwrap()
         .build(std::slice::from_ref(&small), big)
         .unwrap()
-        .run("Q?", &crate::SamplingParams::default(), Watch::default())
+        .run(
+            &Query::new("Q?"),
+            &crate::SamplingParams::default(),
+            Watch::default(),
+        )
         .await
         .unwrap();
     assert!(debate
@@ -389,7 +412,10 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big.clone())
         .unwrap();
-    let record = debate.run("Q?", &greedy, Watch::default()).await.unwrap();
+    let record = debate
+        .run(&Query::new("Q?"), &greedy, Watch::default())
+        .await
+        .unwrap();
     let mut calls = seen.lock().unwrap().clone();
     calls.sort_by_key(|c| c.1);
     assert_eq!(calls, [(0.7, 10), (0.7, 11), (0.7, 12)]);
@@ -402,7 +428,7 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big.clone())
         .unwrap()
-        .run("Q?", &greedy, Watch::default())
+        .run(&Query::new("Q?"), &greedy, Watch::default())
         .await
         .unwrap();
     let mut calls = seen.lock().unwrap().clone();
@@ -419,7 +445,7 @@ async fn agents_sharing_a_model_sample_with_distinct_seeds() {
         .unwrap()
         .build(&clients, big)
         .unwrap()
-        .run("Q?", &greedy, Watch::default())
+        .run(&Query::new("Q?"), &greedy, Watch::default())
         .await
         .unwrap();
     assert!(seen.lock().unwrap().iter().all(|c| c.0 == 0.0));

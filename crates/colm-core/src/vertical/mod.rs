@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
 use crate::prompts::{self, RefineContext};
+use crate::query::Query;
 use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver, Watch};
 
@@ -404,7 +405,7 @@ impl Router {
     /// reached the draft's final answer (also stored in `record.agreement`).
     async fn agreement(
         &self,
-        query: &str,
+        query: &Query,
         draft: &str,
         config: &AgreementConfig,
         params: &SamplingParams,
@@ -457,7 +458,7 @@ impl Router {
     /// The local model's error when the draft fails (there is nothing to answer with).
     pub async fn answer(
         &self,
-        query: &str,
+        query: &Query,
         sensitive: bool,
         params: &SamplingParams,
         observer: Option<StepObserver<'_>>,
@@ -471,7 +472,7 @@ impl Router {
         };
         self.observe(Some(&completion), None);
         let mut record = RouterRecord {
-            query: query.to_owned(),
+            query: query.server_text().into_owned(),
             route: Route::Local,
             reasons: Vec::new(),
             confidence: completion.mean_logprob,
@@ -533,8 +534,9 @@ impl Router {
             return Ok(record);
         }
 
-        // 3. Residency: only the query leaves the device, on either route.
-        let found = self.detector.find(query);
+        // 3. Residency: only the query (with its conversation) leaves the device, on either
+        // route.
+        let found = self.detector.find(&query.server_text());
         let redaction = if sensitive || !found.is_empty() {
             let what = if sensitive {
                 "flagged sensitive".to_owned()
@@ -565,12 +567,13 @@ impl Router {
         } else {
             None
         };
+        // Redacted, the conversation leaves as one transcript with placeholders.
         let (query_out, restore) = match redaction {
             Some(d) => {
-                let r = d.redact(query);
-                (r.text.clone(), Some(r))
+                let r = d.redact(&query.server_text());
+                (Query::new(r.text.clone()), Some(r))
             }
-            None => (query.to_owned(), None),
+            None => (query.clone(), None),
         };
 
         // 4. Budgets. The server answers the query on either route: as the answer (`remote`)

@@ -46,7 +46,7 @@ async fn confident_drafts_stay_local_and_others_escalate() {
         escalate_to: Route::Remote,
         ..RouterConfig::default()
     });
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(
         (rec.route, rec.answer.as_str()),
         (Route::Local, "DRAFT: 17")
@@ -59,7 +59,7 @@ async fn confident_drafts_stay_local_and_others_escalate() {
         escalate_to: Route::Remote,
         ..RouterConfig::default()
     });
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(
         (rec.route, rec.answer.as_str()),
         (Route::Remote, "SERVER: Q?")
@@ -73,14 +73,14 @@ async fn confident_drafts_stay_local_and_others_escalate() {
 async fn colm_route_refines_the_draft_with_the_servers_reference_on_the_device() {
     let (r, l, s) = router(RouterConfig::default());
     let rec = r
-        .answer("Q?", false, &SamplingParams::default(), None)
+        .answer(&Query::new("Q?"), false, &SamplingParams::default(), None)
         .await
         .unwrap();
     assert_eq!(rec.route, Route::Colm);
     assert_eq!(rec.answer, "REFINED: 18");
     // The server answered the query itself; the draft never left the device.
     assert!(!sent(&s).contains("DRAFT: 17"));
-    assert_eq!(s.calls()[0], prompts::reference("Q?", None));
+    assert_eq!(s.calls()[0], prompts::reference(&Query::new("Q?"), None));
     let refinement = &l.calls()[1];
     assert!(refinement
         .iter()
@@ -106,7 +106,7 @@ async fn sensitive_queries_stay_local_or_leave_redacted_and_come_back_restored()
         escalate_to: Route::Remote,
         ..RouterConfig::default()
     });
-    let rec = r.answer(q, false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new(q), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Local);
     assert!(rec.reasons[0].contains("EMAIL, CARD"), "{:?}", rec.reasons);
     assert!(s.calls().is_empty());
@@ -116,7 +116,7 @@ async fn sensitive_queries_stay_local_or_leave_redacted_and_come_back_restored()
         sensitive_names: vec!["Ana".into()],
         ..RouterConfig::default()
     });
-    let rec = r.answer(q, false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new(q), false, &p, None).await.unwrap();
     let out = sent(&s);
     assert!(!out.contains("ana@corp.com") && !out.contains("4111") && !out.contains("Ana"));
     assert!(out.contains("<EMAIL_1>") && out.contains("<CARD_1>") && out.contains("<NAME_1>"));
@@ -126,7 +126,7 @@ async fn sensitive_queries_stay_local_or_leave_redacted_and_come_back_restored()
 
     // Flagged sensitive with nothing to replace: the query cannot leave.
     let (r, _, s) = router(RouterConfig::default());
-    let rec = r.answer("Q?", true, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), true, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Local);
     assert!(s.calls().is_empty());
 }
@@ -140,9 +140,9 @@ async fn budgets_keep_queries_local() {
         server_tokens_per_window: Some(40),
         ..RouterConfig::default()
     });
-    let first = r.answer("Q?", false, &p, None).await.unwrap();
+    let first = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(first.route, Route::Remote);
-    let second = r.answer("Q?", false, &p, None).await.unwrap();
+    let second = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(second.route, Route::Local);
     assert!(
         second.reasons[0].contains("server-token budget"),
@@ -163,7 +163,7 @@ async fn budgets_keep_queries_local() {
         ..RouterConfig::default()
     });
     let r = r.with_speeds(slow);
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Local);
     assert!(rec.reasons[0].starts_with("latency"), "{:?}", rec.reasons);
     assert!(s.calls().is_empty());
@@ -177,7 +177,7 @@ async fn an_unreachable_server_leaves_the_draft_flagged() {
     });
     let r = Router::new(local(), down, RouterConfig::default());
     let rec = r
-        .answer("Q?", false, &SamplingParams::default(), None)
+        .answer(&Query::new("Q?"), false, &SamplingParams::default(), None)
         .await
         .unwrap();
     assert_eq!(
@@ -202,7 +202,7 @@ async fn latency_budget_uses_measured_speeds_once_there_are_some() {
         ..RouterConfig::default()
     });
     assert_eq!(r.speeds(), None);
-    let first = r.answer("Q?", false, &p, None).await.unwrap();
+    let first = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(first.route, Route::Remote);
     assert!(
         first.reasons.iter().any(|x| x.contains("not checked")),
@@ -216,7 +216,7 @@ async fn latency_budget_uses_measured_speeds_once_there_are_some() {
         "{measured:?}"
     );
     assert!(measured.server_gen_tok_s > 0.0 && measured.rtt_ms == 0.0);
-    let second = r.answer("Q?", false, &p, None).await.unwrap();
+    let second = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(second.route, Route::Local);
     assert!(
         second.reasons[0].starts_with("latency"),
@@ -257,7 +257,7 @@ async fn agreeing_samples_keep_the_draft_local_and_disagreeing_ones_escalate() {
     let p = SamplingParams::default();
     // 3 of 4 samples (seeds 1–3) agree: 0.75 ≥ 0.75.
     let (r, l, s) = agreement_router(3, None);
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Local);
     assert_eq!(rec.answer, "The answer is 17.");
     assert_eq!(rec.agreement, Some(0.75));
@@ -280,7 +280,7 @@ async fn agreeing_samples_keep_the_draft_local_and_disagreeing_ones_escalate() {
 
     // 2 of 4 agree: escalate.
     let (r, _, s) = agreement_router(2, None);
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Remote);
     assert_eq!(rec.agreement, Some(0.5));
     assert_eq!(s.calls().len(), 1);
@@ -292,13 +292,13 @@ async fn agreement_is_sampled_only_after_the_log_probability_check_passes() {
     let p = SamplingParams::default();
     // Scripted drafts have mean log-probability −0.5: below τ = −0.4, no samples drawn.
     let (r, l, _) = agreement_router(4, Some(-0.4));
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Remote);
     assert_eq!(rec.agreement, None);
     assert_eq!(l.calls().len(), 1);
     // Above τ = −0.6, the samples decide: all agree.
     let (r, l, _) = agreement_router(4, Some(-0.6));
-    let rec = r.answer("Q?", false, &p, None).await.unwrap();
+    let rec = r.answer(&Query::new("Q?"), false, &p, None).await.unwrap();
     assert_eq!(rec.route, Route::Local);
     assert_eq!(l.calls().len(), 5);
     assert_eq!(rec.reasons.len(), 2, "{:?}", rec.reasons);
@@ -320,7 +320,7 @@ async fn a_draft_without_an_answer_or_failed_samples_count_as_disagreement() {
         ..RouterConfig::default()
     };
     let rec = Router::new(l, server(), config)
-        .answer("Q?", false, &p, None)
+        .answer(&Query::new("Q?"), false, &p, None)
         .await
         .unwrap();
     assert_eq!((rec.route, rec.agreement), (Route::Remote, Some(0.0)));
@@ -342,7 +342,7 @@ async fn a_draft_without_an_answer_or_failed_samples_count_as_disagreement() {
         ..RouterConfig::default()
     };
     let rec = Router::new(l, server(), config)
-        .answer("Q?", false, &p, None)
+        .answer(&Query::new("Q?"), false, &p, None)
         .await
         .unwrap();
     // 1 of 2 agree (the failure is recorded as a step, not as an answer).
