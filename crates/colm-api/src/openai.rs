@@ -48,19 +48,128 @@ pub struct ContentPart {
 /// One request message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestMessage {
-    /// `system`, `developer` (treated as system), `user` or `assistant`.
+    /// `system`, `developer` (treated as system), `user`, `assistant` or `tool`.
     pub role: String,
-    /// The content.
-    pub content: Content,
+    /// The content; `null` only for an assistant turn with `tool_calls`.
+    pub content: Option<Content>,
+    /// An assistant turn's tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallObject>>,
+    /// A `tool` message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Every other field of the message: a 400 naming the first of them.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(ignore)]
+    pub unsupported: BTreeMap<String, serde_json::Value>,
 }
 
 impl From<&colm_core::ChatMessage> for RequestMessage {
     fn from(m: &colm_core::ChatMessage) -> Self {
+        let calls = !m.tool_calls.is_empty();
         Self {
             role: m.role.as_str().to_owned(),
-            content: Content::Text(m.content.clone()),
+            content: (!(calls && m.content.is_empty())).then(|| Content::Text(m.content.clone())),
+            tool_calls: calls.then(|| m.tool_calls.iter().map(ToolCallObject::from).collect()),
+            tool_call_id: m.tool_call_id.clone(),
+            unsupported: BTreeMap::new(),
         }
     }
+}
+
+/// A tool call as OpenAI writes it (`tool_calls[]` of an assistant message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolCallObject {
+    /// The call's id.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function called and its arguments.
+    pub function: FunctionCall,
+}
+
+/// The function of a [`ToolCallObject`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionCall {
+    /// The function's name.
+    pub name: String,
+    /// Its arguments: a JSON object, as text.
+    pub arguments: String,
+}
+
+impl From<&colm_core::ToolCall> for ToolCallObject {
+    fn from(c: &colm_core::ToolCall) -> Self {
+        Self {
+            id: c.id.clone(),
+            kind: "function".into(),
+            function: FunctionCall {
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+            },
+        }
+    }
+}
+
+impl From<&ToolCallObject> for colm_core::ToolCall {
+    fn from(c: &ToolCallObject) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.function.name.clone(),
+            arguments: c.function.arguments.clone(),
+        }
+    }
+}
+
+/// A tool of the request (`tools[]`): a function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolParam {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDefinition,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FunctionDefinition {
+    /// Its name (a-z, A-Z, 0-9, `_`, `-`; up to 64 characters).
+    pub name: String,
+    /// What it does (shown to the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (an object schema; absent: no arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    /// Whether calls must follow the schema exactly. Calls under `tool_choice` `required` or
+    /// a named function are always decoded under it; with `auto` they are parsed as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `tool_choice`: `none`, `auto`, `required`, or a named function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ToolChoiceParam {
+    /// `none`, `auto` or `required`.
+    Mode(String),
+    /// `{"type": "function", "function": {"name": …}}`.
+    Named {
+        /// Always `function`.
+        #[serde(rename = "type")]
+        kind: String,
+        /// The function to call.
+        function: NamedFunction,
+    },
+}
+
+/// The function of a named `tool_choice`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NamedFunction {
+    /// Its name.
+    pub name: String,
 }
 
 /// `stream_options`.
@@ -182,6 +291,15 @@ pub struct ChatCompletionRequest {
     /// An identifier of the end user, logged with the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Functions the model may call (single models whose chat template supports tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<ToolParam>>,
+    /// `none`, `auto` (default with tools), `required` or a named function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoiceParam>,
+    /// `false`: at most one tool call per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
     /// Every other field the request carried: the server answers 400 naming the first of them
     /// (a field it does not honour is never silently ignored).
     #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -213,6 +331,9 @@ impl ChatCompletionRequest {
             top_logprobs: None,
             response_format: None,
             user: None,
+            tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
             unsupported: BTreeMap::new(),
         }
     }
@@ -267,6 +388,30 @@ impl ChatCompletionRequest {
                     }
                 }
             }),
+            tools: (!params.tools.is_empty()).then(|| {
+                params
+                    .tools
+                    .iter()
+                    .map(|t| ToolParam {
+                        kind: "function".into(),
+                        function: FunctionDefinition {
+                            name: t.name.clone(),
+                            description: t.description.clone(),
+                            parameters: Some(t.parameters.clone()),
+                            strict: None,
+                        },
+                    })
+                    .collect()
+            }),
+            tool_choice: match &params.tool_choice {
+                colm_core::ToolChoice::Auto => None,
+                colm_core::ToolChoice::None => Some(ToolChoiceParam::Mode("none".into())),
+                colm_core::ToolChoice::Required => Some(ToolChoiceParam::Mode("required".into())),
+                colm_core::ToolChoice::Function(name) => Some(ToolChoiceParam::Named {
+                    kind: "function".into(),
+                    function: NamedFunction { name: name.clone() },
+                }),
+            },
             ..Self::new(model, messages)
         }
     }
@@ -340,8 +485,22 @@ impl From<&Completion> for ColmExtension {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
-    /// The answer.
-    pub content: String,
+    /// The answer; `null` when the answer only calls tools.
+    pub content: Option<String>,
+    /// The tools the answer calls (`finish_reason` is then `tool_calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallObject>>,
+}
+
+impl From<&Completion> for AssistantMessage {
+    fn from(c: &Completion) -> Self {
+        let calls = !c.tool_calls.is_empty();
+        Self {
+            role: "assistant".into(),
+            content: (!(calls && c.text.is_empty())).then(|| c.text.clone()),
+            tool_calls: calls.then(|| c.tool_calls.iter().map(ToolCallObject::from).collect()),
+        }
+    }
 }
 
 /// One choice of a [`ChatCompletion`].
@@ -421,10 +580,7 @@ impl ChatCompletion {
                 .zip(0..)
                 .map(|(c, index)| Choice {
                     index,
-                    message: AssistantMessage {
-                        role: "assistant".into(),
-                        content: c.text.clone(),
-                    },
+                    message: AssistantMessage::from(c),
                     finish_reason: c.finish_reason,
                     logprobs: c.logprobs.clone().map(|content| ChoiceLogprobs { content }),
                 })
@@ -439,7 +595,7 @@ impl ChatCompletion {
     pub fn completion(&self) -> Option<Completion> {
         let choice = self.choices.first()?;
         Some(Completion {
-            text: choice.message.content.clone(),
+            text: choice.message.content.clone().unwrap_or_default(),
             usage: self.usage.into(),
             mean_logprob: self.colm.mean_logprob,
             finish_reason: choice.finish_reason,
@@ -447,6 +603,13 @@ impl ChatCompletion {
             fallback: self.colm.fallback.clone(),
             wire: self.colm.wire,
             logprobs: choice.logprobs.as_ref().map(|l| l.content.clone()),
+            tool_calls: choice
+                .message
+                .tool_calls
+                .iter()
+                .flatten()
+                .map(colm_core::ToolCall::from)
+                .collect(),
         })
     }
 }
@@ -460,6 +623,19 @@ pub struct Delta {
     /// Text generated since the previous chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Tool calls, each whole in one chunk (with its `index`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<DeltaToolCall>>,
+}
+
+/// A tool call in a stream chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeltaToolCall {
+    /// Position of the call in the answer's `tool_calls`.
+    pub index: u32,
+    /// The call.
+    #[serde(flatten)]
+    pub call: ToolCallObject,
 }
 
 /// One choice of a [`ChatCompletionChunk`].

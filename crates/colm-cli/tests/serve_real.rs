@@ -595,6 +595,10 @@ async fn official_openai_python_sdk() {
     let server = start(&[
         "--model",
         "qwen2.5-coder-0.5b-instruct=small",
+        "--colm-client",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-server",
+        "qwen2.5-coder-0.5b-instruct",
         "--ctx",
         "1024",
     ]);
@@ -604,7 +608,7 @@ async fn official_openai_python_sdk() {
     );
     let python = std::env::var("COLM_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = tokio::process::Command::new(&python)
-        .args([&script, &server.base, "small"])
+        .args([&script, &server.base, "small", "colm"])
         .output()
         .await
         .unwrap();
@@ -617,7 +621,7 @@ async fn official_openai_python_sdk() {
     );
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        8,
+        12,
         "{stdout}"
     );
 }

@@ -480,6 +480,10 @@ impl ChatModel for CollabClient {
         &self.name
     }
 
+    fn is_collaboration(&self) -> bool {
+        true
+    }
+
     /// One CoLM collaboration split across the network (CoLM's client side): the local model
     /// drafts while — in `reference` mode, whose round-1 guidance reads no draft — the server's
     /// guidance is already being fetched; then the local model refines its own draft with it,

@@ -33,7 +33,7 @@ pub mod vertical;
 
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, ResponseFormat, Role,
-    SamplingParams, StreamEvent, Timings, TokenLogprob, TopLogprob, Usage, WireStats,
-    DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
+    SamplingParams, StreamEvent, Timings, TokenLogprob, Tool, ToolCall, ToolChoice, TopLogprob,
+    Usage, WireStats, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
 pub use query::Query;

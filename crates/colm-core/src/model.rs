@@ -19,15 +19,19 @@ pub enum Role {
     User,
     /// The model's own earlier turns.
     Assistant,
+    /// The result of a tool call the model asked for ([`ChatMessage::tool_call_id`] says
+    /// which).
+    Tool,
 }
 
 impl Role {
-    /// The role's name as chat templates expect it: `system`, `user` or `assistant`.
+    /// The role's name as chat templates expect it: `system`, `user`, `assistant` or `tool`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -37,31 +41,82 @@ impl Role {
 pub struct ChatMessage {
     /// Author of the message.
     pub role: Role,
-    /// Plain-text content.
+    /// Plain-text content (empty for an assistant turn that only calls tools).
     pub content: String,
+    /// The tools an assistant turn called (OpenAI's `tool_calls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a [`Role::Tool`] message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
+    /// A message of `role` with `content`.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::new(Role::System, content)
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::new(Role::User, content)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
-        }
+        Self::new(Role::Assistant, content)
+    }
+}
+
+/// A call of a tool by the model (OpenAI's `tool_calls[]` entry, type `function`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id (`call_…`), quoted back by the tool's answer.
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// Its arguments: a JSON object, as text.
+    pub arguments: String,
+}
+
+/// A tool the model may call (OpenAI's `tools[]` entry, type `function`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// The function's name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of its arguments (an object schema).
+    pub parameters: serde_json::Value,
+}
+
+/// Whether and which tool the model must call (OpenAI's `tool_choice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the default when tools are given).
+    #[default]
+    Auto,
+    /// No tool call: the tools are not shown to the model.
+    None,
+    /// At least one tool call (decoded under a grammar of the tools' schemas).
+    Required,
+    /// A call of this function (decoded under its schema).
+    Function(String),
+}
+
+impl ToolChoice {
+    fn is_auto(&self) -> bool {
+        *self == ToolChoice::Auto
     }
 }
 
@@ -113,6 +168,13 @@ pub struct SamplingParams {
     /// (0–20; OpenAI's `logprobs: true` with `top_logprobs`); `None`: no per-token data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<u32>,
+    /// Tools the model may call (OpenAI's `tools`), rendered by the model's chat template;
+    /// calls in the answer come back in [`Completion::tool_calls`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Whether and which tool must be called (OpenAI's `tool_choice`).
+    #[serde(default, skip_serializing_if = "ToolChoice::is_auto")]
+    pub tool_choice: ToolChoice,
 }
 
 /// Most alternatives per token a request may ask for ([`SamplingParams::logprobs`], OpenAI's
@@ -199,6 +261,8 @@ impl Default for SamplingParams {
             logit_bias: Vec::new(),
             response_format: None,
             logprobs: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
         }
     }
 }
@@ -212,6 +276,9 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` was reached.
     Length,
+    /// The answer calls tools ([`Completion::tool_calls`]).
+    #[serde(rename = "tool_calls")]
+    ToolCalls,
 }
 
 /// Token counts of one call (or a sum of calls), in tokens of the model's own vocabulary.
@@ -285,6 +352,10 @@ pub struct Completion {
     /// Per-token log-probabilities, when requested ([`SamplingParams::logprobs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<TokenLogprob>>,
+    /// The tools the answer calls (then `text` holds what the model wrote besides the calls,
+    /// often nothing, and `finish_reason` is [`FinishReason::ToolCalls`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl Completion {
@@ -300,6 +371,7 @@ impl Completion {
             fallback: None,
             wire: None,
             logprobs: None,
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -488,6 +560,14 @@ pub trait ChatModel: Send + Sync {
     /// requests to such a model at once, with progress events, instead of waiting for the
     /// first token.
     fn reports_progress(&self) -> bool {
+        false
+    }
+
+    /// Whether an answer is a collaboration of several model calls (a strategy, a device
+    /// asking a server for guidance) rather than one model's decoding: request fields of one
+    /// decoding (`n` > 1, `logprobs`, `logit_bias`, `response_format`, `tools`) do not apply
+    /// to it, and a server refuses them by name.
+    fn is_collaboration(&self) -> bool {
         false
     }
 }

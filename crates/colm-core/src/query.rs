@@ -140,8 +140,8 @@ impl Query {
                 .history
                 .iter()
                 .map(|m| ChatMessage {
-                    role: m.role,
                     content: f(&m.content),
+                    ..m.clone()
                 })
                 .collect(),
             text: f(&self.text),

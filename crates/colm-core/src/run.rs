@@ -104,6 +104,7 @@ impl Run {
             fallback: None,
             wire: None,
             logprobs: None,
+            tool_calls: Vec::new(),
         })
     }
 }
@@ -336,6 +337,10 @@ impl ChatModel for StrategyModel {
     }
 
     fn reports_progress(&self) -> bool {
+        true
+    }
+
+    fn is_collaboration(&self) -> bool {
         true
     }
 }

@@ -72,6 +72,7 @@ impl ChatModel for Scripted {
             fallback: None,
             wire: None,
             logprobs: None,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -19,6 +19,8 @@ use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
 use tokio::sync::oneshot;
 
+use crate::tools;
+
 fn inference<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> ModelError + '_ {
     move |e| ModelError::Inference(format!("{what}: {e}"))
 }
@@ -122,11 +124,26 @@ pub(crate) fn sampler<'g>(
             params.presence_penalty,
         ));
     }
-    if let Some(format) = &params.response_format {
+    let tool_grammar =
+        tools::grammar(&params.tools, &params.tool_choice).map_err(ModelError::InvalidRequest)?;
+    let constraint = match (&params.response_format, tool_grammar) {
+        (Some(_), Some(_)) => {
+            return Err(ModelError::InvalidRequest(
+                "response_format and a required tool_choice cannot be combined".into(),
+            ))
+        }
+        (Some(format), None) => Some((
+            TopLevelGrammar::from_json_schema(format.schema()),
+            "response_format",
+        )),
+        (None, Some(lark)) => Some((TopLevelGrammar::from_lark(lark), "tool_choice")),
+        (None, None) => None,
+    };
+    if let Some((grammar, field)) = constraint {
         let factory = grammars().map_err(ModelError::Inference)?;
         let parser = factory
-            .create_parser(TopLevelGrammar::from_json_schema(format.schema()))
-            .map_err(|e| ModelError::InvalidRequest(format!("response_format: {e}")))?;
+            .create_parser(grammar)
+            .map_err(|e| ModelError::InvalidRequest(format!("{field}: {e}")))?;
         chain.push(LlamaSampler::from(Matcher::new(Ok(parser))));
     }
     if params.temperature == 0.0 {
@@ -139,29 +156,74 @@ pub(crate) fn sampler<'g>(
     Ok(LlamaSampler::chain_simple(chain))
 }
 
+/// How an engine turns chat messages into a prompt: llama.cpp's built-in templater (for the
+/// GGUF's template or a named one) and, when the GGUF carries one, the Jinja source of its
+/// template (rendered for requests with tools, [`crate::tools`]).
+pub(crate) struct Templates {
+    /// llama.cpp's templater.
+    pub builtin: LlamaChatTemplate,
+    /// The GGUF's Jinja chat template, if any.
+    pub jinja: Option<String>,
+}
+
 /// Templates and tokenizes a request and checks that prompt + `max_tokens` fit one sequence of
-/// `n_ctx_seq` tokens.
+/// `n_ctx_seq` tokens. A request with tools (or tool turns) is rendered by the model's Jinja
+/// template ([`crate::tools::render`]), others by llama.cpp's templater.
 ///
 /// # Errors
-/// [`ModelError::InvalidRequest`] for bad sampling values or messages,
-/// [`ModelError::ContextOverflow`] naming the three sizes.
+/// [`ModelError::InvalidRequest`] for invalid parameters or tools the template cannot render,
+/// [`ModelError::ContextOverflow`] when the prompt does not fit.
 pub(crate) fn prepare(
     model: &LlamaModel,
-    template: &LlamaChatTemplate,
+    templates: &Templates,
     n_ctx_seq: u32,
     messages: &[ChatMessage],
     params: &SamplingParams,
 ) -> Result<Vec<LlamaToken>, ModelError> {
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
-    let chat = messages
-        .iter()
-        .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ModelError::InvalidRequest(format!("message content: {e}")))?;
-    let prompt = model
-        .apply_chat_template(template, &chat, true)
-        .map_err(inference("chat template"))?;
-    let tokens = model.vocab().tokenize(prompt.as_bytes(), true, true);
+    let vocab = model.vocab();
+    let (prompt, add_bos) = if tools::needed(messages, &params.tools, &params.tool_choice) {
+        let jinja = templates
+            .jinja
+            .as_deref()
+            .filter(|t| tools::supports(t))
+            .ok_or_else(|| {
+                ModelError::InvalidRequest(
+                    "this model's chat template does not support tools".into(),
+                )
+            })?;
+        let text = |t: LlamaToken| {
+            vocab
+                .text(t)
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (bos, eos) = (text(vocab.bos()), text(vocab.eos()));
+        let prompt = tools::render(
+            jinja,
+            messages,
+            &params.tools,
+            &params.tool_choice,
+            &bos,
+            &eos,
+        )
+        .map_err(ModelError::InvalidRequest)?;
+        // A template that writes the BOS itself must not get a second one.
+        let add_bos = bos.is_empty() || !prompt.starts_with(&bos);
+        (prompt, add_bos)
+    } else {
+        let chat = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::InvalidRequest(format!("message content: {e}")))?;
+        let prompt = model
+            .apply_chat_template(&templates.builtin, &chat, true)
+            .map_err(inference("chat template"))?;
+        (prompt, true)
+    };
+    let tokens = vocab.tokenize(prompt.as_bytes(), add_bos, true);
     let prompt_tokens = tokens.len() as u64;
     let n_ctx = u64::from(n_ctx_seq);
     if tokens.is_empty() || prompt_tokens + u64::from(params.max_tokens) > n_ctx {
@@ -220,6 +282,8 @@ impl Slot {
         deltas: Option<UnboundedSender<StreamEvent>>,
         reply: oneshot::Sender<Result<Completion, ModelError>>,
     ) -> Self {
+        // An answer that may call tools is parsed whole at the end: its text is not streamed.
+        let deltas = deltas.filter(|_| !calls_tools(&params));
         Self {
             logprobs: params.logprobs.map(|_| Vec::new()),
             seq,
@@ -337,8 +401,19 @@ impl Slot {
                 }
             }
             let first = self.first_logits.unwrap_or(self.admitted);
+            let text = String::from_utf8_lossy(&self.out).into_owned();
+            let (text, tool_calls) = if calls_tools(&self.params) {
+                tools::parse_calls(&text, &self.params.tools)
+            } else {
+                (text, Vec::new())
+            };
+            let finish = if tool_calls.is_empty() {
+                finish
+            } else {
+                FinishReason::ToolCalls
+            };
             Completion {
-                text: String::from_utf8_lossy(&self.out).into_owned(),
+                text,
                 usage: Usage {
                     prompt_tokens: self.prompt.len() as u64,
                     completion_tokens: u64::from(self.generated),
@@ -353,10 +428,16 @@ impl Slot {
                 fallback: None,
                 wire: None,
                 logprobs: self.logprobs,
+                tool_calls,
             }
         });
         let _ = self.reply.send(result);
     }
+}
+
+/// Whether a request's answer may call tools (tools offered, `tool_choice` not `none`).
+fn calls_tools(params: &SamplingParams) -> bool {
+    !params.tools.is_empty() && params.tool_choice != colm_core::ToolChoice::None
 }
 
 /// Sends `out[emitted..end]` as a delta, stopping short of an incomplete UTF-8 sequence at the

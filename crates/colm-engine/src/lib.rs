@@ -24,6 +24,7 @@
 //! ```
 
 mod generate;
+mod tools;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ use colm_core::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
 };
 use futures::channel::mpsc::UnboundedSender;
-use generate::{Slot, Step};
+use generate::{Slot, Step, Templates};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -382,21 +383,20 @@ fn engine_thread(
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        let (template, template_source) = match &config.chat_template {
-            Some(t) => (
+        let gguf = model.chat_template(None).ok();
+        let jinja = gguf.as_ref().and_then(|t| t.to_string().ok());
+        let (builtin, template_source) = match (&config.chat_template, gguf) {
+            (Some(t), _) => (
                 LlamaChatTemplate::new(t).map_err(|e| EngineError::Load {
                     path: path.clone(),
                     reason: format!("bad template name: {e}"),
                 })?,
                 t.clone(),
             ),
-            None => (
-                model
-                    .chat_template(None)
-                    .map_err(|_| EngineError::NoChatTemplate { path: path.clone() })?,
-                "gguf".to_owned(),
-            ),
+            (None, Some(t)) => (t, "gguf".to_owned()),
+            (None, None) => return Err(EngineError::NoChatTemplate { path: path.clone() }),
         };
+        let template = Templates { builtin, jinja };
         let n_threads = config.n_threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as u32)
@@ -459,7 +459,7 @@ fn engine_thread(
     let setup = Schedule {
         name: &name,
         model: &model,
-        template: &template,
+        templates: &template,
         n_ctx_seq,
         n_parallel,
         exclusive: config.exclusive_compute,
@@ -475,7 +475,7 @@ fn engine_thread(
 struct Schedule<'a> {
     name: &'a str,
     model: &'a LlamaModel,
-    template: &'a LlamaChatTemplate,
+    templates: &'a Templates,
     n_ctx_seq: u32,
     n_parallel: u32,
     exclusive: bool,
@@ -487,7 +487,7 @@ impl Schedule<'_> {
         let Self {
             name,
             model,
-            template,
+            templates,
             n_ctx_seq,
             n_parallel,
             exclusive,
@@ -514,7 +514,7 @@ impl Schedule<'_> {
                 };
                 let seq = free as i32;
                 let admitted =
-                    generate::prepare(model, template, n_ctx_seq, &job.messages, &job.params)
+                    generate::prepare(model, templates, n_ctx_seq, &job.messages, &job.params)
                         .and_then(|prompt| {
                             let sampler = generate::sampler(model, &job.params, || {
                                 generate::grammars(&mut grammars, model)

@@ -171,6 +171,20 @@ async fn base_model_without_template_needs_a_named_one() {
         .unwrap();
     assert!(out.usage.prompt_tokens > 5);
     assert!(out.usage.completion_tokens <= 8);
+    // A named template has no Jinja source to render tools with: tools are refused.
+    let tools = SamplingParams {
+        tools: vec![colm_core::Tool {
+            name: "f".into(),
+            description: None,
+            parameters: serde_json::json!({"type": "object"}),
+        }],
+        ..Default::default()
+    };
+    let e = engine
+        .chat(&[ChatMessage::user("Call f.")], &tools)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("does not support tools"), "{e}");
 }
 
 #[tokio::test]
@@ -444,4 +458,83 @@ async fn request_fields_shape_the_completion() {
         count(&penalised) < count(&unpenalised),
         "{penalised:?} vs {unpenalised:?}"
     );
+}
+
+/// Tools through the model's own chat template (Qwen2.5's): with `tool_choice` `required` the
+/// answer is a call of the tool with arguments valid under its schema; the tool's result in a
+/// `tool` turn reaches the model, which answers with it; `none` hides the tools (a model
+/// without a Jinja template refuses them: `base_model_without_template_needs_a_named_one`).
+#[tokio::test]
+async fn tools_are_called_through_the_chat_template() {
+    use colm_core::{Role, Tool, ToolChoice};
+    let engine = LlamaEngine::load(CLIENT, model_path(CLIENT), EngineConfig::default())
+        .await
+        .unwrap();
+    let weather = Tool {
+        name: "get_weather".into(),
+        description: Some("The current weather of a city.".into()),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city's name."}},
+            "required": ["city"]
+        }),
+    };
+    let question = [ChatMessage::user(
+        "What is the weather like in Paris today?",
+    )];
+    let required = SamplingParams {
+        max_tokens: 64,
+        tools: vec![weather.clone()],
+        tool_choice: ToolChoice::Required,
+        ..Default::default()
+    };
+    let out = engine.chat(&question, &required).await.unwrap();
+    assert_eq!(out.finish_reason, FinishReason::ToolCalls, "{out:?}");
+    assert_eq!(out.tool_calls.len(), 1, "{out:?}");
+    let call = &out.tool_calls[0];
+    assert_eq!(call.name, "get_weather");
+    let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
+    assert!(args["city"].as_str().unwrap().contains("Paris"), "{args}");
+    // `auto`: the model decides; asked about the weather with a weather tool, it calls it.
+    let auto = SamplingParams {
+        tool_choice: ToolChoice::Auto,
+        ..required.clone()
+    };
+    let out = engine.chat(&question, &auto).await.unwrap();
+    assert_eq!(out.tool_calls.len(), 1, "{out:?}");
+    assert_eq!(out.tool_calls[0].name, "get_weather");
+
+    // The tool's result comes back in a `tool` turn; the answer uses it.
+    let mut conversation = question.to_vec();
+    conversation.push(ChatMessage {
+        tool_calls: vec![call.clone()],
+        ..ChatMessage::assistant("")
+    });
+    conversation.push(ChatMessage {
+        tool_call_id: Some(call.id.clone()),
+        ..ChatMessage::new(Role::Tool, r#"{"temperature_c": 17, "sky": "sunny"}"#)
+    });
+    let answer = engine.chat(&conversation, &auto).await.unwrap();
+    assert!(answer.tool_calls.is_empty(), "{answer:?}");
+    assert!(answer.text.contains("17"), "{:?}", answer.text);
+
+    // `none`: the tools are not shown and nothing is parsed as a call.
+    let none = SamplingParams {
+        tool_choice: ToolChoice::None,
+        ..required.clone()
+    };
+    let out = engine.chat(&question, &none).await.unwrap();
+    assert!(out.tool_calls.is_empty() && !out.text.is_empty(), "{out:?}");
+    // A named function that is not offered is the caller's error.
+    let e = engine
+        .chat(
+            &question,
+            &SamplingParams {
+                tool_choice: ToolChoice::Function("get_time".into()),
+                ..required.clone()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ModelError::InvalidRequest(_)), "{e:?}");
 }

@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
-    CompletionUsage, Content, Delta, ModelList, ResponseFormatParam, Stop,
+    CompletionUsage, Content, Delta, DeltaToolCall, ModelList, ResponseFormatParam, Stop,
+    ToolCallObject, ToolChoiceParam,
 };
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
-    StreamEvent, MAX_TOP_LOGPROBS,
+    StreamEvent, Tool, ToolChoice, MAX_TOP_LOGPROBS,
 };
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -32,8 +33,11 @@ fn role(name: &str) -> Result<Role, ApiError> {
         "system" | "developer" => Ok(Role::System),
         "user" => Ok(Role::User),
         "assistant" => Ok(Role::Assistant),
+        "tool" => Ok(Role::Tool),
         other => Err(ApiError::invalid(
-            format!("unsupported message role `{other}` (system, developer, user, assistant)"),
+            format!(
+                "unsupported message role `{other}` (system, developer, user, assistant, tool)"
+            ),
             Some("messages"),
         )),
     }
@@ -81,10 +85,20 @@ pub fn to_core(
         ));
     }
     let mut messages = Vec::with_capacity(req.messages.len());
-    for m in &req.messages {
+    for (i, m) in req.messages.iter().enumerate() {
+        if let Some(name) = m.unsupported.keys().next() {
+            return Err(ApiError::invalid(
+                format!(
+                    "`messages[{i}].{name}` is not supported by this server (message fields: \
+                     role, content, tool_calls, tool_call_id)"
+                ),
+                Some("messages"),
+            ));
+        }
+        let role = role(&m.role)?;
         let content = match &m.content {
-            Content::Text(t) => t.clone(),
-            Content::Parts(parts) => {
+            Some(Content::Text(t)) => t.clone(),
+            Some(Content::Parts(parts)) => {
                 let mut text = String::new();
                 for p in parts {
                     match (p.kind.as_str(), &p.text) {
@@ -99,10 +113,41 @@ pub fn to_core(
                 }
                 text
             }
+            None if role == Role::Assistant && m.tool_calls.is_some() => String::new(),
+            None => {
+                return Err(ApiError::invalid(
+                    format!(
+                        "messages[{i}].content must not be null (only an assistant turn with \
+                         tool_calls may omit it)"
+                    ),
+                    Some("messages"),
+                ))
+            }
         };
+        if m.tool_calls.is_some() && role != Role::Assistant {
+            return Err(ApiError::invalid(
+                format!("messages[{i}]: only assistant turns carry tool_calls"),
+                Some("messages"),
+            ));
+        }
+        if (role == Role::Tool) != m.tool_call_id.is_some() {
+            return Err(ApiError::invalid(
+                format!(
+                    "messages[{i}]: a tool message, and only a tool message, needs tool_call_id"
+                ),
+                Some("messages"),
+            ));
+        }
         messages.push(ChatMessage {
-            role: role(&m.role)?,
+            role,
             content,
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .flatten()
+                .map(colm_core::ToolCall::from)
+                .collect(),
+            tool_call_id: m.tool_call_id.clone(),
         });
     }
     let temperature = req.temperature.unwrap_or(0.0);
@@ -201,6 +246,7 @@ pub fn to_core(
             }
         }),
     };
+    let (tools, tool_choice) = tools_of(req)?;
     let params = SamplingParams {
         max_tokens,
         temperature,
@@ -215,8 +261,88 @@ pub fn to_core(
         logit_bias,
         response_format,
         logprobs: (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0)),
+        tools,
+        tool_choice,
     };
     Ok((messages, params))
+}
+
+/// The request's `tools` and `tool_choice` as core types.
+///
+/// # Errors
+/// 400 for a tool that is not a function, a bad name, a schema that is not an object, an
+/// unknown `tool_choice`, or a `tool_choice` without tools.
+fn tools_of(req: &ChatCompletionRequest) -> Result<(Vec<Tool>, ToolChoice), ApiError> {
+    let mut tools = Vec::new();
+    for t in req.tools.iter().flatten() {
+        let f = &t.function;
+        let name_ok = !f.name.is_empty()
+            && f.name.len() <= 64
+            && f.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if t.kind != "function" || !name_ok {
+            return Err(ApiError::invalid(
+                format!(
+                    "tools: `{}` of type `{}`: tools are functions named with a-z, A-Z, 0-9, \
+                     `_`, `-` (up to 64)",
+                    f.name, t.kind
+                ),
+                Some("tools"),
+            ));
+        }
+        let parameters = match &f.parameters {
+            None => serde_json::json!({"type": "object", "properties": {}}),
+            Some(p) if p.is_object() => p.clone(),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!(
+                        "tools: the parameters of `{}` must be a JSON Schema object",
+                        f.name
+                    ),
+                    Some("tools"),
+                ))
+            }
+        };
+        tools.push(Tool {
+            name: f.name.clone(),
+            description: f.description.clone(),
+            parameters,
+        });
+    }
+    let choice = match &req.tool_choice {
+        None => ToolChoice::Auto,
+        Some(ToolChoiceParam::Mode(m)) => match m.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(ApiError::invalid(
+                    format!("tool_choice `{other}`: none, auto, required or a named function"),
+                    Some("tool_choice"),
+                ))
+            }
+        },
+        Some(ToolChoiceParam::Named { function, .. }) => {
+            if !tools.iter().any(|t| t.name == function.name) {
+                return Err(ApiError::invalid(
+                    format!(
+                        "tool_choice names `{}`, which is not in `tools`",
+                        function.name
+                    ),
+                    Some("tool_choice"),
+                ));
+            }
+            ToolChoice::Function(function.name.clone())
+        }
+    };
+    if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Function(_)) {
+        return Err(ApiError::invalid(
+            "tool_choice requires tools",
+            Some("tool_choice"),
+        ));
+    }
+    Ok((tools, choice))
 }
 
 /// Most choices a request may ask for (`n`).
@@ -244,17 +370,21 @@ pub const SUPPORTED_FIELDS: &[&str] = &[
     "top_logprobs",
     "response_format",
     "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
 ];
 
 /// Checks the fields that apply to one kind of model only against the model asked for: a
 /// virtual model (a strategy of several calls) takes none of `n` > 1, `logprobs`,
-/// `logit_bias` (token ids of one vocabulary) or `response_format`; a streamed request takes
-/// neither `n` > 1 nor `logprobs`.
+/// `logit_bias` (token ids of one vocabulary), `response_format`, `tools` or tool turns in
+/// `messages`; a streamed request takes neither `n` > 1 nor `logprobs`.
 ///
 /// # Errors
 /// 400 naming the field.
 pub fn check_fields_for(
     req: &ChatCompletionRequest,
+    messages: &[ChatMessage],
     params: &SamplingParams,
     strategy: bool,
 ) -> Result<(), ApiError> {
@@ -264,6 +394,13 @@ pub fn check_fields_for(
         ("logprobs", params.logprobs.is_some()),
         ("logit_bias", !params.logit_bias.is_empty()),
         ("response_format", params.response_format.is_some()),
+        ("tools", !params.tools.is_empty()),
+        (
+            "messages",
+            messages
+                .iter()
+                .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty()),
+        ),
     ];
     if strategy {
         if let Some((name, _)) = single_only.iter().find(|(_, set)| *set) {
@@ -384,7 +521,7 @@ async fn handle(
         .model(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
     let (messages, params) = to_core(&req, state.config().default_max_tokens)?;
-    check_fields_for(&req, &params, model.reports_progress())?;
+    check_fields_for(&req, &messages, &params, model.is_collaboration())?;
     if let Some(user) = &req.user {
         tracing::info!(%user, model = %req.model, "chat completion for an end user");
     }
@@ -402,7 +539,12 @@ async fn handle(
             let (model, messages) = (model.clone(), &messages);
             async move { model.chat(messages, &params).await }
         });
-        let cs = futures::future::try_join_all(runs).await?;
+        let parallel_calls = req.parallel_tool_calls != Some(false);
+        let cs: Vec<Completion> = futures::future::try_join_all(runs)
+            .await?
+            .into_iter()
+            .map(|c| keep_calls(c, parallel_calls))
+            .collect();
         for c in &cs {
             state
                 .metrics()
@@ -424,6 +566,7 @@ async fn handle(
     // overflow) still get a proper status code, so wait for the first delta or the end before
     // answering. A strategy (several model calls before its first answer token): answer at
     // once, report its steps as they finish; its errors arrive in the stream.
+    let parallel_calls = req.parallel_tool_calls != Some(false);
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
     let work =
@@ -446,13 +589,14 @@ async fn handle(
     let role = Delta {
         role: Some("assistant".into()),
         content: Some(String::new()),
+        tool_calls: None,
     };
     send(&sse_tx, &chunk(role, None));
     let event_chunk = move |e: StreamEvent| match e {
         StreamEvent::Delta(t) => chunk(
             Delta {
-                role: None,
                 content: Some(t),
+                ..Delta::default()
             },
             None,
         ),
@@ -462,24 +606,55 @@ async fn handle(
             c
         }
     };
+    // The text streamed so far: what the completion holds beyond it (an answer parsed whole,
+    // such as one that may call tools) is sent at the end.
+    let mut streamed = String::new();
     if let Some(e) = first {
+        if let StreamEvent::Delta(t) = &e {
+            streamed.push_str(t);
+        }
         send(&sse_tx, &event_chunk(e));
     }
     let forward = async move {
         while let Some(e) = events.next().await {
+            if let StreamEvent::Delta(t) = &e {
+                streamed.push_str(t);
+            }
             send(&sse_tx, &event_chunk(e));
         }
         let outcome = match pending {
             Pending::Done(c) => Ok(c),
             Pending::Running(task) => join(task).await,
         };
-        match outcome {
+        match outcome.map(|c| keep_calls(c, parallel_calls)) {
             Ok(c) => {
                 metrics_state.metrics().tokens(
                     &model_id,
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
+                if let Some(rest) = c.text.strip_prefix(streamed.as_str()) {
+                    if !rest.is_empty() {
+                        send(&sse_tx, &event_chunk(StreamEvent::Delta(rest.to_owned())));
+                    }
+                }
+                if !c.tool_calls.is_empty() {
+                    let mut calls = event_chunk(StreamEvent::Delta(String::new()));
+                    calls.choices[0].delta = Delta {
+                        tool_calls: Some(
+                            c.tool_calls
+                                .iter()
+                                .zip(0..)
+                                .map(|(call, index)| DeltaToolCall {
+                                    index,
+                                    call: ToolCallObject::from(call),
+                                })
+                                .collect(),
+                        ),
+                        ..Delta::default()
+                    };
+                    send(&sse_tx, &calls);
+                }
                 let mut last = event_chunk(StreamEvent::Delta(String::new()));
                 last.choices[0].delta = Delta::default();
                 last.choices[0].finish_reason = Some(c.finish_reason);
@@ -505,6 +680,14 @@ async fn handle(
     Ok(Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// `c` with only its first tool call unless `parallel` (`parallel_tool_calls: false`).
+fn keep_calls(mut c: Completion, parallel: bool) -> Completion {
+    if !parallel {
+        c.tool_calls.truncate(1);
+    }
+    c
 }
 
 /// Aborts a task when dropped (tasks a response body owns).
@@ -587,6 +770,26 @@ mod tests {
                 schema: json!({"type": "object"})
             })
         );
+        // Tool turns and tools map to core types.
+        let r = req(json!({
+            "model": "m",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "17 C"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
+        }));
+        let (m, tp) = to_core(&r, 300).unwrap();
+        assert_eq!(m[1].content, "");
+        assert_eq!(m[1].tool_calls[0].name, "get_weather");
+        assert_eq!(m[2].role, Role::Tool);
+        assert_eq!(m[2].tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(tp.tool_choice, ToolChoice::Function("get_weather".into()));
+        let back = ChatCompletionRequest::for_params("m", &m, &tp);
+        assert_eq!(to_core(&back, 300).unwrap(), (m, tp));
         // The client's request for these parameters reads back as the same parameters.
         let back = ChatCompletionRequest::for_params("m", &[ChatMessage::user("x")], &p);
         assert_eq!(to_core(&back, 300).unwrap().1, p);
@@ -611,23 +814,23 @@ mod tests {
             ),
         ] {
             let r = body(extra);
-            let (_, p) = to_core(&r, 100).unwrap();
-            assert!(check_fields_for(&r, &p, false).is_ok(), "{field}");
-            let e = check_fields_for(&r, &p, true).unwrap_err();
+            let (m, p) = to_core(&r, 100).unwrap();
+            assert!(check_fields_for(&r, &m, &p, false).is_ok(), "{field}");
+            let e = check_fields_for(&r, &m, &p, true).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(field));
         }
         let r = body(json!({"n": 2, "stream": true}));
-        let (_, p) = to_core(&r, 100).unwrap();
+        let (m, p) = to_core(&r, 100).unwrap();
         assert_eq!(
-            check_fields_for(&r, &p, false)
+            check_fields_for(&r, &m, &p, false)
                 .unwrap_err()
                 .param
                 .as_deref(),
             Some("n")
         );
         let r = body(json!({"response_format": {"type": "text"}, "stream": true, "user": "u"}));
-        let (_, p) = to_core(&r, 100).unwrap();
-        assert!(check_fields_for(&r, &p, true).is_ok());
+        let (m, p) = to_core(&r, 100).unwrap();
+        assert!(check_fields_for(&r, &m, &p, true).is_ok());
     }
 
     #[test]
@@ -655,8 +858,40 @@ mod tests {
                 "n",
             ),
             (
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [], "parallel_tool_calls": true}),
-                "parallel_tool_calls",
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": [], "modalities": ["text"]}),
+                "modalities",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x", "name": "ann"}]}),
+                "messages",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": null}]}),
+                "messages",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "tool", "content": "17"}]}),
+                "messages",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "required"}),
+                "tool_choice",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tool_choice": "sometimes",
+                       "tools": [{"type": "function", "function": {"name": "f"}}]}),
+                "tool_choice",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                       "tools": [{"type": "function", "function": {"name": "f"}}],
+                       "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+                "tool_choice",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                       "tools": [{"type": "function", "function": {"name": "bad name"}}]}),
+                "tools",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}),

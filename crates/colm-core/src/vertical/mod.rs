@@ -291,6 +291,7 @@ impl RouterRecord {
             fallback: self.fallback.clone(),
             wire,
             logprobs: None,
+            tool_calls: Vec::new(),
         }
     }
 }
