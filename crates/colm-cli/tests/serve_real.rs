@@ -588,9 +588,11 @@ async fn api_keys_and_rate_limits() {
     let _ = std::fs::remove_file(&dir);
 }
 
-/// The official `openai` Python SDK (installed by `scripts/test`) as a real client.
+/// Real OpenAI clients, unchanged, against `colm serve` (a single model and the virtual
+/// `colm`): the official `openai` Python SDK and LangChain's `ChatOpenAI` (both installed by
+/// `scripts/test`). Each script prints one `ok:` line per check.
 #[tokio::test]
-async fn official_openai_python_sdk() {
+async fn openai_clients_run_unchanged() {
     let _turn = SERIAL.lock().await;
     let server = start(&[
         "--model",
@@ -602,28 +604,30 @@ async fn official_openai_python_sdk() {
         "--ctx",
         "1024",
     ]);
-    let script = format!(
-        "{}/../../tests/sdk/openai_sdk.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
     let python = std::env::var("COLM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = tokio::process::Command::new(&python)
-        .args([&script, &server.base, "small", "colm"])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{python} {script} failed (is the openai package installed? `python3 -m pip install \
-         openai`)\n{stdout}\n{stderr}"
-    );
-    assert_eq!(
-        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
-        12,
-        "{stdout}"
-    );
+    for (script, package, checks) in [
+        ("openai_sdk.py", "openai", 12),
+        ("langchain_chat.py", "langchain-openai", 6),
+    ] {
+        let script = format!("{}/../../tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+        let out = tokio::process::Command::new(&python)
+            .args([&script, &server.base, "small", "colm"])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{python} {script} failed (is {package} installed? `python3 -m pip install \
+             {package}`)\n{stdout}\n{stderr}"
+        );
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+            checks,
+            "{stdout}"
+        );
+    }
 }
 
 #[tokio::test]
