@@ -24,7 +24,7 @@ pub enum Stop {
     Many(Vec<String>),
 }
 
-/// Message content: a string, or a list of parts of which only `text` parts are accepted.
+/// Message content: a string, or a list of `text` and `image_url` parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
@@ -37,12 +37,49 @@ pub enum Content {
 /// One content part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ContentPart {
-    /// Part type; only `text` is supported.
+    /// Part type: `text`, or `image_url` (models that accept images only).
     #[serde(rename = "type")]
     pub kind: String,
     /// Text of a `text` part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Image of an `image_url` part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<ImageUrl>,
+}
+
+impl ContentPart {
+    /// A `text` part.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            kind: "text".into(),
+            text: Some(text.into()),
+            image_url: None,
+        }
+    }
+
+    /// An `image_url` part.
+    pub fn image(url: impl Into<String>) -> Self {
+        Self {
+            kind: "image_url".into(),
+            text: None,
+            image_url: Some(ImageUrl {
+                url: url.into(),
+                detail: None,
+            }),
+        }
+    }
+}
+
+/// The image of an `image_url` content part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImageUrl {
+    /// `data:image/png;base64,…` (PNG, JPEG, GIF, WebP), or `https://…` where the server
+    /// allows it.
+    pub url: String,
+    /// `auto`, `low` or `high`: passed on to the vision model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// One request message.
@@ -67,9 +104,17 @@ pub struct RequestMessage {
 impl From<&colm_core::ChatMessage> for RequestMessage {
     fn from(m: &colm_core::ChatMessage) -> Self {
         let calls = !m.tool_calls.is_empty();
+        // Images go first, then the text (the order colm keeps them in).
+        let content = if m.images.is_empty() {
+            Content::Text(m.content.clone())
+        } else {
+            let mut parts: Vec<ContentPart> = m.images.iter().map(ContentPart::image).collect();
+            parts.push(ContentPart::text(m.content.clone()));
+            Content::Parts(parts)
+        };
         Self {
             role: m.role.as_str().to_owned(),
-            content: (!(calls && m.content.is_empty())).then(|| Content::Text(m.content.clone())),
+            content: (!(calls && m.content.is_empty())).then_some(content),
             tool_calls: calls.then(|| m.tool_calls.iter().map(ToolCallObject::from).collect()),
             tool_call_id: m.tool_call_id.clone(),
             unsupported: BTreeMap::new(),
@@ -455,7 +500,7 @@ impl CompletionUsage {
 }
 
 /// colm's extension of a completion (and of the last stream chunk); OpenAI clients ignore it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ColmExtension {
     /// Mean natural-log probability of the generated tokens; `null` when none was generated
     /// or the model does not report it.
@@ -539,7 +584,8 @@ pub struct ChatCompletion {
     pub choices: Vec<Choice>,
     /// Tokens spent.
     pub usage: CompletionUsage,
-    /// colm's extension.
+    /// colm's extension (absent from other servers' answers: then empty).
+    #[serde(default)]
     pub colm: ColmExtension,
 }
 

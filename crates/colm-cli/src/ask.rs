@@ -175,9 +175,9 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let server = get(&args.server)?;
     let declared = writer_specs
         .iter()
-        .map(|w| Ok(w.build(get(&w.model)?.engine.clone())))
+        .map(|w| Ok(w.build(get(&w.model)?.model.clone())))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server_model: Arc<dyn ChatModel> = server.engine.clone();
+    let server_model: Arc<dyn ChatModel> = server.model.clone();
     let writers = colm_spec.writers(&server_model, &declared);
     colm::references::check_pool(&writers).map_err(anyhow::Error::msg)?;
     let params = SamplingParams {
@@ -217,7 +217,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         println!(
             "colm ask · clients {} · server {} · {shape} · {}",
             clients.join(", "),
-            server.engine.name(),
+            server.model.name(),
             colm_engine::build_info()
         );
         println!("\nQuery: {query}");
@@ -231,7 +231,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             file,
             &query,
             local,
-            server.engine.clone(),
+            server.model.clone(),
             &config.client_params,
             args.json,
         )
@@ -239,7 +239,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     }
     if let StrategySpec::Local | StrategySpec::Server = args.strategy {
         let model: Arc<dyn ChatModel> = match args.strategy {
-            StrategySpec::Server => server.engine.clone(),
+            StrategySpec::Server => server.model.clone(),
             _ => collaborators
                 .first()
                 .map(|c| c.model.clone())
@@ -288,7 +288,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     };
     let parts = Parts {
         clients: &collaborators,
-        server: server.engine.clone(),
+        server: server.model.clone(),
         writers: &declared,
         store: None,
         router: RouterConfig::default(),

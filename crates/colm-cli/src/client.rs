@@ -124,11 +124,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         client_name: args.name.clone(),
         ..RemoteConfig::new(&args.server, &args.server_model)
     };
-    let name = local.engine.name().to_owned();
+    let name = local.model.name().to_owned();
     let model: Arc<dyn ChatModel> = match router {
         Some(file) => {
             let server: Arc<dyn ChatModel> = Arc::new(RemoteChat::new(remote)?);
-            let mut router = Router::new(local.engine.clone(), server, file.router);
+            let mut router = Router::new(local.model.clone(), server, file.router);
             if let Some(s) = file.speeds {
                 router = router.with_speeds(s);
             }
@@ -136,7 +136,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         }
         None => Arc::new(CollabClient::new(
             name.clone(),
-            local.engine.clone(),
+            local.model.clone(),
             remote,
         )?),
     };

@@ -227,12 +227,12 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
         .iter()
         .map(|n| {
             get(n).map(|m| Client {
-                model: wrap(m.engine.clone()),
+                model: wrap(m.model.clone()),
                 description: m.description.clone(),
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let server: Arc<dyn ChatModel> = wrap(get(&args.server)?.engine.clone());
+    let server: Arc<dyn ChatModel> = wrap(get(&args.server)?.model.clone());
     let strategies = specs
         .iter()
         .map(|s| {
@@ -245,7 +245,7 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
         Some(j) => {
             let dir = data.clone();
             let prompts = mt_bench::judge_prompts(&dir)?;
-            let model: Arc<dyn ChatModel> = get(j)?.engine.clone();
+            let model: Arc<dyn ChatModel> = get(j)?.model.clone();
             Some((model, Arc::new(prompts)))
         }
         None => None,

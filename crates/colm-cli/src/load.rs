@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use colm_core::colm::Collaborator;
+use colm_core::ChatModel;
 use colm_engine::{EngineConfig, LlamaEngine};
 use colm_models::{Cache, ModelRef, PullOptions};
 
@@ -45,16 +46,17 @@ pub fn collaborators(
                 .with_context(|| format!("model {spec} was not loaded"))?;
             Ok(Collaborator::client(
                 i,
-                m.engine.clone(),
+                m.model.clone(),
                 m.description.clone(),
             ))
         })
         .collect()
 }
 
-/// A loaded model and its declared specialisation.
+/// A loaded model (an embedded engine, or an upstream endpoint) and its declared
+/// specialisation.
 pub struct Loaded {
-    pub engine: Arc<LlamaEngine>,
+    pub model: Arc<dyn ChatModel>,
     pub description: String,
 }
 
@@ -141,7 +143,7 @@ pub async fn load_models(
             );
         }
         let model = Arc::new(Loaded {
-            engine: Arc::new(engine),
+            model: Arc::new(engine),
             description,
         });
         for s in specs {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use colm_client::{RemoteChat, Upstream};
 use colm_core::colm::references::WriterSpec;
 use colm_core::run::StrategyModel;
 use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
@@ -18,7 +19,7 @@ use colm_server::auth::AuthConfig;
 use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
 
-use crate::load::{load_models, EngineArgs, LoadOptions};
+use crate::load::{load_models, EngineArgs, LoadOptions, Loaded};
 
 /// Arguments of `colm serve`.
 #[derive(Args)]
@@ -29,8 +30,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
-    #[arg(long = "model", required = true)]
+    #[arg(long = "model", required_unless_present = "upstreams")]
     pub models: Vec<String>,
+    /// A model on an OpenAI-compatible endpoint to host as well,
+    /// `ID=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (BASE_URL as OpenAI
+    /// clients take it, `http://host:port/v1`; M: its name there, default ID; `vision`: it
+    /// reads images); repeatable. Usable wherever a hosted model is: --colm-client,
+    /// --colm-server, --writer.
+    #[arg(long = "upstream")]
+    pub upstreams: Vec<String>,
+    /// Largest image of an `image_url` content part, decoded bytes.
+    #[arg(long, default_value_t = colm_server::DEFAULT_MAX_IMAGE_BYTES)]
+    pub max_image_bytes: usize,
+    /// Pass `http(s)://` image URLs on to vision models (which fetch them); without it only
+    /// `data:` URLs are accepted.
+    #[arg(long)]
+    pub allow_image_urls: bool,
     /// Address to listen on; anything but loopback requires `--api-key-file`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -175,26 +190,50 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let upstreams = args
+        .upstreams
+        .iter()
+        .map(|u| Upstream::parse(u).map_err(|e| anyhow::anyhow!("--upstream {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let is_upstream = |name: &str| upstreams.iter().any(|u| u.name == name);
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
     names.extend(args.colm_clients.iter().map(String::as_str));
     names.extend(args.colm_server.as_deref());
+    names.retain(|n| !is_upstream(n));
     let opts = LoadOptions {
         engine: args.engine.clone(),
         max_queue: args.max_queue,
         verbose: true,
     };
-    let loaded = load_models(&names, &opts).await?;
+    let mut loaded = load_models(&names, &opts).await?;
     let mut hosted: Vec<(String, Arc<dyn ChatModel>)> = Vec::new();
+    for u in &upstreams {
+        let model: Arc<dyn ChatModel> =
+            Arc::new(RemoteChat::upstream(u).with_context(|| format!("--upstream {}", u.name))?);
+        if hosted.iter().any(|(h, _)| *h == u.name) || loaded.contains_key(&u.name) {
+            anyhow::bail!("model id {:?} is given twice", u.name);
+        }
+        eprintln!(
+            "upstream {} → {} at {}{}",
+            u.name,
+            u.model,
+            u.base_url,
+            if u.vision { " (reads images)" } else { "" }
+        );
+        hosted.push((u.name.clone(), model.clone()));
+        let description = format!("model {} on an OpenAI-compatible endpoint", u.model);
+        loaded.insert(u.name.clone(), Arc::new(Loaded { model, description }));
+    }
     for (name, alias) in &specs {
         let m = loaded
             .get(*name)
             .with_context(|| format!("model {name} was not loaded"))?;
-        let id = alias.map_or_else(|| m.engine.name().to_owned(), str::to_owned);
+        let id = alias.map_or_else(|| m.model.name().to_owned(), str::to_owned);
         if hosted.iter().any(|(h, _)| *h == id) {
             anyhow::bail!("model id {id:?} is given twice; use NAME=ALIAS to tell them apart");
         }
-        hosted.push((id, m.engine.clone()));
+        hosted.push((id, m.model.clone()));
     }
     let mut writers = Vec::new();
     for text in &args.writers {
@@ -228,7 +267,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let virtual_model = |id: &str, spec: &StrategySpec| -> anyhow::Result<Arc<dyn ChatModel>> {
             let parts = Parts {
                 clients: &collaborators,
-                server: server.engine.clone(),
+                server: server.model.clone(),
                 writers: &writers,
                 store: store
                     .clone()
@@ -259,6 +298,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             default_max_tokens: args.default_max_tokens,
             auth,
+            max_image_bytes: args.max_image_bytes,
+            allow_image_urls: args.allow_image_urls,
         },
         store,
     )

@@ -791,3 +791,146 @@ async fn virtual_colm_model_shares_references_with_the_guidance_api() {
         assert_eq!(metric(&metrics, "colm_shared_guidance_hits_total"), n);
     }
 }
+
+/// A 1×1 PNG (a red pixel), as a `data:` URL.
+const RED_PIXEL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+
+/// An OpenAI-compatible HTTP server standing in for a vision-language model: it records every
+/// request body and answers with a fixed text that says whether it saw an image.
+async fn recording_vlm() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post as route_post;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        route_post(move |axum::Json(body): axum::Json<Value>| {
+            let log = log.clone();
+            async move {
+                let with_image = body.to_string().contains("image_url");
+                log.lock().unwrap().push(body);
+                let text = if with_image {
+                    "The image is one red pixel. The answer is red."
+                } else {
+                    "I cannot see any image."
+                };
+                axum::Json(json!({
+                    "id": "chatcmpl-vlm", "object": "chat.completion", "created": 0, "model": "llava",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 20, "completion_tokens": 11, "total_tokens": 31}
+                }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), seen)
+}
+
+/// Images: validated (type, encoding, size, scheme: a 400 naming `messages`), refused by
+/// text-only models, passed as `image_url` parts to a vision-language upstream, and — CoLM
+/// over vision clients, as the paper extends it — given to every client's draft and
+/// refinement while the (text-only) server model aggregates the drafts.
+#[tokio::test]
+async fn images_reach_vision_models_and_colm_over_vision_clients() {
+    let _turn = SERIAL.lock().await;
+    let (vlm, seen) = recording_vlm().await;
+    let vision = format!("vlm={vlm},model=llava,vision");
+    let text_only = format!("plain={vlm},model=text-model");
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct",
+        "--upstream",
+        &vision,
+        "--upstream",
+        &text_only,
+        "--colm-client",
+        "vlm",
+        "--colm-client",
+        "vlm",
+        "--colm-server",
+        "qwen2.5-coder-0.5b-instruct",
+        "--colm-mode",
+        "synthesis",
+        "--colm-strategy",
+        "ref=colm:mode=reference",
+        "--ctx",
+        "2048",
+        "--max-image-bytes",
+        "4096",
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let ask = |model: &str, image: &str| {
+        json!({"model": model, "max_tokens": 24, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": image}},
+            {"type": "text", "text": "What colour is this image?"}
+        ]}]})
+        .to_string()
+    };
+
+    // A vision upstream gets the image as an image_url part, then the text.
+    let (status, text) = post(&client, &url, ask("vlm", RED_PIXEL)).await;
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert!(r["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("red pixel"));
+    let sent = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(sent["model"], "llava");
+    let parts = &sent["messages"][0]["content"];
+    assert_eq!(parts[0]["image_url"]["url"], RED_PIXEL, "{sent}");
+    assert_eq!(parts[1]["text"], "What colour is this image?");
+
+    // Refused before any model runs: text-only models and collaborations, bad images.
+    let before = seen.lock().unwrap().len();
+    let tiff = RED_PIXEL.replace("image/png", "image/tiff");
+    let big = format!("data:image/png;base64,{}", "A".repeat(8000));
+    for (model, image, says) in [
+        ("plain", RED_PIXEL, "reads text only"),
+        ("qwen2.5-coder-0.5b-instruct", RED_PIXEL, "reads text only"),
+        ("ref", RED_PIXEL, "reads text only"),
+        ("vlm", tiff.as_str(), "image/tiff"),
+        ("vlm", big.as_str(), "limit of 4096 bytes"),
+        ("vlm", "https://example.org/red.png", "data: URL"),
+    ] {
+        let (status, text) = post(&client, &url, ask(model, image)).await;
+        assert_eq!(status, 400, "{model}: {text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["param"], "messages", "{text}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{model}: {text}"
+        );
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "nothing reached the upstream"
+    );
+
+    // CoLM over two vision clients: both drafts and both refinements carry the image; the
+    // server model aggregates the drafts (text) into guidance.
+    let (status, text) = post(&client, &url, ask("colm", RED_PIXEL)).await;
+    assert_eq!(status, 200, "{text}");
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert!(r["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("red pixel"));
+    let calls: Vec<Value> = seen.lock().unwrap()[before..].to_vec();
+    assert_eq!(calls.len(), 4, "2 drafts + 2 refinements: {calls:?}");
+    for call in &calls {
+        assert!(call.to_string().contains(RED_PIXEL), "{call}");
+    }
+    let refinements = calls
+        .iter()
+        .filter(|c| c.to_string().contains("<guidance>"))
+        .count();
+    assert_eq!(refinements, 2);
+    // Upstream tokens (2 × 4 calls × 11) plus the aggregation's.
+    let completion = r["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(completion > 44, "{}", r["usage"]);
+}

@@ -70,6 +70,9 @@ pub struct RemoteConfig {
     pub session: Option<SessionConfig>,
     /// This client's name in shared sessions.
     pub client_name: Option<String>,
+    /// Compress request bodies with zstd (a colm server accepts them; other OpenAI-compatible
+    /// servers may not).
+    pub compress: bool,
 }
 
 /// Shared-session settings (server side: `POST /v1/colm/sessions`).
@@ -97,6 +100,7 @@ impl RemoteConfig {
             trim_draft_tokens: None,
             session: None,
             client_name: None,
+            compress: true,
         }
     }
 }
@@ -368,7 +372,18 @@ impl Link {
             .header(header::ACCEPT_ENCODING, "zstd, gzip")
             .timeout(timeout);
         let mut wire = WireStats::default();
-        if let Some(body) = body {
+        if let Some(body) = body.filter(|_| !self.remote.compress) {
+            let plain = serde_json::to_vec(body).map_err(|e| {
+                Failure::fatal(ModelError::Inference(format!(
+                    "cannot encode the request: {e}"
+                )))
+            })?;
+            wire.bytes_sent = plain.len() as u64;
+            wire.bytes_sent_uncompressed = plain.len() as u64;
+            req = req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(plain);
+        } else if let Some(body) = body {
             let plain = serde_json::to_vec(body).map_err(|e| {
                 Failure::fatal(ModelError::Inference(format!(
                     "cannot encode the request: {e}"
@@ -585,15 +600,121 @@ impl ChatModel for CollabClient {
 /// server model in `colm client --router`.
 pub struct RemoteChat {
     link: Link,
+    /// The id it is known by here (the remote model's name unless served under another).
+    name: String,
+    /// Path of the chat completions route below `base_url`.
+    path: &'static str,
+    /// Whether the remote model reads images.
+    vision: bool,
+}
+
+/// A model on an OpenAI-compatible endpoint (vLLM, llama-server, Ollama, a hosted API,
+/// another colm server): an **upstream** that `colm serve` hosts as one of its models.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The id colm serves it under.
+    pub name: String,
+    /// The endpoint's base URL, as OpenAI clients take it (`http://host:port/v1`): chats go
+    /// to `{base_url}/chat/completions`.
+    pub base_url: String,
+    /// The model's name at the endpoint.
+    pub model: String,
+    /// Bearer key, if the endpoint needs one.
+    pub api_key: Option<String>,
+    /// Whether the model reads images (a vision-language model).
+    pub vision: bool,
+    /// Time allowed for one chat, retries of transient failures included.
+    pub deadline: Duration,
+}
+
+impl Upstream {
+    /// Parses `NAME=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (the form of
+    /// `colm serve --upstream`): `model` defaults to NAME, the key is read from the
+    /// environment variable VAR, the deadline defaults to 120 s.
+    ///
+    /// # Errors
+    /// A message naming what is malformed (or the missing environment variable).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, rest) = spec
+            .split_once('=')
+            .filter(|(n, r)| !n.is_empty() && !r.is_empty())
+            .ok_or_else(|| format!("{spec:?} is not NAME=BASE_URL[,options]"))?;
+        let mut parts = rest.split(',');
+        let base_url = parts
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(format!("{spec:?}: the base URL must be http(s)://…"));
+        }
+        let mut up = Self {
+            name: name.to_owned(),
+            base_url,
+            model: name.to_owned(),
+            api_key: None,
+            vision: false,
+            deadline: Duration::from_secs(120),
+        };
+        for option in parts {
+            match option.split_once('=') {
+                Some(("model", m)) if !m.is_empty() => up.model = m.to_owned(),
+                Some(("key_env", var)) => {
+                    up.api_key =
+                        Some(std::env::var(var).map_err(|_| {
+                            format!("{spec:?}: environment variable {var} is not set")
+                        })?);
+                }
+                Some(("deadline_ms", ms)) => {
+                    let ms: u64 = ms
+                        .parse()
+                        .map_err(|_| format!("{spec:?}: deadline_ms={ms} is not a number"))?;
+                    up.deadline = Duration::from_millis(ms);
+                }
+                None if option == "vision" => up.vision = true,
+                _ => {
+                    return Err(format!(
+                        "{spec:?}: unknown option {option:?} (model=, vision, key_env=, \
+                         deadline_ms=)"
+                    ))
+                }
+            }
+        }
+        Ok(up)
+    }
 }
 
 impl RemoteChat {
-    /// The server model named in `remote`, at `remote.base_url`.
+    /// The server model named in `remote`, at the colm server `remote.base_url`.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(remote: RemoteConfig) -> Result<Self, reqwest::Error> {
         Ok(Self {
+            name: remote.server_model.clone(),
+            path: "/v1/chat/completions",
+            vision: false,
+            link: Link::new(remote)?,
+        })
+    }
+
+    /// The model of an upstream endpoint: requests go uncompressed, with every field of the
+    /// caller's request ([`ChatCompletionRequest::for_params`]) and images as `image_url`
+    /// parts.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn upstream(u: &Upstream) -> Result<Self, reqwest::Error> {
+        let remote = RemoteConfig {
+            api_key: u.api_key.clone(),
+            deadline: u.deadline,
+            compress: false,
+            ..RemoteConfig::new(u.base_url.clone(), u.model.clone())
+        };
+        Ok(Self {
+            name: u.name.clone(),
+            path: "/chat/completions",
+            vision: u.vision,
             link: Link::new(remote)?,
         })
     }
@@ -606,14 +727,9 @@ impl RemoteChat {
         let started = Instant::now();
         let reply = self
             .link
-            .exchange(
-                reqwest::Method::POST,
-                "/v1/chat/completions",
-                Some(body),
-                timeout,
-            )
+            .exchange(reqwest::Method::POST, self.path, Some(body), timeout)
             .await?;
-        let response: ChatCompletion = reply.parse("/v1/chat/completions")?;
+        let response: ChatCompletion = reply.parse(self.path)?;
         let completion = response.completion().ok_or_else(|| {
             Failure::fatal(ModelError::Inference(
                 "chat completion without a choice".into(),
@@ -634,7 +750,11 @@ impl RemoteChat {
 #[async_trait]
 impl ChatModel for RemoteChat {
     fn name(&self) -> &str {
-        &self.link.remote.server_model
+        &self.name
+    }
+
+    fn accepts_images(&self) -> bool {
+        self.vision
     }
 
     /// # Errors

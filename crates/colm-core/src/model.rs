@@ -49,6 +49,12 @@ pub struct ChatMessage {
     /// For a [`Role::Tool`] message: the id of the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images of a user turn, shown before its text: each a URL as OpenAI's `image_url`
+    /// content parts take it (`data:image/png;base64,…`, or `https://…` where the server
+    /// allows it), validated by the server. Only models that accept images
+    /// ([`ChatModel::accepts_images`]) get messages with images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl ChatMessage {
@@ -59,6 +65,7 @@ impl ChatMessage {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            images: Vec::new(),
         }
     }
     /// A system message.
@@ -568,6 +575,12 @@ pub trait ChatModel: Send + Sync {
     /// decoding (`n` > 1, `logprobs`, `logit_bias`, `response_format`, `tools`) do not apply
     /// to it, and a server refuses them by name.
     fn is_collaboration(&self) -> bool {
+        false
+    }
+
+    /// Whether messages may carry images ([`ChatMessage::images`]): a vision-language model,
+    /// or a collaboration whose every image-reading call goes to one.
+    fn accepts_images(&self) -> bool {
         false
     }
 }

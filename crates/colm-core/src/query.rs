@@ -28,6 +28,9 @@ pub struct Query {
     pub history: Vec<ChatMessage>,
     /// The last user turn: what is asked now.
     pub text: String,
+    /// The images of the last user turn ([`ChatMessage::images`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl From<&str> for Query {
@@ -43,6 +46,7 @@ impl Query {
             system: None,
             history: Vec::new(),
             text: text.into(),
+            images: Vec::new(),
         }
     }
 
@@ -63,6 +67,7 @@ impl Query {
                 system,
                 history: turns[..i].iter().map(|m| (*m).clone()).collect(),
                 text: turns[i].content.clone(),
+                images: turns[i].images.clone(),
             },
             // Trailing assistant turns: the history is the whole chat and the query asks to
             // go on from its end.
@@ -70,10 +75,12 @@ impl Query {
                 system,
                 history: turns.iter().map(|m| (*m).clone()).collect(),
                 text: "Continue.".into(),
+                images: Vec::new(),
             },
             None => Self {
                 system,
                 history: Vec::new(),
+                images: Vec::new(),
                 text: turns
                     .iter()
                     .map(|m| m.content.as_str())
@@ -83,9 +90,15 @@ impl Query {
         }
     }
 
-    /// True when there is no conversation around the text (no system prompt, no history).
+    /// True when there is no conversation around the text (no system prompt, no history, no
+    /// image).
     pub fn is_plain(&self) -> bool {
-        self.system.is_none() && self.history.is_empty()
+        self.system.is_none() && self.history.is_empty() && !self.has_images()
+    }
+
+    /// Whether the conversation holds images (in the last turn or an earlier one).
+    pub fn has_images(&self) -> bool {
+        !self.images.is_empty() || self.history.iter().any(|m| !m.images.is_empty())
     }
 
     /// The system prompt of a client call: the caller's, or [`CLIENT_SYSTEM`].
@@ -109,8 +122,34 @@ impl Query {
         let mut messages = Vec::with_capacity(self.history.len() + 2);
         messages.push(ChatMessage::system(system));
         messages.extend(self.history.iter().cloned());
-        messages.push(ChatMessage::user(self.text.clone()));
+        messages.push(ChatMessage {
+            images: self.images.clone(),
+            ..ChatMessage::user(self.text.clone())
+        });
         messages
+    }
+
+    /// The conversation's text as [`Query::server_text`] gives it, for a model that reads no
+    /// images: the same chat as [`Query::chat`] without them (each image a `[image N]` mark in
+    /// the text of its turn).
+    pub fn chat_without_images(&self, system: impl Into<String>) -> Vec<ChatMessage> {
+        let mut n = 0;
+        self.chat(system)
+            .into_iter()
+            .map(|m| {
+                let mut content = String::new();
+                for _ in &m.images {
+                    n += 1;
+                    content.push_str(&format!("[image {n}]\n"));
+                }
+                content.push_str(&m.content);
+                ChatMessage {
+                    content,
+                    images: Vec::new(),
+                    ..m
+                }
+            })
+            .collect()
     }
 
     /// The query as one text, for prompts that quote it as data and for the key of shared
@@ -120,14 +159,31 @@ impl Query {
         if self.is_plain() {
             return Cow::Borrowed(&self.text);
         }
+        // Images are named by a digest of their URL: the text then differs when they do (it
+        // keys shared references), without carrying them.
+        let marks = |images: &[String]| -> String {
+            images
+                .iter()
+                .map(|url| format!("[image {}]\n", digest(url)))
+                .collect()
+        };
         let mut q = String::from("Earlier conversation:\n");
         if let Some(s) = &self.system {
             q.push_str(&format!("system: {s}\n"));
         }
         for m in &self.history {
-            q.push_str(&format!("{}: {}\n", m.role.as_str(), m.content));
+            q.push_str(&format!(
+                "{}: {}{}\n",
+                m.role.as_str(),
+                marks(&m.images),
+                m.content
+            ));
         }
-        q.push_str(&format!("\nQuestion:\n{}", self.text));
+        q.push_str(&format!(
+            "\nQuestion:\n{}{}",
+            marks(&self.images),
+            self.text
+        ));
         Cow::Owned(q)
     }
 
@@ -145,8 +201,19 @@ impl Query {
                 })
                 .collect(),
             text: f(&self.text),
+            images: self.images.clone(),
         }
     }
+}
+
+/// The name of an image URL in prompts and in keys of shared references: the hex SHA-256 of
+/// the URL (a collision would share one image's references with another).
+fn digest(url: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(url.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

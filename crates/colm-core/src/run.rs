@@ -149,10 +149,20 @@ pub trait Strategy: Send + Sync {
         params: &SamplingParams,
         watch: Watch<'_>,
     ) -> Result<Run, RunError>;
+
+    /// Whether it can answer conversations with images: every call that reads the
+    /// conversation goes to a model that accepts images. Default: no.
+    fn accepts_images(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
 impl Strategy for ColmModel {
+    fn accepts_images(&self) -> bool {
+        ColmModel::accepts_images(self)
+    }
+
     async fn run(
         &self,
         messages: &[ChatMessage],
@@ -342,6 +352,10 @@ impl ChatModel for StrategyModel {
 
     fn is_collaboration(&self) -> bool {
         true
+    }
+
+    fn accepts_images(&self) -> bool {
+        self.strategy.accepts_images()
     }
 }
 

@@ -55,7 +55,8 @@ pub struct CatalogEntry {
     pub sha256: &'static str,
     /// Quantisation type.
     pub quantization: &'static str,
-    /// Intended role in a collaboration: `client` or `server`.
+    /// Intended role in a collaboration: `client` or `server`; `projector` for the multimodal
+    /// projector of a vision-language model (pulled with it, never loaded alone).
     pub role: &'static str,
     /// Specialisation, shown to the server during top-k selection.
     pub description: &'static str,
@@ -63,6 +64,18 @@ pub struct CatalogEntry {
     pub chat_template: Option<&'static str>,
     /// Sources in the order they are tried.
     pub sources: &'static [Source],
+    /// For a vision-language model: the catalog name of its multimodal projector (a GGUF
+    /// `mmproj` file, an entry of role `projector` with its own size and sha256), pulled with
+    /// the model. No such pair can be fetched on the machines colm is tested on, so no entry
+    /// has one yet.
+    pub mmproj: Option<&'static str>,
+}
+
+impl CatalogEntry {
+    /// The entry of its multimodal projector, when it has one.
+    pub fn projector(&self) -> Option<&'static CatalogEntry> {
+        self.mmproj.and_then(find)
+    }
 }
 
 /// Every model in the catalog.
@@ -87,6 +100,7 @@ pub const CATALOG: &[CatalogEntry] = &[
                 version: "0.9.0",
             },
         ],
+        mmproj: None,
     },
     CatalogEntry {
         name: "qwen2.5-coder-1.5b-instruct",
@@ -108,6 +122,7 @@ pub const CATALOG: &[CatalogEntry] = &[
                 version: "0.2.0",
             },
         ],
+        mmproj: None,
     },
     CatalogEntry {
         name: "gemma-3-270m",
@@ -129,6 +144,7 @@ pub const CATALOG: &[CatalogEntry] = &[
                 version: "1.0.0",
             },
         ],
+        mmproj: None,
     },
 ];
 
@@ -158,6 +174,13 @@ mod tests {
             assert!(e.file_name.ends_with(".gguf"));
             assert!(!e.sources.is_empty());
             assert_eq!(find(e.name), Some(e));
+            // A projector is a catalog entry of role `projector`, and has none itself.
+            if let Some(name) = e.mmproj {
+                let p = e
+                    .projector()
+                    .unwrap_or_else(|| panic!("{name} is not in the catalog"));
+                assert_eq!((p.role, p.mmproj), ("projector", None), "{}", e.name);
+            }
         }
         assert!(find("no-such-model").is_none());
     }

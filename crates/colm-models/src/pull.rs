@@ -196,7 +196,13 @@ impl Cache {
     pub fn ensure(&self, model: &ModelRef, opts: &PullOptions) -> Result<PathBuf, PullError> {
         match model {
             ModelRef::Path(p) => Ok(p.clone()),
-            ModelRef::Catalog(e) if self.status(e) == CacheStatus::Present => Ok(self.path_of(e)),
+            ModelRef::Catalog(e)
+                if self.status(e) == CacheStatus::Present
+                    && e.projector()
+                        .is_none_or(|p| self.status(p) == CacheStatus::Present) =>
+            {
+                Ok(self.path_of(e))
+            }
             ModelRef::Catalog(e) => self.pull(e, opts),
         }
     }
@@ -210,6 +216,10 @@ impl Cache {
     /// [`PullError::AllSourcesFailed`] naming each source tried and why it failed;
     /// [`PullError::Io`] for local file-system errors.
     pub fn pull(&self, entry: &CatalogEntry, opts: &PullOptions) -> Result<PathBuf, PullError> {
+        // A vision-language model comes with its projector: both or neither.
+        if let Some(projector) = entry.projector() {
+            self.pull(projector, opts)?;
+        }
         let dest = self.path_of(entry);
         if self.status(entry) == CacheStatus::Present {
             let bar = bar(opts, entry.size_bytes, format!("verify {}", entry.name));
@@ -497,6 +507,7 @@ mod tests {
                 parts: 1,
                 version: "0.0.0",
             }],
+            mmproj: None,
         };
         let opts = PullOptions {
             progress: false,

@@ -29,6 +29,7 @@
 pub mod auth;
 pub mod collab;
 pub mod error;
+pub mod images;
 pub mod metrics;
 pub mod openai;
 pub mod sessions;
@@ -151,7 +152,15 @@ pub struct ServerConfig {
     pub default_max_tokens: u32,
     /// API keys and rate limits for the `/v1` routes; `None` = open (loopback only).
     pub auth: Option<auth::AuthConfig>,
+    /// Largest image of an `image_url` content part, decoded bytes (400 above).
+    pub max_image_bytes: usize,
+    /// Pass `http(s)://` image URLs on to vision models (which fetch them); off: only
+    /// `data:` URLs.
+    pub allow_image_urls: bool,
 }
+
+/// Largest image by default, decoded bytes (OpenAI's limit per image: 20 MB).
+pub const DEFAULT_MAX_IMAGE_BYTES: usize = 20_000_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -159,6 +168,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             default_max_tokens: colm_core::DEFAULT_MAX_TOKENS,
             auth: None,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            allow_image_urls: false,
         }
     }
 }

@@ -26,6 +26,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 
 use crate::error::{ApiError, ErrorResponses};
+use crate::images::ImageLimits;
 use crate::AppState;
 
 fn role(name: &str) -> Result<Role, ApiError> {
@@ -50,6 +51,7 @@ fn role(name: &str) -> Result<Role, ApiError> {
 pub fn to_core(
     req: &ChatCompletionRequest,
     default_max_tokens: u32,
+    limits: ImageLimits,
 ) -> Result<(Vec<ChatMessage>, SamplingParams), ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::invalid(
@@ -96,16 +98,30 @@ pub fn to_core(
             ));
         }
         let role = role(&m.role)?;
+        let mut images = Vec::new();
         let content = match &m.content {
             Some(Content::Text(t)) => t.clone(),
             Some(Content::Parts(parts)) => {
                 let mut text = String::new();
                 for p in parts {
-                    match (p.kind.as_str(), &p.text) {
-                        ("text", Some(t)) => text.push_str(t),
-                        (kind, _) => {
+                    match (p.kind.as_str(), &p.text, &p.image_url) {
+                        ("text", Some(t), _) => text.push_str(t),
+                        ("image_url", _, Some(image)) if role == Role::User => {
+                            crate::images::check(&image.url, limits, i)?;
+                            images.push(image.url.clone());
+                        }
+                        ("image_url", _, Some(_)) => {
                             return Err(ApiError::invalid(
-                                format!("unsupported content part `{kind}`: only text"),
+                                format!("messages[{i}]: only user turns carry images"),
+                                Some("messages"),
+                            ))
+                        }
+                        (kind, _, _) => {
+                            return Err(ApiError::invalid(
+                                format!(
+                                    "messages[{i}]: unsupported content part `{kind}` (text, \
+                                     image_url with its url)"
+                                ),
                                 Some("messages"),
                             ))
                         }
@@ -148,6 +164,7 @@ pub fn to_core(
                 .map(colm_core::ToolCall::from)
                 .collect(),
             tool_call_id: m.tool_call_id.clone(),
+            images,
         });
     }
     let temperature = req.temperature.unwrap_or(0.0);
@@ -520,7 +537,21 @@ async fn handle(
     let model = state
         .model(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
-    let (messages, params) = to_core(&req, state.config().default_max_tokens)?;
+    let config = state.config();
+    let limits = ImageLimits {
+        max_bytes: config.max_image_bytes,
+        allow_urls: config.allow_image_urls,
+    };
+    let (messages, params) = to_core(&req, config.default_max_tokens, limits)?;
+    if messages.iter().any(|m| !m.images.is_empty()) && !model.accepts_images() {
+        return Err(ApiError::invalid(
+            format!(
+                "`{}` reads text only: send images to a vision-language model",
+                req.model
+            ),
+            Some("messages"),
+        ));
+    }
     check_fields_for(&req, &messages, &params, model.is_collaboration())?;
     if let Some(user) = &req.user {
         tracing::info!(%user, model = %req.model, "chat completion for an end user");
@@ -725,6 +756,11 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
+    const LIMITS: ImageLimits = ImageLimits {
+        max_bytes: 1000,
+        allow_urls: false,
+    };
+
     fn req(body: Value) -> ChatCompletionRequest {
         serde_json::from_value(body).unwrap()
     }
@@ -739,7 +775,7 @@ mod tests {
             ],
             "max_tokens": 9, "max_completion_tokens": 7, "stop": "\n", "seed": 42
         }));
-        let (m, p) = to_core(&r, 512).unwrap();
+        let (m, p) = to_core(&r, 512, LIMITS).unwrap();
         assert_eq!(m[0].role, Role::System);
         assert_eq!(m[1].content, "hi there");
         assert_eq!(p.max_tokens, 7);
@@ -747,20 +783,20 @@ mod tests {
         assert_eq!(p.temperature, 0.0);
         assert_eq!(p.seed, 42);
         let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}));
-        assert_eq!(to_core(&r, 300).unwrap().1.max_tokens, 300);
-        assert!(!to_core(&r, 300).unwrap().1.sensitive);
+        assert_eq!(to_core(&r, 300, LIMITS).unwrap().1.max_tokens, 300);
+        assert!(!to_core(&r, 300, LIMITS).unwrap().1.sensitive);
         let r = req(json!({
             "model": "m", "messages": [{"role": "user", "content": "x"}],
             "metadata": {"sensitive": "true", "user_tag": "a"}
         }));
-        assert!(to_core(&r, 300).unwrap().1.sensitive);
+        assert!(to_core(&r, 300, LIMITS).unwrap().1.sensitive);
         let r = req(json!({
             "model": "m", "messages": [{"role": "user", "content": "x"}],
             "frequency_penalty": 0.5, "presence_penalty": -1, "logit_bias": {"17": -100, "3": 5},
             "logprobs": true, "top_logprobs": 3, "user": "u1",
             "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
         }));
-        let (_, p) = to_core(&r, 300).unwrap();
+        let (_, p) = to_core(&r, 300, LIMITS).unwrap();
         assert_eq!((p.frequency_penalty, p.presence_penalty), (0.5, -1.0));
         assert_eq!(p.logit_bias, vec![(3, 5.0), (17, -100.0)]);
         assert_eq!(p.logprobs, Some(3));
@@ -782,17 +818,17 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
             "tool_choice": {"type": "function", "function": {"name": "get_weather"}}
         }));
-        let (m, tp) = to_core(&r, 300).unwrap();
+        let (m, tp) = to_core(&r, 300, LIMITS).unwrap();
         assert_eq!(m[1].content, "");
         assert_eq!(m[1].tool_calls[0].name, "get_weather");
         assert_eq!(m[2].role, Role::Tool);
         assert_eq!(m[2].tool_call_id.as_deref(), Some("call_1"));
         assert_eq!(tp.tool_choice, ToolChoice::Function("get_weather".into()));
         let back = ChatCompletionRequest::for_params("m", &m, &tp);
-        assert_eq!(to_core(&back, 300).unwrap(), (m, tp));
+        assert_eq!(to_core(&back, 300, LIMITS).unwrap(), (m, tp));
         // The client's request for these parameters reads back as the same parameters.
         let back = ChatCompletionRequest::for_params("m", &[ChatMessage::user("x")], &p);
-        assert_eq!(to_core(&back, 300).unwrap().1, p);
+        assert_eq!(to_core(&back, 300, LIMITS).unwrap().1, p);
     }
 
     #[test]
@@ -814,13 +850,13 @@ mod tests {
             ),
         ] {
             let r = body(extra);
-            let (m, p) = to_core(&r, 100).unwrap();
+            let (m, p) = to_core(&r, 100, LIMITS).unwrap();
             assert!(check_fields_for(&r, &m, &p, false).is_ok(), "{field}");
             let e = check_fields_for(&r, &m, &p, true).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(field));
         }
         let r = body(json!({"n": 2, "stream": true}));
-        let (m, p) = to_core(&r, 100).unwrap();
+        let (m, p) = to_core(&r, 100, LIMITS).unwrap();
         assert_eq!(
             check_fields_for(&r, &m, &p, false)
                 .unwrap_err()
@@ -829,7 +865,7 @@ mod tests {
             Some("n")
         );
         let r = body(json!({"response_format": {"type": "text"}, "stream": true, "user": "u"}));
-        let (m, p) = to_core(&r, 100).unwrap();
+        let (m, p) = to_core(&r, 100, LIMITS).unwrap();
         assert!(check_fields_for(&r, &m, &p, true).is_ok());
     }
 
@@ -931,7 +967,7 @@ mod tests {
                 "metadata",
             ),
         ] {
-            let e = to_core(&req(body.clone()), 512).unwrap_err();
+            let e = to_core(&req(body.clone()), 512, LIMITS).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
             assert_eq!(e.body().error.kind, "invalid_request_error");

@@ -63,6 +63,22 @@ impl ColmModel {
         &self.config
     }
 
+    /// Whether it can answer conversations with images (CoLM over vision-language clients, as
+    /// the paper extends it): every collaborator drafts and refines with the images, and — in
+    /// the modes that write references — every reference writer (by default the server model)
+    /// reads them too. Selection, aggregation and critiques read text only (the drafts, and
+    /// the conversation with each image named by its digest).
+    pub fn accepts_images(&self) -> bool {
+        let clients = self.collaborators.iter().all(|c| c.model.accepts_images());
+        let references = !self.config.guidance_mode.uses_references()
+            || if self.writers.is_empty() {
+                self.server.accepts_images()
+            } else {
+                self.writers.iter().all(|w| w.model.accepts_images())
+            };
+        clients && references
+    }
+
     /// The name it is served under.
     pub fn name(&self) -> &str {
         &self.name
