@@ -193,7 +193,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let upstreams = args
         .upstreams
         .iter()
-        .map(|u| Upstream::parse(u).map_err(|e| anyhow::anyhow!("--upstream {e}")))
+        .map(|u| {
+            let mut up = Upstream::parse(u).map_err(|e| anyhow::anyhow!("--upstream {e}"))?;
+            if let Some(var) = &up.key_env {
+                up.api_key = Some(std::env::var(var).with_context(|| {
+                    format!(
+                        "--upstream {}: environment variable {var} is not set",
+                        up.name
+                    )
+                })?);
+            }
+            Ok(up)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let is_upstream = |name: &str| upstreams.iter().any(|u| u.name == name);
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();

@@ -621,6 +621,9 @@ pub struct Upstream {
     pub model: String,
     /// Bearer key, if the endpoint needs one.
     pub api_key: Option<String>,
+    /// The environment variable the key is to be read from (`key_env=`), by the command line
+    /// program: a library does not read the environment.
+    pub key_env: Option<String>,
     /// Whether the model reads images (a vision-language model).
     pub vision: bool,
     /// Time allowed for one chat, retries of transient failures included.
@@ -629,11 +632,12 @@ pub struct Upstream {
 
 impl Upstream {
     /// Parses `NAME=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (the form of
-    /// `colm serve --upstream`): `model` defaults to NAME, the key is read from the
-    /// environment variable VAR, the deadline defaults to 120 s.
+    /// `colm serve --upstream`): `model` defaults to NAME, the key is to be read from the
+    /// environment variable VAR ([`Upstream::key_env`]; the caller sets `api_key`), the
+    /// deadline defaults to 120 s.
     ///
     /// # Errors
-    /// A message naming what is malformed (or the missing environment variable).
+    /// A message naming what is malformed.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (name, rest) = spec
             .split_once('=')
@@ -653,18 +657,14 @@ impl Upstream {
             base_url,
             model: name.to_owned(),
             api_key: None,
+            key_env: None,
             vision: false,
             deadline: Duration::from_secs(120),
         };
         for option in parts {
             match option.split_once('=') {
                 Some(("model", m)) if !m.is_empty() => up.model = m.to_owned(),
-                Some(("key_env", var)) => {
-                    up.api_key =
-                        Some(std::env::var(var).map_err(|_| {
-                            format!("{spec:?}: environment variable {var} is not set")
-                        })?);
-                }
+                Some(("key_env", var)) if !var.is_empty() => up.key_env = Some(var.to_owned()),
                 Some(("deadline_ms", ms)) => {
                     let ms: u64 = ms
                         .parse()
@@ -798,6 +798,32 @@ fn decode(raw: &[u8], encoding: &str) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn upstreams_parse_with_their_options() {
+        let u = Upstream::parse(
+            "vlm=http://gpu:9000/v1/,model=llava,vision,key_env=VLM_KEY,deadline_ms=5000",
+        )
+        .unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.base_url.as_str(), u.model.as_str()),
+            ("vlm", "http://gpu:9000/v1", "llava")
+        );
+        assert!(u.vision && u.api_key.is_none());
+        assert_eq!(u.key_env.as_deref(), Some("VLM_KEY"));
+        assert_eq!(u.deadline, Duration::from_millis(5000));
+        let plain = Upstream::parse("gpt=https://api.example/v1").unwrap();
+        assert_eq!((plain.model.as_str(), plain.vision), ("gpt", false));
+        for (bad, says) in [
+            ("novalue", "NAME=BASE_URL"),
+            ("x=ftp://h/v1", "http(s)"),
+            ("x=http://h/v1,colour=red", "unknown option"),
+            ("x=http://h/v1,deadline_ms=soon", "not a number"),
+        ] {
+            let e = Upstream::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn bodies_decode_by_content_encoding() {

@@ -63,7 +63,7 @@ pub fn to_core(
         return Err(ApiError::invalid(
             format!(
                 "`{name}` is not supported by this server (supported fields: {})",
-                SUPPORTED_FIELDS.join(", ")
+                supported_fields().join(", ")
             ),
             Some(name),
         ));
@@ -365,32 +365,19 @@ fn tools_of(req: &ChatCompletionRequest) -> Result<(Vec<Tool>, ToolChoice), ApiE
 /// Most choices a request may ask for (`n`).
 pub const MAX_N: u32 = 8;
 
-/// The request fields the server honours (every other field is a 400 naming it).
-pub const SUPPORTED_FIELDS: &[&str] = &[
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "seed",
-    "stop",
-    "ignore_eos",
-    "stream",
-    "stream_options",
-    "n",
-    "metadata",
-    "frequency_penalty",
-    "presence_penalty",
-    "logit_bias",
-    "logprobs",
-    "top_logprobs",
-    "response_format",
-    "user",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-];
+/// The request fields the server honours (every other field is a 400 naming it): the
+/// properties of [`ChatCompletionRequest`]'s schema, so the OpenAPI document, the type and
+/// this list are one.
+pub fn supported_fields() -> &'static [String] {
+    static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        use utoipa::openapi::{schema::Schema, RefOr};
+        match <ChatCompletionRequest as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    })
+}
 
 /// Checks the fields that apply to one kind of model only against the model asked for: a
 /// virtual model (a strategy of several calls) takes none of `n` > 1, `logprobs`,
@@ -829,6 +816,25 @@ mod tests {
         // The client's request for these parameters reads back as the same parameters.
         let back = ChatCompletionRequest::for_params("m", &[ChatMessage::user("x")], &p);
         assert_eq!(to_core(&back, 300, LIMITS).unwrap().1, p);
+    }
+
+    #[test]
+    fn an_unsupported_field_is_named_with_the_supported_ones() {
+        let fields = supported_fields();
+        for f in ["model", "messages", "tools", "response_format", "n"] {
+            assert!(fields.iter().any(|x| x == f), "{f}: {fields:?}");
+        }
+        assert!(!fields.iter().any(|x| x == "unsupported"));
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "prediction": {}}),
+        );
+        let e = to_core(&r, 100, LIMITS).unwrap_err();
+        let m = e.body().error.message;
+        assert_eq!(e.param.as_deref(), Some("prediction"));
+        assert!(
+            m.contains("`prediction`") && m.contains("tool_choice"),
+            "{m}"
+        );
     }
 
     #[test]
