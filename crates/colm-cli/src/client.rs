@@ -12,7 +12,6 @@ use colm_client::{CollabClient, RemoteChat, RemoteConfig, SessionConfig};
 use colm_core::run::StrategyModel;
 use colm_core::vertical::Router;
 use colm_core::ChatModel;
-use colm_server::auth::AuthConfig;
 use colm_server::{AppState, ServerConfig};
 
 use crate::ask::refine_context;
@@ -95,10 +94,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         .map(crate::route::RouterFile::load)
         .transpose()?;
     let api_key = match &args.api_key_file {
-        Some(path) => AuthConfig::keys_from_file(path)
-            .with_context(|| format!("API key file {}", path.display()))?
-            .into_iter()
-            .next(),
+        Some(path) => Some(first_key(path)?),
         None => None,
     };
     let opts = LoadOptions {
@@ -158,4 +154,23 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     colm_server::serve(listener, state).await?;
     Ok(())
+}
+
+/// The first key of a key file (the format of `colm serve --api-key-file`): a client sends
+/// the key itself, so a `sha256:` line (a digest, kept by servers) is an error.
+fn first_key(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("API key file {}", path.display()))?;
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .with_context(|| format!("API key file {} holds no key", path.display()))?;
+    if key.starts_with("sha256:") {
+        anyhow::bail!(
+            "API key file {}: its first key is a digest (sha256:…); a client needs the key",
+            path.display()
+        );
+    }
+    Ok(key.to_owned())
 }

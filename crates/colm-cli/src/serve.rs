@@ -49,13 +49,16 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback requires `--api-key-file`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// File of API keys, one per line (`#` comments); the `/v1` routes then need
-    /// `Authorization: Bearer KEY`.
+    /// File of API keys, one per line (`#` comments), each the key or `sha256:HEX` of it;
+    /// the `/v1` routes then need `Authorization: Bearer KEY`.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
     /// Requests per minute per API key (429 with Retry-After above it).
     #[arg(long, requires = "api_key_file")]
     pub rate_limit: Option<u32>,
+    /// Also require a key on `/metrics` and `/openapi.json`.
+    #[arg(long, requires = "api_key_file")]
+    pub protect_ops: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Requests that may wait per model; one more gets 503 with Retry-After.
@@ -139,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             keys: AuthConfig::keys_from_file(path)
                 .with_context(|| format!("API key file {}", path.display()))?,
             requests_per_minute: args.rate_limit,
+            protect_ops: args.protect_ops,
         }),
         None => None,
     };

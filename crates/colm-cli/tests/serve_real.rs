@@ -531,7 +531,12 @@ async fn an_overloaded_collaborator_is_a_503_with_retry_after_through_the_virtua
 async fn api_keys_and_rate_limits() {
     let _turn = SERIAL.lock().await;
     let dir = std::env::temp_dir().join(format!("colm-serve-keys-{}", std::process::id()));
-    std::fs::write(&dir, "# test keys\nsk-test-1\n").unwrap();
+    // sk-test-2 is given by its digest only: sha256("sk-test-2").
+    std::fs::write(
+        &dir,
+        "# test keys\nsk-test-1\nsha256:fb9488d16e346f6914b6aa30a6e6b9e815ca20b0df681dbe2288aa4b634efec4\n",
+    )
+    .unwrap();
     let server = start(&[
         "--model",
         "qwen2.5-coder-0.5b-instruct",
@@ -539,6 +544,7 @@ async fn api_keys_and_rate_limits() {
         dir.to_str().unwrap(),
         "--rate-limit",
         "2",
+        "--protect-ops",
     ]);
     let client = reqwest::Client::new();
     let models = format!("{}/v1/models", server.base);
@@ -578,13 +584,29 @@ async fn api_keys_and_rate_limits() {
     assert!((1..=60).contains(&retry));
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "rate_limit_exceeded");
-    // Health stays open.
+    // Health stays open; with --protect-ops, /metrics and /openapi.json need a key.
     let r = client
         .get(format!("{}/health", server.base))
         .send()
         .await
         .unwrap();
     assert_eq!(status(&r), 200);
+    for path in ["/metrics", "/openapi.json"] {
+        let url = format!("{}{path}", server.base);
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(status(&r), 401, "{path}");
+        let r = client
+            .get(&url)
+            .bearer_auth("sk-test-2")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status(&r),
+            200,
+            "{path}: a key stored as its digest is accepted"
+        );
+    }
     let _ = std::fs::remove_file(&dir);
 }
 

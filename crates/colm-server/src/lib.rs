@@ -120,7 +120,8 @@ async fn openapi_json() -> axum::response::Response {
         .into_response()
 }
 
-/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given.
+/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given, and `/metrics`
+/// and `/openapi.json` too when it protects them.
 fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
     let mut v1 = OpenApiRouter::new()
         .routes(routes!(openai::list_models))
@@ -130,7 +131,16 @@ fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::show))
         .routes(routes!(sessions::submit))
         .routes(routes!(sessions::guidance));
+    let mut ops = OpenApiRouter::new()
+        .routes(routes!(metrics::handler))
+        .routes(routes!(openapi_json));
     if let Some(auth) = auth {
+        if auth.protects_ops() {
+            ops = ops.route_layer(axum::middleware::from_fn_with_state(
+                auth.clone(),
+                auth::require_key,
+            ));
+        }
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             auth,
             auth::require_key,
@@ -138,8 +148,7 @@ fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
     }
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
-        .routes(routes!(metrics::handler))
-        .routes(routes!(openapi_json))
+        .merge(ops)
         .merge(v1)
 }
 

@@ -187,11 +187,21 @@ impl Sessions {
         }
     }
 
+    /// A fresh session id: `sess_` and 128 bits from the operating system's generator (32 hex
+    /// digits), so ids cannot be guessed.
     fn new_id(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(n);
-        format!("sess_{:016x}{n:x}", h.finish())
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            // No OS randomness (never seen on Linux): fall back to a counter mixed with a
+            // randomly seeded hash, still unique within the process.
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(n);
+            bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
+            bytes[8..].copy_from_slice(&n.to_le_bytes());
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sess_{hex}")
     }
 
     /// Drops sessions finished longer than [`KEEP_FINISHED`] ago.

@@ -46,6 +46,12 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
     assert_eq!(s["joined"], false);
     assert_eq!(s["status"], "open");
     let id = s["id"].as_str().unwrap().to_owned();
+    // 128 random bits: `sess_` and 32 hex digits.
+    let hex = id.strip_prefix("sess_").unwrap();
+    assert!(
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
     // Same question, different case and spacing: same session.
     let (status, j) = post(
         &format!("{base}/v1/colm/sessions"),
