@@ -114,12 +114,18 @@ impl From<&colm_core::ChatMessage> for RequestMessage {
         };
         Self {
             role: m.role.as_str().to_owned(),
-            content: (!(calls && m.content.is_empty())).then_some(content),
+            content: (!calls_only(calls, &m.content)).then_some(content),
             tool_calls: calls.then(|| m.tool_calls.iter().map(ToolCallObject::from).collect()),
             tool_call_id: m.tool_call_id.clone(),
             unsupported: BTreeMap::new(),
         }
     }
+}
+
+/// Whether an assistant turn only calls tools (it has calls and no text): its `content` is
+/// then `null`, as OpenAI writes it.
+fn calls_only(has_calls: bool, text: &str) -> bool {
+    has_calls && text.is_empty()
 }
 
 /// A tool call as OpenAI writes it (`tool_calls[]` of an assistant message).
@@ -542,7 +548,7 @@ impl From<&Completion> for AssistantMessage {
         let calls = !c.tool_calls.is_empty();
         Self {
             role: "assistant".into(),
-            content: (!(calls && c.text.is_empty())).then(|| c.text.clone()),
+            content: (!calls_only(calls, &c.text)).then(|| c.text.clone()),
             tool_calls: calls.then(|| c.tool_calls.iter().map(ToolCallObject::from).collect()),
         }
     }
@@ -603,18 +609,9 @@ impl ChatCompletion {
         let mut timings = Timings::default();
         for c in cs {
             usage.add(c.usage);
-            timings.prompt_ms += c.timings.prompt_ms;
-            timings.generation_ms += c.timings.generation_ms;
+            timings.add(c.timings);
         }
-        let mut colm = cs
-            .first()
-            .map(ColmExtension::from)
-            .unwrap_or(ColmExtension {
-                mean_logprob: None,
-                timings,
-                fallback: None,
-                wire: None,
-            });
+        let mut colm = cs.first().map(ColmExtension::from).unwrap_or_default();
         colm.timings = timings;
         Self {
             id,

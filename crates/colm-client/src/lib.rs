@@ -356,7 +356,7 @@ impl Link {
     }
 
     /// One JSON exchange with the server, bounded by `timeout`: the body (if any) goes
-    /// zstd-compressed, the answer may come zstd or gzip. Returns the status, the decoded
+    /// zstd-compressed (plain for an endpoint that is not a colm server), the answer may come zstd or gzip. Returns the status, the decoded
     /// body and the bytes moved.
     async fn exchange<B: Serialize>(
         &self,
@@ -372,34 +372,26 @@ impl Link {
             .header(header::ACCEPT_ENCODING, "zstd, gzip")
             .timeout(timeout);
         let mut wire = WireStats::default();
-        if let Some(body) = body.filter(|_| !self.remote.compress) {
+        if let Some(body) = body {
             let plain = serde_json::to_vec(body).map_err(|e| {
                 Failure::fatal(ModelError::Inference(format!(
                     "cannot encode the request: {e}"
                 )))
             })?;
-            wire.bytes_sent = plain.len() as u64;
             wire.bytes_sent_uncompressed = plain.len() as u64;
-            req = req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(plain);
-        } else if let Some(body) = body {
-            let plain = serde_json::to_vec(body).map_err(|e| {
-                Failure::fatal(ModelError::Inference(format!(
-                    "cannot encode the request: {e}"
-                )))
-            })?;
-            let packed = zstd::encode_all(plain.as_slice(), 3).map_err(|e| {
-                Failure::fatal(ModelError::Inference(format!(
-                    "cannot compress the request: {e}"
-                )))
-            })?;
-            wire.bytes_sent = packed.len() as u64;
-            wire.bytes_sent_uncompressed = plain.len() as u64;
-            req = req
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::CONTENT_ENCODING, "zstd")
-                .body(packed);
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            let sent = if self.remote.compress {
+                req = req.header(header::CONTENT_ENCODING, "zstd");
+                zstd::encode_all(plain.as_slice(), 3).map_err(|e| {
+                    Failure::fatal(ModelError::Inference(format!(
+                        "cannot compress the request: {e}"
+                    )))
+                })?
+            } else {
+                plain
+            };
+            wire.bytes_sent = sent.len() as u64;
+            req = req.body(sent);
         }
         if let Some(key) = &self.remote.api_key {
             req = req.bearer_auth(key);
@@ -582,8 +574,7 @@ impl ChatModel for CollabClient {
                 StepOutcome::Failed { error } => return Err(error),
             };
             spent.0.add(refined.usage);
-            spent.1.prompt_ms += refined.timings.prompt_ms;
-            spent.1.generation_ms += refined.timings.generation_ms;
+            spent.1.add(refined.timings);
             answer = refined;
         }
         answer.usage = spent.0;

@@ -476,13 +476,15 @@ pub async fn run_with(
     watch: Watch<'_>,
 ) -> Result<ColmRecord, ColmError> {
     validate(collaborators, config)?;
+    // The query as the server's prompts quote it (computed once: it hashes any images).
+    let asked = query.server_text();
     let observer = watch.steps;
     let refine = config.refine_context();
     let start = Instant::now();
     let aggregator = server.aggregator;
     let mut record = ColmRecord {
         strategy: "colm".into(),
-        query: query.server_text().into_owned(),
+        query: asked.to_string(),
         config: ColmConfig {
             refine: Some(refine),
             ..config.clone()
@@ -515,7 +517,7 @@ pub async fn run_with(
             })
             .collect();
         let s = select(
-            &query.server_text(),
+            &asked,
             &profiles,
             k,
             aggregator,
@@ -626,7 +628,7 @@ pub async fn run_with(
                 }
             },
             None => {
-                let step = match GuidancePlan::new(&query.server_text(), &texts, mode) {
+                let step = match GuidancePlan::new(&asked, &texts, mode) {
                     Ok(GuidancePlan::Call { messages, .. }) => {
                         call(
                             StepKind::Guidance,

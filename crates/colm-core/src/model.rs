@@ -184,6 +184,42 @@ pub struct SamplingParams {
     pub tool_choice: ToolChoice,
 }
 
+impl SamplingParams {
+    /// Checks the ranges of OpenAI's decoding fields: penalties in [-2, 2], logit biases in
+    /// [-100, 100], at most [`MAX_TOP_LOGPROBS`] alternatives per token. The one definition
+    /// of these limits, used by the server (a 400 naming the field) and the engine.
+    ///
+    /// # Errors
+    /// The request field at fault and a message naming the value.
+    pub fn check_ranges(&self) -> Result<(), (&'static str, String)> {
+        for (name, p) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&p) {
+                return Err((name, format!("{name} must be in [-2, 2], got {p}")));
+            }
+        }
+        if let Some((t, b)) = self
+            .logit_bias
+            .iter()
+            .find(|(_, b)| !(-100.0..=100.0).contains(b))
+        {
+            return Err((
+                "logit_bias",
+                format!("logit_bias of token {t} must be in [-100, 100], got {b}"),
+            ));
+        }
+        if self.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
+            return Err((
+                "top_logprobs",
+                format!("top_logprobs must be in [0, {MAX_TOP_LOGPROBS}]"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Most alternatives per token a request may ask for ([`SamplingParams::logprobs`], OpenAI's
 /// `top_logprobs` limit).
 pub const MAX_TOP_LOGPROBS: u32 = 20;
@@ -316,6 +352,11 @@ pub struct Timings {
 }
 
 impl Timings {
+    /// Adds `other`'s times (calls made one after the other, or a total over calls).
+    pub fn add(&mut self, other: Timings) {
+        self.prompt_ms += other.prompt_ms;
+        self.generation_ms += other.generation_ms;
+    }
     /// Prompt tokens per second given the prompt size, or 0 when nothing was timed.
     pub fn prompt_tokens_per_s(&self, usage: &Usage) -> f64 {
         per_second(usage.prompt_tokens, self.prompt_ms)

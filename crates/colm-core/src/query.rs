@@ -129,29 +129,6 @@ impl Query {
         messages
     }
 
-    /// The conversation's text as [`Query::server_text`] gives it, for a model that reads no
-    /// images: the same chat as [`Query::chat`] without them (each image a `[image N]` mark in
-    /// the text of its turn).
-    pub fn chat_without_images(&self, system: impl Into<String>) -> Vec<ChatMessage> {
-        let mut n = 0;
-        self.chat(system)
-            .into_iter()
-            .map(|m| {
-                let mut content = String::new();
-                for _ in &m.images {
-                    n += 1;
-                    content.push_str(&format!("[image {n}]\n"));
-                }
-                content.push_str(&m.content);
-                ChatMessage {
-                    content,
-                    images: Vec::new(),
-                    ..m
-                }
-            })
-            .collect()
-    }
-
     /// The query as one text, for prompts that quote it as data and for the key of shared
     /// references: the text alone for a plain query; otherwise the system prompt and earlier
     /// turns as a transcript, then the text.
@@ -185,24 +162,6 @@ impl Query {
             self.text
         ));
         Cow::Owned(q)
-    }
-
-    /// The same conversation with every text (system prompt, turns, query) passed through `f`
-    /// (the device–cloud router's redaction).
-    pub fn map_text(&self, mut f: impl FnMut(&str) -> String) -> Self {
-        Self {
-            system: self.system.as_deref().map(&mut f),
-            history: self
-                .history
-                .iter()
-                .map(|m| ChatMessage {
-                    content: f(&m.content),
-                    ..m.clone()
-                })
-                .collect(),
-            text: f(&self.text),
-            images: self.images.clone(),
-        }
     }
 }
 
@@ -271,7 +230,5 @@ mod tests {
         // No user message: the text of the chat.
         let q = Query::from_messages(&[ChatMessage::system("s"), ChatMessage::assistant("a")]);
         assert_eq!(q.text, "a");
-        let r = Query::from_messages(&chat).map_text(|t| t.replace('2', "N"));
-        assert_eq!(r.history[0].content, "What is N+N?");
     }
 }

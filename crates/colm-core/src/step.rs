@@ -295,8 +295,10 @@ pub fn summed(usage_by_model: &BTreeMap<String, ModelTotals>) -> (Usage, Timings
     let mut timings = Timings::default();
     for t in usage_by_model.values() {
         usage.add(t.usage);
-        timings.prompt_ms += t.prompt_ms;
-        timings.generation_ms += t.generation_ms;
+        timings.add(Timings {
+            prompt_ms: t.prompt_ms,
+            generation_ms: t.generation_ms,
+        });
     }
     (usage, timings)
 }

@@ -7,7 +7,7 @@ use futures::channel::mpsc::UnboundedSender;
 
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings,
-    TokenLogprob, TopLogprob, Usage, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
+    TokenLogprob, TopLogprob, Usage, PENALTY_LAST_N,
 };
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -48,26 +48,7 @@ fn validate(messages: &[ChatMessage], params: &SamplingParams) -> Result<(), Str
     if params.stop.iter().any(String::is_empty) {
         return Err("stop strings must not be empty".into());
     }
-    for (name, p) in [
-        ("frequency_penalty", params.frequency_penalty),
-        ("presence_penalty", params.presence_penalty),
-    ] {
-        if !(-2.0..=2.0).contains(&p) {
-            return Err(format!("{name} must be in [-2, 2], got {p}"));
-        }
-    }
-    if let Some((t, b)) = params
-        .logit_bias
-        .iter()
-        .find(|(_, b)| !(-100.0..=100.0).contains(b))
-    {
-        return Err(format!(
-            "logit_bias of token {t} must be in [-100, 100], got {b}"
-        ));
-    }
-    if params.logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
-        return Err(format!("top_logprobs must be at most {MAX_TOP_LOGPROBS}"));
-    }
+    params.check_ranges().map_err(|(_, message)| message)?;
     Ok(())
 }
 
@@ -160,18 +141,18 @@ pub(crate) fn sampler<'g>(
 }
 
 /// How an engine turns chat messages into a prompt: llama.cpp's built-in templater (for the
-/// GGUF's template or a named one) and, when the GGUF carries one, the Jinja source of its
-/// template (rendered for requests with tools, [`crate::tools`]).
+/// GGUF's template or a named one) and, for requests with tools, the GGUF's Jinja template
+/// compiled once ([`crate::tools::Renderer`]; or why the model cannot take tools).
 pub(crate) struct Templates {
     /// llama.cpp's templater.
     pub builtin: LlamaChatTemplate,
-    /// The GGUF's Jinja chat template, if any.
-    pub jinja: Option<String>,
+    /// The renderer of requests with tools.
+    pub tools: Result<tools::Renderer, String>,
 }
 
 /// Templates and tokenizes a request and checks that prompt + `max_tokens` fit one sequence of
 /// `n_ctx_seq` tokens. A request with tools (or tool turns) is rendered by the model's Jinja
-/// template ([`crate::tools::render`]), others by llama.cpp's templater.
+/// template ([`crate::tools::Renderer`]), others by llama.cpp's templater.
 ///
 /// # Errors
 /// [`ModelError::InvalidRequest`] for invalid parameters or tools the template cannot render,
@@ -185,35 +166,15 @@ pub(crate) fn prepare(
 ) -> Result<Vec<LlamaToken>, ModelError> {
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
     let vocab = model.vocab();
-    let (prompt, add_bos) = if tools::needed(messages, &params.tools, &params.tool_choice) {
-        let jinja = templates
-            .jinja
-            .as_deref()
-            .filter(|t| tools::supports(t))
-            .ok_or_else(|| {
-                ModelError::InvalidRequest(
-                    "this model's chat template does not support tools".into(),
-                )
-            })?;
-        let text = |t: LlamaToken| {
-            vocab
-                .text(t)
-                .and_then(|c| c.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (bos, eos) = (text(vocab.bos()), text(vocab.eos()));
-        let prompt = tools::render(
-            jinja,
-            messages,
-            &params.tools,
-            &params.tool_choice,
-            &bos,
-            &eos,
-        )
-        .map_err(ModelError::InvalidRequest)?;
-        // A template that writes the BOS itself must not get a second one.
-        let add_bos = bos.is_empty() || !prompt.starts_with(&bos);
+    let (prompt, add_bos) = if tools::needed(messages, params) {
+        let renderer = templates
+            .tools
+            .as_ref()
+            .map_err(|why| ModelError::InvalidRequest(why.clone()))?;
+        let prompt = renderer
+            .render(messages, &params.tools, &params.tool_choice)
+            .map_err(ModelError::InvalidRequest)?;
+        let add_bos = !renderer.writes_bos(&prompt);
         (prompt, add_bos)
     } else {
         let chat = messages
@@ -286,7 +247,7 @@ impl Slot {
         reply: oneshot::Sender<Result<Completion, ModelError>>,
     ) -> Self {
         // An answer that may call tools is parsed whole at the end: its text is not streamed.
-        let deltas = deltas.filter(|_| !calls_tools(&params));
+        let deltas = deltas.filter(|_| !tools::offered(&params));
         Self {
             logprobs: params.logprobs.map(|_| Vec::new()),
             seq,
@@ -367,9 +328,15 @@ impl Slot {
             return Step::Done(FinishReason::Stop);
         }
         let logits = ctx.get_logits_ith(idx);
-        self.logprob_sum += token_logprob(logits, token);
-        if let (Some(out), Some(k)) = (&mut self.logprobs, self.params.logprobs) {
-            out.push(token_entry(logits, token, k as usize, model));
+        // One pass over the vocabulary per token: the entry, when asked for, holds the
+        // token's log-probability.
+        match (&mut self.logprobs, self.params.logprobs) {
+            (Some(out), Some(k)) => {
+                let entry = token_entry(logits, token, k as usize, model);
+                self.logprob_sum += entry.logprob;
+                out.push(entry);
+            }
+            _ => self.logprob_sum += token_logprob(logits, token),
         }
         self.generated += 1;
         let before = self.out.len();
@@ -405,7 +372,7 @@ impl Slot {
             }
             let first = self.first_logits.unwrap_or(self.admitted);
             let text = String::from_utf8_lossy(&self.out).into_owned();
-            let (text, tool_calls) = if calls_tools(&self.params) {
+            let (text, tool_calls) = if tools::offered(&self.params) {
                 tools::parse_calls(&text, &self.params.tools)
             } else {
                 (text, Vec::new())
@@ -436,11 +403,6 @@ impl Slot {
         });
         let _ = self.reply.send(result);
     }
-}
-
-/// Whether a request's answer may call tools (tools offered, `tool_choice` not `none`).
-fn calls_tools(params: &SamplingParams) -> bool {
-    !params.tools.is_empty() && params.tool_choice != colm_core::ToolChoice::None
 }
 
 /// Sends `out[emitted..end]` as a delta, stopping short of an incomplete UTF-8 sequence at the
@@ -475,24 +437,28 @@ fn to_pos(pos: usize) -> Result<i32, ModelError> {
 
 /// Natural-log probability of `token` under softmax(`logits`) at temperature 1.
 pub(crate) fn token_logprob(logits: &[f32], token: LlamaToken) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
+    let logprob = log_softmax(logits);
     usize::try_from(token.0)
         .ok()
         .and_then(|i| logits.get(i))
-        .map_or(f64::NAN, |&l| f64::from(l - max) - sum.ln())
+        .map_or(f64::NAN, |&l| logprob(l))
 }
 
-/// The [`TokenLogprob`] of `token` with the `k` most likely tokens at its position, from the
-/// position's raw `logits` (temperature 1, before any constraint).
-fn token_entry(logits: &[f32], token: LlamaToken, k: usize, model: &LlamaModel) -> TokenLogprob {
+/// The log-softmax of one logit of `logits` (temperature 1), as a function of that logit.
+fn log_softmax(logits: &[f32]) -> impl Fn(f32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let log_z = logits
         .iter()
         .map(|&l| f64::from((l - max).exp()))
         .sum::<f64>()
         .ln();
-    let logprob = |l: f32| f64::from(l - max) - log_z;
+    move |l: f32| f64::from(l - max) - log_z
+}
+
+/// The [`TokenLogprob`] of `token` with the `k` most likely tokens at its position, from the
+/// position's raw `logits` (temperature 1, before any constraint).
+fn token_entry(logits: &[f32], token: LlamaToken, k: usize, model: &LlamaModel) -> TokenLogprob {
+    let logprob = log_softmax(logits);
     let piece = |t: LlamaToken| {
         let mut bytes = Vec::new();
         model

@@ -396,7 +396,18 @@ fn engine_thread(
             (None, Some(t)) => (t, "gguf".to_owned()),
             (None, None) => return Err(EngineError::NoChatTemplate { path: path.clone() }),
         };
-        let template = Templates { builtin, jinja };
+        let vocab = model.vocab();
+        let text = |t: llama_cpp_2::token::LlamaToken| {
+            vocab
+                .text(t)
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let tools = jinja
+            .ok_or_else(|| "this model's chat template does not support tools".to_owned())
+            .and_then(|t| tools::Renderer::new(t, text(vocab.bos()), text(vocab.eos())));
+        let template = Templates { builtin, tools };
         let n_threads = config.n_threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() as u32)

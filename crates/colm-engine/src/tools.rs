@@ -13,80 +13,108 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use colm_core::{ChatMessage, Role, Tool, ToolCall, ToolChoice};
+use colm_core::{ChatMessage, Role, SamplingParams, Tool, ToolCall, ToolChoice};
 use serde_json::{json, Value};
 
 const OPEN: &str = "<tool_call>";
 const CLOSE: &str = "</tool_call>";
 
+/// Whether a request's answer may call tools: tools are offered and `tool_choice` is not
+/// `none` (its text is then parsed for calls, not streamed).
+pub(crate) fn offered(params: &SamplingParams) -> bool {
+    !params.tools.is_empty() && params.tool_choice != ToolChoice::None
+}
+
 /// Whether a request needs the template rendered with tools: it offers tools the model may
 /// call, or its conversation holds tool calls or tool results.
-pub(crate) fn needed(messages: &[ChatMessage], tools: &[Tool], choice: &ToolChoice) -> bool {
-    (!tools.is_empty() && *choice != ToolChoice::None)
+pub(crate) fn needed(messages: &[ChatMessage], params: &SamplingParams) -> bool {
+    offered(params)
         || messages
             .iter()
             .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
 }
 
-/// Whether a Jinja chat template renders tools in the format [`parse_calls`] reads.
-pub(crate) fn supports(template: &str) -> bool {
-    template.contains("tools") && template.contains(OPEN)
+/// A model's Jinja chat template, compiled once when the model loads, that renders requests
+/// with tools in the format [`parse_calls`] reads.
+pub(crate) struct Renderer {
+    env: minijinja::Environment<'static>,
+    bos: String,
+    eos: String,
 }
 
-/// The prompt of `messages` with `tools` (none when `choice` is `none`) rendered by the Jinja
-/// chat `template`, ending with the assistant's turn opened.
-///
-/// # Errors
-/// The template does not render (a syntax error, or an exception it raises: the message says).
-pub(crate) fn render(
-    template: &str,
-    messages: &[ChatMessage],
-    tools: &[Tool],
-    choice: &ToolChoice,
-    bos: &str,
-    eos: &str,
-) -> Result<String, String> {
-    let mut env = minijinja::Environment::new();
-    minijinja_contrib::add_to_environment(&mut env);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_filter("tojson", tojson);
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                msg,
-            ))
-        },
-    );
-    env.add_template("chat", template)
-        .map_err(|e| format!("chat template: {e}"))?;
-    let messages: Vec<Value> = messages.iter().map(message_value).collect();
-    let tools: Vec<Value> = match choice {
-        ToolChoice::None => Vec::new(),
-        _ => tools
-            .iter()
-            .map(|t| {
-                let mut function = json!({"name": t.name, "parameters": t.parameters});
-                if let Some(d) = &t.description {
-                    function["description"] = json!(d);
-                }
-                json!({"type": "function", "function": function})
+impl Renderer {
+    /// The renderer of `template` (with the model's BOS and EOS token texts).
+    ///
+    /// # Errors
+    /// Why the template cannot render tools: it has none, or it does not compile.
+    pub(crate) fn new(template: String, bos: String, eos: String) -> Result<Self, String> {
+        const NO_TOOLS: &str = "this model's chat template does not support tools";
+        if !(template.contains("tools") && template.contains(OPEN)) {
+            return Err(NO_TOOLS.into());
+        }
+        let mut env = minijinja::Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_filter("tojson", tojson);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_template_owned("chat", template)
+            .map_err(|e| format!("{NO_TOOLS}: it does not compile ({e})"))?;
+        Ok(Self { env, bos, eos })
+    }
+
+    /// Whether a prompt begins with the BOS text (the template wrote it: the tokenizer must not
+    /// add another).
+    pub(crate) fn writes_bos(&self, prompt: &str) -> bool {
+        !self.bos.is_empty() && prompt.starts_with(&self.bos)
+    }
+
+    /// The prompt of `messages` with `tools` (none when `choice` is `none`), ending with the
+    /// assistant's turn opened.
+    ///
+    /// # Errors
+    /// The template does not render (an exception it raises: the message says).
+    pub(crate) fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[Tool],
+        choice: &ToolChoice,
+    ) -> Result<String, String> {
+        let messages: Vec<Value> = messages.iter().map(message_value).collect();
+        let tools: Vec<Value> = match choice {
+            ToolChoice::None => Vec::new(),
+            _ => tools
+                .iter()
+                .map(|t| {
+                    let mut function = json!({"name": t.name, "parameters": t.parameters});
+                    if let Some(d) = &t.description {
+                        function["description"] = json!(d);
+                    }
+                    json!({"type": "function", "function": function})
+                })
+                .collect(),
+        };
+        let tools = (!tools.is_empty()).then_some(tools);
+        self.env
+            .get_template("chat")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    messages => messages,
+                    tools => tools,
+                    add_generation_prompt => true,
+                    bos_token => self.bos,
+                    eos_token => self.eos,
+                })
             })
-            .collect(),
-    };
-    let tools = (!tools.is_empty()).then_some(tools);
-    env.get_template("chat")
-        .and_then(|t| {
-            t.render(minijinja::context! {
-                messages => messages,
-                tools => tools,
-                add_generation_prompt => true,
-                bos_token => bos,
-                eos_token => eos,
-            })
-        })
-        .map_err(|e| format!("chat template: {e}"))
+            .map_err(|e| format!("chat template: {e}"))
+    }
 }
 
 /// A message as templates read it: `content` (null for a turn of tool calls only),

@@ -20,7 +20,7 @@ use colm_api::openai::{
 };
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
-    StreamEvent, Tool, ToolChoice, MAX_TOP_LOGPROBS,
+    StreamEvent, Tool, ToolChoice,
 };
 use futures::channel::mpsc;
 use futures::StreamExt;
@@ -77,12 +77,6 @@ pub fn to_core(
     if req.top_logprobs.is_some() && req.logprobs != Some(true) {
         return Err(ApiError::invalid(
             "top_logprobs requires logprobs: true",
-            Some("top_logprobs"),
-        ));
-    }
-    if req.top_logprobs.is_some_and(|k| k > MAX_TOP_LOGPROBS) {
-        return Err(ApiError::invalid(
-            format!("top_logprobs must be in [0, {MAX_TOP_LOGPROBS}]"),
             Some("top_logprobs"),
         ));
     }
@@ -213,23 +207,6 @@ pub fn to_core(
             ))
         }
     };
-    let mut penalties = [0.0f32; 2];
-    for ((name, value), out) in [
-        ("frequency_penalty", req.frequency_penalty),
-        ("presence_penalty", req.presence_penalty),
-    ]
-    .into_iter()
-    .zip(&mut penalties)
-    {
-        let v = value.unwrap_or(0.0);
-        if !(-2.0..=2.0).contains(&v) {
-            return Err(ApiError::invalid(
-                format!("{name} must be in [-2, 2], got {v}"),
-                Some(name),
-            ));
-        }
-        *out = v;
-    }
     let mut logit_bias = Vec::new();
     for (token, &bias) in req.logit_bias.iter().flatten() {
         let id = token.parse::<u32>().map_err(|_| {
@@ -238,12 +215,6 @@ pub fn to_core(
                 Some("logit_bias"),
             )
         })?;
-        if !(-100.0..=100.0).contains(&bias) {
-            return Err(ApiError::invalid(
-                format!("logit_bias of token {id} must be in [-100, 100], got {bias}"),
-                Some("logit_bias"),
-            ));
-        }
         logit_bias.push((id, bias));
     }
     logit_bias.sort_by_key(|&(id, _)| id);
@@ -273,14 +244,17 @@ pub fn to_core(
         stop,
         ignore_eos: req.ignore_eos,
         sensitive,
-        frequency_penalty: penalties[0],
-        presence_penalty: penalties[1],
+        frequency_penalty: req.frequency_penalty.unwrap_or(0.0),
+        presence_penalty: req.presence_penalty.unwrap_or(0.0),
         logit_bias,
         response_format,
         logprobs: (req.logprobs == Some(true)).then(|| req.top_logprobs.unwrap_or(0)),
         tools,
         tool_choice,
     };
+    params
+        .check_ranges()
+        .map_err(|(field, message)| ApiError::invalid(message, Some(field)))?;
     Ok((messages, params))
 }
 
@@ -545,6 +519,7 @@ async fn handle(
     }
     let id = completion_id();
     let created = unix_now();
+    let parallel_calls = req.parallel_tool_calls != Some(false);
     if !req.stream {
         // n > 1: independent completions, decoded together; sampled ones with seeds
         // seed, seed + 1, …
@@ -557,7 +532,6 @@ async fn handle(
             let (model, messages) = (model.clone(), &messages);
             async move { model.chat(messages, &params).await }
         });
-        let parallel_calls = req.parallel_tool_calls != Some(false);
         let cs: Vec<Completion> = futures::future::try_join_all(runs)
             .await?
             .into_iter()
@@ -584,7 +558,6 @@ async fn handle(
     // overflow) still get a proper status code, so wait for the first delta or the end before
     // answering. A strategy (several model calls before its first answer token): answer at
     // once, report its steps as they finish; its errors arrive in the stream.
-    let parallel_calls = req.parallel_tool_calls != Some(false);
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
     let work =
