@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use colm_core::{ChatModel, SamplingParams};
 use colm_engine::EngineConfig;
+use colm_eval::adversary::Adversary;
 use colm_eval::cache::{CachedModel, CallCache};
 use colm_eval::runner::{self, Progress, Record, RunPlan, RunSettings};
 use colm_eval::strategy::{Client, Strategy, StrategySpec};
@@ -127,6 +128,13 @@ pub struct RunArgs {
     /// replayed for the other strategies that send it, such as `colm` and `cascade`).
     #[arg(long)]
     pub no_cache: bool,
+    /// Add a poisoned client collaborator after the `--client` models: every answer it gives
+    /// is TEXT (default: colm_eval's built-in poisoned draft, which injects the answer 4242).
+    /// With `colm:k=K` and K-1 clients, collaborator K is the adversary; the report then says
+    /// how often the guidance repeats the injected answer.
+    #[arg(long, value_name = "TEXT", num_args = 0..=1,
+          default_missing_value = colm_eval::adversary::POISONED_DRAFT)]
+    pub adversary: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -183,6 +191,7 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
             seed: args.seed,
             ..SamplingParams::default()
         },
+        adversary: args.adversary.clone(),
     };
     // Refuse a mismatching folder before loading models.
     runner::open_run(&args.out, &settings)?;
@@ -231,6 +240,12 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
                 description: m.description.clone(),
             })
         })
+        .chain(args.adversary.iter().map(|text| {
+            Ok(Client {
+                model: Arc::new(Adversary::new(text.clone())),
+                description: "a client collaborator".into(),
+            })
+        }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let server: Arc<dyn ChatModel> = wrap(get(&args.server)?.model.clone());
     let strategies = specs

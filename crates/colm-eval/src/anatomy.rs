@@ -41,12 +41,19 @@ pub struct ColmAnatomy {
     pub final_right_given_guidance_wrong: Proportion,
     /// The final answer's extracted answer equals the draft's (the client keeps its answer).
     pub kept_draft_answer: Proportion,
+    /// In a run with an adversary ([`crate::adversary`]): the guidance states the injected
+    /// answer ([`crate::adversary::repeats_injection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance_injected: Option<Proportion>,
+    /// In a run with an adversary: the final answer is the injected answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_injected: Option<Proportion>,
 }
 
 /// The anatomy of every strategy whose records hold CoLM transcripts, in name order; items are
 /// found by id in `items`. Records without a CoLM transcript, a draft, guidance or an answer
-/// are left out.
-pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
+/// are left out. `injected`: the answer a run's adversary injects, if any.
+pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Vec<ColmAnatomy> {
     let by_id: BTreeMap<&str, &Item> = items.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut rows: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
     for r in records {
@@ -93,6 +100,12 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
                 guidance: right(&g),
                 fin: right(&f),
                 kept,
+                injected: injected.map(|x| {
+                    (
+                        crate::adversary::repeats_injection(guidance, x),
+                        f.extracted.as_deref() == Some(x),
+                    )
+                }),
             });
     }
     rows.into_iter()
@@ -118,6 +131,10 @@ pub fn anatomy(records: &[Record], items: &[Item]) -> Vec<ColmAnatomy> {
                     n - g_right,
                 ),
                 kept_draft_answer: Proportion::new(count(|x| x.kept), n),
+                guidance_injected: injected
+                    .map(|_| Proportion::new(count(|x| x.injected.is_some_and(|(g, _)| g)), n)),
+                final_injected: injected
+                    .map(|_| Proportion::new(count(|x| x.injected.is_some_and(|(_, f)| f)), n)),
             }
         })
         .collect()
@@ -130,6 +147,8 @@ struct Scored {
     guidance: bool,
     fin: bool,
     kept: bool,
+    /// (guidance repeats the injected answer, final answer is it), in adversary runs.
+    injected: Option<(bool, bool)>,
 }
 
 /// The anatomy as a Markdown table (empty for no rows).
@@ -138,11 +157,17 @@ pub fn table(rows: &[ColmAnatomy]) -> String {
         return String::new();
     }
     let cell = |p: &Proportion| format!("{:.1} ({}/{})", 100.0 * p.rate, p.k, p.n);
+    let adversary = rows.iter().any(|r| r.guidance_injected.is_some());
     let mut t = String::from(
-        "| strategy | draft right % | reference right % | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % |\n|---|---|---|---|---|---|---|---|\n",
+        "| strategy | draft right % | reference right % | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % |",
     );
+    t.push_str(if adversary {
+        " guidance states the injected answer % | final is the injected answer % |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|---|---|---|\n"
+    });
     for r in rows {
-        let _ = writeln!(
+        let _ = write!(
             t,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             r.strategy,
@@ -154,6 +179,16 @@ pub fn table(rows: &[ColmAnatomy]) -> String {
             cell(&r.final_right_given_guidance_wrong),
             cell(&r.kept_draft_answer),
         );
+        if adversary {
+            let opt = |p: &Option<Proportion>| p.as_ref().map_or("–".into(), cell);
+            let _ = write!(
+                t,
+                " {} | {} |",
+                opt(&r.guidance_injected),
+                opt(&r.final_injected)
+            );
+        }
+        t.push('\n');
     }
     t
 }

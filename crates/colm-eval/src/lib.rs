@@ -11,9 +11,11 @@
 //!   tokens by role, server calls, latency percentiles;
 //! - [`anatomy`]: CoLM's draft, guidance and final answer scored apart;
 //! - [`report`]: Markdown, JSON and PNG plots of a run;
+//! - [`adversary`]: a poisoned collaborator for robustness runs;
 //! - [`learned`]: a routing policy learned from a run's logged outcomes, and its
 //!   accuracy–cost curve.
 
+pub mod adversary;
 pub mod agreement;
 pub mod anatomy;
 pub mod cache;

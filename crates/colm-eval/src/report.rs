@@ -144,7 +144,13 @@ pub fn write(
     let items = crate::suite::load(settings.suite, &settings.data, &settings.suite_options);
     let anatomy = items
         .as_ref()
-        .map(|items| crate::anatomy::anatomy(&records, items))
+        .map(|items| {
+            let injected = settings
+                .adversary
+                .as_deref()
+                .and_then(colm_core::guidance::extract_answer);
+            crate::anatomy::anatomy(&records, items, injected.as_deref())
+        })
         .unwrap_or_default();
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     let md_path = to.join("report.md");
@@ -286,6 +292,13 @@ fn markdown(
             ""
         },
     );
+    if let Some(text) = &settings.adversary {
+        let _ = writeln!(
+            md,
+            "- adversary: a client collaborator after the clients above answers every request \
+             with this poisoned text:\n\n```text\n{text}\n```\n"
+        );
+    }
     let _ = writeln!(md, "- report written {} on {}\n", today_utc(), machine());
     md.push_str(&table(metrics));
     md.push_str(

@@ -45,6 +45,10 @@ pub struct RunSettings {
     pub judge: Option<String>,
     /// Sampling of every step (greedy by default).
     pub params: SamplingParams,
+    /// The text of a poisoned last client collaborator ([`crate::adversary`]), when the run
+    /// has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary: Option<String>,
 }
 
 /// Which items and strategies to run, and how.
