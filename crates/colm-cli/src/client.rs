@@ -161,10 +161,12 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
 fn first_key(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("API key file {}", path.display()))?;
+    // A line is `[TENANT] KEY`, as the server's key file: the key is the last field.
     let key = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .and_then(|l| l.split_whitespace().last())
         .with_context(|| format!("API key file {} holds no key", path.display()))?;
     if key.starts_with("sha256:") {
         anyhow::bail!(

@@ -49,13 +49,23 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback requires `--api-key-file`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// File of API keys, one per line (`#` comments), each the key or `sha256:HEX` of it;
-    /// the `/v1` routes then need `Authorization: Bearer KEY`.
+    /// File of API keys, one per line (`#` comments): `[TENANT] KEY`, the key or `sha256:HEX`
+    /// of it, after the tenant it belongs to (a key alone is a tenant of its own); the `/v1`
+    /// routes then need `Authorization: Bearer KEY`. Sessions and shared references stay
+    /// within a tenant.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
-    /// Requests per minute per API key (429 with Retry-After above it).
+    /// Requests per minute per tenant (429 with Retry-After above it).
     #[arg(long, requires = "api_key_file")]
     pub rate_limit: Option<u32>,
+    /// Tenants that share sessions and shared references with each other, comma-separated
+    /// (repeatable: one group each; by default a tenant shares with no other).
+    #[arg(
+        long = "share-group",
+        value_name = "TENANT,TENANT",
+        requires = "api_key_file"
+    )]
+    pub share_groups: Vec<String>,
     /// Also require a key on `/metrics` and `/openapi.json`.
     #[arg(long, requires = "api_key_file")]
     pub protect_ops: bool,
@@ -143,9 +153,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("API key file {}", path.display()))?,
             requests_per_minute: args.rate_limit,
             protect_ops: args.protect_ops,
+            share_groups: args
+                .share_groups
+                .iter()
+                .map(|g| g.split(',').map(|t| t.trim().to_owned()).collect())
+                .collect(),
         }),
         None => None,
     };
+    if let Some(auth) = &auth {
+        auth.check_groups().map_err(anyhow::Error::msg)?;
+    }
     // The flags of the virtual model `colm` are options of its strategy, checked as the text
     // form is, before any model loads.
     let colm_spec = ColmSpec::default()

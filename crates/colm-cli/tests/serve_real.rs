@@ -760,6 +760,161 @@ async fn references_are_shared_per_question_and_drafts_never_are() {
 }
 
 #[tokio::test]
+async fn nothing_of_one_client_reaches_another() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "acme sk-a1\nacme sk-a2\nglobex sk-g1\n").unwrap();
+    let server = start(&[
+        "--model",
+        "qwen2.5-coder-0.5b-instruct=small",
+        "--api-key-file",
+        keys.to_str().unwrap(),
+        "--share-ttl",
+        "600",
+        "--store",
+        dir.path().join("g.sqlite").to_str().unwrap(),
+        "--default-max-tokens",
+        "24",
+    ]);
+    let client = reqwest::Client::new();
+    let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    // Each client's draft carries personal data of its own.
+    let clients = [
+        (
+            "sk-a1",
+            ["Anna Berg", "anna@example.com", "4111 1111 1111 1111"],
+        ),
+        (
+            "sk-a2",
+            ["Bo Chen", "bo@example.org", "5500 0000 0000 0004"],
+        ),
+        ("sk-g1", ["Cy Diaz", "cy@example.net", "3400 0000 0000 009"]),
+    ];
+    let draft = |pii: &[&str; 3]| {
+        format!(
+            "I am {}, write to me at {}, my card is {}. It takes 2 + 1 = 3 bolts. Final answer: 3",
+            pii[0], pii[1], pii[2]
+        )
+    };
+    let call = |key: &'static str, path: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.base);
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert!(status < 300, "{status} {text}");
+            text
+        }
+    };
+    // Every byte each client receives.
+    let mut received: Vec<Vec<String>> = vec![Vec::new(); clients.len()];
+    // Shared references: written once per tenant, never across tenants.
+    let mut shared = Vec::new();
+    for (i, (key, _)) in clients.iter().enumerate() {
+        let text = call(
+            key,
+            "/v1/colm/guidance".into(),
+            json!({"model": "small", "query": question}),
+        )
+        .await;
+        shared.push(serde_json::from_str::<Value>(&text).unwrap()["shared"].clone());
+        received[i].push(text);
+    }
+    assert_eq!(
+        shared,
+        [json!(false), json!(true), json!(false)],
+        "acme's second key shares acme's references; globex writes its own"
+    );
+    // Guidance that reads a draft (references with the draft, synthesis, reference critique).
+    for (i, (key, pii)) in clients.iter().enumerate() {
+        for extra in [
+            json!({"aggregate_drafts": true}),
+            json!({"mode": "synthesis"}),
+            json!({"mode": "reference-critique"}),
+        ] {
+            let mut body = json!({"model": "small", "query": question, "drafts": [draft(pii)]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            received[i].push(call(key, "/v1/colm/guidance".into(), body).await);
+        }
+    }
+    // Sessions: each tenant opens one on the same question; only its own clients' drafts reach
+    // its guidance.
+    let mut session_of = Vec::new();
+    for (i, (key, pii)) in clients.iter().enumerate() {
+        let k = if key.starts_with("sk-a") { 2 } else { 1 };
+        let text = call(
+            key,
+            "/v1/colm/sessions".into(),
+            json!({"query": question, "model": "small", "mode": "synthesis", "k": k}),
+        )
+        .await;
+        let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        received[i].push(text);
+        received[i].push(
+            call(
+                key,
+                format!("/v1/colm/sessions/{id}/drafts"),
+                json!({"draft": draft(pii)}),
+            )
+            .await,
+        );
+        session_of.push(id);
+    }
+    assert_eq!(session_of[0], session_of[1]);
+    assert_ne!(session_of[0], session_of[2]);
+    for (i, (key, _)) in clients.iter().enumerate() {
+        let r = client
+            .get(format!(
+                "{}/v1/colm/sessions/{}/guidance?wait_ms=60000",
+                server.base, session_of[i]
+            ))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        received[i].push(r.text().await.unwrap());
+    }
+    for (owner, (_, pii)) in clients.iter().enumerate() {
+        for (reader, texts) in received.iter().enumerate() {
+            // Clients of one tenant pool drafts only in a session they joined on purpose (its
+            // last response); every other byte another client receives is free of this one's
+            // data.
+            let same_tenant = clients[owner].0[..4] == clients[reader].0[..4];
+            let checked = if same_tenant {
+                &texts[..texts.len() - 1]
+            } else {
+                &texts[..]
+            };
+            if reader == owner {
+                continue;
+            }
+            for text in checked {
+                for secret in pii {
+                    assert!(
+                        !text.contains(secret),
+                        "client {reader} received client {owner}'s `{secret}`: {text}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn virtual_colm_model_shares_references_with_the_guidance_api() {
     let _turn = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();

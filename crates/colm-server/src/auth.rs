@@ -1,10 +1,19 @@
-//! API keys and per-key rate limits for the `/v1` routes (and, with
+//! API keys, tenants and per-tenant rate limits for the `/v1` routes (and, with
 //! [`AuthConfig::protect_ops`], `/metrics` and `/openapi.json`).
 //!
 //! Keys are sent as `Authorization: Bearer KEY` (as OpenAI clients do). A missing or unknown
-//! key gets 401 `invalid_api_key`; a key over its rate gets 429 `rate_limit_exceeded` with a
-//! `Retry-After` header (seconds). The rate is a token bucket per key: `requests_per_minute`
-//! requests of burst, refilled continuously.
+//! key gets 401 `invalid_api_key`; a tenant over its rate gets 429 `rate_limit_exceeded` with
+//! a `Retry-After` header (seconds). The rate is a token bucket per tenant:
+//! `requests_per_minute` requests of burst, refilled continuously.
+//!
+//! **Tenants.** Every key belongs to a tenant: the key file names it (`TENANT KEY`), or a key
+//! given alone is a tenant of its own. What colm shares between requests — open sessions and
+//! the shared references and their synthesis — is shared only within a tenant's **sharing
+//! scope**: the tenant itself, or the group an operator put it in on purpose
+//! ([`AuthConfig::share_groups`]). The scope of the request being served is a task-local
+//! ([`sharing_scope`]), set by the middleware, so every store reads it without it being passed
+//! through the strategies; code that finds none shares nothing. Without keys every request is
+//! of one anonymous tenant.
 //!
 //! The server keeps only the SHA-256 of each key (a key file may hold the digests,
 //! `sha256:HEX`, instead of the keys) and compares a presented key's digest with every stored
@@ -31,35 +40,100 @@ pub fn digest(key: &str) -> KeyDigest {
     sha2::Sha256::digest(key.as_bytes()).into()
 }
 
-/// Keys and limits.
+/// An accepted API key: its digest and the tenant it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// SHA-256 of the key.
+    pub digest: KeyDigest,
+    /// The tenant's name (letters, digits, `-`, `_`, `.`).
+    pub tenant: String,
+}
+
+impl ApiKey {
+    /// A key of its own tenant, named `key-` and the first 8 hex digits of its digest.
+    pub fn alone(digest: KeyDigest) -> Self {
+        let tenant = format!(
+            "key-{}",
+            digest[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Self { digest, tenant }
+    }
+}
+
+/// Who a request is from: its tenant and the scope it shares sessions and references in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// The tenant's name (`""` on a server without keys).
+    pub name: String,
+    /// The sharing scope: the tenant's name, or `group:` and the sorted names of the tenants of
+    /// its share group.
+    pub scope: String,
+}
+
+impl Tenant {
+    /// The one tenant of a server without keys.
+    pub fn anonymous() -> Self {
+        Self {
+            name: String::new(),
+            scope: String::new(),
+        }
+    }
+}
+
+tokio::task_local! {
+    static SCOPE: String;
+}
+
+/// The sharing scope of the request being served (see the module docs); `None` outside a
+/// request's task, where nothing may be shared.
+pub fn sharing_scope() -> Option<String> {
+    SCOPE.try_with(Clone::clone).ok()
+}
+
+/// Runs `f` with `scope` as its sharing scope (for work a request hands to a spawned task).
+pub async fn in_scope<F: std::future::Future>(scope: String, f: F) -> F::Output {
+    SCOPE.scope(scope, f).await
+}
+
+/// Keys, tenants and limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
-    /// Digests of the accepted API keys.
-    pub keys: Vec<KeyDigest>,
-    /// Requests per minute per key; `None` = unlimited.
+    /// The accepted API keys.
+    pub keys: Vec<ApiKey>,
+    /// Requests per minute per tenant; `None` = unlimited.
     pub requests_per_minute: Option<u32>,
     /// Also require a key on `/metrics` and `/openapi.json` (open by default: monitoring and
     /// clients' code generators read them).
     pub protect_ops: bool,
+    /// Groups of tenants that share sessions and shared references with each other (the
+    /// operator's choice; by default a tenant shares with no other). A tenant is in at most one
+    /// group.
+    pub share_groups: Vec<Vec<String>>,
 }
 
 impl AuthConfig {
-    /// The configuration accepting `keys` (given in clear), with no rate limit.
+    /// The configuration accepting `keys` (given in clear, each its own tenant), with no rate
+    /// limit.
     pub fn with_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
-            keys: keys.into_iter().map(digest).collect(),
+            keys: keys.into_iter().map(|k| ApiKey::alone(digest(k))).collect(),
             ..Self::default()
         }
     }
 
-    /// Reads keys from a file: one per line, either the key itself or `sha256:` and the
-    /// lower- or upper-case hex SHA-256 of the key (so the file need not hold the key); blank
-    /// lines and lines starting with `#` are skipped.
+    /// Reads keys from a file: one per line, `[TENANT] KEY`, where KEY is the key itself or
+    /// `sha256:` and the lower- or upper-case hex SHA-256 of the key (so the file need not hold
+    /// the key) and TENANT names the tenant the key belongs to (letters, digits, `-`, `_`,
+    /// `.`; a key without one is a tenant of its own, [`ApiKey::alone`]); blank lines and
+    /// lines starting with `#` are skipped.
     ///
     /// # Errors
-    /// The file cannot be read, a `sha256:` line is not 64 hex digits, or it holds no key.
-    pub fn keys_from_file(path: &Path) -> std::io::Result<Vec<KeyDigest>> {
-        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+    /// The file cannot be read, a line has more than two fields or a bad tenant name, a
+    /// `sha256:` key is not 64 hex digits, or the file holds no key.
+    pub fn keys_from_file(path: &Path) -> std::io::Result<Vec<ApiKey>> {
         let text = std::fs::read_to_string(path)?;
         let mut keys = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -67,34 +141,106 @@ impl AuthConfig {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let key = match line.strip_prefix("sha256:") {
-                Some(hex) => parse_hex(hex).ok_or_else(|| {
-                    invalid(format!(
-                        "{} line {}: sha256: needs 64 hex digits",
-                        path.display(),
-                        n + 1
-                    ))
-                })?,
-                None => digest(line),
+            let invalid = |msg: &str| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} line {}: {msg}", path.display(), n + 1),
+                )
             };
-            keys.push(key);
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (tenant, key) = match fields.as_slice() {
+                [key] => (None, *key),
+                [tenant, key] => (Some(*tenant), *key),
+                _ => return Err(invalid("expected `[TENANT] KEY`")),
+            };
+            let digest = match key.strip_prefix("sha256:") {
+                Some(hex) => {
+                    parse_hex(hex).ok_or_else(|| invalid("sha256: needs 64 hex digits"))?
+                }
+                None => digest(key),
+            };
+            keys.push(match tenant {
+                Some(t) => {
+                    check_tenant_name(t).map_err(|e| invalid(&e))?;
+                    ApiKey {
+                        digest,
+                        tenant: t.to_owned(),
+                    }
+                }
+                None => ApiKey::alone(digest),
+            });
         }
         if keys.is_empty() {
-            return Err(invalid(format!("{} holds no API key", path.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} holds no API key", path.display()),
+            ));
         }
         Ok(keys)
     }
 
-    /// Whether `key` is accepted: its digest is compared with every stored one in constant
-    /// time (no early exit).
-    fn accepts(&self, key: &str) -> bool {
-        use subtle::ConstantTimeEq as _;
+    /// Checks the share groups against the keys: every tenant named is a tenant of some key,
+    /// and in one group at most.
+    ///
+    /// # Errors
+    /// A message naming the unknown or repeated tenant.
+    pub fn check_groups(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for group in &self.share_groups {
+            for t in group {
+                if !self.keys.iter().any(|k| &k.tenant == t) {
+                    return Err(format!("share group names tenant `{t}`, which has no key"));
+                }
+                if !seen.insert(t.as_str()) {
+                    return Err(format!("tenant `{t}` is in more than one share group"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant of `key`, when it is accepted: its digest is compared with every stored one
+    /// in constant time (no early exit), and the match's index is selected without branching.
+    pub fn tenant_of(&self, key: &str) -> Option<Tenant> {
+        use subtle::{ConditionallySelectable as _, ConstantTimeEq as _};
         let presented = digest(key);
         let mut found = subtle::Choice::from(0);
-        for k in &self.keys {
-            found |= k.ct_eq(&presented);
+        let mut index = 0u32;
+        for (i, k) in self.keys.iter().enumerate() {
+            let hit = k.digest.ct_eq(&presented);
+            index.conditional_assign(&(i as u32), hit);
+            found |= hit;
         }
-        found.into()
+        if !bool::from(found) {
+            return None;
+        }
+        let name = self.keys.get(index as usize)?.tenant.clone();
+        let scope = match self.share_groups.iter().find(|g| g.contains(&name)) {
+            Some(group) => {
+                let mut members = group.clone();
+                members.sort();
+                members.dedup();
+                format!("group:{}", members.join(","))
+            }
+            None => name.clone(),
+        };
+        Some(Tenant { name, scope })
+    }
+}
+
+/// A tenant name is 1 to 64 letters, digits, `-`, `_` or `.`.
+fn check_tenant_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tenant `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
+        ))
     }
 }
 
@@ -114,7 +260,7 @@ fn parse_hex(hex: &str) -> Option<KeyDigest> {
 #[derive(Clone)]
 pub struct Auth {
     config: Arc<AuthConfig>,
-    buckets: Arc<Mutex<HashMap<KeyDigest, (f64, Instant)>>>,
+    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
 }
 
 impl Auth {
@@ -131,9 +277,9 @@ impl Auth {
         self.config.protect_ops
     }
 
-    /// Takes one request from `key`'s bucket (kept by the key's digest); `Err(seconds)` until
-    /// the next one is allowed.
-    fn take(&self, key: &str) -> Result<(), u64> {
+    /// Takes one request from `tenant`'s bucket; `Err(seconds)` until the next one is
+    /// allowed.
+    fn take(&self, tenant: &str) -> Result<(), u64> {
         let Some(rpm) = self.config.requests_per_minute else {
             return Ok(());
         };
@@ -141,7 +287,7 @@ impl Auth {
         let per_second = capacity / 60.0;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, last) = buckets.entry(digest(key)).or_insert((capacity, now));
+        let (tokens, last) = buckets.entry(tenant.to_owned()).or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(capacity);
         *last = now;
         if *tokens >= 1.0 {
@@ -164,8 +310,17 @@ fn unauthorized(message: &str) -> ApiError {
     }
 }
 
-/// The middleware: checks the bearer key and the key's rate.
-pub async fn require_key(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+/// The middleware of a server without keys: every request is of the anonymous tenant.
+pub async fn anonymous(mut request: Request, next: Next) -> Response {
+    let tenant = Tenant::anonymous();
+    let scope = tenant.scope.clone();
+    request.extensions_mut().insert(tenant);
+    in_scope(scope, next.run(request)).await
+}
+
+/// The middleware: checks the bearer key and its tenant's rate, and serves the request as its
+/// tenant (a [`Tenant`] extension, and its sharing scope).
+pub async fn require_key(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -175,13 +330,13 @@ pub async fn require_key(State(auth): State<Auth>, request: Request, next: Next)
     let Some(key) = key else {
         return unauthorized("missing API key: send `Authorization: Bearer KEY`").into_response();
     };
-    if !auth.config.accepts(key) {
+    let Some(tenant) = auth.config.tenant_of(key) else {
         return unauthorized("incorrect API key").into_response();
-    }
-    if let Err(wait) = auth.take(key) {
+    };
+    if let Err(wait) = auth.take(&tenant.name) {
         let e = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!("rate limit reached for this key; retry in {wait} s"),
+            message: format!("rate limit reached for this tenant; retry in {wait} s"),
             kind: "requests",
             param: None,
             code: Some("rate_limit_exceeded"),
@@ -189,7 +344,9 @@ pub async fn require_key(State(auth): State<Auth>, request: Request, next: Next)
         };
         return e.into_response();
     }
-    next.run(request).await
+    let scope = tenant.scope.clone();
+    request.extensions_mut().insert(tenant);
+    in_scope(scope, next.run(request)).await
 }
 
 #[cfg(test)]
@@ -206,7 +363,7 @@ mod tests {
         assert!(auth.take("k").is_ok());
         let wait = auth.take("k").unwrap_err();
         assert!((1..=30).contains(&wait), "{wait}");
-        // Buckets are per key.
+        // Buckets are per tenant.
         assert!(auth.take("other").is_ok());
     }
 
@@ -220,17 +377,47 @@ mod tests {
             .collect();
         std::fs::write(
             &dir,
-            format!("# team keys\n\nsk-one\n  sha256:{hashed}  \n"),
+            format!(
+                "# team keys\n\nsk-one\n  acme  sha256:{hashed}  \nacme sk-three\nglobex sk-four\n"
+            ),
         )
         .unwrap();
         let keys = AuthConfig::keys_from_file(&dir).unwrap();
-        assert_eq!(keys, vec![digest("sk-one"), digest("sk-two")]);
-        let config = AuthConfig {
+        assert_eq!(keys.len(), 4);
+        assert_eq!(keys[0], ApiKey::alone(digest("sk-one")));
+        assert_eq!(keys[1].digest, digest("sk-two"));
+        assert_eq!(
+            (keys[1].tenant.as_str(), keys[2].tenant.as_str()),
+            ("acme", "acme")
+        );
+        let mut config = AuthConfig {
             keys,
             ..AuthConfig::default()
         };
-        assert!(config.accepts("sk-one") && config.accepts("sk-two"));
-        assert!(!config.accepts("sk-three") && !config.accepts(&hashed));
+        let tenant = |k: &str| config.tenant_of(k).map(|t| (t.name, t.scope));
+        assert_eq!(tenant("sk-two"), Some(("acme".into(), "acme".into())));
+        assert_eq!(tenant("sk-three"), tenant("sk-two"));
+        assert!(tenant("sk-one").is_some_and(|(n, s)| n.starts_with("key-") && n == s));
+        assert_eq!(tenant("sk-five"), None);
+        assert_eq!(tenant(&hashed), None);
+        // A share group puts two tenants in one scope, on purpose.
+        config.share_groups = vec![vec!["globex".into(), "acme".into()]];
+        assert!(config.check_groups().is_ok());
+        let tenant = |k: &str| config.tenant_of(k).map(|t| (t.name, t.scope));
+        assert_eq!(
+            tenant("sk-four"),
+            Some(("globex".into(), "group:acme,globex".into()))
+        );
+        assert_eq!(
+            tenant("sk-two"),
+            Some(("acme".into(), "group:acme,globex".into()))
+        );
+        config.share_groups = vec![vec!["initech".into()]];
+        assert!(config.check_groups().unwrap_err().contains("initech"));
+        std::fs::write(&dir, "a b c\n").unwrap();
+        assert!(AuthConfig::keys_from_file(&dir).is_err());
+        std::fs::write(&dir, "ac/me sk-1\n").unwrap();
+        assert!(AuthConfig::keys_from_file(&dir).is_err());
         std::fs::write(&dir, "sha256:abc\n").unwrap();
         let e = AuthConfig::keys_from_file(&dir).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");

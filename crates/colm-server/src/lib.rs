@@ -120,8 +120,8 @@ async fn openapi_json() -> axum::response::Response {
         .into_response()
 }
 
-/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given, and `/metrics`
-/// and `/openapi.json` too when it protects them.
+/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given (else served as the
+/// anonymous tenant), and `/metrics` and `/openapi.json` too when it protects them.
 fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
     let mut v1 = OpenApiRouter::new()
         .routes(routes!(openai::list_models))
@@ -145,6 +145,8 @@ fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
             auth,
             auth::require_key,
         ));
+    } else {
+        v1 = v1.route_layer(axum::middleware::from_fn(auth::anonymous));
     }
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))

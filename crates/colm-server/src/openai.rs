@@ -560,8 +560,15 @@ async fn handle(
     // once, report its steps as they finish; its errors arrive in the stream.
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
-    let work =
-        tokio::spawn(async move { model.chat_streaming(&messages, &params, event_tx).await });
+    // The spawned work shares (references) in the request's tenant scope, as the handler would.
+    let scope = crate::auth::sharing_scope();
+    let work = tokio::spawn(async move {
+        let run = model.chat_streaming(&messages, &params, event_tx);
+        match scope {
+            Some(scope) => crate::auth::in_scope(scope, run).await,
+            None => run.await,
+        }
+    });
     // A caller that goes away (the response body is dropped) cancels the work: every model
     // call still running is dropped, and the engines free their sequences.
     let cancel = AbortOnDrop(work.abort_handle());

@@ -14,6 +14,10 @@
 //!   `guidance` (or `error`) event, then the stream ends.
 //! - `GET /v1/colm/sessions/{id}` the session object.
 //!
+//! **Tenants**: a session belongs to the sharing scope of the tenant that created it
+//! ([`crate::auth`]): only requests of that tenant (or of its operator-made share group) join
+//! it, post drafts to it or read it; for any other tenant it does not exist (404).
+//!
 //! **Dynamic aggregation window**: the server aggregates as soon as `k` drafts are in
 //! (`trigger: "k"`) or when `window_ms` has passed since creation with at least one draft
 //! (`trigger: "deadline"`), so a slow client never stalls the fast ones; its late draft is
@@ -32,7 +36,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use colm_api::collab::{
     CreateSession, GuidanceResponse, SessionObject, SessionStatus as Status, SubmitDraft, Trigger,
     WaitQuery,
@@ -40,6 +44,7 @@ use colm_api::collab::{
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
+use crate::auth::Tenant;
 use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
 use crate::error::{ApiError, ErrorResponses};
 use crate::openai::parse_body;
@@ -71,6 +76,9 @@ type Outcome = Option<Result<GuidanceResponse, ApiError>>;
 /// One shared session.
 struct Session {
     id: String,
+    /// The sharing scope of the tenant that created it ([`crate::auth::Tenant::scope`]): only
+    /// requests of that scope see the session.
+    scope: String,
     key: String,
     query: String,
     spec: GuidanceSpec,
@@ -129,7 +137,8 @@ impl Session {
         state.sessions().forget_open(&self.key, &self.id);
         let session = Arc::clone(self);
         let state = state.clone();
-        tokio::spawn(async move {
+        let scope = self.scope.clone();
+        tokio::spawn(crate::auth::in_scope(scope, async move {
             let outcome = if drafts.is_empty() {
                 Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
@@ -164,13 +173,16 @@ impl Session {
                 st.finished = Some(Instant::now());
             }
             session.outcome.send_replace(Some(outcome));
-        });
+        }));
     }
 }
 
 impl Sessions {
-    fn get(&self, id: &str) -> Result<Arc<Session>, ApiError> {
-        lock(&self.by_id).get(id).cloned().ok_or_else(|| {
+    /// The session `id` of sharing scope `scope`: another scope's session is as unknown as a
+    /// missing one (404, never 403: no existence oracle).
+    fn get(&self, id: &str, scope: &str) -> Result<Arc<Session>, ApiError> {
+        let found = lock(&self.by_id).get(id).cloned();
+        found.filter(|s| s.scope == scope).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found_error",
@@ -228,13 +240,20 @@ impl Sessions {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    tenant: Option<Extension<Tenant>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(create_inner(state, body).await)
+    respond(create_inner(state, scope_of(tenant), body).await)
+}
+
+/// The sharing scope of a request's tenant.
+fn scope_of(tenant: Option<Extension<Tenant>>) -> String {
+    tenant.map_or_else(|| Tenant::anonymous().scope, |Extension(t)| t.scope)
 }
 
 async fn create_inner(
     state: AppState,
+    scope: String,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: CreateSession = parse_body(&state, "/v1/colm/sessions", body)?;
@@ -275,7 +294,7 @@ async fn create_inner(
     }
     let round = req.round.unwrap_or(1);
     let key = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}",
+        "{scope}\u{1d}{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}",
         normalise_query(&req.query),
         spec.model.as_deref().unwrap_or(""),
         spec.mode.name(),
@@ -288,7 +307,7 @@ async fn create_inner(
     // Join the open session for this question, if any.
     let existing = lock(&sessions.open).get(&key).cloned();
     if let Some(id) = existing {
-        if let Ok(s) = sessions.get(&id) {
+        if let Ok(s) = sessions.get(&id, &scope) {
             return Ok((StatusCode::OK, Json(s.object(Some(true)))).into_response());
         }
     }
@@ -304,6 +323,7 @@ async fn create_inner(
     }
     let session = Arc::new(Session {
         id: sessions.new_id(),
+        scope,
         key: key.clone(),
         query: req.query,
         spec,
@@ -340,19 +360,21 @@ async fn create_inner(
     ))]
 pub async fn submit(
     State(state): State<AppState>,
+    tenant: Option<Extension<Tenant>>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    respond(submit_inner(state, id, body).await)
+    respond(submit_inner(state, scope_of(tenant), id, body).await)
 }
 
 async fn submit_inner(
     state: AppState,
+    scope: String,
     id: String,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let session = state.sessions().get(&id, &scope)?;
     let req: SubmitDraft = parse_body(&state, "/v1/colm/sessions/{id}/drafts", body)?;
-    let session = state.sessions().get(&id)?;
     let full = {
         let mut st = lock(&session.state);
         if st.status != Status::Open {
@@ -384,11 +406,15 @@ async fn submit_inner(
     summary = "The session's state",
     params(("id" = String, Path, description = "Session id")),
     responses((status = 200, description = "The session", body = SessionObject), ErrorResponses))]
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    tenant: Option<Extension<Tenant>>,
+    Path(id): Path<String>,
+) -> Response {
     respond(
         state
             .sessions()
-            .get(&id)
+            .get(&id, &scope_of(tenant))
             .map(|s| Json(s.object(None)).into_response()),
     )
 }
@@ -410,11 +436,12 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     ))]
 pub async fn guidance(
     State(state): State<AppState>,
+    tenant: Option<Extension<Tenant>>,
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match state.sessions().get(&id) {
+    let session = match state.sessions().get(&id, &scope_of(tenant)) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

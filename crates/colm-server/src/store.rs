@@ -11,6 +11,10 @@
 //! [`colm_core::colm::references::scope`]. Databases of earlier versions held draft-derived
 //! guidance in a `shared_guidance` table: it is dropped on open.
 //!
+//! Sharing stops at the tenant: the scope is prefixed with the sharing scope of the request
+//! being served ([`crate::auth`]), so two tenants never read each other's references unless an
+//! operator put them in one share group.
+//!
 //! [`SharedReferences`] puts the store behind the core's
 //! [`ReferenceStore`](colm_core::colm::references::ReferenceStore) with single flight, so the
 //! guidance API, sessions and the virtual model `colm` share one set of references per
@@ -175,14 +179,27 @@ impl SharedReferences {
     }
 }
 
+/// `scope` within the sharing scope of the request being served
+/// ([`crate::auth::sharing_scope`]); `None` outside a request, where nothing is shared.
+fn tenant_scope(scope: &str) -> Option<String> {
+    crate::auth::sharing_scope().map(|tenant| format!("{tenant}\u{1d}{scope}"))
+}
+
+/// Shares only within the sharing scope of the request being served (its tenant, or the share
+/// group an operator put it in): the scope a strategy gives is prefixed with it. Outside a
+/// request's scope nothing is read or stored.
 #[async_trait]
 impl ReferenceStore for SharedReferences {
     async fn lock(&self, query: &str, scope: &str) -> Box<dyn Any + Send> {
-        Box::new(self.gate(query, scope).lock_owned().await)
+        match tenant_scope(scope) {
+            Some(scope) => Box::new(self.gate(query, &scope).lock_owned().await),
+            None => Box::new(()),
+        }
     }
 
     fn get(&self, query: &str, scope: &str) -> Option<String> {
-        match self.store.get(query, scope) {
+        let scope = tenant_scope(scope)?;
+        match self.store.get(query, &scope) {
             Ok(found) => {
                 if found.is_some() {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +214,10 @@ impl ReferenceStore for SharedReferences {
     }
 
     fn put(&self, query: &str, scope: &str, value: &str) {
-        if let Err(e) = self.store.put(query, scope, value) {
+        let Some(scope) = tenant_scope(scope) else {
+            return;
+        };
+        if let Err(e) = self.store.put(query, &scope, value) {
             tracing::warn!(error = %e, "shared references not stored");
         }
     }
