@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use colm_core::step::Progress;
-use colm_core::{Completion, FinishReason, Timings, TokenLogprob, Usage, WireStats};
+use colm_core::{
+    Completion, FinishReason, ResidencyOutcome, Timings, TokenLogprob, Usage, WireStats,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -516,6 +518,10 @@ pub struct ColmExtension {
     /// Set when the answer is a fallback (e.g. a device's local draft because the server was
     /// unreachable): why. The response then also has the header `x-colm-fallback: true`.
     pub fallback: Option<String>,
+    /// Set when the query was sensitive (`metadata.sensitive`, or spans the device's detector
+    /// found): `local` (nothing left the device) or `redacted` (it left with placeholders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyOutcome>,
     /// Bytes the answer moved on a network between device and server, when it crossed one.
     pub wire: Option<WireStats>,
 }
@@ -526,6 +532,7 @@ impl From<&Completion> for ColmExtension {
             mean_logprob: c.mean_logprob,
             timings: c.timings,
             fallback: c.fallback.clone(),
+            residency: c.residency,
             wire: c.wire,
         }
     }
@@ -644,6 +651,7 @@ impl ChatCompletion {
             finish_reason: choice.finish_reason,
             timings: self.colm.timings,
             fallback: self.colm.fallback.clone(),
+            residency: self.colm.residency,
             wire: self.colm.wire,
             logprobs: choice.logprobs.as_ref().map(|l| l.content.clone()),
             tool_calls: choice

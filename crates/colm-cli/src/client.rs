@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use colm_client::{CollabClient, RemoteChat, RemoteConfig, SessionConfig};
 use colm_core::run::StrategyModel;
-use colm_core::vertical::Router;
+use colm_core::vertical::{Residency, Router};
 use colm_core::ChatModel;
 use colm_server::{AppState, ServerConfig};
 
@@ -73,8 +73,31 @@ pub struct ClientArgs {
     /// chat endpoint). Without it, every query gets a CoLM round.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["session_k", "trim_draft_tokens"])]
     pub router: Option<PathBuf>,
+    /// What a sensitive query does (one with `metadata.sensitive: "true"`, or holding an e-mail
+    /// address, a phone, card or account number, or a --sensitive-name): `redact` sends the
+    /// query and its drafts with typed placeholders, restored on the device; `local` answers
+    /// with the device's draft alone. The answer's `colm.residency` says which happened.
+    /// (With --router, its file's `residency` applies.)
+    #[arg(long, value_enum, default_value = "redact", conflicts_with = "router")]
+    pub residency: ResidencyArg,
+    /// A name treated as sensitive (repeatable; whole words, case-insensitive).
+    #[arg(
+        long = "sensitive-name",
+        value_name = "NAME",
+        conflicts_with = "router"
+    )]
+    pub sensitive_names: Vec<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// `--residency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResidencyArg {
+    /// Leave with placeholders.
+    Redact,
+    /// Stay on the device.
+    Local,
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -118,6 +141,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             window_ms: args.session_window_ms,
         }),
         client_name: args.name.clone(),
+        residency: match args.residency {
+            ResidencyArg::Redact => Residency::Redact,
+            ResidencyArg::Local => Residency::Local,
+        },
+        sensitive_names: args.sensitive_names.clone(),
         ..RemoteConfig::new(&args.server, &args.server_model)
     };
     let name = local.model.name().to_owned();

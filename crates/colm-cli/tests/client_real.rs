@@ -73,10 +73,15 @@ async fn ask_all(
 
 /// `colm client` of `server`, MODEL on both sides, on a free loopback port, with `extra` flags.
 fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
+    client_of(&server.base, extra)
+}
+
+/// A `colm client` of the server at `base`, with `extra` flags.
+fn client_of(base: &str, extra: &[&str]) -> common::Proc {
     let mut args = vec![
         "client",
         "--server",
-        &server.base,
+        base,
         "--model",
         MODEL,
         "--server-model",
@@ -295,6 +300,142 @@ async fn routed_client_escalates_then_stays_local_when_the_server_dies() {
         "{reason}"
     );
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
+}
+
+/// A recording proxy in front of `target`: every request body that reaches it (decoded when
+/// zstd-compressed) is kept, then the request goes on to `target` and its answer comes back.
+/// It stands where the network is: what it records is what left the device.
+async fn recording_proxy(
+    target: String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (record, http, target) = (record.clone(), http.clone(), target.clone());
+            async move {
+                let zstd = headers
+                    .get("content-encoding")
+                    .is_some_and(|v| v.as_bytes() == b"zstd");
+                let plain = if zstd {
+                    zstd::decode_all(&body[..]).unwrap()
+                } else {
+                    body.to_vec()
+                };
+                record
+                    .lock()
+                    .unwrap()
+                    .push(format!("{uri} {}", String::from_utf8_lossy(&plain)));
+                let mut forward = http.request(method, format!("{target}{uri}"));
+                for name in ["content-type", "content-encoding", "authorization"] {
+                    if let Some(v) = headers.get(name) {
+                        forward = forward.header(name, v.clone());
+                    }
+                }
+                let r = forward.body(body).send().await.unwrap();
+                let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+                let kind = r
+                    .headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let bytes = r.bytes().await.unwrap();
+                (status, [("content-type", kind)], bytes)
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+/// Residency without a router: a query holding an e-mail address and a card number leaves the
+/// device redacted — the query and the draft sent into a shared session carry placeholders —
+/// and the answer says so; a query flagged sensitive with nothing to redact, and any sensitive
+/// query of a `--residency local` client, never leave the device.
+#[tokio::test]
+async fn sensitive_queries_leave_redacted_or_not_at_all() {
+    let _turn = SERIAL.lock().await;
+    let server = serve();
+    let (proxy, seen) = recording_proxy(server.base.clone()).await;
+    let redacting = client_of(
+        &proxy,
+        &[
+            "--mode",
+            "synthesis",
+            "--session-k",
+            "1",
+            "--deadline-ms",
+            "120000",
+        ],
+    );
+    let local_only = client_of(&proxy, &["--residency", "local", "--deadline-ms", "120000"]);
+    let http = reqwest::Client::new();
+    let secret = ["anna.berg@example.com", "4111 1111 1111 1111"];
+    let question = format!(
+        "I am writing from {} and my card is {}. A robe takes 2 bolts of blue fiber and half \
+         that much white fiber. How many bolts in total does it take? Repeat my e-mail address \
+         and card number before the answer.",
+        secret[0], secret[1]
+    );
+    let ask = |base: String, content: String, metadata: Option<Value>| {
+        let http = http.clone();
+        async move {
+            let mut body = json!({"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": 48});
+            if let Some(m) = metadata {
+                body["metadata"] = m;
+            }
+            let r = http
+                .post(format!("{base}/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let v = ask(redacting.base.clone(), question.clone(), None).await;
+    assert_eq!(v["colm"]["residency"], "redacted", "{v}");
+    assert!(v["colm"]["fallback"].is_null(), "{v}");
+    let sent = seen.lock().unwrap().clone();
+    assert!(
+        sent.iter().any(|b| b.contains("/drafts")),
+        "the draft went into a session: {sent:?}"
+    );
+    assert!(sent.iter().any(|b| b.contains("<EMAIL_1>")), "{sent:?}");
+    for body in &sent {
+        for s in secret {
+            assert!(!body.contains(s), "`{s}` left the device: {body}");
+        }
+    }
+    seen.lock().unwrap().clear();
+    // Flagged sensitive with nothing to redact: stays on the device.
+    let plain = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
+    let v = ask(
+        redacting.base.clone(),
+        plain.into(),
+        Some(json!({"sensitive": "true"})),
+    )
+    .await;
+    assert_eq!(v["colm"]["residency"], "local", "{v}");
+    assert!(v["colm"]["wire"].is_null(), "{v}");
+    // A --residency local client keeps every sensitive query.
+    let v = ask(local_only.base.clone(), question, None).await;
+    assert_eq!(v["colm"]["residency"], "local", "{v}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // A query with nothing sensitive goes out as it is, and the answer has no residency.
+    let v = ask(local_only.base.clone(), plain.into(), None).await;
+    assert!(v["colm"]["residency"].is_null(), "{v}");
+    assert!(!seen.lock().unwrap().is_empty());
 }
 
 /// Two `colm client`s in the default `reference` mode, two rounds, on a server that shares

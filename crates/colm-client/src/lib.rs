@@ -31,8 +31,11 @@ use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::round;
 use colm_core::step::{StepOutcome, Watch};
+use colm_core::vertical::privacy::Detector;
+use colm_core::vertical::Residency;
 use colm_core::{
-    ChatMessage, ChatModel, Completion, ModelError, Query, SamplingParams, Timings, WireStats,
+    ChatMessage, ChatModel, Completion, ModelError, Query, ResidencyOutcome, SamplingParams,
+    Timings, WireStats,
 };
 use reqwest::header;
 use serde::de::DeserializeOwned;
@@ -73,6 +76,15 @@ pub struct RemoteConfig {
     /// Compress request bodies with zstd (a colm server accepts them; other OpenAI-compatible
     /// servers may not).
     pub compress: bool,
+    /// What a sensitive query may do — one flagged by the request (`metadata.sensitive`) or
+    /// holding spans the detector finds (e-mail addresses, phone, card and account numbers,
+    /// `sensitive_names`): stay on the device ([`Residency::Local`]: the answer is the local
+    /// draft) or leave with typed placeholders ([`Residency::Redact`], the default: the query
+    /// and every draft sent are redacted, the guidance restored on the device). A flagged query
+    /// with nothing to redact stays on the device.
+    pub residency: Residency,
+    /// Names treated as sensitive (whole words, case-insensitive).
+    pub sensitive_names: Vec<String>,
 }
 
 /// Shared-session settings (server side: `POST /v1/colm/sessions`).
@@ -101,6 +113,8 @@ impl RemoteConfig {
             session: None,
             client_name: None,
             compress: true,
+            residency: Residency::Redact,
+            sensitive_names: Vec::new(),
         }
     }
 }
@@ -504,7 +518,6 @@ impl ChatModel for CollabClient {
         // The device drafts and refines on the caller's conversation; the server is asked about
         // its transcript (the guidance API takes one text).
         let query = Query::from_messages(messages);
-        let asked = query.server_text();
         let local = round::Client {
             id: None,
             model: self.local.as_ref(),
@@ -515,6 +528,46 @@ impl ChatModel for CollabClient {
                 StepOutcome::Ok { completion } => Ok(completion),
                 StepOutcome::Failed { error } => Err(error),
             }
+        };
+        // Residency: a sensitive query stays on the device or leaves redacted.
+        let detector = Detector::new(&self.link.remote.sensitive_names);
+        let transcript = query.server_text();
+        let found = !detector.find(&transcript).is_empty();
+        let mut redaction = None;
+        if params.sensitive || found {
+            if self.link.remote.residency == Residency::Local || !found {
+                tracing::info!("sensitive query: answered on the device");
+                let mut answer = draft().await?;
+                answer.residency = Some(ResidencyOutcome::Local);
+                return Ok(answer);
+            }
+            redaction = Some(detector.redact(&transcript));
+        }
+        let asked = match &redaction {
+            Some(r) => r.text.clone(),
+            None => transcript.into_owned(),
+        };
+        let residency = redaction.as_ref().map(|_| ResidencyOutcome::Redacted);
+        let redaction = std::sync::Mutex::new(redaction);
+        // What of the device's text leaves it: trimmed, and redacted beside the query.
+        let outgoing = |text: &str| {
+            let sent = self.sent(text);
+            match redaction
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_mut()
+            {
+                Some(r) => detector.redact_also(r, &sent),
+                None => sent,
+            }
+        };
+        let restored = |guidance: String| match redaction
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(r) => r.restore(&guidance),
+            None => guidance,
         };
         let mode = GuidanceMode::parse(&self.link.remote.mode, None)
             .map_err(ModelError::InvalidRequest)?;
@@ -535,12 +588,12 @@ impl ChatModel for CollabClient {
             let fetched = match (round, early.take()) {
                 (1, Some(g)) => g,
                 _ => {
-                    let sent = self.sent(&answer.text);
+                    let sent = outgoing(&answer.text);
                     self.guidance(&asked, Some(&sent), round, params).await
                 }
             };
             let (guidance, w) = match fetched {
-                Ok(g) => g,
+                Ok((g, w)) => (restored(g), w),
                 Err(reason) => {
                     tracing::warn!(%reason, round, "answering with the latest local answer");
                     answer.usage = spent.0;
@@ -548,6 +601,7 @@ impl ChatModel for CollabClient {
                     answer.wire = (wire != WireStats::default()).then_some(wire);
                     return Ok(Completion {
                         fallback: Some(reason),
+                        residency,
                         ..answer
                     });
                 }
@@ -580,6 +634,7 @@ impl ChatModel for CollabClient {
         answer.usage = spent.0;
         answer.timings = spent.1;
         answer.wire = Some(wire);
+        answer.residency = residency;
         Ok(answer)
     }
 }

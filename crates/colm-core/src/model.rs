@@ -394,6 +394,10 @@ pub struct Completion {
     /// was unreachable or late): why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Set when the query was sensitive (flagged, or with detected sensitive spans): whether it
+    /// stayed on the device or left it redacted ([`ResidencyOutcome`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyOutcome>,
     /// Bytes this completion put on the network, when it crossed one (client ↔ server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<WireStats>,
@@ -417,11 +421,26 @@ impl Completion {
             finish_reason: FinishReason::Stop,
             timings: Timings::default(),
             fallback: None,
+            residency: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),
         }
     }
+}
+
+/// What data residency did with a sensitive query (flagged by the request's
+/// `metadata.sensitive`, or holding spans the device's detector finds: Yuan et al., "LLMs over
+/// networks", arXiv 2605.08626, vertical collaboration).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResidencyOutcome {
+    /// Nothing of it left the device: the answer is the device's own.
+    Local,
+    /// It left the device with typed placeholders in place of the sensitive spans (and so did
+    /// any draft sent with it); the placeholders were restored on the device.
+    Redacted,
 }
 
 /// Bytes on the wire for one exchange (or a sum of exchanges), as sent: after compression.

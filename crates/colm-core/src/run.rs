@@ -102,6 +102,7 @@ impl Run {
             finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
             fallback: None,
+            residency: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),

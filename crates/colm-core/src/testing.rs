@@ -70,6 +70,7 @@ impl ChatModel for Scripted {
                 generation_ms: 2.0,
             },
             fallback: None,
+            residency: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),

@@ -396,6 +396,7 @@ impl Slot {
                     generation_ms: first.elapsed().as_secs_f64() * 1000.0,
                 },
                 fallback: None,
+                residency: None,
                 wire: None,
                 logprobs: self.logprobs,
                 tool_calls,

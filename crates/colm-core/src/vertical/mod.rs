@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ChatModel, Completion, FinishReason, ModelError, SamplingParams};
+use crate::model::{
+    ChatModel, Completion, FinishReason, ModelError, ResidencyOutcome, SamplingParams,
+};
 use crate::prompts::{self, RefineContext};
 use crate::query::Query;
 use crate::round;
@@ -255,6 +257,10 @@ pub struct RouterRecord {
     pub agreement: Option<f64>,
     /// Whether what left the device had placeholders in place of sensitive spans.
     pub redacted: bool,
+    /// Set when the query was sensitive: it stayed on the device, or left redacted
+    /// (`redacted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<ResidencyOutcome>,
     /// Every model call: the draft, the agreement samples (`sample` steps, when drawn), then
     /// the server call and the refinement when escalated.
     /// Server steps have `collaborator: None`; the messages are those actually sent
@@ -289,6 +295,7 @@ impl RouterRecord {
             .map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
             fallback: self.fallback.clone(),
+            residency: self.residency,
             wire,
             logprobs: None,
             tool_calls: Vec::new(),
@@ -479,6 +486,7 @@ impl Router {
             confidence: completion.mean_logprob,
             agreement: None,
             redacted: false,
+            residency: None,
             steps: vec![draft],
             answer: completion.text.clone(),
             fallback: None,
@@ -549,12 +557,14 @@ impl Router {
             match self.config.residency {
                 Residency::Local => {
                     record.reasons.push(format!("{what}: stays on the device"));
+                    record.residency = Some(ResidencyOutcome::Local);
                     return Ok(record);
                 }
                 Residency::Redact if sensitive && found.is_empty() => {
                     record
                         .reasons
                         .push(format!("{what}, nothing to redact: stays on the device"));
+                    record.residency = Some(ResidencyOutcome::Local);
                     return Ok(record);
                 }
                 Residency::Redact => {
@@ -562,6 +572,7 @@ impl Router {
                         .reasons
                         .push(format!("{what}: sent with placeholders"));
                     record.redacted = true;
+                    record.residency = Some(ResidencyOutcome::Redacted);
                     Some(&self.detector)
                 }
             }

@@ -194,8 +194,22 @@ impl Detector {
 
     /// Replaces every sensitive span of `text` with a placeholder (module rules).
     pub fn redact(&self, text: &str) -> Redaction {
+        let mut map = Vec::new();
+        let text = self.redact_into(text, &mut map);
+        Redaction { text, map }
+    }
+
+    /// Redacts one more text that leaves the device beside `redaction`'s (a draft sent with a
+    /// redacted query): a value already mapped keeps its placeholder, a new one gets the next
+    /// free placeholder of its kind, and `redaction` then restores both. Returns the redacted
+    /// text.
+    pub fn redact_also(&self, redaction: &mut Redaction, text: &str) -> String {
+        self.redact_into(text, &mut redaction.map)
+    }
+
+    /// `text` with every sensitive span replaced, issuing placeholders into `map`.
+    fn redact_into(&self, text: &str, map: &mut Vec<(String, String)>) -> String {
         let mut out = String::with_capacity(text.len());
-        let mut map: Vec<(String, String)> = Vec::new();
         let mut last = 0;
         for span in self.find(text) {
             let value = &text[span.start..span.end];
@@ -208,7 +222,11 @@ impl Detector {
                         .filter(|(p, _)| p.starts_with(&format!("<{tag}_")))
                         .count();
                     let mut n = used + 1;
-                    while text.contains(&format!("<{tag}_{n}>")) {
+                    let taken = |n: usize| {
+                        let p = format!("<{tag}_{n}>");
+                        text.contains(&p) || map.iter().any(|(q, _)| *q == p)
+                    };
+                    while taken(n) {
                         n += 1;
                     }
                     let p = format!("<{tag}_{n}>");
@@ -221,7 +239,7 @@ impl Detector {
             last = span.end;
         }
         out.push_str(&text[last..]);
-        Redaction { text: out, map }
+        out
     }
 }
 
@@ -268,6 +286,26 @@ mod tests {
             .into_iter()
             .map(|s| (s.kind, text[s.start..s.end].to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_draft_redacted_beside_its_query_shares_placeholders_and_restores() {
+        let d = Detector::new(&["Ana Souza"]);
+        let mut r = d.redact("Ana Souza (ana@example.org) asks: how many eggs?");
+        let draft = d.redact_also(
+            &mut r,
+            "Dear Ana Souza, I wrote to ana@example.org and bo@example.net: 18 eggs.",
+        );
+        assert!(!draft.contains("ana@example.org") && !draft.contains("bo@example.net"));
+        assert!(!draft.contains("Ana Souza"));
+        assert_eq!(
+            draft,
+            "Dear <NAME_1>, I wrote to <EMAIL_1> and <EMAIL_2>: 18 eggs."
+        );
+        assert_eq!(
+            r.restore("<NAME_1>: <EMAIL_2>"),
+            "Ana Souza: bo@example.net"
+        );
     }
 
     #[test]
