@@ -14,7 +14,23 @@ use colm_core::{
     Completion, FinishReason, ResidencyOutcome, Timings, TokenLogprob, Usage, WireStats,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
+
+impl RequestMessage {
+    /// The roles a request message may have (`developer` is read as `system`).
+    pub const ROLES: [&'static str; 5] = ["system", "developer", "user", "assistant", "tool"];
+}
+
+/// The schema of a message's `role`: one of [`RequestMessage::ROLES`].
+fn role_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(RequestMessage::ROLES))
+        .description(Some(
+            "`system`, `developer` (treated as system), `user`, `assistant` or `tool`.",
+        ))
+}
 
 /// `stop` as OpenAI accepts it: one string or a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -88,6 +104,7 @@ pub struct ImageUrl {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestMessage {
     /// `system`, `developer` (treated as system), `user`, `assistant` or `tool`.
+    #[schema(schema_with = role_schema)]
     pub role: String,
     /// The content; `null` only for an assistant turn with `tool_calls`.
     pub content: Option<Content>,

@@ -357,7 +357,9 @@ fn vote_step(
     observer: Option<StepObserver<'_>>,
 ) -> Step {
     let text = match plan {
-        Ok(GuidancePlan::Vote(t)) => Ok(GuidancePlan::vote_guidance(t).text),
+        Ok(GuidancePlan::Vote { tally, drafts }) => {
+            Ok(GuidancePlan::vote_guidance(tally, drafts).text)
+        }
         Ok(GuidancePlan::Call { .. }) => Err(ModelError::InvalidRequest(
             "a server call was planned, not a vote".into(),
         )),

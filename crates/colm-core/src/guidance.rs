@@ -333,7 +333,12 @@ fn needs_references(mode: GuidanceMode) -> ModelError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuidancePlan {
     /// No model call: the guidance is the vote's text ([`GuidancePlan::vote_guidance`]).
-    Vote(VoteTally),
+    Vote {
+        /// The tally; `None` when no draft states an extractable answer.
+        tally: Option<VoteTally>,
+        /// Drafts read.
+        drafts: usize,
+    },
     /// One server call.
     Call {
         /// The messages to send to the server model.
@@ -349,9 +354,8 @@ impl GuidancePlan {
     /// Decides how to produce guidance for `drafts` on `query` with `mode`.
     ///
     /// # Errors
-    /// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer, an
-    /// `Auto` threshold outside (0, 1], or a reference mode (those need references:
-    /// [`crate::colm::references`]).
+    /// [`ModelError::InvalidRequest`] for no drafts, an `Auto` threshold outside (0, 1], or a
+    /// reference mode (those need references: [`crate::colm::references`]).
     pub fn new(query: &str, drafts: &[&str], mode: GuidanceMode) -> Result<Self, ModelError> {
         if mode.uses_references() {
             return Err(needs_references(mode));
@@ -365,9 +369,10 @@ impl GuidancePlan {
             tally,
         };
         Ok(match mode {
-            GuidanceMode::Vote => GuidancePlan::Vote(tally(drafts).ok_or_else(|| {
-                ModelError::InvalidRequest("no draft has an extractable answer to vote on".into())
-            })?),
+            GuidanceMode::Vote => GuidancePlan::Vote {
+                tally: tally(drafts),
+                drafts: drafts.len(),
+            },
             GuidanceMode::Auto { threshold } => {
                 if !(threshold > 0.0 && threshold <= 1.0) {
                     return Err(ModelError::InvalidRequest(format!(
@@ -376,7 +381,10 @@ impl GuidancePlan {
                 }
                 match tally(drafts) {
                     Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => {
-                        GuidancePlan::Vote(t)
+                        GuidancePlan::Vote {
+                            tally: Some(t),
+                            drafts: drafts.len(),
+                        }
                     }
                     t => call(
                         prompts::aggregation(query, drafts),
@@ -401,13 +409,21 @@ impl GuidancePlan {
         })
     }
 
-    /// The guidance of a vote: the majority answer and how many gave it.
-    pub fn vote_guidance(t: VoteTally) -> Guidance {
+    /// The guidance of a vote over `drafts` drafts: the majority answer and how many gave it,
+    /// or, when no draft states an answer that can be extracted, that none does.
+    pub fn vote_guidance(tally: Option<VoteTally>, drafts: usize) -> Guidance {
+        let text = match &tally {
+            Some(t) => vote_text(t),
+            None => format!(
+                "None of the {drafts} collaborators' answers states a final answer that could be \
+                 read. Re-check your reasoning step by step and state your final answer clearly."
+            ),
+        };
         Guidance {
-            text: vote_text(&t),
+            text,
             mode: GuidanceMode::Vote,
             completion: None,
-            tally: Some(t),
+            tally,
         }
     }
 }
@@ -415,7 +431,7 @@ impl GuidancePlan {
 /// Produces guidance for `drafts` on `query` with `mode`, calling `server` unless voting.
 ///
 /// # Errors
-/// [`ModelError::InvalidRequest`] for no drafts, a vote with no extractable answer, an `Auto`
+/// [`ModelError::InvalidRequest`] for no drafts, an `Auto`
 /// threshold outside (0, 1], or a model call needed with `server` = `None`; the server's error
 /// otherwise.
 pub async fn guidance(
@@ -426,7 +442,9 @@ pub async fn guidance(
     params: &SamplingParams,
 ) -> Result<Guidance, ModelError> {
     let (messages, used, tally) = match GuidancePlan::new(query, drafts, mode)? {
-        GuidancePlan::Vote(t) => return Ok(GuidancePlan::vote_guidance(t)),
+        GuidancePlan::Vote { tally, drafts } => {
+            return Ok(GuidancePlan::vote_guidance(tally, drafts))
+        }
         GuidancePlan::Call {
             messages,
             mode,
@@ -530,9 +548,18 @@ mod tests {
         let no_server = guidance(None, "q", &disagree, auto, &p).await;
         assert!(matches!(no_server, Err(ModelError::InvalidRequest(m)) if m.contains("synthesis")));
         assert!(guidance(None, "q", &agree, auto, &p).await.is_ok());
+        // A vote with nothing to count says so (no model call).
+        let none = guidance(None, "q", &["none", "no idea"], GuidanceMode::Vote, &p)
+            .await
+            .unwrap();
+        assert!(none.tally.is_none() && none.completion.is_none());
+        assert!(
+            none.text.starts_with("None of the 2 collaborators"),
+            "{}",
+            none.text
+        );
         for bad in [
             guidance(Some(&Echo), "q", &[], GuidanceMode::Synthesis, &p).await,
-            guidance(Some(&Echo), "q", &["none"], GuidanceMode::Vote, &p).await,
             guidance(
                 Some(&Echo),
                 "q",

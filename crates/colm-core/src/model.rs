@@ -192,6 +192,17 @@ impl SamplingParams {
     /// # Errors
     /// The request field at fault and a message naming the value.
     pub fn check_ranges(&self) -> Result<(), (&'static str, String)> {
+        let t = self.temperature;
+        if !(0.0..=2.0).contains(&t) {
+            return Err((
+                "temperature",
+                format!("temperature must be in [0, 2], got {t}"),
+            ));
+        }
+        let p = self.top_p;
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(("top_p", format!("top_p must be in (0, 1], got {p}")));
+        }
         for (name, p) in [
             ("frequency_penalty", self.frequency_penalty),
             ("presence_penalty", self.presence_penalty),

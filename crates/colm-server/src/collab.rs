@@ -108,7 +108,7 @@ async fn handle(
 /// against the hosted models. Shared by one-shot guidance and sessions.
 #[derive(Debug, Clone)]
 pub struct GuidanceSpec {
-    /// Server model id (`None` only for `vote` and `auto`).
+    /// Server model id (`None` only for `vote`).
     pub model: Option<String>,
     /// The guidance mode.
     pub mode: GuidanceMode,
@@ -136,7 +136,17 @@ impl GuidanceSpec {
     ) -> Result<Self, ApiError> {
         let mode = GuidanceMode::parse(mode.unwrap_or("reference"), auto_threshold)
             .map_err(|e| ApiError::invalid(e, Some("mode")))?;
-        if model.is_none() && !matches!(mode, GuidanceMode::Vote | GuidanceMode::Auto { .. }) {
+        if auto_threshold.is_some() && !matches!(mode, GuidanceMode::Auto { .. }) {
+            return Err(ApiError::invalid(
+                format!(
+                    "`auto_threshold` applies to mode auto, not to {}",
+                    mode.name()
+                ),
+                Some("auto_threshold"),
+            ));
+        }
+        // `auto` synthesises when the drafts disagree: it needs the model too.
+        if model.is_none() && mode != GuidanceMode::Vote {
             return Err(ApiError::invalid(
                 format!("`model` is required for {} guidance", mode.name()),
                 Some("model"),
@@ -152,6 +162,9 @@ impl GuidanceSpec {
             temperature: temperature.unwrap_or(0.0),
             ..SamplingParams::default()
         };
+        params
+            .check_ranges()
+            .map_err(|(field, message)| ApiError::invalid(message, Some(field)))?;
         Ok(Self {
             model,
             mode,

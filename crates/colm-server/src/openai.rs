@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
-    CompletionUsage, Content, Delta, DeltaToolCall, ModelList, ResponseFormatParam, Stop,
-    ToolCallObject, ToolChoiceParam,
+    CompletionUsage, Content, Delta, DeltaToolCall, ModelList, RequestMessage, ResponseFormatParam,
+    Stop, ToolCallObject, ToolChoiceParam,
 };
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
@@ -37,7 +37,8 @@ fn role(name: &str) -> Result<Role, ApiError> {
         "tool" => Ok(Role::Tool),
         other => Err(ApiError::invalid(
             format!(
-                "unsupported message role `{other}` (system, developer, user, assistant, tool)"
+                "unsupported message role `{other}` ({})",
+                RequestMessage::ROLES.join(", ")
             ),
             Some("messages"),
         )),
@@ -162,19 +163,7 @@ pub fn to_core(
         });
     }
     let temperature = req.temperature.unwrap_or(0.0);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid(
-            format!("temperature must be in [0, 2], got {temperature}"),
-            Some("temperature"),
-        ));
-    }
     let top_p = req.top_p.unwrap_or(1.0);
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ApiError::invalid(
-            format!("top_p must be in (0, 1], got {top_p}"),
-            Some("top_p"),
-        ));
-    }
     let max_tokens = req
         .max_completion_tokens
         .or(req.max_tokens)
@@ -432,8 +421,60 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let body = read_body(state, body)?;
     state.metrics().request_bytes(route, body.len());
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}"), None))
+    let invalid =
+        |e: serde_json::Error| ApiError::invalid(format!("invalid request body: {e}"), None);
+    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(invalid)?;
+    if let Some(path) = nul_at(&value, "") {
+        return Err(ApiError::invalid(
+            format!("`{path}` holds a NUL character (U+0000), which no model reads"),
+            Some(path.split(['.', '[']).next().unwrap_or_default()),
+        ));
+    }
+    integral_floats_as_integers(&mut value);
+    serde_json::from_value(value).map_err(invalid)
+}
+
+/// The path (`messages[0].content`) of the first string of `v`, key or value, holding a NUL
+/// character: the tokenizers take C strings, so no request text may hold one.
+fn nul_at(v: &serde_json::Value, at: &str) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0').then(|| at.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if k.contains('\0') {
+                Some(path)
+            } else {
+                nul_at(x, &path)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// JSON has one number type: `2.0` is the integer 2 (JSON Schema's `integer` accepts it), so
+/// every number with no fractional part is read as an integer wherever one is expected (a
+/// float field reads an integer as well).
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    *v = serde_json::Value::from(f as i64);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);

@@ -9,7 +9,7 @@
 //!   `session_closed` once aggregation has started).
 //! - `GET /v1/colm/sessions/{id}/guidance?wait_ms=N` long-polls: 200 with the `colm.guidance`
 //!   object (plus `session`, `trigger`, `drafts_used`, `clients`) once it exists, else 202 with
-//!   the session object after `wait_ms` (default 0, at most 60000). With
+//!   the session object after `wait_ms` (default 0, at most 60000; more is a 400). With
 //!   `Accept: text/event-stream` it is an SSE stream: a `session` event at once, then one
 //!   `guidance` (or `error`) event, then the stream ends.
 //! - `GET /v1/colm/sessions/{id}` the session object.
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -438,13 +438,27 @@ pub async fn guidance(
     State(state): State<AppState>,
     tenant: Option<Extension<Tenant>>,
     Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let session = match state.sessions().get(&id, &scope_of(tenant)) {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
+    let wait_ms = match q {
+        Ok(Query(q)) => q.wait_ms.unwrap_or(0),
+        Err(e) => {
+            return ApiError::invalid(format!("invalid query string: {}", e.body_text()), None)
+                .into_response()
+        }
+    };
+    if wait_ms > MAX_WAIT_MS {
+        return ApiError::invalid(
+            format!("`wait_ms` takes 0 to {MAX_WAIT_MS}, got {wait_ms}"),
+            Some("wait_ms"),
+        )
+        .into_response();
+    }
     let wants_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -477,7 +491,7 @@ pub async fn guidance(
             .keep_alive(KeepAlive::default())
             .into_response();
     }
-    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(MAX_WAIT_MS));
+    let wait = Duration::from_millis(wait_ms);
     let outcome = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
         Ok(Ok(v)) => v.clone(),
         _ => None,

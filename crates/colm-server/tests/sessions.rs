@@ -215,6 +215,44 @@ async fn bad_session_requests_get_openai_shaped_errors() {
         (status, e["error"]["code"].as_str()),
         (404, Some("model_not_found"))
     );
+    // The contract's other rules, each a 400 naming the field, as the OpenAPI document says.
+    for (body, param) in [
+        (
+            json!({"query": Q, "mode": "vote", "auto_threshold": 0.5}),
+            "auto_threshold",
+        ),
+        (
+            json!({"query": Q, "mode": "vote", "temperature": 3.0}),
+            "temperature",
+        ),
+        (json!({"query": Q, "mode": "auto"}), "model"),
+        (json!({"query": "Q\u{0}?", "mode": "vote"}), "query"),
+    ] {
+        let (status, e) = post(&format!("{base}/v1/colm/sessions"), body.clone()).await;
+        assert_eq!(
+            (status, e["error"]["param"].as_str()),
+            (400, Some(param)),
+            "{body}: {e}"
+        );
+    }
+    // `k: 2.0` is the integer 2.
+    let (status, s) = post(
+        &format!("{base}/v1/colm/sessions"),
+        json!({"query": Q, "mode": "vote", "k": 2.0}),
+    )
+    .await;
+    assert_eq!((status, &s["k"]), (201, &json!(2)), "{s}");
+    let id = s["id"].as_str().unwrap();
+    // Query strings: a malformed one and one over the documented maximum get OpenAI-shaped
+    // errors, not plain text.
+    for query in ["wait_ms=-1", "wait_ms=60001"] {
+        let r = reqwest::get(format!("{base}/v1/colm/sessions/{id}/guidance?{query}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{query}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{query}: {e}");
+    }
 }
 
 /// A server whose keys belong to tenants: `acme` holds `sk-a1` and `sk-a2`, `globex` holds
