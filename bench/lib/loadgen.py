@@ -19,14 +19,7 @@ import time
 
 from openai import AsyncOpenAI
 
-
-def percentile(xs, q):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+from stats import percentile
 
 
 async def main():
@@ -86,8 +79,8 @@ async def main():
         "completion_tokens": sum(tokens),
         "wall_s": wall,
         "tok_per_s": sum(tokens) / wall if wall > 0 else 0.0,
-        "ttft_p50_ms": 1000 * percentile(ttfts, 0.5),
-        "ttft_p95_ms": 1000 * percentile(ttfts, 0.95),
+        "ttft_p50_ms": 1000 * (percentile(ttfts, 0.5) or float("nan")),
+        "ttft_p95_ms": 1000 * (percentile(ttfts, 0.95) or float("nan")),
         "ttft_mean_ms": 1000 * statistics.fmean(ttfts) if ttfts else float("nan"),
     }))
 

@@ -199,6 +199,8 @@ pub struct CollabClient {
     name: String,
     local: Arc<dyn ChatModel>,
     link: Link,
+    /// The residency detector of [`RemoteConfig::sensitive_names`], built once.
+    detector: Detector,
 }
 
 impl CollabClient {
@@ -214,6 +216,7 @@ impl CollabClient {
         Ok(Self {
             name: name.into(),
             local,
+            detector: Detector::new(&remote.sensitive_names),
             link: Link::new(remote)?,
         })
     }
@@ -530,7 +533,7 @@ impl ChatModel for CollabClient {
             }
         };
         // Residency: a sensitive query stays on the device or leaves redacted.
-        let detector = Detector::new(&self.link.remote.sensitive_names);
+        let detector = &self.detector;
         let transcript = query.server_text();
         let found = !detector.find(&transcript).is_empty();
         let mut redaction = None;
