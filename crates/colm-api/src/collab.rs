@@ -252,6 +252,7 @@ pub struct SubmitDraft {
 /// Query of `GET /v1/colm/sessions/{id}/guidance`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// Long-poll wait, ms (default 0, at most 60000).
     #[param(minimum = 0, maximum = 60000)]

@@ -42,8 +42,9 @@ pub enum Stop {
     Many(Vec<String>),
 }
 
-/// Message content: a string, or a list of `text` and `image_url` parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// Message content: a string, or a list of `text` and `image_url` parts. Read by hand (not
+/// `untagged`) so that an error inside a part names the part's path.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     /// Plain text.
@@ -52,8 +53,38 @@ pub enum Content {
     Parts(Vec<ContentPart>),
 }
 
-/// One content part.
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Content, E> {
+                Ok(Content::Text(s.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Content, E> {
+                Ok(Content::Text(s))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(part) = seq.next_element()? {
+                    parts.push(part);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// One content part. An unknown field is refused by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ContentPart {
     /// Part type: `text`, or `image_url` (models that accept images only).
     #[serde(rename = "type")]
@@ -89,15 +120,38 @@ impl ContentPart {
     }
 }
 
-/// The image of an `image_url` content part.
+/// The image of an `image_url` content part. An unknown field is refused by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ImageUrl {
     /// `data:image/png;base64,…` (PNG, JPEG, GIF, WebP), or `https://…` where the server
     /// allows it.
     pub url: String,
-    /// `auto`, `low` or `high`: passed on to the vision model.
+    /// `auto` only: the vision model reads every image at the resolution its projector takes
+    /// (OpenAI's `low` and `high` are a 400, not silently ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = detail_schema)]
     pub detail: Option<String>,
+}
+
+impl ImageUrl {
+    /// The values of `detail` the server honours.
+    pub const DETAILS: [&'static str; 1] = ["auto"];
+}
+
+/// The schema of `image_url.detail`: one of [`ImageUrl::DETAILS`], or null.
+fn detail_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .enum_values(Some(
+            ImageUrl::DETAILS.iter().map(|d| Some(*d)).chain([None]),
+        ))
+        .description(Some(
+            "`auto` (or absent): the model reads the image at its own resolution.",
+        ))
 }
 
 /// One request message.
@@ -147,7 +201,9 @@ fn calls_only(has_calls: bool, text: &str) -> bool {
     has_calls && text.is_empty()
 }
 
-/// A tool call as OpenAI writes it (`tool_calls[]` of an assistant message).
+/// A tool call as OpenAI writes it (`tool_calls[]` of an assistant message). Answers of
+/// other servers may carry more fields, so they are collected, not refused, when read; a
+/// request carrying one is a 400 naming it ([`ToolCallObject::unsupported_field`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ToolCallObject {
     /// The call's id.
@@ -157,6 +213,24 @@ pub struct ToolCallObject {
     pub kind: String,
     /// The function called and its arguments.
     pub function: FunctionCall,
+    /// Every other field of the call.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(ignore)]
+    pub unsupported: BTreeMap<String, serde_json::Value>,
+}
+
+impl ToolCallObject {
+    /// The first field of the call (`foo`, or `function.foo`) that OpenAI's API does not
+    /// define, if any.
+    pub fn unsupported_field(&self) -> Option<String> {
+        self.unsupported.keys().next().cloned().or_else(|| {
+            self.function
+                .unsupported
+                .keys()
+                .next()
+                .map(|k| format!("function.{k}"))
+        })
+    }
 }
 
 /// The function of a [`ToolCallObject`].
@@ -166,6 +240,10 @@ pub struct FunctionCall {
     pub name: String,
     /// Its arguments: a JSON object, as text.
     pub arguments: String,
+    /// Every other field of the function.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(ignore)]
+    pub unsupported: BTreeMap<String, serde_json::Value>,
 }
 
 impl From<&colm_core::ToolCall> for ToolCallObject {
@@ -176,7 +254,9 @@ impl From<&colm_core::ToolCall> for ToolCallObject {
             function: FunctionCall {
                 name: c.name.clone(),
                 arguments: c.arguments.clone(),
+                unsupported: BTreeMap::new(),
             },
+            unsupported: BTreeMap::new(),
         }
     }
 }
@@ -193,6 +273,7 @@ impl From<&ToolCallObject> for colm_core::ToolCall {
 
 /// A tool of the request (`tools[]`): a function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ToolParam {
     /// Always `function`.
     #[serde(rename = "type")]
@@ -203,6 +284,7 @@ pub struct ToolParam {
 
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FunctionDefinition {
     /// Its name (a-z, A-Z, 0-9, `_`, `-`; up to 64 characters).
     pub name: String,
@@ -219,8 +301,9 @@ pub struct FunctionDefinition {
     pub strict: Option<bool>,
 }
 
-/// `tool_choice`: `none`, `auto`, `required`, or a named function.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// `tool_choice`: `none`, `auto`, `required`, or a named function. Read by hand (not
+/// `untagged`) so that an unknown field of a named choice is refused by name.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ToolChoiceParam {
     /// `none`, `auto` or `required`.
@@ -235,8 +318,43 @@ pub enum ToolChoiceParam {
     },
 }
 
+impl<'de> Deserialize<'de> for ToolChoiceParam {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A named choice as sent.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Named {
+            #[serde(rename = "type")]
+            kind: String,
+            function: NamedFunction,
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ToolChoiceParam;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`none`, `auto`, `required` or {\"type\": \"function\", \"function\": {\"name\": …}}")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ToolChoiceParam, E> {
+                Ok(ToolChoiceParam::Mode(s.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ToolChoiceParam, A::Error> {
+                let named = Named::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ToolChoiceParam::Named {
+                    kind: named.kind,
+                    function: named.function,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// The function of a named `tool_choice`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NamedFunction {
     /// Its name.
     pub name: String,
@@ -244,6 +362,7 @@ pub struct NamedFunction {
 
 /// `stream_options`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StreamOptions {
     /// Send a final chunk with `usage` (and no choices).
     #[serde(default)]
@@ -252,12 +371,13 @@ pub struct StreamOptions {
 
 /// `response_format` as OpenAI accepts it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ResponseFormatParam {
-    /// Free text (the default).
-    Text,
+    /// Free text (the default). (Empty struct variants, not unit ones: serde refuses unknown
+    /// fields only in struct variants of an internally tagged enum.)
+    Text {},
     /// Any JSON object.
-    JsonObject,
+    JsonObject {},
     /// JSON valid under the given schema.
     JsonSchema {
         /// The schema and its name.
@@ -267,6 +387,7 @@ pub enum ResponseFormatParam {
 
 /// `response_format.json_schema`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JsonSchemaFormat {
     /// The schema's name (a-z, A-Z, 0-9, `_`, `-`; up to 64 characters).
     pub name: String,
@@ -446,7 +567,7 @@ impl ChatCompletionRequest {
             logprobs: params.logprobs.map(|_| true),
             top_logprobs: params.logprobs.filter(|&k| k > 0),
             response_format: params.response_format.as_ref().map(|f| match f {
-                colm_core::ResponseFormat::JsonObject => ResponseFormatParam::JsonObject,
+                colm_core::ResponseFormat::JsonObject => ResponseFormatParam::JsonObject {},
                 colm_core::ResponseFormat::JsonSchema { schema } => {
                     ResponseFormatParam::JsonSchema {
                         json_schema: JsonSchemaFormat {

@@ -806,6 +806,10 @@ impl ChatModel for RemoteChat {
         self.vision
     }
 
+    fn accepts_tools(&self) -> bool {
+        true
+    }
+
     /// # Errors
     /// The server's error with its meaning kept: [`ModelError::RateLimited`] for a 429 (with
     /// its `Retry-After`), [`ModelError::Unavailable`] for 502–504, a missed deadline or an

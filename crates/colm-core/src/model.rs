@@ -654,6 +654,13 @@ pub trait ChatModel: Send + Sync {
     fn accepts_images(&self) -> bool {
         false
     }
+
+    /// Whether requests may offer tools or hold tool calls and tool results (the model's
+    /// chat template renders them); a model that does not answers such a request with
+    /// [`ModelError::InvalidRequest`]. A remote model says yes and leaves it to its server.
+    fn accepts_tools(&self) -> bool {
+        false
+    }
 }
 
 /// What a streamed chat sends while it runs ([`ChatModel::chat_streaming`]).

@@ -151,6 +151,8 @@ pub struct ModelInfo {
     pub n_threads: u32,
     /// Where the chat template came from: `gguf` or the configured name.
     pub chat_template: String,
+    /// Whether the chat template renders tool definitions, tool calls and tool results.
+    pub tools: bool,
 }
 
 /// Describes how llama.cpp was compiled into this binary: `native` when built with
@@ -332,6 +334,10 @@ impl ChatModel for LlamaEngine {
     fn count_tokens(&self, text: &str) -> Option<usize> {
         Some(self.tokenize(text).len())
     }
+
+    fn accepts_tools(&self) -> bool {
+        self.info.tools
+    }
 }
 
 impl LlamaEngine {
@@ -424,6 +430,7 @@ fn engine_thread(
             size_bytes: model.size(),
             n_threads,
             chat_template: template_source,
+            tools: template.tools.is_ok(),
         };
         Ok((backend, Arc::new(model), template, info))
     };

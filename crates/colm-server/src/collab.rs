@@ -96,10 +96,7 @@ async fn handle(
     )?;
     spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
-    let round = req.round.unwrap_or(1);
-    if round == 0 {
-        return Err(ApiError::invalid("`round` starts at 1", Some("round")));
-    }
+    let round = round_of(req.round)?;
     let body = produce(&state, &spec, &req.query, &drafts, round).await?;
     Ok(Json(body).into_response())
 }
@@ -381,4 +378,15 @@ fn sent_references(refs: &References) -> Vec<SentReference> {
             })
         })
         .collect()
+}
+
+/// The round a guidance request or session asks for: 1 when absent.
+///
+/// # Errors
+/// 400 naming `round` for 0 (rounds start at 1).
+pub(crate) fn round_of(round: Option<u32>) -> Result<u32, ApiError> {
+    match round.unwrap_or(1) {
+        0 => Err(ApiError::invalid("`round` starts at 1", Some("round"))),
+        r => Ok(r),
+    }
 }

@@ -12,18 +12,64 @@
 //! - a message's `content` may be absent or null only in an assistant turn with `tool_calls`;
 //!   a `tool` turn, and only a tool turn, has a `tool_call_id`;
 //! - every `query` holds a non-blank character;
-//! - request bodies take no property the document does not name (an unknown field is a 400
-//!   naming it);
+//! - request bodies take no property the document does not name, at any depth (an unknown
+//!   field is a 400 naming its path);
+//! - a content part is a `text` part or an `image_url` part; only user turns carry images and
+//!   only assistant turns tool calls; `stop` holds up to 4 non-empty strings,
+//!   `metadata.sensitive` is `"true"` or `"false"`, `logit_bias` maps token ids to [-100, 100],
+//!   tools are functions with names of a-z, A-Z, 0-9, `_`, `-`, `tool_choice` `required` or a
+//!   named function needs tools; request integers are `u32`;
+//! - per hosted model ([`Capabilities`]): a text-only model takes no image part; a model
+//!   whose chat template renders no tools is offered none (or `tool_choice: none`) and gets
+//!   no tool turns;
+//! - streamed answers document one event (`data` holding a JSON chunk, an error, or `[DONE]`;
+//!   a session's `session`, `guidance` or `error` events);
 //! - no string of a request body holds a NUL character (the tokenizers take C strings): every
 //!   string schema of a request type says so with a pattern.
+//!
+//! What no static document can state, and the server answers with a 400: a prompt plus
+//! `max_tokens` beyond the model's context (`context_length_exceeded`, naming both sizes), a
+//! `logit_bias` token id beyond the model's vocabulary, a JSON Schema (`response_format`,
+//! tool parameters) the constrained decoder cannot compile, a named `tool_choice` that is not
+//! among `tools`, and with `--allow-image-urls` the server also takes `http(s)` image URLs.
 
 use serde_json::{json, Value};
 
 /// The modes that read drafts only (no references).
 const DRAFT_MODES: [&str; 4] = ["synthesis", "critique", "vote", "auto"];
 
-/// The served document: [`crate::openapi`] with the cross-field rules of the module docs.
-pub fn document() -> Value {
+/// What the hosted models take, by model id: the document's per-model rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Models that read text only (no image parts).
+    pub text_only: Vec<String>,
+    /// Models whose chat template renders no tools (no tools offered, no tool turns).
+    pub without_tools: Vec<String>,
+}
+
+impl Capabilities {
+    /// The capabilities of `models` (id, model).
+    pub fn of<'a>(
+        models: impl IntoIterator<Item = (&'a String, &'a std::sync::Arc<dyn colm_core::ChatModel>)>,
+    ) -> Self {
+        let mut caps = Self::default();
+        for (id, m) in models {
+            if !m.accepts_images() {
+                caps.text_only.push(id.clone());
+            }
+            if !m.accepts_tools() {
+                caps.without_tools.push(id.clone());
+            }
+        }
+        caps
+    }
+}
+
+/// The served document: [`crate::openapi`] with the cross-field rules of the module docs,
+/// and the per-model rules of `caps`: a chat request for a text-only model carries text
+/// parts only; one for a model without tools offers none it may call (absent, empty, or
+/// `tool_choice: none`) and holds no tool turns.
+pub fn document(caps: &Capabilities) -> Value {
     let mut doc = serde_json::to_value(crate::openapi()).unwrap_or(Value::Null);
     let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -84,19 +130,224 @@ pub fn document() -> Value {
                     "else": {"properties": {"tool_call_id": {"type": "null"}}}}]),
         );
     }
+    // Server-sent events: the schema of a `text/event-stream` answer is the schema of one event
+    // (OpenAPI 3.2's `itemSchema`, as schemathesis reads it), whose `data` is JSON text.
+    stream_events(&mut doc);
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return doc;
+    };
+    // Value rules of single fields the types cannot state.
+    let set = |schemas: &mut serde_json::Map<String, Value>, pointer: &str, extra: Value| {
+        let mut parts = pointer.splitn(2, '/');
+        let name = parts.next().unwrap_or_default();
+        let rest = parts.next().map(|r| format!("/{r}")).unwrap_or_default();
+        if let Some(target) = schemas.get_mut(name).and_then(|s| s.pointer_mut(&rest)) {
+            merge(target, &extra);
+        }
+    };
+    // Stop strings: non-empty, at most 4.
+    set(schemas, "Stop/oneOf/0", json!({"minLength": 1}));
+    set(
+        schemas,
+        "Stop/oneOf/1",
+        json!({"maxItems": 4, "items": {"type": "string", "minLength": 1}}),
+    );
+    // `metadata.sensitive` is "true" or "false".
+    set(
+        schemas,
+        "ChatCompletionRequest/properties/metadata",
+        json!({"properties": {"sensitive": {"enum": ["true", "false"]}}}),
+    );
+    // logit_bias: token ids (decimal u32) to a bias in [-100, 100].
+    set(
+        schemas,
+        "ChatCompletionRequest/properties/logit_bias",
+        json!({"propertyNames": {"type": "string", "pattern": "^\\+?[0-9]{1,9}$"},
+               "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}}),
+    );
+    // Tools are functions with names of a-z, A-Z, 0-9, `_`, `-` (1–64).
+    set(
+        schemas,
+        "ToolParam/properties/type",
+        json!({"const": "function"}),
+    );
+    set(
+        schemas,
+        "FunctionDefinition/properties/name",
+        json!({"pattern": "^[a-zA-Z0-9_-]{1,64}$"}),
+    );
+    // tool_choice: a mode, or a function.
+    set(
+        schemas,
+        "ToolChoiceParam/oneOf/0",
+        json!({"enum": ["none", "auto", "required"]}),
+    );
+    set(
+        schemas,
+        "ToolChoiceParam/oneOf/1/properties/type",
+        json!({"const": "function"}),
+    );
+    // A content part is a text part or an image part (with nothing else).
+    let text_part = json!({"type": "object", "required": ["type", "text"],
+        "properties": {"type": {"const": "text"}, "text": {"type": "string"}}});
+    let image_part = json!({"type": "object", "required": ["type", "image_url"],
+        "properties": {"type": {"const": "image_url"},
+                       "image_url": {"$ref": "#/components/schemas/ImageUrl"}}});
+    if let Some(part) = schemas.get_mut("ContentPart") {
+        let description = part.get("description").cloned();
+        *part = json!({"oneOf": [text_part.clone(), image_part]});
+        if let (Some(d), Some(p)) = (description, part.as_object_mut()) {
+            p.insert("description".into(), d);
+        }
+    }
+    let text_only_content = json!({"properties": {"content": {"anyOf": [
+        {"not": {"type": "array"}},
+        {"type": "array", "items": text_part}]}}});
+    // Only user turns carry images.
+    if let Some(rules) = schemas
+        .get_mut("RequestMessage")
+        .and_then(|s| s.get_mut("allOf"))
+        .and_then(Value::as_array_mut)
+    {
+        rules.push(json!({
+            "if": {"required": ["role"], "properties": {"role": {"not": {"const": "user"}}}},
+            "then": text_only_content}));
+        // Only assistant turns carry tool calls.
+        rules.push(json!({
+            "if": {"required": ["role"], "properties": {"role": {"not": {"const": "assistant"}}}},
+            "then": {"properties": {"tool_calls": {"type": "null"}}}}));
+    }
+    // What each hosted model takes.
+    let for_models = |ids: &[String], then: Value| {
+        json!({"if": {"required": ["model"], "properties": {"model": {"enum": ids}}},
+               "then": then})
+    };
+    // `required` or a named function needs tools to call.
+    let mut per_model = vec![json!({
+        "if": {"required": ["tool_choice"], "properties": {"tool_choice": {"anyOf": [
+            {"const": "required"}, {"type": "object"}]}}},
+        "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}}})];
+    if !caps.text_only.is_empty() {
+        per_model.push(for_models(
+            &caps.text_only,
+            json!({"properties": {"messages": {"items": text_only_content}}}),
+        ));
+    }
+    if !caps.without_tools.is_empty() {
+        let none_or_empty = json!({"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]});
+        per_model.push(for_models(
+            &caps.without_tools,
+            json!({"anyOf": [
+                       {"properties": {"tools": none_or_empty}},
+                       {"required": ["tool_choice"], "properties": {"tool_choice": {"const": "none"}}}],
+                   "properties": {"messages": {"items": {"properties": {
+                       "role": {"not": {"const": "tool"}},
+                       "tool_calls": none_or_empty}}}}}),
+        ));
+    }
+    if let Some(s) = schemas
+        .get_mut("ChatCompletionRequest")
+        .and_then(Value::as_object_mut)
+    {
+        s.insert("allOf".into(), Value::Array(per_model));
+    }
+    // Request integers read as u32 (utoipa writes them `int32`, which validators read as signed).
+    for name in REQUEST_TYPES {
+        if let Some(props) = schemas
+            .get_mut(name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for p in props.values_mut() {
+                unsigned(p);
+            }
+        }
+    }
     // No request string holds a NUL character.
     for name in REQUEST_TYPES {
         if let Some(s) = schemas.get_mut(name) {
             no_nul(s);
         }
     }
-    // The request types that collect unknown fields to refuse them by name take none.
-    for name in ["ChatCompletionRequest", "RequestMessage"] {
-        if let Some(s) = schemas.get_mut(name).and_then(Value::as_object_mut) {
-            s.insert("additionalProperties".into(), Value::Bool(false));
+    // No request object takes a property the document does not name.
+    for name in REQUEST_TYPES {
+        if let Some(s) = schemas.get_mut(name) {
+            closed(s);
         }
     }
     doc
+}
+
+/// `format: uint32` and `maximum: 4294967295` on an `int32` schema with a minimum ≥ 0 and no
+/// maximum (a `u32` field).
+fn unsigned(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    let non_negative = map
+        .get("minimum")
+        .and_then(Value::as_f64)
+        .is_some_and(|m| m >= 0.0);
+    if map.get("format") == Some(&json!("int32")) && non_negative && !map.contains_key("maximum") {
+        map.insert("format".into(), json!("uint32"));
+        map.insert("maximum".into(), json!(u32::MAX));
+    }
+}
+
+/// JSON text of the schema `name` in an event's `data`.
+fn json_data(name: &str) -> Value {
+    json!({"type": "string", "contentMediaType": "application/json",
+           "contentSchema": {"$ref": format!("#/components/schemas/{name}")}})
+}
+
+/// The events of the two streams: a chat stream sends `ChatCompletionChunk`s (or an
+/// `ErrorBody` when the model fails mid-answer) and ends with `data: [DONE]`; a session's
+/// guidance stream sends a `session` event (the `SessionObject`), then `guidance`
+/// (`GuidanceResponse`) or `error` (`ErrorBody`).
+fn stream_events(doc: &mut Value) {
+    let chat = json!({
+        "type": "object", "required": ["data"],
+        "description": "One server-sent event: `data` is a JSON `ChatCompletionChunk` (or an \
+                        `ErrorBody` when the model fails mid-answer); the last is `[DONE]`.",
+        "properties": {"data": {"type": "string"}},
+        "if": {"properties": {"data": {"const": "[DONE]"}}},
+        "else": {"properties": {"data": {"anyOf": [
+            json_data("ChatCompletionChunk"), json_data("ErrorBody")]}}}});
+    let session = json!({
+        "type": "object", "required": ["event", "data"],
+        "description": "One server-sent event: `session` (a `SessionObject`), then `guidance` \
+                        (a `GuidanceResponse`) or `error` (an `ErrorBody`).",
+        "oneOf": [
+            {"properties": {"event": {"const": "session"}, "data": json_data("SessionObject")}},
+            {"properties": {"event": {"const": "guidance"}, "data": json_data("GuidanceResponse")}},
+            {"properties": {"event": {"const": "error"}, "data": json_data("ErrorBody")}}]});
+    for (pointer, event) in [
+        ("/paths/~1v1~1chat~1completions/post/responses/200/content/text~1event-stream", chat),
+        (
+            "/paths/~1v1~1colm~1sessions~1{id}~1guidance/get/responses/200/content/text~1event-stream",
+            session,
+        ),
+    ] {
+        if let Some(content) = doc.pointer_mut(pointer).and_then(Value::as_object_mut) {
+            content.insert("schema".into(), event);
+        }
+    }
+}
+
+/// `additionalProperties: false` on `schema` if it is an object schema with properties, and on
+/// each such variant of its `oneOf`.
+fn closed(schema: &mut Value) {
+    if let Some(variants) = schema.get_mut("oneOf").and_then(Value::as_array_mut) {
+        variants.iter_mut().for_each(closed);
+    }
+    if let Some(map) = schema.as_object_mut() {
+        if map.contains_key("properties") {
+            map.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
 }
 
 /// The request body types and every type they use.
@@ -202,7 +453,11 @@ mod tests {
 
     #[test]
     fn the_served_document_states_the_cross_field_rules() {
-        let doc = document();
+        let caps = Capabilities {
+            text_only: vec!["qwen".into()],
+            without_tools: vec!["gemma".into()],
+        };
+        let doc = document(&caps);
         let schema = |name: &str| doc["components"]["schemas"][name].clone();
         let guidance = schema("GuidanceRequest");
         let rules = guidance["allOf"].as_array().unwrap();
@@ -222,6 +477,46 @@ mod tests {
         assert_eq!(
             schema("ChatCompletionRequest")["additionalProperties"],
             false
+        );
+        // Nested request objects are closed too, the variants of a tagged union included.
+        for name in ["ImageUrl", "ToolCallObject", "StreamOptions"] {
+            assert_eq!(schema(name)["additionalProperties"], false, "{name}");
+        }
+        for (name, n) in [("ResponseFormatParam", 3), ("ContentPart", 2)] {
+            let variants = schema(name)["oneOf"].as_array().unwrap().clone();
+            assert_eq!(variants.len(), n);
+            assert!(variants.iter().all(|v| v["additionalProperties"] == false));
+        }
+        // Per-model rules: the text-only model takes no image part, the model without a
+        // tools template no tool.
+        let per_model = schema("ChatCompletionRequest")["allOf"].clone();
+        assert_eq!(
+            per_model[1]["if"]["properties"]["model"]["enum"],
+            json!(["qwen"])
+        );
+        assert!(per_model[1]["then"]
+            .to_string()
+            .contains("\"const\":\"text\""));
+        assert_eq!(
+            per_model[2]["if"]["properties"]["model"]["enum"],
+            json!(["gemma"])
+        );
+        assert!(per_model[2]["then"]
+            .to_string()
+            .contains("\"const\":\"tool\""));
+        assert_eq!(
+            document(&Capabilities::default())["components"]["schemas"]["ChatCompletionRequest"]
+                ["allOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(schema("Stop")["oneOf"][1]["maxItems"], 4);
+        assert_eq!(guidance["properties"]["round"]["maximum"], u32::MAX);
+        assert_eq!(
+            schema("ImageUrl")["properties"]["detail"]["enum"],
+            json!(["auto", null])
         );
         assert_eq!(
             schema("RequestMessage")["else"]["required"],

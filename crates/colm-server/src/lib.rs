@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::{Json, Router};
 use colm_api::openai::Health;
 use colm_core::ChatModel;
@@ -110,14 +110,15 @@ async fn health() -> Json<Health> {
 /// `GET /openapi.json`.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", summary = "This document",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-async fn openapi_json() -> axum::response::Response {
+async fn openapi_json(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let doc =
-        DOC.get_or_init(|| serde_json::to_string_pretty(&contract::document()).unwrap_or_default());
+    let doc = state.0.document.get_or_init(|| {
+        let caps = contract::Capabilities::of(&state.0.models);
+        serde_json::to_string_pretty(&contract::document(&caps)).unwrap_or_default()
+    });
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        doc.as_str(),
+        doc.clone(),
     )
         .into_response()
 }
@@ -196,6 +197,8 @@ struct Inner {
     auth: Option<auth::Auth>,
     config: ServerConfig,
     created: u64,
+    /// The served OpenAPI document, rendered on first request ([`contract::document`]).
+    document: std::sync::OnceLock<String>,
 }
 
 /// Shared state of the HTTP handlers: the hosted models by id, and the configuration.
@@ -230,6 +233,7 @@ impl AppState {
             auth: config.auth.clone().map(auth::Auth::new),
             config,
             created,
+            document: std::sync::OnceLock::new(),
         }))
     }
     /// The same state with `writers` as the server's reference writers (the pool of

@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
-    CompletionUsage, Content, Delta, DeltaToolCall, ModelList, RequestMessage, ResponseFormatParam,
-    Stop, ToolCallObject, ToolChoiceParam,
+    CompletionUsage, Content, Delta, DeltaToolCall, ImageUrl, ModelList, RequestMessage,
+    ResponseFormatParam, Stop, ToolCallObject, ToolChoiceParam,
 };
 use colm_core::{
     ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
@@ -100,12 +100,26 @@ pub fn to_core(
                 let mut text = String::new();
                 for p in parts {
                     match (p.kind.as_str(), &p.text, &p.image_url) {
-                        ("text", Some(t), _) => text.push_str(t),
-                        ("image_url", _, Some(image)) if role == Role::User => {
+                        ("text", Some(t), None) => text.push_str(t),
+                        ("image_url", None, Some(image)) if role == Role::User => {
+                            if let Some(d) = image
+                                .detail
+                                .as_deref()
+                                .filter(|d| !ImageUrl::DETAILS.contains(d))
+                            {
+                                return Err(ApiError::invalid(
+                                    format!(
+                                        "messages[{i}]: image_url.detail `{d}` is not supported \
+                                         (the model reads every image at its own resolution; \
+                                         use `auto` or leave it out)"
+                                    ),
+                                    Some("messages"),
+                                ));
+                            }
                             crate::images::check(&image.url, limits, i)?;
                             images.push(image.url.clone());
                         }
-                        ("image_url", _, Some(_)) => {
+                        ("image_url", None, Some(_)) => {
                             return Err(ApiError::invalid(
                                 format!("messages[{i}]: only user turns carry images"),
                                 Some("messages"),
@@ -114,8 +128,9 @@ pub fn to_core(
                         (kind, _, _) => {
                             return Err(ApiError::invalid(
                                 format!(
-                                    "messages[{i}]: unsupported content part `{kind}` (text, \
-                                     image_url with its url)"
+                                    "messages[{i}]: unsupported content part `{kind}` (a \
+                                     `text` part has `text` only, an `image_url` part \
+                                     `image_url` only)"
                                 ),
                                 Some("messages"),
                             ))
@@ -140,6 +155,17 @@ pub fn to_core(
                 format!("messages[{i}]: only assistant turns carry tool_calls"),
                 Some("messages"),
             ));
+        }
+        for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+            if let Some(name) = call.unsupported_field() {
+                return Err(ApiError::invalid(
+                    format!(
+                        "`messages[{i}].tool_calls[{j}].{name}` is not supported by this server \
+                         (tool call fields: id, type, function.name, function.arguments)"
+                    ),
+                    Some("messages"),
+                ));
+            }
         }
         if (role == Role::Tool) != m.tool_call_id.is_some() {
             return Err(ApiError::invalid(
@@ -208,8 +234,8 @@ pub fn to_core(
     }
     logit_bias.sort_by_key(|&(id, _)| id);
     let response_format = match &req.response_format {
-        None | Some(ResponseFormatParam::Text) => None,
-        Some(ResponseFormatParam::JsonObject) => Some(ResponseFormat::JsonObject),
+        None | Some(ResponseFormatParam::Text {}) => None,
+        Some(ResponseFormatParam::JsonObject {}) => Some(ResponseFormat::JsonObject),
         Some(ResponseFormatParam::JsonSchema { json_schema }) => Some(match &json_schema.schema {
             None => ResponseFormat::JsonObject,
             Some(schema) if schema.is_object() => ResponseFormat::JsonSchema {
@@ -413,7 +439,7 @@ pub fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
 /// the metrics, then parsed.
 ///
 /// # Errors
-/// 413 over the limit; 400 when unreadable or not a `T` (serde's message names the field).
+/// 413 over the limit; 400 as [`parse_json`].
 pub fn parse_body<T: serde::de::DeserializeOwned>(
     state: &AppState,
     route: &str,
@@ -421,9 +447,19 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let body = read_body(state, body)?;
     state.metrics().request_bytes(route, body.len());
+    parse_json(&body)
+}
+
+/// A JSON request body as `T`.
+///
+/// # Errors
+/// 400 when it is not JSON, holds a NUL character, or is not a `T`; the message names the
+/// path of the offending value (`messages[0].content[1].image_url`) and `param` its
+/// top-level field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let invalid =
         |e: serde_json::Error| ApiError::invalid(format!("invalid request body: {e}"), None);
-    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(invalid)?;
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
     if let Some(path) = nul_at(&value, "") {
         return Err(ApiError::invalid(
             format!("`{path}` holds a NUL character (U+0000), which no model reads"),
@@ -431,7 +467,18 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
         ));
     }
     integral_floats_as_integers(&mut value);
-    serde_json::from_value(value).map_err(invalid)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            invalid(inner)
+        } else {
+            ApiError::invalid(
+                format!("invalid request body: `{path}`: {inner}"),
+                Some(path.split(['.', '[']).next().unwrap_or_default()),
+            )
+        }
+    })
 }
 
 /// The path (`messages[0].content`) of the first string of `v`, key or value, holding a NUL
@@ -894,6 +941,121 @@ mod tests {
         let r = body(json!({"response_format": {"type": "text"}, "stream": true, "user": "u"}));
         let (m, p) = to_core(&r, 100, LIMITS).unwrap();
         assert!(check_fields_for(&r, &m, &p, true).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_of_nested_request_objects_are_named() {
+        let with_message = |m: Value| json!({"model": "m", "messages": [m]});
+        let image = |extra: Value| {
+            let mut url = json!({"url": "data:image/png;base64,iVBORw0KGgo="});
+            url.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            with_message(json!({"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": url}]}))
+        };
+        let call = |function: Value, extra: Value| {
+            let mut c = json!({"id": "c1", "type": "function", "function": function});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            with_message(json!({"role": "assistant", "content": null, "tool_calls": [c]}))
+        };
+        let f = json!({"name": "f", "arguments": "{}"});
+        let with = |extra: Value| {
+            let mut b = with_message(json!({"role": "user", "content": "x"}));
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        for (body, path, field) in [
+            (
+                image(json!({"zoom": 2})),
+                "messages[0].content[1].image_url",
+                "zoom",
+            ),
+            (
+                with_message(
+                    json!({"role": "user", "content": [{"type": "text", "text": "x", "lang": "en"}]}),
+                ),
+                "messages[0].content[0]",
+                "lang",
+            ),
+            (
+                with(
+                    json!({"stream": true, "stream_options": {"include_usage": true, "continuous_usage_stats": true}}),
+                ),
+                "stream_options",
+                "continuous_usage_stats",
+            ),
+            (
+                with(json!({"response_format": {"type": "json_object", "schema": {}}})),
+                "response_format",
+                "schema",
+            ),
+            (
+                with(
+                    json!({"tools": [{"type": "function", "function": {"name": "f"}, "cache": true}]}),
+                ),
+                "tools[0]",
+                "cache",
+            ),
+            (
+                with(
+                    json!({"tools": [{"type": "function", "function": {"name": "f", "returns": {}}}]}),
+                ),
+                "tools[0].function",
+                "returns",
+            ),
+            (
+                with(
+                    json!({"tool_choice": {"type": "function", "function": {"name": "f"}, "force": 1}}),
+                ),
+                "tool_choice",
+                "force",
+            ),
+        ] {
+            let e = parse_json::<ChatCompletionRequest>(body.to_string().as_bytes()).unwrap_err();
+            let m = e.body().error.message;
+            assert!(
+                m.contains(&format!("`{path}")) && m.contains(&format!("unknown field `{field}`")),
+                "{path}: {m}"
+            );
+            assert_eq!(e.param.as_deref(), path.split(['.', '[']).next(), "{m}");
+        }
+        // A tool call's unknown field (answers of other servers may carry some, so they are
+        // read) is refused in a request.
+        for (body, named) in [
+            (call(f.clone(), json!({"index": 0})), "tool_calls[0].index"),
+            (
+                call(
+                    json!({"name": "f", "arguments": "{}", "strict": true}),
+                    json!({}),
+                ),
+                "tool_calls[0].function.strict",
+            ),
+        ] {
+            let r: ChatCompletionRequest = parse_json(body.to_string().as_bytes()).unwrap();
+            let e = to_core(&r, 100, LIMITS).unwrap_err();
+            let m = e.body().error.message;
+            assert!(m.contains(named), "{m}");
+        }
+        // `detail` is honoured as `auto` only.
+        for (detail, ok) in [("auto", true), ("high", false), ("low", false)] {
+            let r: ChatCompletionRequest =
+                parse_json(image(json!({ "detail": detail })).to_string().as_bytes()).unwrap();
+            let out = to_core(&r, 100, LIMITS);
+            assert_eq!(out.is_ok(), ok, "{detail}: {out:?}");
+            if let Err(e) = out {
+                assert!(e.body().error.message.contains("image_url.detail"));
+            }
+        }
+        // The request the tests above start from is fine.
+        let r: ChatCompletionRequest =
+            parse_json(call(f, json!({})).to_string().as_bytes()).unwrap();
+        assert!(to_core(&r, 100, LIMITS).is_ok());
     }
 
     #[test]

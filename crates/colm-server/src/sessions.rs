@@ -292,7 +292,7 @@ async fn create_inner(
             Some("mode"),
         ));
     }
-    let round = req.round.unwrap_or(1);
+    let round = crate::collab::round_of(req.round)?;
     let key = format!(
         "{scope}\u{1d}{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}",
         normalise_query(&req.query),
