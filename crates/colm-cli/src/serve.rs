@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Requests per minute per tenant (429 with Retry-After above it).
     #[arg(long, requires = "api_key_file")]
     pub rate_limit: Option<u32>,
+    /// Model tokens (prompt + completion) per hour per tenant, refilled continuously; a
+    /// tenant that spent them gets 429 `insufficient_quota` with Retry-After.
+    #[arg(long, value_name = "TOKENS", requires = "api_key_file", value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_budget: Option<u64>,
     /// Tenants that share sessions and shared references with each other, comma-separated
     /// (repeatable: one group each; by default a tenant shares with no other).
     #[arg(
@@ -152,6 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             keys: AuthConfig::keys_from_file(path)
                 .with_context(|| format!("API key file {}", path.display()))?,
             requests_per_minute: args.rate_limit,
+            tokens_per_hour: args.token_budget,
             protect_ops: args.protect_ops,
             share_groups: args
                 .share_groups

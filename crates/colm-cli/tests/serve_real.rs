@@ -610,6 +610,78 @@ async fn api_keys_and_rate_limits() {
     let _ = std::fs::remove_file(&dir);
 }
 
+/// Token budgets are per tenant: acme spends its hourly budget on real completions and gets
+/// 429 `insufficient_quota` with a Retry-After, globex is still served, and `/metrics` splits
+/// requests, tokens and the budget left by tenant.
+#[tokio::test]
+async fn token_budgets_and_metrics_are_per_tenant() {
+    let _turn = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("colm-serve-budget-{}", std::process::id()));
+    std::fs::write(
+        &dir,
+        "acme sk-acme
+globex sk-globex
+",
+    )
+    .unwrap();
+    let server = start(&[
+        "--model",
+        "gemma-3-270m",
+        "--api-key-file",
+        dir.to_str().unwrap(),
+        "--token-budget",
+        "150",
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let ask = |key: &'static str| {
+        client
+            .post(&url)
+            .bearer_auth(key)
+            .json(&json!({"model": "gemma-3-270m", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Name a prime number."}]}))
+            .send()
+    };
+    let mut spent = 0;
+    let refused = loop {
+        let r = ask("sk-acme").await.unwrap();
+        if r.status().as_u16() != 200 {
+            break r;
+        }
+        let c: Value = r.json().await.unwrap();
+        spent += c["usage"]["total_tokens"].as_u64().unwrap();
+        assert!(spent < 150 + 200, "never refused after {spent} tokens");
+    };
+    assert!(spent >= 150, "refused after only {spent} tokens");
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    let e: Value = refused.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "insufficient_quota", "{e}");
+    // globex's budget is its own.
+    assert_eq!(ask("sk-globex").await.unwrap().status().as_u16(), 200);
+    let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
+    let value = |series: &str| metric(&metrics, series);
+    assert_eq!(
+        value("colm_tenant_requests_total{tenant=\"acme\",status=\"429\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("colm_tenant_requests_total{tenant=\"globex\",status=\"200\"}"),
+        1.0
+    );
+    let acme = value("colm_tenant_prompt_tokens_total{tenant=\"acme\"}")
+        + value("colm_tenant_completion_tokens_total{tenant=\"acme\"}");
+    assert_eq!(acme, spent as f64);
+    assert!(value("colm_tenant_budget_tokens{tenant=\"acme\"}") < 1.0);
+    assert!(value("colm_tenant_budget_tokens{tenant=\"globex\"}") > 100.0);
+    let _ = std::fs::remove_file(&dir);
+}
+
 /// Real OpenAI clients, unchanged, against `colm serve` (a single model and the virtual
 /// `colm`): the official `openai` Python SDK and LangChain's `ChatOpenAI` (both installed by
 /// `scripts/test`). Each script prints one `ok:` line per check.

@@ -4,7 +4,12 @@
 //! Keys are sent as `Authorization: Bearer KEY` (as OpenAI clients do). A missing or unknown
 //! key gets 401 `invalid_api_key`; a tenant over its rate gets 429 `rate_limit_exceeded` with
 //! a `Retry-After` header (seconds). The rate is a token bucket per tenant:
-//! `requests_per_minute` requests of burst, refilled continuously.
+//! `requests_per_minute` requests of burst, refilled continuously. A tenant may also have a
+//! **token budget** ([`AuthConfig::tokens_per_hour`]): the model tokens (prompt and
+//! completion) its requests cost, in a bucket of that size refilled continuously; a tenant
+//! whose bucket is empty (a request may overdraw it) gets 429 `insufficient_quota` with a
+//! `Retry-After` until it refills. Work a session does for all its clients is charged to the
+//! tenant that created it.
 //!
 //! **Tenants.** Every key belongs to a tenant: the key file names it (`TENANT KEY`), or a key
 //! given alone is a tenant of its own. What colm shares between requests — open sessions and
@@ -84,18 +89,24 @@ impl Tenant {
 }
 
 tokio::task_local! {
-    static SCOPE: String;
+    static TENANT: Tenant;
 }
 
 /// The sharing scope of the request being served (see the module docs); `None` outside a
 /// request's task, where nothing may be shared.
 pub fn sharing_scope() -> Option<String> {
-    SCOPE.try_with(Clone::clone).ok()
+    TENANT.try_with(|t| t.scope.clone()).ok()
 }
 
-/// Runs `f` with `scope` as its sharing scope (for work a request hands to a spawned task).
-pub async fn in_scope<F: std::future::Future>(scope: String, f: F) -> F::Output {
-    SCOPE.scope(scope, f).await
+/// The tenant of the request being served; `None` outside a request's task.
+pub fn current_tenant() -> Option<Tenant> {
+    TENANT.try_with(Clone::clone).ok()
+}
+
+/// Runs `f` as `tenant`'s work (for work a request hands to a spawned task): it shares in the
+/// tenant's scope and its tokens are charged to the tenant.
+pub async fn as_tenant<F: std::future::Future>(tenant: Tenant, f: F) -> F::Output {
+    TENANT.scope(tenant, f).await
 }
 
 /// Keys, tenants and limits.
@@ -105,6 +116,8 @@ pub struct AuthConfig {
     pub keys: Vec<ApiKey>,
     /// Requests per minute per tenant; `None` = unlimited.
     pub requests_per_minute: Option<u32>,
+    /// Model tokens (prompt + completion) per hour per tenant; `None` = unlimited.
+    pub tokens_per_hour: Option<u64>,
     /// Also require a key on `/metrics` and `/openapi.json` (open by default: monitoring and
     /// clients' code generators read them).
     pub protect_ops: bool,
@@ -261,6 +274,7 @@ fn parse_hex(hex: &str) -> Option<KeyDigest> {
 pub struct Auth {
     config: Arc<AuthConfig>,
     buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+    budgets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
 }
 
 impl Auth {
@@ -269,6 +283,7 @@ impl Auth {
         Self {
             config: Arc::new(config),
             buckets: Arc::default(),
+            budgets: Arc::default(),
         }
     }
 
@@ -284,18 +299,88 @@ impl Auth {
             return Ok(());
         };
         let capacity = f64::from(rpm.max(1));
-        let per_second = capacity / 60.0;
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let (tokens, last) = buckets.entry(tenant.to_owned()).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(capacity);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / per_second).ceil() as u64)
-        }
+        refill(&self.buckets, tenant, capacity, capacity / 60.0, 1.0, 1.0)
+    }
+
+    /// Whether `tenant` has budget left (its bucket holds a token); `Err(seconds)` until it
+    /// does.
+    fn budget_left(&self, tenant: &str) -> Result<(), u64> {
+        let Some(per_hour) = self.config.tokens_per_hour else {
+            return Ok(());
+        };
+        let capacity = per_hour.max(1) as f64;
+        refill(&self.budgets, tenant, capacity, capacity / 3600.0, 1.0, 0.0)
+    }
+
+    /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero).
+    pub fn charge(&self, tenant: &str, tokens: u64) {
+        let Some(per_hour) = self.config.tokens_per_hour else {
+            return;
+        };
+        let capacity = per_hour.max(1) as f64;
+        let _ = refill(
+            &self.budgets,
+            tenant,
+            capacity,
+            capacity / 3600.0,
+            f64::MIN,
+            tokens as f64,
+        );
+    }
+
+    /// Tokens left in each tenant's budget now (`None` without budgets).
+    pub fn budgets_left(&self) -> Option<Vec<(String, f64)>> {
+        let per_hour = self.config.tokens_per_hour?;
+        let capacity = per_hour.max(1) as f64;
+        let mut names: Vec<String> = self.config.keys.iter().map(|k| k.tenant.clone()).collect();
+        names.sort();
+        names.dedup();
+        Some(
+            names
+                .into_iter()
+                .map(|t| {
+                    let _ = refill(
+                        &self.budgets,
+                        &t,
+                        capacity,
+                        capacity / 3600.0,
+                        f64::MIN,
+                        0.0,
+                    );
+                    let left = lock_map(&self.budgets).get(&t).map_or(capacity, |b| b.0);
+                    (t, left)
+                })
+                .collect(),
+        )
+    }
+}
+
+fn lock_map(
+    m: &Mutex<HashMap<String, (f64, Instant)>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, (f64, Instant)>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A token bucket of `capacity` refilled at `per_second`: refills `key`'s bucket to now, then
+/// takes `cost` if the bucket holds at least `need`; else `Err(seconds)` until it will.
+fn refill(
+    buckets: &Mutex<HashMap<String, (f64, Instant)>>,
+    key: &str,
+    capacity: f64,
+    per_second: f64,
+    need: f64,
+    cost: f64,
+) -> Result<(), u64> {
+    let now = Instant::now();
+    let mut buckets = lock_map(buckets);
+    let (tokens, last) = buckets.entry(key.to_owned()).or_insert((capacity, now));
+    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * per_second).min(capacity);
+    *last = now;
+    if *tokens >= need {
+        *tokens -= cost;
+        Ok(())
+    } else {
+        Err(((need - *tokens) / per_second).ceil() as u64)
     }
 }
 
@@ -313,9 +398,8 @@ fn unauthorized(message: &str) -> ApiError {
 /// The middleware of a server without keys: every request is of the anonymous tenant.
 pub async fn anonymous(mut request: Request, next: Next) -> Response {
     let tenant = Tenant::anonymous();
-    let scope = tenant.scope.clone();
-    request.extensions_mut().insert(tenant);
-    in_scope(scope, next.run(request)).await
+    request.extensions_mut().insert(tenant.clone());
+    as_tenant(tenant, next.run(request)).await
 }
 
 /// The middleware: checks the bearer key and its tenant's rate, and serves the request as its
@@ -342,16 +426,76 @@ pub async fn require_key(State(auth): State<Auth>, mut request: Request, next: N
             code: Some("rate_limit_exceeded"),
             retry_after: Some(wait),
         };
-        return e.into_response();
+        return answered_for(&tenant, e.into_response());
     }
-    let scope = tenant.scope.clone();
-    request.extensions_mut().insert(tenant);
-    in_scope(scope, next.run(request)).await
+    if let Err(wait) = auth.budget_left(&tenant.name) {
+        let e = ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "this tenant's token budget ({} tokens per hour) is spent; retry in {wait} s",
+                auth.config.tokens_per_hour.unwrap_or_default()
+            ),
+            kind: "insufficient_quota",
+            param: None,
+            code: Some("insufficient_quota"),
+            retry_after: Some(wait),
+        };
+        return answered_for(&tenant, e.into_response());
+    }
+    request.extensions_mut().insert(tenant.clone());
+    let response = as_tenant(tenant.clone(), next.run(request)).await;
+    answered_for(&tenant, response)
 }
+
+/// `response` marked as answered for `tenant` (its name, for the per-tenant metrics).
+fn answered_for(tenant: &Tenant, mut response: Response) -> Response {
+    response
+        .extensions_mut()
+        .insert(AnsweredFor(tenant.name.clone()));
+    response
+}
+
+/// The tenant a response was answered for (a response extension set by [`require_key`]).
+#[derive(Debug, Clone)]
+pub struct AnsweredFor(pub String);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_budget_is_spent_overdrawn_and_refilled_per_tenant() {
+        let auth = Auth::new(AuthConfig {
+            tokens_per_hour: Some(3600),
+            keys: vec![
+                ApiKey {
+                    digest: digest("a"),
+                    tenant: "acme".into(),
+                },
+                ApiKey {
+                    digest: digest("g"),
+                    tenant: "globex".into(),
+                },
+            ],
+            ..AuthConfig::default()
+        });
+        assert!(auth.budget_left("acme").is_ok());
+        // A request may overdraw the budget; the next one waits until it is positive again,
+        // at 1 token per second (3600 per hour).
+        auth.charge("acme", 3610);
+        let wait = auth.budget_left("acme").unwrap_err();
+        assert!((11..=12).contains(&wait), "{wait}");
+        // Another tenant's budget is its own.
+        assert!(auth.budget_left("globex").is_ok());
+        let left = auth.budgets_left().unwrap();
+        assert_eq!(left[1], ("globex".to_owned(), 3600.0));
+        assert!(left[0].1 < 0.0, "{left:?}");
+        // Without a budget nothing is counted.
+        let free = Auth::new(AuthConfig::with_keys(["k"]));
+        free.charge("k", u64::MAX);
+        assert!(free.budget_left("k").is_ok());
+        assert!(free.budgets_left().is_none());
+    }
 
     #[test]
     fn bucket_allows_the_burst_then_says_when() {

@@ -228,9 +228,7 @@ fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mu
                 .into_iter()
                 .find(|id| state.model(id).is_some_and(|m| m.name() == s.model))
                 .unwrap_or_else(|| s.model.clone());
-            state
-                .metrics()
-                .tokens(&id, c.usage.prompt_tokens, c.usage.completion_tokens);
+            state.record_tokens(&id, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
     }
 }
@@ -301,9 +299,7 @@ pub async fn produce(
         let server = spec.model.as_deref().and_then(|id| state.model(id));
         let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
         if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
-            state
-                .metrics()
-                .tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
+            state.record_tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
         return Ok(GuidanceResponse {
             usage: g.completion.and_then(|c| CompletionUsage::spent(c.usage)),

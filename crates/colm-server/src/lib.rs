@@ -274,9 +274,27 @@ impl AppState {
     pub fn sessions(&self) -> &sessions::Sessions {
         &self.0.sessions
     }
+    /// The key checker (`None` without keys).
+    pub fn auth(&self) -> Option<&auth::Auth> {
+        self.0.auth.as_ref()
+    }
     /// The request and token counters.
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.0.metrics
+    }
+    /// Records a successful call of `model` costing `prompt` + `completion` tokens: counted in
+    /// the metrics, and for the tenant being served ([`auth::current_tenant`]) in its series
+    /// and charged to its token budget.
+    pub fn record_tokens(&self, model: &str, prompt: u64, completion: u64) {
+        self.0.metrics.tokens(model, prompt, completion);
+        if let Some(tenant) = auth::current_tenant().filter(|t| !t.name.is_empty()) {
+            self.0
+                .metrics
+                .tenant_tokens(&tenant.name, prompt, completion);
+            if let Some(auth) = &self.0.auth {
+                auth.charge(&tenant.name, prompt + completion);
+            }
+        }
     }
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {

@@ -14,6 +14,14 @@
 //! - `colm_queue_depth{model}`: requests waiting per model (gauge);
 //! - `colm_active_requests{model}`: requests a model is serving now, prefilling or decoding
 //!   (gauge; with the queue at 0, the model is idle).
+//!
+//! With API keys, per tenant (the tenant names of the key file):
+//! - `colm_tenant_requests_total{tenant,status}`: requests answered to the tenant (its 429s
+//!   included);
+//! - `colm_tenant_prompt_tokens_total{tenant}`, `colm_tenant_completion_tokens_total{tenant}`:
+//!   tokens of the model calls made for it (a session's aggregation counts for its creator);
+//! - `colm_tenant_budget_tokens{tenant}`: tokens left in its budget now (gauge; with
+//!   `tokens_per_hour` only; negative when the last request overdrew it).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -34,6 +42,8 @@ pub struct Metrics {
     tokens: Mutex<BTreeMap<String, (u64, u64, u64)>>,
     session_drafts: std::sync::atomic::AtomicU64,
     session_aggregations: Mutex<BTreeMap<&'static str, u64>>,
+    tenant_requests: Mutex<BTreeMap<(String, u16), u64>>,
+    tenant_tokens: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -61,6 +71,13 @@ impl Metrics {
     /// Counts a session aggregation by its trigger.
     pub fn session_aggregated(&self, trigger: &'static str) {
         *lock(&self.session_aggregations).entry(trigger).or_default() += 1;
+    }
+    /// Counts tokens of a model call made for `tenant`.
+    pub fn tenant_tokens(&self, tenant: &str, prompt: u64, completion: u64) {
+        let mut t = lock(&self.tenant_tokens);
+        let e = t.entry(tenant.to_owned()).or_default();
+        e.0 += prompt;
+        e.1 += completion;
     }
     /// Counts a successful model call and its tokens.
     pub fn tokens(&self, model: &str, prompt: u64, completion: u64) {
@@ -159,6 +176,54 @@ pub fn render(state: &AppState) -> String {
             "colm_session_aggregations_total{{trigger=\"{trigger}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP colm_tenant_requests_total Requests answered to each tenant."
+    );
+    let _ = writeln!(out, "# TYPE colm_tenant_requests_total counter");
+    for ((tenant, status), n) in lock(&m.tenant_requests).iter() {
+        let _ = writeln!(
+            out,
+            "colm_tenant_requests_total{{tenant=\"{}\",status=\"{status}\"}} {n}",
+            label(tenant)
+        );
+    }
+    let tenant_tokens = lock(&m.tenant_tokens);
+    for (name, help, pick) in [
+        (
+            "colm_tenant_prompt_tokens_total",
+            "Prompt tokens of the model calls made for each tenant.",
+            0,
+        ),
+        (
+            "colm_tenant_completion_tokens_total",
+            "Completion tokens of the model calls made for each tenant.",
+            1,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (tenant, (p, c)) in tenant_tokens.iter() {
+            let v = [p, c][pick];
+            let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {v}", label(tenant));
+        }
+    }
+    drop(tenant_tokens);
+    if let Some(left) = state.auth().and_then(crate::auth::Auth::budgets_left) {
+        let _ = writeln!(
+            out,
+            "# HELP colm_tenant_budget_tokens Tokens left in each tenant's hourly budget."
+        );
+        let _ = writeln!(out, "# TYPE colm_tenant_budget_tokens gauge");
+        for (tenant, n) in left {
+            let _ = writeln!(
+                out,
+                "colm_tenant_budget_tokens{{tenant=\"{}\"}} {}",
+                label(&tenant),
+                n.floor()
+            );
+        }
+    }
     let _ = writeln!(out, "# HELP colm_queue_depth Requests waiting per model.");
     let _ = writeln!(out, "# TYPE colm_queue_depth gauge");
     for id in state.model_ids() {
@@ -198,6 +263,12 @@ pub async fn count(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    state.metrics().request(&route, response.status().as_u16());
+    let status = response.status().as_u16();
+    state.metrics().request(&route, status);
+    if let Some(crate::auth::AnsweredFor(tenant)) = response.extensions().get() {
+        *lock(&state.metrics().tenant_requests)
+            .entry((tenant.clone(), status))
+            .or_default() += 1;
+    }
     response
 }

@@ -626,9 +626,7 @@ async fn handle(
             .map(|c| keep_calls(c, parallel_calls))
             .collect();
         for c in &cs {
-            state
-                .metrics()
-                .tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
+            state.record_tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
         let response = ChatCompletion::with_choices(id, created, req.model, &cs);
         let fallback = cs.iter().any(|c| c.fallback.is_some());
@@ -648,12 +646,14 @@ async fn handle(
     // once, report its steps as they finish; its errors arrive in the stream.
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
-    // The spawned work shares (references) in the request's tenant scope, as the handler would.
-    let scope = crate::auth::sharing_scope();
+    // The spawned work is the request's tenant's, as the handler's would be: it shares
+    // (references) in the tenant's scope and its tokens are charged to the tenant.
+    let tenant = crate::auth::current_tenant();
+    let forward_tenant = tenant.clone();
     let work = tokio::spawn(async move {
         let run = model.chat_streaming(&messages, &params, event_tx);
-        match scope {
-            Some(scope) => crate::auth::in_scope(scope, run).await,
+        match tenant {
+            Some(tenant) => crate::auth::as_tenant(tenant, run).await,
             None => run.await,
         }
     });
@@ -714,7 +714,7 @@ async fn handle(
         };
         match outcome.map(|c| keep_calls(c, parallel_calls)) {
             Ok(c) => {
-                metrics_state.metrics().tokens(
+                metrics_state.record_tokens(
                     &model_id,
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
@@ -757,7 +757,16 @@ async fn handle(
         }
         let _ = sse_tx.unbounded_send(Event::default().data("[DONE]"));
     };
-    let forwarding = AbortOnDrop(tokio::spawn(forward).abort_handle());
+    // The forwarder records the tokens: as the tenant's work.
+    let forwarding = AbortOnDrop(
+        tokio::spawn(async move {
+            match forward_tenant {
+                Some(tenant) => crate::auth::as_tenant(tenant, forward).await,
+                None => forward.await,
+            }
+        })
+        .abort_handle(),
+    );
     let body = sse.map(move |e| {
         // The body owns the work: dropping it (the caller went away) aborts both tasks.
         let _owned = (&cancel, &forwarding);

@@ -79,6 +79,8 @@ struct Session {
     /// The sharing scope of the tenant that created it ([`crate::auth::Tenant::scope`]): only
     /// requests of that scope see the session.
     scope: String,
+    /// The tenant that created it: the aggregation runs as its work (charged to it).
+    owner: Tenant,
     key: String,
     query: String,
     spec: GuidanceSpec,
@@ -137,8 +139,8 @@ impl Session {
         state.sessions().forget_open(&self.key, &self.id);
         let session = Arc::clone(self);
         let state = state.clone();
-        let scope = self.scope.clone();
-        tokio::spawn(crate::auth::in_scope(scope, async move {
+        let owner = self.owner.clone();
+        tokio::spawn(crate::auth::as_tenant(owner, async move {
             let outcome = if drafts.is_empty() {
                 Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
@@ -323,6 +325,10 @@ async fn create_inner(
     }
     let session = Arc::new(Session {
         id: sessions.new_id(),
+        owner: crate::auth::current_tenant().unwrap_or_else(|| Tenant {
+            name: String::new(),
+            scope: scope.clone(),
+        }),
         scope,
         key: key.clone(),
         query: req.query,
