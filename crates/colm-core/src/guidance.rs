@@ -88,6 +88,18 @@ impl GuidanceMode {
         })
     }
 
+    /// Checks an `auto` agreement threshold: in (0, 1].
+    ///
+    /// # Errors
+    /// A message naming the value when it is outside.
+    pub fn check_threshold(threshold: f64) -> Result<(), String> {
+        if threshold > 0.0 && threshold <= 1.0 {
+            Ok(())
+        } else {
+            Err(format!("auto threshold must be in (0, 1], got {threshold}"))
+        }
+    }
+
     /// The mode's name, as [`Self::parse`] reads it.
     pub fn name(&self) -> &'static str {
         match self {
@@ -374,11 +386,7 @@ impl GuidancePlan {
                 drafts: drafts.len(),
             },
             GuidanceMode::Auto { threshold } => {
-                if !(threshold > 0.0 && threshold <= 1.0) {
-                    return Err(ModelError::InvalidRequest(format!(
-                        "auto threshold must be in (0, 1], got {threshold}"
-                    )));
-                }
+                GuidanceMode::check_threshold(threshold).map_err(ModelError::InvalidRequest)?;
                 match tally(drafts) {
                     Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => {
                         GuidancePlan::Vote {

@@ -131,6 +131,10 @@ impl GuidanceSpec {
         max_tokens: Option<u32>,
         temperature: Option<f32>,
     ) -> Result<Self, ApiError> {
+        if let Some(t) = auto_threshold {
+            GuidanceMode::check_threshold(t)
+                .map_err(|e| ApiError::invalid(e, Some("auto_threshold")))?;
+        }
         let mode = GuidanceMode::parse(mode.unwrap_or("reference"), auto_threshold)
             .map_err(|e| ApiError::invalid(e, Some("mode")))?;
         if auto_threshold.is_some() && !matches!(mode, GuidanceMode::Auto { .. }) {

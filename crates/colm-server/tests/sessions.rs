@@ -228,6 +228,10 @@ async fn bad_session_requests_get_openai_shaped_errors() {
         (json!({"query": Q, "mode": "auto"}), "model"),
         (json!({"query": "Q\u{0}?", "mode": "vote"}), "query"),
         (json!({"query": Q, "mode": "vote", "round": 0}), "round"),
+        (
+            json!({"query": Q, "mode": "auto", "model": "m", "auto_threshold": 2.0}),
+            "auto_threshold",
+        ),
     ] {
         let (status, e) = post(&format!("{base}/v1/colm/sessions"), body.clone()).await;
         assert_eq!(
