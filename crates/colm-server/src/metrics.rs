@@ -99,149 +99,185 @@ fn label(v: &str) -> String {
 pub fn render(state: &AppState) -> String {
     let m = state.metrics();
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP colm_requests_total HTTP requests answered.");
-    let _ = writeln!(out, "# TYPE colm_requests_total counter");
-    for ((route, status), n) in lock(&m.requests).iter() {
-        let _ = writeln!(
-            out,
-            "colm_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-            label(route)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP colm_request_bytes_total Request body bytes read (decompressed)."
+    family(
+        &mut out,
+        ("colm_requests_total", "HTTP requests answered.", "counter"),
+        lock(&m.requests).iter().map(|((route, status), n)| {
+            (
+                format!("route=\"{}\",status=\"{status}\"", label(route)),
+                n.to_string(),
+            )
+        }),
     );
-    let _ = writeln!(out, "# TYPE colm_request_bytes_total counter");
-    for (route, n) in lock(&m.request_bytes).iter() {
-        let _ = writeln!(
-            out,
-            "colm_request_bytes_total{{route=\"{}\"}} {n}",
-            label(route)
-        );
-    }
-    let tokens = lock(&m.tokens);
-    for (name, help, pick) in [
+    family(
+        &mut out,
         (
+            "colm_request_bytes_total",
+            "Request body bytes read (decompressed).",
+            "counter",
+        ),
+        lock(&m.request_bytes)
+            .iter()
+            .map(|(route, n)| (format!("route=\"{}\"", label(route)), n.to_string())),
+    );
+    let tokens = lock(&m.tokens).clone();
+    for (pick, name, help) in [
+        (
+            0,
             "colm_prompt_tokens_total",
             "Prompt tokens of successful completions.",
-            0,
         ),
         (
+            1,
             "colm_completion_tokens_total",
             "Completion tokens of successful completions.",
-            1,
         ),
         (
+            2,
             "colm_model_calls_total",
             "Successful model calls (completions, guidance, CoLM steps).",
-            2,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (model, (p, c, n)) in tokens.iter() {
-            let v = [p, c, n][pick];
-            let _ = writeln!(out, "{name}{{model=\"{}\"}} {v}", label(model));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP colm_shared_guidance_hits_total Guidance served from the shared store."
-    );
-    let _ = writeln!(out, "# TYPE colm_shared_guidance_hits_total counter");
-    let _ = writeln!(
-        out,
-        "colm_shared_guidance_hits_total {}",
-        state.shared_references().map_or(0, |s| s.hits())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP colm_session_drafts_total Drafts accepted by shared sessions."
-    );
-    let _ = writeln!(out, "# TYPE colm_session_drafts_total counter");
-    let _ = writeln!(
-        out,
-        "colm_session_drafts_total {}",
-        m.session_drafts.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP colm_session_aggregations_total Shared sessions aggregated, by trigger."
-    );
-    let _ = writeln!(out, "# TYPE colm_session_aggregations_total counter");
-    for (trigger, n) in lock(&m.session_aggregations).iter() {
-        let _ = writeln!(
-            out,
-            "colm_session_aggregations_total{{trigger=\"{trigger}\"}} {n}"
+        family(
+            &mut out,
+            (name, help, "counter"),
+            tokens.iter().map(|(model, &(p, c, n))| {
+                (
+                    format!("model=\"{}\"", label(model)),
+                    [p, c, n][pick].to_string(),
+                )
+            }),
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP colm_tenant_requests_total Requests answered to each tenant."
-    );
-    let _ = writeln!(out, "# TYPE colm_tenant_requests_total counter");
-    for ((tenant, status), n) in lock(&m.tenant_requests).iter() {
-        let _ = writeln!(
-            out,
-            "colm_tenant_requests_total{{tenant=\"{}\",status=\"{status}\"}} {n}",
-            label(tenant)
-        );
-    }
-    let tenant_tokens = lock(&m.tenant_tokens);
-    for (name, help, pick) in [
+    let scalar = |v: u64| std::iter::once((String::new(), v.to_string()));
+    family(
+        &mut out,
         (
+            "colm_shared_guidance_hits_total",
+            "Guidance served from the shared store.",
+            "counter",
+        ),
+        scalar(state.shared_references().map_or(0, |s| s.hits())),
+    );
+    family(
+        &mut out,
+        (
+            "colm_session_drafts_total",
+            "Drafts accepted by shared sessions.",
+            "counter",
+        ),
+        scalar(m.session_drafts.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    family(
+        &mut out,
+        (
+            "colm_session_aggregations_total",
+            "Shared sessions aggregated, by trigger.",
+            "counter",
+        ),
+        lock(&m.session_aggregations)
+            .iter()
+            .map(|(trigger, n)| (format!("trigger=\"{trigger}\""), n.to_string())),
+    );
+    family(
+        &mut out,
+        (
+            "colm_tenant_requests_total",
+            "Requests answered to each tenant.",
+            "counter",
+        ),
+        lock(&m.tenant_requests)
+            .iter()
+            .map(|((tenant, status), n)| {
+                (
+                    format!("tenant=\"{}\",status=\"{status}\"", label(tenant)),
+                    n.to_string(),
+                )
+            }),
+    );
+    let tenant_tokens = lock(&m.tenant_tokens).clone();
+    for (pick, name, help) in [
+        (
+            0,
             "colm_tenant_prompt_tokens_total",
             "Prompt tokens of the model calls made for each tenant.",
-            0,
         ),
         (
+            1,
             "colm_tenant_completion_tokens_total",
             "Completion tokens of the model calls made for each tenant.",
-            1,
         ),
     ] {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for (tenant, (p, c)) in tenant_tokens.iter() {
-            let v = [p, c][pick];
-            let _ = writeln!(out, "{name}{{tenant=\"{}\"}} {v}", label(tenant));
-        }
-    }
-    drop(tenant_tokens);
-    if let Some(left) = state.auth().and_then(crate::auth::Auth::budgets_left) {
-        let _ = writeln!(
-            out,
-            "# HELP colm_tenant_budget_tokens Tokens left in each tenant's hourly budget."
+        family(
+            &mut out,
+            (name, help, "counter"),
+            tenant_tokens.iter().map(|(tenant, &(p, c))| {
+                (
+                    format!("tenant=\"{}\"", label(tenant)),
+                    [p, c][pick].to_string(),
+                )
+            }),
         );
-        let _ = writeln!(out, "# TYPE colm_tenant_budget_tokens gauge");
-        for (tenant, n) in left {
-            let _ = writeln!(
-                out,
-                "colm_tenant_budget_tokens{{tenant=\"{}\"}} {}",
-                label(&tenant),
-                n.floor()
-            );
-        }
     }
-    let _ = writeln!(out, "# HELP colm_queue_depth Requests waiting per model.");
-    let _ = writeln!(out, "# TYPE colm_queue_depth gauge");
-    for id in state.model_ids() {
-        if let Some(d) = state.model(&id).and_then(|m| m.queue_depth()) {
-            let _ = writeln!(out, "colm_queue_depth{{model=\"{}\"}} {d}", label(&id));
-        }
+    if let Some(left) = state.auth().and_then(crate::auth::Auth::budgets_left) {
+        family(
+            &mut out,
+            (
+                "colm_tenant_budget_tokens",
+                "Tokens left in each tenant's hourly budget.",
+                "gauge",
+            ),
+            left.into_iter().map(|(tenant, n)| {
+                (
+                    format!("tenant=\"{}\"", label(&tenant)),
+                    n.floor().to_string(),
+                )
+            }),
+        );
     }
-    let _ = writeln!(
-        out,
-        "# HELP colm_active_requests Requests a model is serving now (prefilling or decoding)."
+    let per_model = |read: fn(&dyn colm_core::ChatModel) -> Option<usize>| {
+        state
+            .model_ids()
+            .into_iter()
+            .filter_map(|id| {
+                let v = state.model(&id).and_then(|m| read(m.as_ref()))?;
+                Some((format!("model=\"{}\"", label(&id)), v.to_string()))
+            })
+            .collect::<Vec<_>>()
+    };
+    family(
+        &mut out,
+        ("colm_queue_depth", "Requests waiting per model.", "gauge"),
+        per_model(|m| m.queue_depth()),
     );
-    let _ = writeln!(out, "# TYPE colm_active_requests gauge");
-    for id in state.model_ids() {
-        if let Some(n) = state.model(&id).and_then(|m| m.active_requests()) {
-            let _ = writeln!(out, "colm_active_requests{{model=\"{}\"}} {n}", label(&id));
+    family(
+        &mut out,
+        (
+            "colm_active_requests",
+            "Requests a model is serving now (prefilling or decoding).",
+            "gauge",
+        ),
+        per_model(|m| m.active_requests()),
+    );
+    out
+}
+
+/// Appends one metric family to `out`: its HELP and TYPE lines (`meta` = name, help, type),
+/// then one sample per `(labels, value)` (`labels` already escaped, `""` for none).
+fn family(
+    out: &mut String,
+    (name, help, kind): (&str, &str, &str),
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     }
-    out
 }
 
 /// `GET /metrics`.
