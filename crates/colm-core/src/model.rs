@@ -661,6 +661,12 @@ pub trait ChatModel: Send + Sync {
     fn accepts_tools(&self) -> bool {
         false
     }
+
+    /// The size of the model's vocabulary (token ids are below it), where known: the bound
+    /// of `logit_bias` keys. `None`: not known here.
+    fn vocab_size(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// What a streamed chat sends while it runs ([`ChatModel::chat_streaming`]).

@@ -338,6 +338,10 @@ impl ChatModel for LlamaEngine {
     fn accepts_tools(&self) -> bool {
         self.info.tools
     }
+
+    fn vocab_size(&self) -> Option<u32> {
+        u32::try_from(self.model.n_vocab()).ok()
+    }
 }
 
 impl LlamaEngine {

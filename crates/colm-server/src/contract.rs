@@ -21,7 +21,7 @@
 //!   named function needs tools; request integers are `u32`;
 //! - per hosted model ([`Capabilities`]): a text-only model takes no image part; a model
 //!   whose chat template renders no tools is offered none (or `tool_choice: none`) and gets
-//!   no tool turns;
+//!   no tool turns; `logit_bias` keys are token ids below the model's vocabulary size;
 //! - streamed answers document one event (`data` holding a JSON chunk, an error, or `[DONE]`;
 //!   a session's `session`, `guidance` or `error` events);
 //! - no string of a request body holds a NUL character (the tokenizers take C strings): every
@@ -29,7 +29,7 @@
 //!
 //! What no static document can state, and the server answers with a 400: a prompt plus
 //! `max_tokens` beyond the model's context (`context_length_exceeded`, naming both sizes), a
-//! `logit_bias` token id beyond the model's vocabulary, a JSON Schema (`response_format`,
+//! JSON Schema (`response_format`,
 //! tool parameters) the constrained decoder cannot compile, a named `tool_choice` that is not
 //! among `tools`, and with `--allow-image-urls` the server also takes `http(s)` image URLs.
 
@@ -45,6 +45,8 @@ pub struct Capabilities {
     pub text_only: Vec<String>,
     /// Models whose chat template renders no tools (no tools offered, no tool turns).
     pub without_tools: Vec<String>,
+    /// Models with a known vocabulary size (`logit_bias` keys are token ids below it).
+    pub vocab: Vec<(String, u32)>,
 }
 
 impl Capabilities {
@@ -56,6 +58,9 @@ impl Capabilities {
         for (id, m) in models {
             if !m.accepts_images() {
                 caps.text_only.push(id.clone());
+            }
+            if let Some(n) = m.vocab_size() {
+                caps.vocab.push((id.clone(), n));
             }
             if !m.accepts_tools() {
                 caps.without_tools.push(id.clone());
@@ -248,6 +253,13 @@ pub fn document(caps: &Capabilities) -> Value {
                        "tool_calls": none_or_empty}}}}}),
         ));
     }
+    for (id, n) in &caps.vocab {
+        per_model.push(for_models(
+            std::slice::from_ref(id),
+            json!({"properties": {"logit_bias": {"propertyNames": {
+                "pattern": format!("^\\+?0*({})$", below(*n))}}}}),
+        ));
+    }
     if let Some(s) = schemas
         .get_mut("ChatCompletionRequest")
         .and_then(Value::as_object_mut)
@@ -295,6 +307,47 @@ fn unsigned(schema: &mut Value) {
         map.insert("format".into(), json!("uint32"));
         map.insert("maximum".into(), json!(u32::MAX));
     }
+}
+
+/// A regular expression (alternatives, no anchors) matching the decimal integers in [0, `n`)
+/// written without leading zeros; `n` ≥ 1.
+fn below(n: u32) -> String {
+    let max: Vec<u32> = (n.saturating_sub(1))
+        .to_string()
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .collect();
+    let k = max.len();
+    let mut alts = vec!["0".to_owned()];
+    // Fewer digits than the maximum.
+    if k > 2 {
+        alts.push(format!("[1-9][0-9]{{0,{}}}", k - 2));
+    } else if k == 2 {
+        alts.push("[1-9]".to_owned());
+    }
+    // As many digits: the maximum's first i digits, then a smaller digit, then any.
+    for i in 0..k {
+        let low = u32::from(i == 0);
+        if max[i] > low {
+            let prefix: String = max[..i].iter().map(u32::to_string).collect();
+            let digit = if max[i] - 1 == low {
+                low.to_string()
+            } else {
+                format!("[{low}-{}]", max[i] - 1)
+            };
+            let rest = k - i - 1;
+            let tail = if rest > 0 {
+                format!("[0-9]{{{rest}}}")
+            } else {
+                String::new()
+            };
+            alts.push(format!("{prefix}{digit}{tail}"));
+        }
+    }
+    if max != [0] {
+        alts.push(max.iter().map(u32::to_string).collect());
+    }
+    alts.join("|")
 }
 
 /// JSON text of the schema `name` in an event's `data`.
@@ -452,10 +505,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn token_ranges_are_exact() {
+        for n in [1u32, 2, 9, 10, 11, 100, 101, 262_144, 151_936, 1_000_000] {
+            let re = regex::Regex::new(&format!("^\\+?0*({})$", below(n))).unwrap();
+            for v in (0..n.min(2000)).chain(n.saturating_sub(2000)..n) {
+                assert!(re.is_match(&v.to_string()), "{v} < {n}");
+            }
+            for v in [n, n + 1, n * 10, u32::MAX] {
+                assert!(!re.is_match(&v.to_string()), "{v} ≥ {n}");
+            }
+            assert!(re.is_match("+00"));
+        }
+    }
+
+    #[test]
     fn the_served_document_states_the_cross_field_rules() {
         let caps = Capabilities {
             text_only: vec!["qwen".into()],
             without_tools: vec!["gemma".into()],
+            vocab: vec![("gemma".into(), 262_144)],
         };
         let doc = document(&caps);
         let schema = |name: &str| doc["components"]["schemas"][name].clone();
@@ -513,6 +581,12 @@ mod tests {
             1
         );
         assert_eq!(schema("Stop")["oneOf"][1]["maxItems"], 4);
+        assert!(
+            per_model[3]["then"]["properties"]["logit_bias"]["propertyNames"]["pattern"]
+                .as_str()
+                .unwrap()
+                .contains("26214[0-2]|262143")
+        );
         assert_eq!(guidance["properties"]["round"]["maximum"], u32::MAX);
         assert_eq!(
             schema("ImageUrl")["properties"]["detail"]["enum"],
