@@ -21,7 +21,10 @@
 //!   named function needs tools; request integers are `u32`;
 //! - per hosted model ([`Capabilities`]): a text-only model takes no image part; a model
 //!   whose chat template renders no tools is offered none (or `tool_choice: none`) and gets
-//!   no tool turns; `logit_bias` keys are token ids below the model's vocabulary size;
+//!   no tool turns; `logit_bias` keys are token ids below the model's vocabulary size; a
+//!   collaboration takes none of the fields of one decoding (`n` > 1, `logprobs`,
+//!   `logit_bias`, `response_format`, `tools`);
+//! - a stream has one choice and no `logprobs`;
 //! - streamed answers document one event (`data` holding a JSON chunk, an error, or `[DONE]`;
 //!   a session's `session`, `guidance` or `error` events);
 //! - no string of a request body holds a NUL character (the tokenizers take C strings): every
@@ -47,6 +50,9 @@ pub struct Capabilities {
     pub without_tools: Vec<String>,
     /// Models with a known vocabulary size (`logit_bias` keys are token ids below it).
     pub vocab: Vec<(String, u32)>,
+    /// Collaborations (strategies served as models): fields of one decoding (`n` > 1,
+    /// `logprobs`, `logit_bias`, `response_format`, `tools`) do not apply to them.
+    pub collaborations: Vec<String>,
 }
 
 impl Capabilities {
@@ -58,6 +64,9 @@ impl Capabilities {
         for (id, m) in models {
             if !m.accepts_images() {
                 caps.text_only.push(id.clone());
+            }
+            if m.is_collaboration() {
+                caps.collaborations.push(id.clone());
             }
             if let Some(n) = m.vocab_size() {
                 caps.vocab.push((id.clone(), n));
@@ -230,11 +239,20 @@ pub fn document(caps: &Capabilities) -> Value {
         json!({"if": {"required": ["model"], "properties": {"model": {"enum": ids}}},
                "then": then})
     };
-    // `required` or a named function needs tools to call.
-    let mut per_model = vec![json!({
-        "if": {"required": ["tool_choice"], "properties": {"tool_choice": {"anyOf": [
-            {"const": "required"}, {"type": "object"}]}}},
-        "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}}})];
+    // `required` or a named function needs tools to call; a stream has one choice and no
+    // logprobs.
+    let one_choice = json!({"anyOf": [{"type": "null"}, {"maximum": 1}]});
+    let no_logprobs = json!({"not": {"const": true}});
+    let mut per_model = vec![
+        json!({
+            "if": {"required": ["tool_choice"], "properties": {"tool_choice": {"anyOf": [
+                {"const": "required"}, {"type": "object"}]}}},
+            "then": {"required": ["tools"],
+                     "properties": {"tools": {"type": "array", "minItems": 1}}}}),
+        json!({
+            "if": {"required": ["stream"], "properties": {"stream": {"const": true}}},
+            "then": {"properties": {"n": one_choice, "logprobs": no_logprobs}}}),
+    ];
     if !caps.text_only.is_empty() {
         per_model.push(for_models(
             &caps.text_only,
@@ -251,6 +269,18 @@ pub fn document(caps: &Capabilities) -> Value {
                    "properties": {"messages": {"items": {"properties": {
                        "role": {"not": {"const": "tool"}},
                        "tool_calls": none_or_empty}}}}}),
+        ));
+    }
+    if !caps.collaborations.is_empty() {
+        per_model.push(for_models(
+            &caps.collaborations,
+            json!({"properties": {
+                "n": one_choice,
+                "logprobs": no_logprobs,
+                "logit_bias": {"anyOf": [{"type": "null"}, {"maxProperties": 0}]},
+                "response_format": {"anyOf": [{"type": "null"},
+                                              {"properties": {"type": {"const": "text"}}}]},
+                "tools": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}}),
         ));
     }
     for (id, n) in &caps.vocab {
@@ -524,6 +554,7 @@ mod tests {
             text_only: vec!["qwen".into()],
             without_tools: vec!["gemma".into()],
             vocab: vec![("gemma".into(), 262_144)],
+            collaborations: vec!["colm".into()],
         };
         let doc = document(&caps);
         let schema = |name: &str| doc["components"]["schemas"][name].clone();
@@ -559,17 +590,17 @@ mod tests {
         // tools template no tool.
         let per_model = schema("ChatCompletionRequest")["allOf"].clone();
         assert_eq!(
-            per_model[1]["if"]["properties"]["model"]["enum"],
+            per_model[2]["if"]["properties"]["model"]["enum"],
             json!(["qwen"])
         );
-        assert!(per_model[1]["then"]
+        assert!(per_model[2]["then"]
             .to_string()
             .contains("\"const\":\"text\""));
         assert_eq!(
-            per_model[2]["if"]["properties"]["model"]["enum"],
+            per_model[3]["if"]["properties"]["model"]["enum"],
             json!(["gemma"])
         );
-        assert!(per_model[2]["then"]
+        assert!(per_model[3]["then"]
             .to_string()
             .contains("\"const\":\"tool\""));
         assert_eq!(
@@ -578,11 +609,16 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            1
+            2
         );
         assert_eq!(schema("Stop")["oneOf"][1]["maxItems"], 4);
+        assert_eq!(
+            per_model[4]["if"]["properties"]["model"]["enum"],
+            json!(["colm"])
+        );
+        assert_eq!(per_model[1]["if"]["properties"]["stream"]["const"], true);
         assert!(
-            per_model[3]["then"]["properties"]["logit_bias"]["propertyNames"]["pattern"]
+            per_model[5]["then"]["properties"]["logit_bias"]["propertyNames"]["pattern"]
                 .as_str()
                 .unwrap()
                 .contains("26214[0-2]|262143")
