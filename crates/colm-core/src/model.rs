@@ -192,8 +192,12 @@ impl SamplingParams {
     /// # Errors
     /// The request field at fault and a message naming the value.
     pub fn check_ranges(&self) -> Result<(), (&'static str, String)> {
+        if self.max_tokens == 0 {
+            return Err(("max_tokens", "max_tokens must be at least 1".into()));
+        }
         let t = self.temperature;
-        if !(0.0..=2.0).contains(&t) {
+        // A negative request value too small for f32 arrives as -0.0: still below 0.
+        if t.is_sign_negative() || !(0.0..=2.0).contains(&t) {
             return Err((
                 "temperature",
                 format!("temperature must be in [0, 2], got {t}"),

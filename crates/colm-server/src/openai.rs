@@ -194,12 +194,6 @@ pub fn to_core(
         .max_completion_tokens
         .or(req.max_tokens)
         .unwrap_or(default_max_tokens);
-    if max_tokens == 0 {
-        return Err(ApiError::invalid(
-            "max_tokens must be at least 1",
-            Some("max_tokens"),
-        ));
-    }
     let stop = match &req.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s.clone()],
@@ -1086,6 +1080,15 @@ mod tests {
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 0}),
                 "top_p",
+            ),
+            (
+                // Too small for f32 (it arrives as -0.0), and still below 0.
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": -1e-200}),
+                "temperature",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+                "max_tokens",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 9}),

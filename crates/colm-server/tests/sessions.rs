@@ -229,6 +229,10 @@ async fn bad_session_requests_get_openai_shaped_errors() {
         (json!({"query": "Q\u{0}?", "mode": "vote"}), "query"),
         (json!({"query": Q, "mode": "vote", "round": 0}), "round"),
         (
+            json!({"query": Q, "mode": "vote", "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
             json!({"query": Q, "mode": "auto", "model": "m", "auto_threshold": 2.0}),
             "auto_threshold",
         ),
