@@ -90,7 +90,11 @@ pub struct GuidanceRequest {
     #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature of the server calls; default 0.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
 }
@@ -229,7 +233,11 @@ pub struct CreateSession {
     #[schema(minimum = 1)]
     pub max_tokens: Option<u32>,
     /// Sampling temperature of the server call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
     /// Agreement threshold of `auto`.

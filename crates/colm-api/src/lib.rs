@@ -13,6 +13,7 @@
 //! description), plus its handling in the server.
 
 pub mod collab;
+pub mod float;
 pub mod openai;
 
 pub use collab::{

@@ -421,11 +421,19 @@ pub struct ChatCompletionRequest {
     #[schema(minimum = 1)]
     pub max_completion_tokens: Option<u32>,
     /// Sampling temperature in [0, 2]; default 0 (greedy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass in (0, 1].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(exclusive_minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
     /// Sampling seed.
@@ -456,16 +464,28 @@ pub struct ChatCompletionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<HashMap<String, String>>,
     /// Penalty in [-2, 2] per earlier occurrence of a token in the completion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(minimum = -2, maximum = 2)]
     pub frequency_penalty: Option<f32>,
     /// Penalty in [-2, 2] for a token that occurred in the completion.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
     #[schema(minimum = -2, maximum = 2)]
     pub presence_penalty: Option<f32>,
     /// Token id (of the model's vocabulary, as a string) → bias in [-100, 100] added to its
     /// logit. Single models only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option_map"
+    )]
     pub logit_bias: Option<HashMap<String, f32>>,
     /// Return the log-probability of each generated token. Single models only; not with
     /// `stream`.

@@ -612,7 +612,8 @@ async fn api_keys_and_rate_limits() {
 
 /// Token budgets are per tenant: acme spends its hourly budget on real completions and gets
 /// 429 `insufficient_quota` with a Retry-After, globex is still served, and `/metrics` splits
-/// requests, tokens and the budget left by tenant.
+/// requests, tokens and the budget left by tenant. Under `--protect-ops` the metrics take acme's
+/// key though its budget is spent: they cost no model tokens.
 #[tokio::test]
 async fn token_budgets_and_metrics_are_per_tenant() {
     let _turn = SERIAL.lock().await;
@@ -631,6 +632,7 @@ globex sk-globex
         dir.to_str().unwrap(),
         "--token-budget",
         "150",
+        "--protect-ops",
     ]);
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", server.base);
@@ -664,7 +666,18 @@ globex sk-globex
     assert_eq!(e["error"]["code"], "insufficient_quota", "{e}");
     // globex's budget is its own.
     assert_eq!(ask("sk-globex").await.unwrap().status().as_u16(), 200);
-    let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
+    let r = client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth("sk-acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "metrics refused on a spent budget"
+    );
+    let metrics = r.text().await.unwrap();
     let value = |series: &str| metric(&metrics, series);
     assert_eq!(
         value("colm_tenant_requests_total{tenant=\"acme\",status=\"429\"}"),

@@ -299,7 +299,7 @@ impl Auth {
             return Ok(());
         };
         let capacity = f64::from(rpm.max(1));
-        refill(&self.buckets, tenant, capacity, capacity / 60.0, 1.0, 1.0)
+        refill(&self.buckets, tenant, capacity, capacity / 60.0, 1.0, 1.0).map(drop)
     }
 
     /// Whether `tenant` has budget left (its bucket holds a token); `Err(seconds)` until it
@@ -309,7 +309,7 @@ impl Auth {
             return Ok(());
         };
         let capacity = per_hour.max(1) as f64;
-        refill(&self.budgets, tenant, capacity, capacity / 3600.0, 1.0, 0.0)
+        refill(&self.budgets, tenant, capacity, capacity / 3600.0, 1.0, 0.0).map(drop)
     }
 
     /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero).
@@ -339,15 +339,15 @@ impl Auth {
             names
                 .into_iter()
                 .map(|t| {
-                    let _ = refill(
+                    let left = refill(
                         &self.budgets,
                         &t,
                         capacity,
                         capacity / 3600.0,
                         f64::MIN,
                         0.0,
-                    );
-                    let left = lock_map(&self.budgets).get(&t).map_or(capacity, |b| b.0);
+                    )
+                    .unwrap_or_default();
                     (t, left)
                 })
                 .collect(),
@@ -362,7 +362,8 @@ fn lock_map(
 }
 
 /// A token bucket of `capacity` refilled at `per_second`: refills `key`'s bucket to now, then
-/// takes `cost` if the bucket holds at least `need`; else `Err(seconds)` until it will.
+/// takes `cost` if the bucket holds at least `need` and returns what it holds after; else
+/// `Err(seconds)` until it will hold `need`.
 fn refill(
     buckets: &Mutex<HashMap<String, (f64, Instant)>>,
     key: &str,
@@ -370,7 +371,7 @@ fn refill(
     per_second: f64,
     need: f64,
     cost: f64,
-) -> Result<(), u64> {
+) -> Result<f64, u64> {
     let now = Instant::now();
     let mut buckets = lock_map(buckets);
     let (tokens, last) = buckets.entry(key.to_owned()).or_insert((capacity, now));
@@ -378,7 +379,7 @@ fn refill(
     *last = now;
     if *tokens >= need {
         *tokens -= cost;
-        Ok(())
+        Ok(*tokens)
     } else {
         Err(((need - *tokens) / per_second).ceil() as u64)
     }
@@ -402,9 +403,21 @@ pub async fn anonymous(mut request: Request, next: Next) -> Response {
     as_tenant(tenant, next.run(request)).await
 }
 
-/// The middleware: checks the bearer key and its tenant's rate, and serves the request as its
-/// tenant (a [`Tenant`] extension, and its sharing scope).
-pub async fn require_key(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+/// The middleware of the `/v1` routes: checks the bearer key, its tenant's rate and token
+/// budget, and serves the request as its tenant (a [`Tenant`] extension, and its sharing
+/// scope).
+pub async fn require_key(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    admit(&auth, request, next, true).await
+}
+
+/// The middleware of `/metrics` and `/openapi.json` under [`AuthConfig::protect_ops`]: the key
+/// and the rate as for `/v1`, but no token budget (they cost no model tokens, and an operator
+/// must still see the metrics of a tenant whose budget is spent).
+pub async fn require_key_ops(State(auth): State<Auth>, request: Request, next: Next) -> Response {
+    admit(&auth, request, next, false).await
+}
+
+async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: bool) -> Response {
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -428,7 +441,12 @@ pub async fn require_key(State(auth): State<Auth>, mut request: Request, next: N
         };
         return answered_for(&tenant, e.into_response());
     }
-    if let Err(wait) = auth.budget_left(&tenant.name) {
+    let budget = if spends_tokens {
+        auth.budget_left(&tenant.name)
+    } else {
+        Ok(())
+    };
+    if let Err(wait) = budget {
         let e = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!(

@@ -141,7 +141,7 @@ fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
         if auth.protects_ops() {
             ops = ops.route_layer(axum::middleware::from_fn_with_state(
                 auth.clone(),
-                auth::require_key,
+                auth::require_key_ops,
             ));
         }
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(

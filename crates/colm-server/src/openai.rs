@@ -1082,9 +1082,18 @@ mod tests {
                 "top_p",
             ),
             (
-                // Too small for f32 (it arrives as -0.0), and still below 0.
+                // Too small for f32, and still below 0 (narrowed away from zero).
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": -1e-200}),
                 "temperature",
+            ),
+            (
+                // Beyond the bound by less than an f32 step: still beyond it.
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 2.0000000000000004}),
+                "temperature",
+            ),
+            (
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "top_p": 1.0000000001}),
+                "top_p",
             ),
             (
                 json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
