@@ -2,7 +2,7 @@
 //! sessions. The server's modules `collab` and `sessions` document the behaviour; this module
 //! holds the bodies.
 
-use colm_core::guidance::{GuidanceMode, VoteTally};
+use colm_core::guidance::{DraftScreen, GuidanceMode, VoteTally};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
@@ -47,6 +47,15 @@ fn selector_schema() -> impl Into<RefOr<Schema>> {
     ))
 }
 
+/// The schema of a `screen` field: one of [`DraftScreen::NAMES`].
+fn screen_schema() -> impl Into<RefOr<Schema>> {
+    optional_enum(DraftScreen::NAMES).description(Some(
+        "Which drafts the server model reads when it aggregates them: `all` (default) or \
+         `agreeing` (only drafts whose final answer another draft also gives; when no two \
+         agree, all). Not for `vote` and `reference-critique`.",
+    ))
+}
+
 /// Body of `POST /v1/colm/guidance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +94,10 @@ pub struct GuidanceRequest {
     /// Reference modes: aggregate the `drafts` with the references in round 1 too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate_drafts: Option<bool>,
+    /// Which drafts the server model reads ([`DraftScreen`]): `all` (default) or `agreeing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = screen_schema)]
+    pub screen: Option<String>,
     /// Completion token limit of each server call, tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
@@ -164,6 +177,10 @@ pub struct GuidanceResponse {
     /// Sessions: the names of the clients whose drafts were aggregated, in arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<Vec<String>>,
+    /// With `screen: agreeing`: how many drafts the server model was not shown (their final
+    /// answer no other draft gives); absent when no draft was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screened_out: Option<usize>,
 }
 
 impl GuidanceResponse {
@@ -184,6 +201,7 @@ impl GuidanceResponse {
             trigger: None,
             drafts_used: None,
             clients: None,
+            screened_out: None,
         }
     }
 }
@@ -216,6 +234,10 @@ pub struct CreateSession {
     /// Reference modes: aggregate the drafts with the references in round 1 too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate_drafts: Option<bool>,
+    /// Which drafts the server model reads ([`DraftScreen`]): `all` (default) or `agreeing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = screen_schema)]
+    pub screen: Option<String>,
     /// Drafts that trigger aggregation, 1 to 16 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 16)]

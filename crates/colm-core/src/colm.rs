@@ -31,7 +31,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::guidance::{GuidanceMode, GuidancePlan};
+use crate::guidance::{DraftScreen, GuidanceMode, GuidancePlan};
 use crate::model::{ChatModel, ModelError, SamplingParams};
 use crate::prompts::{self, GuidanceSource, RefineContext};
 use crate::query::Query;
@@ -106,6 +106,10 @@ pub struct ColmConfig {
     /// ran.
     #[serde(default = "legacy_refine")]
     pub refine: Option<RefineContext>,
+    /// Which clients' answers the server model reads when it aggregates them
+    /// ([`DraftScreen`]); records written before the option existed read as `all`.
+    #[serde(default)]
+    pub screen: DraftScreen,
 }
 
 fn legacy_mode() -> GuidanceMode {
@@ -135,6 +139,7 @@ impl Default for ColmConfig {
             references: ReferenceConfig::default(),
             aggregate_drafts: false,
             refine: None,
+            screen: DraftScreen::All,
         }
     }
 }
@@ -348,6 +353,14 @@ fn short(text: &str) -> String {
     } else {
         t
     }
+}
+
+/// The answers at `shown` (indexes into `answers`), in order: what a screened aggregation read.
+fn pick(answers: &[Contribution], shown: &[usize]) -> Vec<Contribution> {
+    shown
+        .iter()
+        .filter_map(|&i| answers.get(i).cloned())
+        .collect()
 }
 
 /// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
@@ -623,30 +636,33 @@ pub async fn run_with(
                 Some(step) => (step, Vec::new(), true),
                 // Later rounds (and round 1 with the drafts aggregated) read client answers.
                 None => {
+                    let shown = config.screen.shown(&texts);
+                    let texts: Vec<&str> = shown.iter().map(|&i| texts[i]).collect();
                     let step =
                         references::synthesise(query, refs, &texts, server_call, round, observer)
                             .await;
-                    (step, answers, false)
+                    (step, pick(&answers, &shown), false)
                 }
             },
-            None => {
-                let step = match GuidancePlan::new(&asked, &texts, mode) {
-                    Ok(GuidancePlan::Call { messages, .. }) => {
-                        call(
-                            StepKind::Guidance,
-                            round,
-                            None,
-                            aggregator,
-                            messages,
-                            &config.server_params,
-                            observer,
-                        )
-                        .await
-                    }
-                    plan => vote_step(round, plan, observer),
-                };
-                (step, answers, false)
-            }
+            None => match GuidancePlan::new(&asked, &texts, mode, config.screen) {
+                Ok(GuidancePlan::Call {
+                    messages, shown, ..
+                }) => {
+                    let step = call(
+                        StepKind::Guidance,
+                        round,
+                        None,
+                        aggregator,
+                        messages,
+                        &config.server_params,
+                        observer,
+                    )
+                    .await;
+                    (step, pick(&answers, &shown), false)
+                }
+                // A vote counts every answer.
+                plan => (vote_step(round, plan, observer), answers.clone(), false),
+            },
         };
         let mut round_record = RoundRecord {
             round,

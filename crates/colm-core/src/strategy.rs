@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::colm::references::{ReferenceConfig, ReferenceStore, ReferenceWriter, Selector};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
-use crate::guidance::GuidanceMode;
+use crate::guidance::{DraftScreen, GuidanceMode};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
 use crate::prompts::{self, RefineContext};
@@ -81,6 +81,8 @@ pub struct ColmSpec {
     pub drafts: bool,
     /// What the refinement prompt shows besides the guidance (the mode's default when `None`).
     pub refine: Option<RefineContext>,
+    /// Which drafts the guidance model reads.
+    pub screen: DraftScreen,
 }
 
 impl Default for ColmSpec {
@@ -95,6 +97,7 @@ impl Default for ColmSpec {
             pool: WriterPool::default(),
             drafts: c.aggregate_drafts,
             refine: c.refine,
+            screen: c.screen,
         }
     }
 }
@@ -261,10 +264,11 @@ impl ColmSpec {
                 "select" => c.refs.selector = Selector::parse(value)?,
                 "drafts" => c.drafts = on_off(key, value)?,
                 "refine" => c.refine = Some(RefineContext::parse(value)?),
+                "screen" => c.screen = DraftScreen::parse(value)?,
                 other => {
                     return Err(format!(
                         "unknown colm option `{other}` (k, rounds, top_k, mode, refs, pool, \
-                         select, drafts, refine)"
+                         select, drafts, refine, screen)"
                     ))
                 }
             }
@@ -373,6 +377,9 @@ impl ColmSpec {
         if let Some(r) = self.refine.filter(|r| *r != self.mode.default_refine()) {
             opts.push(format!("refine={}", r.name()));
         }
+        if self.screen != d.screen {
+            opts.push(format!("screen={}", self.screen.name()));
+        }
         if opts.is_empty() {
             "colm".into()
         } else {
@@ -391,6 +398,7 @@ impl ColmSpec {
             references: self.refs,
             aggregate_drafts: self.drafts,
             refine: Some(self.refine_context()),
+            screen: self.screen,
             ..base
         }
     }

@@ -44,7 +44,7 @@ pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
 use colm_api::openai::CompletionUsage;
 use colm_core::colm::references::{self, ReferenceConfig, References, Selector, SharedGuidance};
 use colm_core::colm::{Step, StepOutcome};
-use colm_core::guidance::{guidance, GuidanceMode};
+use colm_core::guidance::{guidance, DraftScreen, GuidanceMode};
 use colm_core::{ChatModel, Query, SamplingParams, Usage};
 
 use crate::error::{ApiError, ErrorResponses};
@@ -95,6 +95,7 @@ async fn handle(
         req.temperature,
     )?;
     spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
+    spec.set_screen(req.screen.as_deref())?;
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let round = round_of(req.round)?;
     let body = produce(&state, &spec, &req.query, &drafts, round).await?;
@@ -115,6 +116,8 @@ pub struct GuidanceSpec {
     pub references: ReferenceConfig,
     /// Reference modes: aggregate the drafts with the references in round 1 too.
     pub aggregate_drafts: bool,
+    /// Which drafts the server model reads.
+    pub screen: DraftScreen,
 }
 
 impl GuidanceSpec {
@@ -172,7 +175,33 @@ impl GuidanceSpec {
             params,
             references: ReferenceConfig::default(),
             aggregate_drafts: false,
+            screen: DraftScreen::All,
         })
+    }
+
+    /// Sets the `screen` field of a request.
+    ///
+    /// # Errors
+    /// 400 naming it for an unknown screen, or for a mode that shows no pool of drafts to a
+    /// model (`vote` counts them; `reference-critique` reads one).
+    pub fn set_screen(&mut self, screen: Option<&str>) -> Result<(), ApiError> {
+        let Some(name) = screen else {
+            return Ok(());
+        };
+        self.screen = DraftScreen::parse(name).map_err(|e| ApiError::invalid(e, Some("screen")))?;
+        if matches!(
+            self.mode,
+            GuidanceMode::Vote | GuidanceMode::ReferenceCritique
+        ) {
+            return Err(ApiError::invalid(
+                format!(
+                    "`screen` applies where a model reads a pool of drafts, not to mode {}",
+                    self.mode.name()
+                ),
+                Some("screen"),
+            ));
+        }
+        Ok(())
     }
 
     /// Sets the reference fields of a request (`refs`, `selector`, `aggregate_drafts`).
@@ -301,13 +330,27 @@ pub async fn produce(
             ));
         }
         let server = spec.model.as_deref().and_then(|id| state.model(id));
-        let g = guidance(server.as_deref(), query, drafts, spec.mode, &spec.params).await?;
+        let g = guidance(
+            server.as_deref(),
+            query,
+            drafts,
+            spec.mode,
+            spec.screen,
+            &spec.params,
+        )
+        .await?;
         if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
             state.record_tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
+        // A vote counts every draft; a model call read the screened ones.
+        let screened_out = match g.mode {
+            GuidanceMode::Vote => None,
+            _ => left_out(spec.screen, drafts),
+        };
         return Ok(GuidanceResponse {
             usage: g.completion.and_then(|c| CompletionUsage::spent(c.usage)),
             tally: g.tally,
+            screened_out,
             ..GuidanceResponse::new(round, g.mode.name(), spec.model.clone(), g.text)
         });
     }
@@ -334,13 +377,17 @@ pub async fn produce(
     let (shared, mut usage) = shared_part(state, spec, aggregator.as_ref(), query).await?;
     // What reads client text is computed for this request alone.
     let mut text = shared.guidance.text().unwrap_or_default().to_owned();
+    let screened_out = reads_drafts
+        .then(|| left_out(spec.screen, drafts))
+        .flatten();
     if reads_drafts {
         let call = references::ServerCall {
             model: aggregator.as_ref(),
             params: &spec.params,
         };
+        let drafts = spec.screen.apply(drafts);
         let step =
-            references::synthesise(query, &shared.references, drafts, call, round, None).await;
+            references::synthesise(query, &shared.references, &drafts, call, round, None).await;
         spend(state, std::iter::once(&step), &mut usage);
         if let Some(e) = failed(&step) {
             return Err(e);
@@ -363,8 +410,14 @@ pub async fn produce(
         references: sent_references(&shared.references),
         usage: CompletionUsage::spent(usage),
         shared: shared.references.stored,
+        screened_out,
         ..GuidanceResponse::new(round, spec.mode.name(), spec.model.clone(), text)
     })
+}
+
+/// How many of `drafts` `screen` keeps from the model; `None` for none.
+fn left_out(screen: DraftScreen, drafts: &[&str]) -> Option<usize> {
+    Some(drafts.len() - screen.shown(drafts).len()).filter(|&n| n > 0)
 }
 
 /// The references written, as sent to clients (failed writers left out).

@@ -8,7 +8,8 @@
 //!   `refs`, `selector` and `aggregate_drafts` apply to the reference modes only; a session
 //!   does not take `reference-critique`; one-shot guidance needs at least one draft in the
 //!   modes that read them and exactly one for `reference-critique`;
-//! - `auto_threshold` applies to `mode: auto` only; `top_logprobs` needs `logprobs: true`;
+//! - `auto_threshold` applies to `mode: auto` only; `screen` not to `vote` and
+//!   `reference-critique`; `top_logprobs` needs `logprobs: true`;
 //! - a message's `content` may be absent or null only in an assistant turn with `tool_calls`;
 //!   a `tool` turn, and only a tool turn, has a `tool_call_id`;
 //! - every `query` holds a non-blank character;
@@ -499,6 +500,9 @@ fn common_rules() -> Vec<Value> {
         // The agreement threshold applies to `auto` only.
         json!({"if": {"not": mode_in(&["auto"])},
                "then": {"properties": {"auto_threshold": {"type": "null"}}}}),
+        // A screen applies where a model reads a pool of drafts.
+        json!({"if": mode_in(&["vote", "reference-critique"]),
+               "then": {"properties": {"screen": {"type": "null"}}}}),
         // Reference options apply to the reference modes only.
         json!({"if": mode_in(&DRAFT_MODES),
                "then": {"properties": {

@@ -288,6 +288,7 @@ async fn create_inner(
         req.temperature,
     )?;
     spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
+    spec.set_screen(req.screen.as_deref())?;
     if spec.mode == colm_core::guidance::GuidanceMode::ReferenceCritique {
         return Err(ApiError::invalid(
             "reference-critique reviews one client's draft: ask /v1/colm/guidance for it",
@@ -296,13 +297,14 @@ async fn create_inner(
     }
     let round = crate::collab::round_of(req.round)?;
     let key = format!(
-        "{scope}\u{1d}{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}",
+        "{scope}\u{1d}{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
         normalise_query(&req.query),
         spec.model.as_deref().unwrap_or(""),
         spec.mode.name(),
         spec.references.k,
         spec.references.selector.name(),
-        spec.aggregate_drafts
+        spec.aggregate_drafts,
+        spec.screen.name()
     );
     let sessions = state.sessions();
     sessions.sweep();
