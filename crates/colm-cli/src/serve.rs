@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{RemoteChat, Upstream};
+use colm_client::{RemoteChat, Replicas, Upstream};
 use colm_core::colm::references::WriterSpec;
 use colm_core::run::StrategyModel;
 use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
@@ -36,7 +36,9 @@ pub struct ServeArgs {
     /// `ID=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (BASE_URL as OpenAI
     /// clients take it, `http://host:port/v1`; M: its name there, default ID; `vision`: it
     /// reads images); repeatable. Usable wherever a hosted model is: --colm-client,
-    /// --colm-server, --writer.
+    /// --colm-server, --writer. An ID given several times is one model on several replicas:
+    /// least outstanding requests, failover on connection errors and 5xx, a failed replica
+    /// cooled down and probed back (`colm_client::replicas`).
     #[arg(long = "upstream")]
     pub upstreams: Vec<String>,
     /// Largest image of an `image_url` content part, decoded bytes.
@@ -246,22 +248,44 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut loaded = load_models(&names, &opts).await?;
     let mut hosted: Vec<(String, Arc<dyn ChatModel>)> = Vec::new();
+    // An id given several times is one model on several replicas.
+    let mut ids: Vec<&str> = Vec::new();
     for u in &upstreams {
-        let model: Arc<dyn ChatModel> =
-            Arc::new(RemoteChat::upstream(u).with_context(|| format!("--upstream {}", u.name))?);
-        if hosted.iter().any(|(h, _)| *h == u.name) || loaded.contains_key(&u.name) {
-            anyhow::bail!("model id {:?} is given twice", u.name);
+        if !ids.contains(&u.name.as_str()) {
+            ids.push(&u.name);
         }
-        eprintln!(
-            "upstream {} → {} at {}{}",
-            u.name,
-            u.model,
-            u.base_url,
-            if u.vision { " (reads images)" } else { "" }
-        );
-        hosted.push((u.name.clone(), model.clone()));
-        let description = format!("model {} on an OpenAI-compatible endpoint", u.model);
-        loaded.insert(u.name.clone(), Arc::new(Loaded { model, description }));
+    }
+    for id in ids {
+        let replicas: Vec<Upstream> = upstreams.iter().filter(|u| u.name == id).cloned().collect();
+        if loaded.contains_key(id) {
+            anyhow::bail!("model id {id:?} is given twice");
+        }
+        let model: Arc<dyn ChatModel> = match replicas.as_slice() {
+            [u] => Arc::new(RemoteChat::upstream(u).with_context(|| format!("--upstream {id}"))?),
+            _ => Arc::new(
+                Replicas::new(&replicas).map_err(|e| anyhow::anyhow!("--upstream {id}: {e}"))?,
+            ),
+        };
+        for u in &replicas {
+            eprintln!(
+                "upstream {id} → {} at {}{}",
+                u.model,
+                u.base_url,
+                if u.vision { " (reads images)" } else { "" }
+            );
+        }
+        hosted.push((id.to_owned(), model.clone()));
+        let description = match replicas.len() {
+            1 => format!(
+                "model {} on an OpenAI-compatible endpoint",
+                replicas[0].model
+            ),
+            n => format!(
+                "model {} on {n} OpenAI-compatible replicas",
+                replicas[0].model
+            ),
+        };
+        loaded.insert(id.to_owned(), Arc::new(Loaded { model, description }));
     }
     for (name, alias) in &specs {
         let m = loaded

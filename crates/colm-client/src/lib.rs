@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use std::io::Read;
 
+pub mod replicas;
+pub use replicas::Replicas;
+
 use async_trait::async_trait;
 use colm_api::collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
@@ -768,6 +771,22 @@ impl RemoteChat {
         })
     }
 
+    /// One attempt at a chat within `timeout`, no retry (a pool of [`Replicas`] fails over
+    /// instead).
+    pub(crate) async fn chat_once(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        timeout: Duration,
+    ) -> Result<Completion, ModelError> {
+        let body = ChatCompletionRequest::for_params(
+            self.link.remote.server_model.clone(),
+            messages,
+            params,
+        );
+        self.attempt(&body, timeout).await.map_err(|f| f.error)
+    }
+
     async fn attempt(
         &self,
         body: &ChatCompletionRequest,
@@ -892,7 +911,7 @@ mod tests {
 
     /// A real HTTP server on loopback answering every request with `status`, `headers` and
     /// `body`; returns its base URL and the count of requests it answered.
-    fn responder(
+    pub(crate) fn responder(
         status: &'static str,
         headers: &'static str,
         body: &'static str,
