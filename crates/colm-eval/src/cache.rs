@@ -45,6 +45,8 @@ struct Entry {
 #[derive(Default)]
 pub struct CallCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Requests running now, by key: a second asking waits on the lock.
+    running: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     hits: AtomicU64,
 }
 
@@ -112,6 +114,37 @@ impl CallCache {
             entries.entry(key).or_insert(entry);
         }
     }
+
+    /// The lock of a request: held by its first asking while it runs.
+    fn running(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(running.entry(key.to_owned()).or_default())
+    }
+
+    fn finished(&self, key: &str) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(key);
+        }
+    }
+
+    /// The cached answer of `key`, counted as a replay that adds `wall_ms` to its item.
+    fn replay(&self, key: &str, charge_time: bool) -> Option<Completion> {
+        let hit = self.get(key)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        // Outside a replay scope there is no item to charge the time to.
+        let _ = REPLAYED.try_with(|r| {
+            let mut v = r.get();
+            v.calls += 1;
+            if charge_time {
+                v.wall_ms += hit.wall_ms;
+            }
+            r.set(v);
+        });
+        Some(hit.completion)
+    }
 }
 
 /// Replayed calls of one item: (count, their original wall time in ms).
@@ -164,27 +197,28 @@ impl ChatModel for CachedModel {
         let Some(k) = key(self.inner.name(), messages, params) else {
             return self.inner.chat(messages, params).await;
         };
-        if let Some(hit) = self.cache.get(&k) {
-            self.cache.hits.fetch_add(1, Ordering::Relaxed);
-            // Outside a replay scope there is no item to charge the time to.
-            let _ = REPLAYED.try_with(|r| {
-                let mut v = r.get();
-                v.calls += 1;
-                v.wall_ms += hit.wall_ms;
-                r.set(v);
-            });
-            return Ok(hit.completion);
+        if let Some(hit) = self.cache.replay(&k, true) {
+            return Ok(hit);
+        }
+        let lock = self.cache.running(&k);
+        let _turn = lock.lock().await;
+        // Asked while it ran: its answer is here now (a failed first asking left none).
+        if let Some(hit) = self.cache.replay(&k, false) {
+            return Ok(hit);
         }
         let start = Instant::now();
-        let completion = self.inner.chat(messages, params).await?;
-        self.cache.put(
-            k,
-            Entry {
-                completion: completion.clone(),
-                wall_ms: start.elapsed().as_secs_f64() * 1000.0,
-            },
-        );
-        Ok(completion)
+        let outcome = self.inner.chat(messages, params).await;
+        if let Ok(completion) = &outcome {
+            self.cache.put(
+                k.clone(),
+                Entry {
+                    completion: completion.clone(),
+                    wall_ms: start.elapsed().as_secs_f64() * 1000.0,
+                },
+            );
+        }
+        self.cache.finished(&k);
+        outcome
     }
 
     fn queue_depth(&self) -> Option<usize> {
@@ -229,6 +263,8 @@ mod tests {
             _params: &SamplingParams,
         ) -> Result<Completion, ModelError> {
             let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+            // Long enough for a second asking to arrive while this one runs.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             if self.fail {
                 return Err(ModelError::Inference("down".into()));
             }
@@ -284,5 +320,29 @@ mod tests {
             .await
             .is_err());
         assert_eq!(model.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_asked_again_while_it_runs_is_answered_once() {
+        let model = Counting::new(false);
+        let cached = CachedModel::new(model.clone(), CallCache::new());
+        let msgs = vec![ChatMessage::user("q")];
+        let greedy = SamplingParams::default();
+        let ((a, ra), (b, rb)) = tokio::join!(
+            replay_scope(cached.chat(&msgs, &greedy)),
+            replay_scope(cached.chat(&msgs, &greedy))
+        );
+        assert_eq!(a.unwrap().text, "answer 1");
+        assert_eq!(b.unwrap().text, "answer 1");
+        assert_eq!(model.calls(), 1);
+        // The second asking is a replay that adds no time: its item waited.
+        assert_eq!(ra.calls + rb.calls, 1);
+        assert_eq!(ra.wall_ms + rb.wall_ms, 0.0);
+        // A failed first asking leaves the second to run on its own.
+        let failing = Counting::new(true);
+        let cached = CachedModel::new(failing.clone(), CallCache::new());
+        let (a, b) = tokio::join!(cached.chat(&msgs, &greedy), cached.chat(&msgs, &greedy));
+        assert!(a.is_err() && b.is_err());
+        assert_eq!(failing.calls(), 2);
     }
 }
