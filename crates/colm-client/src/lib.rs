@@ -29,7 +29,9 @@ use async_trait::async_trait;
 use colm_api::collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
 };
-use colm_api::openai::{ChatCompletion, ChatCompletionRequest, ErrorBody};
+use colm_api::openai::{
+    ChatCompletion, ChatCompletionRequest, CompletionUsage, ErrorBody, StreamOptions,
+};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::prompts::{GuidanceSource, RefineContext};
 use colm_core::round;
@@ -38,8 +40,9 @@ use colm_core::vertical::privacy::Detector;
 use colm_core::vertical::Residency;
 use colm_core::{
     ChatMessage, ChatModel, Completion, ModelError, Query, ResidencyOutcome, SamplingParams,
-    Timings, WireStats,
+    StreamEvent, Timings, WireStats,
 };
+use futures::channel::mpsc::UnboundedSender;
 use reqwest::header;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -141,6 +144,22 @@ impl Failure {
     }
 }
 
+/// The failure of a request that got no answer within `timeout`: the server missed the
+/// deadline (not retried: no time is left), or could not be reached (transient).
+fn missed(e: reqwest::Error, timeout: Duration) -> Failure {
+    Failure {
+        transient: !e.is_timeout(),
+        error: ModelError::Unavailable {
+            detail: if e.is_timeout() {
+                format!("server missed the deadline ({} ms)", timeout.as_millis())
+            } else {
+                format!("server unreachable: {e}")
+            },
+            retry_after_s: None,
+        },
+    }
+}
+
 /// An answer of the server: status, decoded body, `Retry-After` seconds, bytes moved.
 struct Reply {
     status: u16,
@@ -150,6 +169,44 @@ struct Reply {
 }
 
 impl Reply {
+    /// Reads `response` (to `path`, bounded by `timeout`) whole, decoded; `wire` holds the
+    /// bytes the request sent.
+    async fn read(
+        response: reqwest::Response,
+        path: &str,
+        timeout: Duration,
+        mut wire: WireStats,
+    ) -> Result<Self, Failure> {
+        let status = response.status();
+        let retry_after_s = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let encoding = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let raw = response.bytes().await.map_err(|e| missed(e, timeout))?;
+        let unreadable = |e: String| {
+            Failure::fatal(ModelError::Inference(format!(
+                "unreadable response to {path} ({status}): {e}"
+            )))
+        };
+        let text = decode(&raw, &encoding).map_err(unreadable)?;
+        wire.bytes_received = raw.len() as u64;
+        wire.bytes_received_uncompressed = text.len() as u64;
+        tracing::debug!(path, ?wire, "exchange");
+        Ok(Self {
+            status: status.as_u16(),
+            body: text,
+            retry_after_s,
+            wire,
+        })
+    }
+
     /// The body of a 2xx answer to `path` as `T`, or the failure the answer describes.
     fn parse<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         if !(200..300).contains(&self.status) {
@@ -375,21 +432,28 @@ impl Link {
         })
     }
 
-    /// One JSON exchange with the server, bounded by `timeout`: the body (if any) goes
-    /// zstd-compressed (plain for an endpoint that is not a colm server), the answer may come zstd or gzip. Returns the status, the decoded
-    /// body and the bytes moved.
-    async fn exchange<B: Serialize>(
+    /// The request of a JSON exchange with the server, bounded by `timeout`: the body (if
+    /// any) goes zstd-compressed (plain for an endpoint that is not a colm server), the answer
+    /// may come zstd or gzip when `compressed_answer` (a stream comes plain). Returns it and
+    /// the bytes it sends.
+    fn request<B: Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&B>,
         timeout: Duration,
-    ) -> Result<Reply, Failure> {
+        compressed_answer: bool,
+    ) -> Result<(reqwest::RequestBuilder, WireStats), Failure> {
         let url = format!("{}{path}", self.remote.base_url.trim_end_matches('/'));
+        let accept = if compressed_answer {
+            "zstd, gzip"
+        } else {
+            "identity"
+        };
         let mut req = self
             .http
             .request(method, &url)
-            .header(header::ACCEPT_ENCODING, "zstd, gzip")
+            .header(header::ACCEPT_ENCODING, accept)
             .timeout(timeout);
         let mut wire = WireStats::default();
         if let Some(body) = body {
@@ -416,46 +480,21 @@ impl Link {
         if let Some(key) = &self.remote.api_key {
             req = req.bearer_auth(key);
         }
-        let missed = |e: reqwest::Error| Failure {
-            transient: !e.is_timeout(),
-            error: ModelError::Unavailable {
-                detail: if e.is_timeout() {
-                    format!("server missed the deadline ({} ms)", timeout.as_millis())
-                } else {
-                    format!("server unreachable: {e}")
-                },
-                retry_after_s: None,
-            },
-        };
-        let response = req.send().await.map_err(missed)?;
-        let status = response.status();
-        let retry_after_s = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        let encoding = response
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let raw = response.bytes().await.map_err(missed)?;
-        let unreadable = |e: String| {
-            Failure::fatal(ModelError::Inference(format!(
-                "unreadable response to {path} ({status}): {e}"
-            )))
-        };
-        let text = decode(&raw, &encoding).map_err(unreadable)?;
-        wire.bytes_received = raw.len() as u64;
-        wire.bytes_received_uncompressed = text.len() as u64;
-        tracing::debug!(path, ?wire, "exchange");
-        Ok(Reply {
-            status: status.as_u16(),
-            body: text,
-            retry_after_s,
-            wire,
-        })
+        Ok((req, wire))
+    }
+
+    /// One JSON exchange with the server, bounded by `timeout` ([`Link::request`]). Returns
+    /// the status, the decoded body and the bytes moved.
+    async fn exchange<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<Reply, Failure> {
+        let (req, wire) = self.request(method, path, body, timeout, true)?;
+        let response = req.send().await.map_err(|e| missed(e, timeout))?;
+        Reply::read(response, path, timeout, wire).await
     }
 
     /// Runs `attempt` (given the time left) until it succeeds, fails for good, or the
@@ -787,6 +826,143 @@ impl RemoteChat {
         self.attempt(&body, timeout).await.map_err(|f| f.error)
     }
 
+    /// One streamed attempt within `timeout`: `stream: true` with usage, each content delta
+    /// of the answer's server-sent events relayed to `events` as it arrives. A failure after a
+    /// delta was relayed is not transient (the caller has part of an answer).
+    async fn attempt_streaming(
+        &self,
+        body: &ChatCompletionRequest,
+        timeout: Duration,
+        events: &UnboundedSender<StreamEvent>,
+    ) -> Result<Completion, Failure> {
+        let started = Instant::now();
+        let (req, mut wire) =
+            self.link
+                .request(reqwest::Method::POST, self.path, Some(body), timeout, false)?;
+        let mut response = req.send().await.map_err(|e| missed(e, timeout))?;
+        if !response.status().is_success() {
+            return Err(Reply::read(response, self.path, timeout, wire)
+                .await?
+                .failure());
+        }
+        let mut answer = Completion::text_only("");
+        let mut relayed = false;
+        let mut pending: Vec<u8> = Vec::new();
+        let unreadable = |e: String| {
+            Failure::fatal(ModelError::Inference(format!(
+                "unreadable stream from {}: {e}",
+                self.path
+            )))
+        };
+        'stream: loop {
+            let bytes = match response.chunk().await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    let mut f = missed(e, timeout);
+                    f.transient &= !relayed;
+                    return Err(f);
+                }
+            };
+            wire.bytes_received += bytes.len() as u64;
+            wire.bytes_received_uncompressed += bytes.len() as u64;
+            pending.extend_from_slice(&bytes);
+            // Server-sent events: one `data: JSON` line per chunk, `data: [DONE]` at the end.
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let line = String::from_utf8(line).map_err(|e| unreadable(e.to_string()))?;
+                let Some(data) = line.trim().strip_prefix("data:").map(str::trim) else {
+                    continue;
+                };
+                if data == "[DONE]" {
+                    break 'stream;
+                }
+                let chunk: serde_json::Value =
+                    serde_json::from_str(data).map_err(|e| unreadable(e.to_string()))?;
+                if let Some(e) = chunk.get("error") {
+                    let message = e
+                        .get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("error event");
+                    return Err(Failure::fatal(ModelError::Inference(format!(
+                        "the endpoint's stream failed: {message}"
+                    ))));
+                }
+                let choice = &chunk["choices"][0];
+                if let Some(text) = choice["delta"]["content"]
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                {
+                    answer.text.push_str(text);
+                    let _ = events.unbounded_send(StreamEvent::Delta(text.to_owned()));
+                    relayed = true;
+                }
+                if let Ok(reason) = serde_json::from_value(choice["finish_reason"].clone()) {
+                    answer.finish_reason = reason;
+                }
+                if let Ok(usage) = serde_json::from_value::<CompletionUsage>(chunk["usage"].clone())
+                {
+                    answer.usage = usage.into();
+                }
+            }
+        }
+        answer.timings = Timings {
+            prompt_ms: 0.0,
+            generation_ms: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        answer.wire = Some(wire);
+        Ok(answer)
+    }
+
+    /// Whether a chat with `params` can be streamed from the endpoint: not with tools (their
+    /// calls arrive in pieces) or log-probabilities (they come whole).
+    fn streams(params: &SamplingParams) -> bool {
+        params.tools.is_empty() && params.logprobs.is_none()
+    }
+
+    /// A streamed chat of one attempt within `timeout` (a pool of [`Replicas`] fails over
+    /// instead); `Err((error, relayed))` says whether part of the answer was relayed.
+    pub(crate) async fn stream_once(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        timeout: Duration,
+        events: &UnboundedSender<StreamEvent>,
+    ) -> Result<Completion, (ModelError, bool)> {
+        if !Self::streams(params) {
+            let c = self
+                .chat_once(messages, params, timeout)
+                .await
+                .map_err(|e| (e, false))?;
+            if !c.text.is_empty() {
+                let _ = events.unbounded_send(StreamEvent::Delta(c.text.clone()));
+            }
+            return Ok(c);
+        }
+        let body = self.stream_body(messages, params);
+        self.attempt_streaming(&body, timeout, events)
+            .await
+            .map_err(|f| (f.error, !f.transient))
+    }
+
+    fn stream_body(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> ChatCompletionRequest {
+        ChatCompletionRequest {
+            stream: true,
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
+            ..ChatCompletionRequest::for_params(
+                self.link.remote.server_model.clone(),
+                messages,
+                params,
+            )
+        }
+    }
+
     async fn attempt(
         &self,
         body: &ChatCompletionRequest,
@@ -846,6 +1022,33 @@ impl ChatModel for RemoteChat {
         );
         self.link
             .retrying("chat completion", |left| self.attempt(&body, left))
+            .await
+    }
+
+    /// Relays the endpoint's stream delta by delta (the whole answer at once for chats with
+    /// tools or log-probabilities); transient failures are retried until a delta was relayed.
+    ///
+    /// # Errors
+    /// As [`ChatModel::chat`]; a stream cut after part of the answer was relayed is a
+    /// [`ModelError::Unavailable`] and not retried.
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        events: UnboundedSender<StreamEvent>,
+    ) -> Result<Completion, ModelError> {
+        if !Self::streams(params) {
+            let c = self.chat(messages, params).await?;
+            if !c.text.is_empty() {
+                let _ = events.unbounded_send(StreamEvent::Delta(c.text.clone()));
+            }
+            return Ok(c);
+        }
+        let body = self.stream_body(messages, params);
+        self.link
+            .retrying("streamed chat completion", |left| {
+                self.attempt_streaming(&body, left, &events)
+            })
             .await
     }
 }
@@ -996,6 +1199,33 @@ mod tests {
             count.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upstream_stream_is_relayed_delta_by_delta_with_its_usage() {
+        let (url, _) = responder(
+            "200 OK",
+            "",
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n\
+             data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"length\"}]}\n\n\
+             data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n\
+             data: [DONE]\n\n",
+        );
+        let up = Upstream::parse(&format!("m={url}")).unwrap();
+        let chat = RemoteChat::upstream(&up).unwrap();
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let c = chat
+            .chat_streaming(&[ChatMessage::user("hi")], &SamplingParams::default(), tx)
+            .await
+            .unwrap();
+        assert_eq!(c.text, "Hello");
+        assert_eq!(c.finish_reason, colm_core::FinishReason::Length);
+        assert_eq!((c.usage.prompt_tokens, c.usage.completion_tokens), (5, 2));
+        let deltas: Vec<StreamEvent> = futures::StreamExt::collect(rx).await;
+        assert!(
+            matches!(deltas.as_slice(), [StreamEvent::Delta(a), StreamEvent::Delta(b)] if a == "Hel" && b == "lo"),
+            "{deltas:?}"
         );
     }
 

@@ -24,7 +24,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
+use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, StreamEvent};
+use futures::channel::mpsc::UnboundedSender;
 
 use crate::{RemoteChat, Upstream};
 
@@ -225,14 +226,69 @@ impl ChatModel for Replicas {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| ModelError::Unavailable {
+        Err(self.none_answered(last))
+    }
+
+    /// Streams the answer of one replica delta by delta; fails over as [`Replicas::chat`]
+    /// does while nothing was relayed (after that, a failure is the caller's error).
+    ///
+    /// # Errors
+    /// As [`Replicas::chat`]; a stream cut after part of the answer was relayed.
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        events: UnboundedSender<StreamEvent>,
+    ) -> Result<Completion, ModelError> {
+        let start = Instant::now();
+        let mut tried = vec![false; self.replicas.len()];
+        let mut last = None;
+        while let Some(i) = self.pick(&tried) {
+            let left = self.deadline.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            tried[i] = true;
+            let replica = &self.replicas[i];
+            let outcome = {
+                let _in_flight = InFlight::enter(&replica.outstanding);
+                replica
+                    .chat
+                    .stream_once(messages, params, left, &events)
+                    .await
+            };
+            match outcome {
+                Ok(c) => {
+                    self.succeeded(i);
+                    return Ok(c);
+                }
+                Err((e, relayed)) if Self::fails_over(&e) => {
+                    self.failed(i);
+                    if relayed {
+                        return Err(e);
+                    }
+                    tracing::warn!(model = %self.name, replica = %replica.base_url, error = %e,
+                        "replica failed before streaming; failing over");
+                    last = Some(e);
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        Err(self.none_answered(last))
+    }
+}
+
+impl Replicas {
+    /// The error of a chat no replica answered: the last failure, else the deadline's.
+    fn none_answered(&self, last: Option<ModelError>) -> ModelError {
+        last.unwrap_or_else(|| ModelError::Unavailable {
             detail: format!(
                 "no replica of {} answered within the deadline ({} ms)",
                 self.name,
                 self.deadline.as_millis()
             ),
             retry_after_s: None,
-        }))
+        })
     }
 }
 
