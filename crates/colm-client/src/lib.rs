@@ -934,9 +934,7 @@ impl RemoteChat {
                 .chat_once(messages, params, timeout)
                 .await
                 .map_err(|e| (e, false))?;
-            if !c.text.is_empty() {
-                let _ = events.unbounded_send(StreamEvent::Delta(c.text.clone()));
-            }
+            StreamEvent::send_whole(&events, &c);
             return Ok(c);
         }
         let body = self.stream_body(messages, params);
@@ -1039,9 +1037,7 @@ impl ChatModel for RemoteChat {
     ) -> Result<Completion, ModelError> {
         if !Self::streams(params) {
             let c = self.chat(messages, params).await?;
-            if !c.text.is_empty() {
-                let _ = events.unbounded_send(StreamEvent::Delta(c.text.clone()));
-            }
+            StreamEvent::send_whole(&events, &c);
             return Ok(c);
         }
         let body = self.stream_body(messages, params);

@@ -198,35 +198,7 @@ impl ChatModel for Replicas {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let start = Instant::now();
-        let mut tried = vec![false; self.replicas.len()];
-        let mut last = None;
-        while let Some(i) = self.pick(&tried) {
-            let left = self.deadline.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            tried[i] = true;
-            let replica = &self.replicas[i];
-            let outcome = {
-                let _in_flight = InFlight::enter(&replica.outstanding);
-                replica.chat.chat_once(messages, params, left).await
-            };
-            match outcome {
-                Ok(c) => {
-                    self.succeeded(i);
-                    return Ok(c);
-                }
-                Err(e) if Self::fails_over(&e) => {
-                    self.failed(i);
-                    tracing::warn!(model = %self.name, replica = %replica.base_url, error = %e,
-                        "replica failed; failing over");
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(self.none_answered(last))
+        self.serve(messages, params, None).await
     }
 
     /// Streams the answer of one replica delta by delta; fails over as [`Replicas::chat`]
@@ -240,6 +212,19 @@ impl ChatModel for Replicas {
         params: &SamplingParams,
         events: UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
+        self.serve(messages, params, Some(&events)).await
+    }
+}
+
+impl Replicas {
+    /// A chat on one replica after another ([module docs](self)), streamed to `events` when
+    /// given: a failure after part of a stream was relayed is not failed over.
+    async fn serve(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        events: Option<&UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
         let start = Instant::now();
         let mut tried = vec![false; self.replicas.len()];
         let mut last = None;
@@ -252,10 +237,11 @@ impl ChatModel for Replicas {
             let replica = &self.replicas[i];
             let outcome = {
                 let _in_flight = InFlight::enter(&replica.outstanding);
-                replica
-                    .chat
-                    .stream_once(messages, params, left, &events)
-                    .await
+                match events {
+                    Some(tx) => replica.chat.stream_once(messages, params, left, tx).await,
+                    None => (replica.chat.chat_once(messages, params, left).await)
+                        .map_err(|e| (e, false)),
+                }
             };
             match outcome {
                 Ok(c) => {
@@ -268,7 +254,7 @@ impl ChatModel for Replicas {
                         return Err(e);
                     }
                     tracing::warn!(model = %self.name, replica = %replica.base_url, error = %e,
-                        "replica failed before streaming; failing over");
+                        "replica failed; failing over");
                     last = Some(e);
                 }
                 Err((e, _)) => return Err(e),
@@ -276,9 +262,7 @@ impl ChatModel for Replicas {
         }
         Err(self.none_answered(last))
     }
-}
 
-impl Replicas {
     /// The error of a chat no replica answered: the last failure, else the deadline's.
     fn none_answered(&self, last: Option<ModelError>) -> ModelError {
         last.unwrap_or_else(|| ModelError::Unavailable {

@@ -632,9 +632,7 @@ pub trait ChatModel: Send + Sync {
         events: UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
         let completion = self.chat(messages, params).await?;
-        if !completion.text.is_empty() {
-            let _ = events.unbounded_send(StreamEvent::Delta(completion.text.clone()));
-        }
+        StreamEvent::send_whole(&events, &completion);
         Ok(completion)
     }
 
@@ -681,6 +679,16 @@ pub enum StreamEvent {
     Delta(String),
     /// A step of a strategy finished (a draft, a reference, the guidance, …).
     Progress(crate::step::Progress),
+}
+
+impl StreamEvent {
+    /// Sends `completion`'s whole text to `events` as one delta (none for an empty text): the
+    /// stream of a model that cannot stream. A closed receiver is ignored.
+    pub fn send_whole(events: &UnboundedSender<StreamEvent>, completion: &Completion) {
+        if !completion.text.is_empty() {
+            let _ = events.unbounded_send(StreamEvent::Delta(completion.text.clone()));
+        }
+    }
 }
 
 #[cfg(test)]
