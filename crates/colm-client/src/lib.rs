@@ -934,7 +934,7 @@ impl RemoteChat {
                 .chat_once(messages, params, timeout)
                 .await
                 .map_err(|e| (e, false))?;
-            StreamEvent::send_whole(&events, &c);
+            StreamEvent::send_whole(events, &c);
             return Ok(c);
         }
         let body = self.stream_body(messages, params);
