@@ -26,7 +26,7 @@ vendored=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"llama-cpp-sys-2-$
 
 if [ ! -d "$out/sdist/llama.cpp" ]; then
   rm -rf "$out/sdist" && mkdir -p "$out/sdist"
-  pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$out/sdist" -q >&2
+  pip download --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$out/sdist" -q >&2
   tar xzf "$out"/sdist/llama_cpp_python-*.tar.gz -C "$out/sdist"
   mv "$out"/sdist/llama_cpp_python-*/vendor/llama.cpp "$out/sdist/llama.cpp"
 fi

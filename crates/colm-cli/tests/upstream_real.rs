@@ -1,0 +1,184 @@
+//! `colm serve` in front of real serving engines: two llama.cpp `llama-server` replicas of one
+//! model (gemma-3-270m) hosted as one upstream model, one killed under load.
+//!
+//! The `llama-server` binary is taken from `LLAMA_SERVER`; `scripts/test` builds one from the
+//! llama-cpp-python sdist on the engine's vendored llama.cpp (`bench/build-llama-peer.sh
+//! llama-server`) and sets it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{get_text, metric};
+use serde_json::{json, Value};
+
+/// A `llama-server` on a free loopback port; killed when dropped.
+struct LlamaServer {
+    child: Child,
+    base: String,
+}
+
+impl LlamaServer {
+    async fn start(bin: &str, gguf: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "-m",
+                gguf,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["-c", "2048", "-np", "2", "-t", "1", "--metrics"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let s = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ok = client
+                .get(format!("{}/health", s.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "llama-server on {} not healthy",
+                s.base
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Requests it is processing now (its Prometheus gauge).
+    async fn processing(&self, client: &reqwest::Client) -> f64 {
+        let m = get_text(client, &format!("{}/metrics", self.base)).await;
+        metric(&m, "llamacpp:requests_processing")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ask(client: reqwest::Client, url: String, i: usize) -> (u16, Value) {
+    let body = json!({"model": "small", "max_tokens": 40,
+        "messages": [{"role": "user", "content": format!("Count from {i} to {}, one number per line.", i + 30)}]});
+    let r = client.post(&url).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn two_llama_server_replicas_one_killed_under_load() {
+    let bin = std::env::var("LLAMA_SERVER").unwrap_or_else(|_| {
+        panic!(
+            "set LLAMA_SERVER to a llama-server binary (scripts/test builds one with \
+             bench/build-llama-peer.sh llama-server)"
+        )
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(["models", "path", "gemma-3-270m"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gemma-3-270m is not pulled");
+    let gguf = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut a = LlamaServer::start(&bin, &gguf).await;
+    let mut b = LlamaServer::start(&bin, &gguf).await;
+    let colm = common::start(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--upstream",
+        &format!("small={}/v1,model=gemma", a.base),
+        "--upstream",
+        &format!("small={}/v1,model=gemma", b.base),
+    ]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", colm.base);
+
+    // A streamed chat is relayed chunk by chunk, with the upstream's usage.
+    let body = json!({"model": "small", "max_tokens": 24, "stream": true,
+        "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Count from 1 to 20."}]});
+    let sse = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(sse.status().as_u16(), 200);
+    let sse = sse.text().await.unwrap();
+    let chunks: Vec<Value> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let pieces = chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .count();
+    assert!(pieces >= 3, "{pieces} content chunks in\n{sse}");
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("usage chunk");
+    assert!(
+        usage["usage"]["completion_tokens"].as_u64().unwrap() >= 3,
+        "{sse}"
+    );
+    assert!(sse.trim_end().ends_with("data: [DONE]"), "{sse}");
+
+    // Twelve chats at once spread over both replicas; replica a is killed while it serves.
+    let chats: Vec<_> = (0..12)
+        .map(|i| tokio::spawn(ask(client.clone(), url.clone(), i)))
+        .collect();
+    let waited = Instant::now();
+    while a.processing(&client).await < 1.0 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "a never busy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(b.processing(&client).await >= 1.0, "b idle: not balanced");
+    a.kill();
+    // No chat is lost: those in flight on a fail over to b.
+    for chat in chats {
+        let (status, body) = chat.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+        assert!(!text.trim().is_empty(), "{body}");
+        assert!(body["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
+    }
+    // The survivor takes the load.
+    for i in 0..3 {
+        let (status, body) = ask(client.clone(), url.clone(), i).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // With no replica left, a chat gets a clear OpenAI-shaped error, not a hang.
+    b.kill();
+    let (status, body) = ask(client.clone(), url.clone(), 0).await;
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unreachable"), "{body}");
+}
