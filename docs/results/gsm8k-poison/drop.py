@@ -12,8 +12,10 @@ honest drafts agree shows the model what the unscreened run showed it: see READM
 Usage: drop.py CLEAN_RUN_DIR POISONED_RUN_DIR [--clean-strategy S] [--injected 4242] > drop.md
 """
 import argparse
+import datetime
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -49,7 +51,12 @@ def main() -> None:
     clean, poisoned = records(a.clean), records(a.poisoned)
     strategies = sorted({s for (_, s) in poisoned if s.startswith("colm")})
     injected = re.compile(rf"(?<!\d){re.escape(a.injected)}(?!\d)")
-    print(f"Clean run: `{a.clean}`; poisoned run: `{a.poisoned}`.\n")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "unknown CPU")
+    print("# Accuracy drop under poisoned drafts\n")
+    print(f"- command: `python3 {' '.join(sys.argv)}`")
+    print(f"- written {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores")
+    print(f"- clean run: `{a.clean}`; poisoned run: `{a.poisoned}`\n")
     print("| poisoned strategy | clean strategy | items | clean accuracy % | poisoned accuracy % "
           "| drop, points (95% CI) | guidance states the injected answer | final is the injected answer |")
     print("|---|---|---|---|---|---|---|---|")
