@@ -818,11 +818,7 @@ impl RemoteChat {
         params: &SamplingParams,
         timeout: Duration,
     ) -> Result<Completion, ModelError> {
-        let body = ChatCompletionRequest::for_params(
-            self.link.remote.server_model.clone(),
-            messages,
-            params,
-        );
+        let body = self.body(messages, params);
         self.attempt(&body, timeout).await.map_err(|f| f.error)
     }
 
@@ -943,6 +939,12 @@ impl RemoteChat {
             .map_err(|f| (f.error, !f.transient))
     }
 
+    /// The request of a chat: the remote model and every field of `params`.
+    fn body(&self, messages: &[ChatMessage], params: &SamplingParams) -> ChatCompletionRequest {
+        ChatCompletionRequest::for_params(self.link.remote.server_model.clone(), messages, params)
+    }
+
+    /// The request of a streamed chat, with usage in the last chunk.
     fn stream_body(
         &self,
         messages: &[ChatMessage],
@@ -953,11 +955,7 @@ impl RemoteChat {
             stream_options: Some(StreamOptions {
                 include_usage: true,
             }),
-            ..ChatCompletionRequest::for_params(
-                self.link.remote.server_model.clone(),
-                messages,
-                params,
-            )
+            ..self.body(messages, params)
         }
     }
 
@@ -1013,11 +1011,7 @@ impl ChatModel for RemoteChat {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        let body = ChatCompletionRequest::for_params(
-            self.link.remote.server_model.clone(),
-            messages,
-            params,
-        );
+        let body = self.body(messages, params);
         self.link
             .retrying("chat completion", |left| self.attempt(&body, left))
             .await
