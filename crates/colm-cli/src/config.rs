@@ -4,10 +4,12 @@
 //! The file holds no setting of its own: every key of `[serve]` is a flag of `colm serve`,
 //! every key of `[client]` a flag of `colm client`, every key of `[engine]` a flag of both
 //! (`--ctx`, `--threads`, `--parallel`), with `_` for `-` (`max_queue = 64` is
-//! `--max-queue 64`; a repeatable flag takes an array; `true` sets a switch). Two table arrays
+//! `--max-queue 64`; a repeatable flag takes an array; `true` sets a switch). Three table arrays
 //! are shorthands of repeatable `colm serve` flags: `[[models]]` (`model` and its `aliases`:
-//! `--model MODEL=ALIAS` per alias, the model loaded once) and `[[virtual_models]]` (`name`,
-//! `strategy`: `--colm-strategy NAME=STRATEGY`). So a flag's name, type, default, range and
+//! `--model MODEL=ALIAS` per alias, the model loaded once), `[[virtual_models]]` (`name`,
+//! `strategy`: `--colm-strategy NAME=STRATEGY`) and `[[upstreams]]` (`name`, `base_url` and
+//! the options of `--upstream` as keys: `model`, `aliases`, `key_env`, `key_file`,
+//! `deadline_ms`, `max_concurrent`, `vision`; one table per replica). So a flag's name, type, default, range and
 //! doc are written once, in its clap definition, and flags given on the command line win over
 //! the file. Relative paths in the file are relative to the file's directory.
 //!
@@ -45,6 +47,72 @@ struct VirtualModel {
     strategy: String,
 }
 
+/// `[[upstreams]]`: a model on an OpenAI-compatible endpoint (`--upstream`); tables with the
+/// same `name` are replicas of one model. Each key is an option of `--upstream`
+/// (`colm_client::Upstream::parse`), which checks the values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamEntry {
+    /// The id colm serves it under.
+    name: String,
+    /// `http://host:port/v1`.
+    base_url: String,
+    /// Its name at the endpoint (default: `name`).
+    model: Option<String>,
+    /// Further ids it is served under.
+    #[serde(default)]
+    aliases: Vec<String>,
+    /// Environment variable holding its bearer key.
+    key_env: Option<String>,
+    /// File whose first line is its bearer key (relative to the configuration's directory).
+    key_file: Option<PathBuf>,
+    /// Time allowed for one chat, ms.
+    deadline_ms: Option<u64>,
+    /// Chats sent to it at once, at most.
+    max_concurrent: Option<u64>,
+    /// It reads images.
+    #[serde(default)]
+    vision: bool,
+}
+
+impl UpstreamEntry {
+    /// The `--upstream` value it stands for; `dir`: the configuration's directory.
+    fn flag(&self, dir: &Path) -> anyhow::Result<String> {
+        let mut spec = format!("{}={}", self.name, self.base_url);
+        let mut add = |key: &str, value: &str| -> anyhow::Result<()> {
+            anyhow::ensure!(
+                !value.contains(','),
+                "[[upstreams]] {}: {key} may not contain a comma",
+                self.name
+            );
+            spec.push_str(&format!(",{key}={value}"));
+            Ok(())
+        };
+        if let Some(m) = &self.model {
+            add("model", m)?;
+        }
+        for a in &self.aliases {
+            add("alias", a)?;
+        }
+        if let Some(v) = &self.key_env {
+            add("key_env", v)?;
+        }
+        if let Some(f) = &self.key_file {
+            add("key_file", &dir.join(f).display().to_string())?;
+        }
+        if let Some(ms) = self.deadline_ms {
+            add("deadline_ms", &ms.to_string())?;
+        }
+        if let Some(n) = self.max_concurrent {
+            add("max_concurrent", &n.to_string())?;
+        }
+        if self.vision {
+            spec.push_str(",vision");
+        }
+        Ok(spec)
+    }
+}
+
 /// The file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +121,8 @@ struct ConfigFile {
     models: Vec<ModelEntry>,
     #[serde(default)]
     virtual_models: Vec<VirtualModel>,
+    #[serde(default)]
+    upstreams: Vec<UpstreamEntry>,
     #[serde(default)]
     engine: toml::Table,
     #[serde(default)]
@@ -145,6 +215,14 @@ fn settings(
                     "colm_strategy".into(),
                     strategies.into(),
                 ));
+            }
+            let upstreams: Vec<toml::Value> = file
+                .upstreams
+                .iter()
+                .map(|u| u.flag(dir).map(toml::Value::String))
+                .collect::<anyhow::Result<_>>()?;
+            if !upstreams.is_empty() {
+                entries.push(("[[upstreams]]".into(), "upstream".into(), upstreams.into()));
             }
         }
         "client" => entries.extend(table(&file.client, "client")),
@@ -269,6 +347,18 @@ mod tests {
             [[virtual_models]]
             name = "debate"
             strategy = "debate:agents=3"
+            [[upstreams]]
+            name = "big"
+            base_url = "http://10.0.0.5:8000/v1"
+            model = "Qwen/Qwen2.5-7B-Instruct"
+            aliases = ["strong"]
+            key_file = "vllm.key"
+            max_concurrent = 16
+            [[upstreams]]
+            name = "big"
+            base_url = "http://10.0.0.6:8000/v1"
+            deadline_ms = 30000
+            vision = true
             [engine]
             ctx = 2048
             [serve]
@@ -290,8 +380,15 @@ mod tests {
                 "--model=gemma-3-270m=small-test",
                 "--model=qwen2.5-coder-0.5b-instruct",
                 "--colm-strategy=debate=debate:agents=3",
+                "--upstream=big=http://10.0.0.5:8000/v1,model=Qwen/Qwen2.5-7B-Instruct,\
+                 alias=strong,key_file=DIR/vllm.key,max_concurrent=16",
+                "--upstream=big=http://10.0.0.6:8000/v1,deadline_ms=30000,vision",
             ]
         );
+        // Each parses as --upstream does.
+        for f in flags.iter().filter_map(|f| f.strip_prefix("--upstream=")) {
+            assert!(colm_client::Upstream::parse(f).is_ok(), "{f}");
+        }
         // The command line's --model replaces the file's models.
         let flags = expanded(file, "colm serve --config FILE --model gemma-3-270m").unwrap();
         assert!(!flags.iter().any(|f| f.starts_with("--model")), "{flags:?}");
@@ -312,6 +409,14 @@ mod tests {
             ),
             ("[servr]\nbind = \"x\"\n", "unknown field `servr`"),
             ("[[models]]\nname = \"x\"\n", "unknown field `name`"),
+            (
+                "[[upstreams]]\nname = \"x\"\nbase_url = \"http://h/v1\"\nkey = \"k\"\n",
+                "unknown field `key`",
+            ),
+            (
+                "[[upstreams]]\nname = \"x\"\nbase_url = \"http://h/v1\"\nmodel = \"a,b\"\n",
+                "model may not contain a comma",
+            ),
         ] {
             let e = expanded(file, "colm serve --config FILE").unwrap_err();
             assert!(format!("{e:#}").contains(wanted), "{file}: {e:#}");

@@ -25,17 +25,20 @@ use crate::load::{load_models, EngineArgs, LoadOptions, Loaded};
 #[derive(Args)]
 pub struct ServeArgs {
     /// TOML file of settings (`docs/colm.toml`): `[serve]` and `[engine]` keys are these flags
-    /// with `_` for `-`, `[[models]]` and `[[virtual_models]]` stand for --model and
-    /// --colm-strategy; flags given on the command line win.
+    /// with `_` for `-`, `[[models]]`, `[[virtual_models]]` and `[[upstreams]]` stand for
+    /// --model, --colm-strategy and --upstream; flags given on the command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
     #[arg(long = "model", required_unless_present = "upstreams")]
     pub models: Vec<String>,
     /// A model on an OpenAI-compatible endpoint to host as well,
-    /// `ID=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (BASE_URL as OpenAI
-    /// clients take it, `http://host:port/v1`; M: its name there, default ID; `vision`: it
-    /// reads images); repeatable. Usable wherever a hosted model is: --colm-client,
+    /// `ID=BASE_URL[,model=M][,alias=A]…[,vision][,key_env=VAR|,key_file=PATH][,deadline_ms=N]
+    /// [,max_concurrent=N]` (BASE_URL as OpenAI clients take it, `http://host:port/v1`; M: its
+    /// name there, default ID; A: a further id it is served under; `vision`: it reads images;
+    /// the bearer key from the environment variable VAR or the first line of PATH; N ms for a
+    /// chat, default 120000; at most N chats to it at once, more wait); repeatable; in the
+    /// TOML file as `[[upstreams]]` tables. Usable wherever a hosted model is: --colm-client,
     /// --colm-server, --writer. An ID given several times is one model on several replicas:
     /// least outstanding requests, failover on connection errors and 5xx, a failed replica
     /// cooled down and probed back (`colm_client::replicas`).
@@ -232,10 +235,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     )
                 })?);
             }
+            if let Some(path) = &up.key_file {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("--upstream {}: key file {}", up.name, path.display())
+                })?;
+                let key = text.lines().next().unwrap_or_default().trim();
+                anyhow::ensure!(
+                    !key.is_empty(),
+                    "--upstream {}: key file {} is empty",
+                    up.name,
+                    path.display()
+                );
+                up.api_key = Some(key.to_owned());
+            }
             Ok(up)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let is_upstream = |name: &str| upstreams.iter().any(|u| u.name == name);
+    let is_upstream = |name: &str| {
+        upstreams
+            .iter()
+            .any(|u| u.name == name || u.aliases.iter().any(|a| a == name))
+    };
+    // Whether `served` is another upstream's id (an alias may not take it).
+    let is_upstream_id =
+        |served: &str, id: &str| served != id && upstreams.iter().any(|u| u.name == served);
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
     names.extend(args.colm_clients.iter().map(String::as_str));
@@ -274,7 +297,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 if u.vision { " (reads images)" } else { "" }
             );
         }
-        hosted.push((id.to_owned(), model.clone()));
+        // The aliases of every replica, each once.
+        let mut aliases: Vec<&str> = Vec::new();
+        for a in replicas.iter().flat_map(|u| &u.aliases) {
+            if !aliases.contains(&a.as_str()) {
+                aliases.push(a);
+            }
+        }
+        for served in std::iter::once(id).chain(aliases.iter().copied()) {
+            if hosted.iter().any(|(h, _)| h == served) || is_upstream_id(served, id) {
+                anyhow::bail!("model id {served:?} is given twice");
+            }
+            hosted.push((served.to_owned(), model.clone()));
+        }
         let description = match replicas.len() {
             1 => format!(
                 "model {} on an OpenAI-compatible endpoint",
@@ -285,7 +320,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 replicas[0].model
             ),
         };
-        loaded.insert(id.to_owned(), Arc::new(Loaded { model, description }));
+        let entry = Arc::new(Loaded { model, description });
+        for a in aliases {
+            loaded.insert(a.to_owned(), entry.clone());
+        }
+        loaded.insert(id.to_owned(), entry);
     }
     for (name, alias) in &specs {
         let m = loaded

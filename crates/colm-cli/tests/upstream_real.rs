@@ -1,5 +1,6 @@
 //! `colm serve` in front of real serving engines: two llama.cpp `llama-server` replicas of one
-//! model (gemma-3-270m) hosted as one upstream model, one killed under load.
+//! model (gemma-3-270m), behind an API key, hosted as one upstream model configured by
+//! `[[upstreams]]` tables (alias, key file, `max_concurrent`), one killed under load.
 //!
 //! The `llama-server` binary is taken from `LLAMA_SERVER`; `scripts/test` builds one from the
 //! llama-cpp-python sdist on the engine's vendored llama.cpp (`bench/build-llama-peer.sh
@@ -12,10 +13,13 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get_text, metric};
+use common::metric;
 use serde_json::{json, Value};
 
-/// A `llama-server` on a free loopback port; killed when dropped.
+/// The key both llama-servers require.
+const KEY: &str = "replica-secret";
+
+/// A `llama-server` on a free loopback port, with two slots; killed when dropped.
 struct LlamaServer {
     child: Child,
     base: String,
@@ -38,6 +42,7 @@ impl LlamaServer {
                 &port.to_string(),
             ])
             .args(["-c", "2048", "-np", "2", "-t", "1", "--metrics"])
+            .args(["--api-key", KEY])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,7 +73,15 @@ impl LlamaServer {
 
     /// Requests it is processing now (its Prometheus gauge).
     async fn processing(&self, client: &reqwest::Client) -> f64 {
-        let m = get_text(client, &format!("{}/metrics", self.base)).await;
+        let m = client
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         metric(&m, "llamacpp:requests_processing")
     }
 
@@ -107,20 +120,30 @@ async fn two_llama_server_replicas_one_killed_under_load() {
     let gguf = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let mut a = LlamaServer::start(&bin, &gguf).await;
     let mut b = LlamaServer::start(&bin, &gguf).await;
+    // Served as `gemma` and `small`; each replica gets one chat at a time though it has two
+    // slots; the key comes from a file next to the configuration.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("replica.key"), format!("{KEY}\n")).unwrap();
+    let config = dir.path().join("colm.toml");
+    let table = |base: &str| {
+        format!(
+            "[[upstreams]]\nname = \"gemma\"\nbase_url = \"{base}/v1\"\naliases = [\"small\"]\n\
+             key_file = \"replica.key\"\nmax_concurrent = 1\n"
+        )
+    };
+    std::fs::write(&config, table(&a.base) + &table(&b.base)).unwrap();
     let colm = common::start(&[
         "serve",
         "--bind",
         "127.0.0.1:0",
-        "--upstream",
-        &format!("small={}/v1,model=gemma", a.base),
-        "--upstream",
-        &format!("small={}/v1,model=gemma", b.base),
+        "--config",
+        config.to_str().unwrap(),
     ]);
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", colm.base);
 
     // A streamed chat is relayed chunk by chunk, with the upstream's usage.
-    let body = json!({"model": "small", "max_tokens": 24, "stream": true,
+    let body = json!({"model": "gemma", "max_tokens": 24, "stream": true,
         "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "Count from 1 to 20."}]});
     let sse = client.post(&url).json(&body).send().await.unwrap();
@@ -151,7 +174,8 @@ async fn two_llama_server_replicas_one_killed_under_load() {
     );
     assert!(sse.trim_end().ends_with("data: [DONE]"), "{sse}");
 
-    // Twelve chats at once spread over both replicas; replica a is killed while it serves.
+    // Twelve chats at once spread over both replicas, one at a time on each
+    // (`max_concurrent = 1`); replica a is killed while it serves.
     let chats: Vec<_> = (0..12)
         .map(|i| tokio::spawn(ask(client.clone(), url.clone(), i)))
         .collect();
@@ -160,8 +184,28 @@ async fn two_llama_server_replicas_one_killed_under_load() {
         assert!(waited.elapsed() < Duration::from_secs(60), "a never busy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(b.processing(&client).await >= 1.0, "b idle: not balanced");
+    let mut b_busy = false;
+    for _ in 0..5 {
+        assert!(
+            a.processing(&client).await <= 1.0,
+            "max_concurrent exceeded on a"
+        );
+        let on_b = b.processing(&client).await;
+        assert!(on_b <= 1.0, "max_concurrent exceeded on b");
+        b_busy |= on_b == 1.0;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(b_busy, "b idle: not balanced");
     a.kill();
+    let mut busiest = 0.0f64;
+    while !chats.iter().all(tokio::task::JoinHandle::is_finished) {
+        busiest = busiest.max(b.processing(&client).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        busiest, 1.0,
+        "max_concurrent exceeded on b after the failover"
+    );
     // No chat is lost: those in flight on a fail over to b.
     for chat in chats {
         let (status, body) = chat.await.unwrap();

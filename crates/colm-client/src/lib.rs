@@ -697,6 +697,8 @@ pub struct RemoteChat {
     path: &'static str,
     /// Whether the remote model reads images.
     vision: bool,
+    /// Slots of [`Upstream::max_concurrent`]: one per chat in flight to the endpoint.
+    slots: Option<(tokio::sync::Semaphore, usize)>,
 }
 
 /// A model on an OpenAI-compatible endpoint (vLLM, llama-server, Ollama, a hosted API,
@@ -705,6 +707,8 @@ pub struct RemoteChat {
 pub struct Upstream {
     /// The id colm serves it under.
     pub name: String,
+    /// Further ids it is served under (`alias=`, repeatable).
+    pub aliases: Vec<String>,
     /// The endpoint's base URL, as OpenAI clients take it (`http://host:port/v1`): chats go
     /// to `{base_url}/chat/completions`.
     pub base_url: String,
@@ -715,17 +719,29 @@ pub struct Upstream {
     /// The environment variable the key is to be read from (`key_env=`), by the command line
     /// program: a library does not read the environment.
     pub key_env: Option<String>,
+    /// The file the key is to be read from (`key_file=`: its first line), by the command line
+    /// program.
+    pub key_file: Option<std::path::PathBuf>,
     /// Whether the model reads images (a vision-language model).
     pub vision: bool,
-    /// Time allowed for one chat, retries of transient failures included.
+    /// Time allowed for one chat (its timeout), waiting for a slot and retries of transient
+    /// failures included.
     pub deadline: Duration,
+    /// Chats this server sends the endpoint at once (`max_concurrent=`); more wait for a
+    /// slot within their deadline. `None`: no limit.
+    pub max_concurrent: Option<usize>,
 }
 
 impl Upstream {
-    /// Parses `NAME=BASE_URL[,model=M][,vision][,key_env=VAR][,deadline_ms=N]` (the form of
-    /// `colm serve --upstream`): `model` defaults to NAME, the key is to be read from the
-    /// environment variable VAR ([`Upstream::key_env`]; the caller sets `api_key`), the
-    /// deadline defaults to 120 s.
+    /// The options of [`Upstream::parse`], as its error messages list them.
+    pub const OPTIONS: &'static str =
+        "model=, alias=, vision, key_env=, key_file=, deadline_ms=, max_concurrent=";
+
+    /// Parses `NAME=BASE_URL[,model=M][,alias=A]…[,vision][,key_env=VAR][,key_file=PATH]
+    /// [,deadline_ms=N][,max_concurrent=N]` (the form of `colm serve --upstream`): `model`
+    /// defaults to NAME, the key is to be read from the environment variable VAR or the file
+    /// PATH ([`Upstream::key_env`], [`Upstream::key_file`]; the caller sets `api_key`), the
+    /// deadline defaults to 120 s, concurrency is unlimited by default.
     ///
     /// # Errors
     /// A message naming what is malformed.
@@ -745,31 +761,46 @@ impl Upstream {
         }
         let mut up = Self {
             name: name.to_owned(),
+            aliases: Vec::new(),
             base_url,
             model: name.to_owned(),
             api_key: None,
             key_env: None,
+            key_file: None,
             vision: false,
             deadline: Duration::from_secs(120),
+            max_concurrent: None,
+        };
+        let number = |key: &str, v: &str| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{spec:?}: {key}={v} is not a positive number"))
         };
         for option in parts {
             match option.split_once('=') {
                 Some(("model", m)) if !m.is_empty() => up.model = m.to_owned(),
+                Some(("alias", a)) if !a.is_empty() => up.aliases.push(a.to_owned()),
                 Some(("key_env", var)) if !var.is_empty() => up.key_env = Some(var.to_owned()),
+                Some(("key_file", f)) if !f.is_empty() => up.key_file = Some(f.into()),
                 Some(("deadline_ms", ms)) => {
-                    let ms: u64 = ms
-                        .parse()
-                        .map_err(|_| format!("{spec:?}: deadline_ms={ms} is not a number"))?;
-                    up.deadline = Duration::from_millis(ms);
+                    up.deadline = Duration::from_millis(number("deadline_ms", ms)?);
+                }
+                Some(("max_concurrent", n)) => {
+                    let n = number("max_concurrent", n)?;
+                    up.max_concurrent = Some(usize::try_from(n).unwrap_or(usize::MAX));
                 }
                 None if option == "vision" => up.vision = true,
                 _ => {
                     return Err(format!(
-                        "{spec:?}: unknown option {option:?} (model=, vision, key_env=, \
-                         deadline_ms=)"
+                        "{spec:?}: unknown option {option:?} ({})",
+                        Self::OPTIONS
                     ))
                 }
             }
+        }
+        if up.key_env.is_some() && up.key_file.is_some() {
+            return Err(format!("{spec:?}: give key_env= or key_file=, not both"));
         }
         Ok(up)
     }
@@ -785,6 +816,7 @@ impl RemoteChat {
             name: remote.server_model.clone(),
             path: "/v1/chat/completions",
             vision: false,
+            slots: None,
             link: Link::new(remote)?,
         })
     }
@@ -806,8 +838,47 @@ impl RemoteChat {
             name: u.name.clone(),
             path: "/chat/completions",
             vision: u.vision,
+            slots: u
+                .max_concurrent
+                .map(|n| (tokio::sync::Semaphore::new(n), n)),
             link: Link::new(remote)?,
         })
+    }
+
+    /// A slot of [`Upstream::max_concurrent`] (none without a limit), waited for within
+    /// `timeout`; returns it and the time left of `timeout`.
+    ///
+    /// # Errors
+    /// [`ModelError::Unavailable`] (transient) when no slot frees within `timeout`.
+    async fn slot(
+        &self,
+        timeout: Duration,
+    ) -> Result<(Option<tokio::sync::SemaphorePermit<'_>>, Duration), Failure> {
+        let Some((slots, n)) = &self.slots else {
+            return Ok((None, timeout));
+        };
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, slots.acquire()).await {
+            Ok(Ok(permit)) => Ok((Some(permit), timeout.saturating_sub(started.elapsed()))),
+            _ => Err(Failure {
+                transient: true,
+                error: ModelError::Unavailable {
+                    detail: format!(
+                        "all {n} slots of {} (max_concurrent) stayed busy for {} ms",
+                        self.link.remote.base_url,
+                        timeout.as_millis()
+                    ),
+                    retry_after_s: None,
+                },
+            }),
+        }
+    }
+
+    /// Whether every slot of [`Upstream::max_concurrent`] is taken (a chat would wait).
+    pub(crate) fn is_full(&self) -> bool {
+        self.slots
+            .as_ref()
+            .is_some_and(|(s, _)| s.available_permits() == 0)
     }
 
     /// One attempt at a chat within `timeout`, no retry (a pool of [`Replicas`] fails over
@@ -832,6 +903,7 @@ impl RemoteChat {
         events: &UnboundedSender<StreamEvent>,
     ) -> Result<Completion, Failure> {
         let started = Instant::now();
+        let (_slot, timeout) = self.slot(timeout).await?;
         let (req, mut wire) =
             self.link
                 .request(reqwest::Method::POST, self.path, Some(body), timeout, false)?;
@@ -965,6 +1037,7 @@ impl RemoteChat {
         timeout: Duration,
     ) -> Result<Completion, Failure> {
         let started = Instant::now();
+        let (_slot, timeout) = self.slot(timeout).await?;
         let reply = self
             .link
             .exchange(reqwest::Method::POST, self.path, Some(body), timeout)
@@ -1077,13 +1150,26 @@ mod tests {
         assert!(u.vision && u.api_key.is_none());
         assert_eq!(u.key_env.as_deref(), Some("VLM_KEY"));
         assert_eq!(u.deadline, Duration::from_millis(5000));
+        assert_eq!(u.max_concurrent, None);
         let plain = Upstream::parse("gpt=https://api.example/v1").unwrap();
         assert_eq!((plain.model.as_str(), plain.vision), ("gpt", false));
+        let full = Upstream::parse(
+            "big=http://h:1/v1,alias=strong,alias=writer,key_file=k.txt,max_concurrent=4",
+        )
+        .unwrap();
+        assert_eq!(full.aliases, ["strong", "writer"]);
+        assert_eq!(
+            full.key_file.as_deref(),
+            Some(std::path::Path::new("k.txt"))
+        );
+        assert_eq!(full.max_concurrent, Some(4));
         for (bad, says) in [
             ("novalue", "NAME=BASE_URL"),
             ("x=ftp://h/v1", "http(s)"),
             ("x=http://h/v1,colour=red", "unknown option"),
-            ("x=http://h/v1,deadline_ms=soon", "not a number"),
+            ("x=http://h/v1,deadline_ms=soon", "not a positive number"),
+            ("x=http://h/v1,max_concurrent=0", "not a positive number"),
+            ("x=http://h/v1,key_env=K,key_file=f", "not both"),
         ] {
             let e = Upstream::parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
@@ -1190,6 +1276,70 @@ mod tests {
             1,
             "not retried"
         );
+    }
+
+    /// An upstream with `max_concurrent=2` gets at most two chats at once from six callers,
+    /// and a chat that finds every slot taken past its deadline is told so.
+    #[tokio::test]
+    async fn an_upstream_gets_at_most_max_concurrent_chats_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, p) = (open.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let (o, p) = (o.clone(), p.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let mut got = Vec::new();
+                    // Headers and the whole body (the request is small: one read or a few).
+                    while !String::from_utf8_lossy(&got).contains("\"messages\"") {
+                        let n = sock.read(&mut buf).await.unwrap();
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                    let body = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    sock.write_all(answer.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        let up = Upstream::parse(&format!("m={url},max_concurrent=2")).unwrap();
+        let chat = Arc::new(RemoteChat::upstream(&up).unwrap());
+        let calls = (0..6).map(|_| {
+            let chat = chat.clone();
+            tokio::spawn(async move {
+                chat.chat(&[ChatMessage::user("q")], &SamplingParams::default())
+                    .await
+            })
+        });
+        for c in futures::future::join_all(calls).await {
+            assert_eq!(c.unwrap().unwrap().text, "4");
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        // Both slots held: a chat with 100 ms to go waits them out and fails, naming them.
+        let (_a, _) = chat.slot(Duration::from_secs(1)).await.unwrap();
+        let (_b, _) = chat.slot(Duration::from_secs(1)).await.unwrap();
+        assert!(chat.is_full());
+        let e = chat
+            .chat_once(
+                &[ChatMessage::user("q")],
+                &SamplingParams::default(),
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert!(e.to_string().contains("all 2 slots"), "{e}");
     }
 
     #[tokio::test]

@@ -5,7 +5,9 @@
 //!
 //! - **Balancing**: least outstanding requests — the replica with the fewest chats in flight
 //!   from this server takes the next one (ties go round robin), as load balancers do for
-//!   requests of very different lengths (Envoy's and NGINX's `least_request` / `least_conn`).
+//!   requests of very different lengths (Envoy's and NGINX's `least_request` / `least_conn`);
+//!   a replica whose `max_concurrent` slots are all taken only when every one is full (the
+//!   chat then waits for a slot within its deadline).
 //! - **Failover**: a replica that cannot be reached, misses its deadline or answers 5xx (or an
 //!   unreadable body) is left for the next replica, each tried at most once per chat, within
 //!   the chat's deadline; a 4xx is the caller's (a 400 stays a 400, a 429 stays a 429 with its
@@ -117,7 +119,8 @@ impl Replicas {
     }
 
     /// The replica for the next attempt among those not `tried`: the least loaded of those
-    /// not cooling down, else the one whose cool-down ends first; `None` when all were tried.
+    /// not cooling down (one with a free slot of its `max_concurrent` before one without),
+    /// else the one whose cool-down ends first; `None` when all were tried.
     fn pick(&self, tried: &[bool]) -> Option<usize> {
         let now = Instant::now();
         let n = self.replicas.len();
@@ -133,7 +136,10 @@ impl Replicas {
         let ready = untried
             .clone()
             .filter(|&i| cooled(i).is_none())
-            .min_by_key(|&i| self.replicas[i].outstanding.load(Ordering::SeqCst));
+            .min_by_key(|&i| {
+                let r = &self.replicas[i];
+                (r.chat.is_full(), r.outstanding.load(Ordering::SeqCst))
+            });
         ready.or_else(|| untried.min_by_key(|&i| cooled(i)))
     }
 
