@@ -6,7 +6,8 @@ max_tokens=T and ignore_eos=true (both servers accept it), so every request gene
 T tokens. Prompts are distinct per request (no prompt-cache reuse; for llama-server,
 --no-prompt-cache also sends its own `cache_prompt: false`, a field colm refuses with a 400 as it
 refuses every field it does not honour), taken from a JSONL file of GSM8K items. Prints one JSON object: aggregate generation tok/s (all completion tokens / wall
-time of the run), TTFT p50/p95 (request sent → first content delta), request count.
+time of the run), TTFT p50/p95 (request sent → first content delta), latency p50/p95 (request
+sent → stream ended), request count.
 
 Usage: loadgen.py BASE_URL MODEL --streams C --requests R --max-tokens T --data FILE
        [--no-prompt-cache]
@@ -36,7 +37,7 @@ async def main():
     with open(a.data) as f:
         questions = [json.loads(line)["question"] for line in f if line.strip()]
     client = AsyncOpenAI(base_url=a.base + "/v1", api_key="none", max_retries=0, timeout=600)
-    ttfts, tokens, errors = [], [], []
+    ttfts, latencies, tokens, errors = [], [], [], []
     extra = {"ignore_eos": True}
     if a.no_prompt_cache:
         extra["cache_prompt"] = False
@@ -67,6 +68,7 @@ async def main():
                 continue
             if first is not None:
                 ttfts.append(first - sent)
+            latencies.append(time.perf_counter() - sent)
             tokens.append(n or 0)
 
     start = time.perf_counter()
@@ -82,6 +84,8 @@ async def main():
         "ttft_p50_ms": 1000 * (percentile(ttfts, 0.5) or float("nan")),
         "ttft_p95_ms": 1000 * (percentile(ttfts, 0.95) or float("nan")),
         "ttft_mean_ms": 1000 * statistics.fmean(ttfts) if ttfts else float("nan"),
+        "latency_p50_ms": 1000 * (percentile(latencies, 0.5) or float("nan")),
+        "latency_p95_ms": 1000 * (percentile(latencies, 0.95) or float("nan")),
     }))
 
 

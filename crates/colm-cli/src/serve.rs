@@ -96,8 +96,17 @@ pub struct ServeArgs {
     #[arg(long)]
     pub share_ttl: Option<u64>,
     /// SQLite file of shared references (default: `$COLM_HOME/guidance.sqlite`).
-    #[arg(long, requires = "share_ttl")]
+    #[arg(long, requires = "share_ttl", conflicts_with = "state")]
     pub store: Option<PathBuf>,
+    /// Keep what replicas must share in this Redis (`redis://[user:password@]host:port[/db]`):
+    /// sessions, shared references (with --share-ttl) and their single flight, rate-limit
+    /// buckets and token budgets, so that any replica behind a load balancer serves any
+    /// request (`colm_server::state`). Without it they stay in this process (and SQLite).
+    #[arg(long, value_name = "URL")]
+    pub state: Option<String>,
+    /// Prefix of this deployment's keys in the --state Redis.
+    #[arg(long, default_value = "colm", requires = "state")]
+    pub state_prefix: String,
     /// Collaborator of the virtual model `colm` (repeatable); enables `colm`.
     #[arg(long = "colm-client", requires = "colm_server")]
     pub colm_clients: Vec<String>,
@@ -203,8 +212,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--colm-strategy {entry}: {e}"))?;
         extra_strategies.push((id.to_owned(), spec));
     }
-    let store = match args.share_ttl {
-        Some(ttl) => {
+    let redis = match &args.state {
+        Some(url) => {
+            let r = colm_server::state::RedisState::connect(url, &args.state_prefix)
+                .await
+                .with_context(|| format!("--state {}", url.split('@').next_back().unwrap_or("")))?;
+            eprintln!(
+                "shared state in {} (keys under {}:)",
+                r.shown_url, args.state_prefix
+            );
+            Some(r)
+        }
+        None => None,
+    };
+    let store = match (args.share_ttl, &redis) {
+        (Some(ttl), Some(r)) => {
+            eprintln!("sharing references for {ttl} s in {}", r.shown_url);
+            Some(Arc::new(SharedReferences::redis(
+                r.clone(),
+                Duration::from_secs(ttl),
+            )))
+        }
+        (Some(ttl), None) => {
             let path = match &args.store {
                 Some(p) => p.clone(),
                 None => {
@@ -220,7 +249,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             eprintln!("sharing references for {ttl} s in {}", path.display());
             Some(Arc::new(SharedReferences::new(store)))
         }
-        None => None,
+        (None, _) => None,
     };
     let upstreams = args
         .upstreams
@@ -406,6 +435,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_writers(writers)
     .map_err(anyhow::Error::msg)?;
+    let state = match redis {
+        Some(r) => state.with_shared_state(r).map_err(anyhow::Error::msg)?,
+        None => state,
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

@@ -35,6 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::state::RedisState;
 
 /// The SHA-256 of an API key: all the server keeps of it.
 pub type KeyDigest = [u8; 32];
@@ -275,6 +276,17 @@ pub struct Auth {
     config: Arc<AuthConfig>,
     buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
     budgets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+    /// Where the buckets live when replicas share them (`None`: in `buckets` and `budgets`).
+    redis: Option<RedisState>,
+}
+
+/// The two kinds of bucket a tenant has.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Requests per minute.
+    Rate,
+    /// Model tokens per hour.
+    Budget,
 }
 
 impl Auth {
@@ -284,7 +296,16 @@ impl Auth {
             config: Arc::new(config),
             buckets: Arc::default(),
             budgets: Arc::default(),
+            redis: None,
         }
+    }
+
+    /// The same, keeping the rate-limit buckets and token budgets in the Redis replicas share
+    /// ([`crate::state`]): a tenant's limits hold across replicas.
+    #[must_use]
+    pub fn shared(mut self, redis: RedisState) -> Self {
+        self.redis = Some(redis);
+        self
     }
 
     /// Whether `/metrics` and `/openapi.json` need a key too.
@@ -292,66 +313,106 @@ impl Auth {
         self.config.protect_ops
     }
 
+    /// Capacity and per-second refill of a bucket of `kind`; `None` when that limit is off.
+    fn limits(&self, kind: Kind) -> Option<(f64, f64)> {
+        match kind {
+            Kind::Rate => self.config.requests_per_minute.map(|rpm| {
+                let c = f64::from(rpm.max(1));
+                (c, c / 60.0)
+            }),
+            Kind::Budget => self.config.tokens_per_hour.map(|per_hour| {
+                let c = per_hour.max(1) as f64;
+                (c, c / 3600.0)
+            }),
+        }
+    }
+
+    /// [`refill`] of `tenant`'s bucket of `kind` (Ok when that limit is off), in memory or in
+    /// Redis; a Redis failure lets the request through and is logged.
+    async fn bucket(&self, kind: Kind, tenant: &str, need: f64, cost: f64) -> Result<f64, u64> {
+        let Some((capacity, per_second)) = self.limits(kind) else {
+            return Ok(0.0);
+        };
+        let Some(redis) = &self.redis else {
+            let map = match kind {
+                Kind::Rate => &self.buckets,
+                Kind::Budget => &self.budgets,
+            };
+            return refill(map, tenant, capacity, per_second, need, cost);
+        };
+        let name = match kind {
+            Kind::Rate => format!("rate:{tenant}"),
+            Kind::Budget => format!("budget:{tenant}"),
+        };
+        match redis.refill(&name, capacity, per_second, need, cost).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, tenant, "limit not checked: shared state failed");
+                Ok(capacity)
+            }
+        }
+    }
+
     /// Takes one request from `tenant`'s bucket; `Err(seconds)` until the next one is
     /// allowed.
-    fn take(&self, tenant: &str) -> Result<(), u64> {
-        let Some(rpm) = self.config.requests_per_minute else {
-            return Ok(());
-        };
-        let capacity = f64::from(rpm.max(1));
-        refill(&self.buckets, tenant, capacity, capacity / 60.0, 1.0, 1.0).map(drop)
+    async fn take(&self, tenant: &str) -> Result<(), u64> {
+        self.bucket(Kind::Rate, tenant, 1.0, 1.0).await.map(drop)
     }
 
     /// Whether `tenant` has budget left (its bucket holds a token); `Err(seconds)` until it
     /// does.
-    fn budget_left(&self, tenant: &str) -> Result<(), u64> {
-        let Some(per_hour) = self.config.tokens_per_hour else {
-            return Ok(());
-        };
-        let capacity = per_hour.max(1) as f64;
-        refill(&self.budgets, tenant, capacity, capacity / 3600.0, 1.0, 0.0).map(drop)
+    async fn budget_left(&self, tenant: &str) -> Result<(), u64> {
+        self.bucket(Kind::Budget, tenant, 1.0, 0.0).await.map(drop)
     }
 
-    /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero).
+    /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero); with
+    /// Redis the charge is sent in the background.
     pub fn charge(&self, tenant: &str, tokens: u64) {
-        let Some(per_hour) = self.config.tokens_per_hour else {
+        if self.config.tokens_per_hour.is_none() {
             return;
-        };
-        let capacity = per_hour.max(1) as f64;
-        let _ = refill(
+        }
+        if self.redis.is_none() {
+            let _ = self.charge_now(tenant, tokens);
+            return;
+        }
+        let (auth, tenant) = (self.clone(), tenant.to_owned());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = auth
+                    .bucket(Kind::Budget, &tenant, f64::MIN, tokens as f64)
+                    .await;
+            });
+        }
+    }
+
+    /// The in-memory charge of [`Auth::charge`].
+    fn charge_now(&self, tenant: &str, tokens: u64) -> Result<f64, u64> {
+        let (capacity, per_second) = self.limits(Kind::Budget).unwrap_or((1.0, 1.0));
+        refill(
             &self.budgets,
             tenant,
             capacity,
-            capacity / 3600.0,
+            per_second,
             f64::MIN,
             tokens as f64,
-        );
+        )
     }
 
     /// Tokens left in each tenant's budget now (`None` without budgets).
-    pub fn budgets_left(&self) -> Option<Vec<(String, f64)>> {
-        let per_hour = self.config.tokens_per_hour?;
-        let capacity = per_hour.max(1) as f64;
+    pub async fn budgets_left(&self) -> Option<Vec<(String, f64)>> {
+        self.config.tokens_per_hour?;
         let mut names: Vec<String> = self.config.keys.iter().map(|k| k.tenant.clone()).collect();
         names.sort();
         names.dedup();
-        Some(
-            names
-                .into_iter()
-                .map(|t| {
-                    let left = refill(
-                        &self.budgets,
-                        &t,
-                        capacity,
-                        capacity / 3600.0,
-                        f64::MIN,
-                        0.0,
-                    )
-                    .unwrap_or_default();
-                    (t, left)
-                })
-                .collect(),
-        )
+        let mut left = Vec::with_capacity(names.len());
+        for t in names {
+            let n = self
+                .bucket(Kind::Budget, &t, f64::MIN, 0.0)
+                .await
+                .unwrap_or_default();
+            left.push((t, n));
+        }
+        Some(left)
     }
 }
 
@@ -430,7 +491,7 @@ async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: boo
     let Some(tenant) = auth.config.tenant_of(key) else {
         return unauthorized("incorrect API key").into_response();
     };
-    if let Err(wait) = auth.take(&tenant.name) {
+    if let Err(wait) = auth.take(&tenant.name).await {
         let e = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("rate limit reached for this tenant; retry in {wait} s"),
@@ -442,7 +503,7 @@ async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: boo
         return answered_for(&tenant, e.into_response());
     }
     let budget = if spends_tokens {
-        auth.budget_left(&tenant.name)
+        auth.budget_left(&tenant.name).await
     } else {
         Ok(())
     };
@@ -481,9 +542,8 @@ pub struct AnsweredFor(pub String);
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_token_budget_is_spent_overdrawn_and_refilled_per_tenant() {
-        let auth = Auth::new(AuthConfig {
+    fn budget_config() -> AuthConfig {
+        AuthConfig {
             tokens_per_hour: Some(3600),
             keys: vec![
                 ApiKey {
@@ -496,37 +556,82 @@ mod tests {
                 },
             ],
             ..AuthConfig::default()
-        });
-        assert!(auth.budget_left("acme").is_ok());
+        }
+    }
+
+    /// The budget checks, for buckets in memory or in Redis.
+    async fn budgets_are_spent_overdrawn_and_refilled(auth: Auth) {
+        assert!(auth.budget_left("acme").await.is_ok());
         // A request may overdraw the budget; the next one waits until it is positive again,
         // at 1 token per second (3600 per hour).
         auth.charge("acme", 3610);
-        let wait = auth.budget_left("acme").unwrap_err();
-        assert!((11..=12).contains(&wait), "{wait}");
+        // (With Redis the charge is sent in the background.)
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let wait = auth.budget_left("acme").await.unwrap_err();
+        assert!((10..=12).contains(&wait), "{wait}");
         // Another tenant's budget is its own.
-        assert!(auth.budget_left("globex").is_ok());
-        let left = auth.budgets_left().unwrap();
-        assert_eq!(left[1], ("globex".to_owned(), 3600.0));
+        assert!(auth.budget_left("globex").await.is_ok());
+        let left = auth.budgets_left().await.unwrap();
+        assert_eq!(left[1].0, "globex");
+        assert!((3599.0..=3600.0).contains(&left[1].1), "{left:?}");
         assert!(left[0].1 < 0.0, "{left:?}");
+    }
+
+    /// The rate checks, for buckets in memory or in Redis.
+    async fn buckets_allow_the_burst_then_say_when(auth: Auth) {
+        assert!(auth.take("k").await.is_ok());
+        assert!(auth.take("k").await.is_ok());
+        let wait = auth.take("k").await.unwrap_err();
+        assert!((1..=30).contains(&wait), "{wait}");
+        // Buckets are per tenant.
+        assert!(auth.take("other").await.is_ok());
+    }
+
+    fn rate_config() -> AuthConfig {
+        AuthConfig {
+            requests_per_minute: Some(2),
+            ..AuthConfig::with_keys(["k"])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_budget_is_spent_overdrawn_and_refilled_per_tenant() {
+        budgets_are_spent_overdrawn_and_refilled(Auth::new(budget_config())).await;
         // Without a budget nothing is counted.
         let free = Auth::new(AuthConfig::with_keys(["k"]));
         free.charge("k", u64::MAX);
-        assert!(free.budget_left("k").is_ok());
-        assert!(free.budgets_left().is_none());
+        assert!(free.budget_left("k").await.is_ok());
+        assert!(free.budgets_left().await.is_none());
     }
 
-    #[test]
-    fn bucket_allows_the_burst_then_says_when() {
-        let auth = Auth::new(AuthConfig {
-            requests_per_minute: Some(2),
-            ..AuthConfig::with_keys(["k"])
-        });
-        assert!(auth.take("k").is_ok());
-        assert!(auth.take("k").is_ok());
-        let wait = auth.take("k").unwrap_err();
-        assert!((1..=30).contains(&wait), "{wait}");
-        // Buckets are per tenant.
-        assert!(auth.take("other").is_ok());
+    #[tokio::test]
+    async fn bucket_allows_the_burst_then_says_when() {
+        buckets_allow_the_burst_then_say_when(Auth::new(rate_config())).await;
+    }
+
+    /// The same limits kept in a real Redis hold across two servers (two `Auth`s, as two
+    /// replicas have).
+    #[tokio::test]
+    async fn limits_in_redis_hold_across_replicas() {
+        let redis = crate::state::LocalRedis::start().await.unwrap();
+        let state = redis.connect("t1").await.unwrap();
+        budgets_are_spent_overdrawn_and_refilled(Auth::new(budget_config()).shared(state.clone()))
+            .await;
+        let other = Auth::new(budget_config()).shared(redis.connect("t1").await.unwrap());
+        assert!(
+            other.budget_left("acme").await.is_err(),
+            "spent on the other replica"
+        );
+        let a = Auth::new(rate_config()).shared(state.clone());
+        let b = Auth::new(rate_config()).shared(redis.connect("t1").await.unwrap());
+        assert!(a.take("k").await.is_ok());
+        assert!(b.take("k").await.is_ok());
+        assert!(
+            a.take("k").await.is_err(),
+            "two of two taken, one on each replica"
+        );
+        let fresh = Auth::new(rate_config()).shared(redis.connect("t2").await.unwrap());
+        buckets_allow_the_burst_then_say_when(fresh).await;
     }
 
     #[test]

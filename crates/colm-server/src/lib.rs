@@ -34,6 +34,7 @@ pub mod images;
 pub mod metrics;
 pub mod openai;
 pub mod sessions;
+pub mod state;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -250,6 +251,20 @@ impl AppState {
         let inner = Arc::get_mut(&mut self.0)
             .ok_or("reference writers must be set before the state is shared")?;
         inner.writers = writers;
+        Ok(self)
+    }
+
+    /// The same state with its sessions, rate-limit buckets and token budgets in the Redis
+    /// that replicas share ([`state`]; shared references go there when the store given to
+    /// [`AppState::with_guidance_store`] is [`store::SharedReferences::redis`]).
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction).
+    pub fn with_shared_state(mut self, redis: state::RedisState) -> Result<Self, String> {
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or("the shared state must be set before the state is shared")?;
+        inner.sessions = sessions::Sessions::redis(redis.clone());
+        inner.auth = inner.auth.take().map(|a| a.shared(redis));
         Ok(self)
     }
 

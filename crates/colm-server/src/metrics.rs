@@ -95,8 +95,8 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Renders every series.
-pub fn render(state: &AppState) -> String {
+/// Renders every series; `budgets`: the tokens left per tenant ([`crate::auth::Auth::budgets_left`]).
+pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
     let m = state.metrics();
     let mut out = String::new();
     family(
@@ -219,7 +219,7 @@ pub fn render(state: &AppState) -> String {
             }),
         );
     }
-    if let Some(left) = state.auth().and_then(crate::auth::Auth::budgets_left) {
+    if let Some(left) = budgets {
         family(
             &mut out,
             (
@@ -285,9 +285,13 @@ fn family(
     summary = "Prometheus metrics (text exposition format 0.0.4)",
     responses((status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn handler(State(state): State<AppState>) -> Response {
+    let budgets = match state.auth() {
+        Some(auth) => auth.budgets_left().await,
+        None => None,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&state),
+        render(&state, budgets),
     )
         .into_response()
 }

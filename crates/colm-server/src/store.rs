@@ -1,7 +1,8 @@
 //! Shared references: the references a server's collaborators wrote for a question and the
 //! guidance synthesised from them are stored and served again to later clients asking the same
 //! (normalised) question within a TTL, without calling a model. SQLite (embedded, `rusqlite`
-//! with the bundled library), so it survives restarts.
+//! with the bundled library), so it survives restarts; or Redis, shared by replicas
+//! ([`crate::state`]).
 //!
 //! Only what is computed from server-side inputs is stored: the question and the server's own
 //! references — never anything that read a client's draft (a synthesis of drafts, a critique),
@@ -30,6 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use colm_core::colm::references::ReferenceStore;
 use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::state::RedisState;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -142,40 +145,73 @@ impl GuidanceStore {
     }
 }
 
-/// The [`GuidanceStore`] as the core's [`ReferenceStore`]: single flight per (normalised
-/// question, scope), hits counted for `/metrics`. A failing read or write is logged and treated
-/// as a miss: the request is answered with references written for it alone.
+/// Where [`SharedReferences`] keeps its values.
+enum Backend {
+    /// This server's SQLite file.
+    Sqlite(GuidanceStore),
+    /// The Redis replicas share ([`crate::state`]), values expiring after `ttl`.
+    Redis { redis: RedisState, ttl: Duration },
+}
+
+/// Shared references as the core's [`ReferenceStore`]: in a [`GuidanceStore`] (one server) or
+/// in Redis (replicas, [`crate::state`]), with single flight per (normalised question, scope)
+/// — within the process, and across replicas through a Redis lease — and hits counted for
+/// `/metrics`. A failing read or write is logged and treated as a miss: the request is answered
+/// with references written for it alone.
 pub struct SharedReferences {
-    store: GuidanceStore,
+    backend: Backend,
     gates: Mutex<BTreeMap<String, Weak<tokio::sync::Mutex<()>>>>,
     hits: AtomicU64,
+}
+
+/// What [`SharedReferences::lock`] holds: this process's gate and, with Redis, the lease that
+/// keeps other replicas waiting.
+struct Flight {
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+    _lease: Option<crate::state::Lease>,
 }
 
 impl SharedReferences {
     /// Shares through `store`.
     pub fn new(store: GuidanceStore) -> Self {
+        Self::with(Backend::Sqlite(store))
+    }
+
+    /// Shares through the Redis of `redis`, each value kept for `ttl`.
+    pub fn redis(redis: RedisState, ttl: Duration) -> Self {
+        Self::with(Backend::Redis { redis, ttl })
+    }
+
+    fn with(backend: Backend) -> Self {
         Self {
-            store,
+            backend,
             gates: Mutex::default(),
             hits: AtomicU64::new(0),
         }
     }
 
-    /// Requests answered from the store so far.
+    /// Requests answered from the store so far (by this server).
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
 
-    fn gate(&self, query: &str, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let key = format!("{scope}\u{1f}{}", normalise_query(query));
+    fn gate(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
         gates.retain(|_, g| g.strong_count() > 0);
-        if let Some(g) = gates.get(&key).and_then(Weak::upgrade) {
+        if let Some(g) = gates.get(key).and_then(Weak::upgrade) {
             return g;
         }
         let g = Arc::new(tokio::sync::Mutex::new(()));
-        gates.insert(key, Arc::downgrade(&g));
+        gates.insert(key.to_owned(), Arc::downgrade(&g));
         g
+    }
+
+    /// The Redis key of (`query`, `scope`) of `kind` (`ref`, `lock`).
+    fn redis_key(redis: &RedisState, kind: &str, query: &str, scope: &str) -> String {
+        redis.key(
+            kind,
+            &crate::state::digest(&format!("{scope}\u{1f}{}", normalise_query(query))),
+        )
     }
 }
 
@@ -191,15 +227,44 @@ fn tenant_scope(scope: &str) -> Option<String> {
 #[async_trait]
 impl ReferenceStore for SharedReferences {
     async fn lock(&self, query: &str, scope: &str) -> Box<dyn Any + Send> {
-        match tenant_scope(scope) {
-            Some(scope) => Box::new(self.gate(query, &scope).lock_owned().await),
-            None => Box::new(()),
-        }
+        let Some(scope) = tenant_scope(scope) else {
+            return Box::new(());
+        };
+        let gate = self
+            .gate(&format!("{scope}\u{1f}{}", normalise_query(query)))
+            .lock_owned()
+            .await;
+        let lease = match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Redis { redis, .. } => {
+                match redis
+                    .lock(&Self::redis_key(redis, "lock", query, &scope))
+                    .await
+                {
+                    Ok(lease) => Some(lease),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no single flight across replicas for this question");
+                        None
+                    }
+                }
+            }
+        };
+        Box::new(Flight {
+            _gate: gate,
+            _lease: lease,
+        })
     }
 
-    fn get(&self, query: &str, scope: &str) -> Option<String> {
+    async fn get(&self, query: &str, scope: &str) -> Option<String> {
         let scope = tenant_scope(scope)?;
-        match self.store.get(query, &scope) {
+        let found = match &self.backend {
+            Backend::Sqlite(store) => store.get(query, &scope).map_err(|e| e.to_string()),
+            Backend::Redis { redis, .. } => redis
+                .get(&Self::redis_key(redis, "ref", query, &scope))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match found {
             Ok(found) => {
                 if found.is_some() {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -213,11 +278,18 @@ impl ReferenceStore for SharedReferences {
         }
     }
 
-    fn put(&self, query: &str, scope: &str, value: &str) {
+    async fn put(&self, query: &str, scope: &str, value: &str) {
         let Some(scope) = tenant_scope(scope) else {
             return;
         };
-        if let Err(e) = self.store.put(query, &scope, value) {
+        let stored = match &self.backend {
+            Backend::Sqlite(store) => store.put(query, &scope, value).map_err(|e| e.to_string()),
+            Backend::Redis { redis, ttl } => redis
+                .put(&Self::redis_key(redis, "ref", query, &scope), value, *ttl)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = stored {
             tracing::warn!(error = %e, "shared references not stored");
         }
     }

@@ -486,17 +486,18 @@ impl SharedGuidance {
 }
 
 /// Where a server keeps [`SharedGuidance`] between requests, keyed by (question, scope) (see
-/// [`scope`]); the server crate's implementation is SQLite with a TTL. Implementations never
-/// fail a request: a store that cannot read or write logs it and behaves as empty.
+/// [`scope`]); the server crate's implementations are SQLite with a TTL (one server) and
+/// Redis (replicas). Implementations never fail a request: a store that cannot read or write
+/// logs it and behaves as empty.
 #[async_trait]
 pub trait ReferenceStore: Send + Sync {
     /// Waits for the single-flight gate of (`query`, `scope`) and holds it while the returned
     /// guard lives, so that concurrent askers of one question wait for the first's answer.
     async fn lock(&self, query: &str, scope: &str) -> Box<dyn Any + Send>;
     /// The value stored for (`query`, `scope`), if fresh.
-    fn get(&self, query: &str, scope: &str) -> Option<String>;
+    async fn get(&self, query: &str, scope: &str) -> Option<String>;
     /// Stores `value` for (`query`, `scope`).
-    fn put(&self, query: &str, scope: &str, value: &str);
+    async fn put(&self, query: &str, scope: &str, value: &str);
 }
 
 /// What shared references depend on besides the question: the aggregator, the writers'
@@ -552,6 +553,7 @@ pub async fn shared_guidance(
     let _flight = store.lock(&key, &scope).await;
     let stored = store
         .get(&key, &scope)
+        .await
         .and_then(|v| serde_json::from_str::<SharedGuidance>(&v).ok());
     if let Some(shared) = stored {
         let shared = shared.replayed();
@@ -564,7 +566,7 @@ pub async fn shared_guidance(
     let shared = write().await;
     if shared.guidance.text().is_some() {
         if let Ok(value) = serde_json::to_string(&shared) {
-            store.put(&key, &scope, &value);
+            store.put(&key, &scope, &value).await;
         }
     }
     shared

@@ -1120,11 +1120,11 @@ impl references::ReferenceStore for MemoryStore {
     async fn lock(&self, _query: &str, _scope: &str) -> Box<dyn std::any::Any + Send> {
         Box::new(self.gate.clone().lock_owned().await)
     }
-    fn get(&self, query: &str, scope: &str) -> Option<String> {
+    async fn get(&self, query: &str, scope: &str) -> Option<String> {
         let values = self.values.lock().unwrap();
         values.get(&(query.to_owned(), scope.to_owned())).cloned()
     }
-    fn put(&self, query: &str, scope: &str, value: &str) {
+    async fn put(&self, query: &str, scope: &str, value: &str) {
         let mut values = self.values.lock().unwrap();
         values.insert((query.to_owned(), scope.to_owned()), value.to_owned());
     }

@@ -1,0 +1,332 @@
+//! State shared by colm server replicas (`colm serve --state redis://…`).
+//!
+//! By default a server keeps its state to itself: sessions, single-flight gates, rate-limit
+//! buckets and token budgets in memory, shared references in SQLite ([`crate::store`]). With
+//! a Redis URL every replica reads and writes them in one Redis (a standalone server, not a
+//! Cluster: a script touches keys it derives from the ones it is given), so a load balancer
+//! may send any request of a session to any replica:
+//!
+//! | what | keys (under the prefix, default `colm`) | written by |
+//! |---|---|---|
+//! | rate-limit buckets, token budgets | `{p}:bucket:{name}` hash `tokens`, `last` | [`RedisState::refill`] (one script: refill and take, atomically) |
+//! | shared references | `{p}:ref:{sha256}` string, expiring after the share TTL | [`crate::store::SharedReferences`] |
+//! | single flight of references | `{p}:lock:{sha256}` lease, renewed while held | [`RedisState::lock`] |
+//! | sessions | `{p}:sess:{id}` hash, `…:clients`, `…:drafts` lists, `{p}:open:{sha256}` | [`crate::sessions`] |
+//!
+//! Time in the scripts is Redis's own clock (`TIME`), except for session deadlines and leases,
+//! which compare the replicas' clocks (keep them in sync, as NTP does, well within a lease).
+//!
+//! A Redis error in a request's path is the request's 503 (`state_unavailable`), except for
+//! the rate limit and budgets, which let the request through and log the error (a limiter
+//! that is down must not take the service down with it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use sha2::{Digest, Sha256};
+
+/// Errors of the shared state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Redis could not be reached or refused a command.
+    #[error("shared state (Redis): {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored value did not decode.
+    #[error("shared state (Redis): unreadable value: {0}")]
+    Decode(String),
+}
+
+/// A connection to the Redis that replicas share, with its scripts.
+#[derive(Clone)]
+pub struct RedisState {
+    conn: ConnectionManager,
+    prefix: String,
+    /// Where it is, without credentials (for logs and errors).
+    pub shown_url: String,
+}
+
+/// Refills a token bucket to now and takes `cost` if it holds `need` (ARGV: capacity,
+/// per-second rate, need, cost). Returns `{1, tokens after}` or `{0, seconds until need}`.
+const REFILL: &str = r"
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local need, cost = tonumber(ARGV[3]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'last')
+local tokens = tonumber(v[1]) or capacity
+local last = tonumber(v[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - last) * rate)
+local ok = tokens >= need
+if ok then tokens = tokens - cost end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'last', string.format('%.6f', now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+if ok then return {1, string.format('%.17g', tokens)} end
+return {0, tostring(math.ceil((need - tokens) / rate))}
+";
+
+/// Takes a lease `KEYS[1]` for token ARGV[1] for ARGV[2] ms if free; 1 when taken.
+const TAKE_LEASE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+";
+
+/// Renews (ARGV[2] ms) or, with ARGV[2] = 0, drops the lease `KEYS[1]` if token ARGV[1]
+/// holds it.
+const KEEP_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+";
+
+/// A held lease ([`RedisState::lock`]): renewed in the background every third of its length
+/// while it lives, dropped when it is dropped. If the replica dies, the lease runs out and
+/// another takes it.
+pub struct Lease {
+    renew: tokio::task::JoinHandle<()>,
+    state: RedisState,
+    key: String,
+    token: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let (state, key, token) = (self.state.clone(), self.key.clone(), self.token.clone());
+        // Dropping cannot wait: the release runs on its own (the lease would run out anyway).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let mut conn = state.conn.clone();
+                let released: Result<i64, _> = Script::new(KEEP_LEASE)
+                    .key(&key)
+                    .arg(&token)
+                    .arg(0)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(error = %e, key, "lease not released; it runs out");
+                }
+            });
+        }
+    }
+}
+
+/// A random token of 128 bits, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: the time in nanoseconds still tells replicas apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `text`, hex: keys of unbounded texts (questions, scopes) have a fixed length.
+pub fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl RedisState {
+    /// The lease of a single-flight lock: renewed every third of it while held.
+    pub const LEASE: Duration = Duration::from_secs(15);
+
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`, or `rediss://`); keys go
+    /// under `prefix`. The connection reconnects by itself after a failure.
+    ///
+    /// # Errors
+    /// The URL is malformed, or Redis does not answer a `PING`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StateError> {
+        let client = redis::Client::open(url)?;
+        let info = client.get_connection_info();
+        let shown_url = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
+        let mut conn = ConnectionManager::new(client).await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            shown_url,
+        })
+    }
+
+    /// The key `{prefix}:{kind}:{name}`.
+    pub fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}:{kind}:{name}", self.prefix)
+    }
+
+    /// A connection (a cheap clone of the shared multiplexed one).
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// The token bucket `name` of `capacity`, refilled at `per_second` (Redis's clock): takes
+    /// `cost` if it holds at least `need` and returns what it holds after, else
+    /// `Err(seconds)` until it will hold `need` — as [`crate::auth`]'s buckets in memory.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn refill(
+        &self,
+        name: &str,
+        capacity: f64,
+        per_second: f64,
+        need: f64,
+        cost: f64,
+    ) -> Result<Result<f64, u64>, StateError> {
+        let mut conn = self.conn();
+        let (ok, value): (i64, String) = Script::new(REFILL)
+            .key(self.key("bucket", name))
+            .arg(capacity)
+            .arg(per_second)
+            .arg(need)
+            .arg(cost)
+            .invoke_async(&mut conn)
+            .await?;
+        let number = |v: &str| {
+            v.parse::<f64>()
+                .map_err(|_| StateError::Decode(format!("bucket {name}: {v:?}")))
+        };
+        Ok(if ok == 1 {
+            Ok(number(&value)?)
+        } else {
+            Err(number(&value)?.max(0.0) as u64)
+        })
+    }
+
+    /// The string at `key`, if any.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StateError> {
+        Ok(self.conn().get(key).await?)
+    }
+
+    /// Sets `key` to `value` for `ttl`.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StateError> {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let _: () = self.conn().pset_ex(key, value, ms).await?;
+        Ok(())
+    }
+
+    /// Takes the lease `key` ([`Self::LEASE`], renewed while the returned [`Lease`] lives),
+    /// waiting (polling every 50 ms) while another replica holds it.
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn lock(&self, key: &str) -> Result<Lease, StateError> {
+        let token = random_token();
+        let lease_ms = u64::try_from(Self::LEASE.as_millis()).unwrap_or(15_000);
+        let mut conn = self.conn();
+        loop {
+            let taken: i64 = Script::new(TAKE_LEASE)
+                .key(key)
+                .arg(&token)
+                .arg(lease_ms)
+                .invoke_async(&mut conn)
+                .await?;
+            if taken == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (state, k, t) = (self.clone(), key.to_owned(), token.clone());
+        let renew = tokio::spawn(async move {
+            let mut conn = state.conn();
+            loop {
+                tokio::time::sleep(Self::LEASE / 3).await;
+                let kept: Result<i64, _> = Script::new(KEEP_LEASE)
+                    .key(&k)
+                    .arg(&t)
+                    .arg(lease_ms)
+                    .invoke_async(&mut conn)
+                    .await;
+                match kept {
+                    Ok(1) => {}
+                    Ok(_) => {
+                        tracing::warn!(
+                            key = k,
+                            "lease lost (ran out); another replica may take it"
+                        );
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, key = k, "lease not renewed"),
+                }
+            }
+        });
+        Ok(Lease {
+            renew,
+            state: self.clone(),
+            key: key.to_owned(),
+            token,
+        })
+    }
+}
+
+/// Where shared state lives: `None` is this process (the embedded default).
+pub type Shared = Option<Arc<RedisState>>;
+
+/// A `redis-server` of this machine on a free loopback port, without persistence, stopped when
+/// dropped: for tests and benchmarks (the Debian package `redis-server`; `scripts/setup`
+/// installs it).
+pub struct LocalRedis {
+    child: std::process::Child,
+    /// `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl LocalRedis {
+    /// Starts one and waits until it answers (at most 10 s).
+    ///
+    /// # Errors
+    /// `redis-server` is missing or does not answer.
+    pub async fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server (Debian package redis-server): {e}"))?;
+        let server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if RedisState::connect(&server.url, "probe").await.is_ok() {
+                return Ok(server);
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(format!("redis-server on {} did not answer", server.url));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A connection with keys under `prefix`.
+    ///
+    /// # Errors
+    /// As [`RedisState::connect`].
+    pub async fn connect(&self, prefix: &str) -> Result<RedisState, StateError> {
+        RedisState::connect(&self.url, prefix).await
+    }
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
