@@ -1,21 +1,86 @@
 //! The shared-session protocol over real HTTP on loopback. `vote` guidance needs no server
 //! model, so these tests check the protocol itself (join, k trigger, deadline trigger, late
 //! drafts, long-poll, SSE); `colm-cli/tests/client_real.rs` runs sessions with real models.
+//!
+//! Every test runs twice: on one server with sessions in memory, and on two servers sharing a
+//! real `redis-server` (`colm_server::state`, started on a free port), where the test's
+//! requests alternate between the two replicas (`a` and `b`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
+use colm_server::state::LocalRedis;
 use colm_server::{AppState, ServerConfig};
 use serde_json::{json, Value};
 
-async fn start() -> String {
+/// Two replicas of one server: in memory, the same server twice; with Redis, two servers
+/// sharing a real `redis-server` (stopped when this is dropped).
+struct Replicas {
+    a: String,
+    b: String,
+    _redis: Option<LocalRedis>,
+}
+
+async fn serve(config: ServerConfig, redis: Option<&LocalRedis>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(Vec::new(), ServerConfig::default());
+    let mut state = AppState::new(Vec::new(), config);
+    if let Some(r) = redis {
+        state = state
+            .with_shared_state(r.connect("colm").await.unwrap())
+            .unwrap();
+    }
     tokio::spawn(colm_server::serve(listener, state));
     format!("http://{addr}")
 }
+
+async fn start_with(config: ServerConfig, redis: bool) -> Replicas {
+    if !redis {
+        let a = serve(config, None).await;
+        return Replicas {
+            b: a.clone(),
+            a,
+            _redis: None,
+        };
+    }
+    let r = LocalRedis::start().await.unwrap();
+    Replicas {
+        a: serve(config.clone(), Some(&r)).await,
+        b: serve(config, Some(&r)).await,
+        _redis: Some(r),
+    }
+}
+
+async fn start(redis: bool) -> Replicas {
+    start_with(ServerConfig::default(), redis).await
+}
+
+/// Runs each test with sessions in memory and in Redis.
+macro_rules! in_memory_and_redis {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(false).await;
+            })*
+        }
+        mod redis {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(true).await;
+            })*
+        }
+    };
+}
+
+in_memory_and_redis!(
+    k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused,
+    the_deadline_aggregates_what_arrived_and_an_empty_session_times_out,
+    guidance_streams_as_server_sent_events,
+    bad_session_requests_get_openai_shaped_errors,
+    sessions_stay_within_a_tenant_unless_an_operator_groups_tenants,
+);
 
 async fn post(url: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -34,9 +99,9 @@ async fn get(url: &str) -> (u16, Value) {
 
 const Q: &str = "Janet's ducks lay 16 eggs per day. How many are left?";
 
-#[tokio::test]
-async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() {
-    let base = start().await;
+async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused(redis: bool) {
+    let r = start(redis).await;
+    let (base, other) = (&r.a, &r.b);
     let (status, s) = post(
         &format!("{base}/v1/colm/sessions"),
         json!({"query": Q, "mode": "vote", "k": 2}),
@@ -52,9 +117,9 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
         hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
     );
-    // Same question, different case and spacing: same session.
+    // Same question, different case and spacing: same session (asked of the other replica).
     let (status, j) = post(
-        &format!("{base}/v1/colm/sessions"),
+        &format!("{other}/v1/colm/sessions"),
         json!({"query": "  janet's ducks lay 16 eggs  per day. How many are left", "mode": "vote", "k": 2}),
     )
     .await;
@@ -62,7 +127,8 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
     assert_eq!(j["joined"], true);
     assert_eq!(j["id"], id.as_str());
     // Not ready yet: 202 after a short long-poll.
-    let (status, pending) = get(&format!("{base}/v1/colm/sessions/{id}/guidance?wait_ms=50")).await;
+    let (status, pending) =
+        get(&format!("{other}/v1/colm/sessions/{id}/guidance?wait_ms=50")).await;
     assert_eq!(status, 202, "{pending}");
     assert_eq!(pending["drafts"], 0);
 
@@ -75,10 +141,14 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
     assert_eq!(status, 200, "{after1}");
     assert_eq!(after1["drafts"], 1);
     let waiter = tokio::spawn({
-        let url = format!("{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000");
+        let url = format!("{other}/v1/colm/sessions/{id}/guidance?wait_ms=10000");
         async move { get(&url).await }
     });
-    let (status, _) = post(&drafts, json!({"draft": "#### 18"})).await;
+    let (status, _) = post(
+        &format!("{other}/v1/colm/sessions/{id}/drafts"),
+        json!({"draft": "#### 18"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, g) = waiter.await.unwrap();
     assert_eq!(status, 200, "{g}");
@@ -91,7 +161,11 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
     assert_eq!(g["tally"]["answer"], "18");
 
     // A late draft is refused; the guidance stays fetchable; a new client starts a new session.
-    let (status, late) = post(&drafts, json!({"draft": "17"})).await;
+    let (status, late) = post(
+        &format!("{other}/v1/colm/sessions/{id}/drafts"),
+        json!({"draft": "17"}),
+    )
+    .await;
     assert_eq!(status, 409, "{late}");
     assert_eq!(late["error"]["code"], "session_closed");
     let (status, again) = get(&format!("{base}/v1/colm/sessions/{id}/guidance")).await;
@@ -105,9 +179,9 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused() 
     assert_ne!(fresh["id"], id.as_str());
 }
 
-#[tokio::test]
-async fn the_deadline_aggregates_what_arrived_and_an_empty_session_times_out() {
-    let base = start().await;
+async fn the_deadline_aggregates_what_arrived_and_an_empty_session_times_out(redis: bool) {
+    let r = start(redis).await;
+    let (base, other) = (&r.a, &r.b);
     let (_, s) = post(
         &format!("{base}/v1/colm/sessions"),
         json!({"query": Q, "mode": "vote", "k": 3, "window_ms": 300}),
@@ -120,7 +194,7 @@ async fn the_deadline_aggregates_what_arrived_and_an_empty_session_times_out() {
     )
     .await;
     let (status, g) = get(&format!(
-        "{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
+        "{other}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
     ))
     .await;
     assert_eq!(status, 200, "{g}");
@@ -134,16 +208,16 @@ async fn the_deadline_aggregates_what_arrived_and_an_empty_session_times_out() {
     .await;
     let id = empty["id"].as_str().unwrap();
     let (status, e) = get(&format!(
-        "{base}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
+        "{other}/v1/colm/sessions/{id}/guidance?wait_ms=10000"
     ))
     .await;
     assert_eq!(status, 408, "{e}");
     assert_eq!(e["error"]["code"], "no_drafts");
 }
 
-#[tokio::test]
-async fn guidance_streams_as_server_sent_events() {
-    let base = start().await;
+async fn guidance_streams_as_server_sent_events(redis: bool) {
+    let r = start(redis).await;
+    let (base, other) = (&r.a, &r.b);
     let (_, s) = post(
         &format!("{base}/v1/colm/sessions"),
         json!({"query": Q, "mode": "vote", "k": 1}),
@@ -151,7 +225,7 @@ async fn guidance_streams_as_server_sent_events() {
     .await;
     let id = s["id"].as_str().unwrap().to_owned();
     let sse = tokio::spawn({
-        let url = format!("{base}/v1/colm/sessions/{id}/guidance");
+        let url = format!("{other}/v1/colm/sessions/{id}/guidance");
         async move {
             let r = reqwest::Client::new()
                 .get(url)
@@ -190,9 +264,9 @@ async fn guidance_streams_as_server_sent_events() {
     assert_eq!(g["tally"]["answer"], "18");
 }
 
-#[tokio::test]
-async fn bad_session_requests_get_openai_shaped_errors() {
-    let base = start().await;
+async fn bad_session_requests_get_openai_shaped_errors(redis: bool) {
+    let r = start(redis).await;
+    let (base, other) = (&r.a, &r.b);
     let (status, e) = get(&format!("{base}/v1/colm/sessions/sess_nope")).await;
     assert_eq!(
         (status, e["error"]["code"].as_str()),
@@ -255,7 +329,7 @@ async fn bad_session_requests_get_openai_shaped_errors() {
     // Query strings: a malformed one and one over the documented maximum get OpenAI-shaped
     // errors, not plain text.
     for query in ["wait_ms=-1", "wait_ms=60001"] {
-        let r = reqwest::get(format!("{base}/v1/colm/sessions/{id}/guidance?{query}"))
+        let r = reqwest::get(format!("{other}/v1/colm/sessions/{id}/guidance?{query}"))
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 400, "{query}");
@@ -266,14 +340,12 @@ async fn bad_session_requests_get_openai_shaped_errors() {
 
 /// A server whose keys belong to tenants: `acme` holds `sk-a1` and `sk-a2`, `globex` holds
 /// `sk-g1`, `initech` holds `sk-i1`; `groups` are the operator's share groups.
-async fn start_tenants(groups: Vec<Vec<String>>) -> String {
+async fn start_tenants(groups: Vec<Vec<String>>, redis: bool) -> Replicas {
     use colm_server::auth::{digest, ApiKey, AuthConfig};
     let key = |tenant: &str, k: &str| ApiKey {
         digest: digest(k),
         tenant: tenant.into(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let config = ServerConfig {
         auth: Some(AuthConfig {
             keys: vec![
@@ -287,9 +359,7 @@ async fn start_tenants(groups: Vec<Vec<String>>) -> String {
         }),
         ..ServerConfig::default()
     };
-    let state = AppState::new(Vec::new(), config);
-    tokio::spawn(colm_server::serve(listener, state));
-    format!("http://{addr}")
+    start_with(config, redis).await
 }
 
 async fn call(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
@@ -306,19 +376,20 @@ async fn call(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, 
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn sessions_stay_within_a_tenant_unless_an_operator_groups_tenants() {
-    let base = start_tenants(vec![vec!["globex".into(), "initech".into()]]).await;
-    let sessions = format!("{base}/v1/colm/sessions");
+async fn sessions_stay_within_a_tenant_unless_an_operator_groups_tenants(redis: bool) {
+    let r = start_tenants(vec![vec!["globex".into(), "initech".into()]], redis).await;
+    let sessions = format!("{}/v1/colm/sessions", r.a);
+    // Requests to the other replica, where there is one.
+    let on_b = format!("{}/v1/colm/sessions", r.b);
     let ask = json!({"query": Q, "mode": "vote", "k": 3});
     let (status, a) = call("POST", &sessions, "sk-a1", Some(ask.clone())).await;
     assert_eq!(status, 201, "{a}");
     let id = a["id"].as_str().unwrap().to_owned();
     // A second key of the same tenant joins the tenant's session.
-    let (status, a2) = call("POST", &sessions, "sk-a2", Some(ask.clone())).await;
+    let (status, a2) = call("POST", &on_b, "sk-a2", Some(ask.clone())).await;
     assert_eq!((status, &a2["id"]), (200, &a["id"]), "{a2}");
     // Another tenant asking the same question gets a session of its own, never acme's id.
-    let (status, g) = call("POST", &sessions, "sk-g1", Some(ask.clone())).await;
+    let (status, g) = call("POST", &on_b, "sk-g1", Some(ask.clone())).await;
     assert_eq!(status, 201, "{g}");
     assert_ne!(g["id"], a["id"]);
     // acme's session does not exist for globex: 404 on every route, exactly as for an
