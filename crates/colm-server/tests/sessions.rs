@@ -127,8 +127,10 @@ async fn k_drafts_trigger_aggregation_and_later_clients_join_then_get_refused(re
     assert_eq!(j["joined"], true);
     assert_eq!(j["id"], id.as_str());
     // Not ready yet: 202 after a short long-poll.
-    let (status, pending) =
-        get(&format!("{other}/v1/colm/sessions/{id}/guidance?wait_ms=50")).await;
+    let (status, pending) = get(&format!(
+        "{other}/v1/colm/sessions/{id}/guidance?wait_ms=50"
+    ))
+    .await;
     assert_eq!(status, 202, "{pending}");
     assert_eq!(pending["drafts"], 0);
 
