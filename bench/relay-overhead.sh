@@ -110,6 +110,9 @@ for n in sorted({r["row"]["streams"] for r in rows}):
                f"{d['errors']} / {c['errors']} |")
     summary.append(f"{n} streams {ratio:.3f} (latency p50 {c['latency_p50_ms'] - d['latency_p50_ms']:+.0f} ms, "
                    f"p95 {c['latency_p95_ms'] - d['latency_p95_ms']:+.0f} ms)")
+errs = [f"{r['path']} ×{r['row']['streams']}: {e}" for r in rows for e in r["row"]["errors"]]
+if errs:
+    out.append("\nErrors (as the client saw them): " + "; ".join(f"`{e}`" for e in errs[:5]))
 out.append("\ntok/s ranges are min–max over repetitions. The relay and llama-server share the machine's cores, "
            "so the relay's own CPU time is part of what is measured.")
 out.append(f"\nSummary (relay / direct aggregate tok/s, added latency): {'; '.join(summary)}.")

@@ -29,25 +29,26 @@ cleanup() { stop; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-serve() { # $1 = log, rest = flags → prints the base URL
+serve() { # $1 = log, rest = flags; started in this shell (its pid kept for stop)
   local log="$1"; shift
   "$colm" serve --model "$model" --bind 127.0.0.1:0 --share-ttl 3600 "$@" >"$log" 2>&1 &
   pids+=($!)
-  wait_addr "$log"
 }
 
 for ((r = 1; r <= reps; r++)); do
   order="one two"; [ $((r % 2)) -eq 0 ] && order="two one"
   for setup in $order; do
     if [ "$setup" = one ]; then
-      urls=("$(serve "$tmp/one.log" --threads 2 --store "$tmp/refs-$r.sqlite")")
+      serve "$tmp/one.log" --threads 2 --store "$tmp/refs-$r.sqlite"
+      urls=("$(wait_addr "$tmp/one.log")")
     else
       port=$(free_port)
       redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
       pids+=($!)
       for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-      urls=("$(serve "$tmp/a.log" --threads 1 --state "redis://127.0.0.1:$port")"
-            "$(serve "$tmp/b.log" --threads 1 --state "redis://127.0.0.1:$port")")
+      serve "$tmp/a.log" --threads 1 --state "redis://127.0.0.1:$port"
+      serve "$tmp/b.log" --threads 1 --state "redis://127.0.0.1:$port"
+      urls=("$(wait_addr "$tmp/a.log")" "$(wait_addr "$tmp/b.log")")
     fi
     python3 bench/lib/replica_clients.py "$model" "$data" "${urls[@]}" --clients "$clients" \
       --questions "$questions" --max-tokens "$max_tokens" |

@@ -339,3 +339,50 @@ pub struct SessionObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joined: Option<bool>,
 }
+
+/// An outcome a client reports for an answer it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackOutcome {
+    /// The answer was right.
+    Right,
+    /// The answer was wrong.
+    Wrong,
+}
+
+impl FeedbackOutcome {
+    /// `right` or `wrong`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackOutcome::Right => "right",
+            FeedbackOutcome::Wrong => "wrong",
+        }
+    }
+}
+
+/// Body of `POST /v1/colm/feedback`: an outcome and/or a score for a served request, named by
+/// the record id its response carried (`x-colm-record-id`). Giving it again replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// The record id (`rec_` and 32 hex digits).
+    pub record_id: String,
+    /// Whether the answer was right.
+    pub outcome: Option<FeedbackOutcome>,
+    /// A score of the answer, 0 (worst) to 1 (best).
+    #[schema(minimum = 0, maximum = 1)]
+    pub score: Option<f64>,
+}
+
+/// The answer of `POST /v1/colm/feedback` (`object: "colm.feedback"`): the feedback as kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackResponse {
+    /// `colm.feedback`.
+    pub object: String,
+    /// The record it is attached to.
+    pub record_id: String,
+    /// The outcome, if given.
+    pub outcome: Option<FeedbackOutcome>,
+    /// The score, if given.
+    pub score: Option<f64>,
+}

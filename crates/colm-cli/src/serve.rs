@@ -104,6 +104,15 @@ pub struct ServeArgs {
     /// request (`colm_server::state`). Without it they stay in this process (and SQLite).
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
+    /// Keep an interaction log in this SQLite file: one record per collaboration served
+    /// (chat completions, guidance, session guidance: route, model, tokens, timings, bytes, and
+    /// the texts unless sensitive), its id in each response's `x-colm-record-id`, feedback
+    /// through `POST /v1/colm/feedback` (`colm_server::log`).
+    #[arg(long, value_name = "FILE")]
+    pub interaction_log: Option<PathBuf>,
+    /// Keep no query or answer texts in the --interaction-log.
+    #[arg(long, requires = "interaction_log")]
+    pub no_log_texts: bool,
     /// Prefix of this deployment's keys in the --state Redis.
     #[arg(long, default_value = "colm", requires = "state")]
     pub state_prefix: String,
@@ -437,6 +446,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     let state = match redis {
         Some(r) => state.with_shared_state(r).map_err(anyhow::Error::msg)?,
+        None => state,
+    };
+    let state = match &args.interaction_log {
+        Some(path) => {
+            let log = colm_server::log::InteractionLog::open(path, !args.no_log_texts)
+                .with_context(|| format!("--interaction-log {}", path.display()))?;
+            eprintln!("logging interactions in {}", path.display());
+            state.with_log(log).map_err(anyhow::Error::msg)?
+        }
         None => state,
     };
     let listener = tokio::net::TcpListener::bind(args.bind)

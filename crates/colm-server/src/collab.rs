@@ -58,9 +58,10 @@ use crate::AppState;
     responses((status = 200, description = "The guidance", body = GuidanceResponse), ErrorResponses))]
 pub async fn one_shot(
     State(state): State<AppState>,
+    recorder: Option<axum::Extension<crate::log::Recorder>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match handle(state, body).await {
+    match handle(state, recorder.map(|axum::Extension(r)| r), body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -68,8 +69,10 @@ pub async fn one_shot(
 
 async fn handle(
     state: AppState,
+    recorder: Option<crate::log::Recorder>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let bytes_in = body.as_ref().map_or(0, Bytes::len);
     let req: GuidanceRequest = parse_body(&state, "/v1/colm/guidance", body)?;
     if req.query.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -99,7 +102,12 @@ async fn handle(
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let round = round_of(req.round)?;
     let body = produce(&state, &spec, &req.query, &drafts, round).await?;
-    Ok(Json(body).into_response())
+    if let Some(rec) = &recorder {
+        rec.guidance(&body, &req.query, bytes_in);
+    }
+    let mut response = Json(body).into_response();
+    response.extensions_mut().insert(crate::log::Served);
+    Ok(response)
 }
 
 /// How guidance is to be produced: mode, server model, references and sampling, checked

@@ -31,6 +31,7 @@ pub mod collab;
 pub mod contract;
 pub mod error;
 pub mod images;
+pub mod log;
 pub mod metrics;
 pub mod openai;
 pub mod sessions;
@@ -124,9 +125,12 @@ async fn openapi_json(State(state): State<AppState>) -> axum::response::Response
         .into_response()
 }
 
-/// Every route with its OpenAPI annotation; `/v1` behind `auth` when given (else served as the
-/// anonymous tenant), and `/metrics` and `/openapi.json` too when it protects them.
-fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
+/// Every route with its OpenAPI annotation; with `state` (`None`: the document alone), `/v1`
+/// behind the interaction recorder ([`log::record`]) and the key check when the state has keys
+/// (else served as the anonymous tenant), and `/metrics` and `/openapi.json` too when it
+/// protects them.
+fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+    let auth = state.and_then(|s| s.0.auth.clone());
     let mut v1 = OpenApiRouter::new()
         .routes(routes!(openai::list_models))
         .routes(routes!(openai::chat_completions))
@@ -134,7 +138,14 @@ fn routes(auth: Option<auth::Auth>) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::show))
         .routes(routes!(sessions::submit))
-        .routes(routes!(sessions::guidance));
+        .routes(routes!(sessions::guidance))
+        .routes(routes!(log::feedback));
+    if let Some(state) = state {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log::record,
+        ));
+    }
     let mut ops = OpenApiRouter::new()
         .routes(routes!(metrics::handler))
         .routes(routes!(openapi_json));
@@ -194,6 +205,7 @@ struct Inner {
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
     store: Option<Arc<store::SharedReferences>>,
+    log: Option<Arc<log::InteractionLog>>,
     writers: Vec<colm_core::colm::references::ReferenceWriter>,
     auth: Option<auth::Auth>,
     config: ServerConfig,
@@ -230,6 +242,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
             store,
+            log: None,
             writers: Vec::new(),
             auth: config.auth.clone().map(auth::Auth::new),
             config,
@@ -266,6 +279,22 @@ impl AppState {
         inner.sessions = sessions::Sessions::redis(redis.clone());
         inner.auth = inner.auth.take().map(|a| a.shared(redis));
         Ok(self)
+    }
+
+    /// The same state keeping an interaction log ([`log`]).
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction).
+    pub fn with_log(mut self, log: log::InteractionLog) -> Result<Self, String> {
+        let inner = Arc::get_mut(&mut self.0)
+            .ok_or("the interaction log must be set before the state is shared")?;
+        inner.log = Some(Arc::new(log));
+        Ok(self)
+    }
+
+    /// The interaction log, when one is kept.
+    pub fn log(&self) -> Option<&Arc<log::InteractionLog>> {
+        self.0.log.as_ref()
     }
 
     /// The server's reference writers (empty: the request's `model` writes alone).
@@ -324,7 +353,7 @@ impl AppState {
 /// The router with every route, limit and trace layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
-    let (routes, _) = routes(state.0.auth.clone()).split_for_parts();
+    let (routes, _) = routes(Some(&state)).split_for_parts();
     routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
     CompletionUsage, Content, Delta, DeltaToolCall, ImageUrl, ModelList, RequestMessage,
@@ -27,6 +27,7 @@ use futures::StreamExt;
 
 use crate::error::{ApiError, ErrorResponses};
 use crate::images::ImageLimits;
+use crate::log::{Recorder, Served};
 use crate::AppState;
 
 fn role(name: &str) -> Result<Role, ApiError> {
@@ -561,9 +562,10 @@ pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
     ))]
 pub async fn chat_completions(
     State(state): State<AppState>,
+    recorder: Option<Extension<Recorder>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match handle(state, body).await {
+    match handle(state, recorder.map(|Extension(r)| r), body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(status = %e.status, message = %e.message, "request rejected");
@@ -574,8 +576,10 @@ pub async fn chat_completions(
 
 async fn handle(
     state: AppState,
+    recorder: Option<Recorder>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let bytes_in = body.as_ref().map_or(0, Bytes::len);
     let req: ChatCompletionRequest = parse_body(&state, "/v1/chat/completions", body)?;
     let model = state
         .model(&req.model)
@@ -622,9 +626,21 @@ async fn handle(
         for c in &cs {
             state.record_tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
+        let collaboration = model.is_collaboration();
+        if let Some(rec) = &recorder {
+            rec.chat(
+                &req.model,
+                collaboration,
+                &messages,
+                bytes_in,
+                params.sensitive,
+                &cs,
+            );
+        }
         let response = ChatCompletion::with_choices(id, created, req.model, &cs);
         let fallback = cs.iter().any(|c| c.fallback.is_some());
         let mut response = Json(response).into_response();
+        response.extensions_mut().insert(Served);
         if fallback {
             response.headers_mut().insert(
                 FALLBACK_HEADER,
@@ -640,6 +656,8 @@ async fn handle(
     // once, report its steps as they finish; its errors arrive in the stream.
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
+    let collaboration = model.is_collaboration();
+    let (logged_messages, sensitive) = (messages.clone(), params.sensitive);
     // The spawned work is the request's tenant's, as the handler's would be: it shares
     // (references) in the tenant's scope and its tokens are charged to the tenant.
     let tenant = crate::auth::current_tenant();
@@ -713,6 +731,17 @@ async fn handle(
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
+                if let Some(rec) = &recorder {
+                    let cs = std::slice::from_ref(&c);
+                    rec.chat(
+                        &model_id,
+                        collaboration,
+                        &logged_messages,
+                        bytes_in,
+                        sensitive,
+                        cs,
+                    );
+                }
                 if let Some(rest) = c.text.strip_prefix(streamed.as_str()) {
                     if !rest.is_empty() {
                         send(&sse_tx, &event_chunk(StreamEvent::Delta(rest.to_owned())));
@@ -766,9 +795,11 @@ async fn handle(
         let _owned = (&cancel, &forwarding);
         Ok::<Event, Infallible>(e)
     });
-    Ok(Sse::new(body)
+    let mut response = Sse::new(body)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response();
+    response.extensions_mut().insert(Served);
+    Ok(response)
 }
 
 /// `c` with only its first tool call unless `parallel` (`parallel_tool_calls: false`).

@@ -535,6 +535,7 @@ pub async fn show(
 pub async fn guidance(
     State(state): State<AppState>,
     tenant: Option<Extension<Tenant>>,
+    recorder: Option<Extension<crate::log::Recorder>>,
     Path(id): Path<String>,
     q: Result<Query<WaitQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -561,6 +562,8 @@ pub async fn guidance(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    let recorder = recorder.map(|Extension(r)| r);
+    let query = session.meta.request.query.clone();
     if wants_sse {
         let first = Event::default()
             .event("session")
@@ -570,7 +573,12 @@ pub async fn guidance(
             .chain(futures::stream::once(async move {
                 let outcome = state.sessions().outcome(&state, &id, None).await;
                 let (name, data) = match outcome {
-                    Ok(Some(Stored::Guidance(g))) => ("guidance", serde_json::to_string(&g)),
+                    Ok(Some(Stored::Guidance(g))) => {
+                        if let Some(rec) = &recorder {
+                            rec.guidance(&g, &query, 0);
+                        }
+                        ("guidance", serde_json::to_string(&g))
+                    }
                     Ok(Some(Stored::Error { body, .. })) => ("error", serde_json::to_string(&body)),
                     Ok(None) => {
                         let e = ApiError::from(colm_core::ModelError::Inference(
@@ -582,15 +590,25 @@ pub async fn guidance(
                 };
                 Ok(Event::default().event(name).data(data.unwrap_or_default()))
             }));
-        return Sse::new(stream)
+        let mut response = Sse::new(stream)
             .keep_alive(KeepAlive::default())
             .into_response();
+        response.extensions_mut().insert(crate::log::Served);
+        return response;
     }
     let sessions = state.sessions();
     match sessions
         .outcome(&state, &id, Some(Duration::from_millis(wait_ms)))
         .await
     {
+        Ok(Some(Stored::Guidance(g))) => {
+            if let Some(rec) = &recorder {
+                rec.guidance(&g, &query, 0);
+            }
+            let mut response = Json(g).into_response();
+            response.extensions_mut().insert(crate::log::Served);
+            response
+        }
         Ok(Some(stored)) => stored_response(stored),
         Ok(None) => match sessions.find(&id, &session.meta.scope).await {
             Ok(now) => (StatusCode::ACCEPTED, Json(object(&now, None, now_ms()))).into_response(),
