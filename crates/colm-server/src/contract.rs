@@ -12,7 +12,7 @@
 //!   `reference-critique`; `top_logprobs` needs `logprobs: true`;
 //! - a message's `content` may be absent or null only in an assistant turn with `tool_calls`;
 //!   a `tool` turn, and only a tool turn, has a `tool_call_id`;
-//! - every `query` holds a non-blank character;
+//! - every `query` holds a non-blank character; feedback gives an `outcome` or a `score`;
 //! - request bodies take no property the document does not name, at any depth (an unknown
 //!   field is a 400 naming its path);
 //! - a content part is a `text` part or an `image_url` part; only user turns carry images and
@@ -105,6 +105,19 @@ pub fn document(caps: &Capabilities) -> Value {
                 merge(q, &blank_free);
             }
         }
+    }
+    // Feedback gives an outcome or a score (or both).
+    if let Some(s) = schemas
+        .get_mut("FeedbackRequest")
+        .and_then(Value::as_object_mut)
+    {
+        s.insert(
+            "anyOf".into(),
+            json!([
+                {"required": ["outcome"], "properties": {"outcome": {"not": {"type": "null"}}}},
+                {"required": ["score"], "properties": {"score": {"type": "number"}}}
+            ]),
+        );
     }
     // top_logprobs needs logprobs.
     if let Some(s) = schemas
@@ -435,7 +448,7 @@ fn closed(schema: &mut Value) {
 }
 
 /// The request body types and every type they use.
-const REQUEST_TYPES: [&str; 18] = [
+const REQUEST_TYPES: [&str; 19] = [
     "ChatCompletionRequest",
     "RequestMessage",
     "Content",
@@ -454,6 +467,7 @@ const REQUEST_TYPES: [&str; 18] = [
     "GuidanceRequest",
     "CreateSession",
     "SubmitDraft",
+    "FeedbackRequest",
 ];
 
 /// Adds the no-NUL pattern to every string schema in `schema` (properties, items, variants).

@@ -162,7 +162,8 @@ pub enum ErrorResponses {
     /// 404.
     #[response(
         status = 404,
-        description = "Unknown model (`model_not_found`) or session (`session_not_found`)"
+        description = "Unknown model (`model_not_found`), session (`session_not_found`) or \
+                       record (`record_not_found`)"
     )]
     NotFound(#[to_schema] ErrorBody),
     /// 413.

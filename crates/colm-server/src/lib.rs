@@ -5,6 +5,8 @@
 //!   plain or streamed as server-sent events ([`openai`]);
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
 //! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
+//! - `/v1/colm/sessions…`: shared sessions ([`sessions`]);
+//! - `POST /v1/colm/feedback`: an outcome for a served request's record ([`log`]);
 //! - `GET /health`: `{"status": "ok"}`;
 //! - `GET /metrics`: Prometheus counters ([`metrics`]);
 //! - `GET /openapi.json`: the OpenAPI document of all of these ([`openapi`]), generated from
@@ -15,7 +17,10 @@
 //! Request and response bodies can be zstd- or gzip-compressed, negotiated with the standard
 //! `Content-Encoding` / `Accept-Encoding` headers. Request bodies over
 //! [`ServerConfig::max_body_bytes`] are refused with 413. The server knows nothing of model
-//! internals: it holds [`ChatModel`]s (the embedded engine, or later remote endpoints).
+//! internals: it holds [`ChatModel`]s (the embedded engine, or upstream endpoints). Replicas
+//! share sessions, references and limits through Redis ([`state`],
+//! [`AppState::with_shared_state`]); an interaction log records what was served ([`log`],
+//! [`AppState::with_log`]).
 //!
 //! ```no_run
 //! # async fn demo(model: std::sync::Arc<dyn colm_core::ChatModel>) -> std::io::Result<()> {
@@ -454,7 +459,7 @@ mod tests {
                 operations.push(format!("{method} {path}"));
             }
         }
-        assert_eq!(operations.len(), 10, "{operations:?}");
+        assert_eq!(operations.len(), 11, "{operations:?}");
         let r = http
             .get(format!("http://{addr}/v1/nothing"))
             .send()

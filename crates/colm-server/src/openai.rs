@@ -557,7 +557,10 @@ pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
         (status = 200, description = "The completion, or its stream", content(
             (ChatCompletion = "application/json"),
             (ChatCompletionChunk = "text/event-stream"),
-        ), headers(("x-colm-fallback" = String, description = "`true` when the answer is a fallback"))),
+        ), headers(
+            ("x-colm-fallback" = String, description = "`true` when the answer is a fallback"),
+            ("x-colm-record-id" = String, description = "The record id, for `POST /v1/colm/feedback`"),
+        )),
         ErrorResponses,
     ))]
 pub async fn chat_completions(
