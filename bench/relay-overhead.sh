@@ -31,14 +31,6 @@ stop() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/d
 cleanup() { stop; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ready() { # $1 = base url
-  for _ in $(seq 1 600); do
-    curl -sf "$1/health" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "server at $1 did not become ready" >&2; return 1
-}
 
 offset=0
 for ((r = 1; r <= reps; r++)); do

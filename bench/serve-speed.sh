@@ -10,6 +10,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source bench/lib/common.sh
 model="${1:-qwen2.5-coder-0.5b-instruct}"
 threads="${THREADS:-2}"; reps="${REPS:-2}"; streams="${STREAMS:-1 4 8}"
 requests="${REQUESTS:-2}"; max_tokens="${MAX_TOKENS:-64}"; ctx="${CTX:-2048}"
@@ -30,13 +31,6 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-wait_ready() { # $1 = base url
-  for _ in $(seq 1 600); do
-    curl -sf "$1/health" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "server at $1 did not become ready" >&2; return 1
-}
 
 port=18400
 offset=0
