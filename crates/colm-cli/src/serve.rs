@@ -104,12 +104,13 @@ pub struct ServeArgs {
     /// request (`colm_server::state`). Without it they stay in this process (and SQLite).
     #[arg(long, value_name = "URL")]
     pub state: Option<String>,
-    /// Keep an interaction log in this SQLite file: one record per collaboration served
-    /// (chat completions, guidance, session guidance: route, model, tokens, timings, bytes, and
-    /// the texts unless sensitive), its id in each response's `x-colm-record-id`, feedback
-    /// through `POST /v1/colm/feedback` (`colm_server::log`).
-    #[arg(long, value_name = "FILE")]
-    pub interaction_log: Option<PathBuf>,
+    /// Keep an interaction log in this SQLite file, or in PostgreSQL at a
+    /// `postgres://user@host:port/db` URL (replicas writing one log): one record per
+    /// collaboration served (chat completions, guidance, session guidance: route, model,
+    /// tokens, timings, bytes, and the texts unless sensitive), its id in each response's
+    /// `x-colm-record-id`, feedback through `POST /v1/colm/feedback` (`colm_server::log`).
+    #[arg(long, value_name = "FILE|URL")]
+    pub interaction_log: Option<String>,
     /// Keep no query or answer texts in the --interaction-log.
     #[arg(long, requires = "interaction_log")]
     pub no_log_texts: bool,
@@ -449,10 +450,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => state,
     };
     let state = match &args.interaction_log {
-        Some(path) => {
-            let log = colm_server::log::InteractionLog::open(path, !args.no_log_texts)
-                .with_context(|| format!("--interaction-log {}", path.display()))?;
-            eprintln!("logging interactions in {}", path.display());
+        Some(target) => {
+            // Credentials stay out of messages.
+            let shown = target.rsplit('@').next().unwrap_or_default();
+            let log = colm_server::log::InteractionLog::open_target(target, !args.no_log_texts)
+                .await
+                .with_context(|| format!("--interaction-log {shown}"))?;
+            eprintln!("logging interactions in {shown}");
             state.with_log(log).map_err(anyhow::Error::msg)?
         }
         None => state,

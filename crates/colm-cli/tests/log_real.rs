@@ -1,6 +1,7 @@
-//! The interaction log of `colm serve --interaction-log` with a real model (gemma-3-270m) on a real GSM8K
-//! question: every collaboration served gets a record id and one record, sensitive requests
-//! keep no texts, and feedback attaches to the record of the tenant that made the request.
+//! The interaction log of `colm serve --interaction-log` with a real model (gemma-3-270m) on a
+//! real GSM8K question, in SQLite and in a real PostgreSQL server: every collaboration served
+//! gets a record id and one record, sensitive requests keep no texts, and feedback attaches to
+//! the record of the tenant that made the request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
@@ -27,9 +28,19 @@ async fn post(client: &reqwest::Client, url: &str, body: Value) -> (u16, String,
 }
 
 #[tokio::test]
-async fn every_collaboration_is_logged_once_with_feedback() {
+async fn every_collaboration_is_logged_once_with_feedback_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log.sqlite");
+    logs_every_collaboration(log.to_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn every_collaboration_is_logged_once_with_feedback_in_postgres() {
+    let pg = colm_server::log::LocalPostgres::start().await.unwrap();
+    logs_every_collaboration(&pg.url).await;
+}
+
+async fn logs_every_collaboration(target: &str) {
     let serve = common::start(&[
         "serve",
         "--bind",
@@ -37,7 +48,7 @@ async fn every_collaboration_is_logged_once_with_feedback() {
         "--model",
         MODEL,
         "--interaction-log",
-        log.to_str().unwrap(),
+        target,
     ]);
     let base = &serve.base;
     let client = reqwest::Client::new();
@@ -113,7 +124,12 @@ async fn every_collaboration_is_logged_once_with_feedback() {
         assert!(e["error"]["message"].is_string(), "{e}");
     }
 
-    let records = colm_server::log::read_file(&log).unwrap();
+    let records = colm_server::log::InteractionLog::open_target(target, true)
+        .await
+        .unwrap()
+        .read_all()
+        .await
+        .unwrap();
     let find = |id: &str| records.iter().find(|(r, _)| r.id == id).cloned();
     assert_eq!(records.len(), 4, "{records:#?}");
     let (r, f) = find(&plain_id).unwrap();

@@ -13,8 +13,10 @@
 //! operator turned texts off (`--no-log-texts`). Feedback: `outcome` (`right` / `wrong`) and/or
 //! `score` (0–1), by the tenant that made the request only.
 //!
-//! The log is SQLite (`rusqlite`, one file, WAL); writes go through a blocking task so they
-//! never hold up a response, and a failed write is logged, not the request's error.
+//! The log is SQLite (`rusqlite`, one file, WAL) by default, or PostgreSQL (`postgres://…`,
+//! `tokio-postgres`) for replicas writing one log; the same table and statements serve both.
+//! Records are written after their response has been sent, so they never hold up one, and a
+//! failed write is logged, not the request's error.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,7 +28,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt as _;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -36,8 +38,17 @@ pub const RECORD_HEADER: &str = "x-colm-record-id";
 
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
-#[error("interaction log: {0}")]
-pub struct LogError(#[from] rusqlite::Error);
+pub enum LogError {
+    /// SQLite.
+    #[error("interaction log (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL.
+    #[error("interaction log (PostgreSQL): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The blocking SQLite task failed.
+    #[error("interaction log: {0}")]
+    Task(String),
+}
 
 /// One record ([module docs](self)).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -54,7 +65,7 @@ pub struct Interaction {
     pub status: u16,
     /// The model id asked.
     pub model: Option<String>,
-    /// What served it: `model` for a hosted model, the virtual model's strategy, or the
+    /// What served it: `model` (one hosted model), `collaboration` (a virtual model), or the
     /// guidance mode (`guidance:reference`).
     pub strategy: Option<String>,
     /// Prompt tokens of every model call.
@@ -67,9 +78,9 @@ pub struct Interaction {
     pub finish_reason: Option<String>,
     /// Request arrival → end of the response body, ms.
     pub latency_ms: f64,
-    /// Request body bytes.
+    /// Request body bytes (as parsed, uncompressed).
     pub bytes_in: u64,
-    /// Response body bytes.
+    /// Response body bytes (before compression).
     pub bytes_out: u64,
     /// Whether the request was sensitive (then no texts are kept).
     pub sensitive: bool,
@@ -88,37 +99,58 @@ pub struct Feedback {
     pub score: Option<f64>,
 }
 
-/// The log.
+/// Where the log is.
+enum Backend {
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(tokio_postgres::Client),
+}
+
+/// The log ([module docs](self)).
 pub struct InteractionLog {
-    conn: Arc<Mutex<Connection>>,
+    backend: Backend,
     texts: bool,
 }
 
+/// The table, in the SQL both SQLite and PostgreSQL read (SQLite maps the type names to its
+/// affinities).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS interactions (
     id TEXT PRIMARY KEY,
-    created_ms INTEGER NOT NULL,
+    created_ms BIGINT NOT NULL,
     tenant TEXT NOT NULL,
     route TEXT NOT NULL,
     status INTEGER NOT NULL,
     model TEXT,
     strategy TEXT,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    mean_logprob REAL,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    mean_logprob DOUBLE PRECISION,
     finish_reason TEXT,
-    latency_ms REAL NOT NULL,
-    bytes_in INTEGER NOT NULL,
-    bytes_out INTEGER NOT NULL,
-    sensitive INTEGER NOT NULL,
+    latency_ms DOUBLE PRECISION NOT NULL,
+    bytes_in BIGINT NOT NULL,
+    bytes_out BIGINT NOT NULL,
+    sensitive BOOLEAN NOT NULL,
     query TEXT,
     answer TEXT,
     outcome TEXT,
-    score REAL,
-    feedback_ms INTEGER
+    score DOUBLE PRECISION,
+    feedback_ms BIGINT
 );
 CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_ms);
 ";
+
+const INSERT: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status, model,
+    strategy, prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in,
+    bytes_out, sensitive, query, answer)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+/// (SQLite numbers `$N` parameters in order of first appearance: they appear here in order.)
+const FEEDBACK: &str = "UPDATE interactions SET outcome = $1, score = $2, feedback_ms = $3
+    WHERE id = $4 AND tenant = $5";
+
+const SELECT: &str = "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
+    completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
+    query, answer, outcome, score FROM interactions ORDER BY created_ms, id";
 
 fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -128,9 +160,35 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The integer columns of a record as stored: created_ms, prompt and completion tokens,
+/// bytes in and out; and the status.
+struct Columns {
+    ints: [i64; 5],
+    status: i32,
+}
+
+impl Columns {
+    fn of(r: &Interaction) -> Self {
+        Self {
+            ints: [
+                to_i64(r.created_ms),
+                to_i64(r.prompt_tokens),
+                to_i64(r.completion_tokens),
+                to_i64(r.bytes_in),
+                to_i64(r.bytes_out),
+            ],
+            status: i32::from(r.status),
+        }
+    }
+}
+
 impl InteractionLog {
-    /// Opens (creating if needed) the log at `path`; `texts`: keep query and answer texts of
-    /// requests that are not sensitive.
+    /// Opens (creating if needed) the SQLite log at `path`; `texts`: keep query and answer
+    /// texts of requests that are not sensitive.
     ///
     /// # Errors
     /// The database cannot be opened or its table created.
@@ -139,142 +197,250 @@ impl InteractionLog {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
             texts,
         })
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user[:password]@host:port/db`,
+    /// no TLS) and creates the table if needed.
+    ///
+    /// # Errors
+    /// The server cannot be reached or refuses.
+    pub async fn connect(url: &str, texts: bool) -> Result<Self, LogError> {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "interaction log connection ended");
+            }
+        });
+        client.batch_execute(SCHEMA).await?;
+        Ok(Self {
+            backend: Backend::Postgres(client),
+            texts,
+        })
+    }
+
+    /// [`InteractionLog::connect`] for a `postgres://` or `postgresql://` URL, else
+    /// [`InteractionLog::open`] of the path.
+    ///
+    /// # Errors
+    /// As those.
+    pub async fn open_target(target: &str, texts: bool) -> Result<Self, LogError> {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            Self::connect(target, texts).await
+        } else {
+            Self::open(Path::new(target), texts)
+        }
+    }
+
+    /// Runs `f` on the SQLite connection on a blocking thread.
+    async fn sqlite<T: Send + 'static>(
+        conn: &Arc<Mutex<Connection>>,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let conn = Arc::clone(conn);
+        tokio::task::spawn_blocking(move || f(&lock(&conn)).map_err(LogError::from))
+            .await
+            .map_err(|e| LogError::Task(e.to_string()))?
     }
 
     /// Appends `r` (its texts left out when sensitive or texts are off).
     ///
     /// # Errors
-    /// SQLite errors.
-    pub fn append(&self, r: &Interaction) -> Result<(), LogError> {
+    /// Database errors (a record id used twice among them).
+    pub async fn append(&self, r: &Interaction) -> Result<(), LogError> {
         let keep = self.texts && !r.sensitive;
-        lock(&self.conn).execute(
-            "INSERT INTO interactions (id, created_ms, tenant, route, status, model, strategy,
-                 prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms,
-                 bytes_in, bytes_out, sensitive, query, answer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            params![
-                r.id,
-                to_i64(r.created_ms),
-                r.tenant,
-                r.route,
-                r.status,
-                r.model,
-                r.strategy,
-                to_i64(r.prompt_tokens),
-                to_i64(r.completion_tokens),
-                r.mean_logprob,
-                r.finish_reason,
-                r.latency_ms,
-                to_i64(r.bytes_in),
-                to_i64(r.bytes_out),
-                r.sensitive,
-                r.query.as_ref().filter(|_| keep),
-                r.answer.as_ref().filter(|_| keep),
-            ],
-        )?;
-        Ok(())
+        let mut r = r.clone();
+        if !keep {
+            r.query = None;
+            r.answer = None;
+        }
+        let c = Columns::of(&r);
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                Self::sqlite(conn, move |db| {
+                    db.execute(
+                        INSERT,
+                        params![
+                            r.id,
+                            c.ints[0],
+                            r.tenant,
+                            r.route,
+                            c.status,
+                            r.model,
+                            r.strategy,
+                            c.ints[1],
+                            c.ints[2],
+                            r.mean_logprob,
+                            r.finish_reason,
+                            r.latency_ms,
+                            c.ints[3],
+                            c.ints[4],
+                            r.sensitive,
+                            r.query,
+                            r.answer,
+                        ],
+                    )
+                    .map(drop)
+                })
+                .await
+            }
+            Backend::Postgres(client) => {
+                client
+                    .execute(
+                        INSERT,
+                        &[
+                            &r.id,
+                            &c.ints[0],
+                            &r.tenant,
+                            &r.route,
+                            &c.status,
+                            &r.model,
+                            &r.strategy,
+                            &c.ints[1],
+                            &c.ints[2],
+                            &r.mean_logprob,
+                            &r.finish_reason,
+                            &r.latency_ms,
+                            &c.ints[3],
+                            &c.ints[4],
+                            &r.sensitive,
+                            &r.query,
+                            &r.answer,
+                        ],
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
     }
 
     /// Attaches `feedback` to record `id` of `tenant`; `false` when the tenant has no such
     /// record.
     ///
     /// # Errors
-    /// SQLite errors.
-    pub fn feedback(&self, id: &str, tenant: &str, feedback: &Feedback) -> Result<bool, LogError> {
-        let n = lock(&self.conn).execute(
-            "UPDATE interactions SET outcome = ?3, score = ?4, feedback_ms = ?5
-             WHERE id = ?1 AND tenant = ?2",
-            params![
-                id,
-                tenant,
-                feedback.outcome,
-                feedback.score,
-                to_i64(now_ms())
-            ],
-        )?;
+    /// Database errors.
+    pub async fn feedback(
+        &self,
+        id: &str,
+        tenant: &str,
+        feedback: &Feedback,
+    ) -> Result<bool, LogError> {
+        let now = to_i64(now_ms());
+        let (id, tenant, fb) = (id.to_owned(), tenant.to_owned(), feedback.clone());
+        let n = match &self.backend {
+            Backend::Sqlite(conn) => {
+                Self::sqlite(conn, move |db| {
+                    db.execute(FEEDBACK, params![fb.outcome, fb.score, now, id, tenant])
+                })
+                .await?
+            }
+            Backend::Postgres(client) => usize::try_from(
+                client
+                    .execute(FEEDBACK, &[&fb.outcome, &fb.score, &now, &id, &tenant])
+                    .await?,
+            )
+            .unwrap_or(0),
+        };
         Ok(n == 1)
     }
 
     /// Every record with its feedback, oldest first.
     ///
     /// # Errors
-    /// SQLite errors.
-    pub fn read_all(&self) -> Result<Vec<(Interaction, Feedback)>, LogError> {
-        read_all(&lock(&self.conn))
+    /// Database errors.
+    pub async fn read_all(&self) -> Result<Vec<(Interaction, Feedback)>, LogError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Self::sqlite(conn, read_sqlite).await,
+            Backend::Postgres(client) => {
+                let rows = client.query(SELECT, &[]).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            Interaction {
+                                id: r.try_get(0)?,
+                                created_ms: to_u64(r.try_get(1)?),
+                                tenant: r.try_get(2)?,
+                                route: r.try_get(3)?,
+                                status: u16::try_from(r.try_get::<_, i32>(4)?).unwrap_or(0),
+                                model: r.try_get(5)?,
+                                strategy: r.try_get(6)?,
+                                prompt_tokens: to_u64(r.try_get(7)?),
+                                completion_tokens: to_u64(r.try_get(8)?),
+                                mean_logprob: r.try_get(9)?,
+                                finish_reason: r.try_get(10)?,
+                                latency_ms: r.try_get(11)?,
+                                bytes_in: to_u64(r.try_get(12)?),
+                                bytes_out: to_u64(r.try_get(13)?),
+                                sensitive: r.try_get(14)?,
+                                query: r.try_get(15)?,
+                                answer: r.try_get(16)?,
+                            },
+                            Feedback {
+                                outcome: r.try_get(17)?,
+                                score: r.try_get(18)?,
+                            },
+                        ))
+                    })
+                    .collect()
+            }
+        }
     }
 
-    /// Record `id`, if any.
-    ///
-    /// # Errors
-    /// SQLite errors.
-    pub fn get(&self, id: &str) -> Result<Option<(Interaction, Feedback)>, LogError> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn.prepare(&format!("{SELECT} WHERE id = ?1"))?;
-        Ok(stmt.query_row([id], row).optional()?)
-    }
-
-    /// Appends `r` on a blocking thread, logging a failure.
+    /// Appends `r` in the background, logging a failure.
     fn append_later(self: &Arc<Self>, r: Interaction) {
         let log = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = log.append(&r) {
-                tracing::warn!(error = %e, record = %r.id, "interaction not logged");
-            }
-        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = log.append(&r).await {
+                    tracing::warn!(error = %e, record = %r.id, "interaction not logged");
+                }
+            });
+        }
     }
 }
 
-const SELECT: &str = "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
-    completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
-    query, answer, outcome, score FROM interactions";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Interaction, Feedback)> {
-    let u =
-        |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };
-    Ok((
-        Interaction {
-            id: r.get(0)?,
-            created_ms: u(1)?,
-            tenant: r.get(2)?,
-            route: r.get(3)?,
-            status: r.get(4)?,
-            model: r.get(5)?,
-            strategy: r.get(6)?,
-            prompt_tokens: u(7)?,
-            completion_tokens: u(8)?,
-            mean_logprob: r.get(9)?,
-            finish_reason: r.get(10)?,
-            latency_ms: r.get(11)?,
-            bytes_in: u(12)?,
-            bytes_out: u(13)?,
-            sensitive: r.get(14)?,
-            query: r.get(15)?,
-            answer: r.get(16)?,
-        },
-        Feedback {
-            outcome: r.get(17)?,
-            score: r.get(18)?,
-        },
-    ))
+/// Every record of the SQLite log `conn`, oldest first.
+fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
+    let mut stmt = conn.prepare(SELECT)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            Interaction {
+                id: r.get(0)?,
+                created_ms: to_u64(r.get(1)?),
+                tenant: r.get(2)?,
+                route: r.get(3)?,
+                status: r.get(4)?,
+                model: r.get(5)?,
+                strategy: r.get(6)?,
+                prompt_tokens: to_u64(r.get(7)?),
+                completion_tokens: to_u64(r.get(8)?),
+                mean_logprob: r.get(9)?,
+                finish_reason: r.get(10)?,
+                latency_ms: r.get(11)?,
+                bytes_in: to_u64(r.get(12)?),
+                bytes_out: to_u64(r.get(13)?),
+                sensitive: r.get(14)?,
+                query: r.get(15)?,
+                answer: r.get(16)?,
+            },
+            Feedback {
+                outcome: r.get(17)?,
+                score: r.get(18)?,
+            },
+        ))
+    })?;
+    rows.collect()
 }
 
-/// Every record of the log in `conn`, oldest first.
-fn read_all(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, LogError> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY created_ms, id"))?;
-    let rows = stmt.query_map([], row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Reads every record of the log file at `path` (for `colm router train --from`).
+/// Reads every record of the SQLite log file at `path` (read only).
 ///
 /// # Errors
 /// The file cannot be opened or is not a log.
 pub fn read_file(path: &Path) -> Result<Vec<(Interaction, Feedback)>, LogError> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    read_all(&conn)
+    Ok(read_sqlite(&conn)?)
 }
 
 fn now_ms() -> u64 {
@@ -516,9 +682,9 @@ async fn feedback_inner(
             tenant.clone(),
             kept.clone(),
         );
-        found = tokio::task::spawn_blocking(move || log.feedback(&id, &tenant, &kept))
+        found = log
+            .feedback(&id, &tenant, &kept)
             .await
-            .map_err(|e| ApiError::from(colm_core::ModelError::Inference(e.to_string())))?
             .map_err(|e| ApiError::from(colm_core::ModelError::Inference(e.to_string())))?;
         if found {
             break;
@@ -534,4 +700,197 @@ async fn feedback_inner(
         outcome: req.outcome,
         score: req.score,
     })
+}
+
+/// A PostgreSQL server of this machine on a free loopback port, in a fresh data directory
+/// (trust authentication, user `colm`, no fsync), stopped and removed when dropped: for tests
+/// and benchmarks (the Debian package `postgresql`; `scripts/setup` installs it). As root its
+/// processes run as the `postgres` user (PostgreSQL refuses root).
+pub struct LocalPostgres {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    /// `postgres://colm@127.0.0.1:PORT/postgres`.
+    pub url: String,
+}
+
+impl LocalPostgres {
+    /// Starts one and waits until it answers (at most 30 s).
+    ///
+    /// # Errors
+    /// PostgreSQL is not installed, or does not start.
+    pub async fn start() -> Result<Self, String> {
+        use std::process::{Command, Stdio};
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("no /usr/lib/postgresql (Debian package postgresql): {e}"))?
+            .filter_map(Result::ok)
+            .map(|d| d.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .ok_or("no initdb under /usr/lib/postgresql/*/bin")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let dir = std::env::temp_dir().join(format!("colm-pg-{}", crate::state::random_token()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // As root: the postgres user's ids, for the data directory and the processes.
+        let id = |args: &[&str]| -> Option<u32> {
+            let out = Command::new("id").args(args).output().ok()?;
+            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+        };
+        let owner = if id(&["-u"]) == Some(0) {
+            let ids = id(&["-u", "postgres"]).zip(id(&["-g", "postgres"]));
+            Some(ids.ok_or("running as root and there is no postgres user")?)
+        } else {
+            None
+        };
+        let as_owner = |program: std::path::PathBuf| {
+            use std::os::unix::process::CommandExt as _;
+            let mut c = Command::new(program);
+            if let Some((uid, gid)) = owner {
+                c.uid(uid).gid(gid);
+            }
+            c
+        };
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+        let data = dir.join("data");
+        let init = as_owner(bin.join("initdb"))
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "colm", "-A", "trust", "--no-sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !init.success() {
+            return Err("initdb failed".into());
+        }
+        let child = as_owner(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run postgres: {e}"))?;
+        let server = Self {
+            child,
+            dir,
+            url: format!("postgres://colm@127.0.0.1:{port}/postgres"),
+        };
+        let started = Instant::now();
+        loop {
+            if tokio_postgres::connect(&server.url, tokio_postgres::NoTls)
+                .await
+                .is_ok()
+            {
+                return Ok(server);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(format!("postgres on {} did not answer", server.url));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What any backend must do with records and feedback.
+    async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: InteractionLog) {
+        let r = Interaction {
+            id: "rec_a".into(),
+            created_ms: 1_700_000_000_000,
+            tenant: "acme".into(),
+            route: "/v1/chat/completions".into(),
+            status: 200,
+            model: Some("qwen".into()),
+            strategy: Some("model".into()),
+            prompt_tokens: 42,
+            completion_tokens: 7,
+            mean_logprob: Some(-0.25),
+            finish_reason: Some("stop".into()),
+            latency_ms: 812.5,
+            bytes_in: 300,
+            bytes_out: 900,
+            sensitive: false,
+            query: Some("How many eggs?".into()),
+            answer: Some("18".into()),
+        };
+        let secret = Interaction {
+            id: "rec_b".into(),
+            created_ms: r.created_ms + 1,
+            sensitive: true,
+            query: Some("my card 4111 1111 1111 1111".into()),
+            ..r.clone()
+        };
+        log.append(&r).await.unwrap();
+        log.append(&secret).await.unwrap();
+        assert!(log.append(&r).await.is_err(), "an id is kept once");
+        let right = Feedback {
+            outcome: Some("right".into()),
+            score: Some(0.5),
+        };
+        assert!(log.feedback("rec_a", "acme", &right).await.unwrap());
+        assert!(!log.feedback("rec_a", "globex", &right).await.unwrap());
+        assert!(!log.feedback("rec_zzz", "acme", &right).await.unwrap());
+        let all = log.read_all().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], (r.clone(), right));
+        assert_eq!(
+            (all[1].0.query.as_ref(), all[1].0.answer.as_ref()),
+            (None, None)
+        );
+        assert_eq!(all[1].1, Feedback::default());
+        // Texts turned off by the operator.
+        quiet.append(&r).await.unwrap();
+        let kept = quiet.read_all().await.unwrap();
+        assert_eq!(
+            (kept[0].0.query.as_ref(), kept[0].0.prompt_tokens),
+            (None, 42)
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_keeps_records_and_feedback() {
+        let dir = std::env::temp_dir().join(format!("colm-log-{}", crate::state::random_token()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = InteractionLog::open(&dir.join("a.sqlite"), true).unwrap();
+        let quiet = InteractionLog::open(&dir.join("b.sqlite"), false).unwrap();
+        keeps_records_and_their_tenants_feedback(log, quiet).await;
+        assert_eq!(read_file(&dir.join("a.sqlite")).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The same against a real PostgreSQL server.
+    #[tokio::test]
+    async fn postgres_keeps_records_and_feedback() {
+        let pg = LocalPostgres::start().await.unwrap();
+        let log = InteractionLog::open_target(&pg.url, true).await.unwrap();
+        // A second database for the log without texts.
+        let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin.batch_execute("CREATE DATABASE quiet").await.unwrap();
+        let quiet_url = pg.url.replace("/postgres", "/quiet");
+        let quiet = InteractionLog::open_target(&quiet_url, false)
+            .await
+            .unwrap();
+        keeps_records_and_their_tenants_feedback(log, quiet).await;
+    }
 }
