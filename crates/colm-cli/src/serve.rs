@@ -167,6 +167,11 @@ fn split_alias(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A database URL as messages may show it: what follows its last `@` (no user or password).
+fn without_credentials(url: &str) -> &str {
+    url.rsplit('@').next().unwrap_or(url)
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !colm_server::is_loopback(args.bind.ip()) && args.api_key_file.is_none() {
         anyhow::bail!(
@@ -226,7 +231,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(url) => {
             let r = colm_server::state::RedisState::connect(url, &args.state_prefix)
                 .await
-                .with_context(|| format!("--state {}", url.split('@').next_back().unwrap_or("")))?;
+                .with_context(|| format!("--state {}", without_credentials(url)))?;
             eprintln!(
                 "shared state in {} (keys under {}:)",
                 r.shown_url, args.state_prefix
@@ -451,8 +456,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let state = match &args.interaction_log {
         Some(target) => {
-            // Credentials stay out of messages.
-            let shown = target.rsplit('@').next().unwrap_or_default();
+            let shown = without_credentials(target);
             let log = colm_server::log::InteractionLog::open_target(target, !args.no_log_texts)
                 .await
                 .with_context(|| format!("--interaction-log {shown}"))?;

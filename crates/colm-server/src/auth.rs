@@ -368,34 +368,20 @@ impl Auth {
     /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero); with
     /// Redis the charge is sent in the background.
     pub fn charge(&self, tenant: &str, tokens: u64) {
-        if self.config.tokens_per_hour.is_none() {
+        let Some((capacity, per_second)) = self.limits(Kind::Budget) else {
             return;
-        }
+        };
+        let cost = tokens as f64;
         if self.redis.is_none() {
-            let _ = self.charge_now(tenant, tokens);
+            let _ = refill(&self.budgets, tenant, capacity, per_second, f64::MIN, cost);
             return;
         }
         let (auth, tenant) = (self.clone(), tenant.to_owned());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = auth
-                    .bucket(Kind::Budget, &tenant, f64::MIN, tokens as f64)
-                    .await;
+                let _ = auth.bucket(Kind::Budget, &tenant, f64::MIN, cost).await;
             });
         }
-    }
-
-    /// The in-memory charge of [`Auth::charge`].
-    fn charge_now(&self, tenant: &str, tokens: u64) -> Result<f64, u64> {
-        let (capacity, per_second) = self.limits(Kind::Budget).unwrap_or((1.0, 1.0));
-        refill(
-            &self.budgets,
-            tenant,
-            capacity,
-            per_second,
-            f64::MIN,
-            tokens as f64,
-        )
     }
 
     /// Tokens left in each tenant's budget now (`None` without budgets).

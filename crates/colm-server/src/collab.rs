@@ -61,7 +61,10 @@ pub async fn one_shot(
     recorder: Option<axum::Extension<crate::log::Recorder>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match handle(state, recorder.map(|axum::Extension(r)| r), body).await {
+    let recorder = recorder
+        .map(|axum::Extension(r)| r)
+        .filter(crate::log::Recorder::active);
+    match handle(state, recorder, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }

@@ -31,6 +31,7 @@ use futures::StreamExt as _;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use crate::state::now_ms;
 use crate::AppState;
 
 /// Response header carrying the record id of a served request.
@@ -443,35 +444,36 @@ pub fn read_file(path: &Path) -> Result<Vec<(Interaction, Feedback)>, LogError> 
     Ok(read_sqlite(&conn)?)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// A fresh record id: `rec_` and 128 random bits (32 hex digits).
 fn new_id() -> String {
     format!("rec_{}", crate::state::random_token())
 }
 
-/// The record of the request being served, filled by its handler (a request extension).
+/// The record of the request being served, filled by its handler (a request extension);
+/// [`Recorder::active`] when a log is kept (else it only carries the record id).
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Interaction>>);
+pub struct Recorder(Arc<Mutex<Interaction>>, bool);
 
 impl Recorder {
+    /// Whether the record will be written (a log is kept): handlers gather what they fill in
+    /// only then.
+    pub fn active(&self) -> bool {
+        self.1
+    }
+
     /// Fills in what the handler knows (model, strategy, tokens, texts, …).
     pub fn fill(&self, f: impl FnOnce(&mut Interaction)) {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// Fills in a chat completion: model `model` (a collaboration or one model), the request
-    /// `messages` (the query: their last user turn), its body size and sensitivity, and the
-    /// answers `cs` (tokens summed; the first one's text, log-probability and finish reason).
+    /// Fills in a chat completion: model `model` (a collaboration or one model), the `query`
+    /// (the last user turn of the request), its body size and sensitivity, and the answers
+    /// `cs` (tokens summed; the first one's text, log-probability and finish reason).
     pub fn chat(
         &self,
         model: &str,
         collaboration: bool,
-        messages: &[colm_core::ChatMessage],
+        query: &str,
         bytes_in: usize,
         sensitive: bool,
         cs: &[colm_core::Completion],
@@ -488,7 +490,7 @@ impl Recorder {
             );
             r.bytes_in = bytes_in as u64;
             r.sensitive = sensitive;
-            r.query = Some(colm_core::Query::from_messages(messages).text);
+            r.query = Some(query.to_owned());
             r.prompt_tokens = cs.iter().map(|c| c.usage.prompt_tokens).sum();
             r.completion_tokens = cs.iter().map(|c| c.usage.completion_tokens).sum();
             if let Some(c) = cs.first() {
@@ -537,15 +539,12 @@ pub struct Served;
 /// Counts the body's bytes and appends the record when the body ends (or is dropped).
 struct Finish {
     recorder: Recorder,
-    log: Option<Arc<InteractionLog>>,
+    log: Arc<InteractionLog>,
     started: Instant,
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        let Some(log) = &self.log else {
-            return;
-        };
         let mut r = self
             .recorder
             .0
@@ -553,7 +552,7 @@ impl Drop for Finish {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         r.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        log.append_later(r);
+        self.log.append_later(r);
     }
 }
 
@@ -566,20 +565,16 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         || request.uri().path().to_owned(),
         |p| p.as_str().to_owned(),
     );
-    let bytes_in = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let recorder = Recorder(Arc::new(Mutex::new(Interaction {
-        id: new_id(),
-        created_ms: now_ms(),
-        tenant: crate::auth::current_tenant().map_or_else(String::new, |t| t.name),
-        route,
-        bytes_in,
-        ..Interaction::default()
-    })));
+    let recorder = Recorder(
+        Arc::new(Mutex::new(Interaction {
+            id: new_id(),
+            created_ms: now_ms(),
+            tenant: crate::auth::current_tenant().map_or_else(String::new, |t| t.name),
+            route,
+            ..Interaction::default()
+        })),
+        state.log().is_some(),
+    );
     request.extensions_mut().insert(recorder.clone());
     let mut response = next.run(request).await;
     if let Ok(v) = HeaderValue::from_str(&recorder.id()) {
@@ -593,7 +588,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     let (parts, body) = response.into_parts();
     let finish = Finish {
         recorder: recorder.clone(),
-        log: Some(log),
+        log,
         started,
     };
     let counted = body.into_data_stream().map(move |chunk| {

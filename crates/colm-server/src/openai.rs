@@ -19,7 +19,7 @@ use colm_api::openai::{
     ResponseFormatParam, Stop, ToolCallObject, ToolChoiceParam,
 };
 use colm_core::{
-    ChatMessage, Completion, FinishReason, ModelError, ResponseFormat, Role, SamplingParams,
+    ChatMessage, Completion, FinishReason, ModelError, Query, ResponseFormat, Role, SamplingParams,
     StreamEvent, Tool, ToolChoice,
 };
 use futures::channel::mpsc;
@@ -568,7 +568,8 @@ pub async fn chat_completions(
     recorder: Option<Extension<Recorder>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match handle(state, recorder.map(|Extension(r)| r), body).await {
+    let recorder = recorder.map(|Extension(r)| r).filter(Recorder::active);
+    match handle(state, recorder, body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(status = %e.status, message = %e.message, "request rejected");
@@ -629,12 +630,11 @@ async fn handle(
         for c in &cs {
             state.record_tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
-        let collaboration = model.is_collaboration();
         if let Some(rec) = &recorder {
             rec.chat(
                 &req.model,
-                collaboration,
-                &messages,
+                model.is_collaboration(),
+                &Query::from_messages(&messages).text,
                 bytes_in,
                 params.sensitive,
                 &cs,
@@ -660,7 +660,10 @@ async fn handle(
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
     let collaboration = model.is_collaboration();
-    let (logged_messages, sensitive) = (messages.clone(), params.sensitive);
+    let sensitive = params.sensitive;
+    let logged_query = recorder
+        .as_ref()
+        .map(|_| Query::from_messages(&messages).text);
     // The spawned work is the request's tenant's, as the handler's would be: it shares
     // (references) in the tenant's scope and its tokens are charged to the tenant.
     let tenant = crate::auth::current_tenant();
@@ -734,16 +737,9 @@ async fn handle(
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
-                if let Some(rec) = &recorder {
+                if let (Some(rec), Some(query)) = (&recorder, &logged_query) {
                     let cs = std::slice::from_ref(&c);
-                    rec.chat(
-                        &model_id,
-                        collaboration,
-                        &logged_messages,
-                        bytes_in,
-                        sensitive,
-                        cs,
-                    );
+                    rec.chat(&model_id, collaboration, query, bytes_in, sensitive, cs);
                 }
                 if let Some(rest) = c.text.strip_prefix(streamed.as_str()) {
                     if !rest.is_empty() {

@@ -112,17 +112,29 @@ impl Drop for Lease {
     }
 }
 
-/// A random token of 128 bits, hex.
+/// 128 bits from the operating system's generator, as 32 hex digits: ids that cannot be
+/// guessed (sessions, records) and lease tokens.
 pub fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
-        // No OS randomness: the time in nanoseconds still tells replicas apart.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes = nanos.to_le_bytes();
+        // No OS randomness (never seen on Linux): fall back to a counter mixed with a
+        // randomly seeded hash, still unique within the process.
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
+        bytes[8..].copy_from_slice(&n.to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This machine's clock, Unix ms (session deadlines and leases, record times).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// SHA-256 of `text`, hex: keys of unbounded texts (questions, scopes) have a fixed length.

@@ -208,11 +208,13 @@ impl SharedReferences {
 
     /// The Redis key of (`query`, `scope`) of `kind` (`ref`, `lock`).
     fn redis_key(redis: &RedisState, kind: &str, query: &str, scope: &str) -> String {
-        redis.key(
-            kind,
-            &crate::state::digest(&format!("{scope}\u{1f}{}", normalise_query(query))),
-        )
+        redis.key(kind, &crate::state::digest(&flight_key(query, scope)))
     }
+}
+
+/// The question (normalised) within `scope`: what one flight and one stored value are of.
+fn flight_key(query: &str, scope: &str) -> String {
+    format!("{scope}\u{1f}{}", normalise_query(query))
 }
 
 /// `scope` within the sharing scope of the request being served
@@ -230,10 +232,7 @@ impl ReferenceStore for SharedReferences {
         let Some(scope) = tenant_scope(scope) else {
             return Box::new(());
         };
-        let gate = self
-            .gate(&format!("{scope}\u{1f}{}", normalise_query(query)))
-            .lock_owned()
-            .await;
+        let gate = self.gate(&flight_key(query, &scope)).lock_owned().await;
         let lease = match &self.backend {
             Backend::Sqlite(_) => None,
             Backend::Redis { redis, .. } => {

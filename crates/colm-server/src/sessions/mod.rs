@@ -33,9 +33,7 @@
 
 pub mod store;
 
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -54,7 +52,7 @@ use crate::auth::Tenant;
 use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
 use crate::error::{ApiError, ErrorResponses};
 use crate::openai::parse_body;
-use crate::state::{RedisState, StateError};
+use crate::state::{now_ms, RedisState, StateError};
 use crate::store::normalise_query;
 use crate::AppState;
 use colm_api::openai::ErrorBody;
@@ -83,13 +81,6 @@ const KEEP_UNFINISHED: Duration = Duration::from_secs(3600);
 #[derive(Default)]
 pub struct Sessions {
     store: SessionStore,
-    counter: AtomicU64,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The 503 of a store that failed.
@@ -156,7 +147,6 @@ impl Sessions {
     pub fn redis(redis: RedisState) -> Self {
         Self {
             store: SessionStore::redis(redis),
-            counter: AtomicU64::new(0),
         }
     }
 
@@ -168,21 +158,10 @@ impl Sessions {
             .ok_or_else(|| not_found(id))
     }
 
-    /// A fresh session id: `sess_` and 128 bits from the operating system's generator (32 hex
-    /// digits), so ids cannot be guessed.
-    fn new_id(&self) -> String {
-        let mut bytes = [0u8; 16];
-        if getrandom::fill(&mut bytes).is_err() {
-            // No OS randomness (never seen on Linux): fall back to a counter mixed with a
-            // randomly seeded hash, still unique within the process.
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(n);
-            bytes[..8].copy_from_slice(&h.finish().to_le_bytes());
-            bytes[8..].copy_from_slice(&n.to_le_bytes());
-        }
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sess_{hex}")
+    /// A fresh session id: `sess_` and 128 random bits ([`crate::state::random_token`]), so
+    /// ids cannot be guessed.
+    fn new_id() -> String {
+        format!("sess_{}", crate::state::random_token())
     }
 
     /// Claims session `id` if it is due and aggregates it in the background
@@ -393,7 +372,7 @@ async fn create_inner(
     let sessions = state.sessions();
     let now = now_ms();
     let fresh = Meta {
-        id: sessions.new_id(),
+        id: Sessions::new_id(),
         owner: crate::auth::current_tenant().map_or_else(String::new, |t| t.name),
         scope,
         key: key.clone(),
@@ -562,7 +541,9 @@ pub async fn guidance(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    let recorder = recorder.map(|Extension(r)| r);
+    let recorder = recorder
+        .map(|Extension(r)| r)
+        .filter(crate::log::Recorder::active);
     let query = session.meta.request.query.clone();
     if wants_sse {
         let first = Event::default()
