@@ -292,6 +292,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         writers: &declared,
         store: None,
         router: RouterConfig::default(),
+        ledger: None,
     };
     let strategy = spec
         .build(&spec.name(), parts)

@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Client(args) => client::run(args).await,
             Command::Eval { command } => eval::run(command).await,
-            Command::Router { command } => router::run(command),
+            Command::Router { command } => router::run(command).await,
         }
     })
 }

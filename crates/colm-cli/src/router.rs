@@ -1,12 +1,15 @@
-//! `colm router`: train a routing policy on a `colm eval` run's logged outcomes, and report its
+//! `colm router`: train a routing policy on logged outcomes — a `colm eval` run's, or a
+//! deployment's interaction log with feedback (`colm serve --interaction-log`) — and report its
 //! accuracy–cost curve on held-back items next to the confidence cascade.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use colm_eval::learned::{curve, examples, gain_at, split, CurvePoint, Example, LearnedRouter};
+use colm_eval::learned::{
+    curve, examples, gain_at, log_examples, split, CurvePoint, Example, LearnedRouter, LoggedAnswer,
+};
 use colm_eval::runner::read_records;
 use colm_eval::strategy::Arm;
 
@@ -22,12 +25,19 @@ pub enum RouterCommand {
 /// Where the logged outcomes are and which items are held back.
 #[derive(Args)]
 pub struct DataArgs {
-    /// A `colm eval` run folder with `local` and the escalation strategy on the same items.
+    /// The logged outcomes: a `colm eval` run folder with the local and the escalation
+    /// strategy on the same items, or an interaction log with feedback (the SQLite file or
+    /// `postgres://…` URL `colm serve --interaction-log` wrote).
     #[arg(long = "from")]
-    pub from: PathBuf,
-    /// The strategy an escalation runs (its records give the outcome and the server tokens).
-    #[arg(long, default_value = "server", value_parser = Arm::parse)]
-    pub escalation: Arm,
+    pub from: String,
+    /// What answers on the device: a strategy of the run, or a model id of the log (its
+    /// answers give the features and the local outcome).
+    #[arg(long, default_value = "local")]
+    pub local: String,
+    /// What an escalation runs: a strategy of the run, or a model id of the log (its answers
+    /// give the escalation's outcome and server tokens).
+    #[arg(long, default_value = "server")]
+    pub escalation: String,
     /// Items whose position is a multiple of this are held back for `router eval`.
     #[arg(long, default_value_t = 3)]
     pub holdout_every: usize,
@@ -59,20 +69,71 @@ pub struct EvalArgs {
     pub to: Option<PathBuf>,
 }
 
-fn load(data: &DataArgs) -> anyhow::Result<(Vec<Example>, Vec<Example>)> {
-    let records = read_records(&data.from)?;
-    anyhow::ensure!(
-        !records.is_empty(),
-        "{} has no records",
-        data.from.display()
-    );
-    Ok(split(
-        &examples(&records, &data.escalation)?,
-        data.holdout_every,
-    ))
+/// The examples of `data`, split into training and held-back items.
+async fn load(data: &DataArgs) -> anyhow::Result<(Vec<Example>, Vec<Example>)> {
+    let all = if Path::new(&data.from).is_dir() {
+        let records = read_records(Path::new(&data.from))?;
+        anyhow::ensure!(!records.is_empty(), "{} has no records", data.from);
+        let arm = |s: &str| Arm::parse(s).map_err(anyhow::Error::msg);
+        examples(&records, &arm(&data.local)?, &arm(&data.escalation)?)?
+    } else {
+        let answers = logged_answers(&data.from).await?;
+        log_examples(&answers, &data.local, &data.escalation).with_context(|| {
+            format!(
+                "pairing the answers of {}",
+                crate::serve::without_credentials(&data.from)
+            )
+        })?
+    };
+    Ok(split(&all, data.holdout_every))
 }
 
-pub fn run(command: RouterCommand) -> anyhow::Result<()> {
+/// The answers of the interaction log at `target` that carry feedback and their texts (a
+/// record without texts — sensitive, or logged with `--no-log-texts` — cannot be paired by
+/// query, and is counted on stderr).
+async fn logged_answers(target: &str) -> anyhow::Result<Vec<LoggedAnswer>> {
+    let records = colm_server::log::read_target(target)
+        .await
+        .with_context(|| {
+            format!(
+                "reading the interaction log {}",
+                crate::serve::without_credentials(target)
+            )
+        })?;
+    let mut without_texts = 0usize;
+    let answers: Vec<LoggedAnswer> = records
+        .into_iter()
+        .filter(|(r, _)| r.status == 200)
+        .filter_map(|(r, f)| {
+            let right = f.right()?;
+            let (Some(model), Some(query), Some(answer)) = (r.model, r.query, r.answer) else {
+                without_texts += 1;
+                return None;
+            };
+            Some(LoggedAnswer {
+                id: r.id,
+                created_ms: r.created_ms,
+                model,
+                query,
+                answer,
+                mean_logprob: r.mean_logprob,
+                prompt_tokens: r.prompt_tokens,
+                completion_tokens: r.completion_tokens,
+                truncated: r.finish_reason.as_deref() == Some("length"),
+                right,
+            })
+        })
+        .collect();
+    if without_texts > 0 {
+        eprintln!(
+            "{without_texts} answers with feedback have no texts kept (sensitive, or \
+             --no-log-texts) and are left out"
+        );
+    }
+    Ok(answers)
+}
+
+pub async fn run(command: RouterCommand) -> anyhow::Result<()> {
     match command {
         RouterCommand::Train(args) => {
             anyhow::ensure!(
@@ -80,7 +141,7 @@ pub fn run(command: RouterCommand) -> anyhow::Result<()> {
                 "--budget is a share of server tokens in 0–1, got {}",
                 args.budget
             );
-            let (train, _) = load(&args.data)?;
+            let (train, _) = load(&args.data).await?;
             let router = LearnedRouter::train(&train, &args.data.escalation, args.budget)?;
             std::fs::write(&args.out, serde_json::to_string_pretty(&router)?)
                 .with_context(|| format!("writing {}", args.out.display()))?;
@@ -100,7 +161,14 @@ pub fn run(command: RouterCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", args.model.display()))?;
             let router: LearnedRouter = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", args.model.display()))?;
-            let (_, test) = load(&args.data)?;
+            anyhow::ensure!(
+                router.escalation == args.data.escalation,
+                "{} was trained for the escalation `{}`, not `{}` (--escalation)",
+                args.model.display(),
+                router.escalation,
+                args.data.escalation
+            );
+            let (_, test) = load(&args.data).await?;
             anyhow::ensure!(!test.is_empty(), "no held-back items");
             let md = report(&router, &test, &args.data);
             print!("{md}");
@@ -145,8 +213,8 @@ fn report(router: &LearnedRouter, test: &[Example], data: &DataArgs) -> String {
          Held back: {n} items (positions that are multiples of {}); trained on {} items.\n\n\
          At its threshold {:.3} (chosen for {:.0}% of the server tokens on the training items) \
          the router escalates {} of {n} items, spends {:.1}% of the server tokens and is right \
-         on {right} ({:.1}%); local alone {:.1}%, `{}` alone {:.1}%.\n\n",
-        data.from.display(),
+         on {right} ({:.1}%); `{}` alone {:.1}%, `{}` alone {:.1}%.\n\n",
+        crate::serve::without_credentials(&data.from),
         router.escalation,
         data.holdout_every,
         router.trained_on.0,
@@ -159,6 +227,7 @@ fn report(router: &LearnedRouter, test: &[Example], data: &DataArgs) -> String {
             100.0 * spent as f64 / total as f64
         },
         100.0 * right as f64 / n as f64,
+        data.local,
         100.0 * lc[0].accuracy,
         router.escalation,
         100.0 * lc[n].accuracy,

@@ -156,6 +156,14 @@ pub struct ServeArgs {
     /// --colm-client drafts, an unsure draft escalates to the --colm-server model).
     #[arg(long = "colm-strategy", requires = "colm_server")]
     pub colm_strategies: Vec<String>,
+    /// The routing policy of the served cascades (--colm-strategy NAME=cascade:…): a router
+    /// file (`docs/router.toml`) whose `[router]` table sets their server-token budget
+    /// (`server_tokens_per_window` per `window_s`), latency budget, residency and refine form;
+    /// a cascade's own options (`tau`, `to`, agreement) take precedence. With --state the
+    /// replicas spend each cascade's budget together (in Redis). A `[speeds]` table is refused:
+    /// a served cascade measures its own speeds.
+    #[arg(long, value_name = "FILE", requires = "colm_server")]
+    pub router: Option<PathBuf>,
 }
 
 /// Splits `NAME=ALIAS`; a `=` inside a path is taken as the alias separator only once, from
@@ -168,7 +176,7 @@ fn split_alias(spec: &str) -> (&str, Option<&str>) {
 }
 
 /// A database URL as messages may show it: what follows its last `@` (no user or password).
-fn without_credentials(url: &str) -> &str {
+pub(crate) fn without_credentials(url: &str) -> &str {
     url.rsplit('@').next().unwrap_or(url)
 }
 
@@ -408,6 +416,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let server = loaded
             .get(server)
             .with_context(|| format!("model {server} was not loaded"))?;
+        let router = match &args.router {
+            Some(path) => {
+                let file = crate::route::RouterFile::load(path)?;
+                anyhow::ensure!(
+                    file.speeds.is_none(),
+                    "--router {}: a served cascade measures its own speeds: leave out [speeds]",
+                    path.display()
+                );
+                file.router
+            }
+            None => RouterConfig::default(),
+        };
         // Every virtual model is a strategy over the same parts, served by one wrapper.
         let virtual_model = |id: &str, spec: &StrategySpec| -> anyhow::Result<Arc<dyn ChatModel>> {
             let parts = Parts {
@@ -417,7 +437,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 store: store
                     .clone()
                     .map(|s| s as Arc<dyn colm_core::colm::references::ReferenceStore>),
-                router: RouterConfig::default(),
+                router: router.clone(),
+                ledger: redis
+                    .as_ref()
+                    .map(|r| Arc::new(r.ledger(id)) as Arc<dyn colm_core::vertical::TokenLedger>),
             };
             let strategy = spec
                 .build(id, parts)

@@ -211,3 +211,89 @@ async fn replicas_share_sessions_and_references_through_redis() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A replica serving the cascade `cheap` (gemma drafts, every draft escalates to gemma as the
+/// server, `to=remote`) under a server-token budget of `LIMIT` per hour; with `redis`, the
+/// budget is kept there.
+fn cascade_replica(router: &std::path::Path, redis: Option<&str>) -> common::Proc {
+    let mut args = vec![
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        MODEL,
+        "--threads",
+        "1",
+        "--colm-client",
+        MODEL,
+        "--colm-server",
+        MODEL,
+        "--colm-strategy",
+        "cheap=cascade:tau=0,to=remote",
+        "--router",
+        router.to_str().unwrap(),
+    ];
+    if let Some(url) = redis {
+        args.extend(["--state", url]);
+    }
+    common::start(&args)
+}
+
+const LIMIT: u64 = 10_000;
+
+/// Prompt tokens of the cascade's answer to `q` on `base` (the draft's, plus the server's when
+/// it escalated).
+async fn cascade_prompt_tokens(client: &reqwest::Client, base: &str, q: &str) -> u64 {
+    let (status, v) = post(
+        client,
+        &format!("{base}/v1/chat/completions"),
+        json!({"model": "cheap", "max_tokens": 32, "messages": [{"role": "user", "content": q}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["usage"]["prompt_tokens"].as_u64().unwrap()
+}
+
+/// The server-token budget of a served cascade (`--router`) is one budget for the replicas
+/// sharing Redis: what one spends is in the shared ledger, and another keeps its queries local
+/// when that ledger is full; a replica without `--state` keeps its own.
+#[tokio::test]
+async fn replicas_spend_one_cascade_budget_through_redis() {
+    use colm_core::vertical::TokenLedger;
+    let redis = LocalRedis::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let router = dir.path().join("router.toml");
+    std::fs::write(
+        &router,
+        format!("[router]\nserver_tokens_per_window = {LIMIT}\nwindow_s = 3600\n"),
+    )
+    .unwrap();
+    let a = cascade_replica(&router, Some(&redis.url));
+    let b = cascade_replica(&router, Some(&redis.url));
+    let client = reqwest::Client::new();
+    let q = &questions(1)[0];
+    let ledger = redis.connect("colm").await.unwrap().ledger("cheap");
+    let hour = std::time::Duration::from_secs(3600);
+
+    let escalated = cascade_prompt_tokens(&client, &a.base, q).await;
+    let spent = ledger.spent(hour).await.unwrap();
+    assert!(spent > 0, "a's escalation is in the shared ledger");
+    // Fill the shared budget but for 10 tokens: b must see it and keep the query local.
+    ledger.add(LIMIT - spent - 10, hour).await.unwrap();
+    let kept = cascade_prompt_tokens(&client, &b.base, q).await;
+    assert!(
+        kept < escalated,
+        "b stayed local ({kept} prompt tokens) where a escalated ({escalated})"
+    );
+    assert_eq!(
+        ledger.spent(hour).await.unwrap(),
+        LIMIT - 10,
+        "b spent nothing"
+    );
+    // A replica keeping its budget to itself escalates as a did.
+    let alone = cascade_replica(&router, None);
+    assert_eq!(
+        cascade_prompt_tokens(&client, &alone.base, q).await,
+        escalated
+    );
+}

@@ -374,6 +374,7 @@ mod tests {
             writers: &[],
             store: None,
             router: crate::vertical::RouterConfig::default(),
+            ledger: None,
         }
     }
 

@@ -41,7 +41,7 @@ use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
 use crate::prompts::{self, RefineContext};
 use crate::run::Strategy;
-use crate::vertical::{AgreementConfig, Route, Router, RouterConfig};
+use crate::vertical::{AgreementConfig, Route, Router, RouterConfig, TokenLedger};
 
 /// A strategy and its options (module docs for the text form).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +134,8 @@ pub struct Parts<'a> {
     pub store: Option<Arc<dyn ReferenceStore>>,
     /// The router settings a cascade's options apply to (budgets, residency, refine form).
     pub router: RouterConfig,
+    /// Where a cascade keeps its server-token budget's spending (`None`: in its memory).
+    pub ledger: Option<Arc<dyn TokenLedger>>,
 }
 
 impl StrategySpec {
@@ -172,11 +174,17 @@ impl StrategySpec {
                     parts.clients.iter().map(|c| c.model.clone()).collect();
                 Arc::new(h.build(&models, parts.server)?)
             }
-            StrategySpec::Cascade(c) => Arc::new(Router::new(
-                first.model.clone(),
-                parts.server,
-                c.router_config(parts.router),
-            )),
+            StrategySpec::Cascade(c) => {
+                let router = Router::new(
+                    first.model.clone(),
+                    parts.server,
+                    c.router_config(parts.router),
+                );
+                Arc::new(match parts.ledger {
+                    Some(ledger) => router.with_ledger(ledger),
+                    None => router,
+                })
+            }
         })
     }
 

@@ -66,42 +66,55 @@ impl Example {
     }
 }
 
+/// The feature vector ([`FEATURES`] order) of a local answer: its mean token log-probability
+/// (nats), completion tokens, whether it hit the token limit, whether no answer could be
+/// extracted from it, and its query.
+fn feature_vector(
+    mean_logprob: f64,
+    tokens: f64,
+    truncated: bool,
+    no_answer: bool,
+    query: &str,
+) -> Vec<f64> {
+    let numbers = query
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .count();
+    vec![
+        mean_logprob,
+        tokens,
+        f64::from(u8::from(truncated)),
+        f64::from(u8::from(no_answer)),
+        query.chars().count() as f64,
+        numbers as f64,
+    ]
+}
+
 /// The features of a local record: from its transcript (`{messages, completion}`) and score.
 fn features(r: &Record) -> Option<Vec<f64>> {
     let t = &r.turns.first()?.transcript;
     let c = &t["completion"];
-    let mean_logprob = c["mean_logprob"].as_f64()?;
-    let tokens = c["usage"]["completion_tokens"].as_f64()?;
-    let truncated = f64::from(u8::from(c["finish_reason"] == "length"));
-    let no_answer = f64::from(u8::from(
-        r.score.as_ref().is_none_or(|s| s.extracted.is_none()),
-    ));
     let query = t["messages"]
         .as_array()?
         .iter()
         .rev()
         .find(|m| m["role"] == "user")?["content"]
         .as_str()?;
-    let numbers = query
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .count();
-    Some(vec![
-        mean_logprob,
-        tokens,
-        truncated,
-        no_answer,
-        query.chars().count() as f64,
-        numbers as f64,
-    ])
+    Some(feature_vector(
+        c["mean_logprob"].as_f64()?,
+        c["usage"]["completion_tokens"].as_f64()?,
+        c["finish_reason"] == "length",
+        r.score.as_ref().is_none_or(|s| s.extracted.is_none()),
+        query,
+    ))
 }
 
-/// Pairs each `local` record with the `escalation` strategy's record of the same item.
+/// Pairs each record of the `local` strategy (the client model alone: `local` in a run) with
+/// the `escalation` strategy's record of the same item.
 ///
 /// # Errors
-/// When the run has no `local` or no `escalation` records, or no item has both with a
-/// confidence logged.
-pub fn examples(records: &[Record], escalation: &Arm) -> anyhow::Result<Vec<Example>> {
+/// When the run has no `escalation` records, or no item has both with a confidence logged.
+pub fn examples(records: &[Record], local: &Arm, escalation: &Arm) -> anyhow::Result<Vec<Example>> {
     let esc: BTreeMap<&str, &Record> = records
         .iter()
         .filter(|r| r.strategy == *escalation)
@@ -110,7 +123,7 @@ pub fn examples(records: &[Record], escalation: &Arm) -> anyhow::Result<Vec<Exam
     anyhow::ensure!(!esc.is_empty(), "the run has no `{escalation}` records");
     let mut out: Vec<Example> = records
         .iter()
-        .filter(|r| r.strategy == crate::metrics::BASELINE)
+        .filter(|r| r.strategy == *local)
         .filter_map(|r| {
             let e = esc.get(r.item.as_str())?;
             Some(Example {
@@ -125,10 +138,117 @@ pub fn examples(records: &[Record], escalation: &Arm) -> anyhow::Result<Vec<Exam
         .collect();
     anyhow::ensure!(
         !out.is_empty(),
-        "no item has both a `local` record with a logged confidence and a `{escalation}` record"
+        "no item has both a `{local}` record with a logged confidence and a `{escalation}` record"
     );
     out.sort_by_key(|e| e.index);
     Ok(out)
+}
+
+/// One answer of a deployment's interaction log (`colm serve --interaction-log`) that carries
+/// feedback: what [`log_examples`] pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedAnswer {
+    /// The record id.
+    pub id: String,
+    /// When the request arrived, Unix ms.
+    pub created_ms: u64,
+    /// The model id asked.
+    pub model: String,
+    /// The query (the last user turn).
+    pub query: String,
+    /// The answer text.
+    pub answer: String,
+    /// The answer's mean token log-probability (nats), when the model gave one.
+    pub mean_logprob: Option<f64>,
+    /// Prompt tokens of the answer's model calls.
+    pub prompt_tokens: u64,
+    /// Completion tokens of the answer's model calls.
+    pub completion_tokens: u64,
+    /// Whether the answer hit the token limit (`finish_reason` `length`).
+    pub truncated: bool,
+    /// The feedback: the answer was right.
+    pub right: bool,
+}
+
+/// The key two answers of one query are paired by: the query lower-cased, its whitespace runs
+/// made one space, trimmed.
+pub fn normalised_query(query: &str) -> String {
+    query
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Pairs, per [normalised query](normalised_query), the latest answer of model `local` with
+/// the latest answer of model `escalation` (RouteLLM learns from such pairs of a weak and a
+/// strong model's outcomes on one query). The features are the local answer's
+/// ([`FEATURES`]; `no_answer` when [`colm_core::guidance::extract_answer`] finds no final
+/// answer in its text); the outcomes are the feedback; the server tokens are the escalation's
+/// prompt and completion tokens. Examples are numbered from 1 in the order of their local
+/// answers' arrival, so [`split`] holds back the same records every time.
+///
+/// # Errors
+/// When no answer is of model `escalation` or of model `local` (the models present are named),
+/// or no query has both with a log-probability.
+pub fn log_examples(
+    answers: &[LoggedAnswer],
+    local: &str,
+    escalation: &str,
+) -> anyhow::Result<Vec<Example>> {
+    let latest = |model: &str| -> BTreeMap<String, &LoggedAnswer> {
+        let mut by: BTreeMap<String, &LoggedAnswer> = BTreeMap::new();
+        for a in answers.iter().filter(|a| a.model == model) {
+            let slot = by.entry(normalised_query(&a.query)).or_insert(a);
+            if (a.created_ms, &a.id) > (slot.created_ms, &slot.id) {
+                *slot = a;
+            }
+        }
+        by
+    };
+    let (loc, esc) = (latest(local), latest(escalation));
+    let models = || {
+        let mut m: Vec<&str> = answers.iter().map(|a| a.model.as_str()).collect();
+        m.sort_unstable();
+        m.dedup();
+        m.join(", ")
+    };
+    for (name, set) in [(local, &loc), (escalation, &esc)] {
+        anyhow::ensure!(
+            !set.is_empty(),
+            "no answer of model `{name}` has feedback (models with feedback: {})",
+            models()
+        );
+    }
+    let mut pairs: Vec<(&LoggedAnswer, &LoggedAnswer)> = loc
+        .iter()
+        .filter_map(|(q, l)| Some((*l, *esc.get(q)?)))
+        .filter(|(l, _)| l.mean_logprob.is_some())
+        .collect();
+    anyhow::ensure!(
+        !pairs.is_empty(),
+        "no query has both a `{local}` answer with a log-probability and a `{escalation}` answer, \
+         each with feedback"
+    );
+    pairs.sort_by(|a, b| (a.0.created_ms, &a.0.id).cmp(&(b.0.created_ms, &b.0.id)));
+    Ok(pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (l, e))| Example {
+            item: l.id.clone(),
+            index: i + 1,
+            features: feature_vector(
+                l.mean_logprob.unwrap_or_default(),
+                l.completion_tokens as f64,
+                l.truncated,
+                colm_core::guidance::extract_answer(&l.answer).is_none(),
+                &l.query,
+            ),
+            local_right: l.right,
+            escalation_right: e.right,
+            server_tokens: e.prompt_tokens + e.completion_tokens,
+        })
+        .collect())
 }
 
 /// Splits examples deterministically: items whose position is a multiple of `every` are held
@@ -155,8 +275,9 @@ pub struct LearnedRouter {
     pub threshold: f64,
     /// Target share of the all-escalation server tokens the threshold was chosen for.
     pub budget_share: f64,
-    /// The escalation strategy the router was trained for.
-    pub escalation: Arm,
+    /// What an escalation runs: the strategy (from an eval run) or the model (from an
+    /// interaction log) the router was trained for.
+    pub escalation: String,
     /// Training items, and those where escalating helped.
     pub trained_on: (usize, usize),
 }
@@ -168,7 +289,7 @@ impl LearnedRouter {
     /// # Errors
     /// When `train` is empty, holds one class only (escalation never or always helps), or the
     /// fit fails.
-    pub fn train(train: &[Example], escalation: &Arm, budget_share: f64) -> anyhow::Result<Self> {
+    pub fn train(train: &[Example], escalation: &str, budget_share: f64) -> anyhow::Result<Self> {
         anyhow::ensure!(!train.is_empty(), "no training items");
         let positives = train.iter().filter(|e| e.helps()).count();
         anyhow::ensure!(
@@ -212,7 +333,7 @@ impl LearnedRouter {
             intercept: model.intercept(),
             threshold: 1.0,
             budget_share,
-            escalation: escalation.clone(),
+            escalation: escalation.to_owned(),
             trained_on: (train.len(), positives),
         };
         router.threshold = router.threshold_for(train, budget_share);
@@ -345,7 +466,7 @@ pub fn cross_fitted(
     folds: usize,
 ) -> anyhow::Result<Vec<Record>> {
     let folds = folds.max(2);
-    let all = examples(records, escalation)?;
+    let all = examples(records, &crate::metrics::BASELINE, escalation)?;
     let by = |strategy: &Arm| -> BTreeMap<&str, &Record> {
         records
             .iter()
@@ -364,7 +485,7 @@ pub fn cross_fitted(
         if test.is_empty() {
             continue;
         }
-        let router = LearnedRouter::train(&train, escalation, budget_share)
+        let router = LearnedRouter::train(&train, &escalation.to_string(), budget_share)
             .with_context(|| format!("training on the items outside fold {}/{folds}", fold + 1))?;
         for e in &test {
             let (Some(l), Some(x)) = (local.get(e.item.as_str()), esc.get(e.item.as_str())) else {
@@ -497,7 +618,7 @@ mod tests {
             .collect();
         let (train, test) = split(&examples, 4);
         assert_eq!(test.len(), 15);
-        let router = LearnedRouter::train(&train, &Arm::SERVER, 0.5).unwrap();
+        let router = LearnedRouter::train(&train, "server", 0.5).unwrap();
         let sure = router.probability(&[-0.1, 200.0, 0.0, 0.0, 300.0, 3.0]);
         let unsure = router.probability(&[-0.9, 200.0, 0.0, 0.0, 300.0, 3.0]);
         assert!(unsure > sure, "{unsure} vs {sure}");
@@ -519,7 +640,53 @@ mod tests {
     #[test]
     fn one_class_or_no_data_is_an_error() {
         let all_help: Vec<Example> = (1..=10).map(|i| ex(i, -0.5, false, true)).collect();
-        assert!(LearnedRouter::train(&all_help, &Arm::SERVER, 0.5).is_err());
-        assert!(LearnedRouter::train(&[], &Arm::SERVER, 0.5).is_err());
+        assert!(LearnedRouter::train(&all_help, "server", 0.5).is_err());
+        assert!(LearnedRouter::train(&[], "server", 0.5).is_err());
+    }
+
+    fn answer(id: &str, ms: u64, model: &str, query: &str, lp: f64, right: bool) -> LoggedAnswer {
+        LoggedAnswer {
+            id: id.into(),
+            created_ms: ms,
+            model: model.into(),
+            query: query.into(),
+            answer: "The answer is 18.".into(),
+            mean_logprob: Some(lp),
+            prompt_tokens: 40,
+            completion_tokens: 60,
+            truncated: false,
+            right,
+        }
+    }
+
+    /// Answers of two models to one query pair up across spacing and case, the latest answer
+    /// of a model wins, unpaired queries are left out, and the order is the local answers'.
+    #[test]
+    fn log_answers_pair_by_normalised_query() {
+        let answers = vec![
+            answer("rec_b", 20, "small", "How many  eggs?", -0.9, false),
+            answer("rec_a", 10, "small", "What is 2 + 3?", -0.2, true),
+            answer("rec_c", 30, "big", "how many eggs?", -0.1, true),
+            answer("rec_d", 40, "big", "What is 2 + 3?", -0.1, false),
+            answer("rec_e", 50, "big", "What is 2 + 3?", -0.1, true),
+            answer("rec_f", 60, "small", "Unpaired 7?", -0.5, false),
+        ];
+        let ex = log_examples(&answers, "small", "big").unwrap();
+        assert_eq!(ex.len(), 2);
+        assert_eq!((ex[0].item.as_str(), ex[0].index), ("rec_a", 1));
+        assert_eq!((ex[1].item.as_str(), ex[1].index), ("rec_b", 2));
+        assert!(
+            ex[0].local_right && ex[0].escalation_right,
+            "rec_e is the latest"
+        );
+        assert!(ex[1].helps());
+        assert_eq!(ex[1].features, vec![-0.9, 60.0, 0.0, 0.0, 15.0, 0.0]);
+        assert_eq!(ex[0].features[5], 2.0);
+        assert_eq!(ex[0].server_tokens, 100);
+        let err = log_examples(&answers, "small", "huge").unwrap_err();
+        assert!(
+            err.to_string().contains("models with feedback: big, small"),
+            "{err}"
+        );
     }
 }

@@ -242,6 +242,7 @@ impl Strategy {
                     writers: &[],
                     store: None,
                     router: RouterConfig::default(),
+                    ledger: None,
                 };
                 Inner::Built(spec.build(&spec.name(), parts)?)
             }

@@ -100,6 +100,18 @@ pub struct Feedback {
     pub score: Option<f64>,
 }
 
+impl Feedback {
+    /// Whether the answer was right: the outcome when one was given, else a score of at least
+    /// 0.5; `None` without feedback.
+    pub fn right(&self) -> Option<bool> {
+        match (self.outcome.as_deref(), self.score) {
+            (Some(o), _) => Some(o == "right"),
+            (None, Some(s)) => Some(s >= 0.5),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Where the log is.
 enum Backend {
     Sqlite(Arc<Mutex<Connection>>),
@@ -209,12 +221,7 @@ impl InteractionLog {
     /// # Errors
     /// The server cannot be reached or refuses.
     pub async fn connect(url: &str, texts: bool) -> Result<Self, LogError> {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "interaction log connection ended");
-            }
-        });
+        let client = pg_client(url).await?;
         client.batch_execute(SCHEMA).await?;
         Ok(Self {
             backend: Backend::Postgres(client),
@@ -228,7 +235,7 @@ impl InteractionLog {
     /// # Errors
     /// As those.
     pub async fn open_target(target: &str, texts: bool) -> Result<Self, LogError> {
-        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        if is_postgres(target) {
             Self::connect(target, texts).await
         } else {
             Self::open(Path::new(target), texts)
@@ -399,6 +406,41 @@ impl InteractionLog {
                 }
             });
         }
+    }
+}
+
+/// A PostgreSQL client of `url` (no TLS), its connection driven in the background.
+async fn pg_client(url: &str) -> Result<tokio_postgres::Client, LogError> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "interaction log connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
+/// Every record with its feedback, oldest first, of the log at `target` (a `postgres://` URL
+/// or a SQLite file), read only: nothing is created.
+///
+/// # Errors
+/// The log cannot be reached or opened, or holds no interaction table.
+pub async fn read_target(target: &str) -> Result<Vec<(Interaction, Feedback)>, LogError> {
+    if is_postgres(target) {
+        let log = InteractionLog {
+            backend: Backend::Postgres(pg_client(target).await?),
+            texts: true,
+        };
+        log.read_all().await
+    } else {
+        let path = std::path::PathBuf::from(target);
+        tokio::task::spawn_blocking(move || read_file(&path))
+            .await
+            .map_err(|e| LogError::Task(e.to_string()))?
     }
 }
 

@@ -12,6 +12,7 @@
 //! | shared references | `{p}:ref:{sha256}` string, expiring after the share TTL | [`crate::store::SharedReferences`] |
 //! | single flight of references | `{p}:lock:{sha256}` lease, renewed while held | [`RedisState::lock`] |
 //! | sessions | `{p}:sess:{id}` hash, `…:clients`, `…:drafts` lists, `{p}:open:{sha256}` | [`crate::sessions`] |
+//! | a served cascade's server-token budget | `{p}:ledger:{model}` sorted set of spendings by ms | [`RedisLedger`] |
 //!
 //! Time in the scripts is Redis's own clock (`TIME`), except for session deadlines and leases,
 //! which compare the replicas' clocks (keep them in sync, as NTP does, well within a lease).
@@ -79,6 +80,68 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 ";
+
+/// Drops the spendings older than ARGV[1] ms (Redis's clock) from the ledger KEYS[1] and
+/// returns the tokens of the others (members are `{random}:{tokens}`, scored by ms).
+const LEDGER_SPENT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))
+local sum = 0
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  sum = sum + tonumber(string.match(m, ':(%d+)$'))
+end
+return sum
+";
+
+/// Adds the spending `{ARGV[1]}:{ARGV[2]}` now (Redis's clock) to the ledger KEYS[1], which
+/// expires ARGV[3] ms after its newest spending.
+const LEDGER_ADD: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// A router's server-token budget kept in Redis ([`RedisState::ledger`]), so that the
+/// replicas serving one cascade spend one budget: a sorted set of spendings scored by
+/// Redis's clock (ms); reading it drops those outside the window and sums the rest (one
+/// script, O(spendings in the window)).
+#[derive(Clone)]
+pub struct RedisLedger {
+    state: RedisState,
+    key: String,
+}
+
+fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl colm_core::vertical::TokenLedger for RedisLedger {
+    async fn spent(&self, window: Duration) -> Result<u64, String> {
+        let sum: i64 = Script::new(LEDGER_SPENT)
+            .key(&self.key)
+            .arg(window_ms(window))
+            .invoke_async(&mut self.state.conn())
+            .await
+            .map_err(|e| format!("{}: {e}", self.state.shown_url))?;
+        Ok(u64::try_from(sum).unwrap_or(0))
+    }
+
+    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
+        let _: i64 = Script::new(LEDGER_ADD)
+            .key(&self.key)
+            .arg(random_token())
+            .arg(tokens)
+            .arg(window_ms(window))
+            .invoke_async(&mut self.state.conn())
+            .await
+            .map_err(|e| format!("{}: {e}", self.state.shown_url))?;
+        Ok(())
+    }
+}
 
 /// A held lease ([`RedisState::lock`]): renewed in the background every third of its length
 /// while it lives, dropped when it is dropped. If the replica dies, the lease runs out and
@@ -165,6 +228,14 @@ impl RedisState {
             prefix: prefix.to_owned(),
             shown_url,
         })
+    }
+
+    /// The server-token ledger of the served cascade `model` (key `{prefix}:ledger:{model}`).
+    pub fn ledger(&self, model: &str) -> RedisLedger {
+        RedisLedger {
+            state: self.clone(),
+            key: self.key("ledger", model),
+        }
     }
 
     /// The key `{prefix}:{kind}:{name}`.
@@ -340,5 +411,45 @@ impl Drop for LocalRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use colm_core::vertical::{LocalLedger, TokenLedger};
+
+    /// The ledger contract: what is added counts in the window, and not after it.
+    async fn ledger_counts_within_the_window(a: &dyn TokenLedger, b: &dyn TokenLedger) {
+        let window = Duration::from_millis(600);
+        assert_eq!(a.spent(window).await.unwrap(), 0);
+        a.add(30, window).await.unwrap();
+        b.add(12, window).await.unwrap();
+        assert_eq!(a.spent(window).await.unwrap(), 42);
+        assert_eq!(b.spent(window).await.unwrap(), 42);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(b.spent(window).await.unwrap(), 0, "out of the window");
+        b.add(5, window).await.unwrap();
+        assert_eq!(a.spent(window).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_local_ledger_counts_within_the_window() {
+        let l = LocalLedger::default();
+        ledger_counts_within_the_window(&l, &l).await;
+    }
+
+    /// Two replicas' ledgers of one cascade spend one budget in a real Redis; another
+    /// cascade's ledger is apart.
+    #[tokio::test]
+    async fn replicas_spend_one_ledger_in_redis() {
+        let redis = LocalRedis::start().await.unwrap();
+        let a = redis.connect("t").await.unwrap().ledger("cheap");
+        let b = redis.connect("t").await.unwrap().ledger("cheap");
+        ledger_counts_within_the_window(&a, &b).await;
+        let other = redis.connect("t").await.unwrap().ledger("other");
+        assert_eq!(other.spent(Duration::from_secs(60)).await.unwrap(), 0);
     }
 }

@@ -220,23 +220,54 @@ impl SpeedEstimate {
     }
 }
 
-/// Server tokens spent in a sliding window.
-#[derive(Debug, Default)]
-struct Ledger {
-    spent: VecDeque<(Instant, u64)>,
+/// Where a [`Router`] keeps the server tokens (prompt + completion) it spent, for its budget
+/// of [`RouterConfig::server_tokens_per_window`] per sliding window of
+/// [`RouterConfig::window_s`]: in this process ([`LocalLedger`], the default), or shared by
+/// the replicas of a deployment (`colm serve --state redis://…` keeps it in Redis).
+///
+/// The budget is checked before an escalation and the tokens recorded after it, so concurrent
+/// escalations may overshoot it by what they spend together.
+#[async_trait::async_trait]
+pub trait TokenLedger: Send + Sync {
+    /// Server tokens spent in the last `window`.
+    ///
+    /// # Errors
+    /// The ledger cannot be read (the router then keeps the query local and says why).
+    async fn spent(&self, window: Duration) -> Result<u64, String>;
+
+    /// Records `tokens` spent now, to count for `window`.
+    ///
+    /// # Errors
+    /// The ledger cannot be written (the router logs it; the answer stands).
+    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String>;
 }
 
-impl Ledger {
-    fn in_window(&mut self, window: Duration) -> u64 {
+/// A [`TokenLedger`] in this process's memory.
+#[derive(Debug, Default)]
+pub struct LocalLedger {
+    spent: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+#[async_trait::async_trait]
+impl TokenLedger for LocalLedger {
+    async fn spent(&self, window: Duration) -> Result<u64, String> {
+        let mut spent = self.spent.lock().map_err(|e| e.to_string())?;
         let now = Instant::now();
-        while self
-            .spent
+        while spent
             .front()
             .is_some_and(|(t, _)| now.duration_since(*t) > window)
         {
-            self.spent.pop_front();
+            spent.pop_front();
         }
-        self.spent.iter().map(|(_, n)| n).sum()
+        Ok(spent.iter().map(|(_, n)| n).sum())
+    }
+
+    async fn add(&self, tokens: u64, _window: Duration) -> Result<(), String> {
+        self.spent
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push_back((Instant::now(), tokens));
+        Ok(())
     }
 }
 
@@ -311,7 +342,7 @@ pub struct Router {
     detector: Detector,
     speeds: Option<SpeedEstimate>,
     measured: Mutex<Measured>,
-    ledger: Mutex<Ledger>,
+    ledger: Arc<dyn TokenLedger>,
 }
 
 /// Speeds observed on the router's own calls, as exponential moving averages (weight
@@ -351,8 +382,15 @@ impl Router {
             detector,
             speeds: None,
             measured: Mutex::new(Measured::default()),
-            ledger: Mutex::new(Ledger::default()),
+            ledger: Arc::new(LocalLedger::default()),
         }
+    }
+
+    /// Keeps the server-token budget's spending in `ledger` (shared by replicas) instead of
+    /// this router's memory.
+    pub fn with_ledger(mut self, ledger: Arc<dyn TokenLedger>) -> Self {
+        self.ledger = ledger;
+        self
     }
 
     /// Sets the speeds used by the latency budget. Without them the router measures its own:
@@ -400,13 +438,16 @@ impl Router {
         &self.config
     }
 
+    fn window(&self) -> Duration {
+        Duration::from_secs_f64(self.config.window_s.max(0.0))
+    }
+
     /// Server tokens spent in the current window.
-    pub fn spent_in_window(&self) -> u64 {
-        let window = Duration::from_secs_f64(self.config.window_s.max(0.0));
-        self.ledger
-            .lock()
-            .map(|mut l| l.in_window(window))
-            .unwrap_or(0)
+    ///
+    /// # Errors
+    /// The ledger cannot be read.
+    pub async fn spent_in_window(&self) -> Result<u64, String> {
+        self.ledger.spent(self.window()).await
     }
 
     /// Draws the agreement samples (steps appended to `record`) and returns the share that
@@ -606,7 +647,15 @@ impl Router {
             .map_or(chars.div_ceil(4) as u64, |n| n as u64);
         let completion_estimate = completion.usage.completion_tokens.max(1);
         if let Some(limit) = self.config.server_tokens_per_window {
-            let spent = self.spent_in_window();
+            let spent = match self.spent_in_window().await {
+                Ok(spent) => spent,
+                Err(e) => {
+                    record
+                        .reasons
+                        .push(format!("server-token budget unknown ({e}): stays local"));
+                    return Ok(record);
+                }
+            };
             let need = prompt_estimate + completion_estimate;
             if spent + need > limit {
                 record.reasons.push(format!(
@@ -654,11 +703,9 @@ impl Router {
         let server_text = server_step.text().map(str::to_owned);
         if let Some(c) = server_step.completion() {
             self.observe(None, Some((c, server_step.wall_ms)));
-            if let Ok(mut l) = self.ledger.lock() {
-                l.spent.push_back((
-                    Instant::now(),
-                    c.usage.prompt_tokens + c.usage.completion_tokens,
-                ));
+            let tokens = c.usage.prompt_tokens + c.usage.completion_tokens;
+            if let Err(e) = self.ledger.add(tokens, self.window()).await {
+                tracing::warn!(error = %e, tokens, "server tokens not recorded in the budget");
             }
         }
         let error = server_step.error().map(ToString::to_string);

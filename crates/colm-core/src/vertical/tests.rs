@@ -66,7 +66,7 @@ async fn confident_drafts_stay_local_and_others_escalate() {
     );
     assert_eq!(rec.steps.len(), 2);
     assert_eq!(s.calls().len(), 1);
-    assert!(r.spent_in_window() > 0);
+    assert!(r.spent_in_window().await.unwrap() > 0);
 }
 
 #[tokio::test]
