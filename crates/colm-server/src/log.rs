@@ -909,7 +909,15 @@ mod tests {
         let log = InteractionLog::open(&dir.join("a.sqlite"), true).unwrap();
         let quiet = InteractionLog::open(&dir.join("b.sqlite"), false).unwrap();
         keeps_records_and_their_tenants_feedback(log, quiet).await;
-        assert_eq!(read_file(&dir.join("a.sqlite")).unwrap().len(), 2);
+        let target = dir.join("a.sqlite");
+        assert_eq!(
+            read_target(target.to_str().unwrap()).await.unwrap().len(),
+            2
+        );
+        // Reading a log that is not there is an error, and creates nothing.
+        let missing = dir.join("missing.sqlite");
+        assert!(read_target(missing.to_str().unwrap()).await.is_err());
+        assert!(!missing.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -929,5 +937,19 @@ mod tests {
             .await
             .unwrap();
         keeps_records_and_their_tenants_feedback(log, quiet).await;
+        assert_eq!(read_target(&pg.url).await.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn feedback_is_right_by_outcome_else_by_score() {
+        let fb = |outcome: Option<&str>, score| Feedback {
+            outcome: outcome.map(str::to_owned),
+            score,
+        };
+        assert_eq!(fb(Some("wrong"), Some(0.9)).right(), Some(false));
+        assert_eq!(fb(Some("right"), None).right(), Some(true));
+        assert_eq!(fb(None, Some(0.5)).right(), Some(true));
+        assert_eq!(fb(None, Some(0.49)).right(), Some(false));
+        assert_eq!(fb(None, None).right(), None);
     }
 }
