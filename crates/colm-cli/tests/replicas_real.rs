@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "gemma-3-270m";
 
-fn replica(redis: &str) -> common::Proc {
-    common::start(&[
+/// `colm serve` of `MODEL` on one thread, on a random loopback port, with `extra` arguments.
+fn serve(extra: &[&str]) -> common::Proc {
+    let mut args = vec![
         "serve",
         "--bind",
         "127.0.0.1:0",
@@ -22,11 +23,13 @@ fn replica(redis: &str) -> common::Proc {
         MODEL,
         "--threads",
         "1",
-        "--state",
-        redis,
-        "--share-ttl",
-        "600",
-    ])
+    ];
+    args.extend_from_slice(extra);
+    common::start(&args)
+}
+
+fn replica(redis: &str) -> common::Proc {
+    serve(&["--state", redis, "--share-ttl", "600"])
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
@@ -217,13 +220,6 @@ async fn replicas_share_sessions_and_references_through_redis() {
 /// budget is kept there.
 fn cascade_replica(router: &std::path::Path, redis: Option<&str>) -> common::Proc {
     let mut args = vec![
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--model",
-        MODEL,
-        "--threads",
-        "1",
         "--colm-client",
         MODEL,
         "--colm-server",
@@ -236,7 +232,7 @@ fn cascade_replica(router: &std::path::Path, redis: Option<&str>) -> common::Pro
     if let Some(url) = redis {
         args.extend(["--state", url]);
     }
-    common::start(&args)
+    serve(&args)
 }
 
 const LIMIT: u64 = 10_000;
