@@ -66,7 +66,8 @@ pub const DEFAULT_WINDOW_MS: u64 = 30_000;
 pub const MAX_WINDOW_MS: u64 = 600_000;
 /// Longest long-poll wait, ms.
 pub const MAX_WAIT_MS: u64 = 60_000;
-/// Sessions open at once in memory; one more is a 503 (with Redis, its memory is the bound).
+/// Sessions open at once (not yet claimed for aggregation), in memory or, with `--state`,
+/// across all replicas; one more is a 503.
 pub const MAX_OPEN: usize = 10_000;
 /// How long a finished session (and its guidance) stays fetchable.
 pub const KEEP_FINISHED: Duration = Duration::from_secs(600);
@@ -387,7 +388,7 @@ async fn create_inner(
     let kept = Duration::from_millis(window_ms) + KEEP_UNFINISHED + KEEP_FINISHED;
     let joined = sessions
         .store
-        .join_or_create(&key, fresh, now, kept)
+        .join_or_create(&key, fresh, now, kept, MAX_OPEN)
         .await
         .map_err(|e| unavailable(&e))?;
     match joined {

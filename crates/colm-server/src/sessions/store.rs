@@ -145,19 +145,23 @@ pub enum Joined {
     Joined(Meta),
     /// The new session.
     Created(Meta),
-    /// Too many sessions are open (in memory: [`super::MAX_OPEN`]).
+    /// `max_open` sessions are open already.
     Full,
 }
 
 /// Creates the session ARGV[2] (meta ARGV[3], deadline ARGV[4], k ARGV[5], kept ARGV[6] ms)
 /// unless the open session of key KEYS[1] (hashes under ARGV[1]) is open before its deadline
-/// at ARGV[7]: returns `{1, meta}` (joined) or `{0, meta}` (created).
+/// at ARGV[7]: returns `{1, meta}` (joined) or `{0, meta}` (created), or `{2, ''}` when the
+/// sorted set KEYS[2] of open sessions (scored by when their keys expire) holds ARGV[8].
 const CREATE: &str = r"
 local id = redis.call('GET', KEYS[1])
 if id then
   local v = redis.call('HMGET', ARGV[1] .. id, 'status', 'deadline', 'meta')
   if v[1] == 'open' and tonumber(v[2]) > tonumber(ARGV[7]) then return {1, v[3]} end
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then return {2, ''} end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[7]) + tonumber(ARGV[6]), ARGV[2])
 local h = ARGV[1] .. ARGV[2]
 redis.call('HSET', h, 'meta', ARGV[3], 'status', 'open', 'deadline', ARGV[4], 'k', ARGV[5],
   'lease', '0', 'openkey', KEYS[1])
@@ -188,7 +192,8 @@ return {1, tostring(n + 1)}
 ";
 
 /// Claims session ARGV[3] (hash KEYS[1], drafts KEYS[2]) at ARGV[1] for a lease of ARGV[2] ms
-/// if due: `{1, trigger}` or `{0, ''}`.
+/// if due: `{1, trigger}` or `{0, ''}`; an open session claimed leaves the set KEYS[3] of open
+/// ones.
 const CLAIM: &str = r"
 local v = redis.call('HMGET', KEYS[1], 'status', 'deadline', 'k', 'lease', 'trigger', 'openkey')
 if not v[1] then return {0, ''} end
@@ -199,6 +204,7 @@ if v[1] == 'open' then
   elseif now >= tonumber(v[2]) then trigger = 'deadline'
   else return {0, ''} end
   if redis.call('GET', v[6]) == ARGV[3] then redis.call('DEL', v[6]) end
+  redis.call('ZREM', KEYS[3], ARGV[3])
 elseif v[1] == 'aggregating' and tonumber(v[4]) < now then
   trigger = v[5]
 else
@@ -247,6 +253,11 @@ fn redis_keys(redis: &RedisState, id: &str) -> [String; 3] {
     [h.clone(), format!("{h}:clients"), format!("{h}:drafts")]
 }
 
+/// The Redis sorted set of open sessions' ids, scored by when their keys expire (Unix ms).
+fn open_set(redis: &RedisState) -> String {
+    redis.key("sessions", "open")
+}
+
 impl SessionStore {
     /// Sessions in Redis.
     pub fn redis(redis: RedisState) -> Self {
@@ -254,7 +265,9 @@ impl SessionStore {
     }
 
     /// The open session of `key` (open, before its deadline at `now_ms`), or `fresh` stored
-    /// as a new one; `kept`: how long a new session's keys may live at most.
+    /// as a new one, or [`Joined::Full`] when `max_open` sessions are open (not yet claimed for
+    /// aggregation; in Redis, across all replicas, each counted at most `kept`); `kept`: how
+    /// long a new session's keys may live at most.
     ///
     /// # Errors
     /// Redis errors.
@@ -264,6 +277,7 @@ impl SessionStore {
         fresh: Meta,
         now_ms: u64,
         kept: Duration,
+        max_open: usize,
     ) -> Fallible<Joined> {
         match self {
             Self::Memory(MemoryStore(m, _)) => {
@@ -282,7 +296,7 @@ impl SessionStore {
                         && now_ms.saturating_sub(e.snap.meta.created_ms) < ms(kept)
                 });
                 open.retain(|_, id| by_id.get(id).is_some_and(|e| e.snap.status == Status::Open));
-                if open.len() >= super::MAX_OPEN {
+                if open.len() >= max_open {
                     return Ok(Joined::Full);
                 }
                 open.insert(key.to_owned(), fresh.id.clone());
@@ -308,6 +322,7 @@ impl SessionStore {
                 let mut conn = r.conn();
                 let (joined, meta): (i64, String) = Script::new(CREATE)
                     .key(r.key("open", &crate::state::digest(key)))
+                    .key(open_set(r))
                     .arg(r.key("sess", ""))
                     .arg(&fresh.id)
                     .arg(meta)
@@ -315,8 +330,12 @@ impl SessionStore {
                     .arg(fresh.k)
                     .arg(ms(kept))
                     .arg(now_ms)
+                    .arg(max_open)
                     .invoke_async(&mut conn)
                     .await?;
+                if joined == 2 {
+                    return Ok(Joined::Full);
+                }
                 let meta: Meta =
                     serde_json::from_str(&meta).map_err(|e| StateError::Decode(e.to_string()))?;
                 Ok(if joined == 1 {
@@ -463,6 +482,7 @@ impl SessionStore {
                 let (claimed, trigger): (i64, String) = Script::new(CLAIM)
                     .key(&keys[0])
                     .key(&keys[2])
+                    .key(open_set(r))
                     .arg(now_ms)
                     .arg(ms(lease))
                     .arg(id)
@@ -562,5 +582,81 @@ impl Waiter {
             }
             None => tokio::time::sleep(at_most.min(Duration::from_millis(50))).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+    use crate::state::LocalRedis;
+
+    fn meta(id: &str, key: &str, now_ms: u64) -> Meta {
+        Meta {
+            id: id.to_owned(),
+            scope: String::new(),
+            owner: String::new(),
+            key: key.to_owned(),
+            request: CreateSession::default(),
+            model: None,
+            mode: "reference".to_owned(),
+            k: 1,
+            round: 1,
+            created_ms: now_ms,
+            window_ms: 60_000,
+        }
+    }
+
+    async fn create(s: &SessionStore, id: &str, key: &str, now_ms: u64) -> Joined {
+        s.join_or_create(
+            key,
+            meta(id, key, now_ms),
+            now_ms,
+            Duration::from_secs(120),
+            2,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The cap contract on stores `a` and `b` (two replicas, or one store twice): two open
+    /// sessions, then `Full` for a new question while an open one can still be joined; a
+    /// session claimed for aggregation frees its place.
+    async fn caps_open_sessions(a: &SessionStore, b: &SessionStore) {
+        let now = crate::state::now_ms();
+        assert!(matches!(
+            create(a, "s1", "q1", now).await,
+            Joined::Created(_)
+        ));
+        assert!(matches!(
+            create(b, "s2", "q2", now).await,
+            Joined::Created(_)
+        ));
+        assert!(matches!(create(a, "s3", "q3", now).await, Joined::Full));
+        assert!(matches!(create(b, "s4", "q1", now).await, Joined::Joined(m) if m.id == "s1"));
+        a.add_draft("s1", None, "draft".into(), now).await.unwrap();
+        let claimed = b.claim("s1", now, Duration::from_secs(10)).await.unwrap();
+        assert!(claimed.is_some(), "one draft of k = 1 makes it due");
+        assert!(matches!(
+            create(b, "s3", "q3", now).await,
+            Joined::Created(_)
+        ));
+        assert!(matches!(create(a, "s5", "q5", now).await, Joined::Full));
+    }
+
+    #[tokio::test]
+    async fn memory_caps_open_sessions() {
+        let s = SessionStore::default();
+        caps_open_sessions(&s, &s).await;
+    }
+
+    /// Two replicas' stores on one real Redis share the cap.
+    #[tokio::test]
+    async fn redis_caps_open_sessions_across_replicas() {
+        let redis = LocalRedis::start().await.unwrap();
+        let a = SessionStore::redis(redis.connect("t").await.unwrap());
+        let b = SessionStore::redis(redis.connect("t").await.unwrap());
+        caps_open_sessions(&a, &b).await;
     }
 }
