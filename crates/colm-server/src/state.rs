@@ -24,6 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use colm_core::vertical::Reservation;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
@@ -81,33 +82,48 @@ if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 ";
 
-/// Drops the spendings older than ARGV[1] ms (Redis's clock) from the ledger KEYS[1] and
-/// returns the tokens of the others (members are `{random}:{tokens}`, scored by ms).
-const LEDGER_SPENT: &str = r"
+/// The ledger KEYS[1] (members `{id}:{tokens}`, scored by Redis's clock in ms): drops the
+/// spendings older than ARGV[3] ms and sums the others; then, unless that sum plus ARGV[2]
+/// tokens passes ARGV[4], records ARGV[2] (when not 0) now as `{ARGV[1]}:{ARGV[2]}`, the key
+/// expiring ARGV[3] ms after its newest spending. Returns `{1, sum}` (recorded) or
+/// `{0, sum}` (refused).
+const LEDGER_RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[1])))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[3])))
 local sum = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   sum = sum + tonumber(string.match(m, ':(%d+)$'))
 end
-return sum
+if sum + tonumber(ARGV[2]) > tonumber(ARGV[4]) then return {0, sum} end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return {1, sum}
 ";
 
-/// Adds the spending `{ARGV[1]}:{ARGV[2]}` now (Redis's clock) to the ledger KEYS[1], which
-/// expires ARGV[3] ms after its newest spending.
-const LEDGER_ADD: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1] .. ':' .. ARGV[2])
+/// Settles the reservation ARGV[1] (a member `{id}:{tokens}` of the ledger KEYS[1]) at ARGV[2]
+/// tokens, keeping its score (or now, Redis's clock, when it has left the window); 0 drops it.
+/// The key expires ARGV[3] ms after.
+const LEDGER_SETTLE: &str = r"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) == 0 then return 1 end
+if not score then
+  local t = redis.call('TIME')
+  score = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+redis.call('ZADD', KEYS[1], score, string.match(ARGV[1], '^(.*):%d+$') .. ':' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 ";
 
 /// A router's server-token budget kept in Redis ([`RedisState::ledger`]), so that the
 /// replicas serving one cascade spend one budget: a sorted set of spendings scored by
-/// Redis's clock (ms); reading it drops those outside the window and sums the rest (one
-/// script, O(spendings in the window)).
+/// Redis's clock (ms). Reading, adding and reserving are one script that drops the spendings
+/// outside the window and sums the rest (O(spendings in the window)); a reservation's id is
+/// its member, `{random}:{tokens}`.
 #[derive(Clone)]
 pub struct RedisLedger {
     state: RedisState,
@@ -118,22 +134,63 @@ fn window_ms(window: Duration) -> u64 {
     u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-#[async_trait::async_trait]
-impl colm_core::vertical::TokenLedger for RedisLedger {
-    async fn spent(&self, window: Duration) -> Result<u64, String> {
-        let sum: i64 = Script::new(LEDGER_SPENT)
+impl RedisLedger {
+    /// Runs [`LEDGER_RESERVE`] for `tokens` under `limit` as member `{id}:{tokens}`:
+    /// (recorded, tokens in the window before).
+    async fn reserve_as(
+        &self,
+        id: &str,
+        tokens: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<(bool, u64), String> {
+        let (recorded, sum): (i64, i64) = Script::new(LEDGER_RESERVE)
             .key(&self.key)
+            .arg(id)
+            .arg(tokens)
             .arg(window_ms(window))
+            .arg(limit)
             .invoke_async(&mut self.state.conn())
             .await
             .map_err(|e| format!("{}: {e}", self.state.shown_url))?;
-        Ok(u64::try_from(sum).unwrap_or(0))
+        Ok((recorded == 1, u64::try_from(sum).unwrap_or(0)))
+    }
+}
+
+#[async_trait::async_trait]
+impl colm_core::vertical::TokenLedger for RedisLedger {
+    async fn spent(&self, window: Duration) -> Result<u64, String> {
+        Ok(self.reserve_as("", 0, u64::MAX, window).await?.1)
     }
 
     async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
-        let _: i64 = Script::new(LEDGER_ADD)
+        self.reserve_as(&random_token(), tokens, u64::MAX, window)
+            .await
+            .map(|_| ())
+    }
+
+    async fn reserve(
+        &self,
+        tokens: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Reservation, String> {
+        let id = random_token();
+        let (recorded, spent) = self.reserve_as(&id, tokens, limit, window).await?;
+        Ok(if recorded {
+            Reservation::Reserved {
+                id: format!("{id}:{tokens}"),
+                spent,
+            }
+        } else {
+            Reservation::Refused { spent }
+        })
+    }
+
+    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), String> {
+        let _: i64 = Script::new(LEDGER_SETTLE)
             .key(&self.key)
-            .arg(random_token())
+            .arg(id)
             .arg(tokens)
             .arg(window_ms(window))
             .invoke_async(&mut self.state.conn())
@@ -416,7 +473,7 @@ impl Drop for LocalRedis {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
     use colm_core::vertical::{LocalLedger, TokenLedger};
@@ -435,10 +492,35 @@ mod tests {
         assert_eq!(a.spent(window).await.unwrap(), 5);
     }
 
+    /// The reservation contract: a reservation counts at once for every replica, one that
+    /// would pass the limit is refused, and settling replaces (or, at 0, drops) its tokens.
+    async fn reservations_hold_the_limit(a: &dyn TokenLedger, b: &dyn TokenLedger) {
+        let window = Duration::from_secs(60);
+        let Reservation::Reserved { id, spent: 0 } = a.reserve(30, 50, window).await.unwrap()
+        else {
+            panic!("an empty ledger reserves")
+        };
+        assert_eq!(
+            b.reserve(30, 50, window).await.unwrap(),
+            Reservation::Refused { spent: 30 }
+        );
+        a.settle(&id, 12, window).await.unwrap();
+        assert_eq!(b.spent(window).await.unwrap(), 12);
+        let Reservation::Reserved { id, spent: 12 } = b.reserve(30, 50, window).await.unwrap()
+        else {
+            panic!("12 + 30 <= 50 reserves")
+        };
+        assert_eq!(a.spent(window).await.unwrap(), 42);
+        b.settle(&id, 0, window).await.unwrap();
+        assert_eq!(a.spent(window).await.unwrap(), 12, "settled at 0: dropped");
+    }
+
     #[tokio::test]
     async fn a_local_ledger_counts_within_the_window() {
         let l = LocalLedger::default();
         ledger_counts_within_the_window(&l, &l).await;
+        let l = LocalLedger::default();
+        reservations_hold_the_limit(&l, &l).await;
     }
 
     /// Two replicas' ledgers of one cascade spend one budget in a real Redis; another
@@ -449,6 +531,9 @@ mod tests {
         let a = redis.connect("t").await.unwrap().ledger("cheap");
         let b = redis.connect("t").await.unwrap().ledger("cheap");
         ledger_counts_within_the_window(&a, &b).await;
+        let a = redis.connect("t").await.unwrap().ledger("reserved");
+        let b = redis.connect("t").await.unwrap().ledger("reserved");
+        reservations_hold_the_limit(&a, &b).await;
         let other = redis.connect("t").await.unwrap().ledger("other");
         assert_eq!(other.spent(Duration::from_secs(60)).await.unwrap(), 0);
     }

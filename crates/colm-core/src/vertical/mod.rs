@@ -225,48 +225,148 @@ impl SpeedEstimate {
 /// [`RouterConfig::window_s`]: in this process ([`LocalLedger`], the default), or shared by
 /// the replicas of a deployment (`colm serve --state redis://…` keeps it in Redis).
 ///
-/// The budget is checked before an escalation and the tokens recorded after it, so concurrent
-/// escalations may overshoot it by what they spend together.
+/// Under a budget, an escalation first [reserves](TokenLedger::reserve) its estimate (the
+/// prompt's tokens and the draft's length) in one step that checks and records, and
+/// [settles](TokenLedger::settle) it with the tokens the server reported once it answered.
+/// Concurrent escalations, on one replica or several, therefore cannot pass the budget
+/// together; what one spends beyond its estimate can.
 #[async_trait::async_trait]
 pub trait TokenLedger: Send + Sync {
-    /// Server tokens spent in the last `window`.
+    /// Server tokens spent (or reserved) in the last `window`.
     ///
     /// # Errors
     /// The ledger cannot be read (the router then keeps the query local and says why).
     async fn spent(&self, window: Duration) -> Result<u64, String>;
 
-    /// Records `tokens` spent now, to count for `window`.
+    /// Records `tokens` spent now, to count for `window` (escalations without a budget).
     ///
     /// # Errors
     /// The ledger cannot be written (the router logs it; the answer stands).
     async fn add(&self, tokens: u64, window: Duration) -> Result<(), String>;
+
+    /// Reserves `tokens` now, to count for `window`, if what the window holds plus `tokens`
+    /// stays within `limit`; checked and recorded as one step.
+    ///
+    /// # Errors
+    /// The ledger cannot be read or written (the router keeps the query local and says why).
+    async fn reserve(
+        &self,
+        tokens: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Reservation, String>;
+
+    /// Replaces the tokens of reservation `id` by `tokens` (0 drops it: nothing was spent),
+    /// keeping its time; a reservation already out of the window is recorded again now.
+    ///
+    /// # Errors
+    /// The ledger cannot be written (the router logs it; the answer stands).
+    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), String>;
+}
+
+/// The outcome of [`TokenLedger::reserve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved under `id` (for [`TokenLedger::settle`]); `spent`: what the window held before.
+    Reserved {
+        /// The reservation's id.
+        id: String,
+        /// Tokens in the window before this reservation.
+        spent: u64,
+    },
+    /// Refused: the window holds `spent` tokens, and the reservation would pass the limit.
+    Refused {
+        /// Tokens in the window.
+        spent: u64,
+    },
 }
 
 /// A [`TokenLedger`] in this process's memory.
 #[derive(Debug, Default)]
 pub struct LocalLedger {
-    spent: Mutex<VecDeque<(Instant, u64)>>,
+    spendings: Mutex<Spendings>,
+}
+
+/// The spendings of a [`LocalLedger`], oldest first: (when, tokens, id); the last id given.
+#[derive(Debug, Default)]
+struct Spendings {
+    list: VecDeque<(Instant, u64, u64)>,
+    last_id: u64,
+}
+
+impl Spendings {
+    /// Drops the spendings older than `window` and sums the others.
+    fn sum(&mut self, window: Duration) -> u64 {
+        let now = Instant::now();
+        while self
+            .list
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > window)
+        {
+            self.list.pop_front();
+        }
+        self.list.iter().map(|(_, n, _)| n).sum()
+    }
+
+    /// Records `tokens` now under a new id, returned.
+    fn push(&mut self, tokens: u64) -> u64 {
+        self.last_id += 1;
+        self.list.push_back((Instant::now(), tokens, self.last_id));
+        self.last_id
+    }
+}
+
+impl LocalLedger {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Spendings>, String> {
+        self.spendings.lock().map_err(|e| e.to_string())
+    }
 }
 
 #[async_trait::async_trait]
 impl TokenLedger for LocalLedger {
     async fn spent(&self, window: Duration) -> Result<u64, String> {
-        let mut spent = self.spent.lock().map_err(|e| e.to_string())?;
-        let now = Instant::now();
-        while spent
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > window)
-        {
-            spent.pop_front();
-        }
-        Ok(spent.iter().map(|(_, n)| n).sum())
+        Ok(self.lock()?.sum(window))
     }
 
     async fn add(&self, tokens: u64, _window: Duration) -> Result<(), String> {
-        self.spent
-            .lock()
-            .map_err(|e| e.to_string())?
-            .push_back((Instant::now(), tokens));
+        self.lock()?.push(tokens);
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        tokens: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Reservation, String> {
+        let mut spendings = self.lock()?;
+        let spent = spendings.sum(window);
+        if spent.saturating_add(tokens) > limit {
+            return Ok(Reservation::Refused { spent });
+        }
+        Ok(Reservation::Reserved {
+            id: spendings.push(tokens).to_string(),
+            spent,
+        })
+    }
+
+    async fn settle(&self, id: &str, tokens: u64, _window: Duration) -> Result<(), String> {
+        let mut spendings = self.lock()?;
+        let id = id.parse::<u64>().ok();
+        match spendings.list.iter().position(|(_, _, n)| Some(*n) == id) {
+            Some(i) if tokens == 0 => {
+                spendings.list.remove(i);
+            }
+            Some(i) => {
+                if let Some(s) = spendings.list.get_mut(i) {
+                    s.1 = tokens;
+                }
+            }
+            None if tokens > 0 => {
+                spendings.push(tokens);
+            }
+            None => {}
+        }
         Ok(())
     }
 }
@@ -646,26 +746,6 @@ impl Router {
             )
             .map_or(chars.div_ceil(4) as u64, |n| n as u64);
         let completion_estimate = completion.usage.completion_tokens.max(1);
-        if let Some(limit) = self.config.server_tokens_per_window {
-            let spent = match self.spent_in_window().await {
-                Ok(spent) => spent,
-                Err(e) => {
-                    record
-                        .reasons
-                        .push(format!("server-token budget unknown ({e}): stays local"));
-                    return Ok(record);
-                }
-            };
-            let need = prompt_estimate + completion_estimate;
-            if spent + need > limit {
-                record.reasons.push(format!(
-                    "server-token budget: {spent} spent + ~{need} needed > {limit} per {} s: \
-                     stays local",
-                    self.config.window_s
-                ));
-                return Ok(record);
-            }
-        }
         if let Some(budget) = self.config.latency_budget_ms {
             match self.speeds() {
                 Some(s) => {
@@ -685,6 +765,31 @@ impl Router {
             }
         }
 
+        // Reserved last: a query kept local by the checks above holds no reservation.
+        let reservation = match self.config.server_tokens_per_window {
+            None => None,
+            Some(limit) => {
+                let need = prompt_estimate + completion_estimate;
+                match self.ledger.reserve(need, limit, self.window()).await {
+                    Ok(Reservation::Reserved { id, .. }) => Some(id),
+                    Ok(Reservation::Refused { spent }) => {
+                        record.reasons.push(format!(
+                            "server-token budget: {spent} spent + ~{need} needed > {limit} per \
+                             {} s: stays local",
+                            self.config.window_s
+                        ));
+                        return Ok(record);
+                    }
+                    Err(e) => {
+                        record
+                            .reasons
+                            .push(format!("server-token budget unknown ({e}): stays local"));
+                        return Ok(record);
+                    }
+                }
+            }
+        };
+
         // 5. Escalate; a failed server call leaves the draft (connectivity).
         let server_step = call(
             if route == Route::Remote {
@@ -701,12 +806,17 @@ impl Router {
         )
         .await;
         let server_text = server_step.text().map(str::to_owned);
-        if let Some(c) = server_step.completion() {
+        let tokens = server_step.completion().map_or(0, |c| {
             self.observe(None, Some((c, server_step.wall_ms)));
-            let tokens = c.usage.prompt_tokens + c.usage.completion_tokens;
-            if let Err(e) = self.ledger.add(tokens, self.window()).await {
-                tracing::warn!(error = %e, tokens, "server tokens not recorded in the budget");
-            }
+            c.usage.prompt_tokens + c.usage.completion_tokens
+        });
+        let recorded = match &reservation {
+            Some(id) => self.ledger.settle(id, tokens, self.window()).await,
+            None if tokens > 0 => self.ledger.add(tokens, self.window()).await,
+            None => Ok(()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, tokens, "server tokens not recorded in the budget");
         }
         let error = server_step.error().map(ToString::to_string);
         record.steps.push(server_step);

@@ -170,6 +170,58 @@ async fn budgets_keep_queries_local() {
     assert!(slow.escalation_ms(Route::Colm, 10, 9) > slow.escalation_ms(Route::Remote, 10, 9));
 }
 
+/// A server that yields to other tasks before answering, so that concurrent escalations
+/// overlap.
+struct Yielding(Arc<Scripted>);
+
+#[async_trait::async_trait]
+impl ChatModel for Yielding {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        tokio::task::yield_now().await;
+        self.0.chat(messages, params).await
+    }
+}
+
+/// Two escalations at once under a budget for one (by the router's estimate): the first reserves its estimate before
+/// its server call, so the second stays local, and the budget then holds what the server
+/// reported, not the estimate.
+#[tokio::test]
+async fn concurrent_escalations_cannot_pass_the_budget_together() {
+    let p = SamplingParams::default();
+    let q = Query::new("Q?");
+    // The router's estimate: the prompt at 4 characters a token, and the draft's length.
+    let prompt: usize = prompts::draft(&q).iter().map(|m| m.content.len()).sum();
+    let estimate = prompt.div_ceil(4) as u64 + "DRAFT: 17".len() as u64;
+    let s = server();
+    let r = Router::new(
+        local(),
+        Arc::new(Yielding(s.clone())),
+        RouterConfig {
+            escalate_to: Route::Remote,
+            server_tokens_per_window: Some(2 * estimate - 1),
+            ..RouterConfig::default()
+        },
+    );
+    let (a, b) = tokio::join!(r.answer(&q, false, &p, None), r.answer(&q, false, &p, None));
+    let mut routes = [a.unwrap().route, b.unwrap().route];
+    routes.sort_by_key(|r| *r == Route::Local);
+    assert_eq!(routes, [Route::Remote, Route::Local]);
+    assert_eq!(s.calls().len(), 1);
+    let reported: u64 = s.calls()[0]
+        .iter()
+        .map(|m| m.content.len() as u64)
+        .sum::<u64>()
+        + format!("SERVER: {}", last_user(&s.calls()[0])).len() as u64;
+    assert_eq!(r.spent_in_window().await.unwrap(), reported);
+}
+
 #[tokio::test]
 async fn an_unreachable_server_leaves_the_draft_flagged() {
     let down = Scripted::new("big", |_| {
