@@ -103,7 +103,7 @@ async fn logged_answers(target: &str) -> anyhow::Result<Vec<LoggedAnswer>> {
     let mut without_texts = 0usize;
     let answers: Vec<LoggedAnswer> = records
         .into_iter()
-        .filter(|(r, _)| r.status == 200)
+        .filter(|(r, _)| r.status == 200 && r.error.is_none())
         .filter_map(|(r, f)| {
             let right = f.right()?;
             let (Some(model), Some(query), Some(answer)) = (r.model, r.query, r.answer) else {

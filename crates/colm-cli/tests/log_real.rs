@@ -1,7 +1,8 @@
 //! The interaction log of `colm serve --interaction-log` with a real model (gemma-3-270m) on a
 //! real GSM8K question, in SQLite and in a real PostgreSQL server: every collaboration served
-//! gets a record id and one record, sensitive requests keep no texts, and feedback attaches to
-//! the record of the tenant that made the request.
+//! gets a record id and one record (a model call that failed too, with its error), sensitive
+//! requests keep no texts, and feedback attaches to the record of the tenant that made the
+//! request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
 
@@ -91,7 +92,23 @@ async fn logs_every_collaboration(target: &str) {
     )
     .await;
     assert_eq!(status, 200, "{vote}");
-    // A request that serves nothing (a 400) gets an id but no record.
+    // A prompt the model's context cannot hold: refused by the model (a 400 naming the
+    // sizes), recorded with the error, streamed or not.
+    let long = "egg ".repeat(20_000);
+    let mut overflow_ids = Vec::new();
+    for stream in [false, true] {
+        let (status, id, e) = post(
+            &client,
+            &chat,
+            json!({"model": MODEL, "max_tokens": 8, "stream": stream,
+                   "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{e}");
+        assert_eq!(e["error"]["code"], "context_length_exceeded", "{e}");
+        overflow_ids.push(id);
+    }
+    // A request that serves nothing (a 400 before any model call) gets an id but no record.
     let (status, bad_id, _) = post(&client, &chat, json!({"model": MODEL})).await;
     assert_eq!(status, 400);
     assert!(bad_id.starts_with("rec_"));
@@ -131,7 +148,7 @@ async fn logs_every_collaboration(target: &str) {
         .await
         .unwrap();
     let find = |id: &str| records.iter().find(|(r, _)| r.id == id).cloned();
-    assert_eq!(records.len(), 4, "{records:#?}");
+    assert_eq!(records.len(), 6, "{records:#?}");
     let (r, f) = find(&plain_id).unwrap();
     assert_eq!((r.route.as_str(), r.status), ("/v1/chat/completions", 200));
     assert_eq!(r.model.as_deref(), Some(MODEL));
@@ -158,4 +175,17 @@ async fn logs_every_collaboration(target: &str) {
     let (r, _) = find(&vote_id).unwrap();
     assert_eq!(r.strategy.as_deref(), Some("guidance:vote"));
     assert_eq!(r.answer.as_deref(), vote["guidance"].as_str());
+    for id in &overflow_ids {
+        let (r, _) = find(id).unwrap();
+        assert_eq!((r.status, r.model.as_deref()), (400, Some(MODEL)), "{r:?}");
+        assert_eq!(r.query.as_deref(), Some(long.as_str()));
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains("context"), "{error}");
+        assert!(r.answer.is_none() && r.completion_tokens == 0);
+    }
+    // The answers that did not fail carry no error.
+    assert!(records
+        .iter()
+        .filter(|(r, _)| !overflow_ids.contains(&r.id))
+        .all(|(r, _)| r.error.is_none()));
 }

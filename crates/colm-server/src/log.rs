@@ -87,8 +87,13 @@ pub struct Interaction {
     pub sensitive: bool,
     /// The query (the last user turn, or the guidance query), unless left out.
     pub query: Option<String>,
-    /// The answer (or guidance), unless left out.
+    /// The answer (or guidance), unless left out; of a failed request, the text streamed
+    /// before it failed, if any.
     pub answer: Option<String>,
+    /// Why the model call failed (`status` is its HTTP status; 200 when the stream had begun),
+    /// `None` when it answered. Requests refused before any model call (malformed, unknown
+    /// model) are not recorded; the token counts of a failed call are 0 (unknown).
+    pub error: Option<String>,
 }
 
 /// An outcome attached to a record.
@@ -147,23 +152,60 @@ CREATE TABLE IF NOT EXISTS interactions (
     answer TEXT,
     outcome TEXT,
     score DOUBLE PRECISION,
-    feedback_ms BIGINT
+    feedback_ms BIGINT,
+    error TEXT
 );
 CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_ms);
 ";
 
+/// Columns added to [`SCHEMA`] after its first version: a log opened for writing gets them
+/// (`ALTER TABLE … ADD COLUMN`); read only, a log without one reads it as NULL.
+const ADDED_COLUMNS: [&str; 1] = ["error"];
+
 const INSERT: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status, model,
     strategy, prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in,
-    bytes_out, sensitive, query, answer)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+    bytes_out, sensitive, query, answer, error)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 /// (SQLite numbers `$N` parameters in order of first appearance: they appear here in order.)
 const FEEDBACK: &str = "UPDATE interactions SET outcome = $1, score = $2, feedback_ms = $3
     WHERE id = $4 AND tenant = $5";
 
-const SELECT: &str = "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
-    completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
-    query, answer, outcome, score FROM interactions ORDER BY created_ms, id";
+/// The SELECT of every record, oldest first; `has_error`: whether the table has the `error`
+/// column ([`ADDED_COLUMNS`]).
+fn select(has_error: bool) -> String {
+    format!(
+        "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
+        completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
+        query, answer, outcome, score, {} FROM interactions ORDER BY created_ms, id",
+        if has_error {
+            "error"
+        } else {
+            "CAST(NULL AS TEXT)"
+        }
+    )
+}
+
+/// Counts the columns of `interactions` named `$1` (SQLite).
+const SQLITE_HAS_COLUMN: &str =
+    "SELECT COUNT(*) FROM pragma_table_info('interactions') WHERE name = $1";
+
+/// Counts the columns of `interactions` named `$1` (PostgreSQL, the current schema).
+const PG_HAS_COLUMN: &str = "SELECT COUNT(*) FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'interactions' AND column_name = $1";
+
+/// Adds the [`ADDED_COLUMNS`] the SQLite log `conn` lacks.
+fn sqlite_add_columns(conn: &Connection) -> Result<(), rusqlite::Error> {
+    for column in ADDED_COLUMNS {
+        let n: i64 = conn.query_row(SQLITE_HAS_COLUMN, [column], |r| r.get(0))?;
+        if n == 0 {
+            conn.execute_batch(&format!(
+                "ALTER TABLE interactions ADD COLUMN {column} TEXT"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 fn lock(m: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -209,6 +251,7 @@ impl InteractionLog {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.execute_batch(SCHEMA)?;
+        sqlite_add_columns(&conn)?;
         Ok(Self {
             backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
             texts,
@@ -223,6 +266,13 @@ impl InteractionLog {
     pub async fn connect(url: &str, texts: bool) -> Result<Self, LogError> {
         let client = pg_client(url).await?;
         client.batch_execute(SCHEMA).await?;
+        for column in ADDED_COLUMNS {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE interactions ADD COLUMN IF NOT EXISTS {column} TEXT"
+                ))
+                .await?;
+        }
         Ok(Self {
             backend: Backend::Postgres(client),
             texts,
@@ -288,6 +338,7 @@ impl InteractionLog {
                             r.sensitive,
                             r.query,
                             r.answer,
+                            r.error,
                         ],
                     )
                     .map(drop)
@@ -316,6 +367,7 @@ impl InteractionLog {
                             &r.sensitive,
                             &r.query,
                             &r.answer,
+                            &r.error,
                         ],
                     )
                     .await?;
@@ -362,7 +414,11 @@ impl InteractionLog {
         match &self.backend {
             Backend::Sqlite(conn) => Self::sqlite(conn, read_sqlite).await,
             Backend::Postgres(client) => {
-                let rows = client.query(SELECT, &[]).await?;
+                let has_error: i64 = client
+                    .query_one(PG_HAS_COLUMN, &[&"error"])
+                    .await?
+                    .try_get(0)?;
+                let rows = client.query(&select(has_error > 0), &[]).await?;
                 rows.iter()
                     .map(|r| {
                         Ok((
@@ -384,6 +440,7 @@ impl InteractionLog {
                                 sensitive: r.try_get(14)?,
                                 query: r.try_get(15)?,
                                 answer: r.try_get(16)?,
+                                error: r.try_get(19)?,
                             },
                             Feedback {
                                 outcome: r.try_get(17)?,
@@ -446,7 +503,8 @@ pub async fn read_target(target: &str) -> Result<Vec<(Interaction, Feedback)>, L
 
 /// Every record of the SQLite log `conn`, oldest first.
 fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
-    let mut stmt = conn.prepare(SELECT)?;
+    let has_error: i64 = conn.query_row(SQLITE_HAS_COLUMN, ["error"], |r| r.get(0))?;
+    let mut stmt = conn.prepare(&select(has_error > 0))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             Interaction {
@@ -467,6 +525,7 @@ fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqli
                 sensitive: r.get(14)?,
                 query: r.get(15)?,
                 answer: r.get(16)?,
+                error: r.get(19)?,
             },
             Feedback {
                 outcome: r.get(17)?,
@@ -545,6 +604,14 @@ impl Recorder {
                 );
                 r.answer = Some(c.text.clone());
             }
+        });
+    }
+
+    /// Marks the record failed with `error`; `partial`: the text streamed before the failure.
+    pub fn failed(&self, error: &str, partial: &str) {
+        self.fill(|r| {
+            r.error = Some(error.to_owned());
+            r.answer = (!partial.is_empty()).then(|| partial.to_owned());
         });
     }
 
@@ -867,6 +934,7 @@ mod tests {
             sensitive: false,
             query: Some("How many eggs?".into()),
             answer: Some("18".into()),
+            error: None,
         };
         let secret = Interaction {
             id: "rec_b".into(),
@@ -875,8 +943,19 @@ mod tests {
             query: Some("my card 4111 1111 1111 1111".into()),
             ..r.clone()
         };
+        // A stream cut by a model error after some text.
+        let failed = Interaction {
+            id: "rec_c".into(),
+            created_ms: r.created_ms + 2,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            answer: Some("The ans".into()),
+            error: Some("upstream: connection reset".into()),
+            ..r.clone()
+        };
         log.append(&r).await.unwrap();
         log.append(&secret).await.unwrap();
+        log.append(&failed).await.unwrap();
         assert!(log.append(&r).await.is_err(), "an id is kept once");
         let right = Feedback {
             outcome: Some("right".into()),
@@ -886,8 +965,9 @@ mod tests {
         assert!(!log.feedback("rec_a", "globex", &right).await.unwrap());
         assert!(!log.feedback("rec_zzz", "acme", &right).await.unwrap());
         let all = log.read_all().await.unwrap();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
         assert_eq!(all[0], (r.clone(), right));
+        assert_eq!(all[2].0, failed);
         assert_eq!(
             (all[1].0.query.as_ref(), all[1].0.answer.as_ref()),
             (None, None)
@@ -912,8 +992,20 @@ mod tests {
         let target = dir.join("a.sqlite");
         assert_eq!(
             read_target(target.to_str().unwrap()).await.unwrap().len(),
-            2
+            3
         );
+        // A log of the first schema: read as it is, then given the new columns when opened.
+        let old = dir.join("old.sqlite");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(&format!("{}{OLD_ROW}", first_schema()))
+            .unwrap();
+        let read = read_target(old.to_str().unwrap()).await.unwrap();
+        assert_eq!(
+            (read[0].0.id.as_str(), read[0].0.error.as_ref()),
+            ("rec_old", None)
+        );
+        writes_errors_once_opened(InteractionLog::open(&old, true).unwrap()).await;
         // Reading a log that is not there is an error, and creates nothing.
         let missing = dir.join("missing.sqlite");
         assert!(read_target(missing.to_str().unwrap()).await.is_err());
@@ -937,7 +1029,50 @@ mod tests {
             .await
             .unwrap();
         keeps_records_and_their_tenants_feedback(log, quiet).await;
-        assert_eq!(read_target(&pg.url).await.unwrap().len(), 2);
+        assert_eq!(read_target(&pg.url).await.unwrap().len(), 3);
+        // A log of the first schema.
+        admin.batch_execute("CREATE DATABASE old").await.unwrap();
+        let old_url = pg.url.replace("/postgres", "/old");
+        let (old, conn) = tokio_postgres::connect(&old_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        old.batch_execute(&format!("{}{OLD_ROW}", first_schema()))
+            .await
+            .unwrap();
+        let read = read_target(&old_url).await.unwrap();
+        assert_eq!(
+            (read[0].0.id.as_str(), read[0].0.error.as_ref()),
+            ("rec_old", None)
+        );
+        writes_errors_once_opened(InteractionLog::open_target(&old_url, true).await.unwrap()).await;
+    }
+
+    /// [`SCHEMA`] as it was before [`ADDED_COLUMNS`].
+    fn first_schema() -> String {
+        let s = SCHEMA.replace(",\n    error TEXT\n", "\n");
+        assert!(!s.contains("error"));
+        s
+    }
+
+    /// A record written with the first schema.
+    const OLD_ROW: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status,
+        prompt_tokens, completion_tokens, latency_ms, bytes_in, bytes_out, sensitive)
+        VALUES ('rec_old', 1, '', '/v1/chat/completions', 200, 3, 4, 5.0, 6, 7, FALSE);";
+
+    /// `log`, opened on a log of the first schema, keeps a failed record's error.
+    async fn writes_errors_once_opened(log: InteractionLog) {
+        let failed = Interaction {
+            id: "rec_new".into(),
+            created_ms: 2,
+            status: 500,
+            error: Some("out of memory".into()),
+            ..Interaction::default()
+        };
+        log.append(&failed).await.unwrap();
+        let all = log.read_all().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].0, failed);
     }
 
     #[test]

@@ -578,6 +578,50 @@ pub async fn chat_completions(
     }
 }
 
+/// What the interaction log records of a chat request, filled in once it is answered or has
+/// failed.
+struct ChatLog {
+    recorder: Recorder,
+    model: String,
+    collaboration: bool,
+    /// The last user turn.
+    query: String,
+    bytes_in: usize,
+    sensitive: bool,
+}
+
+impl ChatLog {
+    /// Records the answers `cs`.
+    fn answered(&self, cs: &[Completion]) {
+        self.recorder.chat(
+            &self.model,
+            self.collaboration,
+            &self.query,
+            self.bytes_in,
+            self.sensitive,
+            cs,
+        );
+    }
+
+    /// Records the failure `e`, after `partial` was streamed.
+    fn failed(&self, e: &ApiError, partial: &str) {
+        self.answered(&[]);
+        self.recorder.failed(&e.message, partial);
+    }
+}
+
+/// The response to a chat whose model call failed with `e` before answering: the error, with
+/// the failure recorded (when a log is kept).
+fn failed(log: Option<&ChatLog>, e: ApiError) -> Response {
+    tracing::info!(status = %e.status, message = %e.message, "model call failed");
+    if let Some(log) = log {
+        log.failed(&e, "");
+    }
+    let mut response = e.into_response();
+    response.extensions_mut().insert(Served);
+    response
+}
+
 async fn handle(
     state: AppState,
     recorder: Option<Recorder>,
@@ -610,6 +654,14 @@ async fn handle(
     let id = completion_id();
     let created = unix_now();
     let parallel_calls = req.parallel_tool_calls != Some(false);
+    let log = recorder.map(|recorder| ChatLog {
+        recorder,
+        model: req.model.clone(),
+        collaboration: model.is_collaboration(),
+        query: Query::from_messages(&messages).text,
+        bytes_in,
+        sensitive: params.sensitive,
+    });
     if !req.stream {
         // n > 1: independent completions, decoded together; sampled ones with seeds
         // seed, seed + 1, …
@@ -622,23 +674,18 @@ async fn handle(
             let (model, messages) = (model.clone(), &messages);
             async move { model.chat(messages, &params).await }
         });
-        let cs: Vec<Completion> = futures::future::try_join_all(runs)
-            .await?
-            .into_iter()
-            .map(|c| keep_calls(c, parallel_calls))
-            .collect();
+        let cs: Vec<Completion> = match futures::future::try_join_all(runs).await {
+            Ok(cs) => cs
+                .into_iter()
+                .map(|c| keep_calls(c, parallel_calls))
+                .collect(),
+            Err(e) => return Ok(failed(log.as_ref(), e.into())),
+        };
         for c in &cs {
             state.record_tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
         }
-        if let Some(rec) = &recorder {
-            rec.chat(
-                &req.model,
-                model.is_collaboration(),
-                &Query::from_messages(&messages).text,
-                bytes_in,
-                params.sensitive,
-                &cs,
-            );
+        if let Some(log) = &log {
+            log.answered(&cs);
         }
         let response = ChatCompletion::with_choices(id, created, req.model, &cs);
         let fallback = cs.iter().any(|c| c.fallback.is_some());
@@ -659,11 +706,6 @@ async fn handle(
     // once, report its steps as they finish; its errors arrive in the stream.
     let (event_tx, mut events) = mpsc::unbounded::<StreamEvent>();
     let at_once = model.reports_progress();
-    let collaboration = model.is_collaboration();
-    let sensitive = params.sensitive;
-    let logged_query = recorder
-        .as_ref()
-        .map(|_| Query::from_messages(&messages).text);
     // The spawned work is the request's tenant's, as the handler's would be: it shares
     // (references) in the tenant's scope and its tokens are charged to the tenant.
     let tenant = crate::auth::current_tenant();
@@ -680,7 +722,10 @@ async fn handle(
     let cancel = AbortOnDrop(work.abort_handle());
     let first = if at_once { None } else { events.next().await };
     let pending = match (&first, at_once) {
-        (None, false) => Pending::Done(join(work).await?),
+        (None, false) => match join(work).await {
+            Ok(c) => Pending::Done(c),
+            Err(e) => return Ok(failed(log.as_ref(), e)),
+        },
         _ => Pending::Running(work),
     };
     let (sse_tx, sse) = mpsc::unbounded::<Event>();
@@ -737,9 +782,8 @@ async fn handle(
                     c.usage.prompt_tokens,
                     c.usage.completion_tokens,
                 );
-                if let (Some(rec), Some(query)) = (&recorder, &logged_query) {
-                    let cs = std::slice::from_ref(&c);
-                    rec.chat(&model_id, collaboration, query, bytes_in, sensitive, cs);
+                if let Some(log) = &log {
+                    log.answered(std::slice::from_ref(&c));
                 }
                 if let Some(rest) = c.text.strip_prefix(streamed.as_str()) {
                     if !rest.is_empty() {
@@ -775,7 +819,12 @@ async fn handle(
                     send(&sse_tx, &u);
                 }
             }
-            Err(e) => send(&sse_tx, &e.body()),
+            Err(e) => {
+                if let Some(log) = &log {
+                    log.failed(&e, &streamed);
+                }
+                send(&sse_tx, &e.body());
+            }
         }
         let _ = sse_tx.unbounded_send(Event::default().data("[DONE]"));
     };
