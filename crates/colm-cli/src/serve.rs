@@ -445,7 +445,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let strategy = spec
                 .build(id, parts)
                 .map_err(|e| anyhow::anyhow!("{id}={spec}: {e}"))?;
-            Ok(Arc::new(StrategyModel::new(id, strategy)))
+            Ok(Arc::new(StrategyModel::new(id, strategy).with_spec(spec)))
         };
         hosted.push((
             "colm".to_owned(),

@@ -48,6 +48,13 @@ async fn logs_every_collaboration(target: &str) {
         "127.0.0.1:0",
         "--model",
         MODEL,
+        // A virtual model whose drafts all stay local (one call).
+        "--colm-client",
+        MODEL,
+        "--colm-server",
+        MODEL,
+        "--colm-strategy",
+        "cheap=cascade:tau=-100,to=remote",
         "--interaction-log",
         target,
     ]);
@@ -92,6 +99,13 @@ async fn logs_every_collaboration(target: &str) {
     )
     .await;
     assert_eq!(status, 200, "{vote}");
+    let (status, cascade_id, cascade) = post(
+        &client,
+        &chat,
+        json!({"model": "cheap", "max_tokens": 16, "messages": [{"role": "user", "content": q}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cascade}");
     // A prompt the model's context cannot hold: refused by the model (a 400 naming the
     // sizes), recorded with the error, streamed or not.
     let long = "egg ".repeat(20_000);
@@ -148,10 +162,13 @@ async fn logs_every_collaboration(target: &str) {
         .await
         .unwrap();
     let find = |id: &str| records.iter().find(|(r, _)| r.id == id).cloned();
-    assert_eq!(records.len(), 6, "{records:#?}");
+    assert_eq!(records.len(), 7, "{records:#?}");
     let (r, f) = find(&plain_id).unwrap();
     assert_eq!((r.route.as_str(), r.status), ("/v1/chat/completions", 200));
-    assert_eq!(r.model.as_deref(), Some(MODEL));
+    assert_eq!(
+        (r.model.as_deref(), r.strategy.as_deref()),
+        (Some(MODEL), Some("model"))
+    );
     assert!(r.prompt_tokens > 20 && r.completion_tokens > 0, "{r:?}");
     assert!(
         r.mean_logprob.is_some() && r.latency_ms > 0.0 && r.bytes_in > 100,
@@ -175,6 +192,13 @@ async fn logs_every_collaboration(target: &str) {
     let (r, _) = find(&vote_id).unwrap();
     assert_eq!(r.strategy.as_deref(), Some("guidance:vote"));
     assert_eq!(r.answer.as_deref(), vote["guidance"].as_str());
+    // A virtual model's record names its strategy by its canonical text.
+    let (r, _) = find(&cascade_id).unwrap();
+    assert_eq!(
+        (r.model.as_deref(), r.strategy.as_deref()),
+        (Some("cheap"), Some("cascade:tau=-100")),
+        "{r:?}"
+    );
     for id in &overflow_ids {
         let (r, _) = find(id).unwrap();
         assert_eq!((r.status, r.model.as_deref()), (400, Some(MODEL)), "{r:?}");

@@ -652,6 +652,12 @@ pub trait ChatModel: Send + Sync {
         false
     }
 
+    /// The canonical text of the strategy a collaboration runs (`colm:k=2`,
+    /// `cascade:tau=-0.3`), when it was built from one; `None` for one model.
+    fn strategy(&self) -> Option<String> {
+        None
+    }
+
     /// Whether messages may carry images ([`ChatMessage::images`]): a vision-language model,
     /// or a collaboration whose every image-reading call goes to one.
     fn accepts_images(&self) -> bool {

@@ -258,6 +258,7 @@ impl Strategy for Router {
 pub struct StrategyModel {
     name: String,
     strategy: Arc<dyn Strategy>,
+    spec: Option<String>,
 }
 
 impl StrategyModel {
@@ -266,7 +267,16 @@ impl StrategyModel {
         Self {
             name: name.into(),
             strategy,
+            spec: None,
         }
+    }
+
+    /// Names the strategy by the canonical text of the spec it was built from
+    /// ([`ChatModel::strategy`]).
+    #[must_use]
+    pub fn with_spec(mut self, spec: &crate::strategy::StrategySpec) -> Self {
+        self.spec = Some(spec.name());
+        self
     }
 }
 
@@ -353,6 +363,10 @@ impl ChatModel for StrategyModel {
 
     fn is_collaboration(&self) -> bool {
         true
+    }
+
+    fn strategy(&self) -> Option<String> {
+        self.spec.clone()
     }
 
     fn accepts_images(&self) -> bool {

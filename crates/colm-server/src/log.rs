@@ -66,7 +66,8 @@ pub struct Interaction {
     pub status: u16,
     /// The model id asked.
     pub model: Option<String>,
-    /// What served it: `model` (one hosted model), `collaboration` (a virtual model), or the
+    /// What served it: `model` (one hosted model), the canonical strategy text of a virtual
+    /// model (`colm:k=2`, `cascade:tau=-0.3`; `collaboration` when it has none), or the
     /// guidance mode (`guidance:reference`).
     pub strategy: Option<String>,
     /// Prompt tokens of every model call.
@@ -567,13 +568,13 @@ impl Recorder {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// Fills in a chat completion: model `model` (a collaboration or one model), the `query`
+    /// Fills in a chat completion: model `model` served by `strategy` ([`Interaction::strategy`]), the `query`
     /// (the last user turn of the request), its body size and sensitivity, and the answers
     /// `cs` (tokens summed; the first one's text, log-probability and finish reason).
     pub fn chat(
         &self,
         model: &str,
-        collaboration: bool,
+        strategy: &str,
         query: &str,
         bytes_in: usize,
         sensitive: bool,
@@ -581,14 +582,7 @@ impl Recorder {
     ) {
         self.fill(|r| {
             r.model = Some(model.to_owned());
-            r.strategy = Some(
-                if collaboration {
-                    "collaboration"
-                } else {
-                    "model"
-                }
-                .into(),
-            );
+            r.strategy = Some(strategy.to_owned());
             r.bytes_in = bytes_in as u64;
             r.sensitive = sensitive;
             r.query = Some(query.to_owned());

@@ -583,7 +583,8 @@ pub async fn chat_completions(
 struct ChatLog {
     recorder: Recorder,
     model: String,
-    collaboration: bool,
+    /// [`crate::log::Interaction::strategy`].
+    strategy: String,
     /// The last user turn.
     query: String,
     bytes_in: usize,
@@ -595,7 +596,7 @@ impl ChatLog {
     fn answered(&self, cs: &[Completion]) {
         self.recorder.chat(
             &self.model,
-            self.collaboration,
+            &self.strategy,
             &self.query,
             self.bytes_in,
             self.sensitive,
@@ -657,7 +658,14 @@ async fn handle(
     let log = recorder.map(|recorder| ChatLog {
         recorder,
         model: req.model.clone(),
-        collaboration: model.is_collaboration(),
+        strategy: model.strategy().unwrap_or_else(|| {
+            if model.is_collaboration() {
+                "collaboration"
+            } else {
+                "model"
+            }
+            .to_owned()
+        }),
         query: Query::from_messages(&messages).text,
         bytes_in,
         sensitive: params.sensitive,
