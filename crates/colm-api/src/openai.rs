@@ -680,6 +680,10 @@ pub struct ColmExtension {
     /// found): `local` (nothing left the device) or `redacted` (it left with placeholders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residency: Option<ResidencyOutcome>,
+    /// Set when a router decided where the query was answered (a served cascade, a device's
+    /// router): `local`, `remote` or `colm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<colm_core::vertical::Route>,
     /// Bytes the answer moved on a network between device and server, when it crossed one.
     pub wire: Option<WireStats>,
 }
@@ -691,6 +695,7 @@ impl From<&Completion> for ColmExtension {
             timings: c.timings,
             fallback: c.fallback.clone(),
             residency: c.residency,
+            route: c.route,
             wire: c.wire,
         }
     }
@@ -810,6 +815,7 @@ impl ChatCompletion {
             timings: self.colm.timings,
             fallback: self.colm.fallback.clone(),
             residency: self.colm.residency,
+            route: self.colm.route,
             wire: self.colm.wire,
             logprobs: choice.logprobs.as_ref().map(|l| l.content.clone()),
             tool_calls: choice

@@ -199,6 +199,9 @@ async fn logs_every_collaboration(target: &str) {
         (Some("cheap"), Some("cascade:tau=-100")),
         "{r:?}"
     );
+    // … and where its router answered the query.
+    assert_eq!(r.routed.as_deref(), Some("local"), "{r:?}");
+    assert_eq!(cascade["colm"]["route"], "local", "{cascade}");
     for id in &overflow_ids {
         let (r, _) = find(id).unwrap();
         assert_eq!((r.status, r.model.as_deref()), (400, Some(MODEL)), "{r:?}");
@@ -207,6 +210,7 @@ async fn logs_every_collaboration(target: &str) {
         assert!(error.contains("context"), "{error}");
         assert!(r.answer.is_none() && r.completion_tokens == 0);
     }
+    assert_eq!(find(&plain_id).unwrap().0.routed, None);
     // The answers that did not fail carry no error.
     assert!(records
         .iter()

@@ -414,6 +414,9 @@ pub struct Completion {
     /// stayed on the device or left it redacted ([`ResidencyOutcome`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residency: Option<ResidencyOutcome>,
+    /// The route a router took for this answer (`local`, `remote`, `colm`), when one decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::vertical::Route>,
     /// Bytes this completion put on the network, when it crossed one (client ↔ server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<WireStats>,
@@ -438,6 +441,7 @@ impl Completion {
             timings: Timings::default(),
             fallback: None,
             residency: None,
+            route: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),

@@ -103,6 +103,7 @@ impl Run {
             timings,
             fallback: None,
             residency: None,
+            route: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),

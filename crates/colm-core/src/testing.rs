@@ -71,6 +71,7 @@ impl ChatModel for Scripted {
             },
             fallback: None,
             residency: None,
+            route: None,
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),

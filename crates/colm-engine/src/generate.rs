@@ -385,6 +385,7 @@ impl Slot {
                 },
                 fallback: None,
                 residency: None,
+                route: None,
                 wire: None,
                 logprobs: self.logprobs,
                 tool_calls,

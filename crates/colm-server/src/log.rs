@@ -95,6 +95,9 @@ pub struct Interaction {
     /// `None` when it answered. Requests refused before any model call (malformed, unknown
     /// model) are not recorded; the token counts of a failed call are 0 (unknown).
     pub error: Option<String>,
+    /// Where a router answered the query (`local`, `remote`, `colm`): a served cascade's
+    /// decision; `None` when no router decided.
+    pub routed: Option<String>,
 }
 
 /// An outcome attached to a record.
@@ -154,36 +157,39 @@ CREATE TABLE IF NOT EXISTS interactions (
     outcome TEXT,
     score DOUBLE PRECISION,
     feedback_ms BIGINT,
-    error TEXT
+    error TEXT,
+    routed TEXT
 );
 CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_ms);
 ";
 
 /// Columns added to [`SCHEMA`] after its first version: a log opened for writing gets them
 /// (`ALTER TABLE … ADD COLUMN`); read only, a log without one reads it as NULL.
-const ADDED_COLUMNS: [&str; 1] = ["error"];
+const ADDED_COLUMNS: [&str; 2] = ["error", "routed"];
 
 const INSERT: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status, model,
     strategy, prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in,
-    bytes_out, sensitive, query, answer, error)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+    bytes_out, sensitive, query, answer, error, routed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+    $19)";
 
 /// (SQLite numbers `$N` parameters in order of first appearance: they appear here in order.)
 const FEEDBACK: &str = "UPDATE interactions SET outcome = $1, score = $2, feedback_ms = $3
     WHERE id = $4 AND tenant = $5";
 
-/// The SELECT of every record, oldest first; `has_error`: whether the table has the `error`
-/// column ([`ADDED_COLUMNS`]).
-fn select(has_error: bool) -> String {
+/// The SELECT of every record, oldest first; `present`: whether the table has each of the
+/// [`ADDED_COLUMNS`] (one that is missing reads as NULL).
+fn select(present: [bool; ADDED_COLUMNS.len()]) -> String {
+    let added: Vec<&str> = ADDED_COLUMNS
+        .iter()
+        .zip(present)
+        .map(|(c, p)| if p { *c } else { "CAST(NULL AS TEXT)" })
+        .collect();
     format!(
         "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
         completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
         query, answer, outcome, score, {} FROM interactions ORDER BY created_ms, id",
-        if has_error {
-            "error"
-        } else {
-            "CAST(NULL AS TEXT)"
-        }
+        added.join(", ")
     )
 }
 
@@ -340,6 +346,7 @@ impl InteractionLog {
                             r.query,
                             r.answer,
                             r.error,
+                            r.routed,
                         ],
                     )
                     .map(drop)
@@ -369,6 +376,7 @@ impl InteractionLog {
                             &r.query,
                             &r.answer,
                             &r.error,
+                            &r.routed,
                         ],
                     )
                     .await?;
@@ -415,11 +423,15 @@ impl InteractionLog {
         match &self.backend {
             Backend::Sqlite(conn) => Self::sqlite(conn, read_sqlite).await,
             Backend::Postgres(client) => {
-                let has_error: i64 = client
-                    .query_one(PG_HAS_COLUMN, &[&"error"])
-                    .await?
-                    .try_get(0)?;
-                let rows = client.query(&select(has_error > 0), &[]).await?;
+                let mut present = [false; ADDED_COLUMNS.len()];
+                for (p, column) in present.iter_mut().zip(ADDED_COLUMNS) {
+                    let n: i64 = client
+                        .query_one(PG_HAS_COLUMN, &[&column])
+                        .await?
+                        .try_get(0)?;
+                    *p = n > 0;
+                }
+                let rows = client.query(&select(present), &[]).await?;
                 rows.iter()
                     .map(|r| {
                         Ok((
@@ -442,6 +454,7 @@ impl InteractionLog {
                                 query: r.try_get(15)?,
                                 answer: r.try_get(16)?,
                                 error: r.try_get(19)?,
+                                routed: r.try_get(20)?,
                             },
                             Feedback {
                                 outcome: r.try_get(17)?,
@@ -504,8 +517,12 @@ pub async fn read_target(target: &str) -> Result<Vec<(Interaction, Feedback)>, L
 
 /// Every record of the SQLite log `conn`, oldest first.
 fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
-    let has_error: i64 = conn.query_row(SQLITE_HAS_COLUMN, ["error"], |r| r.get(0))?;
-    let mut stmt = conn.prepare(&select(has_error > 0))?;
+    let mut present = [false; ADDED_COLUMNS.len()];
+    for (p, column) in present.iter_mut().zip(ADDED_COLUMNS) {
+        let n: i64 = conn.query_row(SQLITE_HAS_COLUMN, [column], |r| r.get(0))?;
+        *p = n > 0;
+    }
+    let mut stmt = conn.prepare(&select(present))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             Interaction {
@@ -527,6 +544,7 @@ fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqli
                 query: r.get(15)?,
                 answer: r.get(16)?,
                 error: r.get(19)?,
+                routed: r.get(20)?,
             },
             Feedback {
                 outcome: r.get(17)?,
@@ -597,6 +615,10 @@ impl Recorder {
                         .unwrap_or_default(),
                 );
                 r.answer = Some(c.text.clone());
+                r.routed = c
+                    .route
+                    .and_then(|route| serde_json::to_value(route).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned));
             }
         });
     }
@@ -929,6 +951,7 @@ mod tests {
             query: Some("How many eggs?".into()),
             answer: Some("18".into()),
             error: None,
+            routed: Some("colm".into()),
         };
         let secret = Interaction {
             id: "rec_b".into(),
@@ -1044,8 +1067,8 @@ mod tests {
 
     /// [`SCHEMA`] as it was before [`ADDED_COLUMNS`].
     fn first_schema() -> String {
-        let s = SCHEMA.replace(",\n    error TEXT\n", "\n");
-        assert!(!s.contains("error"));
+        let s = SCHEMA.replace(",\n    error TEXT,\n    routed TEXT\n", "\n");
+        assert!(!s.contains("error") && !s.contains("routed"));
         s
     }
 

@@ -41,6 +41,7 @@ pub mod privacy;
 use privacy::Detector;
 
 /// Where a query is answered.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Route {
@@ -427,6 +428,7 @@ impl RouterRecord {
             timings,
             fallback: self.fallback.clone(),
             residency: self.residency,
+            route: Some(self.route),
             wire,
             logprobs: None,
             tool_calls: Vec::new(),
