@@ -193,19 +193,24 @@ fn select(present: [bool; ADDED_COLUMNS.len()]) -> String {
     )
 }
 
-/// Counts the columns of `interactions` named `$1` (SQLite).
-const SQLITE_HAS_COLUMN: &str =
-    "SELECT COUNT(*) FROM pragma_table_info('interactions') WHERE name = $1";
+/// Which of the [`ADDED_COLUMNS`] a table with the columns `names` has.
+fn present(names: &[String]) -> [bool; ADDED_COLUMNS.len()] {
+    ADDED_COLUMNS.map(|c| names.iter().any(|n| n == c))
+}
 
-/// Counts the columns of `interactions` named `$1` (PostgreSQL, the current schema).
-const PG_HAS_COLUMN: &str = "SELECT COUNT(*) FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = 'interactions' AND column_name = $1";
+/// [`present`] for the SQLite log `conn`.
+fn sqlite_present(conn: &Connection) -> Result<[bool; ADDED_COLUMNS.len()], rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('interactions')")?;
+    let names = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(present(&names))
+}
 
 /// Adds the [`ADDED_COLUMNS`] the SQLite log `conn` lacks.
 fn sqlite_add_columns(conn: &Connection) -> Result<(), rusqlite::Error> {
-    for column in ADDED_COLUMNS {
-        let n: i64 = conn.query_row(SQLITE_HAS_COLUMN, [column], |r| r.get(0))?;
-        if n == 0 {
+    for (column, there) in ADDED_COLUMNS.into_iter().zip(sqlite_present(conn)?) {
+        if !there {
             conn.execute_batch(&format!(
                 "ALTER TABLE interactions ADD COLUMN {column} TEXT"
             ))?;
@@ -423,15 +428,17 @@ impl InteractionLog {
         match &self.backend {
             Backend::Sqlite(conn) => Self::sqlite(conn, read_sqlite).await,
             Backend::Postgres(client) => {
-                let mut present = [false; ADDED_COLUMNS.len()];
-                for (p, column) in present.iter_mut().zip(ADDED_COLUMNS) {
-                    let n: i64 = client
-                        .query_one(PG_HAS_COLUMN, &[&column])
-                        .await?
-                        .try_get(0)?;
-                    *p = n > 0;
-                }
-                let rows = client.query(&select(present), &[]).await?;
+                let names = client
+                    .query(
+                        "SELECT column_name::TEXT FROM information_schema.columns
+                         WHERE table_schema = current_schema() AND table_name = 'interactions'",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<Vec<String>, _>>()?;
+                let rows = client.query(&select(present(&names)), &[]).await?;
                 rows.iter()
                     .map(|r| {
                         Ok((
@@ -517,12 +524,7 @@ pub async fn read_target(target: &str) -> Result<Vec<(Interaction, Feedback)>, L
 
 /// Every record of the SQLite log `conn`, oldest first.
 fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
-    let mut present = [false; ADDED_COLUMNS.len()];
-    for (p, column) in present.iter_mut().zip(ADDED_COLUMNS) {
-        let n: i64 = conn.query_row(SQLITE_HAS_COLUMN, [column], |r| r.get(0))?;
-        *p = n > 0;
-    }
-    let mut stmt = conn.prepare(&select(present))?;
+    let mut stmt = conn.prepare(&select(sqlite_present(conn)?))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             Interaction {
@@ -586,9 +588,10 @@ impl Recorder {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
-    /// Fills in a chat completion: model `model` served by `strategy` ([`Interaction::strategy`]), the `query`
-    /// (the last user turn of the request), its body size and sensitivity, and the answers
-    /// `cs` (tokens summed; the first one's text, log-probability and finish reason).
+    /// Fills in a chat completion: model `model` served by `strategy`
+    /// ([`Interaction::strategy`]), the `query` (the last user turn of the request), its body
+    /// size and sensitivity, and the answers `cs` (tokens summed; the first one's text,
+    /// log-probability, finish reason and route).
     pub fn chat(
         &self,
         model: &str,
@@ -615,10 +618,7 @@ impl Recorder {
                         .unwrap_or_default(),
                 );
                 r.answer = Some(c.text.clone());
-                r.routed = c
-                    .route
-                    .and_then(|route| serde_json::to_value(route).ok())
-                    .and_then(|v| v.as_str().map(str::to_owned));
+                r.routed = c.route.map(|route| route.name().to_owned());
             }
         });
     }

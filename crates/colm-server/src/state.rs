@@ -163,12 +163,6 @@ impl colm_core::vertical::TokenLedger for RedisLedger {
         Ok(self.reserve_as("", 0, u64::MAX, window).await?.1)
     }
 
-    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
-        self.reserve_as(&random_token(), tokens, u64::MAX, window)
-            .await
-            .map(|_| ())
-    }
-
     async fn reserve(
         &self,
         tokens: u64,

@@ -239,11 +239,14 @@ pub trait TokenLedger: Send + Sync {
     /// The ledger cannot be read (the router then keeps the query local and says why).
     async fn spent(&self, window: Duration) -> Result<u64, String>;
 
-    /// Records `tokens` spent now, to count for `window` (escalations without a budget).
+    /// Records `tokens` spent now, to count for `window` (escalations without a budget): a
+    /// reservation without a limit.
     ///
     /// # Errors
     /// The ledger cannot be written (the router logs it; the answer stands).
-    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String>;
+    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
+        self.reserve(tokens, u64::MAX, window).await.map(drop)
+    }
 
     /// Reserves `tokens` now, to count for `window`, if what the window holds plus `tokens`
     /// stays within `limit`; checked and recorded as one step.
@@ -329,11 +332,6 @@ impl TokenLedger for LocalLedger {
         Ok(self.lock()?.sum(window))
     }
 
-    async fn add(&self, tokens: u64, _window: Duration) -> Result<(), String> {
-        self.lock()?.push(tokens);
-        Ok(())
-    }
-
     async fn reserve(
         &self,
         tokens: u64,
@@ -354,19 +352,12 @@ impl TokenLedger for LocalLedger {
     async fn settle(&self, id: &str, tokens: u64, _window: Duration) -> Result<(), String> {
         let mut spendings = self.lock()?;
         let id = id.parse::<u64>().ok();
-        match spendings.list.iter().position(|(_, _, n)| Some(*n) == id) {
-            Some(i) if tokens == 0 => {
-                spendings.list.remove(i);
-            }
-            Some(i) => {
-                if let Some(s) = spendings.list.get_mut(i) {
-                    s.1 = tokens;
-                }
-            }
-            None if tokens > 0 => {
-                spendings.push(tokens);
-            }
-            None => {}
+        if tokens == 0 {
+            spendings.list.retain(|(_, _, n)| Some(*n) != id);
+        } else if let Some(s) = spendings.list.iter_mut().find(|(_, _, n)| Some(*n) == id) {
+            s.1 = tokens;
+        } else {
+            spendings.push(tokens);
         }
         Ok(())
     }

@@ -189,9 +189,9 @@ impl ChatModel for Yielding {
     }
 }
 
-/// Two escalations at once under a budget for one (by the router's estimate): the first reserves its estimate before
-/// its server call, so the second stays local, and the budget then holds what the server
-/// reported, not the estimate.
+/// Two escalations at once under a budget for one (by the router's estimate): the first
+/// reserves its estimate before its server call, so the second stays local, and the budget
+/// then holds what the server reported, not the estimate.
 #[tokio::test]
 async fn concurrent_escalations_cannot_pass_the_budget_together() {
     let p = SamplingParams::default();
