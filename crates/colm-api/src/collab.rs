@@ -2,59 +2,15 @@
 //! sessions. The server's modules `collab` and `sessions` document the behaviour; this module
 //! holds the bodies.
 
-use colm_core::guidance::{DraftScreen, GuidanceMode, VoteTally};
+use colm_core::guidance::VoteTally;
+pub use colm_core::options::{GuidanceOptions, MAX_REFS};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
-use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::openai::CompletionUsage;
 
 /// Most drafts accepted in one request (and most `k` of a session).
 pub const MAX_DRAFTS: usize = 16;
-
-/// Most references per query.
-pub const MAX_REFS: usize = 8;
-
-/// An optional string field with a fixed set of values (`null` is the default).
-fn optional_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
-    let mut all: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
-    all.push(serde_json::Value::Null);
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .enum_values(Some(all))
-}
-
-/// The schema of a `mode` field: one of [`GuidanceMode::NAMES`].
-fn mode_schema() -> impl Into<RefOr<Schema>> {
-    optional_enum(GuidanceMode::NAMES).description(Some(
-        "Guidance mode: `reference` (default; the synthesis of the server's references), \
-             `reference-critique`, `synthesis`, `critique`, `vote` (no model call) or `auto`.",
-    ))
-}
-
-/// The schema of a `selector` field.
-fn selector_schema() -> impl Into<RefOr<Schema>> {
-    optional_enum(
-        [
-            colm_core::colm::references::Selector::Keywords,
-            colm_core::colm::references::Selector::Model,
-        ]
-        .map(|s| s.name()),
-    )
-    .description(Some(
-        "Reference modes: how the top `refs` writers are chosen (default `keywords`).",
-    ))
-}
-
-/// The schema of a `screen` field: one of [`DraftScreen::NAMES`].
-fn screen_schema() -> impl Into<RefOr<Schema>> {
-    optional_enum(DraftScreen::NAMES).description(Some(
-        "Which drafts the server model reads when it aggregates them: `all` (default) or \
-         `agreeing` (only drafts whose final answer another draft also gives; when no two \
-         agree, all). Not for `vote` and `reference-critique`.",
-    ))
-}
 
 /// Body of `POST /v1/colm/guidance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -75,29 +31,9 @@ pub struct GuidanceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub round: Option<u32>,
-    /// Guidance mode (default `reference`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = mode_schema)]
-    pub mode: Option<String>,
-    /// Agreement threshold of `auto`, in (0, 1]; default 0.6.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(exclusive_minimum = 0, maximum = 1)]
-    pub auto_threshold: Option<f64>,
-    /// Reference modes: references per query, 1 to 8 (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 8)]
-    pub refs: Option<usize>,
-    /// Reference modes: how the writers are chosen, `keywords` (default) or `model`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = selector_schema)]
-    pub selector: Option<String>,
-    /// Reference modes: aggregate the `drafts` with the references in round 1 too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aggregate_drafts: Option<bool>,
-    /// Which drafts the server model reads ([`DraftScreen`]): `all` (default) or `agreeing`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = screen_schema)]
-    pub screen: Option<String>,
+    /// How the guidance is made.
+    #[serde(flatten)]
+    pub options: GuidanceOptions,
     /// Completion token limit of each server call, tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
@@ -216,28 +152,12 @@ pub struct CreateSession {
     /// Server model that aggregates (and, without reference writers, writes the reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Guidance mode (default `reference`; `reference-critique` is per client, not for
-    /// sessions). In `reference` mode, round 1 reads no draft (the session's guidance is the
-    /// shared synthesis of the references); from round 2 the session aggregates its clients'
-    /// answers with the references.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = mode_schema)]
-    pub mode: Option<String>,
-    /// Reference modes: references per query (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 8)]
-    pub refs: Option<usize>,
-    /// Reference modes: `keywords` (default) or `model`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = selector_schema)]
-    pub selector: Option<String>,
-    /// Reference modes: aggregate the drafts with the references in round 1 too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aggregate_drafts: Option<bool>,
-    /// Which drafts the server model reads ([`DraftScreen`]): `all` (default) or `agreeing`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = screen_schema)]
-    pub screen: Option<String>,
+    /// How the guidance is made (`reference-critique` is per client, not for sessions). In
+    /// `reference` mode, round 1 reads no draft (the session's guidance is the shared synthesis
+    /// of the references); from round 2 the session aggregates its clients' answers with the
+    /// references.
+    #[serde(flatten)]
+    pub options: GuidanceOptions,
     /// Drafts that trigger aggregation, 1 to 16 (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 16)]
@@ -262,10 +182,6 @@ pub struct CreateSession {
     )]
     #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
-    /// Agreement threshold of `auto`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(exclusive_minimum = 0, maximum = 1)]
-    pub auto_threshold: Option<f64>,
 }
 
 /// Body of `POST /v1/colm/sessions/{id}/drafts`.

@@ -13,10 +13,8 @@ use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
 use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step, Watch};
-use colm_core::guidance::GuidanceMode;
-use colm_core::prompts::RefineContext;
 use colm_core::run::Run;
-use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
+use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
 use colm_core::{ChatMessage, ChatModel, SamplingParams, Timings};
 use colm_engine::EngineConfig;
@@ -44,52 +42,24 @@ pub struct AskArgs {
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
     /// Strategy, in the one text form of `colm_core::strategy` (the same as `colm eval
-    /// --strategy` and `colm serve --colm-strategy`): colm[:key=value,…] (default; keys k,
-    /// rounds, top_k, mode, refs, pool, select, drafts, refine), a horizontal one —
+    /// --strategy` and `colm serve --colm-strategy`): colm[:key=value,…] (default; the keys are
+    /// the colm options below, `colm:refs=3,selector=model`), a horizontal one —
     /// self-consistency[:n=5,t=0.7,on=client|server],
     /// debate[:agents=3,rounds=2,topology=full|ring|star,on=client|server],
     /// moa[:proposers=3,layers=1] — over the --client models and the --server model,
     /// cascade:tau=T[,agree=N,share=S,to=remote|colm] (the router with only its cascade), or
-    /// local / server (one model, the draft prompt). The colm flags below override the
-    /// strategy's options.
+    /// local / server (one model, the draft prompt). The colm options below override the
+    /// strategy's.
     #[arg(long, default_value = "colm")]
     pub strategy: StrategySpec,
-    /// colm: draft → guidance → refinement rounds (`rounds=`; default 1).
-    #[arg(long)]
-    pub rounds: Option<u32>,
-    /// colm: let the server pick this many collaborators first (`top_k=`).
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// colm: how the server makes guidance (`mode=`): reference (default; the paper's data
-    /// flow: the server's own references, written while the clients draft, synthesised; one
-    /// reference is its own guidance), reference-critique (then the server reviews each draft
-    /// against it), synthesis (the drafts only), critique, vote (no server call: majority of
-    /// the drafts' answers) or auto (vote when drafts agree, else synthesis).
-    #[arg(long)]
-    pub mode: Option<String>,
-    /// colm, reference modes: references per query, top-k among the writers (`refs=`;
-    /// default 1).
-    #[arg(long)]
-    pub refs: Option<usize>,
+    /// The options of a colm strategy (each also a key of its text form).
+    #[command(flatten, next_help_heading = "CoLM options")]
+    pub colm: ColmOptions,
     /// colm, reference modes: a server-side collaborator, `MODEL[:role=R,t=T,seed=S,id=I]` (R:
     /// math, code, conversation, creative); repeatable. Default: the --server model alone for
     /// one reference, else the strategy's `pool` on the --server model.
     #[arg(long = "writer")]
     pub writers: Vec<String>,
-    /// colm, reference modes: how writers are chosen when there are more than --refs
-    /// (`select=`): keywords (default; no model call) or model (the --server model reads their
-    /// descriptions).
-    #[arg(long)]
-    pub selector: Option<String>,
-    /// colm, reference modes: aggregate the clients' drafts with the references in round 1 too
-    /// (`drafts=on`).
-    #[arg(long)]
-    pub aggregate_drafts: bool,
-    /// colm: what the client's refinement prompt shows besides the guidance (`refine=`): draft
-    /// (its own draft, as its previous turn) or guidance (only the guidance, in the system
-    /// prompt, as the CoLM reference code); default: the mode's.
-    #[arg(long)]
-    pub refine: Option<String>,
     /// Maximum tokens generated per step.
     #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub max_tokens: u32,
@@ -130,14 +100,19 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::route::RouterFile::load)
         .transpose()?;
-    let overrides = colm_overrides(&args);
     let colm_spec = match &args.strategy {
-        StrategySpec::Colm(c) => c.with_options(&overrides).map_err(anyhow::Error::msg)?,
+        StrategySpec::Colm(c) => args
+            .colm
+            .over(c)
+            .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?,
         other => {
-            if let Some((key, _)) = overrides.iter().find(|(_, v)| v.is_some()) {
-                anyhow::bail!("the colm option `{key}` does not apply to --strategy {other}");
+            if !args.colm.is_empty() {
+                anyhow::bail!(
+                    "the colm options ({}) do not apply to --strategy {other}",
+                    colm_core::options::text::format(&args.colm)
+                );
             }
-            ColmSpec::default()
+            ColmOptions::default()
         }
     };
     colm_spec
@@ -434,34 +409,4 @@ fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
         );
     }
     println!("wall time: {:.1} s", wall_ms / 1000.0);
-}
-
-/// The colm flags of `colm ask` as options of the strategy's text form (`--mode critique` is
-/// `mode=critique`; `None`: not given), to apply with [`ColmSpec::with_options`].
-fn colm_overrides(args: &AskArgs) -> [(&'static str, Option<String>); 7] {
-    [
-        ("rounds", args.rounds.map(|r| r.to_string())),
-        ("top_k", args.top_k.map(|k| k.to_string())),
-        ("mode", args.mode.clone()),
-        ("refs", args.refs.map(|r| r.to_string())),
-        ("select", args.selector.clone()),
-        ("drafts", args.aggregate_drafts.then(|| "on".to_owned())),
-        ("refine", args.refine.clone()),
-    ]
-}
-
-/// The `--refine` value, or `mode`'s default when absent ([`GuidanceMode::default_refine`]).
-///
-/// # Errors
-/// An unknown name, or a form the mode cannot use ([`GuidanceMode::check_refine`]).
-pub(crate) fn refine_context(
-    name: Option<&str>,
-    mode: GuidanceMode,
-) -> anyhow::Result<RefineContext> {
-    let refine = match name {
-        Some(n) => RefineContext::parse(n).map_err(anyhow::Error::msg)?,
-        None => mode.default_refine(),
-    };
-    mode.check_refine(refine).map_err(anyhow::Error::msg)?;
-    Ok(refine)
 }

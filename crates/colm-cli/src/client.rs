@@ -14,8 +14,8 @@ use colm_core::vertical::{Residency, Router};
 use colm_core::ChatModel;
 use colm_server::{AppState, ServerConfig};
 
-use crate::ask::refine_context;
 use crate::load::{load_models, EngineArgs, LoadOptions};
+use colm_core::options::RoundOptions;
 
 /// Arguments of `colm client`.
 #[derive(Args)]
@@ -33,18 +33,10 @@ pub struct ClientArgs {
     /// Server model that writes the guidance.
     #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
     pub server_model: String,
-    /// Guidance mode: reference (the server's own references; fetched while the local model
-    /// drafts), reference-critique, synthesis, critique, vote or auto.
-    #[arg(long, default_value = "reference")]
-    pub mode: String,
-    /// What the refinement prompt shows besides the guidance: draft (the local model's own
-    /// draft, as its previous turn) or guidance (only the guidance, in the system prompt, as
-    /// the CoLM reference code; not with the critique modes).
-    #[arg(long)]
-    pub refine: Option<String>,
-    /// Rounds: from round 2 the client sends its previous refinement for new guidance.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub rounds: u32,
+    /// The collaboration's options: rounds, refinement form, and the guidance options sent
+    /// with every guidance request.
+    #[command(flatten, next_help_heading = "CoLM options")]
+    pub colm: RoundOptions,
     /// Local address of the OpenAI-compatible endpoint (loopback only).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
@@ -108,9 +100,9 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let mode =
-        colm_core::guidance::GuidanceMode::parse(&args.mode, None).map_err(anyhow::Error::msg)?;
-    let refine = refine_context(args.refine.as_deref(), mode).context("--refine")?;
+    args.colm
+        .check()
+        .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
     let router = args
         .router
         .as_deref()
@@ -130,9 +122,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         .get(&args.model)
         .with_context(|| format!("model {} was not loaded", args.model))?;
     let remote = RemoteConfig {
-        mode: args.mode.clone(),
-        rounds: args.rounds,
-        refine: Some(refine),
+        options: args.colm.clone(),
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
         trim_draft_tokens: args.trim_draft_tokens,

@@ -37,12 +37,12 @@ enum Command {
         command: models::ModelsCommand,
     },
     /// Run one CoLM collaboration on a query: drafts, guidance, refinements.
-    Ask(ask::AskArgs),
+    Ask(Box<ask::AskArgs>),
     /// Host models behind an OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Device runtime: local model + guidance from a colm server, behind a local
     /// OpenAI-compatible endpoint; falls back to the local draft when the server fails.
-    Client(client::ClientArgs),
+    Client(Box<client::ClientArgs>),
     /// Benchmarks: run a suite with several strategies (resumable), or report a run.
     Eval {
         #[command(subcommand)]
@@ -70,9 +70,9 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Models { command } => models::run(command).await,
-            Command::Ask(args) => ask::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
-            Command::Client(args) => client::run(args).await,
+            Command::Ask(args) => ask::run(*args).await,
+            Command::Serve(args) => serve::run(*args).await,
+            Command::Client(args) => client::run(*args).await,
             Command::Eval { command } => eval::run(command).await,
             Command::Router { command } => router::run(command).await,
         }

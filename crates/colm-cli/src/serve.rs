@@ -11,7 +11,7 @@ use clap::Args;
 use colm_client::{RemoteChat, Replicas, Upstream};
 use colm_core::colm::references::WriterSpec;
 use colm_core::run::StrategyModel;
-use colm_core::strategy::{ColmSpec, Parts, StrategySpec};
+use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
 use colm_core::ChatModel;
 
@@ -123,25 +123,12 @@ pub struct ServeArgs {
     /// Server model of the virtual model `colm` (selection and aggregation).
     #[arg(long, requires = "colm_clients")]
     pub colm_server: Option<String>,
-    /// Rounds of the virtual model `colm` (its strategy's `rounds=`; default 1).
-    #[arg(long)]
-    pub colm_rounds: Option<u32>,
-    /// Top-k selection of the client collaborators of the virtual model `colm` (`top_k=`).
-    #[arg(long)]
-    pub colm_top_k: Option<usize>,
-    /// Guidance mode of the virtual model `colm` (`mode=`: reference, default;
-    /// reference-critique, synthesis, critique, vote, auto).
-    #[arg(long)]
-    pub colm_mode: Option<String>,
-    /// What the refinement prompts of the virtual model `colm` show besides the guidance
-    /// (`refine=`): draft (each client's own draft) or guidance (only the guidance, as the
-    /// CoLM reference code); default: the mode's.
-    #[arg(long)]
-    pub colm_refine: Option<String>,
-    /// References per query of the virtual model `colm`, top-k among the --writer pool
-    /// (`refs=`; default 1).
-    #[arg(long)]
-    pub colm_refs: Option<usize>,
+    /// The options of the virtual model `colm` (each also a key of the strategy text form).
+    #[command(flatten, next_help_heading = "Virtual model `colm`")]
+    pub colm: ColmOptions,
+    /// Flags renamed in 0.1 (`--colm-rounds` is `--rounds`, …), read for one release.
+    #[command(flatten)]
+    pub renamed: RenamedColmFlags,
     /// A server-side collaborator that writes references, `MODEL[:role=R,t=T,seed=S,id=I]`
     /// (MODEL: a hosted model's id; R: math, code, conversation, creative); repeatable. Used
     /// by `/v1/colm/guidance` in the reference modes and by the virtual model `colm`; without
@@ -164,6 +151,50 @@ pub struct ServeArgs {
     /// a served cascade measures its own speeds.
     #[arg(long, value_name = "FILE", requires = "colm_server")]
     pub router: Option<PathBuf>,
+}
+
+/// The flags of the virtual model `colm` before its options were [`ColmOptions`]: each is read
+/// as its option, with a warning naming the new flag (for one release).
+#[derive(Args, Debug, Default)]
+pub struct RenamedColmFlags {
+    /// Now --rounds.
+    #[arg(long, hide = true)]
+    pub colm_rounds: Option<String>,
+    /// Now --top-k.
+    #[arg(long, hide = true)]
+    pub colm_top_k: Option<String>,
+    /// Now --mode.
+    #[arg(long, hide = true)]
+    pub colm_mode: Option<String>,
+    /// Now --refine.
+    #[arg(long, hide = true)]
+    pub colm_refine: Option<String>,
+    /// Now --refs.
+    #[arg(long, hide = true)]
+    pub colm_refs: Option<String>,
+}
+
+impl RenamedColmFlags {
+    /// The options the renamed flags give, warning once per flag.
+    fn options(&self) -> anyhow::Result<ColmOptions> {
+        let given = [
+            ("rounds", &self.colm_rounds),
+            ("top_k", &self.colm_top_k),
+            ("mode", &self.colm_mode),
+            ("refine", &self.colm_refine),
+            ("refs", &self.colm_refs),
+        ];
+        let mut pairs = Vec::new();
+        for (key, value) in given {
+            if let Some(v) = value {
+                let new = key.replace('_', "-");
+                eprintln!("warning: --colm-{new} is renamed --{new}; the old name goes in 0.2");
+                pairs.push(format!("{key}={v}"));
+            }
+        }
+        colm_core::options::text::parse("colm option", &pairs.join(","))
+            .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))
+    }
 }
 
 /// Splits `NAME=ALIAS`; a `=` inside a path is taken as the alias separator only once, from
@@ -208,15 +239,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // The flags of the virtual model `colm` are options of its strategy, checked as the text
     // form is, before any model loads.
-    let colm_spec = ColmSpec::default()
-        .with_options(&[
-            ("rounds", args.colm_rounds.map(|r| r.to_string())),
-            ("top_k", args.colm_top_k.map(|k| k.to_string())),
-            ("mode", args.colm_mode.clone()),
-            ("refs", args.colm_refs.map(|r| r.to_string())),
-            ("refine", args.colm_refine.clone()),
-        ])
-        .map_err(|e| anyhow::anyhow!("--colm-*: {e}"))?;
+    let colm_spec = args
+        .colm
+        .over(&args.renamed.options()?)
+        .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
     let colm_clients = args.colm_clients.len();
     colm_spec
         .check_clients(colm_clients)

@@ -238,7 +238,11 @@ fn unknown_strategies_and_missing_data_are_clear_errors() {
         out.to_str().unwrap(),
     ]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown mode `loud`"));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("`mode`") && stderr.contains("unknown value `loud`"),
+        "{stderr}"
+    );
     let missing = colm(&[
         "eval",
         "gsm8k",

@@ -1132,7 +1132,7 @@ async fn images_reach_vision_models_and_colm_over_vision_clients() {
         "vlm",
         "--colm-server",
         "qwen2.5-coder-0.5b-instruct",
-        "--colm-mode",
+        "--mode",
         "synthesis",
         "--colm-strategy",
         "ref=colm:mode=reference",

@@ -33,7 +33,8 @@ use colm_api::openai::{
     ChatCompletion, ChatCompletionRequest, CompletionUsage, ErrorBody, StreamOptions,
 };
 use colm_core::guidance::{self, GuidanceMode};
-use colm_core::prompts::{GuidanceSource, RefineContext};
+use colm_core::options::RoundOptions;
+use colm_core::prompts::GuidanceSource;
 use colm_core::round;
 use colm_core::step::{StepOutcome, Watch};
 use colm_core::vertical::privacy::Detector;
@@ -54,16 +55,10 @@ pub struct RemoteConfig {
     pub base_url: String,
     /// Server model that writes the guidance.
     pub server_model: String,
-    /// Guidance mode: `reference` (default), `reference-critique`, `synthesis`, `critique`,
-    /// `vote` or `auto`.
-    pub mode: String,
-    /// Rounds: in round r ≥ 2 the client sends its round r − 1 refinement and refines again
-    /// with the guidance made from it (default 1).
-    pub rounds: u32,
-    /// What the refinement prompt shows besides the guidance: the client's draft or the
-    /// guidance alone (as the CoLM reference code; not with the critique modes); `None`: the
-    /// mode's default ([`GuidanceMode::default_refine`]).
-    pub refine: Option<RefineContext>,
+    /// The collaboration's options: rounds (in round r ≥ 2 the client sends its round r − 1
+    /// refinement and refines again with the guidance made from it), the refinement form, and
+    /// the guidance options sent with every guidance request.
+    pub options: RoundOptions,
     /// API key sent as `Authorization: Bearer …`.
     pub api_key: Option<String>,
     /// Time allowed for the whole guidance exchange, retries included.
@@ -108,9 +103,7 @@ impl RemoteConfig {
         Self {
             base_url: base_url.into(),
             server_model: server_model.into(),
-            mode: "reference".into(),
-            rounds: 1,
-            refine: None,
+            options: RoundOptions::default(),
             api_key: None,
             deadline: Duration::from_secs(30),
             retries: 2,
@@ -301,7 +294,7 @@ impl CollabClient {
                 query: query.to_owned(),
                 drafts: draft.into_iter().map(str::to_owned).collect(),
                 round: Some(round),
-                mode: Some(self.link.remote.mode.clone()),
+                options: self.link.remote.options.guidance.clone(),
                 max_tokens: Some(params.max_tokens),
                 ..GuidanceRequest::default()
             };
@@ -322,7 +315,7 @@ impl CollabClient {
         let body = CreateSession {
             model: Some(self.link.remote.server_model.clone()),
             query: query.to_owned(),
-            mode: Some(self.link.remote.mode.clone()),
+            options: self.link.remote.options.guidance.clone(),
             round: Some(round),
             k: Some(session.k),
             window_ms: Some(session.window_ms),
@@ -614,11 +607,12 @@ impl ChatModel for CollabClient {
             Some(r) => r.restore(&guidance),
             None => guidance,
         };
-        let mode = GuidanceMode::parse(&self.link.remote.mode, None)
-            .map_err(ModelError::InvalidRequest)?;
-        let refine = self.link.remote.refine.unwrap_or(mode.default_refine());
-        mode.check_refine(refine)
-            .map_err(ModelError::InvalidRequest)?;
+        let options = &self.link.remote.options;
+        options
+            .check()
+            .map_err(|e| ModelError::InvalidRequest(e.to_string()))?;
+        let mode = options.guidance.mode();
+        let refine = options.refine();
         // Round 1: in reference mode, draft and fetch the guidance at the same time.
         let (draft, mut early) = if mode == GuidanceMode::Reference {
             let (d, g) = tokio::join!(draft(), self.guidance(&asked, None, 1, params));
@@ -629,7 +623,7 @@ impl ChatModel for CollabClient {
         let mut answer = draft;
         let mut spent = (answer.usage, answer.timings);
         let mut wire = WireStats::default();
-        for round in 1..=self.link.remote.rounds.max(1) {
+        for round in 1..=options.rounds() {
             let fetched = match (round, early.take()) {
                 (1, Some(g)) => g,
                 _ => {

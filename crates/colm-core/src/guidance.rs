@@ -54,40 +54,6 @@ impl GuidanceMode {
     /// Default agreement threshold of `auto`.
     pub const AUTO_THRESHOLD: f64 = 0.6;
 
-    /// Every mode's name, in the order of the docs.
-    pub const NAMES: [&'static str; 6] = [
-        "reference",
-        "reference-critique",
-        "synthesis",
-        "critique",
-        "vote",
-        "auto",
-    ];
-
-    /// The mode named `name` (one of [`Self::NAMES`]); `auto` takes `auto_threshold`
-    /// (default [`Self::AUTO_THRESHOLD`]).
-    ///
-    /// # Errors
-    /// A message naming the accepted modes for any other name.
-    pub fn parse(name: &str, auto_threshold: Option<f64>) -> Result<Self, String> {
-        Ok(match name {
-            "synthesis" => GuidanceMode::Synthesis,
-            "critique" => GuidanceMode::Critique,
-            "vote" => GuidanceMode::Vote,
-            "auto" => GuidanceMode::Auto {
-                threshold: auto_threshold.unwrap_or(Self::AUTO_THRESHOLD),
-            },
-            "reference" => GuidanceMode::Reference,
-            "reference-critique" => GuidanceMode::ReferenceCritique,
-            other => {
-                return Err(format!(
-                    "unknown mode `{other}` ({})",
-                    Self::NAMES.join(", ")
-                ))
-            }
-        })
-    }
-
     /// Checks an `auto` agreement threshold: in (0, 1].
     ///
     /// # Errors
@@ -100,7 +66,7 @@ impl GuidanceMode {
         }
     }
 
-    /// The mode's name, as [`Self::parse`] reads it.
+    /// The mode's name ([`crate::options::Mode`]'s).
     pub fn name(&self) -> &'static str {
         match self {
             GuidanceMode::Synthesis => "synthesis",
@@ -165,6 +131,7 @@ impl GuidanceMode {
 /// (it would have to know it), and it costs recovery where a lone draft was the right one.
 /// Votes never show drafts to a model and are not screened.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DraftScreen {
@@ -175,33 +142,9 @@ pub enum DraftScreen {
     Agreeing,
 }
 
+impl crate::options::Named for DraftScreen {}
+
 impl DraftScreen {
-    /// Every screen's name.
-    pub const NAMES: [&'static str; 2] = ["all", "agreeing"];
-
-    /// The screen named `name` (one of [`Self::NAMES`]).
-    ///
-    /// # Errors
-    /// A message naming the accepted screens for any other name.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "all" => Ok(DraftScreen::All),
-            "agreeing" => Ok(DraftScreen::Agreeing),
-            other => Err(format!(
-                "unknown draft screen `{other}` ({})",
-                Self::NAMES.join(", ")
-            )),
-        }
-    }
-
-    /// The screen's name, as [`Self::parse`] reads it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            DraftScreen::All => "all",
-            DraftScreen::Agreeing => "agreeing",
-        }
-    }
-
     /// The indexes of the drafts of `drafts` a model is shown, in order (never empty when
     /// `drafts` is not).
     pub fn shown(&self, drafts: &[&str]) -> Vec<usize> {
@@ -742,7 +685,8 @@ mod tests {
         );
         let vote = GuidancePlan::new("q", &pool, GuidanceMode::Vote, agreeing).unwrap();
         assert!(matches!(vote, GuidancePlan::Vote { drafts: 4, .. }));
-        for name in DraftScreen::NAMES {
+        use crate::options::Named;
+        for name in ["all", "agreeing"] {
             assert_eq!(DraftScreen::parse(name).unwrap().name(), name);
         }
         assert!(DraftScreen::parse("trim").unwrap_err().contains("agreeing"));

@@ -6,6 +6,8 @@
 //! - [`guidance`]: guidance modes (synthesis, critique, vote, auto) and answer extraction;
 //! - [`horizontal`]: multi-agent strategies over the same trait — self-consistency, debate
 //!   (with a topology), mixture-of-agents;
+//! - [`options`]: the options of a collaboration, one typed value for every surface (API,
+//!   CLI, TOML, text form);
 //! - [`prompts`]: the prompts of each step, with their sources;
 //! - [`query`]: what a strategy answers — the last user turn in its conversation;
 //! - [`round`]: a client's draft and its refinement with guidance, the steps every CoLM
@@ -21,6 +23,7 @@ pub mod colm;
 pub mod guidance;
 pub mod horizontal;
 pub mod model;
+pub mod options;
 pub mod prompts;
 pub mod query;
 pub mod round;

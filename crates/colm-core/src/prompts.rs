@@ -287,6 +287,7 @@ pub enum GuidanceSource {
 /// default depends on the guidance mode
 /// ([`GuidanceMode::default_refine`](crate::guidance::GuidanceMode::default_refine)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum RefineContext {
     /// The client's own previous answer, as its own assistant turn, followed by the guidance and
@@ -304,33 +305,9 @@ impl RefineContext {
     /// The form used with `reference` guidance (the server's own answers) unless another is
     /// asked for.
     pub const REFERENCE_DEFAULT: RefineContext = RefineContext::Guidance;
-
-    /// The names: `draft`, `guidance`.
-    pub const NAMES: [&'static str; 2] = ["draft", "guidance"];
-
-    /// Parses `draft` or `guidance`.
-    ///
-    /// # Errors
-    /// A message naming the unknown value and the known ones.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "draft" => Ok(Self::Draft),
-            "guidance" => Ok(Self::Guidance),
-            other => Err(format!(
-                "unknown refinement context `{other}` ({})",
-                Self::NAMES.join(", ")
-            )),
-        }
-    }
-
-    /// The name as parsed by [`RefineContext::parse`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Draft => "draft",
-            Self::Guidance => "guidance",
-        }
-    }
 }
+
+impl crate::options::Named for RefineContext {}
 
 /// Messages asking a collaborator to refine its own previous answer with the server's guidance.
 /// With [`RefineContext::Draft`] the previous answer is the collaborator's own assistant turn, so

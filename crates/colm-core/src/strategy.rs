@@ -10,17 +10,11 @@
 //! Syntax: `name[:key=value,…]`:
 //! - `local`: the client model alone; `server`: the server model alone (prompt
 //!   [`crate::prompts::draft`]);
-//! - `colm[:…]` ([`ColmSpec`]): keys `k` (client collaborators, default 1), `rounds` (default 1),
-//!   `top_k` (server selection of the clients, default off), `mode` (`reference` default,
-//!   `reference-critique`, `synthesis`, `critique`, `vote`, `auto`), and for the reference modes
-//!   `refs` (references per query, default 1), `pool` (the server-side writers when none are
-//!   declared: `seeds`, default — writer 1 greedy with the run's sampling, writers 2.. at
-//!   temperature [`spec::AGENT_TEMPERATURE`] with seeds 1, 2, …; or `roles` — the four
-//!   specialisations of [`crate::prompts::SPECIALISATIONS`], greedy, the top `refs` chosen by
-//!   `select`), `select` (`keywords` default, `model`) and `drafts` (`on`: the client's draft is
-//!   aggregated with the references; default `off`); for every mode, `refine` (`draft` or
-//!   `guidance`; default: the mode's, [`GuidanceMode::default_refine`], named only when another
-//!   is asked for);
+//! - `colm[:…]`: the options of [`ColmOptions`] as `key=value` ([`crate::options::text`]; the
+//!   keys are their JSON names, so `colm:refs=3,selector=model,aggregate_drafts=true`; `select`
+//!   and `drafts=on` are read too): `k`, `rounds`, `mode`, `auto_threshold`, `refs`,
+//!   `selector`, `aggregate_drafts`, `screen`, `refine`, `top_k`, `pool` — each documented on
+//!   its field, with its default;
 //! - `self-consistency[:n,t,on]`, `debate[:agents,rounds,topology,t,on]`,
 //!   `moa[:proposers,layers,t]`: [`HorizontalSpec`] (options in [`crate::horizontal::spec`]);
 //! - `cascade:[tau=T,][agree=N,share=S,][to=remote|colm]` ([`CascadeSpec`]): the router's
@@ -34,12 +28,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::colm::references::{ReferenceConfig, ReferenceStore, ReferenceWriter, Selector};
+use crate::colm::references::{ReferenceConfig, ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
-use crate::guidance::{DraftScreen, GuidanceMode};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
-use crate::prompts::{self, RefineContext};
+pub use crate::options::ColmOptions;
+use crate::options::{text, Named};
+use crate::prompts;
 use crate::run::Strategy;
 use crate::vertical::{AgreementConfig, Route, Router, RouterConfig, TokenLedger};
 
@@ -52,54 +47,11 @@ pub enum StrategySpec {
     /// The server model alone.
     Server,
     /// CoLM.
-    Colm(ColmSpec),
+    Colm(ColmOptions),
     /// A horizontal strategy: self-consistency, debate or mixture-of-agents.
     Horizontal(HorizontalSpec),
     /// The device–cloud router's confidence cascade.
     Cascade(CascadeSpec),
-}
-
-/// The options of a `colm` strategy; [`Default`] is plain `colm`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ColmSpec {
-    /// Collaborators (K ≥ 1): in `colm eval`, K collaborators on the `--client` models in
-    /// turn; where each collaborator is given as a model of its own (`colm ask --client`,
-    /// `colm serve --colm-client`), one per model, and K must be left at 1 or equal their
-    /// number ([`ColmSpec::check_clients`]).
-    pub k: usize,
-    /// Rounds (R ≥ 1).
-    pub rounds: u32,
-    /// Top-k selection of the clients by the server, when set.
-    pub top_k: Option<usize>,
-    /// Guidance mode.
-    pub mode: GuidanceMode,
-    /// References per query and how their writers are selected.
-    pub refs: ReferenceConfig,
-    /// The server-side writers when none are declared.
-    pub pool: WriterPool,
-    /// The client's draft is aggregated with the references.
-    pub drafts: bool,
-    /// What the refinement prompt shows besides the guidance (the mode's default when `None`).
-    pub refine: Option<RefineContext>,
-    /// Which drafts the guidance model reads.
-    pub screen: DraftScreen,
-}
-
-impl Default for ColmSpec {
-    fn default() -> Self {
-        let c = ColmConfig::default();
-        Self {
-            k: 1,
-            rounds: c.rounds,
-            top_k: c.top_k,
-            mode: c.guidance_mode,
-            refs: c.references,
-            pool: WriterPool::default(),
-            drafts: c.aggregate_drafts,
-            refine: c.refine,
-            screen: c.screen,
-        }
-    }
 }
 
 /// The options of a `cascade` strategy.
@@ -201,7 +153,9 @@ impl StrategySpec {
             }
             "local" => Ok(StrategySpec::Local),
             "server" => Ok(StrategySpec::Server),
-            "colm" => ColmSpec::parse_options(text, args).map(StrategySpec::Colm),
+            "colm" => ColmOptions::parse_options(args)
+                .map_err(|e| format!("`{text}`: {e}"))
+                .map(StrategySpec::Colm),
             "cascade" => CascadeSpec::parse_options(text, args).map(StrategySpec::Cascade),
             h if spec::NAMES.contains(&h) => HorizontalSpec::parse(text).map(Self::Horizontal),
             other => Err(format!(
@@ -252,67 +206,16 @@ impl From<StrategySpec> for String {
     }
 }
 
-impl ColmSpec {
-    /// Parses the `key=value,…` options of `colm` (`text` is the whole spec, for messages).
+impl ColmOptions {
+    /// Parses the `key=value,…` options of `colm` ([`crate::options::text`]) and checks them.
     ///
     /// # Errors
     /// A message naming the unknown key or bad value, a reference option given to a mode
     /// without references, or a refinement form the mode cannot use.
-    pub fn parse_options(text: &str, args: &str) -> Result<Self, String> {
-        let mut c = ColmSpec::default();
-        let mut reference_keys = Vec::new();
-        for (key, value) in spec::options(text, args)? {
-            match key {
-                "k" => c.k = spec::count(key, value)?,
-                "rounds" => c.rounds = u32::try_from(spec::count(key, value)?).unwrap_or(u32::MAX),
-                "top_k" => c.top_k = Some(spec::count(key, value)?),
-                "mode" => c.mode = GuidanceMode::parse(value, None)?,
-                "refs" => c.refs.k = spec::count(key, value)?,
-                "pool" => c.pool = WriterPool::parse(value)?,
-                "select" => c.refs.selector = Selector::parse(value)?,
-                "drafts" => c.drafts = on_off(key, value)?,
-                "refine" => c.refine = Some(RefineContext::parse(value)?),
-                "screen" => c.screen = DraftScreen::parse(value)?,
-                other => {
-                    return Err(format!(
-                        "unknown colm option `{other}` (k, rounds, top_k, mode, refs, pool, \
-                         select, drafts, refine, screen)"
-                    ))
-                }
-            }
-            if ["refs", "pool", "select", "drafts"].contains(&key) {
-                reference_keys.push(key);
-            }
-        }
-        c.mode.check_refine(c.refine_context())?;
-        if let Some(key) = reference_keys.first().filter(|_| !c.mode.uses_references()) {
-            return Err(format!(
-                "`{key}` applies to the reference modes, not to mode={}",
-                c.mode.name()
-            ));
-        }
-        Ok(c)
-    }
-
-    /// This spec with the given `key=value` options (the text form's keys; `None`: not given)
-    /// applied over it, later ones winning, and checked as the text form is: how flags such as
-    /// `colm ask --mode` override a `--strategy`.
-    ///
-    /// # Errors
-    /// As [`ColmSpec::parse_options`].
-    pub fn with_options(&self, extra: &[(&str, Option<String>)]) -> Result<Self, String> {
-        let name = self.name();
-        let mut args: Vec<String> = name
-            .strip_prefix("colm:")
-            .map(|a| vec![a.to_owned()])
-            .unwrap_or_default();
-        args.extend(
-            extra
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))),
-        );
-        let args = args.join(",");
-        Self::parse_options(&format!("colm:{args}"), &args)
+    pub fn parse_options(args: &str) -> Result<Self, String> {
+        let o: ColmOptions = text::parse("colm option", args)?;
+        o.check().map_err(|e| e.to_string())?;
+        Ok(o)
     }
 
     /// The server-side reference writers: `declared` when there are any; else, for one
@@ -323,90 +226,60 @@ impl ColmSpec {
         server: &Arc<dyn ChatModel>,
         declared: &[ReferenceWriter],
     ) -> Vec<ReferenceWriter> {
+        let refs = self.guidance().refs();
         if !declared.is_empty() {
             declared.to_vec()
-        } else if self.refs.k == 1 && self.pool == WriterPool::default() {
+        } else if refs == 1 && self.pool() == WriterPool::default() {
             Vec::new()
         } else {
-            self.pool.writers(server, self.refs.k)
+            self.pool().writers(server, refs)
         }
     }
 
-    /// Checks `k` against `clients` collaborators given one per model (see [`ColmSpec::k`]).
+    /// Checks `k` against `clients` collaborators given one per model (see
+    /// [`ColmOptions::k`]).
     ///
     /// # Errors
     /// A message naming both numbers when `k` is neither 1 nor `clients`.
     pub fn check_clients(&self, clients: usize) -> Result<(), String> {
-        if self.k == 1 || self.k == clients {
+        let k = self.k();
+        if k == 1 || k == clients {
             Ok(())
         } else {
             Err(format!(
-                "the strategy asks for k={} collaborators, but {clients} client model(s) are \
-                 given: give one per collaborator",
-                self.k
+                "the strategy asks for k={k} collaborators, but {clients} client model(s) are \
+                 given: give one per collaborator"
             ))
         }
     }
 
-    /// The refinement form that runs: `refine`, or the mode's default.
-    pub fn refine_context(&self) -> RefineContext {
-        self.refine.unwrap_or_else(|| self.mode.default_refine())
-    }
-
-    /// The canonical text form (`colm`, then the options that differ from the defaults in the
-    /// order k, rounds, top_k, mode, refs, pool, select, drafts, refine).
+    /// The canonical text form: `colm`, then the options that differ from the defaults in
+    /// field order ([`ColmOptions::canonical`]).
     pub fn name(&self) -> String {
-        let d = ColmSpec::default();
-        let mut opts = Vec::new();
-        if self.k != d.k {
-            opts.push(format!("k={}", self.k));
-        }
-        if self.rounds != d.rounds {
-            opts.push(format!("rounds={}", self.rounds));
-        }
-        if let Some(t) = self.top_k {
-            opts.push(format!("top_k={t}"));
-        }
-        if self.mode != d.mode {
-            opts.push(format!("mode={}", self.mode.name()));
-        }
-        if self.refs.k != d.refs.k {
-            opts.push(format!("refs={}", self.refs.k));
-        }
-        if self.pool != d.pool {
-            opts.push(format!("pool={}", self.pool.name()));
-        }
-        if self.refs.selector != d.refs.selector {
-            opts.push(format!("select={}", self.refs.selector.name()));
-        }
-        if self.drafts {
-            opts.push("drafts=on".into());
-        }
-        if let Some(r) = self.refine.filter(|r| *r != self.mode.default_refine()) {
-            opts.push(format!("refine={}", r.name()));
-        }
-        if self.screen != d.screen {
-            opts.push(format!("screen={}", self.screen.name()));
-        }
+        let opts = text::format(&self.canonical());
         if opts.is_empty() {
             "colm".into()
         } else {
-            format!("colm:{}", opts.join(","))
+            format!("colm:{opts}")
         }
     }
 
-    /// The collaboration settings of this spec over `base` (its sampling): rounds, top-k,
-    /// mode, references, drafts and the refinement form (resolved, so a record names the form
-    /// that ran).
+    /// The collaboration settings of these options over `base` (its sampling): rounds, top-k,
+    /// mode, references, drafts, screen and the refinement form (resolved, so a record names
+    /// the form that ran).
     pub fn config(&self, base: ColmConfig) -> ColmConfig {
+        let g = self.guidance();
         ColmConfig {
-            rounds: self.rounds,
+            rounds: self.round.rounds(),
             top_k: self.top_k,
-            guidance_mode: self.mode,
-            references: self.refs,
-            aggregate_drafts: self.drafts,
-            refine: Some(self.refine_context()),
-            screen: self.screen,
+            guidance_mode: g.mode(),
+            references: ReferenceConfig {
+                k: g.refs(),
+                selector: g.selector(),
+            },
+            aggregate_drafts: g.aggregate_drafts(),
+            refine: Some(self.round.refine()),
+            screen: g.screen(),
             ..base
         }
     }
@@ -506,7 +379,9 @@ impl CascadeSpec {
 
 /// The server-side reference writers of a `colm` strategy when none are declared, all on the
 /// server model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
 pub enum WriterPool {
     /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
     /// request), the others at the agents' temperature ([`spec::AGENT_TEMPERATURE`]) with seeds
@@ -517,22 +392,9 @@ pub enum WriterPool {
     Roles,
 }
 
+impl Named for WriterPool {}
+
 impl WriterPool {
-    fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "seeds" => Ok(WriterPool::Seeds),
-            "roles" => Ok(WriterPool::Roles),
-            other => Err(format!("unknown pool `{other}` (seeds, roles)")),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            WriterPool::Seeds => "seeds",
-            WriterPool::Roles => "roles",
-        }
-    }
-
     /// The writers on `server` for `refs` references.
     pub fn writers(self, server: &Arc<dyn ChatModel>, refs: usize) -> Vec<ReferenceWriter> {
         match self {
@@ -555,17 +417,11 @@ impl WriterPool {
     }
 }
 
-fn on_off(key: &str, value: &str) -> Result<bool, String> {
-    match value {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        other => Err(format!("`{key}` is on or off, got `{other}`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guidance::GuidanceMode;
+    use crate::prompts::RefineContext;
 
     fn name(text: &str) -> String {
         StrategySpec::parse(text).unwrap().name()
@@ -581,12 +437,12 @@ mod tests {
         );
         assert_eq!(
             name("colm:drafts=on,select=model,pool=roles,refs=3,rounds=2"),
-            "colm:rounds=2,refs=3,pool=roles,select=model,drafts=on"
+            "colm:rounds=2,refs=3,selector=model,aggregate_drafts=true,pool=roles"
         );
         assert_eq!(name("colm:mode=critique,k=1"), "colm:mode=critique");
         assert_eq!(
             name("colm:mode=vote,top_k=2,k=3,rounds=2"),
-            "colm:k=3,rounds=2,top_k=2,mode=vote"
+            "colm:k=3,rounds=2,mode=vote,top_k=2"
         );
         assert_eq!(
             name("colm:mode=reference-critique"),
@@ -662,50 +518,50 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("loud"));
     }
 
+    fn colm(text: &str) -> ColmOptions {
+        match StrategySpec::parse(text).unwrap() {
+            StrategySpec::Colm(c) => c,
+            other => panic!("not colm: {other}"),
+        }
+    }
+
     #[test]
     fn a_colm_spec_resolves_its_refinement_form_in_the_config() {
-        let StrategySpec::Colm(c) = StrategySpec::parse("colm:mode=critique,rounds=2").unwrap()
-        else {
-            panic!("not colm")
-        };
-        let config = c.config(ColmConfig::default());
+        let config = colm("colm:mode=critique,rounds=2").config(ColmConfig::default());
         assert_eq!(config.rounds, 2);
         assert_eq!(config.guidance_mode, GuidanceMode::Critique);
         assert_eq!(config.refine, Some(GuidanceMode::Critique.default_refine()));
+        // Plain colm resolves to the collaboration's defaults.
+        let plain = colm("colm").config(ColmConfig::default());
+        assert_eq!(
+            plain,
+            ColmConfig {
+                refine: Some(ColmConfig::default().refine_context()),
+                ..ColmConfig::default()
+            }
+        );
     }
 
     #[test]
     fn k_matches_the_clients_given_one_per_model() {
-        let three = ColmSpec::default()
-            .with_options(&[("k", Some("3".into()))])
-            .unwrap();
+        let three = colm("colm:k=3");
         assert!(three.check_clients(3).is_ok());
         let e = three.check_clients(2).unwrap_err();
         assert!(e.contains("k=3") && e.contains('2'), "{e}");
-        assert!(ColmSpec::default().check_clients(2).is_ok());
+        assert!(ColmOptions::default().check_clients(2).is_ok());
     }
 
     #[test]
     fn options_override_a_spec_and_are_checked_like_the_text_form() {
-        let StrategySpec::Colm(c) = StrategySpec::parse("colm:refs=3,rounds=2").unwrap() else {
-            panic!("not colm")
-        };
-        let o = c
-            .with_options(&[
-                ("rounds", Some("1".into())),
-                ("select", Some("model".into())),
-            ])
-            .unwrap();
-        assert_eq!(o.name(), "colm:refs=3,select=model");
-        assert!(c
-            .with_options(&[("mode", Some("synthesis".into()))])
-            .is_err());
+        let c = colm("colm:refs=3,rounds=2");
+        let o = colm("colm:rounds=1,selector=model").over(&c).unwrap();
+        assert_eq!(StrategySpec::Colm(o).name(), "colm:refs=3,selector=model");
+        assert!(colm("colm:mode=synthesis").over(&c).is_err());
         assert_eq!(
-            ColmSpec::default()
-                .with_options(&[("mode", Some("critique".into()))])
-                .unwrap()
-                .name(),
-            "colm:mode=critique"
+            colm("colm:mode=critique")
+                .over(&ColmOptions::default())
+                .map(|o| o.name()),
+            Ok("colm:mode=critique".to_owned())
         );
     }
 }

@@ -24,7 +24,7 @@ use colm_core::vertical::{RouterConfig, RouterRecord};
 use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
-pub use colm_core::strategy::{CascadeSpec, ColmSpec, StrategySpec, WriterPool};
+pub use colm_core::strategy::{CascadeSpec, ColmOptions, StrategySpec, WriterPool};
 
 /// What a record is an answer of: a strategy that ran, or an arm a report replays from the
 /// records of others. In the records and reports it is one string, the strategy's text form
@@ -227,7 +227,7 @@ impl Strategy {
             StrategySpec::Colm(_) | StrategySpec::Horizontal(_) | StrategySpec::Cascade(_) => {
                 // CoLM's K collaborators take the client models in turn.
                 let k = match spec {
-                    StrategySpec::Colm(c) => c.k,
+                    StrategySpec::Colm(c) => c.k(),
                     _ => clients.len(),
                 };
                 let collaborators: Vec<Collaborator> = (0..k)

@@ -42,9 +42,10 @@ use axum::Json;
 use colm_api::collab::{GuidanceRequest, GuidanceResponse, SentReference};
 pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
 use colm_api::openai::CompletionUsage;
-use colm_core::colm::references::{self, ReferenceConfig, References, Selector, SharedGuidance};
+use colm_core::colm::references::{self, ReferenceConfig, References, SharedGuidance};
 use colm_core::colm::{Step, StepOutcome};
 use colm_core::guidance::{guidance, DraftScreen, GuidanceMode};
+use colm_core::options::GuidanceOptions;
 use colm_core::{ChatModel, Query, SamplingParams, Usage};
 
 use crate::error::{ApiError, ErrorResponses};
@@ -92,16 +93,13 @@ async fn handle(
             Some("drafts"),
         ));
     }
-    let mut spec = GuidanceSpec::parse(
+    let spec = GuidanceSpec::new(
         &state,
         req.model,
-        req.mode.as_deref(),
-        req.auto_threshold,
+        &req.options,
         req.max_tokens,
         req.temperature,
     )?;
-    spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
-    spec.set_screen(req.screen.as_deref())?;
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let round = round_of(req.round)?;
     let body = produce(&state, &spec, &req.query, &drafts, round).await?;
@@ -132,34 +130,23 @@ pub struct GuidanceSpec {
 }
 
 impl GuidanceSpec {
-    /// Checks the request fields.
+    /// Checks the request fields: the guidance `options` ([`GuidanceOptions::check`]), the
+    /// model and the sampling.
     ///
     /// # Errors
-    /// 400 for an unknown mode or a model-needing mode without `model`; 404 for a model this
-    /// server does not host.
-    pub fn parse(
+    /// 400 naming the field for a wrong option or a model-needing mode without `model`; 404
+    /// for a model this server does not host.
+    pub fn new(
         state: &AppState,
         model: Option<String>,
-        mode: Option<&str>,
-        auto_threshold: Option<f64>,
+        options: &GuidanceOptions,
         max_tokens: Option<u32>,
         temperature: Option<f32>,
     ) -> Result<Self, ApiError> {
-        if let Some(t) = auto_threshold {
-            GuidanceMode::check_threshold(t)
-                .map_err(|e| ApiError::invalid(e, Some("auto_threshold")))?;
-        }
-        let mode = GuidanceMode::parse(mode.unwrap_or("reference"), auto_threshold)
-            .map_err(|e| ApiError::invalid(e, Some("mode")))?;
-        if auto_threshold.is_some() && !matches!(mode, GuidanceMode::Auto { .. }) {
-            return Err(ApiError::invalid(
-                format!(
-                    "`auto_threshold` applies to mode auto, not to {}",
-                    mode.name()
-                ),
-                Some("auto_threshold"),
-            ));
-        }
+        options
+            .check()
+            .map_err(|e| ApiError::invalid(e.message, Some(e.field)))?;
+        let mode = options.mode();
         // `auto` synthesises when the drafts disagree: it needs the model too.
         if model.is_none() && mode != GuidanceMode::Vote {
             return Err(ApiError::invalid(
@@ -184,80 +171,13 @@ impl GuidanceSpec {
             model,
             mode,
             params,
-            references: ReferenceConfig::default(),
-            aggregate_drafts: false,
-            screen: DraftScreen::All,
+            references: ReferenceConfig {
+                k: options.refs(),
+                selector: options.selector(),
+            },
+            aggregate_drafts: options.aggregate_drafts(),
+            screen: options.screen(),
         })
-    }
-
-    /// Sets the `screen` field of a request.
-    ///
-    /// # Errors
-    /// 400 naming it for an unknown screen, or for a mode that shows no pool of drafts to a
-    /// model (`vote` counts them; `reference-critique` reads one).
-    pub fn set_screen(&mut self, screen: Option<&str>) -> Result<(), ApiError> {
-        let Some(name) = screen else {
-            return Ok(());
-        };
-        self.screen = DraftScreen::parse(name).map_err(|e| ApiError::invalid(e, Some("screen")))?;
-        if matches!(
-            self.mode,
-            GuidanceMode::Vote | GuidanceMode::ReferenceCritique
-        ) {
-            return Err(ApiError::invalid(
-                format!(
-                    "`screen` applies where a model reads a pool of drafts, not to mode {}",
-                    self.mode.name()
-                ),
-                Some("screen"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Sets the reference fields of a request (`refs`, `selector`, `aggregate_drafts`).
-    ///
-    /// # Errors
-    /// 400 naming the field when it is out of range, unknown, or given to a mode without
-    /// references.
-    pub fn set_references(
-        &mut self,
-        refs: Option<usize>,
-        selector: Option<&str>,
-        aggregate_drafts: Option<bool>,
-    ) -> Result<(), ApiError> {
-        let given = [
-            ("refs", refs.is_some()),
-            ("selector", selector.is_some()),
-            ("aggregate_drafts", aggregate_drafts.is_some()),
-        ];
-        if !self.mode.uses_references() {
-            if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
-                return Err(ApiError::invalid(
-                    format!(
-                        "`{field}` applies to the reference modes, not to {}",
-                        self.mode.name()
-                    ),
-                    Some(field),
-                ));
-            }
-            return Ok(());
-        }
-        if let Some(k) = refs {
-            if k == 0 || k > MAX_REFS {
-                return Err(ApiError::invalid(
-                    format!("`refs` takes 1 to {MAX_REFS}, got {k}"),
-                    Some("refs"),
-                ));
-            }
-            self.references.k = k;
-        }
-        if let Some(s) = selector {
-            self.references.selector =
-                Selector::parse(s).map_err(|e| ApiError::invalid(e, Some("selector")))?;
-        }
-        self.aggregate_drafts = aggregate_drafts.unwrap_or(false);
-        Ok(())
     }
 }
 

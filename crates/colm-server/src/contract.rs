@@ -37,10 +37,17 @@
 //! tool parameters) the constrained decoder cannot compile, a named `tool_choice` that is not
 //! among `tools`, and with `--allow-image-urls` the server also takes `http(s)` image URLs.
 
+use colm_core::options::{Mode, Named};
 use serde_json::{json, Value};
 
 /// The modes that read drafts only (no references).
-const DRAFT_MODES: [&str; 4] = ["synthesis", "critique", "vote", "auto"];
+fn draft_modes() -> Vec<String> {
+    Mode::ALL
+        .iter()
+        .filter(|m| !m.uses_references())
+        .map(Named::name)
+        .collect()
+}
 
 /// What the hosted models take, by model id: the document's per-model rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +99,7 @@ pub fn document(caps: &Capabilities) -> Value {
     else {
         return doc;
     };
+    inline_flattened(schemas);
     // A non-blank character, and no NUL.
     let blank_free =
         json!({"type": "string", "minLength": 1, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"});
@@ -434,6 +442,52 @@ fn stream_events(doc: &mut Value) {
     }
 }
 
+/// The request types that flatten another (`#[serde(flatten)]`, which utoipa writes as
+/// `allOf` of a `$ref` and the type's own object) written as one object holding the properties
+/// and requirements of both, so that the document can close it (`additionalProperties: false`)
+/// and add its own rules.
+fn inline_flattened(schemas: &mut serde_json::Map<String, Value>) {
+    let names: Vec<String> = schemas.keys().cloned().collect();
+    for name in names {
+        let Some(parts) = schemas
+            .get(&name)
+            .and_then(|s| s.get("allOf"))
+            .and_then(Value::as_array)
+            .cloned()
+        else {
+            continue;
+        };
+        let mut properties = serde_json::Map::new();
+        let mut required: Vec<Value> = Vec::new();
+        for part in &parts {
+            let part = match part.get("$ref").and_then(Value::as_str) {
+                Some(r) => match r
+                    .strip_prefix("#/components/schemas/")
+                    .and_then(|n| schemas.get(n))
+                {
+                    Some(s) => s.clone(),
+                    None => continue,
+                },
+                None => part.clone(),
+            };
+            if let Some(p) = part.get("properties").and_then(Value::as_object) {
+                properties.extend(p.clone());
+            }
+            if let Some(r) = part.get("required").and_then(Value::as_array) {
+                required.extend(r.iter().cloned());
+            }
+        }
+        if let Some(s) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+            s.remove("allOf");
+            s.insert("type".into(), json!("object"));
+            s.insert("properties".into(), Value::Object(properties));
+            if !required.is_empty() {
+                s.insert("required".into(), Value::Array(required));
+            }
+        }
+    }
+}
+
 /// `additionalProperties: false` on `schema` if it is an object schema with properties, and on
 /// each such variant of its `oneOf`.
 fn closed(schema: &mut Value) {
@@ -501,7 +555,7 @@ fn merge(target: &mut Value, extra: &Value) {
 }
 
 /// `mode` present and one of `modes`.
-fn mode_in(modes: &[&str]) -> Value {
+fn mode_in<S: serde::Serialize>(modes: &[S]) -> Value {
     json!({"required": ["mode"], "properties": {"mode": {"enum": modes}}})
 }
 
@@ -518,7 +572,7 @@ fn common_rules() -> Vec<Value> {
         json!({"if": mode_in(&["vote", "reference-critique"]),
                "then": {"properties": {"screen": {"type": "null"}}}}),
         // Reference options apply to the reference modes only.
-        json!({"if": mode_in(&DRAFT_MODES),
+        json!({"if": mode_in(&draft_modes()),
                "then": {"properties": {
                    "refs": {"type": "null"},
                    "selector": {"type": "null"},
@@ -530,7 +584,7 @@ fn guidance_rules() -> Value {
     let mut rules = common_rules();
     let some_draft = json!({"required": ["drafts"], "properties": {"drafts": {"minItems": 1}}});
     // The modes that read drafts need one at least.
-    rules.push(json!({"if": mode_in(&DRAFT_MODES), "then": some_draft}));
+    rules.push(json!({"if": mode_in(&draft_modes()), "then": some_draft}));
     // reference-critique reviews exactly one.
     rules.push(json!({"if": mode_in(&["reference-critique"]),
         "then": {"required": ["drafts"], "properties": {"drafts": {"minItems": 1, "maxItems": 1}}}}));

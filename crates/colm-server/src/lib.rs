@@ -472,7 +472,7 @@ mod tests {
     /// literals, so the constants are checked here).
     #[test]
     fn documented_limits_are_the_enforced_ones() {
-        let doc = serde_json::to_value(openapi()).unwrap();
+        let doc = contract::document(&contract::Capabilities::default());
         let schema = |name: &str, field: &str| {
             doc["components"]["schemas"][name]["properties"][field].clone()
         };
@@ -521,7 +521,10 @@ mod tests {
             model: Some("qwen".into()),
             query: "What is 2 + 2?".into(),
             drafts: vec!["4".into()],
-            mode: Some("synthesis".into()),
+            options: colm_core::options::GuidanceOptions {
+                mode: Some(colm_core::options::Mode::Synthesis),
+                ..Default::default()
+            },
             ..GuidanceRequest::default()
         };
         let session = CreateSession {

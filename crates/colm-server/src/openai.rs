@@ -462,17 +462,44 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         ));
     }
     integral_floats_as_integers(&mut value);
+    let fields = value.clone();
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." {
-            invalid(inner)
+            // A flattened part (the guidance options) reports its errors at the root: name the
+            // top-level field whose value the message quotes.
+            match field_quoted(&fields, &inner.to_string()) {
+                Some(field) => ApiError::invalid(
+                    format!("invalid request body: `{field}`: {inner}"),
+                    Some(&field),
+                ),
+                None => invalid(inner),
+            }
         } else {
             ApiError::invalid(
                 format!("invalid request body: `{path}`: {inner}"),
                 Some(path.split(['.', '[']).next().unwrap_or_default()),
             )
         }
+    })
+}
+
+/// The top-level field of `body` whose value `message` quotes (`unknown variant `shout``,
+/// `invalid type: string "x"`).
+fn field_quoted(body: &serde_json::Value, message: &str) -> Option<String> {
+    let quoted = |open: char, close: char| {
+        let start = message.find(open)? + open.len_utf8();
+        let end = start + message[start..].find(close)?;
+        Some(message[start..end].to_owned())
+    };
+    let token = quoted('`', '`').or_else(|| quoted('"', '"'))?;
+    body.as_object()?.iter().find_map(|(k, v)| {
+        let shown = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        (shown == token).then(|| k.clone())
     })
 }
 

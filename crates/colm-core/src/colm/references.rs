@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{select, Selection};
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
+use crate::options::Named;
 use crate::prompts::{self, CandidateProfile, Specialisation};
 use crate::query::Query;
 use crate::step::{call, no_call_step, Step, StepKind, StepObserver, StepOutcome};
@@ -184,6 +185,8 @@ pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), String> {
 }
 
 /// How the top-k reference writers are chosen.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Selector {
@@ -195,27 +198,7 @@ pub enum Selector {
     Model,
 }
 
-impl Selector {
-    /// `keywords` or `model`.
-    ///
-    /// # Errors
-    /// A message naming both for anything else.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "keywords" => Ok(Selector::Keywords),
-            "model" => Ok(Selector::Model),
-            other => Err(format!("unknown selector `{other}` (keywords, model)")),
-        }
-    }
-
-    /// The selector's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Selector::Keywords => "keywords",
-            Selector::Model => "model",
-        }
-    }
-}
+impl crate::options::Named for Selector {}
 
 /// How many references, chosen how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,7 +342,7 @@ pub async fn write_references(
                     step: no_call_step(
                         StepKind::Selection,
                         0,
-                        Selector::Keywords.name(),
+                        &Selector::Keywords.name(),
                         Ok(ids.join(", ")),
                         observer,
                     ),

@@ -56,6 +56,7 @@ use crate::state::{now_ms, RedisState, StateError};
 use crate::store::normalise_query;
 use crate::AppState;
 use colm_api::openai::ErrorBody;
+use colm_core::options::Named;
 use store::{Joined, Meta, SessionStore, Snapshot, Stored};
 
 /// Default `k`: drafts that trigger aggregation.
@@ -288,16 +289,13 @@ fn aggregate(state: AppState, trigger: Trigger, snap: Snapshot) {
 
 /// The guidance spec of a session's creating request (every replica builds the same).
 fn spec_of(state: &AppState, req: &CreateSession) -> Result<GuidanceSpec, ApiError> {
-    let mut spec = GuidanceSpec::parse(
+    let spec = GuidanceSpec::new(
         state,
         req.model.clone(),
-        req.mode.as_deref(),
-        req.auto_threshold,
+        &req.options,
         req.max_tokens,
         req.temperature,
     )?;
-    spec.set_references(req.refs, req.selector.as_deref(), req.aggregate_drafts)?;
-    spec.set_screen(req.screen.as_deref())?;
     if spec.mode == colm_core::guidance::GuidanceMode::ReferenceCritique {
         return Err(ApiError::invalid(
             "reference-critique reviews one client's draft: ask /v1/colm/guidance for it",

@@ -1,0 +1,671 @@
+//! The options of a collaboration, defined once.
+//!
+//! Three nested types, each a plain struct of `Option`s (`None`: not given, the default applies):
+//! - [`GuidanceOptions`]: what a client asks of a server about how its guidance is made (mode,
+//!   references, selector, draft aggregation, screening). The body of `POST /v1/colm/guidance`
+//!   and of a session flattens it;
+//! - [`RoundOptions`]: the client's side of a collaboration (rounds, refinement form) around
+//!   its guidance options — what `colm client` and the device runtime run;
+//! - [`ColmOptions`]: a whole CoLM strategy (collaborators, top-k selection, the writer pool)
+//!   around its round options — the `colm[:…]` text form, `colm ask`, `colm serve`, `colm eval`.
+//!
+//! Every surface reads these types: serde gives the JSON of the API bodies and the TOML file,
+//! the `openapi` feature their JSON Schema (utoipa), the `cli` feature their command-line
+//! flags (clap `Args`, the doc comments being the help), and [`text`] the text form
+//! `key=value,…` (through serde, so the keys are the JSON field names). A new option is one
+//! field here (with its default in `defaults()` and its check in `check()`) and appears on every
+//! surface. Defaults are written once, in the `defaults()` of each type.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::colm::references::Selector;
+use crate::guidance::{DraftScreen, GuidanceMode};
+use crate::prompts::RefineContext;
+use crate::strategy::WriterPool;
+
+/// Most references per query.
+pub const MAX_REFS: usize = 8;
+
+/// A value of an option that is one of a few names (a mode, a selector, …): its name is its
+/// serde form, so the text form, the CLI, the API and the records spell it alike.
+pub trait Named: Serialize + DeserializeOwned + Sized {
+    /// The name (`reference-critique`, `keywords`, …).
+    fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(other) => other.to_string(),
+            Err(e) => format!("<{e}>"),
+        }
+    }
+
+    /// The value named `name`.
+    ///
+    /// # Errors
+    /// serde's message, which names the accepted values.
+    fn parse(name: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| {
+            e.to_string()
+                .replace("unknown variant", "unknown value")
+                .replace(" at line 1 column 0", "")
+        })
+    }
+}
+
+/// A guidance mode by name: how the server makes guidance (the runtime mode, with `auto`'s
+/// threshold, is [`GuidanceMode`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The paper's data flow (default): the server's own references, synthesised (one
+    /// reference is its own guidance); the drafts are not read.
+    #[default]
+    Reference,
+    /// As `reference`, then the server reviews each client's draft against it.
+    ReferenceCritique,
+    /// The server model synthesises the clients' drafts.
+    Synthesis,
+    /// The server model says what is wrong in the drafts.
+    Critique,
+    /// No model call: the majority of the answers extracted from the drafts.
+    Vote,
+    /// `vote` when the drafts agree at `auto_threshold`, else `synthesis`.
+    Auto,
+}
+
+impl Named for Mode {}
+
+impl Mode {
+    /// Every mode, in the order of the docs.
+    pub const ALL: [Mode; 6] = [
+        Mode::Reference,
+        Mode::ReferenceCritique,
+        Mode::Synthesis,
+        Mode::Critique,
+        Mode::Vote,
+        Mode::Auto,
+    ];
+
+    /// The runtime mode; `auto` takes `threshold` (default [`GuidanceMode::AUTO_THRESHOLD`]).
+    pub fn with_threshold(self, threshold: Option<f64>) -> GuidanceMode {
+        match self {
+            Mode::Reference => GuidanceMode::Reference,
+            Mode::ReferenceCritique => GuidanceMode::ReferenceCritique,
+            Mode::Synthesis => GuidanceMode::Synthesis,
+            Mode::Critique => GuidanceMode::Critique,
+            Mode::Vote => GuidanceMode::Vote,
+            Mode::Auto => GuidanceMode::Auto {
+                threshold: threshold.unwrap_or(GuidanceMode::AUTO_THRESHOLD),
+            },
+        }
+    }
+
+    /// Whether the mode aggregates the server's references.
+    pub fn uses_references(self) -> bool {
+        self.with_threshold(None).uses_references()
+    }
+}
+
+/// An option that is wrong, or wrong with another: the field it names (as in the JSON body, the
+/// text form and, with `-` for `_`, the flag) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct OptionError {
+    /// The option at fault (`refs`, `mode`, …).
+    pub field: &'static str,
+    /// What is wrong, naming the value and what is accepted.
+    pub message: String,
+}
+
+impl OptionError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// How the server makes guidance: the options a client sends with its query (module docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
+pub struct GuidanceOptions {
+    /// How the server makes guidance (default `reference`): `reference` (the paper's data
+    /// flow: the server's own references, written while the clients draft, synthesised; one
+    /// reference is its own guidance), `reference-critique` (then the server reviews each draft
+    /// against it), `synthesis` (the drafts only), `critique`, `vote` (no server call: majority
+    /// of the drafts' answers) or `auto` (vote when the drafts agree, else synthesis).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub mode: Option<Mode>,
+    /// Agreement threshold of `auto`, in (0, 1] (default 0.6).
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1))]
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub auto_threshold: Option<f64>,
+    /// Reference modes: references per query, top-k among the server's writers, 1 to 8
+    /// (default 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8))]
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub refs: Option<usize>,
+    /// Reference modes: how the writers are chosen when there are more than `refs`:
+    /// `keywords` (default; no model call) or `model` (the server model reads their
+    /// descriptions).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub selector: Option<Selector>,
+    /// Reference modes: aggregate the clients' drafts with the references in round 1 too (the
+    /// guidance then reads client text and is private; default false).
+    #[serde(deserialize_with = "switch")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")
+    )]
+    pub aggregate_drafts: Option<bool>,
+    /// Which drafts the server model reads when it aggregates them: `all` (default) or
+    /// `agreeing` (only drafts whose final answer another draft also gives; when no two agree,
+    /// all). Not for `vote` and `reference-critique`.
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub screen: Option<DraftScreen>,
+}
+
+/// An `Option<bool>` written as a JSON boolean or, in the text form, `on`/`off`,
+/// `true`/`false`, `1`/`0`.
+fn switch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Number(u64),
+        Text(String),
+    }
+    Ok(match Option::<Raw>::deserialize(d)? {
+        None => None,
+        Some(Raw::Bool(b)) => Some(b),
+        Some(Raw::Number(0)) => Some(false),
+        Some(Raw::Number(1)) => Some(true),
+        Some(Raw::Text(t)) if ["on", "true", "1"].contains(&t.as_str()) => Some(true),
+        Some(Raw::Text(t)) if ["off", "false", "0"].contains(&t.as_str()) => Some(false),
+        Some(_) => {
+            return Err(serde::de::Error::custom(
+                "expected a boolean (true or false; on or off in the text form)",
+            ))
+        }
+    })
+}
+
+impl GuidanceOptions {
+    /// Every option at its default.
+    pub fn defaults() -> Self {
+        Self {
+            mode: Some(Mode::Reference),
+            auto_threshold: Some(GuidanceMode::AUTO_THRESHOLD),
+            refs: Some(1),
+            selector: Some(Selector::Keywords),
+            aggregate_drafts: Some(false),
+            screen: Some(DraftScreen::All),
+        }
+    }
+
+    /// The mode (default `reference`), with `auto`'s threshold.
+    pub fn mode(&self) -> GuidanceMode {
+        self.mode
+            .unwrap_or_default()
+            .with_threshold(self.auto_threshold)
+    }
+
+    /// References per query (default 1).
+    pub fn refs(&self) -> usize {
+        self.refs.unwrap_or(1)
+    }
+
+    /// How the writers are chosen (default `keywords`).
+    pub fn selector(&self) -> Selector {
+        self.selector.unwrap_or_default()
+    }
+
+    /// Whether the drafts are aggregated with the references in round 1 (default no).
+    pub fn aggregate_drafts(&self) -> bool {
+        self.aggregate_drafts.unwrap_or(false)
+    }
+
+    /// Which drafts the server model reads (default all).
+    pub fn screen(&self) -> DraftScreen {
+        self.screen.unwrap_or_default()
+    }
+
+    /// Checks the options alone and together.
+    ///
+    /// # Errors
+    /// The first wrong option: a value out of range, `auto_threshold` without mode `auto`, a
+    /// reference option with a mode that writes no references, a screen where no model reads
+    /// a pool of drafts.
+    pub fn check(&self) -> Result<(), OptionError> {
+        let mode = self.mode.unwrap_or_default();
+        if let Some(t) = self.auto_threshold {
+            GuidanceMode::check_threshold(t).map_err(|m| OptionError::new("auto_threshold", m))?;
+            if mode != Mode::Auto {
+                return Err(OptionError::new(
+                    "auto_threshold",
+                    format!(
+                        "`auto_threshold` applies to mode auto, not to {}",
+                        mode.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(k) = self.refs {
+            if k == 0 || k > MAX_REFS {
+                return Err(OptionError::new(
+                    "refs",
+                    format!("`refs` takes 1 to {MAX_REFS}, got {k}"),
+                ));
+            }
+        }
+        if !mode.uses_references() {
+            let given = [
+                ("refs", self.refs.is_some()),
+                ("selector", self.selector.is_some()),
+                ("aggregate_drafts", self.aggregate_drafts.is_some()),
+            ];
+            if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(OptionError::new(
+                    field,
+                    format!(
+                        "`{field}` applies to the reference modes, not to {}",
+                        mode.name()
+                    ),
+                ));
+            }
+        }
+        if self.screen.is_some() && matches!(mode, Mode::Vote | Mode::ReferenceCritique) {
+            return Err(OptionError::new(
+                "screen",
+                format!(
+                    "`screen` applies where a model reads a pool of drafts, not to mode {}",
+                    mode.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The client's side of a collaboration around its guidance options (module docs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
+pub struct RoundOptions {
+    /// Draft → guidance → refinement rounds, at least 1 (default 1): in round r ≥ 2 the
+    /// server aggregates the clients' round r − 1 refinements.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub rounds: Option<u32>,
+    /// How the server makes guidance.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub guidance: GuidanceOptions,
+    /// What the client's refinement prompt shows besides the guidance: `draft` (its own
+    /// previous answer, as its previous turn) or `guidance` (only the guidance, in the system
+    /// prompt, as the CoLM reference code; not with the critique modes); default: the mode's.
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub refine: Option<RefineContext>,
+}
+
+impl RoundOptions {
+    /// Every option at its default (the refinement form's is the mode's).
+    pub fn defaults() -> Self {
+        Self {
+            rounds: Some(1),
+            guidance: GuidanceOptions::defaults(),
+            refine: None,
+        }
+    }
+
+    /// Rounds (default 1).
+    pub fn rounds(&self) -> u32 {
+        self.rounds.unwrap_or(1)
+    }
+
+    /// The refinement form that runs: `refine`, or the mode's default.
+    pub fn refine(&self) -> RefineContext {
+        self.refine
+            .unwrap_or_else(|| self.guidance.mode().default_refine())
+    }
+
+    /// Checks the options alone and together ([`GuidanceOptions::check`] too).
+    ///
+    /// # Errors
+    /// The first wrong option: zero rounds, a refinement form that hides the draft a
+    /// critique comments on, or a wrong guidance option.
+    pub fn check(&self) -> Result<(), OptionError> {
+        self.guidance.check()?;
+        if self.rounds == Some(0) {
+            return Err(OptionError::new("rounds", "`rounds` must be at least 1"));
+        }
+        self.guidance
+            .mode()
+            .check_refine(self.refine())
+            .map_err(|m| OptionError::new("refine", m))
+    }
+}
+
+/// A whole CoLM strategy around its round options (module docs); the `colm[:…]` text form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
+pub struct ColmOptions {
+    /// Client collaborators K ≥ 1 (default 1): in `colm eval`, K collaborators on the
+    /// `--client` models in turn; where each collaborator is a model of its own (`colm ask
+    /// --client`, `colm serve --colm-client`), one per model, and K is left at 1 or equals their
+    /// number.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub k: Option<usize>,
+    /// The client's side of each round.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub round: RoundOptions,
+    /// Let the server pick this many of the client collaborators first (default: all take
+    /// part).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub top_k: Option<usize>,
+    /// Reference modes: the server-side writers when none are declared (`--writer`): `seeds`
+    /// (default; writer 1 greedy, writers 2.. sampled at temperature 0.7 with seeds 1, 2, …) or
+    /// `roles` (the four specialisations — math, code, conversation, creative — the top `refs`
+    /// chosen by the selector).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub pool: Option<WriterPool>,
+}
+
+impl ColmOptions {
+    /// Every option at its default (top-k selection is off).
+    pub fn defaults() -> Self {
+        Self {
+            k: Some(1),
+            round: RoundOptions::defaults(),
+            top_k: None,
+            pool: Some(WriterPool::Seeds),
+        }
+    }
+
+    /// Collaborators (default 1).
+    pub fn k(&self) -> usize {
+        self.k.unwrap_or(1)
+    }
+
+    /// The guidance options.
+    pub fn guidance(&self) -> &GuidanceOptions {
+        &self.round.guidance
+    }
+
+    /// The writer pool (default `seeds`).
+    pub fn pool(&self) -> WriterPool {
+        self.pool.unwrap_or_default()
+    }
+
+    /// Checks the options alone and together ([`RoundOptions::check`] too).
+    ///
+    /// # Errors
+    /// The first wrong option.
+    pub fn check(&self) -> Result<(), OptionError> {
+        if self.k == Some(0) {
+            return Err(OptionError::new("k", "`k` must be at least 1"));
+        }
+        if self.top_k == Some(0) {
+            return Err(OptionError::new("top_k", "`top_k` must be at least 1"));
+        }
+        self.round.check()?;
+        let mode = self.guidance().mode.unwrap_or_default();
+        if self.pool.is_some() && !mode.uses_references() {
+            return Err(OptionError::new(
+                "pool",
+                format!(
+                    "`pool` applies to the reference modes, not to {}",
+                    mode.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `over` with the options given here winning (how flags override a `--strategy`).
+    ///
+    /// # Errors
+    /// The result's [`ColmOptions::check`].
+    pub fn over(&self, base: &Self) -> Result<Self, OptionError> {
+        let merged = text::overlay(base, self)
+            .map_err(|e| OptionError::new("options", format!("cannot merge options: {e}")))?;
+        merged.check()?;
+        Ok(merged)
+    }
+
+    /// The canonical form: options equal to their default left out (the refinement form when
+    /// it is the mode's).
+    pub fn canonical(&self) -> Self {
+        let mut c =
+            text::without_defaults(self, &Self::defaults()).unwrap_or_else(|_| self.clone());
+        if c.round.refine.is_some()
+            && self.round.refine() == self.guidance().mode().default_refine()
+        {
+            c.round.refine = None;
+        }
+        c
+    }
+
+    /// Whether any option is given.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The text form of options: `key=value,…`, the keys being the JSON field names; through serde,
+/// so it accepts exactly what the JSON form does.
+pub mod text {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+    use serde_json::{Map, Value};
+
+    /// Keys of the text form read under their current name: `select` (now `selector`) and
+    /// `drafts` (now `aggregate_drafts`), as strategy names of earlier records spell them.
+    pub const RENAMED: [(&str, &str); 2] = [("select", "selector"), ("drafts", "aggregate_drafts")];
+
+    /// Parses `args` (`key=value,…`; a later key wins) into options; `what` names them in
+    /// messages (`colm option`).
+    ///
+    /// # Errors
+    /// A pair that is not `key=value`, an unknown key (the message lists the known ones, those
+    /// of `T::default()`), or a value the key does not take.
+    pub fn parse<T: Serialize + DeserializeOwned + Default>(
+        what: &str,
+        args: &str,
+    ) -> Result<T, String> {
+        let known = keys::<T>();
+        let mut map = Map::new();
+        for kv in args.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("`{kv}` is not key=value"))?;
+            let k = RENAMED
+                .iter()
+                .find(|(old, _)| *old == k)
+                .map_or(k, |(_, new)| *new);
+            if !known.iter().any(|n| n == k) {
+                return Err(format!("unknown {what} `{k}` ({})", known.join(", ")));
+            }
+            let value = match serde_json::from_str::<Value>(v) {
+                Ok(n @ (Value::Number(_) | Value::Bool(_))) => n,
+                _ => Value::String(v.to_owned()),
+            };
+            map.insert(k.to_owned(), value);
+        }
+        serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
+            // Name the key at fault: the first that fails alone.
+            let culprit = map.iter().find_map(|(k, v)| {
+                let alone = Map::from_iter([(k.clone(), v.clone())]);
+                serde_json::from_value::<T>(Value::Object(alone))
+                    .err()
+                    .map(|e| (k.clone(), e))
+            });
+            let (key, e) = culprit.map_or((None, e), |(k, e)| (Some(k), e));
+            let message = e.to_string().replace("unknown variant", "unknown value");
+            match key {
+                Some(k) => format!("{what} `{k}`: {message}"),
+                None => format!("{what}s: {message}"),
+            }
+        })
+    }
+
+    /// The known keys of `T`, in order: the fields of its serde form.
+    pub fn keys<T: Serialize + Default>() -> Vec<String> {
+        match serde_json::to_value(T::default()) {
+            Ok(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The text form of `options`: its given keys in field order (`refs=3,selector=model`).
+    pub fn format<T: Serialize>(options: &T) -> String {
+        let Ok(Value::Object(map)) = serde_json::to_value(options) else {
+            return String::new();
+        };
+        map.iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `top` over `base`: every key given in `top` replaces `base`'s.
+    pub(crate) fn overlay<T: Serialize + DeserializeOwned>(
+        base: &T,
+        top: &T,
+    ) -> Result<T, serde_json::Error> {
+        let mut merged = object(base)?;
+        for (k, v) in object(top)? {
+            if !v.is_null() {
+                merged.insert(k, v);
+            }
+        }
+        serde_json::from_value(Value::Object(merged))
+    }
+
+    /// `options` with every key equal to its value in `defaults` left out.
+    pub(crate) fn without_defaults<T: Serialize + DeserializeOwned>(
+        options: &T,
+        defaults: &T,
+    ) -> Result<T, serde_json::Error> {
+        let d = object(defaults)?;
+        let mut map = object(options)?;
+        for (k, v) in &mut map {
+            if d.get(k) == Some(v) {
+                *v = Value::Null;
+            }
+        }
+        serde_json::from_value(Value::Object(map))
+    }
+
+    fn object<T: Serialize>(v: &T) -> Result<Map<String, Value>, serde_json::Error> {
+        match serde_json::to_value(v)? {
+            Value::Object(m) => Ok(m),
+            _ => Ok(Map::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn colm(args: &str) -> Result<ColmOptions, String> {
+        let o: ColmOptions = text::parse("colm option", args)?;
+        o.check().map_err(|e| e.to_string())?;
+        Ok(o)
+    }
+
+    #[test]
+    fn the_text_form_goes_through_serde_and_keeps_the_old_spellings() {
+        let o = colm("refs=3,select=model,drafts=on,rounds=2").unwrap();
+        assert_eq!(o.guidance().refs, Some(3));
+        assert_eq!(o.guidance().selector, Some(Selector::Model));
+        assert_eq!(o.guidance().aggregate_drafts, Some(true));
+        assert_eq!(o.round.rounds, Some(2));
+        assert_eq!(
+            text::format(&o.canonical()),
+            "rounds=2,refs=3,selector=model,aggregate_drafts=true"
+        );
+        let e = colm("x=1").unwrap_err();
+        assert!(
+            e.contains("`x`") && e.contains("refs") && e.contains("top_k"),
+            "{e}"
+        );
+        let e = colm("mode=loud").unwrap_err();
+        assert!(
+            e.contains("loud") && e.contains("reference-critique"),
+            "{e}"
+        );
+        assert!(colm("drafts=maybe").is_err());
+        assert!(colm("refs=0").is_err());
+        assert!(colm("refs=9").is_err());
+        assert!(colm("mode=synthesis,refs=3").is_err());
+        assert!(colm("mode=vote,screen=agreeing").is_err());
+        assert!(colm("mode=critique,refine=guidance").is_err());
+        assert!(colm("auto_threshold=0.5").is_err());
+        assert!(colm("mode=auto,auto_threshold=0.5").is_ok());
+        assert!(colm("k").is_err());
+    }
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for m in Mode::ALL {
+            assert_eq!(Mode::parse(&m.name()), Ok(m));
+            assert_eq!(m.with_threshold(None).name(), m.name());
+        }
+        assert_eq!(Mode::ReferenceCritique.name(), "reference-critique");
+        let e = Mode::parse("loud").unwrap_err();
+        assert!(e.contains("loud") && e.contains("vote"), "{e}");
+    }
+
+    #[test]
+    fn flags_over_a_strategy_win_and_defaults_drop_out_of_the_canonical_form() {
+        let base = colm("refs=3,rounds=2").unwrap();
+        let top = colm("rounds=1,selector=model").unwrap();
+        let o = top.over(&base).unwrap();
+        assert_eq!(text::format(&o.canonical()), "refs=3,selector=model");
+        let synth = ColmOptions {
+            round: RoundOptions {
+                guidance: GuidanceOptions {
+                    mode: Some(Mode::Synthesis),
+                    ..GuidanceOptions::default()
+                },
+                ..RoundOptions::default()
+            },
+            ..ColmOptions::default()
+        };
+        assert!(synth.over(&base).is_err(), "refs with synthesis");
+        assert_eq!(
+            text::format(
+                &colm("mode=reference,refs=1,pool=seeds")
+                    .unwrap()
+                    .canonical()
+            ),
+            ""
+        );
+        assert_eq!(
+            text::format(&colm("mode=synthesis,refine=draft").unwrap().canonical()),
+            "mode=synthesis"
+        );
+    }
+
+    #[test]
+    fn the_json_form_is_the_api_form() {
+        let g: GuidanceOptions =
+            serde_json::from_str(r#"{"mode":"auto","auto_threshold":0.75,"screen":"agreeing"}"#)
+                .unwrap();
+        assert_eq!(g.mode(), GuidanceMode::Auto { threshold: 0.75 });
+        assert_eq!(g.screen(), DraftScreen::Agreeing);
+        assert!(serde_json::from_str::<GuidanceOptions>(r#"{"aggregate_drafts":"yes"}"#).is_err());
+    }
+}
