@@ -26,20 +26,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
-use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use crate::guidance::{DraftScreen, GuidanceMode, GuidancePlan};
-use crate::model::{ChatModel, ModelError, SamplingParams};
-use crate::prompts::{self, GuidanceSource, RefineContext};
+use crate::guidance::{DraftScreen, GuidanceMode};
+use crate::model::{ChatModel, ModelError, SamplingParams, WireStats};
+use crate::prompts::{self, RefineContext};
 use crate::query::Query;
 use crate::round;
 
+pub mod guide;
 pub mod references;
 mod virtual_model;
-pub(crate) use crate::step::{call, no_call_step, totals_of};
+pub(crate) use crate::step::{call, totals_of};
 pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome, Watch};
 use references::{ReferenceConfig, ReferenceStore, ReferenceWriter, References};
 pub use virtual_model::ColmModel;
@@ -224,6 +223,9 @@ pub struct ColmRecord {
     pub rounds: Vec<RoundRecord>,
     /// Each surviving collaborator's final answer, in collaborator order.
     pub final_answers: Vec<FinalAnswer>,
+    /// Bytes the guidance moved over the network, when it did (a remote guide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireStats>,
     /// Wall time of the whole collaboration, ms.
     pub wall_ms: f64,
 }
@@ -356,35 +358,11 @@ fn short(text: &str) -> String {
 }
 
 /// The answers at `shown` (indexes into `answers`), in order: what a screened aggregation read.
-fn pick(answers: &[Contribution], shown: &[usize]) -> Vec<Contribution> {
+pub(crate) fn pick(answers: &[Contribution], shown: &[usize]) -> Vec<Contribution> {
     shown
         .iter()
         .filter_map(|&i| answers.get(i).cloned())
         .collect()
-}
-
-/// The guidance step of a vote (no model call; model `vote`), or the reason none could be made.
-fn vote_step(
-    round: u32,
-    plan: Result<GuidancePlan, ModelError>,
-    observer: Option<StepObserver<'_>>,
-) -> Step {
-    let text = match plan {
-        Ok(GuidancePlan::Vote { tally, drafts }) => {
-            Ok(GuidancePlan::vote_guidance(tally, drafts).text)
-        }
-        Ok(GuidancePlan::Call { .. }) => Err(ModelError::InvalidRequest(
-            "a server call was planned, not a vote".into(),
-        )),
-        Err(error) => Err(error),
-    };
-    no_call_step(
-        StepKind::Guidance,
-        round,
-        GuidanceMode::Vote.name(),
-        text,
-        observer,
-    )
 }
 
 /// Top-k selection by `server` among `profiles` ([`prompts::selection`]); an unusable answer or
@@ -429,13 +407,6 @@ pub(crate) async fn select(
     }
 }
 
-/// A collaborator still taking part, with its latest good answer.
-struct Active<'c> {
-    who: &'c Collaborator,
-    text: String,
-    from: StepKind,
-    round: u32,
-}
 
 /// The server side of a collaboration: the model that selects and aggregates, and the pool of
 /// server-side collaborators that write references (empty: the aggregator itself, as one
@@ -490,287 +461,19 @@ pub async fn run_with(
     config: &ColmConfig,
     watch: Watch<'_>,
 ) -> Result<ColmRecord, ColmError> {
-    validate(collaborators, config)?;
-    // The query as the server's prompts quote it (computed once: it hashes any images).
-    let asked = query.server_text();
-    let observer = watch.steps;
-    let refine = config.refine_context();
-    let start = Instant::now();
-    let aggregator = server.aggregator;
-    let mut record = ColmRecord {
-        strategy: "colm".into(),
-        query: asked.to_string(),
-        config: ColmConfig {
-            refine: Some(refine),
-            ..config.clone()
-        },
-        server_model: aggregator.name().to_owned(),
-        selection: None,
-        references: None,
-        rounds: Vec::new(),
-        final_answers: Vec::new(),
-        wall_ms: 0.0,
+    let guide = guide::InProcess {
+        aggregator: Some(server.aggregator),
+        writers: server.writers,
+        store: server.store,
+        config,
     };
-    let finish = |mut record: ColmRecord| {
-        record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
-        record
-    };
-    let mode = config.guidance_mode;
-    let server_call = references::ServerCall {
-        model: aggregator,
-        params: &config.server_params,
-    };
-
-    // 1. Selection of the client collaborators (legacy top_k).
-    let mut selected: Vec<&Collaborator> = collaborators.iter().collect();
-    if let Some(k) = config.top_k.filter(|&k| k < collaborators.len()) {
-        let profiles: Vec<prompts::CandidateProfile<'_>> = collaborators
-            .iter()
-            .map(|c| prompts::CandidateProfile {
-                id: &c.id,
-                description: &c.description,
-            })
-            .collect();
-        let s = select(
-            &asked,
-            &profiles,
-            k,
-            aggregator,
-            &config.server_params,
-            observer,
-        )
-        .await;
-        selected = collaborators
-            .iter()
-            .filter(|c| s.chosen.contains(&c.id))
-            .collect();
-        record.selection = Some(s);
-    }
-
-    // 2. Drafts on the clients and references on the server, at the same time.
-    let drafts_fut = join_all(
-        selected
-            .iter()
-            .map(|c| round::draft(query, c.as_client(), &config.client_params, observer)),
-    );
-    // Round 1's guidance reads no client text unless the drafts are aggregated: then the
-    // references and their synthesis are written together, shared through the store.
-    let references_fut = async {
-        if !mode.uses_references() {
-            None
-        } else if config.aggregate_drafts {
-            let refs = references::write_references(
-                query,
-                server.writers,
-                &config.references,
-                aggregator,
-                &config.server_params,
-                observer,
-            )
-            .await;
-            Some((refs, None))
-        } else {
-            let shared = references::shared_guidance(
-                query,
-                server.writers,
-                &config.references,
-                server_call,
-                server.store,
-                observer,
-            )
-            .await;
-            Some((shared.references, Some(shared.guidance)))
-        }
-    };
-    let (draft_steps, refs) = futures::join!(drafts_fut, references_fut);
-    let mut shared_guidance = None;
-    if let Some((refs, guidance)) = refs {
-        record.references = Some(refs);
-        shared_guidance = guidance;
-    }
-    let mut active: Vec<Active<'_>> = Vec::new();
-    let mut errors = Vec::new();
-    for (c, step) in selected.iter().zip(&draft_steps) {
-        match &step.outcome {
-            StepOutcome::Ok { completion } => active.push(Active {
-                who: c,
-                text: completion.text.clone(),
-                from: StepKind::Draft,
-                round: 1,
-            }),
-            StepOutcome::Failed { error } => errors.push((c.id.clone(), error.clone())),
-        }
-    }
-    let mut drafts = Some(draft_steps);
-    if active.is_empty() {
-        record.rounds.push(RoundRecord {
-            round: 1,
-            drafts: drafts.take().unwrap_or_default(),
-            aggregated: Vec::new(),
-            guidance_shared: shared_guidance.is_some(),
-            guidance: shared_guidance.take(),
-            critiques: Vec::new(),
-            refinements: Vec::new(),
-        });
-        return Err(ColmError::AllCollaboratorsFailed {
-            round: 1,
-            stage: StepKind::Draft,
-            errors,
-            partial: Box::new(finish(record)),
-        });
-    }
-
-    for round in 1..=config.rounds {
-        // 3. Aggregation into guidance.
-        let answers: Vec<Contribution> = active
-            .iter()
-            .map(|a| Contribution {
-                collaborator: a.who.id.clone(),
-                text: a.text.clone(),
-            })
-            .collect();
-        let texts: Vec<&str> = answers.iter().map(|c| c.text.as_str()).collect();
-        let (guidance_step, aggregated, shared) = match &record.references {
-            Some(refs) => match shared_guidance.take() {
-                // Round 1 read the references only: its synthesis is already written (shared).
-                Some(step) => (step, Vec::new(), true),
-                // Later rounds (and round 1 with the drafts aggregated) read client answers.
-                None => {
-                    let shown = config.screen.shown(&texts);
-                    let texts: Vec<&str> = shown.iter().map(|&i| texts[i]).collect();
-                    let step =
-                        references::synthesise(query, refs, &texts, server_call, round, observer)
-                            .await;
-                    (step, pick(&answers, &shown), false)
-                }
-            },
-            None => match GuidancePlan::new(&asked, &texts, mode, config.screen) {
-                Ok(GuidancePlan::Call {
-                    messages, shown, ..
-                }) => {
-                    let step = call(
-                        StepKind::Guidance,
-                        round,
-                        None,
-                        aggregator,
-                        messages,
-                        &config.server_params,
-                        observer,
-                    )
-                    .await;
-                    (step, pick(&answers, &shown), false)
-                }
-                // A vote counts every answer.
-                plan => (vote_step(round, plan, observer), answers.clone(), false),
-            },
-        };
-        let mut round_record = RoundRecord {
-            round,
-            drafts: drafts.take().unwrap_or_default(),
-            aggregated,
-            guidance: Some(guidance_step),
-            guidance_shared: shared,
-            critiques: Vec::new(),
-            refinements: Vec::new(),
-        };
-        let guidance = match round_record.guidance.as_ref().map(|g| &g.outcome) {
-            Some(StepOutcome::Ok { completion }) => completion.text.clone(),
-            Some(StepOutcome::Failed { error }) => {
-                let error = error.clone();
-                record.rounds.push(round_record);
-                record.final_answers = final_answers(&active);
-                return Err(ColmError::GuidanceFailed {
-                    round,
-                    error,
-                    partial: Box::new(finish(record)),
-                });
-            }
-            None => String::new(),
-        };
-
-        // reference-critique: each collaborator's answer reviewed against the synthesis; a
-        // failed review is recorded and that collaborator refines with the synthesis itself.
-        let mut per_collaborator: Vec<String> = vec![guidance.clone(); active.len()];
-        if mode == GuidanceMode::ReferenceCritique {
-            let critiques = join_all(active.iter().map(|a| {
-                references::critique(
-                    query,
-                    &guidance,
-                    &a.text,
-                    &a.who.id,
-                    server_call,
-                    round,
-                    observer,
-                )
-            }))
-            .await;
-            for (g, step) in per_collaborator.iter_mut().zip(&critiques) {
-                if let Some(text) = step.text() {
-                    *g = text.to_owned();
-                }
-            }
-            round_record.critiques = critiques;
-        }
-        let source = if mode == GuidanceMode::Reference && shared {
-            GuidanceSource::References
-        } else {
-            GuidanceSource::ReadYourAnswer
-        };
-
-        // 4. Refinement, each collaborator with its own previous answer.
-        let last = round == config.rounds;
-        let refinements = join_all(active.iter().zip(&per_collaborator).enumerate().map(
-            |(i, (a, g))| {
-                // The first active collaborator's last refinement is the answer: stream it.
-                let answer = watch.answer.filter(|_| last && i == 0);
-                let input = round::Refine {
-                    query,
-                    own: &a.text,
-                    guidance: g,
-                    source,
-                    form: refine,
-                };
-                round::refine(
-                    input,
-                    a.who.as_client(),
-                    round,
-                    &config.client_params,
-                    Watch {
-                        steps: observer,
-                        answer,
-                    },
-                )
-            },
-        ))
-        .await;
-        let mut errors = Vec::new();
-        for (a, step) in active.iter_mut().zip(&refinements) {
-            match &step.outcome {
-                StepOutcome::Ok { completion } => {
-                    a.text = completion.text.clone();
-                    a.from = StepKind::Refinement;
-                    a.round = round;
-                }
-                StepOutcome::Failed { error } => errors.push((a.who.id.clone(), error.clone())),
-            }
-        }
-        round_record.refinements = refinements;
-        record.rounds.push(round_record);
-        if errors.len() == active.len() {
-            record.final_answers = final_answers(&active);
-            return Err(ColmError::AllCollaboratorsFailed {
-                round,
-                stage: StepKind::Refinement,
-                errors,
-                partial: Box::new(finish(record)),
-            });
-        }
-    }
-    record.final_answers = final_answers(&active);
-    Ok(finish(record))
+    round::run(query, collaborators, &guide, config, None, watch).await
 }
 
-fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), ColmError> {
+pub(crate) fn validate(
+    collaborators: &[Collaborator],
+    config: &ColmConfig,
+) -> Result<(), ColmError> {
     if collaborators.is_empty() {
         return Err(ColmError::InvalidConfig("no collaborators".into()));
     }
@@ -798,19 +501,6 @@ fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), C
         }
     }
     Ok(())
-}
-
-fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
-    active
-        .iter()
-        .map(|a| FinalAnswer {
-            collaborator: a.who.id.clone(),
-            model: a.who.model.name().to_owned(),
-            text: a.text.clone(),
-            from: a.from,
-            round: a.round,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,15 +1,24 @@
-//! The two client steps of a CoLM round (Huang et al., AAAI 2026, §3): a client **drafts** its
-//! own answer to the query, and **refines its own draft** with the guidance it received. What
-//! happens between them — how the guidance is made — differs by where the client runs: in
-//! process ([`crate::colm::run_with`], several collaborators, references, critiques), on a
-//! device asking a colm server (`colm-client`'s `CollabClient`), or through the device–cloud
-//! router's `colm` route ([`crate::vertical::Router`]). These two functions are the one
-//! definition of the client steps all of them use.
+//! The CoLM round (Huang et al., AAAI 2026, §3), written once: a client **drafts** its own
+//! answer to the query, asks a [`Guide`] for **guidance**, and **refines its own answer** with
+//! it, over rounds ([`run`]). What the guide is differs by where the client runs: in process
+//! ([`crate::colm::guide::InProcess`]: `colm ask`, the virtual `colm` model, `colm eval`, the
+//! router's `colm` route, the server's guidance handlers), or a colm server over HTTP
+//! (`colm-client`). [`draft`] and [`refine`] are the client's two steps.
 
-use crate::model::{ChatModel, SamplingParams};
-use crate::prompts::{self, GuidanceSource, RefineContext};
+use std::time::Instant;
+
+use futures::future::join_all;
+
+use crate::colm::guide::{Ask, Guide};
+use crate::colm::{
+    validate, Collaborator, ColmConfig, ColmError, ColmRecord, Contribution, FinalAnswer,
+    RoundRecord,
+};
+use crate::guidance::GuidanceMode;
+use crate::model::{ChatModel, SamplingParams, WireStats};
+use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
 use crate::query::Query;
-use crate::step::{call, call_watched, Step, StepKind, StepObserver, Watch};
+use crate::step::{call, call_watched, Step, StepKind, StepObserver, StepOutcome, Watch};
 
 /// The client who makes a step: its id in the record (`None` for an unnamed client) and its
 /// model.
@@ -82,4 +91,269 @@ pub async fn refine(
         watch,
     )
     .await
+}
+
+/// A collaborator still taking part, with its latest good answer.
+struct Active<'c> {
+    who: &'c Collaborator,
+    text: String,
+    from: StepKind,
+    round: u32,
+}
+
+/// One CoLM collaboration on `query`: the one round loop of colm (draft → guidance →
+/// refinement, over `config.rounds` rounds), over client `collaborators` and a [`Guide`].
+///
+/// Round 1: the collaborators draft (unless `drafts` holds their drafts already, one per
+/// collaborator, as the router's) while the guide writes its shared part
+/// ([`Guide::shared`]); with `config.top_k`, the guide first selects the collaborators. Each
+/// round the guide makes guidance from the collaborators' latest answers ([`Guide::guidance`])
+/// and each collaborator refines **its own** answer with it (its critique, in
+/// `reference-critique`), in the form of [`ColmConfig::refine_context`]. A collaborator whose
+/// call fails is recorded and the round goes on with the others (its last good answer kept).
+/// `watch.steps` sees each step as it completes; `watch.answer` receives the answer's text as
+/// it is generated (the last round's refinement of the first active collaborator).
+///
+/// # Errors
+/// [`ColmError::InvalidConfig`] for zero rounds, `top_k == Some(0)`, zero references, no
+/// collaborators, duplicate ids or drafts that are not one per collaborator;
+/// [`ColmError::AllCollaboratorsFailed`] when every collaborator fails at a stage;
+/// [`ColmError::GuidanceFailed`] when the guide makes no guidance. Both carry the partial
+/// record, so nothing computed is lost.
+pub async fn run(
+    query: &Query,
+    collaborators: &[Collaborator],
+    guide: &dyn Guide,
+    config: &ColmConfig,
+    drafts: Option<Vec<Step>>,
+    watch: Watch<'_>,
+) -> Result<ColmRecord, ColmError> {
+    validate(collaborators, config)?;
+    if drafts.as_ref().is_some_and(|d| d.len() != collaborators.len()) {
+        return Err(ColmError::InvalidConfig(
+            "the drafts given are not one per collaborator".into(),
+        ));
+    }
+    // The query as the server's prompts quote it (computed once: it hashes any images).
+    let asked = query.server_text();
+    let observer = watch.steps;
+    let refine = config.refine_context();
+    let start = Instant::now();
+    let mut record = ColmRecord {
+        strategy: "colm".into(),
+        query: asked.to_string(),
+        config: ColmConfig {
+            refine: Some(refine),
+            ..config.clone()
+        },
+        server_model: guide.server_model().to_owned(),
+        selection: None,
+        references: None,
+        rounds: Vec::new(),
+        final_answers: Vec::new(),
+        wire: None,
+        wall_ms: 0.0,
+    };
+    let mut wire = WireStats::default();
+    let finish = |mut record: ColmRecord, wire: WireStats| {
+        record.wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+        record.wire = (wire != WireStats::default()).then_some(wire);
+        record
+    };
+    let mode = config.guidance_mode;
+
+    // 1. Selection of the client collaborators (legacy top_k).
+    let mut selected: Vec<&Collaborator> = collaborators.iter().collect();
+    if let Some(k) = config.top_k.filter(|&k| k < collaborators.len()) {
+        let profiles: Vec<CandidateProfile<'_>> = collaborators
+            .iter()
+            .map(|c| CandidateProfile {
+                id: &c.id,
+                description: &c.description,
+            })
+            .collect();
+        if let Some(s) = guide.select(&asked, &profiles, k, observer).await {
+            selected = collaborators
+                .iter()
+                .filter(|c| s.chosen.contains(&c.id))
+                .collect();
+            record.selection = Some(s);
+        }
+    }
+
+    // 2. Drafts on the clients and the shared part on the server, at the same time.
+    let given = drafts.map(|d| {
+        collaborators
+            .iter()
+            .zip(d)
+            .filter(|(c, _)| selected.iter().any(|s| s.id == c.id))
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>()
+    });
+    let drafts_fut = async {
+        match given {
+            Some(d) => d,
+            None => {
+                join_all(
+                    selected
+                        .iter()
+                        .map(|c| draft(query, c.as_client(), &config.client_params, observer)),
+                )
+                .await
+            }
+        }
+    };
+    let (draft_steps, mut shared) = futures::join!(drafts_fut, guide.shared(query, observer));
+    if let Some(s) = &mut shared {
+        record.references = s.references.take();
+        wire.add(s.wire);
+    }
+    let mut active: Vec<Active<'_>> = Vec::new();
+    let mut errors = Vec::new();
+    for (c, step) in selected.iter().zip(&draft_steps) {
+        match &step.outcome {
+            StepOutcome::Ok { completion } => active.push(Active {
+                who: c,
+                text: completion.text.clone(),
+                from: StepKind::Draft,
+                round: 1,
+            }),
+            StepOutcome::Failed { error } => errors.push((c.id.clone(), error.clone())),
+        }
+    }
+    let mut drafts = Some(draft_steps);
+    if active.is_empty() {
+        let guidance = shared.and_then(|s| s.guidance);
+        record.rounds.push(RoundRecord {
+            round: 1,
+            drafts: drafts.take().unwrap_or_default(),
+            aggregated: Vec::new(),
+            guidance_shared: guidance.is_some(),
+            guidance,
+            critiques: Vec::new(),
+            refinements: Vec::new(),
+        });
+        return Err(ColmError::AllCollaboratorsFailed {
+            round: 1,
+            stage: StepKind::Draft,
+            errors,
+            partial: Box::new(finish(record, wire)),
+        });
+    }
+
+    for round in 1..=config.rounds {
+        // 3. Guidance.
+        let answers: Vec<Contribution> = active
+            .iter()
+            .map(|a| Contribution {
+                collaborator: a.who.id.clone(),
+                text: a.text.clone(),
+            })
+            .collect();
+        let ask = Ask {
+            query,
+            round,
+            answers: &answers,
+            shared: if round == 1 { shared.take() } else { None },
+            references: record.references.as_ref(),
+        };
+        let guided = guide.guidance(ask, observer).await;
+        wire.add(guided.wire);
+        if record.references.is_none() {
+            record.references = guided.references.clone();
+        }
+        let per_collaborator: Vec<String> = (0..active.len())
+            .map(|i| guided.for_answer(i).unwrap_or_default().to_owned())
+            .collect();
+        let source = if mode == GuidanceMode::Reference && guided.shared {
+            GuidanceSource::References
+        } else {
+            GuidanceSource::ReadYourAnswer
+        };
+        let mut round_record = RoundRecord {
+            round,
+            drafts: drafts.take().unwrap_or_default(),
+            aggregated: guided.aggregated,
+            guidance_shared: guided.shared,
+            guidance: Some(guided.guidance),
+            critiques: guided.critiques,
+            refinements: Vec::new(),
+        };
+        if let Some(StepOutcome::Failed { error }) =
+            round_record.guidance.as_ref().map(|g| &g.outcome)
+        {
+            let error = error.clone();
+            record.rounds.push(round_record);
+            record.final_answers = final_answers(&active);
+            return Err(ColmError::GuidanceFailed {
+                round,
+                error,
+                partial: Box::new(finish(record, wire)),
+            });
+        }
+
+        // 4. Refinement, each collaborator with its own previous answer.
+        let last = round == config.rounds;
+        let refinements = join_all(active.iter().zip(&per_collaborator).enumerate().map(
+            |(i, (a, g))| {
+                // The first active collaborator's last refinement is the answer: stream it.
+                let answer = watch.answer.filter(|_| last && i == 0);
+                let input = Refine {
+                    query,
+                    own: &a.text,
+                    guidance: g,
+                    source,
+                    form: refine,
+                };
+                self::refine(
+                    input,
+                    a.who.as_client(),
+                    round,
+                    &config.client_params,
+                    Watch {
+                        steps: observer,
+                        answer,
+                    },
+                )
+            },
+        ))
+        .await;
+        let mut errors = Vec::new();
+        for (a, step) in active.iter_mut().zip(&refinements) {
+            match &step.outcome {
+                StepOutcome::Ok { completion } => {
+                    a.text = completion.text.clone();
+                    a.from = StepKind::Refinement;
+                    a.round = round;
+                }
+                StepOutcome::Failed { error } => errors.push((a.who.id.clone(), error.clone())),
+            }
+        }
+        round_record.refinements = refinements;
+        record.rounds.push(round_record);
+        if errors.len() == active.len() {
+            record.final_answers = final_answers(&active);
+            return Err(ColmError::AllCollaboratorsFailed {
+                round,
+                stage: StepKind::Refinement,
+                errors,
+                partial: Box::new(finish(record, wire)),
+            });
+        }
+    }
+    record.final_answers = final_answers(&active);
+    Ok(finish(record, wire))
+}
+
+fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
+    active
+        .iter()
+        .map(|a| FinalAnswer {
+            collaborator: a.who.id.clone(),
+            model: a.who.model.name().to_owned(),
+            text: a.text.clone(),
+            from: a.from,
+            round: a.round,
+        })
+        .collect()
 }
