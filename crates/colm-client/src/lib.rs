@@ -32,16 +32,17 @@ use colm_api::collab::{
 use colm_api::openai::{
     ChatCompletion, ChatCompletionRequest, CompletionUsage, ErrorBody, StreamOptions,
 };
+use colm_core::colm::guide::{Ask, Guide, Guided, Shared};
+use colm_core::colm::{Collaborator, ColmConfig, ColmError};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
-use colm_core::prompts::GuidanceSource;
 use colm_core::round;
-use colm_core::step::{StepOutcome, Watch};
-use colm_core::vertical::privacy::Detector;
+use colm_core::step::{no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
+use colm_core::vertical::privacy::{Detector, Redaction};
 use colm_core::vertical::Residency;
 use colm_core::{
     ChatMessage, ChatModel, Completion, ModelError, Query, ResidencyOutcome, SamplingParams,
-    StreamEvent, Timings, WireStats,
+    StreamEvent, Timings, Usage, WireStats,
 };
 use futures::channel::mpsc::UnboundedSender;
 use reqwest::header;
@@ -391,13 +392,12 @@ impl CollabClient {
         draft: Option<&str>,
         round: u32,
         params: &SamplingParams,
-    ) -> Result<(String, WireStats), String> {
+    ) -> Result<(String, WireStats), ModelError> {
         self.link
             .retrying("guidance", |left| {
                 self.request_guidance(query, draft, round, params, left)
             })
             .await
-            .map_err(|e| e.to_string())
     }
 
     /// `text` as sent: trimmed to `trim_draft_tokens` of rationale when set.
@@ -543,11 +543,12 @@ impl ChatModel for CollabClient {
         true
     }
 
-    /// One CoLM collaboration split across the network (CoLM's client side): the local model
-    /// drafts while — in `reference` mode, whose round-1 guidance reads no draft — the server's
-    /// guidance is already being fetched; then the local model refines its own draft with it,
-    /// and with `rounds` > 1 sends each refinement back for the next round's guidance. When a
-    /// guidance exchange fails for good, the latest answer is returned, marked as a fallback.
+    /// One CoLM collaboration split across the network: the round of
+    /// [`colm_core::round::run`] on the local model, its guide a colm server ([`Remote`]). In
+    /// `reference` mode, whose round-1 guidance reads no draft, the guidance is fetched while
+    /// the local model drafts; with `rounds` > 1 each refinement goes back for the next round's
+    /// guidance. When a guidance exchange fails for good, the latest answer is returned, marked
+    /// as a fallback.
     async fn chat(
         &self,
         messages: &[ChatMessage],
@@ -556,16 +557,14 @@ impl ChatModel for CollabClient {
         // The device drafts and refines on the caller's conversation; the server is asked about
         // its transcript (the guidance API takes one text).
         let query = Query::from_messages(messages);
-        let local = round::Client {
-            id: None,
-            model: self.local.as_ref(),
-        };
-        let draft = || async {
-            let step = round::draft(&query, local, params, None).await;
-            match step.outcome {
-                StepOutcome::Ok { completion } => Ok(completion),
-                StepOutcome::Failed { error } => Err(error),
-            }
+        let options = &self.link.remote.options;
+        options
+            .check()
+            .map_err(|e| ModelError::InvalidRequest(e.to_string()))?;
+        let local = Collaborator {
+            id: "local".into(),
+            description: String::new(),
+            model: self.local.clone(),
         };
         // Residency: a sensitive query stays on the device or leaves redacted.
         let detector = &self.detector;
@@ -575,106 +574,154 @@ impl ChatModel for CollabClient {
         if params.sensitive || found {
             if self.link.remote.residency == Residency::Local || !found {
                 tracing::info!("sensitive query: answered on the device");
-                let mut answer = draft().await?;
+                let step = round::draft(&query, local.as_client(), params, None).await;
+                let mut answer = match step.outcome {
+                    StepOutcome::Ok { completion } => completion,
+                    StepOutcome::Failed { error } => return Err(error),
+                };
                 answer.residency = Some(ResidencyOutcome::Local);
                 return Ok(answer);
             }
             redaction = Some(detector.redact(&transcript));
         }
-        let asked = match &redaction {
-            Some(r) => r.text.clone(),
-            None => transcript.into_owned(),
-        };
         let residency = redaction.as_ref().map(|_| ResidencyOutcome::Redacted);
-        let redaction = std::sync::Mutex::new(redaction);
-        // What of the device's text leaves it: trimmed, and redacted beside the query.
-        let outgoing = |text: &str| {
-            let sent = self.sent(text);
-            match redaction
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_mut()
-            {
-                Some(r) => detector.redact_also(r, &sent),
-                None => sent,
+        let guide = Remote {
+            client: self,
+            params,
+            redaction: redaction.map(std::sync::Mutex::new),
+        };
+        let config = options.config(ColmConfig {
+            client_params: params.clone(),
+            server_params: params.clone(),
+            ..ColmConfig::default()
+        });
+        let run = round::run(
+            &query,
+            std::slice::from_ref(&local),
+            &guide,
+            &config,
+            None,
+            Watch::default(),
+        )
+        .await;
+        let (record, fallback) = match run {
+            Ok(record) => (record, None),
+            Err(ColmError::GuidanceFailed { error, partial, .. }) => {
+                tracing::warn!(reason = %error, "answering with the latest local answer");
+                (*partial, Some(error.to_string()))
             }
+            Err(ColmError::AllCollaboratorsFailed { mut errors, .. }) => {
+                return Err(errors.pop().map_or_else(
+                    || ModelError::Inference("the local model failed".into()),
+                    |(_, e)| e,
+                ))
+            }
+            Err(ColmError::InvalidConfig(m)) => return Err(ModelError::InvalidRequest(m)),
         };
-        let restored = |guidance: String| match redaction
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .as_ref()
-        {
-            Some(r) => r.restore(&guidance),
-            None => guidance,
-        };
-        let options = &self.link.remote.options;
-        options
-            .check()
-            .map_err(|e| ModelError::InvalidRequest(e.to_string()))?;
-        let mode = options.guidance.mode();
-        let refine = options.refine();
-        // Round 1: in reference mode, draft and fetch the guidance at the same time.
-        let (draft, mut early) = if mode == GuidanceMode::Reference {
-            let (d, g) = tokio::join!(draft(), self.guidance(&asked, None, 1, params));
-            (d?, Some(g))
-        } else {
-            (draft().await?, None)
-        };
-        let mut answer = draft;
-        let mut spent = (answer.usage, answer.timings);
-        let mut wire = WireStats::default();
-        for round in 1..=options.rounds() {
-            let fetched = match (round, early.take()) {
-                (1, Some(g)) => g,
-                _ => {
-                    let sent = outgoing(&answer.text);
-                    self.guidance(&asked, Some(&sent), round, params).await
-                }
-            };
-            let (guidance, w) = match fetched {
-                Ok((g, w)) => (restored(g), w),
-                Err(reason) => {
-                    tracing::warn!(%reason, round, "answering with the latest local answer");
-                    answer.usage = spent.0;
-                    answer.timings = spent.1;
-                    answer.wire = (wire != WireStats::default()).then_some(wire);
-                    return Ok(Completion {
-                        fallback: Some(reason),
-                        residency,
-                        ..answer
-                    });
-                }
-            };
-            wire.add(w);
-            let source = if mode == GuidanceMode::Reference && round == 1 {
-                GuidanceSource::References
-            } else {
-                GuidanceSource::ReadYourAnswer
-            };
-            // The device refines its own answer with the guidance: the round's client step.
-            let input = round::Refine {
-                query: &query,
-                own: &answer.text,
-                guidance: &guidance,
-                source,
-                form: refine,
-            };
-            let refined = match round::refine(input, local, round, params, Watch::default())
-                .await
-                .outcome
-            {
-                StepOutcome::Ok { completion } => completion,
-                StepOutcome::Failed { error } => return Err(error),
-            };
-            spent.0.add(refined.usage);
-            spent.1.add(refined.timings);
-            answer = refined;
+        let mut answer = record
+            .answer_step()
+            .and_then(|s| s.completion())
+            .cloned()
+            .ok_or_else(|| ModelError::Inference("the round left no answer".into()))?;
+        let (mut usage, mut timings) = (Usage::default(), Timings::default());
+        for c in record.client_steps().filter_map(|s| s.completion()) {
+            usage.add(c.usage);
+            timings.add(c.timings);
         }
-        answer.usage = spent.0;
-        answer.timings = spent.1;
-        answer.wire = Some(wire);
+        answer.usage = usage;
+        answer.timings = timings;
+        answer.wire = match fallback {
+            Some(_) => record.wire,
+            None => Some(record.wire.unwrap_or_default()),
+        };
+        answer.fallback = fallback;
         answer.residency = residency;
         Ok(answer)
+    }
+}
+
+/// A colm server as the guide of the device's round: guidance over `POST /v1/colm/guidance`
+/// (or a shared session) with the link's deadline and retries. What leaves the device is the
+/// query's transcript and the answers, trimmed (`trim_draft_tokens`) and, for a sensitive
+/// query, redacted; the guidance comes back restored.
+struct Remote<'a> {
+    client: &'a CollabClient,
+    params: &'a SamplingParams,
+    /// The query's redaction, extended by each answer sent.
+    redaction: Option<std::sync::Mutex<Redaction>>,
+}
+
+impl Remote<'_> {
+    fn redaction(&self) -> Option<std::sync::MutexGuard<'_, Redaction>> {
+        self.redaction
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// The guidance of `round` for `answer` (none: round 1 of `reference`) as a step, and the
+    /// bytes it moved.
+    async fn fetch(&self, query: &Query, answer: Option<&str>, round: u32) -> (Step, WireStats) {
+        let asked = match self.redaction() {
+            Some(r) => r.text.clone(),
+            None => query.server_text().into_owned(),
+        };
+        let sent = answer.map(|a| {
+            let sent = self.client.sent(a);
+            match self.redaction() {
+                Some(mut r) => self.client.detector.redact_also(&mut r, &sent),
+                None => sent,
+            }
+        });
+        let fetched = self
+            .client
+            .guidance(&asked, sent.as_deref(), round, self.params)
+            .await;
+        let (text, wire) = match fetched {
+            Ok((g, w)) => (
+                Ok(match self.redaction() {
+                    Some(r) => r.restore(&g),
+                    None => g,
+                }),
+                w,
+            ),
+            Err(e) => (Err(e), WireStats::default()),
+        };
+        let step = no_call_step(StepKind::Guidance, round, self.server_model(), text, None);
+        (step, wire)
+    }
+}
+
+#[async_trait]
+impl Guide for Remote<'_> {
+    fn server_model(&self) -> &str {
+        &self.client.link.remote.server_model
+    }
+
+    async fn shared(&self, query: &Query, _observer: Option<StepObserver<'_>>) -> Option<Shared> {
+        let g = &self.client.link.remote.options.guidance;
+        if g.mode() != GuidanceMode::Reference || g.aggregate_drafts() {
+            return None;
+        }
+        let (step, wire) = self.fetch(query, None, 1).await;
+        Some(Shared {
+            references: None,
+            guidance: Some(step),
+            wire,
+        })
+    }
+
+    async fn guidance(&self, ask: Ask<'_>, _observer: Option<StepObserver<'_>>) -> Guided {
+        let mode = self.client.link.remote.options.guidance.mode();
+        if let Some(step) = ask.shared.and_then(|s| s.guidance) {
+            return Guided::only(step, mode, true);
+        }
+        let answer = ask.answers.first().map(|a| a.text.as_str());
+        let (step, wire) = self.fetch(ask.query, answer, ask.round).await;
+        Guided {
+            aggregated: ask.answers.to_vec(),
+            wire,
+            ..Guided::only(step, mode, false)
+        }
     }
 }
 

@@ -241,6 +241,26 @@ impl ColmRecord {
         self.final_answers.first().map(|a| a.text.as_str())
     }
 
+    /// The step that gave the first collaborator's final answer (its draft or a refinement).
+    pub fn answer_step(&self) -> Option<&Step> {
+        let a = self.final_answers.first()?;
+        let round = self.rounds.get(a.round.checked_sub(1)? as usize)?;
+        let steps = match a.from {
+            StepKind::Draft => &round.drafts,
+            _ => &round.refinements,
+        };
+        steps
+            .iter()
+            .find(|s| s.collaborator.as_deref() == Some(&a.collaborator) && s.text().is_some())
+    }
+
+    /// The client steps (drafts and refinements) of every round, in order.
+    pub fn client_steps(&self) -> impl Iterator<Item = &Step> {
+        self.rounds
+            .iter()
+            .flat_map(|r| r.drafts.iter().chain(&r.refinements))
+    }
+
     /// Every step in order: selection, the references (their selection, then each), then per
     /// round drafts, guidance, critiques, refinements.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
@@ -406,7 +426,6 @@ pub(crate) async fn select(
         fallback_reason,
     }
 }
-
 
 /// The server side of a collaboration: the model that selects and aggregates, and the pool of
 /// server-side collaborators that write references (empty: the aggregator itself, as one

@@ -19,7 +19,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::colm::references::Selector;
+use crate::colm::references::{ReferenceConfig, Selector};
+use crate::colm::ColmConfig;
 use crate::guidance::{DraftScreen, GuidanceMode};
 use crate::prompts::RefineContext;
 use crate::strategy::WriterPool;
@@ -331,6 +332,25 @@ impl RoundOptions {
     pub fn refine(&self) -> RefineContext {
         self.refine
             .unwrap_or_else(|| self.guidance.mode().default_refine())
+    }
+
+    /// The collaboration settings of these options over `base` (its sampling, top-k): rounds,
+    /// mode, references, drafts, screen and the refinement form (resolved, so a record names
+    /// the form that ran).
+    pub fn config(&self, base: ColmConfig) -> ColmConfig {
+        let g = &self.guidance;
+        ColmConfig {
+            rounds: self.rounds(),
+            guidance_mode: g.mode(),
+            references: ReferenceConfig {
+                k: g.refs(),
+                selector: g.selector(),
+            },
+            aggregate_drafts: g.aggregate_drafts(),
+            refine: Some(self.refine()),
+            screen: g.screen(),
+            ..base
+        }
     }
 
     /// Checks the options alone and together ([`GuidanceOptions::check`] too).

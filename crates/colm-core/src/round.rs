@@ -129,7 +129,10 @@ pub async fn run(
     watch: Watch<'_>,
 ) -> Result<ColmRecord, ColmError> {
     validate(collaborators, config)?;
-    if drafts.as_ref().is_some_and(|d| d.len() != collaborators.len()) {
+    if drafts
+        .as_ref()
+        .is_some_and(|d| d.len() != collaborators.len())
+    {
         return Err(ColmError::InvalidConfig(
             "the drafts given are not one per collaborator".into(),
         ));

@@ -242,7 +242,7 @@ pub(crate) async fn call_watched(
 
 /// A step that made no model call (a vote, a keyword selection, a single reference passed on
 /// as guidance): `model` names what produced it, it has no messages and no tokens.
-pub(crate) fn no_call_step(
+pub fn no_call_step(
     kind: StepKind,
     round: u32,
     model: &str,

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::colm::references::{ReferenceConfig, ReferenceStore, ReferenceWriter};
+use crate::colm::references::{ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
@@ -264,24 +264,13 @@ impl ColmOptions {
         }
     }
 
-    /// The collaboration settings of these options over `base` (its sampling): rounds, top-k,
-    /// mode, references, drafts, screen and the refinement form (resolved, so a record names
-    /// the form that ran).
+    /// The collaboration settings of these options over `base` (its sampling): top-k and
+    /// the round's settings ([`crate::options::RoundOptions::config`]).
     pub fn config(&self, base: ColmConfig) -> ColmConfig {
-        let g = self.guidance();
-        ColmConfig {
-            rounds: self.round.rounds(),
+        self.round.config(ColmConfig {
             top_k: self.top_k,
-            guidance_mode: g.mode(),
-            references: ReferenceConfig {
-                k: g.refs(),
-                selector: g.selector(),
-            },
-            aggregate_drafts: g.aggregate_drafts(),
-            refine: Some(self.round.refine()),
-            screen: g.screen(),
             ..base
-        }
+        })
     }
 }
 

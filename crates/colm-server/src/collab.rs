@@ -42,11 +42,12 @@ use axum::Json;
 use colm_api::collab::{GuidanceRequest, GuidanceResponse, SentReference};
 pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
 use colm_api::openai::CompletionUsage;
-use colm_core::colm::references::{self, ReferenceConfig, References, SharedGuidance};
-use colm_core::colm::{Step, StepOutcome};
-use colm_core::guidance::{guidance, DraftScreen, GuidanceMode};
+use colm_core::colm::guide::{Ask, Guide, InProcess};
+use colm_core::colm::references::{self, ReferenceConfig, References};
+use colm_core::colm::{ColmConfig, Contribution, Step, StepOutcome};
+use colm_core::guidance::{DraftScreen, GuidanceMode};
 use colm_core::options::GuidanceOptions;
-use colm_core::{ChatModel, Query, SamplingParams, Usage};
+use colm_core::{Query, SamplingParams, Usage};
 
 use crate::error::{ApiError, ErrorResponses};
 use crate::openai::parse_body;
@@ -205,43 +206,9 @@ fn failed(step: &Step) -> Option<ApiError> {
     }
 }
 
-/// The shared references and their synthesis for `query` ([`references::shared_guidance`]:
-/// from the store when sharing is on and they are there, else written now, single flight).
-/// Returns them (`references.stored`: from the store) and the tokens spent now.
-async fn shared_part(
-    state: &AppState,
-    spec: &GuidanceSpec,
-    aggregator: &dyn ChatModel,
-    query: &Query,
-) -> Result<(SharedGuidance, Usage), ApiError> {
-    let call = references::ServerCall {
-        model: aggregator,
-        params: &spec.params,
-    };
-    let store = state
-        .shared_references()
-        .map(|s| s.as_ref() as &dyn references::ReferenceStore);
-    let shared =
-        references::shared_guidance(query, state.writers(), &spec.references, call, store, None)
-            .await;
-    let mut usage = Usage::default();
-    spend(
-        state,
-        shared
-            .references
-            .all_steps()
-            .chain(std::iter::once(&shared.guidance)),
-        &mut usage,
-    );
-    if let Some(e) = failed(&shared.guidance) {
-        // Every writer failed: report the first writer's own error (it says why).
-        return Err(shared.references.steps.iter().find_map(failed).unwrap_or(e));
-    }
-    Ok((shared, usage))
-}
-
 /// Produces guidance for `drafts` on `query` in round `round` and returns the `colm.guidance`
-/// response object (see the module docs).
+/// response object (see the module docs): the in-process guide ([`InProcess`]) answering one
+/// ask — round 1's shared part first where the guidance reads no draft, then the guidance.
 ///
 /// # Errors
 /// 400 when the mode needs drafts that are missing (or, for `reference-critique`, not exactly
@@ -253,43 +220,17 @@ pub async fn produce(
     drafts: &[&str],
     round: u32,
 ) -> Result<GuidanceResponse, ApiError> {
-    if !spec.mode.uses_references() {
-        if drafts.is_empty() {
-            return Err(ApiError::invalid(
-                format!("{} guidance needs at least one draft", spec.mode.name()),
-                Some("drafts"),
-            ));
-        }
-        let server = spec.model.as_deref().and_then(|id| state.model(id));
-        let g = guidance(
-            server.as_deref(),
-            query,
-            drafts,
-            spec.mode,
-            spec.screen,
-            &spec.params,
-        )
-        .await?;
-        if let (Some(c), Some(id)) = (&g.completion, &spec.model) {
-            state.record_tokens(id, c.usage.prompt_tokens, c.usage.completion_tokens);
-        }
-        // A vote counts every draft; a model call read the screened ones.
-        let screened_out = match g.mode {
-            GuidanceMode::Vote => None,
-            _ => left_out(spec.screen, drafts),
-        };
-        return Ok(GuidanceResponse {
-            usage: g.completion.and_then(|c| CompletionUsage::spent(c.usage)),
-            tally: g.tally,
-            screened_out,
-            ..GuidanceResponse::new(round, g.mode.name(), spec.model.clone(), g.text)
-        });
-    }
-    let reads_drafts = round > 1 || spec.aggregate_drafts;
+    let uses_references = spec.mode.uses_references();
+    let reads_drafts = !uses_references || round > 1 || spec.aggregate_drafts;
     if reads_drafts && drafts.is_empty() {
         return Err(ApiError::invalid(
-            "round 2 and later (and `aggregate_drafts`) aggregate the clients' answers: \
-             `drafts` must hold at least one",
+            if uses_references {
+                "round 2 and later (and `aggregate_drafts`) aggregate the clients' answers: \
+                 `drafts` must hold at least one"
+                    .to_owned()
+            } else {
+                format!("{} guidance needs at least one draft", spec.mode.name())
+            },
             Some("drafts"),
         ));
     }
@@ -299,56 +240,113 @@ pub async fn produce(
             Some("drafts"),
         ));
     }
-    let id = spec.model.as_deref().unwrap_or_default();
-    let aggregator = state
-        .model(id)
-        .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?;
+    let aggregator = match &spec.model {
+        Some(id) => Some(
+            state
+                .model(id)
+                .ok_or_else(|| ApiError::model_not_found(id, &state.model_ids()))?,
+        ),
+        None => None,
+    };
+    let config = ColmConfig {
+        server_params: spec.params.clone(),
+        guidance_mode: spec.mode,
+        references: spec.references,
+        aggregate_drafts: spec.aggregate_drafts,
+        screen: spec.screen,
+        ..ColmConfig::default()
+    };
+    let store = state
+        .shared_references()
+        .map(|s| s.as_ref() as &dyn references::ReferenceStore);
+    let guide = InProcess {
+        aggregator: aggregator.as_deref(),
+        writers: state.writers(),
+        store,
+        config: &config,
+    };
     // The guidance API's query is one text (a device sends its conversation as a transcript).
     let query = &Query::new(query);
-    let (shared, mut usage) = shared_part(state, spec, aggregator.as_ref(), query).await?;
+    let mut usage = Usage::default();
+    let shared = if round == 1 {
+        guide.shared(query, None).await
+    } else {
+        None
+    };
+    let mut refs = None;
+    if let Some(s) = &shared {
+        spend(
+            state,
+            s.references.iter().flat_map(References::all_steps),
+            &mut usage,
+        );
+        spend(state, s.guidance.iter(), &mut usage);
+        if let (Some(g), Some(r)) = (&s.guidance, &s.references) {
+            if let Some(e) = failed(g) {
+                // Every writer failed: report the first writer's own error (it says why).
+                return Err(r.steps.iter().find_map(failed).unwrap_or(e));
+            }
+        }
+        refs = s.references.clone();
+    }
     // What reads client text is computed for this request alone.
-    let mut text = shared.guidance.text().unwrap_or_default().to_owned();
-    let screened_out = reads_drafts
-        .then(|| left_out(spec.screen, drafts))
-        .flatten();
-    if reads_drafts {
-        let call = references::ServerCall {
-            model: aggregator.as_ref(),
-            params: &spec.params,
-        };
-        let drafts = spec.screen.apply(drafts);
-        let step =
-            references::synthesise(query, &shared.references, &drafts, call, round, None).await;
-        spend(state, std::iter::once(&step), &mut usage);
-        if let Some(e) = failed(&step) {
-            return Err(e);
-        }
-        text = step.text().unwrap_or_default().to_owned();
+    let answers: Vec<Contribution> = if reads_drafts || spec.mode == GuidanceMode::ReferenceCritique
+    {
+        drafts
+            .iter()
+            .map(|d| Contribution {
+                collaborator: "client".into(),
+                text: (*d).to_owned(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let guided = guide
+        .guidance(
+            Ask {
+                query,
+                round,
+                answers: &answers,
+                shared,
+                references: None,
+            },
+            None,
+        )
+        .await;
+    if let Some(r) = &guided.references {
+        spend(state, r.all_steps(), &mut usage);
+        refs = Some(r.clone());
     }
-    if spec.mode == GuidanceMode::ReferenceCritique {
-        let call = references::ServerCall {
-            model: aggregator.as_ref(),
-            params: &spec.params,
-        };
-        let step = references::critique(query, &text, drafts[0], "client", call, round, None).await;
-        spend(state, std::iter::once(&step), &mut usage);
-        if let Some(e) = failed(&step) {
-            return Err(e);
-        }
-        text = step.text().unwrap_or_default().to_owned();
+    spend(
+        state,
+        std::iter::once(&guided.guidance).chain(&guided.critiques),
+        &mut usage,
+    );
+    if let Some(e) = failed(&guided.guidance) {
+        return Err(e);
     }
+    let text = match guided.critiques.first() {
+        Some(c) => match failed(c) {
+            Some(e) => return Err(e),
+            None => c.text().unwrap_or_default().to_owned(),
+        },
+        None => guided.guidance.text().unwrap_or_default().to_owned(),
+    };
+    // A vote counts every draft; a model call read the screened ones.
+    let screened_out = match guided.mode {
+        GuidanceMode::Vote => None,
+        _ if reads_drafts => Some(answers.len() - guided.aggregated.len()).filter(|&n| n > 0),
+        _ => None,
+    };
     Ok(GuidanceResponse {
-        references: sent_references(&shared.references),
+        references: refs.as_ref().map(sent_references).unwrap_or_default(),
         usage: CompletionUsage::spent(usage),
-        shared: shared.references.stored,
+        tally: guided.tally,
+        shared: refs.as_ref().is_some_and(|r| r.stored),
         screened_out,
-        ..GuidanceResponse::new(round, spec.mode.name(), spec.model.clone(), text)
+        ..GuidanceResponse::new(round, guided.mode.name(), spec.model.clone(), text)
     })
-}
-
-/// How many of `drafts` `screen` keeps from the model; `None` for none.
-fn left_out(screen: DraftScreen, drafts: &[&str]) -> Option<usize> {
-    Some(drafts.len() - screen.shown(drafts).len()).filter(|&n| n > 0)
 }
 
 /// The references written, as sent to clients (failed writers left out).

@@ -161,7 +161,13 @@ impl InProcess<'_> {
 
     /// A failed guidance step of `round` saying why none could be made.
     fn failed(&self, round: u32, error: ModelError, observer: Option<StepObserver<'_>>) -> Step {
-        no_call_step(StepKind::Guidance, round, self.server_model(), Err(error), observer)
+        no_call_step(
+            StepKind::Guidance,
+            round,
+            self.server_model(),
+            Err(error),
+            observer,
+        )
     }
 
     /// The references: written now (round 1 with the drafts aggregated: no synthesis yet), or
@@ -317,10 +323,7 @@ impl Guide for InProcess<'_> {
             Some(s) => (s.references, s.guidance),
             None => (None, None),
         };
-        let refs = shared_refs
-            .as_ref()
-            .or(ask.references)
-            .or(written.as_ref());
+        let refs = shared_refs.as_ref().or(ask.references).or(written.as_ref());
         let (step, aggregated, is_shared) = match shared_guidance {
             // Round 1 read the references only: its synthesis is already written (shared).
             Some(step) => (step, Vec::new(), true),
