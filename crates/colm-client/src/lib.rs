@@ -38,8 +38,9 @@ use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
 use colm_core::round;
 use colm_core::step::{no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
-use colm_core::vertical::privacy::{Detector, Redaction};
-use colm_core::vertical::Residency;
+use colm_core::vertical::privacy::Detector;
+use colm_core::vertical::redacted::Redacted;
+use colm_core::vertical::{Decision, Residency};
 use colm_core::{
     ChatMessage, ChatModel, Completion, ModelError, Query, ResidencyOutcome, SamplingParams,
     StreamEvent, Timings, Usage, WireStats,
@@ -567,29 +568,35 @@ impl ChatModel for CollabClient {
             model: self.local.clone(),
         };
         // Residency: a sensitive query stays on the device or leaves redacted.
-        let detector = &self.detector;
         let transcript = query.server_text();
-        let found = !detector.find(&transcript).is_empty();
-        let mut redaction = None;
-        if params.sensitive || found {
-            if self.link.remote.residency == Residency::Local || !found {
-                tracing::info!("sensitive query: answered on the device");
-                let step = round::draft(&query, local.as_client(), params, None).await;
-                let mut answer = match step.outcome {
-                    StepOutcome::Ok { completion } => completion,
-                    StepOutcome::Failed { error } => return Err(error),
-                };
-                answer.residency = Some(ResidencyOutcome::Local);
-                return Ok(answer);
-            }
-            redaction = Some(detector.redact(&transcript));
-        }
-        let residency = redaction.as_ref().map(|_| ResidencyOutcome::Redacted);
-        let guide = Remote {
+        let remote = Remote {
             client: self,
             params,
-            redaction: redaction.map(std::sync::Mutex::new),
         };
+        let redacted;
+        let (guide, residency): (&dyn Guide, _) =
+            match self
+                .link
+                .remote
+                .residency
+                .decide(&self.detector, &transcript, params.sensitive)
+            {
+                Decision::Leave => (&remote, None),
+                Decision::StayLocal(why) => {
+                    tracing::info!(%why, "answered on the device");
+                    let step = round::draft(&query, local.as_client(), params, None).await;
+                    let mut answer = match step.outcome {
+                        StepOutcome::Ok { completion } => completion,
+                        StepOutcome::Failed { error } => return Err(error),
+                    };
+                    answer.residency = Some(ResidencyOutcome::Local);
+                    return Ok(answer);
+                }
+                Decision::Redact(r, _) => {
+                    redacted = Redacted::new(&remote, &self.detector, r);
+                    (&redacted, Some(ResidencyOutcome::Redacted))
+                }
+            };
         let config = options.config(ColmConfig {
             client_params: params.clone(),
             server_params: params.clone(),
@@ -598,7 +605,7 @@ impl ChatModel for CollabClient {
         let run = round::run(
             &query,
             std::slice::from_ref(&local),
-            &guide,
+            guide,
             &config,
             None,
             Watch::default(),
@@ -642,48 +649,24 @@ impl ChatModel for CollabClient {
 
 /// A colm server as the guide of the device's round: guidance over `POST /v1/colm/guidance`
 /// (or a shared session) with the link's deadline and retries. What leaves the device is the
-/// query's transcript and the answers, trimmed (`trim_draft_tokens`) and, for a sensitive
-/// query, redacted; the guidance comes back restored.
+/// query's transcript and the answers, trimmed (`trim_draft_tokens`); a sensitive query's guide
+/// is this one wrapped in [`Redacted`].
 struct Remote<'a> {
     client: &'a CollabClient,
     params: &'a SamplingParams,
-    /// The query's redaction, extended by each answer sent.
-    redaction: Option<std::sync::Mutex<Redaction>>,
 }
 
 impl Remote<'_> {
-    fn redaction(&self) -> Option<std::sync::MutexGuard<'_, Redaction>> {
-        self.redaction
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-
     /// The guidance of `round` for `answer` (none: round 1 of `reference`) as a step, and the
     /// bytes it moved.
     async fn fetch(&self, query: &Query, answer: Option<&str>, round: u32) -> (Step, WireStats) {
-        let asked = match self.redaction() {
-            Some(r) => r.text.clone(),
-            None => query.server_text().into_owned(),
-        };
-        let sent = answer.map(|a| {
-            let sent = self.client.sent(a);
-            match self.redaction() {
-                Some(mut r) => self.client.detector.redact_also(&mut r, &sent),
-                None => sent,
-            }
-        });
+        let sent = answer.map(|a| self.client.sent(a));
         let fetched = self
             .client
-            .guidance(&asked, sent.as_deref(), round, self.params)
+            .guidance(&query.server_text(), sent.as_deref(), round, self.params)
             .await;
         let (text, wire) = match fetched {
-            Ok((g, w)) => (
-                Ok(match self.redaction() {
-                    Some(r) => r.restore(&g),
-                    None => g,
-                }),
-                w,
-            ),
+            Ok((g, w)) => (Ok(g), w),
             Err(e) => (Err(e), WireStats::default()),
         };
         let step = no_call_step(StepKind::Guidance, round, self.server_model(), text, None);

@@ -214,7 +214,7 @@ impl InProcess<'_> {
     }
 
     /// The guidance of the modes that read the answers only (synthesis, critique, vote, auto).
-    async fn from_answers(&self, ask: &Ask<'_>, observer: Option<StepObserver<'_>>) -> Guided {
+    async fn aggregate_answers(&self, ask: &Ask<'_>, observer: Option<StepObserver<'_>>) -> Guided {
         let asked = ask.query.server_text();
         let texts: Vec<&str> = ask.answers.iter().map(|c| c.text.as_str()).collect();
         let mode = self.config.guidance_mode;
@@ -306,7 +306,7 @@ impl Guide for InProcess<'_> {
     async fn guidance(&self, mut ask: Ask<'_>, observer: Option<StepObserver<'_>>) -> Guided {
         let mode = self.config.guidance_mode;
         if !mode.uses_references() {
-            return self.from_answers(&ask, observer).await;
+            return self.aggregate_answers(&ask, observer).await;
         }
         let round = ask.round;
         let shared = ask.shared.take();

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::colm::guide::{Guide, InProcess};
+use crate::colm::{Collaborator, ColmConfig, ColmError};
 use crate::model::{
     ChatModel, Completion, FinishReason, ModelError, ResidencyOutcome, SamplingParams,
 };
@@ -37,8 +39,10 @@ use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver, Watch};
 
 pub mod privacy;
+pub mod redacted;
 
 use privacy::Detector;
+use redacted::Redacted;
 
 /// Where a query is answered.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -85,6 +89,47 @@ pub enum Residency {
     Local,
     /// Leaves with typed placeholders, restored on the device.
     Redact,
+}
+
+/// What residency decides for one query ([`Residency::decide`]).
+#[derive(Debug)]
+pub enum Decision {
+    /// Nothing sensitive: the query may leave as it is.
+    Leave,
+    /// It stays on the device; why.
+    StayLocal(String),
+    /// It leaves with placeholders (the redaction of its transcript); why.
+    Redact(privacy::Redaction, String),
+}
+
+impl Residency {
+    /// What a query whose transcript is `text` may do: one `flagged` sensitive, or holding
+    /// spans `detector` finds, stays on the device under [`Residency::Local`] or when nothing
+    /// in it can be redacted, and otherwise leaves redacted. The one residency rule of the
+    /// router and the device client.
+    pub fn decide(self, detector: &Detector, text: &str, flagged: bool) -> Decision {
+        let found = detector.find(text);
+        if !flagged && found.is_empty() {
+            return Decision::Leave;
+        }
+        let what = if flagged {
+            "flagged sensitive".to_owned()
+        } else {
+            let mut kinds: Vec<&str> = found.iter().map(|s| s.kind.tag()).collect();
+            kinds.dedup();
+            format!("sensitive spans ({})", kinds.join(", "))
+        };
+        match self {
+            Residency::Local => Decision::StayLocal(format!("{what}: stays on the device")),
+            Residency::Redact if found.is_empty() => {
+                Decision::StayLocal(format!("{what}, nothing to redact: stays on the device"))
+            }
+            Residency::Redact => Decision::Redact(
+                detector.redact(text),
+                format!("{what}: sent with placeholders"),
+            ),
+        }
+    }
 }
 
 /// Router settings (the `[router]` table of a TOML file).
@@ -679,48 +724,26 @@ impl Router {
 
         // 3. Residency: only the query (with its conversation) leaves the device, on either
         // route.
-        let found = self.detector.find(&query.server_text());
-        let redaction = if sensitive || !found.is_empty() {
-            let what = if sensitive {
-                "flagged sensitive".to_owned()
-            } else {
-                let mut kinds: Vec<&str> = found.iter().map(|s| s.kind.tag()).collect();
-                kinds.dedup();
-                format!("sensitive spans ({})", kinds.join(", "))
-            };
-            match self.config.residency {
-                Residency::Local => {
-                    record.reasons.push(format!("{what}: stays on the device"));
+        let (query_out, restore) =
+            match self
+                .config
+                .residency
+                .decide(&self.detector, &query.server_text(), sensitive)
+            {
+                Decision::Leave => (query.clone(), None),
+                Decision::StayLocal(why) => {
+                    record.reasons.push(why);
                     record.residency = Some(ResidencyOutcome::Local);
                     return Ok(record);
                 }
-                Residency::Redact if sensitive && found.is_empty() => {
-                    record
-                        .reasons
-                        .push(format!("{what}, nothing to redact: stays on the device"));
-                    record.residency = Some(ResidencyOutcome::Local);
-                    return Ok(record);
-                }
-                Residency::Redact => {
-                    record
-                        .reasons
-                        .push(format!("{what}: sent with placeholders"));
+                // Redacted, the conversation leaves as one transcript with placeholders.
+                Decision::Redact(r, why) => {
+                    record.reasons.push(why);
                     record.redacted = true;
                     record.residency = Some(ResidencyOutcome::Redacted);
-                    Some(&self.detector)
+                    (Query::new(r.text.clone()), Some(r))
                 }
-            }
-        } else {
-            None
-        };
-        // Redacted, the conversation leaves as one transcript with placeholders.
-        let (query_out, restore) = match redaction {
-            Some(d) => {
-                let r = d.redact(&query.server_text());
-                (Query::new(r.text.clone()), Some(r))
-            }
-            None => (query.clone(), None),
-        };
+            };
 
         // 4. Budgets. The server answers the query on either route: as the answer (`remote`)
         // or as the reference the draft is refined with (`colm`).
@@ -784,25 +807,27 @@ impl Router {
         };
 
         // 5. Escalate; a failed server call leaves the draft (connectivity).
-        let server_step = call(
-            if route == Route::Remote {
-                StepKind::Draft
-            } else {
-                StepKind::Reference
-            },
-            1,
-            None,
-            self.server.as_ref(),
-            messages,
-            params,
-            observer,
-        )
-        .await;
-        let server_text = server_step.text().map(str::to_owned);
-        let tokens = server_step.completion().map_or(0, |c| {
-            self.observe(None, Some((c, server_step.wall_ms)));
-            c.usage.prompt_tokens + c.usage.completion_tokens
-        });
+        let escalation = match route {
+            Route::Remote => {
+                self.remote(&query_out, restore.as_ref(), params, observer)
+                    .await
+            }
+            _ => {
+                let draft = record.steps[0].clone();
+                self.collaborate(query, draft, restore, params, observer)
+                    .await
+            }
+        };
+        let tokens: u64 = escalation
+            .server_steps
+            .iter()
+            .filter(|s| !s.messages.is_empty())
+            .filter_map(|s| {
+                let c = s.completion()?;
+                self.observe(None, Some((c, s.wall_ms)));
+                Some(c.usage.prompt_tokens + c.usage.completion_tokens)
+            })
+            .sum();
         let recorded = match &reservation {
             Some(id) => self.ledger.settle(id, tokens, self.window()).await,
             None if tokens > 0 => self.ledger.add(tokens, self.window()).await,
@@ -811,55 +836,166 @@ impl Router {
         if let Err(e) = recorded {
             tracing::warn!(error = %e, tokens, "server tokens not recorded in the budget");
         }
-        let error = server_step.error().map(ToString::to_string);
-        record.steps.push(server_step);
-        let Some(server_text) = server_text else {
-            record.fallback = Some(format!(
-                "server failed, answered locally: {}",
-                error.unwrap_or_default()
-            ));
-            return Ok(record);
-        };
-        let server_text = match &restore {
-            Some(r) => r.restore(&server_text),
-            None => server_text,
-        };
-        record.route = route;
-        match route {
-            Route::Remote => record.answer = server_text,
-            _ => {
-                let input = round::Refine {
-                    query,
-                    own: &completion.text,
-                    guidance: &server_text,
-                    source: prompts::GuidanceSource::References,
-                    form: self.config.refine,
-                };
-                let refinement = round::refine(
-                    input,
-                    self.local_client(),
-                    1,
-                    params,
-                    Watch::steps(observer),
-                )
-                .await;
-                match refinement.text() {
-                    Some(t) => record.answer = t.to_owned(),
-                    None => {
-                        record.fallback = Some(format!(
-                            "refinement failed, the draft answers: {}",
-                            refinement
-                                .error()
-                                .map(ToString::to_string)
-                                .unwrap_or_default()
-                        ))
+        record.steps.extend(escalation.server_steps);
+        record.steps.extend(escalation.client_steps);
+        match escalation.outcome {
+            Err(server_error) => {
+                record.fallback = Some(format!("server failed, answered locally: {server_error}"));
+            }
+            Ok(answer) => {
+                record.route = route;
+                match answer {
+                    Ok(text) => record.answer = text,
+                    Err(e) => {
+                        record.fallback = Some(format!("refinement failed, the draft answers: {e}"))
                     }
                 }
-                record.steps.push(refinement);
             }
         }
         Ok(record)
     }
+
+    /// The `remote` route: the server model answers the (redacted) query itself.
+    async fn remote(
+        &self,
+        query_out: &Query,
+        restore: Option<&privacy::Redaction>,
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Escalation {
+        let step = call(
+            StepKind::Draft,
+            1,
+            None,
+            self.server.as_ref(),
+            prompts::draft(query_out),
+            params,
+            observer,
+        )
+        .await;
+        let outcome = match (step.text(), step.error()) {
+            (Some(t), _) => Ok(Ok(match restore {
+                Some(r) => r.restore(t),
+                None => t.to_owned(),
+            })),
+            (None, e) => Err(e.map(ToString::to_string).unwrap_or_default()),
+        };
+        Escalation {
+            server_steps: vec![step],
+            client_steps: Vec::new(),
+            outcome,
+        }
+    }
+
+    /// The `colm` route: one CoLM round ([`round::run`]) on the device's `draft`, guided by the
+    /// server model's own reference (one generalist writer, the server model itself), asked
+    /// about the redacted query when `redaction` is set.
+    async fn collaborate(
+        &self,
+        query: &Query,
+        draft: Step,
+        redaction: Option<privacy::Redaction>,
+        params: &SamplingParams,
+        observer: Option<StepObserver<'_>>,
+    ) -> Escalation {
+        let config = ColmConfig {
+            client_params: params.clone(),
+            server_params: params.clone(),
+            refine: Some(self.config.refine),
+            ..ColmConfig::default()
+        };
+        let server = InProcess {
+            aggregator: Some(self.server.as_ref()),
+            writers: &[],
+            store: None,
+            config: &config,
+        };
+        let redacted = redaction.map(|r| Redacted::new(&server, &self.detector, r));
+        let guide: &dyn Guide = match &redacted {
+            Some(r) => r,
+            None => &server,
+        };
+        let local = Collaborator {
+            id: "local".into(),
+            description: String::new(),
+            model: self.local.clone(),
+        };
+        let run = round::run(
+            query,
+            std::slice::from_ref(&local),
+            guide,
+            &config,
+            Some(vec![draft]),
+            Watch::steps(observer),
+        )
+        .await;
+        let (record, outcome) = match run {
+            Ok(r) => {
+                let answer = r.answer().unwrap_or_default().to_owned();
+                (r, Ok(Ok(answer)))
+            }
+            Err(ColmError::GuidanceFailed { error, partial, .. }) => {
+                // A writer's own error says why (the guidance's says only that none was made).
+                let why = partial
+                    .references
+                    .iter()
+                    .flat_map(|r| r.steps.iter())
+                    .find_map(Step::error)
+                    .map_or_else(|| error.to_string(), ToString::to_string);
+                (*partial, Err(why))
+            }
+            Err(ColmError::AllCollaboratorsFailed {
+                errors, partial, ..
+            }) => {
+                let e = errors
+                    .first()
+                    .map(|(_, e)| e.to_string())
+                    .unwrap_or_default();
+                (*partial, Ok(Err(e)))
+            }
+            Err(ColmError::InvalidConfig(m)) => {
+                return Escalation {
+                    server_steps: Vec::new(),
+                    client_steps: Vec::new(),
+                    outcome: Err(m),
+                }
+            }
+        };
+        let server_steps = record
+            .references
+            .iter()
+            .flat_map(|r| r.all_steps())
+            .chain(
+                record
+                    .rounds
+                    .iter()
+                    .flat_map(|r| r.guidance.iter().chain(&r.critiques)),
+            )
+            // The calls only (one reference passed on as guidance is no call).
+            .filter(|s| !s.messages.is_empty())
+            .cloned()
+            .collect();
+        let client_steps = record
+            .rounds
+            .iter()
+            .flat_map(|r| r.refinements.iter())
+            .cloned()
+            .collect();
+        Escalation {
+            server_steps,
+            client_steps,
+            outcome,
+        }
+    }
+}
+
+/// What an escalation did: the server's steps, the device's steps after its draft, and the
+/// outcome — `Err` when the server failed (the draft answers), else the answer or the
+/// refinement's failure.
+struct Escalation {
+    server_steps: Vec<Step>,
+    client_steps: Vec<Step>,
+    outcome: Result<Result<String, String>, String>,
 }
 
 #[cfg(test)]
