@@ -53,7 +53,7 @@ for suite in "${suites[@]}"; do
     mkdir -p "$out" && cp "$docs/run/run.json" "$docs/run/records.jsonl" "$out/"
   fi
   "$COLM" "${cmd[@]:1}" >> "runs/$suite-100.log" 2>&1
-  "$COLM" eval report "$out" --to "$docs" --command "${cmd[*]}" > /dev/null
+  "$COLM" eval report "$out" --out "$docs" --command "${cmd[*]}" > /dev/null
   mkdir -p "$docs/run" && cp "$out/run.json" "$out/records.jsonl" "$docs/run/"
   echo "$docs/report.md"
 done

@@ -34,7 +34,7 @@ server="$(wait_addr "$tmp/serve.out")"
 per_device=$(( (clients + devices - 1) / devices ))
 urls=()
 for d in $(seq 1 "$devices"); do
-  "$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
+  "$colm" client --server-url "$server" --model "$client_model" --server-model "$server_model" \
     --listen 127.0.0.1:0 --parallel "$per_device" --ctx 4096 --deadline-ms 1800000 \
     --name "device-$d" >"$tmp/client-$d.out" 2>"$tmp/client-$d.err" &
   pids+=($!)

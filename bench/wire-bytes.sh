@@ -29,11 +29,11 @@ trap cleanup EXIT
 "$colm" serve --model "$server_model" --model "$client_model" --bind 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)
 server="$(wait_addr "$tmp/serve.out")"
-"$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
+"$colm" client --server-url "$server" --model "$client_model" --server-model "$server_model" \
   --listen 127.0.0.1:0 --deadline-ms 900000 >"$tmp/full.out" 2>"$tmp/full.err" &
 pids+=($!)
 full="$(wait_addr "$tmp/full.out")"
-"$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
+"$colm" client --server-url "$server" --model "$client_model" --server-model "$server_model" \
   --listen 127.0.0.1:0 --deadline-ms 900000 --trim-draft-tokens "$trim" >"$tmp/trim.out" 2>"$tmp/trim.err" &
 pids+=($!)
 trimmed="$(wait_addr "$tmp/trim.out")"

@@ -22,7 +22,7 @@ trap cleanup EXIT
 "$colm" serve --model "$server_model" --model "$client_model" --bind 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)
 server="$(wait_addr "$tmp/serve.out")"
-"$colm" client --server "$server" --model "$client_model" --server-model "$server_model" \
+"$colm" client --server-url "$server" --model "$client_model" --server-model "$server_model" \
   --listen 127.0.0.1:0 >"$tmp/client.out" 2>"$tmp/client.err" &
 pids+=($!)
 client="$(wait_addr "$tmp/client.out")"

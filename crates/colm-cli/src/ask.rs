@@ -140,13 +140,9 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         verbose: !args.json,
     };
     let models = load_models(&specs, &opts).await?;
-    let get = |spec: &str| {
-        models
-            .get(spec)
-            .cloned()
-            .with_context(|| format!("model {spec} was not loaded"))
-    };
-    let collaborators = crate::load::collaborators(&models, &args.clients)?;
+    let registry = crate::registry::Registry::new(&models);
+    let get = |spec: &str| registry.get(spec);
+    let collaborators = registry.collaborators(&args.clients)?;
     let server = get(&args.server)?;
     let declared = writer_specs
         .iter()

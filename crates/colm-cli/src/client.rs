@@ -25,8 +25,12 @@ pub struct ClientArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Base URL of the colm server, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
-    pub server: String,
+    #[arg(long, required_unless_present = "server")]
+    pub server_url: Option<String>,
+    /// Now --server-url (a model is `--server` elsewhere); read for one release, with a
+    /// warning.
+    #[arg(long, hide = true, conflicts_with = "server_url")]
+    pub server: Option<String>,
     /// Local model (catalog name or .gguf path).
     #[arg(long)]
     pub model: String,
@@ -100,6 +104,13 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
+    let server_url = crate::renamed::value(
+        args.server_url.clone(),
+        args.server.clone(),
+        "colm client --server",
+        "--server-url",
+    )
+    .context("--server-url is required")?;
     args.colm
         .check()
         .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
@@ -136,7 +147,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             ResidencyArg::Local => Residency::Local,
         },
         sensitive_names: args.sensitive_names.clone(),
-        ..RemoteConfig::new(&args.server, &args.server_model)
+        ..RemoteConfig::new(&server_url, &args.server_model)
     };
     let name = local.model.name().to_owned();
     let model: Arc<dyn ChatModel> = match router {
@@ -167,7 +178,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         } else {
             "guidance from"
         },
-        args.server
+        server_url
     );
     std::io::stdout().flush()?;
     colm_server::serve(listener, state).await?;

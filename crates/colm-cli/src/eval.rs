@@ -59,6 +59,9 @@ pub struct ReportArgs {
     pub run: PathBuf,
     /// Where to write report.md, report.json and the plots (default: the run folder).
     #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Now --out.
+    #[arg(long, hide = true, conflicts_with = "out")]
     pub to: Option<PathBuf>,
     /// The command that produced the run, quoted in the report.
     #[arg(long)]
@@ -69,7 +72,8 @@ pub struct ReportArgs {
 }
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let to = args.to.clone().unwrap_or_else(|| args.run.clone());
+    let to = crate::renamed::value(args.out.clone(), args.to.clone(), "--to", "--out")
+        .unwrap_or_else(|| args.run.clone());
     let written = report::write(&args.run, &to, args.command.as_deref(), &args.plot_font)?;
     for p in &written {
         eprintln!("wrote {}", p.display());

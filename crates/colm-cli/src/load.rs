@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use colm_core::colm::Collaborator;
 use colm_core::ChatModel;
 use colm_engine::{EngineConfig, LlamaEngine};
 use colm_models::{Cache, ModelRef, PullOptions};
@@ -27,30 +26,6 @@ pub fn pull_options() -> PullOptions {
         opts.python = python.to_string_lossy().into_owned();
     }
     opts
-}
-
-/// The client collaborators on the loaded models `specs`, in order ([`Collaborator::client`]).
-///
-/// # Errors
-/// A spec that was not loaded.
-pub fn collaborators(
-    loaded: &BTreeMap<String, Arc<Loaded>>,
-    specs: &[String],
-) -> anyhow::Result<Vec<Collaborator>> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let m = loaded
-                .get(spec)
-                .with_context(|| format!("model {spec} was not loaded"))?;
-            Ok(Collaborator::client(
-                i,
-                m.model.clone(),
-                m.description.clone(),
-            ))
-        })
-        .collect()
 }
 
 /// A loaded model (an embedded engine, or an upstream endpoint) and its declared

@@ -6,6 +6,8 @@ mod config;
 mod eval;
 mod load;
 mod models;
+mod registry;
+mod renamed;
 mod route;
 mod router;
 mod serve;

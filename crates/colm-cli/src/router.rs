@@ -66,6 +66,9 @@ pub struct EvalArgs {
     pub model: PathBuf,
     /// Also write the report as Markdown here.
     #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Now --out.
+    #[arg(long, hide = true, conflicts_with = "out")]
     pub to: Option<PathBuf>,
 }
 
@@ -172,7 +175,9 @@ pub async fn run(command: RouterCommand) -> anyhow::Result<()> {
             anyhow::ensure!(!test.is_empty(), "no held-back items");
             let md = report(&router, &test, &args.data);
             print!("{md}");
-            if let Some(to) = &args.to {
+            if let Some(to) =
+                &crate::renamed::value(args.out.clone(), args.to.clone(), "--to", "--out")
+            {
                 std::fs::write(to, &md).with_context(|| format!("writing {}", to.display()))?;
             }
             Ok(())

@@ -20,6 +20,7 @@ use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
 
 use crate::load::{load_models, EngineArgs, LoadOptions, Loaded};
+use crate::registry::Registry;
 
 /// Arguments of `colm serve`.
 #[derive(Args)]
@@ -188,7 +189,7 @@ impl RenamedColmFlags {
         for (key, value) in given {
             if let Some(v) = value {
                 let new = key.replace('_', "-");
-                eprintln!("warning: --colm-{new} is renamed --{new}; the old name goes in 0.2");
+                crate::renamed::warn(&format!("--colm-{new}"), &format!("--{new}"));
                 pairs.push(format!("{key}={v}"));
             }
         }
@@ -339,9 +340,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         |served: &str, id: &str| served != id && upstreams.iter().any(|u| u.name == served);
     let specs: Vec<(&str, Option<&str>)> = args.models.iter().map(|m| split_alias(m)).collect();
     let mut names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    // A collaborator or server named by an alias of --model is that model (no load of its own).
+    let is_alias = |n: &str| specs.iter().any(|(_, a)| *a == Some(n));
     names.extend(args.colm_clients.iter().map(String::as_str));
     names.extend(args.colm_server.as_deref());
-    names.retain(|n| !is_upstream(n));
+    names.retain(|n| !is_upstream(n) && !is_alias(n));
     let opts = LoadOptions {
         engine: args.engine.clone(),
         max_queue: args.max_queue,
@@ -404,44 +407,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         loaded.insert(id.to_owned(), entry);
     }
+    let mut registry = Registry::new(&loaded);
     for (name, alias) in &specs {
-        let m = loaded
-            .get(*name)
-            .with_context(|| format!("model {name} was not loaded"))?;
+        let m = registry.get(name)?;
         let id = alias.map_or_else(|| m.model.name().to_owned(), str::to_owned);
         if hosted.iter().any(|(h, _)| *h == id) {
             anyhow::bail!("model id {id:?} is given twice; use NAME=ALIAS to tell them apart");
         }
-        hosted.push((id, m.model.clone()));
+        hosted.push((id.clone(), m.model.clone()));
+        registry.insert(&id, m);
     }
     let mut writers = Vec::new();
     for text in &args.writers {
         let spec = WriterSpec::parse(text).map_err(|e| anyhow::anyhow!("--writer {text}: {e}"))?;
-        let model = hosted
-            .iter()
-            .find(|(id, _)| *id == spec.model)
-            .map(|(_, m)| m.clone())
-            .with_context(|| {
-                format!(
-                    "--writer {text}: no hosted model {:?} (hosted: {})",
-                    spec.model,
-                    hosted
-                        .iter()
-                        .map(|(id, _)| id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-        writers.push(spec.build(model));
+        let model = registry
+            .get(&spec.model)
+            .with_context(|| format!("--writer {text}"))?;
+        writers.push(spec.build(model.model.clone()));
     }
     if let Some(server) = &args.colm_server {
         if hosted.iter().any(|(h, _)| h == "colm") {
             anyhow::bail!("a hosted model is already called \"colm\": give it another alias");
         }
-        let collaborators = crate::load::collaborators(&loaded, &args.colm_clients)?;
-        let server = loaded
-            .get(server)
-            .with_context(|| format!("model {server} was not loaded"))?;
+        let collaborators = registry
+            .collaborators(&args.colm_clients)
+            .context("--colm-client")?;
+        let server = registry.get(server).context("--colm-server")?;
         let router = match &args.router {
             Some(path) => {
                 let file = crate::route::RouterFile::load(path)?;

@@ -80,7 +80,7 @@ fn client(server: &common::Proc, extra: &[&str]) -> common::Proc {
 fn client_of(base: &str, extra: &[&str]) -> common::Proc {
     let mut args = vec![
         "client",
-        "--server",
+        "--server-url",
         base,
         "--model",
         MODEL,

@@ -63,7 +63,7 @@ fn router_trains_and_evaluates_on_logged_outcomes() {
             &run,
             "--model",
             model_s,
-            "--to",
+            "--out",
             md_path.to_str().unwrap(),
         ]),
         "router eval",
@@ -95,7 +95,7 @@ fn report_puts_the_cross_fitted_learned_router_on_the_frontier() {
     let run = arc_run(dir.path());
     let to = dir.path().join("report");
     ok(
-        &colm(&["eval", "report", &run, "--to", to.to_str().unwrap()]),
+        &colm(&["eval", "report", &run, "--out", to.to_str().unwrap()]),
         "eval report",
     );
     let md = std::fs::read_to_string(to.join("report.md")).unwrap();
