@@ -37,7 +37,7 @@ async fn every_collaboration_is_logged_once_with_feedback_in_sqlite() {
 
 #[tokio::test]
 async fn every_collaboration_is_logged_once_with_feedback_in_postgres() {
-    let pg = colm_server::log::LocalPostgres::start().await.unwrap();
+    let pg = colm_test_support::LocalPostgres::start().await.unwrap();
     logs_every_collaboration(&pg.url).await;
 }
 

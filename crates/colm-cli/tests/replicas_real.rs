@@ -7,7 +7,8 @@
 
 mod common;
 
-use colm_server::state::LocalRedis;
+use colm_server::state::RedisState;
+use colm_test_support::LocalRedis;
 use common::{get_text, metric};
 use serde_json::{json, Value};
 
@@ -268,7 +269,10 @@ async fn replicas_spend_one_cascade_budget_through_redis() {
     let b = cascade_replica(&router, Some(&redis.url));
     let client = reqwest::Client::new();
     let q = &questions(1)[0];
-    let ledger = redis.connect("colm").await.unwrap().ledger("cheap");
+    let ledger = RedisState::connect(&redis.url, "colm")
+        .await
+        .unwrap()
+        .ledger("cheap");
     let hour = std::time::Duration::from_secs(3600);
 
     let escalated = cascade_prompt_tokens(&client, &a.base, q).await;

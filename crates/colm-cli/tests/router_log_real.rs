@@ -76,7 +76,7 @@ fn colm(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn router_learns_from_a_postgres_interaction_log_with_feedback() {
-    let pg = colm_server::log::LocalPostgres::start().await.unwrap();
+    let pg = colm_test_support::LocalPostgres::start().await.unwrap();
     let serve = common::start(&[
         "serve",
         "--bind",

@@ -599,24 +599,38 @@ mod tests {
     /// replicas have).
     #[tokio::test]
     async fn limits_in_redis_hold_across_replicas() {
-        let redis = crate::state::LocalRedis::start().await.unwrap();
-        let state = redis.connect("t1").await.unwrap();
+        let redis = colm_test_support::LocalRedis::start().await.unwrap();
+        let state = crate::state::RedisState::connect(&redis.url, "t1")
+            .await
+            .unwrap();
         budgets_are_spent_overdrawn_and_refilled(Auth::new(budget_config()).shared(state.clone()))
             .await;
-        let other = Auth::new(budget_config()).shared(redis.connect("t1").await.unwrap());
+        let other = Auth::new(budget_config()).shared(
+            crate::state::RedisState::connect(&redis.url, "t1")
+                .await
+                .unwrap(),
+        );
         assert!(
             other.budget_left("acme").await.is_err(),
             "spent on the other replica"
         );
         let a = Auth::new(rate_config()).shared(state.clone());
-        let b = Auth::new(rate_config()).shared(redis.connect("t1").await.unwrap());
+        let b = Auth::new(rate_config()).shared(
+            crate::state::RedisState::connect(&redis.url, "t1")
+                .await
+                .unwrap(),
+        );
         assert!(a.take("k").await.is_ok());
         assert!(b.take("k").await.is_ok());
         assert!(
             a.take("k").await.is_err(),
             "two of two taken, one on each replica"
         );
-        let fresh = Auth::new(rate_config()).shared(redis.connect("t2").await.unwrap());
+        let fresh = Auth::new(rate_config()).shared(
+            crate::state::RedisState::connect(&redis.url, "t2")
+                .await
+                .unwrap(),
+        );
         buckets_allow_the_burst_then_say_when(fresh).await;
     }
 

@@ -822,110 +822,6 @@ async fn feedback_inner(
     })
 }
 
-/// A PostgreSQL server of this machine on a free loopback port, in a fresh data directory
-/// (trust authentication, user `colm`, no fsync), stopped and removed when dropped: for tests
-/// and benchmarks (the Debian package `postgresql`; `scripts/setup` installs it). As root its
-/// processes run as the `postgres` user (PostgreSQL refuses root).
-pub struct LocalPostgres {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    /// `postgres://colm@127.0.0.1:PORT/postgres`.
-    pub url: String,
-}
-
-impl LocalPostgres {
-    /// Starts one and waits until it answers (at most 30 s).
-    ///
-    /// # Errors
-    /// PostgreSQL is not installed, or does not start.
-    pub async fn start() -> Result<Self, String> {
-        use std::process::{Command, Stdio};
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .map_err(|e| format!("no /usr/lib/postgresql (Debian package postgresql): {e}"))?
-            .filter_map(Result::ok)
-            .map(|d| d.path().join("bin"))
-            .filter(|b| b.join("initdb").exists())
-            .max()
-            .ok_or("no initdb under /usr/lib/postgresql/*/bin")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let dir = std::env::temp_dir().join(format!("colm-pg-{}", crate::state::random_token()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        // As root: the postgres user's ids, for the data directory and the processes.
-        let id = |args: &[&str]| -> Option<u32> {
-            let out = Command::new("id").args(args).output().ok()?;
-            String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-        };
-        let owner = if id(&["-u"]) == Some(0) {
-            let ids = id(&["-u", "postgres"]).zip(id(&["-g", "postgres"]));
-            Some(ids.ok_or("running as root and there is no postgres user")?)
-        } else {
-            None
-        };
-        let as_owner = |program: std::path::PathBuf| {
-            use std::os::unix::process::CommandExt as _;
-            let mut c = Command::new(program);
-            if let Some((uid, gid)) = owner {
-                c.uid(uid).gid(gid);
-            }
-            c
-        };
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-        }
-        let data = dir.join("data");
-        let init = as_owner(bin.join("initdb"))
-            .args(["-D"])
-            .arg(&data)
-            .args(["-U", "colm", "-A", "trust", "--no-sync"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run initdb: {e}"))?;
-        if !init.success() {
-            return Err("initdb failed".into());
-        }
-        let child = as_owner(bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run postgres: {e}"))?;
-        let server = Self {
-            child,
-            dir,
-            url: format!("postgres://colm@127.0.0.1:{port}/postgres"),
-        };
-        let started = Instant::now();
-        loop {
-            if tokio_postgres::connect(&server.url, tokio_postgres::NoTls)
-                .await
-                .is_ok()
-            {
-                return Ok(server);
-            }
-            if started.elapsed() > std::time::Duration::from_secs(30) {
-                return Err(format!("postgres on {} did not answer", server.url));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for LocalPostgres {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1033,7 +929,7 @@ mod tests {
     /// The same against a real PostgreSQL server.
     #[tokio::test]
     async fn postgres_keeps_records_and_feedback() {
-        let pg = LocalPostgres::start().await.unwrap();
+        let pg = colm_test_support::LocalPostgres::start().await.unwrap();
         let log = InteractionLog::open_target(&pg.url, true).await.unwrap();
         // A second database for the log without texts.
         let (admin, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)

@@ -408,63 +408,6 @@ impl RedisState {
 /// Where shared state lives: `None` is this process (the embedded default).
 pub type Shared = Option<Arc<RedisState>>;
 
-/// A `redis-server` of this machine on a free loopback port, without persistence, stopped when
-/// dropped: for tests and benchmarks (the Debian package `redis-server`; `scripts/setup`
-/// installs it).
-pub struct LocalRedis {
-    child: std::process::Child,
-    /// `redis://127.0.0.1:PORT`.
-    pub url: String,
-}
-
-impl LocalRedis {
-    /// Starts one and waits until it answers (at most 10 s).
-    ///
-    /// # Errors
-    /// `redis-server` is missing or does not answer.
-    pub async fn start() -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server (Debian package redis-server): {e}"))?;
-        let server = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        };
-        let started = std::time::Instant::now();
-        loop {
-            if RedisState::connect(&server.url, "probe").await.is_ok() {
-                return Ok(server);
-            }
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err(format!("redis-server on {} did not answer", server.url));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// A connection with keys under `prefix`.
-    ///
-    /// # Errors
-    /// As [`RedisState::connect`].
-    pub async fn connect(&self, prefix: &str) -> Result<RedisState, StateError> {
-        RedisState::connect(&self.url, prefix).await
-    }
-}
-
-impl Drop for LocalRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -521,14 +464,29 @@ mod tests {
     /// cascade's ledger is apart.
     #[tokio::test]
     async fn replicas_spend_one_ledger_in_redis() {
-        let redis = LocalRedis::start().await.unwrap();
-        let a = redis.connect("t").await.unwrap().ledger("cheap");
-        let b = redis.connect("t").await.unwrap().ledger("cheap");
+        let redis = colm_test_support::LocalRedis::start().await.unwrap();
+        let a = RedisState::connect(&redis.url, "t")
+            .await
+            .unwrap()
+            .ledger("cheap");
+        let b = RedisState::connect(&redis.url, "t")
+            .await
+            .unwrap()
+            .ledger("cheap");
         ledger_counts_within_the_window(&a, &b).await;
-        let a = redis.connect("t").await.unwrap().ledger("reserved");
-        let b = redis.connect("t").await.unwrap().ledger("reserved");
+        let a = RedisState::connect(&redis.url, "t")
+            .await
+            .unwrap()
+            .ledger("reserved");
+        let b = RedisState::connect(&redis.url, "t")
+            .await
+            .unwrap()
+            .ledger("reserved");
         reservations_hold_the_limit(&a, &b).await;
-        let other = redis.connect("t").await.unwrap().ledger("other");
+        let other = RedisState::connect(&redis.url, "t")
+            .await
+            .unwrap()
+            .ledger("other");
         assert_eq!(other.spent(Duration::from_secs(60)).await.unwrap(), 0);
     }
 }

@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
-use colm_server::state::LocalRedis;
+use colm_server::state::RedisState;
 use colm_server::{AppState, ServerConfig};
+use colm_test_support::LocalRedis;
 use serde_json::{json, Value};
 
 /// Two replicas of one server: in memory, the same server twice; with Redis, two servers
@@ -28,7 +29,7 @@ async fn serve(config: ServerConfig, redis: Option<&LocalRedis>) -> String {
     let mut state = AppState::new(Vec::new(), config);
     if let Some(r) = redis {
         state = state
-            .with_shared_state(r.connect("colm").await.unwrap())
+            .with_shared_state(RedisState::connect(&r.url, "colm").await.unwrap())
             .unwrap();
     }
     tokio::spawn(colm_server::serve(listener, state));

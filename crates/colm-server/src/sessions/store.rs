@@ -590,7 +590,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
-    use crate::state::LocalRedis;
+    use colm_test_support::LocalRedis;
 
     fn meta(id: &str, key: &str, now_ms: u64) -> Meta {
         Meta {
@@ -655,8 +655,16 @@ mod tests {
     #[tokio::test]
     async fn redis_caps_open_sessions_across_replicas() {
         let redis = LocalRedis::start().await.unwrap();
-        let a = SessionStore::redis(redis.connect("t").await.unwrap());
-        let b = SessionStore::redis(redis.connect("t").await.unwrap());
+        let a = SessionStore::redis(
+            crate::state::RedisState::connect(&redis.url, "t")
+                .await
+                .unwrap(),
+        );
+        let b = SessionStore::redis(
+            crate::state::RedisState::connect(&redis.url, "t")
+                .await
+                .unwrap(),
+        );
         caps_open_sessions(&a, &b).await;
     }
 }
