@@ -175,6 +175,26 @@ fn digest(url: &str) -> String {
         .collect()
 }
 
+/// A query reduced to what makes two askings "the same question" (the one definition: the
+/// server's shared references and sessions, the router's training pairs): Unicode lower case,
+/// whitespace runs collapsed to one space, typographic apostrophes and quotes made plain,
+/// surrounding whitespace and trailing punctuation removed.
+pub fn normalise_query(query: &str) -> String {
+    let mapped: String = query
+        .chars()
+        .map(|c| match c {
+            '\u{2018}' | '\u{2019}' => '\'',
+            '\u{201C}' | '\u{201D}' => '"',
+            c => c,
+        })
+        .collect::<String>()
+        .to_lowercase();
+    let collapsed = mapped.split_whitespace().collect::<Vec<_>>().join(" ");
+    collapsed
+        .trim_end_matches(|c: char| c.is_ascii_punctuation() && c != ')' && c != ']')
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

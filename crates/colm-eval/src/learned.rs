@@ -170,17 +170,9 @@ pub struct LoggedAnswer {
     pub right: bool,
 }
 
-/// The key two answers of one query are paired by: the query lower-cased, its whitespace runs
-/// made one space, trimmed.
-pub fn normalised_query(query: &str) -> String {
-    query
-        .split_whitespace()
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use colm_core::query::normalise_query;
 
-/// Pairs, per [normalised query](normalised_query), the latest answer of model `local` with
+/// Pairs, per [normalised query](normalise_query), the latest answer of model `local` with
 /// the latest answer of model `escalation` (RouteLLM learns from such pairs of a weak and a
 /// strong model's outcomes on one query). The features are the local answer's
 /// ([`FEATURES`]; `no_answer` when [`colm_core::guidance::extract_answer`] finds no final
@@ -199,7 +191,7 @@ pub fn log_examples(
     let latest = |model: &str| -> BTreeMap<String, &LoggedAnswer> {
         let mut by: BTreeMap<String, &LoggedAnswer> = BTreeMap::new();
         for a in answers.iter().filter(|a| a.model == model) {
-            let slot = by.entry(normalised_query(&a.query)).or_insert(a);
+            let slot = by.entry(normalise_query(&a.query)).or_insert(a);
             if (a.created_ms, &a.id) > (slot.created_ms, &slot.id) {
                 *slot = a;
             }

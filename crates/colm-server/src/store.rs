@@ -45,24 +45,7 @@ pub struct GuidanceStore {
     ttl: Duration,
 }
 
-/// A query reduced to what makes two askings "the same question": Unicode lower case,
-/// whitespace runs collapsed to one space, typographic apostrophes and quotes made plain,
-/// surrounding whitespace and trailing punctuation removed.
-pub fn normalise_query(query: &str) -> String {
-    let mapped: String = query
-        .chars()
-        .map(|c| match c {
-            '\u{2018}' | '\u{2019}' => '\'',
-            '\u{201C}' | '\u{201D}' => '"',
-            c => c,
-        })
-        .collect::<String>()
-        .to_lowercase();
-    let collapsed = mapped.split_whitespace().collect::<Vec<_>>().join(" ");
-    collapsed
-        .trim_end_matches(|c: char| c.is_ascii_punctuation() && c != ')' && c != ']')
-        .to_owned()
-}
+pub use colm_core::query::normalise_query;
 
 fn now() -> i64 {
     SystemTime::now()
