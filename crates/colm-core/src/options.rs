@@ -236,6 +236,27 @@ impl GuidanceOptions {
         self.screen.unwrap_or_default()
     }
 
+    /// Every option, the ones not given at their defaults: two requests with equal resolved
+    /// options ask for the same guidance (a key, not for [`GuidanceOptions::check`]).
+    pub fn resolved(&self) -> Self {
+        text::overlay(&Self::defaults(), self).unwrap_or_else(|_| self.clone())
+    }
+
+    /// `base` with the guidance settings of these options (mode, references, drafts
+    /// aggregated, screen), resolved.
+    pub fn apply(&self, base: ColmConfig) -> ColmConfig {
+        ColmConfig {
+            guidance_mode: self.mode(),
+            references: ReferenceConfig {
+                k: self.refs(),
+                selector: self.selector(),
+            },
+            aggregate_drafts: self.aggregate_drafts(),
+            screen: self.screen(),
+            ..base
+        }
+    }
+
     /// Checks the options alone and together.
     ///
     /// # Errors
@@ -338,19 +359,11 @@ impl RoundOptions {
     /// mode, references, drafts, screen and the refinement form (resolved, so a record names
     /// the form that ran).
     pub fn config(&self, base: ColmConfig) -> ColmConfig {
-        let g = &self.guidance;
-        ColmConfig {
+        self.guidance.apply(ColmConfig {
             rounds: self.rounds(),
-            guidance_mode: g.mode(),
-            references: ReferenceConfig {
-                k: g.refs(),
-                selector: g.selector(),
-            },
-            aggregate_drafts: g.aggregate_drafts(),
             refine: Some(self.refine()),
-            screen: g.screen(),
             ..base
-        }
+        })
     }
 
     /// Checks the options alone and together ([`GuidanceOptions::check`] too).

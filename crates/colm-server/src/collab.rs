@@ -43,9 +43,9 @@ use colm_api::collab::{GuidanceRequest, GuidanceResponse, SentReference};
 pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
 use colm_api::openai::CompletionUsage;
 use colm_core::colm::guide::{Ask, Guide, InProcess};
-use colm_core::colm::references::{self, ReferenceConfig, References};
+use colm_core::colm::references::{self, References};
 use colm_core::colm::{ColmConfig, Contribution, Step, StepOutcome};
-use colm_core::guidance::{DraftScreen, GuidanceMode};
+use colm_core::guidance::GuidanceMode;
 use colm_core::options::GuidanceOptions;
 use colm_core::{Query, SamplingParams, Usage};
 
@@ -112,22 +112,18 @@ async fn handle(
     Ok(response)
 }
 
-/// How guidance is to be produced: mode, server model, references and sampling, checked
-/// against the hosted models. Shared by one-shot guidance and sessions.
+/// How guidance is to be produced: the server model, the guidance options and the sampling,
+/// checked against the hosted models. Shared by one-shot guidance and sessions.
 #[derive(Debug, Clone)]
 pub struct GuidanceSpec {
     /// Server model id (`None` only for `vote`).
     pub model: Option<String>,
-    /// The guidance mode.
+    /// The request's guidance options, checked.
+    pub options: GuidanceOptions,
+    /// The guidance mode they resolve to.
     pub mode: GuidanceMode,
     /// Sampling of the server calls.
     pub params: SamplingParams,
-    /// Reference modes: how many references, chosen how.
-    pub references: ReferenceConfig,
-    /// Reference modes: aggregate the drafts with the references in round 1 too.
-    pub aggregate_drafts: bool,
-    /// Which drafts the server model reads.
-    pub screen: DraftScreen,
 }
 
 impl GuidanceSpec {
@@ -170,15 +166,20 @@ impl GuidanceSpec {
             .map_err(|(field, message)| ApiError::invalid(message, Some(field)))?;
         Ok(Self {
             model,
+            options: options.clone(),
             mode,
             params,
-            references: ReferenceConfig {
-                k: options.refs(),
-                selector: options.selector(),
-            },
-            aggregate_drafts: options.aggregate_drafts(),
-            screen: options.screen(),
         })
+    }
+
+    /// What makes two requests ask for the same guidance (beside the question): the model, and
+    /// every guidance option, resolved ([`GuidanceOptions::resolved`]).
+    pub fn key(&self) -> String {
+        format!(
+            "{}\u{1f}{}",
+            self.model.as_deref().unwrap_or(""),
+            serde_json::to_string(&self.options.resolved()).unwrap_or_default()
+        )
     }
 }
 
@@ -221,7 +222,7 @@ pub async fn produce(
     round: u32,
 ) -> Result<GuidanceResponse, ApiError> {
     let uses_references = spec.mode.uses_references();
-    let reads_drafts = !uses_references || round > 1 || spec.aggregate_drafts;
+    let reads_drafts = !uses_references || round > 1 || spec.options.aggregate_drafts();
     if reads_drafts && drafts.is_empty() {
         return Err(ApiError::invalid(
             if uses_references {
@@ -248,14 +249,10 @@ pub async fn produce(
         ),
         None => None,
     };
-    let config = ColmConfig {
+    let config = spec.options.apply(ColmConfig {
         server_params: spec.params.clone(),
-        guidance_mode: spec.mode,
-        references: spec.references,
-        aggregate_drafts: spec.aggregate_drafts,
-        screen: spec.screen,
         ..ColmConfig::default()
-    };
+    });
     let store = state
         .shared_references()
         .map(|s| s.as_ref() as &dyn references::ReferenceStore);

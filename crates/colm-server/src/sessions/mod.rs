@@ -56,7 +56,6 @@ use crate::state::{now_ms, RedisState, StateError};
 use crate::store::normalise_query;
 use crate::AppState;
 use colm_api::openai::ErrorBody;
-use colm_core::options::Named;
 use store::{Joined, Meta, SessionStore, Snapshot, Stored};
 
 /// Default `k`: drafts that trigger aggregation.
@@ -359,14 +358,9 @@ async fn create_inner(
     let spec = spec_of(&state, &req)?;
     let round = crate::collab::round_of(req.round)?;
     let key = format!(
-        "{scope}\u{1d}{}\u{1f}{}\u{1f}{}\u{1f}{round}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        "{scope}\u{1d}{}\u{1f}{round}\u{1f}{}",
         normalise_query(&req.query),
-        spec.model.as_deref().unwrap_or(""),
-        spec.mode.name(),
-        spec.references.k,
-        spec.references.selector.name(),
-        spec.aggregate_drafts,
-        spec.screen.name()
+        spec.key()
     );
     let sessions = state.sessions();
     let now = now_ms();
