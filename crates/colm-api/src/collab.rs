@@ -3,14 +3,11 @@
 //! holds the bodies.
 
 use colm_core::guidance::VoteTally;
-pub use colm_core::options::{GuidanceOptions, MAX_REFS};
+pub use colm_core::options::{GuidanceOptions, MAX_DRAFTS, MAX_REFS};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::openai::CompletionUsage;
-
-/// Most drafts accepted in one request (and most `k` of a session).
-pub const MAX_DRAFTS: usize = 16;
 
 /// Body of `POST /v1/colm/guidance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -28,6 +28,9 @@ use crate::strategy::WriterPool;
 /// Most references per query.
 pub const MAX_REFS: usize = 8;
 
+/// Most drafts accepted in one guidance request (and most `k` of a session).
+pub const MAX_DRAFTS: usize = 16;
+
 /// A value of an option that is one of a few names (a mode, a selector, …): its name is its
 /// serde form, so the text form, the CLI, the API and the records spell it alike.
 pub trait Named: Serialize + DeserializeOwned + Sized {
