@@ -109,6 +109,10 @@ pub struct ColmConfig {
     /// ([`DraftScreen`]); records written before the option existed read as `all`.
     #[serde(default)]
     pub screen: DraftScreen,
+    /// The server reads at most this many of the clients' answers when it aggregates them, the
+    /// first ones (`None`: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_drafts: Option<usize>,
 }
 
 fn legacy_mode() -> GuidanceMode {
@@ -139,6 +143,7 @@ impl Default for ColmConfig {
             aggregate_drafts: false,
             refine: None,
             screen: DraftScreen::All,
+            max_drafts: None,
         }
     }
 }

@@ -172,6 +172,12 @@ pub struct GuidanceOptions {
     /// all). Not for `vote` and `reference-critique`.
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub screen: Option<DraftScreen>,
+    /// The server reads at most this many of the clients' answers when it aggregates them (the
+    /// first ones, in the order they came), 1 to 16; default: all. Bounds the prompt of a
+    /// session with many clients.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 16))]
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub max_drafts: Option<usize>,
 }
 
 /// An `Option<bool>` written as a JSON boolean or, in the text form, `on`/`off`,
@@ -209,6 +215,7 @@ impl GuidanceOptions {
             selector: Some(Selector::Keywords),
             aggregate_drafts: Some(false),
             screen: Some(DraftScreen::All),
+            max_drafts: Some(MAX_DRAFTS),
         }
     }
 
@@ -256,6 +263,7 @@ impl GuidanceOptions {
             },
             aggregate_drafts: self.aggregate_drafts(),
             screen: self.screen(),
+            max_drafts: self.max_drafts.filter(|&n| n < MAX_DRAFTS),
             ..base
         }
     }
@@ -301,6 +309,14 @@ impl GuidanceOptions {
                         "`{field}` applies to the reference modes, not to {}",
                         mode.name()
                     ),
+                ));
+            }
+        }
+        if let Some(n) = self.max_drafts {
+            if n == 0 || n > MAX_DRAFTS {
+                return Err(OptionError::new(
+                    "max_drafts",
+                    format!("`max_drafts` takes 1 to {MAX_DRAFTS}, got {n}"),
                 ));
             }
         }
@@ -693,6 +709,21 @@ mod tests {
             text::format(&colm("mode=synthesis,refine=draft").unwrap().canonical()),
             "mode=synthesis"
         );
+    }
+
+    #[test]
+    fn max_drafts_is_an_option_of_every_form_and_bounds_the_answers_read() {
+        let o = colm("mode=synthesis,max_drafts=2").unwrap();
+        assert_eq!(text::format(&o.canonical()), "mode=synthesis,max_drafts=2");
+        assert_eq!(o.config(ColmConfig::default()).max_drafts, Some(2));
+        // All (16) is the default: left out of the canonical form and of the settings.
+        let all = colm("max_drafts=16").unwrap();
+        assert_eq!(text::format(&all.canonical()), "");
+        assert_eq!(all.config(ColmConfig::default()).max_drafts, None);
+        assert!(colm("max_drafts=0").is_err());
+        assert!(colm("max_drafts=17").is_err());
+        let g: GuidanceOptions = serde_json::from_str(r#"{"max_drafts": 3}"#).unwrap();
+        assert_eq!(g.max_drafts, Some(3));
     }
 
     #[test]

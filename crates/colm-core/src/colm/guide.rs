@@ -213,10 +213,17 @@ impl InProcess<'_> {
         }
     }
 
+    /// The answers of `ask` an aggregation reads: the first [`ColmConfig::max_drafts`].
+    fn read<'b>(&self, ask: &Ask<'b>) -> &'b [Contribution] {
+        let n = self.config.max_drafts.unwrap_or(usize::MAX);
+        &ask.answers[..ask.answers.len().min(n)]
+    }
+
     /// The guidance of the modes that read the answers only (synthesis, critique, vote, auto).
     async fn aggregate_answers(&self, ask: &Ask<'_>, observer: Option<StepObserver<'_>>) -> Guided {
         let asked = ask.query.server_text();
-        let texts: Vec<&str> = ask.answers.iter().map(|c| c.text.as_str()).collect();
+        let answers = self.read(ask);
+        let texts: Vec<&str> = answers.iter().map(|c| c.text.as_str()).collect();
         let mode = self.config.guidance_mode;
         match GuidancePlan::new(&asked, &texts, mode, self.config.screen) {
             Ok(GuidancePlan::Call {
@@ -241,7 +248,7 @@ impl InProcess<'_> {
                     Err(e) => self.failed(ask.round, e, observer),
                 };
                 Guided {
-                    aggregated: pick(ask.answers, &shown),
+                    aggregated: pick(answers, &shown),
                     tally,
                     ..Guided::only(step, mode, false)
                 }
@@ -257,13 +264,13 @@ impl InProcess<'_> {
                     observer,
                 );
                 Guided {
-                    aggregated: ask.answers.to_vec(),
+                    aggregated: answers.to_vec(),
                     tally,
                     ..Guided::only(step, GuidanceMode::Vote, false)
                 }
             }
             Err(error) => Guided {
-                aggregated: ask.answers.to_vec(),
+                aggregated: answers.to_vec(),
                 ..Guided::only(
                     no_call_step(
                         StepKind::Guidance,
@@ -329,7 +336,8 @@ impl Guide for InProcess<'_> {
             Some(step) => (step, Vec::new(), true),
             // Later rounds (and round 1 with the drafts aggregated) read the clients' answers.
             None => {
-                let texts: Vec<&str> = ask.answers.iter().map(|c| c.text.as_str()).collect();
+                let answers = self.read(&ask);
+                let texts: Vec<&str> = answers.iter().map(|c| c.text.as_str()).collect();
                 let shown = self.config.screen.shown(&texts);
                 let shown_texts: Vec<&str> = shown.iter().map(|&i| texts[i]).collect();
                 let step = match (self.server(), refs) {
@@ -351,7 +359,7 @@ impl Guide for InProcess<'_> {
                         observer,
                     ),
                 };
-                (step, pick(ask.answers, &shown), false)
+                (step, pick(answers, &shown), false)
             }
         };
         let mut guided = Guided {

@@ -242,6 +242,36 @@ async fn guidance_failure_keeps_the_drafts() {
 }
 
 #[tokio::test]
+async fn max_drafts_bounds_the_answers_the_server_reads() {
+    let collabs = [
+        collab("client-1", client("a")),
+        collab("client-2", client("b")),
+        collab("client-3", client("c")),
+    ];
+    let srv = server("");
+    let cfg = ColmConfig {
+        max_drafts: Some(2),
+        ..synthesis()
+    };
+    let rec = run(&Query::new("q"), &collabs, srv.as_ref(), &cfg, None)
+        .await
+        .unwrap();
+    let read: Vec<&str> = rec.rounds[0]
+        .aggregated
+        .iter()
+        .map(|c| c.collaborator.as_str())
+        .collect();
+    assert_eq!(read, ["client-1", "client-2"]);
+    let prompt = last_user(&srv.calls()[0]).to_owned();
+    assert!(
+        prompt.contains("DRAFT-b") && !prompt.contains("DRAFT-c"),
+        "{prompt}"
+    );
+    // Every client still refines with the guidance.
+    assert_eq!(rec.final_answers.len(), 3);
+}
+
+#[tokio::test]
 async fn runs_the_configured_number_of_rounds() {
     let a = client("a");
     let collabs = [collab("client-1", a.clone())];
