@@ -260,10 +260,10 @@ pub async fn run(
             shared: if round == 1 { shared.take() } else { None },
             references: record.references.as_ref(),
         };
-        let guided = guide.guidance(ask, observer).await;
+        let mut guided = guide.guidance(ask, observer).await;
         wire.add(guided.wire);
         if record.references.is_none() {
-            record.references = guided.references.clone();
+            record.references = guided.references.take();
         }
         let per_collaborator: Vec<String> = (0..active.len())
             .map(|i| guided.for_answer(i).unwrap_or_default().to_owned())
