@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{CollabClient, RemoteChat, RemoteConfig, SessionConfig};
+use colm_client::{CollabClient, RemoteConfig, SessionConfig};
 use colm_core::run::StrategyModel;
 use colm_core::vertical::{Residency, Router};
 use colm_core::ChatModel;
+use colm_remote::{Endpoint, RemoteChat};
 use colm_server::{AppState, ServerConfig};
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
@@ -132,10 +133,14 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let local = loaded
         .get(&args.model)
         .with_context(|| format!("model {} was not loaded", args.model))?;
-    let remote = RemoteConfig {
-        options: args.colm.clone(),
+    let endpoint = Endpoint {
         api_key,
         deadline: Duration::from_millis(args.deadline_ms),
+        ..Endpoint::new(&server_url)
+    };
+    let remote = RemoteConfig {
+        endpoint,
+        options: args.colm.clone(),
         trim_draft_tokens: args.trim_draft_tokens,
         session: args.session_k.map(|k| SessionConfig {
             k,
@@ -152,7 +157,10 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let name = local.model.name().to_owned();
     let model: Arc<dyn ChatModel> = match router {
         Some(file) => {
-            let server: Arc<dyn ChatModel> = Arc::new(RemoteChat::new(remote)?);
+            let server: Arc<dyn ChatModel> = Arc::new(RemoteChat::new(
+                remote.endpoint.clone(),
+                remote.server_model.clone(),
+            )?);
             let mut router = Router::new(local.model.clone(), server, file.router);
             if let Some(s) = file.speeds {
                 router = router.with_speeds(s);

@@ -49,7 +49,7 @@ struct VirtualModel {
 
 /// `[[upstreams]]`: a model on an OpenAI-compatible endpoint (`--upstream`); tables with the
 /// same `name` are replicas of one model. Each key is an option of `--upstream`
-/// (`colm_client::Upstream::parse`), which checks the values.
+/// (`colm_remote::Upstream::parse`), which checks the values.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpstreamEntry {
@@ -387,7 +387,7 @@ mod tests {
         );
         // Each parses as --upstream does.
         for f in flags.iter().filter_map(|f| f.strip_prefix("--upstream=")) {
-            assert!(colm_client::Upstream::parse(f).is_ok(), "{f}");
+            assert!(colm_remote::Upstream::parse(f).is_ok(), "{f}");
         }
         // The command line's --model replaces the file's models.
         let flags = expanded(file, "colm serve --config FILE --model gemma-3-270m").unwrap();

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use colm_client::{RemoteChat, Replicas, Upstream};
 use colm_core::colm::references::WriterSpec;
 use colm_core::run::StrategyModel;
 use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
 use colm_core::ChatModel;
+use colm_remote::{RemoteChat, Replicas, Upstream};
 
 use colm_server::auth::AuthConfig;
 use colm_server::store::{GuidanceStore, SharedReferences};
@@ -42,7 +42,7 @@ pub struct ServeArgs {
     /// TOML file as `[[upstreams]]` tables. Usable wherever a hosted model is: --colm-client,
     /// --colm-server, --writer. An ID given several times is one model on several replicas:
     /// least outstanding requests, failover on connection errors and 5xx, a failed replica
-    /// cooled down and probed back (`colm_client::replicas`).
+    /// cooled down and probed back (`colm_remote::replicas`).
     #[arg(long = "upstream")]
     pub upstreams: Vec<String>,
     /// Largest image of an `image_url` content part, decoded bytes.

@@ -285,7 +285,7 @@ impl Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tests::responder;
+    use crate::testing::responder;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 

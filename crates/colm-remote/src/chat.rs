@@ -1,18 +1,29 @@
-//! The model side of the network: [`RemoteChat`], a model on a colm server or on any
-//! OpenAI-compatible endpoint (an [`Upstream`], `colm serve --upstream`), over the same link
-//! (deadline, retries, compression) as the device's guidance exchanges.
+//! [`RemoteChat`]: a model on a colm server or on any OpenAI-compatible endpoint (an
+//! [`Upstream`]) as a [`ChatModel`], over a [`Link`] (deadline, retries, compression).
 
-use super::*;
+use std::time::{Duration, Instant};
 
-/// The server model as a [`ChatModel`] over the network: each chat is one
-/// `POST /v1/chat/completions` to the colm server (model [`RemoteConfig::server_model`]),
-/// zstd-compressed, with the API key, retries of transient failures and the deadline of
-/// [`RemoteConfig`]. The device–cloud router (`colm_core::vertical::Router`) uses it as its
-/// server model in `colm client --router`.
+use async_trait::async_trait;
+use colm_api::openai::{ChatCompletion, ChatCompletionRequest, CompletionUsage, StreamOptions};
+use colm_core::{
+    ChatMessage, ChatModel, Completion, ModelError, SamplingParams, StreamEvent, Timings,
+};
+use futures::channel::mpsc::UnboundedSender;
+
+use crate::link::{missed, Endpoint, Failure, Link, Reply};
+use crate::Upstream;
+
+/// A remote model as a [`ChatModel`]: each chat is one `POST …/chat/completions` to the
+/// endpoint, with its API key, retries of transient failures and deadline ([`Endpoint`]);
+/// zstd-compressed to a colm server ([`RemoteChat::new`]: the device–cloud router
+/// `colm_core::vertical::Router` uses it as its server model in `colm client --router`), plain
+/// to an upstream ([`RemoteChat::upstream`]).
 pub struct RemoteChat {
     link: Link,
     /// The id it is known by here (the remote model's name unless served under another).
     name: String,
+    /// The model's name at the endpoint.
+    model: String,
     /// Path of the chat completions route below `base_url`.
     path: &'static str,
     /// Whether the remote model reads images.
@@ -21,123 +32,20 @@ pub struct RemoteChat {
     slots: Option<(tokio::sync::Semaphore, usize)>,
 }
 
-/// A model on an OpenAI-compatible endpoint (vLLM, llama-server, Ollama, a hosted API,
-/// another colm server): an **upstream** that `colm serve` hosts as one of its models.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// The id colm serves it under.
-    pub name: String,
-    /// Further ids it is served under (`alias=`, repeatable).
-    pub aliases: Vec<String>,
-    /// The endpoint's base URL, as OpenAI clients take it (`http://host:port/v1`): chats go
-    /// to `{base_url}/chat/completions`.
-    pub base_url: String,
-    /// The model's name at the endpoint.
-    pub model: String,
-    /// Bearer key, if the endpoint needs one.
-    pub api_key: Option<String>,
-    /// The environment variable the key is to be read from (`key_env=`), by the command line
-    /// program: a library does not read the environment.
-    pub key_env: Option<String>,
-    /// The file the key is to be read from (`key_file=`: its first line), by the command line
-    /// program.
-    pub key_file: Option<std::path::PathBuf>,
-    /// Whether the model reads images (a vision-language model).
-    pub vision: bool,
-    /// Time allowed for one chat (its timeout), waiting for a slot and retries of transient
-    /// failures included.
-    pub deadline: Duration,
-    /// Chats this server sends the endpoint at once (`max_concurrent=`); more wait for a
-    /// slot within their deadline. `None`: no limit.
-    pub max_concurrent: Option<usize>,
-}
-
-impl Upstream {
-    /// The options of [`Upstream::parse`], as its error messages list them.
-    pub const OPTIONS: &'static str =
-        "model=, alias=, vision, key_env=, key_file=, deadline_ms=, max_concurrent=";
-
-    /// Parses `NAME=BASE_URL[,model=M][,alias=A]…[,vision][,key_env=VAR][,key_file=PATH]
-    /// [,deadline_ms=N][,max_concurrent=N]` (the form of `colm serve --upstream`): `model`
-    /// defaults to NAME, the key is to be read from the environment variable VAR or the file
-    /// PATH ([`Upstream::key_env`], [`Upstream::key_file`]; the caller sets `api_key`), the
-    /// deadline defaults to 120 s, concurrency is unlimited by default.
-    ///
-    /// # Errors
-    /// A message naming what is malformed.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let (name, rest) = spec
-            .split_once('=')
-            .filter(|(n, r)| !n.is_empty() && !r.is_empty())
-            .ok_or_else(|| format!("{spec:?} is not NAME=BASE_URL[,options]"))?;
-        let mut parts = rest.split(',');
-        let base_url = parts
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches('/')
-            .to_owned();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(format!("{spec:?}: the base URL must be http(s)://…"));
-        }
-        let mut up = Self {
-            name: name.to_owned(),
-            aliases: Vec::new(),
-            base_url,
-            model: name.to_owned(),
-            api_key: None,
-            key_env: None,
-            key_file: None,
-            vision: false,
-            deadline: Duration::from_secs(120),
-            max_concurrent: None,
-        };
-        let number = |key: &str, v: &str| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{spec:?}: {key}={v} is not a positive number"))
-        };
-        for option in parts {
-            match option.split_once('=') {
-                Some(("model", m)) if !m.is_empty() => up.model = m.to_owned(),
-                Some(("alias", a)) if !a.is_empty() => up.aliases.push(a.to_owned()),
-                Some(("key_env", var)) if !var.is_empty() => up.key_env = Some(var.to_owned()),
-                Some(("key_file", f)) if !f.is_empty() => up.key_file = Some(f.into()),
-                Some(("deadline_ms", ms)) => {
-                    up.deadline = Duration::from_millis(number("deadline_ms", ms)?);
-                }
-                Some(("max_concurrent", n)) => {
-                    let n = number("max_concurrent", n)?;
-                    up.max_concurrent = Some(usize::try_from(n).unwrap_or(usize::MAX));
-                }
-                None if option == "vision" => up.vision = true,
-                _ => {
-                    return Err(format!(
-                        "{spec:?}: unknown option {option:?} ({})",
-                        Self::OPTIONS
-                    ))
-                }
-            }
-        }
-        if up.key_env.is_some() && up.key_file.is_some() {
-            return Err(format!("{spec:?}: give key_env= or key_file=, not both"));
-        }
-        Ok(up)
-    }
-}
-
 impl RemoteChat {
-    /// The server model named in `remote`, at the colm server `remote.base_url`.
+    /// The model `model` of the colm server at `endpoint`.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
-    pub fn new(remote: RemoteConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(endpoint: Endpoint, model: impl Into<String>) -> Result<Self, reqwest::Error> {
+        let model = model.into();
         Ok(Self {
-            name: remote.server_model.clone(),
+            name: model.clone(),
+            model,
             path: "/v1/chat/completions",
             vision: false,
             slots: None,
-            link: Link::new(remote)?,
+            link: Link::new(endpoint)?,
         })
     }
 
@@ -148,20 +56,21 @@ impl RemoteChat {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn upstream(u: &Upstream) -> Result<Self, reqwest::Error> {
-        let remote = RemoteConfig {
+        let endpoint = Endpoint {
             api_key: u.api_key.clone(),
             deadline: u.deadline,
             compress: false,
-            ..RemoteConfig::new(u.base_url.clone(), u.model.clone())
+            ..Endpoint::new(u.base_url.clone())
         };
         Ok(Self {
             name: u.name.clone(),
+            model: u.model.clone(),
             path: "/chat/completions",
             vision: u.vision,
             slots: u
                 .max_concurrent
                 .map(|n| (tokio::sync::Semaphore::new(n), n)),
-            link: Link::new(remote)?,
+            link: Link::new(endpoint)?,
         })
     }
 
@@ -185,7 +94,7 @@ impl RemoteChat {
                 error: ModelError::Unavailable {
                     detail: format!(
                         "all {n} slots of {} (max_concurrent) stayed busy for {} ms",
-                        self.link.remote.base_url,
+                        self.link.endpoint().base_url,
                         timeout.as_millis()
                     ),
                     retry_after_s: None,
@@ -333,7 +242,7 @@ impl RemoteChat {
 
     /// The request of a chat: the remote model and every field of `params`.
     fn body(&self, messages: &[ChatMessage], params: &SamplingParams) -> ChatCompletionRequest {
-        ChatCompletionRequest::for_params(self.link.remote.server_model.clone(), messages, params)
+        ChatCompletionRequest::for_params(self.model.clone(), messages, params)
     }
 
     /// The request of a streamed chat, with usage in the last chunk.
@@ -433,5 +342,178 @@ impl ChatModel for RemoteChat {
                 self.attempt_streaming(&body, left, &events)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::responder;
+    use std::sync::Arc;
+
+    /// Model `qwen` of a colm server at `url`, retried after 10 ms.
+    fn remote(url: &str) -> Result<RemoteChat, reqwest::Error> {
+        let endpoint = Endpoint {
+            backoff: Duration::from_millis(10),
+            ..Endpoint::new(url)
+        };
+        RemoteChat::new(endpoint, "qwen")
+    }
+
+    #[tokio::test]
+    async fn an_upstream_429_stays_a_429_with_its_retry_after_once_retries_are_spent() {
+        let (url, count) = responder(
+            "429 Too Many Requests",
+            "retry-after: 7\r\n",
+            r#"{"error":{"message":"rate limit of the key","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#,
+        );
+        let chat = remote(&url).unwrap();
+        let err = chat
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ModelError::RateLimited { retry_after_s: Some(7), detail } if detail.contains("rate limit of the key")),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 429);
+        // Two retries, as configured, then the error.
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_context_overflow_stays_the_callers_400_with_the_sizes() {
+        let (url, count) = responder(
+            "400 Bad Request",
+            "",
+            r#"{"error":{"message":"prompt does not fit the context: 900 prompt tokens + 512 max tokens > 1024 context tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+        );
+        let err = remote(&url)
+            .unwrap()
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{err}");
+        assert!(err.to_string().contains("900 prompt tokens"), "{err}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "not retried"
+        );
+    }
+
+    /// An upstream with `max_concurrent=2` gets at most two chats at once from six callers,
+    /// and a chat that finds every slot taken past its deadline is told so.
+    #[tokio::test]
+    async fn an_upstream_gets_at_most_max_concurrent_chats_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (open, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, p) = (open.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let (o, p) = (o.clone(), p.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let mut got = Vec::new();
+                    // Headers and the whole body (the request is small: one read or a few).
+                    while !String::from_utf8_lossy(&got).contains("\"messages\"") {
+                        let n = sock.read(&mut buf).await.unwrap();
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                    p.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                    let body = r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"4"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    sock.write_all(answer.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        let up = Upstream::parse(&format!("m={url},max_concurrent=2")).unwrap();
+        let chat = Arc::new(RemoteChat::upstream(&up).unwrap());
+        let calls = (0..6).map(|_| {
+            let chat = chat.clone();
+            tokio::spawn(async move {
+                chat.chat(&[ChatMessage::user("q")], &SamplingParams::default())
+                    .await
+            })
+        });
+        for c in futures::future::join_all(calls).await {
+            assert_eq!(c.unwrap().unwrap().text, "4");
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        // Both slots held: a chat with 100 ms to go waits them out and fails, naming them.
+        let (_a, _) = chat.slot(Duration::from_secs(1)).await.unwrap();
+        let (_b, _) = chat.slot(Duration::from_secs(1)).await.unwrap();
+        assert!(chat.is_full());
+        let e = chat
+            .chat_once(
+                &[ChatMessage::user("q")],
+                &SamplingParams::default(),
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert!(e.to_string().contains("all 2 slots"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_upstream_stream_is_relayed_delta_by_delta_with_its_usage() {
+        let (url, _) = responder(
+            "200 OK",
+            "",
+            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n\
+             data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"length\"}]}\n\n\
+             data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n\
+             data: [DONE]\n\n",
+        );
+        let up = Upstream::parse(&format!("m={url}")).unwrap();
+        let chat = RemoteChat::upstream(&up).unwrap();
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let c = chat
+            .chat_streaming(&[ChatMessage::user("hi")], &SamplingParams::default(), tx)
+            .await
+            .unwrap();
+        assert_eq!(c.text, "Hello");
+        assert_eq!(c.finish_reason, colm_core::FinishReason::Length);
+        assert_eq!((c.usage.prompt_tokens, c.usage.completion_tokens), (5, 2));
+        let deltas: Vec<StreamEvent> = futures::StreamExt::collect(rx).await;
+        assert!(
+            matches!(deltas.as_slice(), [StreamEvent::Delta(a), StreamEvent::Delta(b)] if a == "Hel" && b == "lo"),
+            "{deltas:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overloaded_server_is_unavailable_with_its_retry_after() {
+        let (url, _) = responder(
+            "503 Service Unavailable",
+            "retry-after: 2\r\n",
+            r#"{"error":{"message":"the model is overloaded","type":"server_error","param":null,"code":"overloaded"}}"#,
+        );
+        let err = remote(&url)
+            .unwrap()
+            .chat(&[ChatMessage::user("q")], &SamplingParams::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::Unavailable {
+                    retry_after_s: Some(2),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }
