@@ -13,6 +13,7 @@ use crate::load::{load_models, EngineArgs, LoadOptions};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
 use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step, Watch};
+use colm_core::named::Named;
 use colm_core::run::Run;
 use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;

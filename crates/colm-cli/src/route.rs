@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use colm_core::colm::{Step, StepObserver};
+use colm_core::named::Named;
 use colm_core::vertical::{Router, RouterConfig, RouterRecord, SpeedEstimate};
 use colm_core::{ChatModel, Query, SamplingParams};
 use serde::Deserialize;

@@ -462,7 +462,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let strategy = spec
                 .build(id, parts)
                 .map_err(|e| anyhow::anyhow!("{id}={spec}: {e}"))?;
-            Ok(Arc::new(StrategyModel::new(id, strategy).with_spec(spec)))
+            Ok(Arc::new(
+                StrategyModel::new(id, strategy).with_spec(spec.name()),
+            ))
         };
         hosted.push((
             "colm".to_owned(),

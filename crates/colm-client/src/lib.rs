@@ -21,10 +21,10 @@ use colm_api::collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
 };
 use colm_core::colm::guide::{Ask, Guide, Guided, Shared};
+use colm_core::colm::round;
 use colm_core::colm::{Collaborator, ColmConfig, ColmError};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
-use colm_core::round;
 use colm_core::step::{no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
 use colm_core::vertical::privacy::Detector;
 use colm_core::vertical::redacted::Redacted;
@@ -274,7 +274,7 @@ impl ChatModel for CollabClient {
     }
 
     /// One CoLM collaboration split across the network: the round of
-    /// [`colm_core::round::run`] on the local model, its guide a colm server ([`Remote`]). In
+    /// [`colm_core::colm::round::run`] on the local model, its guide a colm server ([`Remote`]). In
     /// `reference` mode, whose round-1 guidance reads no draft, the guidance is fetched while
     /// the local model drafts; with `rounds` > 1 each refinement goes back for the next round's
     /// guidance. When a guidance exchange fails for good, the latest answer is returned, marked

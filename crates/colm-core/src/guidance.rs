@@ -142,7 +142,7 @@ pub enum DraftScreen {
     Agreeing,
 }
 
-impl crate::options::Named for DraftScreen {}
+impl crate::named::Named for DraftScreen {}
 
 impl DraftScreen {
     /// The indexes of the drafts of `drafts` a model is shown, in order (never empty when
@@ -685,7 +685,7 @@ mod tests {
         );
         let vote = GuidancePlan::new("q", &pool, GuidanceMode::Vote, agreeing).unwrap();
         assert!(matches!(vote, GuidancePlan::Vote { drafts: 4, .. }));
-        use crate::options::Named;
+        use crate::named::Named;
         for name in ["all", "agreeing"] {
             assert_eq!(DraftScreen::parse(name).unwrap().name(), name);
         }

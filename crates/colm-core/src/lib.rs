@@ -10,7 +10,7 @@
 //!   CLI, TOML, text form);
 //! - [`prompts`]: the prompts of each step, with their sources;
 //! - [`query`]: what a strategy answers — the last user turn in its conversation;
-//! - [`round`]: a client's draft and its refinement with guidance, the steps every CoLM
+//! - [`colm::round`]: a client's draft and its refinement with guidance, the steps every CoLM
 //!   round is made of (in process, over the network, in the router);
 //! - [`run`]: one [`run::Strategy`] trait for every strategy, the [`run::Run`] record, the
 //!   [`run::RunError`], and [`run::StrategyModel`] serving any strategy as a chat model;
@@ -23,10 +23,10 @@ pub mod colm;
 pub mod guidance;
 pub mod horizontal;
 pub mod model;
+pub mod named;
 pub mod options;
 pub mod prompts;
 pub mod query;
-pub mod round;
 pub mod run;
 pub mod step;
 pub mod strategy;

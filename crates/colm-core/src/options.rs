@@ -16,14 +16,11 @@
 //! field here (with its default in `defaults()` and its check in `check()`) and appears on every
 //! surface. Defaults are written once, in the `defaults()` of each type.
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::colm::references::{ReferenceConfig, Selector};
-use crate::colm::ColmConfig;
 use crate::guidance::{DraftScreen, GuidanceMode};
+use crate::named::Named;
 use crate::prompts::RefineContext;
-use crate::strategy::WriterPool;
 
 /// Most references per query.
 pub const MAX_REFS: usize = 8;
@@ -31,30 +28,38 @@ pub const MAX_REFS: usize = 8;
 /// Most drafts accepted in one guidance request (and most `k` of a session).
 pub const MAX_DRAFTS: usize = 16;
 
-/// A value of an option that is one of a few names (a mode, a selector, …): its name is its
-/// serde form, so the text form, the CLI, the API and the records spell it alike.
-pub trait Named: Serialize + DeserializeOwned + Sized {
-    /// The name (`reference-critique`, `keywords`, …).
-    fn name(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(other) => other.to_string(),
-            Err(e) => format!("<{e}>"),
-        }
-    }
-
-    /// The value named `name`.
-    ///
-    /// # Errors
-    /// serde's message, which names the accepted values.
-    fn parse(name: &str) -> Result<Self, String> {
-        serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| {
-            e.to_string()
-                .replace("unknown variant", "unknown value")
-                .replace(" at line 1 column 0", "")
-        })
-    }
+/// How the top-k reference writers are chosen.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    /// No model call: the writers whose descriptions share the most words with the query
+    /// ([`crate::colm::references::select_by_keywords`]).
+    #[default]
+    Keywords,
+    /// The server model reads the descriptions ([`crate::prompts::selection`]).
+    Model,
 }
+
+impl Named for Selector {}
+
+/// The server-side reference writers of a `colm` strategy when none are declared, all on the
+/// server model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum WriterPool {
+    /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
+    /// request), the others at the agents' temperature ([`crate::horizontal::spec::AGENT_TEMPERATURE`]) with seeds
+    /// 1, 2, ….
+    #[default]
+    Seeds,
+    /// The four specialisations of [`crate::prompts::SPECIALISATIONS`], with the run's sampling.
+    Roles,
+}
+
+impl Named for WriterPool {}
 
 /// A guidance mode by name: how the server makes guidance (the runtime mode, with `auto`'s
 /// threshold, is [`GuidanceMode`]).
@@ -252,22 +257,6 @@ impl GuidanceOptions {
         text::overlay(&Self::defaults(), self).unwrap_or_else(|_| self.clone())
     }
 
-    /// `base` with the guidance settings of these options (mode, references, drafts
-    /// aggregated, screen), resolved.
-    pub fn apply(&self, base: ColmConfig) -> ColmConfig {
-        ColmConfig {
-            guidance_mode: self.mode(),
-            references: ReferenceConfig {
-                k: self.refs(),
-                selector: self.selector(),
-            },
-            aggregate_drafts: self.aggregate_drafts(),
-            screen: self.screen(),
-            max_drafts: self.max_drafts.filter(|&n| n < MAX_DRAFTS),
-            ..base
-        }
-    }
-
     /// Checks the options alone and together.
     ///
     /// # Errors
@@ -372,17 +361,6 @@ impl RoundOptions {
     pub fn refine(&self) -> RefineContext {
         self.refine
             .unwrap_or_else(|| self.guidance.mode().default_refine())
-    }
-
-    /// The collaboration settings of these options over `base` (its sampling, top-k): rounds,
-    /// mode, references, drafts, screen and the refinement form (resolved, so a record names
-    /// the form that ran).
-    pub fn config(&self, base: ColmConfig) -> ColmConfig {
-        self.guidance.apply(ColmConfig {
-            rounds: self.rounds(),
-            refine: Some(self.refine()),
-            ..base
-        })
     }
 
     /// Checks the options alone and together ([`GuidanceOptions::check`] too).
@@ -630,6 +608,7 @@ pub mod text {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::colm::ColmConfig;
 
     fn colm(args: &str) -> Result<ColmOptions, String> {
         let o: ColmOptions = text::parse("colm option", args)?;

@@ -307,7 +307,7 @@ impl RefineContext {
     pub const REFERENCE_DEFAULT: RefineContext = RefineContext::Guidance;
 }
 
-impl crate::options::Named for RefineContext {}
+impl crate::named::Named for RefineContext {}
 
 /// Messages asking a collaborator to refine its own previous answer with the server's guidance.
 /// With [`RefineContext::Draft`] the previous answer is the collaborator's own assistant turn, so

@@ -23,6 +23,7 @@ use crate::horizontal::{Horizontal, StrategyRecord};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
 };
+use crate::named::Named;
 use crate::query::Query;
 use crate::step::{summed, totals_of, ModelTotals, Progress, Step, Watch};
 use crate::vertical::{Router, RouterRecord};
@@ -272,11 +273,11 @@ impl StrategyModel {
         }
     }
 
-    /// Names the strategy by the canonical text of the spec it was built from
-    /// ([`ChatModel::strategy`]).
+    /// Names the strategy by `spec`, the canonical text of the spec it was built from
+    /// (`StrategySpec::name`; [`ChatModel::strategy`]).
     #[must_use]
-    pub fn with_spec(mut self, spec: &crate::strategy::StrategySpec) -> Self {
-        self.spec = Some(spec.name());
+    pub fn with_spec(mut self, spec: String) -> Self {
+        self.spec = Some(spec);
         self
     }
 }

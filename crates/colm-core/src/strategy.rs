@@ -32,8 +32,9 @@ use crate::colm::references::{ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
+use crate::named::Named;
+use crate::options::text;
 pub use crate::options::ColmOptions;
-use crate::options::{text, Named};
 use crate::prompts;
 use crate::run::Strategy;
 use crate::vertical::{AgreementConfig, Route, Router, RouterConfig, TokenLedger};
@@ -366,22 +367,7 @@ impl CascadeSpec {
     }
 }
 
-/// The server-side reference writers of a `colm` strategy when none are declared, all on the
-/// server model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "snake_case")]
-pub enum WriterPool {
-    /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
-    /// request), the others at the agents' temperature ([`spec::AGENT_TEMPERATURE`]) with seeds
-    /// 1, 2, ….
-    #[default]
-    Seeds,
-    /// The four specialisations of [`prompts::SPECIALISATIONS`], with the run's sampling.
-    Roles,
-}
-
-impl Named for WriterPool {}
+pub use crate::options::WriterPool;
 
 impl WriterPool {
     /// The writers on `server` for `refs` references.

@@ -37,7 +37,8 @@
 //! tool parameters) the constrained decoder cannot compile, a named `tool_choice` that is not
 //! among `tools`, and with `--allow-image-urls` the server also takes `http(s)` image URLs.
 
-use colm_core::options::{Mode, Named};
+use colm_core::named::Named;
+use colm_core::options::Mode;
 use serde_json::{json, Value};
 
 /// The modes that read drafts only (no references).

@@ -618,7 +618,7 @@ impl Recorder {
                         .unwrap_or_default(),
                 );
                 r.answer = Some(c.text.clone());
-                r.routed = c.route.map(|route| route.name().to_owned());
+                r.routed = c.route.map(|route| colm_core::named::Named::name(&route));
             }
         });
     }

@@ -3,7 +3,7 @@
 //! their synthesis (shared per question through a [`ReferenceStore`]), the aggregation of the
 //! clients' answers in the modes that read them, the reference critique, the vote.
 //!
-//! The round itself ([`crate::round::run`]) is the client side: it drafts, asks its guide, and
+//! The round itself ([`crate::colm::round::run`]) is the client side: it drafts, asks its guide, and
 //! refines. A guide answers two questions:
 //! 1. [`Guide::shared`]: round 1's part that reads no client text (the references, and in
 //!    `reference` mode their synthesis, which is then the guidance): asked while the clients
@@ -17,8 +17,10 @@
 
 use async_trait::async_trait;
 
+use super::config::ColmConfig;
+use super::record::Contribution;
 use super::references::{self, ReferenceStore, ReferenceWriter, References, ServerCall};
-use super::{pick, select, ColmConfig, Contribution, Selection};
+use super::selection::{select, Selection};
 use crate::guidance::{GuidanceMode, GuidancePlan, VoteTally};
 use crate::model::{ChatModel, ModelError, WireStats};
 use crate::prompts::CandidateProfile;
@@ -398,4 +400,12 @@ impl Guide for InProcess<'_> {
         let server = self.server().ok()?;
         Some(select(query, profiles, k, server.model, server.params, observer).await)
     }
+}
+
+/// The answers at `shown` (indexes into `answers`), in order: what a screened aggregation read.
+pub(crate) fn pick(answers: &[Contribution], shown: &[usize]) -> Vec<Contribution> {
+    shown
+        .iter()
+        .filter_map(|&i| answers.get(i).cloned())
+        .collect()
 }

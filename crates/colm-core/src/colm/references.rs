@@ -19,9 +19,9 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{select, Selection};
+use super::selection::{select, Selection};
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
-use crate::options::Named;
+use crate::named::Named;
 use crate::prompts::{self, CandidateProfile, Specialisation};
 use crate::query::Query;
 use crate::step::{call, no_call_step, Step, StepKind, StepObserver, StepOutcome};
@@ -184,21 +184,7 @@ pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), String> {
     Ok(())
 }
 
-/// How the top-k reference writers are chosen.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Selector {
-    /// No model call: the writers whose descriptions share the most words with the query
-    /// ([`select_by_keywords`]).
-    #[default]
-    Keywords,
-    /// The server model reads the descriptions ([`prompts::selection`]).
-    Model,
-}
-
-impl crate::options::Named for Selector {}
+pub use crate::options::Selector;
 
 /// How many references, chosen how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

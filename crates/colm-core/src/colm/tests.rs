@@ -1,11 +1,13 @@
 //! Unit tests of the CoLM strategy logic with scripted models (no inference).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::references::{ReferenceConfig, ReferenceWriter, Selector};
 use super::*;
-use crate::model::{ChatMessage, Completion, Role};
-use crate::prompts::RefineContext;
+use crate::guidance::GuidanceMode;
+use crate::model::{ChatMessage, Completion, ModelError, Role, SamplingParams};
+use crate::prompts::{self, RefineContext};
 use crate::query::Query;
 use crate::run::StrategyModel;
 use crate::testing::{last_user, Scripted};

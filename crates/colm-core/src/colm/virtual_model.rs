@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use super::config::{Collaborator, ColmConfig};
+use super::record::{ColmError, ColmRecord};
 use super::references::{ReferenceStore, ReferenceWriter};
-use super::{run_with, Collaborator, ColmConfig, ColmError, ColmRecord, ServerSide};
+use super::{run_with, ServerSide};
 use crate::model::{ChatMessage, ChatModel, SamplingParams};
 use crate::query::Query;
 use crate::step::Watch;

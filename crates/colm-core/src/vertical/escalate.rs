@@ -1,16 +1,16 @@
 //! The router's escalations ([`Router::answer`], step 5): the `remote` route, where the server
 //! model answers the (redacted) query itself, and the `colm` route, one CoLM round
-//! ([`crate::round::run`]) on the device's draft guided by the server model's own reference.
+//! ([`crate::colm::round::run`]) on the device's draft guided by the server model's own reference.
 
 use super::privacy;
 use super::redacted::Redacted;
 use super::Router;
 use crate::colm::guide::{Guide, InProcess};
+use crate::colm::round;
 use crate::colm::{Collaborator, ColmConfig, ColmError};
 use crate::model::SamplingParams;
 use crate::prompts;
 use crate::query::Query;
-use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver, Watch};
 
 impl Router {

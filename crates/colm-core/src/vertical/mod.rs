@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::colm::round;
 use crate::model::{
     ChatModel, Completion, FinishReason, ModelError, ResidencyOutcome, SamplingParams,
 };
 use crate::prompts::{self, RefineContext};
 use crate::query::Query;
-use crate::round;
 use crate::step::{call, Step, StepKind, StepObserver};
 
 mod escalate;
@@ -42,42 +42,7 @@ pub mod redacted;
 
 use privacy::Detector;
 
-/// Where a query is answered.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Route {
-    /// The device's model alone.
-    Local,
-    /// The local draft; the server model's reference (its own answer to the query, written
-    /// without the draft: CoLM's reference mode, K = 1); the local refinement of the draft with it.
-    Colm,
-    /// The server model answers the query.
-    Remote,
-}
-
-impl Route {
-    /// Parses `local`, `colm` or `remote`.
-    ///
-    /// # Errors
-    /// A message naming the unknown route.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "local" => Ok(Route::Local),
-            "colm" => Ok(Route::Colm),
-            "remote" | "server" => Ok(Route::Remote),
-            other => Err(format!("unknown route `{other}` (local, colm, remote)")),
-        }
-    }
-    /// The route's name: `local`, `colm` or `remote`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Route::Local => "local",
-            Route::Colm => "colm",
-            Route::Remote => "remote",
-        }
-    }
-}
+pub use crate::model::Route;
 
 /// What a sensitive query may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::ChatMessage;
+use crate::named::Named;
 use crate::testing::{last_user, Scripted};
 
 /// A device that drafts `DRAFT: 17` and refines (a prompt in either form, with the guidance)
@@ -238,7 +239,7 @@ async fn an_unreachable_server_leaves_the_draft_flagged() {
     );
     assert!(rec.fallback.unwrap().contains("connection refused"));
     assert!(rec.steps[1].error().is_some());
-    assert_eq!(Route::parse("server"), Ok(Route::Remote));
+    assert_eq!(Route::parse("server").unwrap(), Route::Remote);
     assert!(Route::parse("cloud").is_err());
 }
 

@@ -9,11 +9,9 @@ use std::time::Instant;
 
 use futures::future::join_all;
 
-use crate::colm::guide::{Ask, Guide};
-use crate::colm::{
-    validate, Collaborator, ColmConfig, ColmError, ColmRecord, Contribution, FinalAnswer,
-    RoundRecord,
-};
+use super::config::{Collaborator, ColmConfig};
+use super::guide::{Ask, Guide};
+use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
 use crate::guidance::GuidanceMode;
 use crate::model::{ChatModel, SamplingParams, WireStats};
 use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
@@ -28,6 +26,16 @@ pub struct Client<'a> {
     pub id: Option<&'a str>,
     /// The client's model.
     pub model: &'a dyn ChatModel,
+}
+
+impl Collaborator {
+    /// The collaborator as the maker of a round's client steps.
+    pub fn as_client(&self) -> Client<'_> {
+        Client {
+            id: Some(&self.id),
+            model: self.model.as_ref(),
+        }
+    }
 }
 
 /// Round 1's draft: `client` answers `query` alone ([`prompts::draft`]).
@@ -359,4 +367,38 @@ fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
             round: a.round,
         })
         .collect()
+}
+
+/// Checks `collaborators` and `config` before a round.
+///
+/// # Errors
+/// [`ColmError::InvalidConfig`] naming the first problem.
+fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), ColmError> {
+    if collaborators.is_empty() {
+        return Err(ColmError::InvalidConfig("no collaborators".into()));
+    }
+    if config.rounds == 0 {
+        return Err(ColmError::InvalidConfig("rounds must be at least 1".into()));
+    }
+    if config.top_k == Some(0) {
+        return Err(ColmError::InvalidConfig("top_k must be at least 1".into()));
+    }
+    config
+        .guidance_mode
+        .check_refine(config.refine_context())
+        .map_err(ColmError::InvalidConfig)?;
+    if config.references.k == 0 {
+        return Err(ColmError::InvalidConfig(
+            "the number of references must be at least 1".into(),
+        ));
+    }
+    for (i, c) in collaborators.iter().enumerate() {
+        if collaborators[..i].iter().any(|o| o.id == c.id) {
+            return Err(ColmError::InvalidConfig(format!(
+                "collaborator id {:?} is used twice",
+                c.id
+            )));
+        }
+    }
+    Ok(())
 }
