@@ -4,20 +4,18 @@
 //! mixture-of-agents), the `cascade:…` router or a single model (`local`, `server`).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
+use crate::print::{print_run, print_step, print_totals};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{self, ColmConfig, ColmRecord, ModelTotals, Step, Watch};
-use colm_core::named::Named;
-use colm_core::run::Run;
+use colm_core::colm::{self, ColmConfig, ModelTotals, Step, Watch};
 use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
-use colm_core::{ChatMessage, ChatModel, SamplingParams, Timings};
+use colm_core::{ChatMessage, ChatModel, SamplingParams};
 use colm_engine::EngineConfig;
 
 /// Default client model (DESIGN.md §4).
@@ -290,120 +288,4 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             Err(anyhow::anyhow!(e.message))
         }
     }
-}
-
-/// The end of a run: the final answer(s) and the per-model table.
-fn print_run(run: &Run) {
-    match run {
-        Run::Colm(record) => print_summary(record),
-        Run::Horizontal(record) => {
-            println!(
-                "\n══ final answer ({}) ══\n{}",
-                record.strategy,
-                record.answer.as_deref().unwrap_or("").trim()
-            );
-            if let Some(t) = &record.tally {
-                println!("(vote: {} of {} answered {})", t.votes, t.drafts, t.answer);
-            }
-            print_totals(&run.usage_by_model(), record.wall_ms);
-        }
-        Run::Routed(record) => {
-            println!(
-                "\n══ final answer ({}) ══\n{}",
-                record.route.name(),
-                record.answer.trim()
-            );
-            print_totals(&run.usage_by_model(), 0.0);
-        }
-    }
-}
-
-fn heading(s: &Step) -> String {
-    let kind = s.kind.as_str();
-    let who = s.collaborator.as_deref().unwrap_or("server");
-    let round = if s.round == 0 {
-        String::new()
-    } else {
-        format!("round {} · ", s.round)
-    };
-    format!("{round}{kind} · {who} ({})", s.model)
-}
-
-/// Prints one step: heading, token counts, speed and text (or the failure).
-pub(crate) fn print_step(s: &Step) {
-    let mut out = std::io::stdout().lock();
-    match &s.outcome {
-        colm::StepOutcome::Ok { completion: c } => {
-            let _ = writeln!(
-                out,
-                "\n── {} · {} prompt + {} completion tokens · {:.1} s ({:.0} tok/s gen) ──\n{}",
-                heading(s),
-                c.usage.prompt_tokens,
-                c.usage.completion_tokens,
-                s.wall_ms / 1000.0,
-                c.timings.generation_tokens_per_s(&c.usage),
-                c.text.trim()
-            );
-        }
-        colm::StepOutcome::Failed { error } => {
-            let _ = writeln!(
-                out,
-                "\n── {} · FAILED after {:.1} s ──\n{error}",
-                heading(s),
-                s.wall_ms / 1000.0
-            );
-        }
-    }
-    let _ = out.flush();
-}
-
-fn print_summary(record: &ColmRecord) {
-    if let Some(sel) = record
-        .references
-        .as_ref()
-        .and_then(|r| r.selection.as_ref())
-    {
-        println!("\nSelected reference writers: {}", sel.chosen.join(", "));
-    }
-    if let Some(sel) = &record.selection {
-        println!("\nSelected collaborators: {}", sel.chosen.join(", "));
-        if let Some(r) = &sel.fallback_reason {
-            println!("(selection fell back to all collaborators: {r})");
-        }
-    }
-    for a in &record.final_answers {
-        println!(
-            "\n══ final answer · {} ({}) · from the {} of round {} ══\n{}",
-            a.collaborator,
-            a.model,
-            a.from.as_str(),
-            a.round,
-            a.text.trim()
-        );
-    }
-    print_totals(&record.usage_by_model(), record.wall_ms);
-}
-
-/// The per-model table (calls, tokens, speeds) and the wall time.
-fn print_totals(usage_by_model: &BTreeMap<String, ModelTotals>, wall_ms: f64) {
-    println!(
-        "\n{:<30} {:>5} {:>8} {:>11} {:>9} {:>10}",
-        "MODEL", "CALLS", "PROMPT", "COMPLETION", "PROMPT/s", "GEN/s"
-    );
-    for (name, t) in usage_by_model {
-        let timings = Timings {
-            prompt_ms: t.prompt_ms,
-            generation_ms: t.generation_ms,
-        };
-        println!(
-            "{:<30} {:>5} {:>8} {:>11} {:>9.1} {:>10.1}",
-            name,
-            t.calls,
-            t.usage.prompt_tokens,
-            t.usage.completion_tokens,
-            timings.prompt_tokens_per_s(&t.usage),
-            timings.generation_tokens_per_s(&t.usage),
-        );
-    }
-    println!("wall time: {:.1} s", wall_ms / 1000.0);
 }

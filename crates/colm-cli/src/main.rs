@@ -6,6 +6,7 @@ mod config;
 mod eval;
 mod load;
 mod models;
+mod print;
 mod registry;
 mod renamed;
 mod route;

@@ -96,7 +96,7 @@ pub async fn ask(
     if let Some(s) = file.speeds {
         router = router.with_speeds(s);
     }
-    let print = |s: &Step| crate::ask::print_step(s);
+    let print = |s: &Step| crate::print::print_step(s);
     let observer: Option<StepObserver<'_>> = if json { None } else { Some(&print) };
     let record = router
         .answer(&Query::new(query), params.sensitive, params, observer)

@@ -13,7 +13,7 @@
 //! - **Warm start**: [`CallCache::warm`] indexes the one-call transcripts (`local`, `server`)
 //!   already in a run folder's records, so a later session's strategies reuse them too.
 //! - **Latency**: a replayed call counts at the wall time it took when it ran (queueing
-//!   included), added to the item's wall time through [`replay_scope`]; [`TurnOutcome`]
+//!   included), added to the item's wall time through [`crate::replay::replay_scope`]; [`TurnOutcome`]
 //!   reports how many calls were replayed.
 //!
 //! Batched greedy decoding is not bit-reproducible run to run (concurrency > 1), so a replayed
@@ -22,9 +22,7 @@
 //!
 //! [`TurnOutcome`]: crate::strategy::TurnOutcome
 
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -32,6 +30,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
 
+use crate::replay::REPLAYED;
 use crate::runner::{Record, RunSettings};
 
 /// A cached answer and the wall time its call took, ms.
@@ -147,29 +146,6 @@ impl CallCache {
     }
 }
 
-/// Replayed calls of one item: (count, their original wall time in ms).
-#[derive(Clone, Copy, Default, Debug, PartialEq)]
-pub struct Replayed {
-    /// Calls answered from the cache.
-    pub calls: u32,
-    /// The wall time those calls took when they ran, ms.
-    pub wall_ms: f64,
-}
-
-tokio::task_local! {
-    static REPLAYED: Cell<Replayed>;
-}
-
-/// Runs `fut`, returning its output and the calls the cache answered within it.
-pub async fn replay_scope<T>(fut: impl Future<Output = T>) -> (T, Replayed) {
-    REPLAYED
-        .scope(Cell::new(Replayed::default()), async {
-            let out = fut.await;
-            (out, REPLAYED.with(Cell::get))
-        })
-        .await
-}
-
 /// A [`ChatModel`] that answers repeated greedy requests from a [`CallCache`].
 pub struct CachedModel {
     inner: Arc<dyn ChatModel>,
@@ -233,6 +209,7 @@ impl ChatModel for CachedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::replay_scope;
 
     /// Answers with the number of calls so far, or fails when `fail` is set.
     struct Counting {

@@ -5,7 +5,8 @@
 //! - [`strategy`]: what answers an item — `local` (client alone), `server` (server model
 //!   alone), `colm` (CoLM with K collaborators, R rounds, top-k, guidance mode) — through the
 //!   same code as `colm ask` and the server's virtual model;
-//! - [`cache`]: greedy model calls answered once per run and replayed for other strategies;
+//! - [`cache`]: greedy model calls answered once per run and replayed for other strategies
+//!   ([`replay`]: what was replayed for one item);
 //! - [`runner`]: the resumable runner (one JSON line per item and strategy, full transcript);
 //! - [`metrics`]: accuracy with Wilson intervals, recovery and regressions against `local`,
 //!   tokens by role, server calls, latency percentiles;
@@ -21,6 +22,7 @@ pub mod anatomy;
 pub mod cache;
 pub mod learned;
 pub mod metrics;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod strategy;

@@ -268,7 +268,7 @@ impl Strategy {
     /// a system message).
     pub async fn answer(&self, history: &[ChatMessage], params: &SamplingParams) -> TurnOutcome {
         let start = Instant::now();
-        let (mut out, replayed) = crate::cache::replay_scope(self.run(history, params)).await;
+        let (mut out, replayed) = crate::replay::replay_scope(self.run(history, params)).await;
         out.wall_ms = start.elapsed().as_secs_f64() * 1000.0 + replayed.wall_ms;
         out.cached_calls = replayed.calls;
         out
