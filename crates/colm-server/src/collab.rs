@@ -49,8 +49,8 @@ use colm_core::guidance::GuidanceMode;
 use colm_core::options::GuidanceOptions;
 use colm_core::{Query, SamplingParams, Usage};
 
+use crate::body::parse_body;
 use crate::error::{ApiError, ErrorResponses};
-use crate::openai::parse_body;
 use crate::AppState;
 
 /// `POST /v1/colm/guidance`.

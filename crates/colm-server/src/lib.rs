@@ -32,6 +32,7 @@
 //! ```
 
 pub mod auth;
+pub mod body;
 pub mod collab;
 pub mod contract;
 pub mod error;

@@ -49,9 +49,9 @@ use colm_api::collab::{
 use futures::StreamExt as _;
 
 use crate::auth::Tenant;
+use crate::body::parse_body;
 use crate::collab::{produce, GuidanceSpec, MAX_DRAFTS};
 use crate::error::{ApiError, ErrorResponses};
-use crate::openai::parse_body;
 use crate::state::{now_ms, RedisState, StateError};
 use crate::store::normalise_query;
 use crate::AppState;
