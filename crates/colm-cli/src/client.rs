@@ -76,7 +76,7 @@ pub struct ClientArgs {
     /// with the device's draft alone. The answer's `colm.residency` says which happened.
     /// (With --router, its file's `residency` applies.)
     #[arg(long, value_enum, default_value = "redact", conflicts_with = "router")]
-    pub residency: ResidencyArg,
+    pub residency: Residency,
     /// A name treated as sensitive (repeatable; whole words, case-insensitive).
     #[arg(
         long = "sensitive-name",
@@ -86,15 +86,6 @@ pub struct ClientArgs {
     pub sensitive_names: Vec<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-/// `--residency`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResidencyArg {
-    /// Leave with placeholders.
-    Redact,
-    /// Stay on the device.
-    Local,
 }
 
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
@@ -147,10 +138,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             window_ms: args.session_window_ms,
         }),
         client_name: args.name.clone(),
-        residency: match args.residency {
-            ResidencyArg::Redact => Residency::Redact,
-            ResidencyArg::Local => Residency::Local,
-        },
+        residency: args.residency,
         sensitive_names: args.sensitive_names.clone(),
         ..RemoteConfig::new(&server_url, &args.server_model)
     };

@@ -22,7 +22,6 @@
 //!    ([`Router::speeds`]);
 //! 5. **connectivity**: a server call that fails leaves the local draft as the answer, flagged.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,64 +35,20 @@ use crate::prompts::{self, RefineContext};
 use crate::query::Query;
 use crate::step::{call, Step, StepKind, StepObserver};
 
+pub mod budget;
 mod escalate;
 pub mod privacy;
 pub mod redacted;
+pub mod residency;
+pub mod speed;
+
+pub use budget::{LocalLedger, Reservation, TokenLedger};
+pub use residency::{Decision, Residency};
+pub use speed::SpeedEstimate;
 
 use privacy::Detector;
 
 pub use crate::model::Route;
-
-/// What a sensitive query may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Residency {
-    /// Never leaves the device.
-    Local,
-    /// Leaves with typed placeholders, restored on the device.
-    Redact,
-}
-
-/// What residency decides for one query ([`Residency::decide`]).
-#[derive(Debug)]
-pub enum Decision {
-    /// Nothing sensitive: the query may leave as it is.
-    Leave,
-    /// It stays on the device; why.
-    StayLocal(String),
-    /// It leaves with placeholders (the redaction of its transcript); why.
-    Redact(privacy::Redaction, String),
-}
-
-impl Residency {
-    /// What a query whose transcript is `text` may do: one `flagged` sensitive, or holding
-    /// spans `detector` finds, stays on the device under [`Residency::Local`] or when nothing
-    /// in it can be redacted, and otherwise leaves redacted. The one residency rule of the
-    /// router and the device client.
-    pub fn decide(self, detector: &Detector, text: &str, flagged: bool) -> Decision {
-        let found = detector.find(text);
-        if !flagged && found.is_empty() {
-            return Decision::Leave;
-        }
-        let what = if flagged {
-            "flagged sensitive".to_owned()
-        } else {
-            let mut kinds: Vec<&str> = found.iter().map(|s| s.kind.tag()).collect();
-            kinds.dedup();
-            format!("sensitive spans ({})", kinds.join(", "))
-        };
-        match self {
-            Residency::Local => Decision::StayLocal(format!("{what}: stays on the device")),
-            Residency::Redact if found.is_empty() => {
-                Decision::StayLocal(format!("{what}, nothing to redact: stays on the device"))
-            }
-            Residency::Redact => Decision::Redact(
-                detector.redact(text),
-                format!("{what}: sent with placeholders"),
-            ),
-        }
-    }
-}
 
 /// Router settings (the `[router]` table of a TOML file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,184 +145,6 @@ impl Default for RouterConfig {
             agreement: None,
             refine: crate::guidance::GuidanceMode::Reference.default_refine(),
         }
-    }
-}
-
-/// Measured speeds used to estimate an escalation's latency.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SpeedEstimate {
-    /// Server prompt processing, tokens/s.
-    pub server_prompt_tok_s: f64,
-    /// Server generation, tokens/s.
-    pub server_gen_tok_s: f64,
-    /// Local generation, tokens/s.
-    pub local_gen_tok_s: f64,
-    /// Network round trip, ms.
-    pub rtt_ms: f64,
-}
-
-impl SpeedEstimate {
-    /// Estimated wall time, ms, of escalating on `route` with a server prompt of
-    /// `prompt_tokens` and completions of `completion_tokens` (the server's, and for `colm`
-    /// the local refinement's): RTT + prefill + decode (+ local decode for `colm`).
-    pub fn escalation_ms(&self, route: Route, prompt_tokens: u64, completion_tokens: u64) -> f64 {
-        let per = |tokens: u64, tok_s: f64| {
-            if tok_s > 0.0 {
-                tokens as f64 * 1000.0 / tok_s
-            } else {
-                f64::INFINITY
-            }
-        };
-        let server = self.rtt_ms
-            + per(prompt_tokens, self.server_prompt_tok_s)
-            + per(completion_tokens, self.server_gen_tok_s);
-        match route {
-            Route::Local => 0.0,
-            Route::Remote => server,
-            Route::Colm => server + per(completion_tokens, self.local_gen_tok_s),
-        }
-    }
-}
-
-/// Where a [`Router`] keeps the server tokens (prompt + completion) it spent, for its budget
-/// of [`RouterConfig::server_tokens_per_window`] per sliding window of
-/// [`RouterConfig::window_s`]: in this process ([`LocalLedger`], the default), or shared by
-/// the replicas of a deployment (`colm serve --state redis://…` keeps it in Redis).
-///
-/// Under a budget, an escalation first [reserves](TokenLedger::reserve) its estimate (the
-/// prompt's tokens and the draft's length) in one step that checks and records, and
-/// [settles](TokenLedger::settle) it with the tokens the server reported once it answered.
-/// Concurrent escalations, on one replica or several, therefore cannot pass the budget
-/// together; what one spends beyond its estimate can.
-#[async_trait::async_trait]
-pub trait TokenLedger: Send + Sync {
-    /// Server tokens spent (or reserved) in the last `window`.
-    ///
-    /// # Errors
-    /// The ledger cannot be read (the router then keeps the query local and says why).
-    async fn spent(&self, window: Duration) -> Result<u64, String>;
-
-    /// Records `tokens` spent now, to count for `window` (escalations without a budget): a
-    /// reservation without a limit.
-    ///
-    /// # Errors
-    /// The ledger cannot be written (the router logs it; the answer stands).
-    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
-        self.reserve(tokens, u64::MAX, window).await.map(drop)
-    }
-
-    /// Reserves `tokens` now, to count for `window`, if what the window holds plus `tokens`
-    /// stays within `limit`; checked and recorded as one step.
-    ///
-    /// # Errors
-    /// The ledger cannot be read or written (the router keeps the query local and says why).
-    async fn reserve(
-        &self,
-        tokens: u64,
-        limit: u64,
-        window: Duration,
-    ) -> Result<Reservation, String>;
-
-    /// Replaces the tokens of reservation `id` by `tokens` (0 drops it: nothing was spent),
-    /// keeping its time; a reservation already out of the window is recorded again now.
-    ///
-    /// # Errors
-    /// The ledger cannot be written (the router logs it; the answer stands).
-    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), String>;
-}
-
-/// The outcome of [`TokenLedger::reserve`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reservation {
-    /// Reserved under `id` (for [`TokenLedger::settle`]); `spent`: what the window held before.
-    Reserved {
-        /// The reservation's id.
-        id: String,
-        /// Tokens in the window before this reservation.
-        spent: u64,
-    },
-    /// Refused: the window holds `spent` tokens, and the reservation would pass the limit.
-    Refused {
-        /// Tokens in the window.
-        spent: u64,
-    },
-}
-
-/// A [`TokenLedger`] in this process's memory.
-#[derive(Debug, Default)]
-pub struct LocalLedger {
-    spendings: Mutex<Spendings>,
-}
-
-/// The spendings of a [`LocalLedger`], oldest first: (when, tokens, id); the last id given.
-#[derive(Debug, Default)]
-struct Spendings {
-    list: VecDeque<(Instant, u64, u64)>,
-    last_id: u64,
-}
-
-impl Spendings {
-    /// Drops the spendings older than `window` and sums the others.
-    fn sum(&mut self, window: Duration) -> u64 {
-        let now = Instant::now();
-        while self
-            .list
-            .front()
-            .is_some_and(|(t, _, _)| now.duration_since(*t) > window)
-        {
-            self.list.pop_front();
-        }
-        self.list.iter().map(|(_, n, _)| n).sum()
-    }
-
-    /// Records `tokens` now under a new id, returned.
-    fn push(&mut self, tokens: u64) -> u64 {
-        self.last_id += 1;
-        self.list.push_back((Instant::now(), tokens, self.last_id));
-        self.last_id
-    }
-}
-
-impl LocalLedger {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Spendings>, String> {
-        self.spendings.lock().map_err(|e| e.to_string())
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenLedger for LocalLedger {
-    async fn spent(&self, window: Duration) -> Result<u64, String> {
-        Ok(self.lock()?.sum(window))
-    }
-
-    async fn reserve(
-        &self,
-        tokens: u64,
-        limit: u64,
-        window: Duration,
-    ) -> Result<Reservation, String> {
-        let mut spendings = self.lock()?;
-        let spent = spendings.sum(window);
-        if spent.saturating_add(tokens) > limit {
-            return Ok(Reservation::Refused { spent });
-        }
-        Ok(Reservation::Reserved {
-            id: spendings.push(tokens).to_string(),
-            spent,
-        })
-    }
-
-    async fn settle(&self, id: &str, tokens: u64, _window: Duration) -> Result<(), String> {
-        let mut spendings = self.lock()?;
-        let id = id.parse::<u64>().ok();
-        if tokens == 0 {
-            spendings.list.retain(|(_, _, n)| Some(*n) != id);
-        } else if let Some(s) = spendings.list.iter_mut().find(|(_, _, n)| Some(*n) == id) {
-            s.1 = tokens;
-        } else {
-            spendings.push(tokens);
-        }
-        Ok(())
     }
 }
 
