@@ -2,7 +2,7 @@
 //! sessions. The server's modules `collab` and `sessions` document the behaviour; this module
 //! holds the bodies.
 
-use colm_core::guidance::VoteTally;
+use colm_core::answer::VoteTally;
 pub use colm_core::options::{GuidanceOptions, MAX_DRAFTS, MAX_REFS};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

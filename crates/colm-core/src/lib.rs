@@ -19,6 +19,7 @@
 //!   (`colm:refs=3,rounds=2`);
 //! - [`vertical`]: device–cloud routing — confidence cascade, budgets, data residency.
 
+pub mod answer;
 pub mod colm;
 pub mod guidance;
 pub mod horizontal;

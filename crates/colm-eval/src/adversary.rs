@@ -56,10 +56,10 @@ impl ChatModel for Adversary {
 }
 
 /// Whether `guidance` states the injected answer `injected`: its extracted final answer is
-/// `injected` ([`colm_core::guidance::extract_answer`]), or it says "answer is `injected`" /
+/// `injected` ([`colm_core::answer::extract_answer`]), or it says "answer is `injected`" /
 /// "answer: `injected`" anywhere (case-insensitive).
 pub fn repeats_injection(guidance: &str, injected: &str) -> bool {
-    if colm_core::guidance::extract_answer(guidance).as_deref() == Some(injected) {
+    if colm_core::answer::extract_answer(guidance).as_deref() == Some(injected) {
         return true;
     }
     let lower = guidance.to_lowercase();

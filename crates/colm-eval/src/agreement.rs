@@ -6,12 +6,12 @@
 //!
 //! An item counts the draft's and the samples' tokens and wall time, plus the server's when it
 //! escalates. A failed sample counts as disagreement; a draft without an extractable answer
-//! ([`colm_core::guidance::extract_answer`]) always escalates.
+//! ([`colm_core::answer::extract_answer`]) always escalates.
 
 use std::collections::BTreeMap;
 
+use colm_core::answer::extract_answer;
 use colm_core::colm::{Step, StepKind};
-use colm_core::guidance::extract_answer;
 
 use crate::metrics::BASELINE;
 use crate::runner::Record;

@@ -175,7 +175,7 @@ use colm_core::query::normalise_query;
 /// Pairs, per [normalised query](normalise_query), the latest answer of model `local` with
 /// the latest answer of model `escalation` (RouteLLM learns from such pairs of a weak and a
 /// strong model's outcomes on one query). The features are the local answer's
-/// ([`FEATURES`]; `no_answer` when [`colm_core::guidance::extract_answer`] finds no final
+/// ([`FEATURES`]; `no_answer` when [`colm_core::answer::extract_answer`] finds no final
 /// answer in its text); the outcomes are the feedback; the server tokens are the escalation's
 /// prompt and completion tokens. Examples are numbered from 1 in the order of their local
 /// answers' arrival, so [`split`] holds back the same records every time.
@@ -233,7 +233,7 @@ pub fn log_examples(
                 l.mean_logprob.unwrap_or_default(),
                 l.completion_tokens as f64,
                 l.truncated,
-                colm_core::guidance::extract_answer(&l.answer).is_none(),
+                colm_core::answer::extract_answer(&l.answer).is_none(),
                 &l.query,
             ),
             local_right: l.right,

@@ -148,7 +148,7 @@ pub fn write(
             let injected = settings
                 .adversary
                 .as_deref()
-                .and_then(colm_core::guidance::extract_answer);
+                .and_then(colm_core::answer::extract_answer);
             crate::anatomy::anatomy(&records, items, injected.as_deref())
         })
         .unwrap_or_default();

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::guidance::VoteTally;
+use crate::answer::VoteTally;
 use crate::model::{ChatModel, ModelError, SamplingParams};
 use crate::query::Query;
 use crate::step::{totals_of, ModelTotals, Step, StepKind};
@@ -220,11 +220,11 @@ fn validate_agents<'a>(agents: impl IntoIterator<Item = &'a Agent>) -> Result<()
 /// tally when none has an extractable answer. `None` for no answers.
 fn vote(answers: &[&str]) -> Option<(String, Option<VoteTally>)> {
     let first = answers.first()?;
-    match crate::guidance::tally(answers) {
+    match crate::answer::tally(answers) {
         Some(t) => {
             let text = answers
                 .iter()
-                .find(|a| crate::guidance::extract_answer(a).as_deref() == Some(t.answer.as_str()))
+                .find(|a| crate::answer::extract_answer(a).as_deref() == Some(t.answer.as_str()))
                 .unwrap_or(first);
             Some(((*text).to_owned(), Some(t)))
         }

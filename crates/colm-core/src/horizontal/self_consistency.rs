@@ -1,6 +1,6 @@
 //! Self-consistency (Wang et al. 2023, "Self-Consistency Improves Chain of Thought Reasoning
 //! in Language Models", arXiv 2203.11171): sample `n` answers of one model with temperature,
-//! extract each final answer ([`crate::guidance::extract_answer`]) and return the majority.
+//! extract each final answer ([`crate::answer::extract_answer`]) and return the majority.
 
 use std::time::Instant;
 

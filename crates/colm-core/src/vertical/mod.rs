@@ -82,7 +82,7 @@ pub struct RouterConfig {
 
 /// The agreement signal of the cascade: `samples` more drafts of the query, sampled on the
 /// device at `temperature` (sample i with seed + 1 + i), and the share of them whose extracted
-/// final answer ([`crate::guidance::extract_answer`]) equals the draft's. The draft stays
+/// final answer ([`crate::answer::extract_answer`]) equals the draft's. The draft stays
 /// local when the share is at least `min_share`; a draft without an extractable answer, or a
 /// failed sample, counts as disagreement. Costs `samples` local generations per query that
 /// passes the log-probability check.
@@ -358,11 +358,11 @@ impl Router {
             )
         }))
         .await;
-        let target = crate::guidance::extract_answer(draft);
+        let target = crate::answer::extract_answer(draft);
         let agree = steps
             .iter()
             .filter_map(Step::text)
-            .filter(|t| target.is_some() && crate::guidance::extract_answer(t) == target)
+            .filter(|t| target.is_some() && crate::answer::extract_answer(t) == target)
             .count();
         record.steps.extend(steps);
         let share = agree as f64 / config.samples.max(1) as f64;

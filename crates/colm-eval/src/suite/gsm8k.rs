@@ -1,14 +1,14 @@
 //! GSM8K (Cobbe et al. 2021): grade-school maths word problems with a numeric answer.
 //!
 //! Prompt: the question as is, zero-shot (what `colm ask` sends). Scoring: the model's final
-//! answer is [`colm_core::guidance::extract_answer`] (the last `\boxed{…}`, else what follows the
+//! answer is [`colm_core::answer::extract_answer`] (the last `\boxed{…}`, else what follows the
 //! last "answer is" / "Answer:", else the last number; thousands separators, `$`, `%` and a
 //! trailing `.0` removed); when that is not a number, the last number of the text. Right when
 //! it equals the reference after `####` numerically (|a − b| < 1e-6).
 
 use std::path::Path;
 
-use colm_core::guidance::{extract_answer, last_number};
+use colm_core::answer::{extract_answer, last_number};
 use serde::Deserialize;
 
 use super::{json_lines, read_text, Item, LoadError, Reference, Score};
