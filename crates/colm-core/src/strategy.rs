@@ -32,7 +32,6 @@ use crate::colm::references::{ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::model::ChatModel;
-use crate::named::Named;
 use crate::options::text;
 pub use crate::options::ColmOptions;
 use crate::prompts;
@@ -55,15 +54,21 @@ pub enum StrategySpec {
     Cascade(CascadeSpec),
 }
 
-/// The options of a `cascade` strategy.
-#[derive(Debug, Clone, PartialEq)]
+/// The options of a `cascade` strategy (text keys `tau`, `agree`, `share`, `to`; at least one
+/// of `tau` and `agree`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct CascadeSpec {
-    /// Threshold τ, nats (≤ 0); `None`: only agreement decides.
+    /// Threshold τ, nats (≤ 0): a draft whose mean token log-probability reaches it stays
+    /// local; `None`: only agreement decides.
     pub tau: Option<f64>,
-    /// Agreement of sampled drafts, when set.
-    pub agreement: Option<AgreementConfig>,
-    /// Where escalations go (`remote` or `colm`).
-    pub to: Route,
+    /// Agreement of sampled drafts: drafts sampled beside the greedy one, at least 1
+    /// ([`AgreementConfig::samples`]); `None`: no agreement check.
+    pub agree: Option<usize>,
+    /// Least share of them that must agree with the draft, in [0, 1] (default
+    /// [`AgreementConfig`]'s); needs `agree`.
+    pub share: Option<f64>,
+    /// Where escalations go: `remote` (default) or `colm`.
+    pub to: Option<Route>,
 }
 
 /// The names [`StrategySpec::parse`] accepts before the `:`.
@@ -157,7 +162,7 @@ impl StrategySpec {
             "colm" => ColmOptions::parse_options(args)
                 .map_err(|e| format!("`{text}`: {e}"))
                 .map(StrategySpec::Colm),
-            "cascade" => CascadeSpec::parse_options(text, args).map(StrategySpec::Cascade),
+            "cascade" => CascadeSpec::parse_options(args).map(StrategySpec::Cascade),
             h if spec::NAMES.contains(&h) => HorizontalSpec::parse(text).map(Self::Horizontal),
             other => Err(format!(
                 "unknown strategy `{other}` ({})",
@@ -276,92 +281,69 @@ impl ColmOptions {
 }
 
 impl CascadeSpec {
-    /// Parses the `key=value,…` options of `cascade` (`text` is the whole spec, for messages).
+    const TO: Route = Route::Remote;
+
+    /// Every option at its default (no threshold and no agreement: not a valid cascade alone).
+    pub fn defaults() -> Self {
+        Self {
+            tau: None,
+            agree: None,
+            share: Some(AgreementConfig::default().min_share),
+            to: Some(Self::TO),
+        }
+    }
+
+    /// Parses the `key=value,…` options of `cascade` ([`crate::options::text`]).
     ///
     /// # Errors
     /// A message naming the unknown key or bad value, or a cascade with neither `tau` nor
     /// `agree`.
-    pub fn parse_options(text: &str, args: &str) -> Result<Self, String> {
-        let (mut tau, mut to) = (None, Route::Remote);
-        let (mut samples, mut share) = (None, None);
-        for (key, value) in spec::options(text, args)? {
-            match key {
-                "tau" => {
-                    tau = Some(
-                        value
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|t| t.is_finite() && *t <= 0.0)
-                            .ok_or_else(|| format!("`tau` must be a number ≤ 0, got `{value}`"))?,
-                    )
-                }
-                "to" => to = Route::parse(value)?,
-                "agree" => {
-                    samples =
-                        Some(value.parse::<usize>().map_err(|_| {
-                            format!("`agree` is a number of samples, got `{value}`")
-                        })?)
-                }
-                "share" => {
-                    share = Some(
-                        value
-                            .parse::<f64>()
-                            .map_err(|_| format!("`share` is a number in [0, 1], got `{value}`"))?,
-                    )
-                }
-                other => {
-                    return Err(format!(
-                        "unknown cascade option `{other}` (tau, agree, share, to)"
-                    ))
-                }
-            }
+    pub fn parse_options(args: &str) -> Result<Self, String> {
+        let c: CascadeSpec = text::parse("cascade option", args)?;
+        if let Some(t) = c.tau.filter(|t| !(t.is_finite() && *t <= 0.0)) {
+            return Err(format!("`tau` must be a number ≤ 0, got `{t}`"));
         }
-        let agreement = match (samples, share) {
-            (None, None) => None,
-            (None, Some(_)) => return Err("`share` needs `agree`".into()),
-            (Some(samples), share) => {
-                let a = AgreementConfig {
-                    samples,
-                    min_share: share.unwrap_or(AgreementConfig::default().min_share),
-                    ..AgreementConfig::default()
-                };
-                a.validate()?;
-                Some(a)
-            }
-        };
-        if tau.is_none() && agreement.is_none() {
+        if c.share.is_some() && c.agree.is_none() {
+            return Err("`share` needs `agree`".into());
+        }
+        if let Some(a) = c.agreement() {
+            a.validate()?;
+        }
+        if c.tau.is_none() && c.agree.is_none() {
             return Err("cascade needs `tau` or `agree`, e.g. cascade:tau=-0.3".into());
         }
-        if to == Route::Local {
+        if c.to() == Route::Local {
             return Err("cascade escalates to `remote` or `colm`, not `local`".into());
         }
-        Ok(CascadeSpec { tau, agreement, to })
+        Ok(c)
+    }
+
+    /// Where escalations go (default `remote`).
+    pub fn to(&self) -> Route {
+        self.to.unwrap_or(Self::TO)
+    }
+
+    /// The agreement check of `agree` and `share`, when `agree` is given.
+    pub fn agreement(&self) -> Option<AgreementConfig> {
+        let default = AgreementConfig::default();
+        self.agree.map(|samples| AgreementConfig {
+            samples,
+            min_share: self.share.unwrap_or(default.min_share),
+            ..default
+        })
     }
 
     /// The canonical text form (`cascade:` then tau, agree, share, to).
     pub fn name(&self) -> String {
-        let mut opts = Vec::new();
-        if let Some(t) = self.tau {
-            opts.push(format!("tau={t}"));
-        }
-        if let Some(a) = &self.agreement {
-            opts.push(format!("agree={}", a.samples));
-            if a.min_share != AgreementConfig::default().min_share {
-                opts.push(format!("share={}", a.min_share));
-            }
-        }
-        if self.to != Route::Remote {
-            opts.push(format!("to={}", self.to.name()));
-        }
-        format!("cascade:{}", opts.join(","))
+        text::named("cascade", self, &Self::defaults())
     }
 
     /// The router settings of this cascade over `base` (budgets, residency, refinement form).
     pub fn router_config(&self, base: RouterConfig) -> RouterConfig {
         RouterConfig {
-            escalate_to: self.to,
+            escalate_to: self.to(),
             threshold: self.tau,
-            agreement: self.agreement.clone(),
+            agreement: self.agreement(),
             ..base
         }
     }
@@ -378,7 +360,7 @@ impl WriterPool {
                     let mut w = ReferenceWriter::generalist(server.clone());
                     w.id = format!("server-{}", i + 1);
                     if i > 0 {
-                        w.temperature = Some(spec::AGENT_TEMPERATURE);
+                        w.temperature = Some(spec::AGENT_TEMPERATURE as f32);
                         w.seed = u32::try_from(i).ok();
                     }
                     w

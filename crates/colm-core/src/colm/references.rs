@@ -109,6 +109,17 @@ pub struct WriterSpec {
     pub seed: Option<u32>,
 }
 
+/// The options of a writer's text form: the keys of [`WriterSpec`] (`role`, `t`, `seed`,
+/// `id`), read through [`crate::options::text`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct WriterOptions {
+    role: Option<String>,
+    #[serde(rename = "t")]
+    temperature: Option<f64>,
+    seed: Option<u32>,
+    id: Option<String>,
+}
+
 impl WriterSpec {
     /// Parses `MODEL[:role=R,t=T,seed=S,id=I]`.
     ///
@@ -119,38 +130,27 @@ impl WriterSpec {
         if model.is_empty() {
             return Err(format!("writer `{text}` names no model"));
         }
-        let mut spec = WriterSpec {
-            model: model.to_owned(),
-            id: None,
-            role: None,
-            temperature: None,
-            seed: None,
+        let o: WriterOptions = crate::options::text::parse("writer option", opts)?;
+        let role = match &o.role {
+            None => None,
+            Some(r) => Some(prompts::specialisation(r).ok_or_else(|| {
+                let names: Vec<&str> = prompts::SPECIALISATIONS.iter().map(|s| s.id).collect();
+                format!("unknown role `{r}` ({})", names.join(", "))
+            })?),
         };
-        for (k, v) in crate::horizontal::spec::options(text, opts)? {
-            match k {
-                "role" => {
-                    spec.role = Some(prompts::specialisation(v).ok_or_else(|| {
-                        let names: Vec<&str> =
-                            prompts::SPECIALISATIONS.iter().map(|s| s.id).collect();
-                        format!("unknown role `{v}` ({})", names.join(", "))
-                    })?)
-                }
-                "t" => spec.temperature = Some(crate::horizontal::spec::temperature(v)?),
-                "seed" => {
-                    spec.seed = Some(
-                        v.parse()
-                            .map_err(|_| format!("`seed` is a whole number, got `{v}`"))?,
-                    )
-                }
-                "id" if !v.is_empty() => spec.id = Some(v.to_owned()),
-                other => {
-                    return Err(format!(
-                        "unknown writer option `{other}` (role, t, seed, id)"
-                    ))
-                }
-            }
+        if let Some(t) = o.temperature.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+            return Err(format!("`t` must be a number ≥ 0, got `{t}`"));
         }
-        Ok(spec)
+        if o.id.as_deref() == Some("") {
+            return Err("`id` must not be empty".into());
+        }
+        Ok(WriterSpec {
+            model: model.to_owned(),
+            id: o.id,
+            role,
+            temperature: o.temperature.map(|t| t as f32),
+            seed: o.seed,
+        })
     }
 
     /// The writer on `model`.
@@ -590,6 +590,11 @@ mod tests {
         assert_eq!(w.role.map(|r| r.id), Some("math"));
         assert_eq!((w.temperature, w.seed), (Some(0.7), Some(3)));
         assert_eq!(WriterSpec::parse("big").unwrap().role, None);
+        // An id that looks like a number is still an id.
+        assert_eq!(
+            WriterSpec::parse("big:id=7").unwrap().id.as_deref(),
+            Some("7")
+        );
         for bad in [
             "",
             ":role=math",
@@ -597,6 +602,8 @@ mod tests {
             "big:t=-1",
             "big:x=1",
             "big:seed",
+            "big:seed=-1",
+            "big:id=",
         ] {
             assert!(WriterSpec::parse(bad).is_err(), "{bad}");
         }

@@ -23,11 +23,14 @@ use crate::prompts;
 use crate::query::Query;
 use crate::step::{call, StepKind, StepObserver};
 
-/// Who reads whom between debate rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Who reads whom between debate rounds (named `full`, `ring`, `star`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Topology {
-    /// Every agent reads every other agent (the paper's setting).
+    /// Every agent reads every other agent (the paper's setting); also read as
+    /// `fully_connected`.
+    #[default]
+    #[serde(rename = "full", alias = "fully_connected", alias = "fully-connected")]
     FullyConnected,
     /// Agent i reads agents i − 1 and i + 1 (mod N).
     Ring,
@@ -36,29 +39,9 @@ pub enum Topology {
     Star,
 }
 
+impl crate::named::Named for Topology {}
+
 impl Topology {
-    /// Parses `full` (or `fully_connected`), `ring` or `star`.
-    ///
-    /// # Errors
-    /// A message naming the unknown topology and the known ones.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        match name {
-            "full" | "fully_connected" | "fully-connected" => Ok(Topology::FullyConnected),
-            "ring" => Ok(Topology::Ring),
-            "star" => Ok(Topology::Star),
-            other => Err(format!("unknown topology `{other}` (full, ring, star)")),
-        }
-    }
-
-    /// The topology's short name: `full`, `ring` or `star`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Topology::FullyConnected => "full",
-            Topology::Ring => "ring",
-            Topology::Star => "star",
-        }
-    }
-
     /// The 0-based indices agent `i` of `n` reads, ascending, never `i` itself.
     pub fn peers(self, i: usize, n: usize) -> Vec<usize> {
         let mut peers: Vec<usize> = match self {

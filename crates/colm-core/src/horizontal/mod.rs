@@ -32,14 +32,17 @@ pub use spec::{Horizontal, HorizontalSpec};
 
 /// Where a model runs: on the device (client) or on a shared server. Decides whose token
 /// budget a call spends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// A device's own model.
+    #[default]
     Client,
     /// A shared server's model.
     Server,
 }
+
+impl crate::named::Named for Side {}
 
 /// A model taking part in a horizontal strategy.
 #[derive(Clone)]

@@ -19,179 +19,191 @@ use super::moa::MoaConfig;
 use super::self_consistency::SelfConsistencyConfig;
 use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyRecord};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{ChatModel, SamplingParams};
+use crate::named::Named;
+use crate::options::text;
 use crate::query::Query;
 use crate::step::Watch;
 
-/// A parsed horizontal strategy.
-#[derive(Debug, Clone, PartialEq)]
+/// Options of `self-consistency` (text keys `n`, `t`, `on`; `None`: the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SelfConsistencyOptions {
+    /// Samples, at least 1 (default 5).
+    #[serde(rename = "n")]
+    pub samples: Option<usize>,
+    /// Sampling temperature, above 0 (default 0.7).
+    #[serde(rename = "t")]
+    pub temperature: Option<f64>,
+    /// Whose model samples: `client` (default: the first client model) or `server`.
+    #[serde(rename = "on")]
+    pub side: Option<Side>,
+}
+
+/// Options of `debate` (text keys `agents`, `rounds`, `topology`, `t`, `on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DebateOptions {
+    /// Agents, at least 1 (default 3); they run the client models in turn.
+    pub agents: Option<usize>,
+    /// Rounds, at least 1 (default 2).
+    pub rounds: Option<u32>,
+    /// Who reads whom: `full` (default), `ring` or `star`.
+    pub topology: Option<Topology>,
+    /// Agents' sampling temperature, ≥ 0 (default [`AGENT_TEMPERATURE`]; 0: the run's own
+    /// sampling).
+    #[serde(rename = "t")]
+    pub temperature: Option<f64>,
+    /// Whose models debate: `client` (default) or `server` (all the server model).
+    #[serde(rename = "on")]
+    pub side: Option<Side>,
+}
+
+/// Options of `moa` (text keys `proposers`, `layers`, `t`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MoaOptions {
+    /// Proposers per layer, at least 1 (default 3); they run the client models in turn.
+    pub proposers: Option<usize>,
+    /// Proposer layers, at least 1 (default 1).
+    pub layers: Option<u32>,
+    /// Proposers' sampling temperature, ≥ 0 (default [`AGENT_TEMPERATURE`]; 0: the run's own
+    /// sampling).
+    #[serde(rename = "t")]
+    pub temperature: Option<f64>,
+}
+
+/// A parsed horizontal strategy: its name and options.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum HorizontalSpec {
     /// Self-consistency.
-    SelfConsistency {
-        /// Samples n ≥ 1.
-        samples: usize,
-        /// Sampling temperature (> 0).
-        temperature: f32,
-        /// Whose model samples.
-        side: Side,
-    },
+    SelfConsistency(SelfConsistencyOptions),
     /// Debate.
-    Debate {
-        /// Agents N ≥ 1.
-        agents: usize,
-        /// Rounds R ≥ 1.
-        rounds: u32,
-        /// Who reads whom.
-        topology: Topology,
-        /// Agents' sampling temperature (0: the run's own sampling).
-        temperature: f32,
-        /// Whose models debate.
-        side: Side,
-    },
+    Debate(DebateOptions),
     /// Mixture of agents (client proposers, server aggregator).
-    Moa {
-        /// Proposers per layer ≥ 1.
-        proposers: usize,
-        /// Proposer layers ≥ 1.
-        layers: u32,
-        /// Proposers' sampling temperature (0: the run's own sampling).
-        temperature: f32,
-    },
+    Moa(MoaOptions),
 }
 
 /// The names [`HorizontalSpec::parse`] accepts before the `:`.
 pub const NAMES: [&str; 3] = ["self-consistency", "debate", "moa"];
 
-/// Splits `key=value,…` into pairs.
-///
-/// # Errors
-/// A message naming the item of `spec` that is not `key=value`.
-pub fn options<'a>(spec: &str, args: &'a str) -> Result<Vec<(&'a str, &'a str)>, String> {
-    args.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            kv.split_once('=')
-                .ok_or_else(|| format!("`{kv}` in `{spec}` is not key=value"))
-        })
-        .collect()
-}
-
-/// Parses a whole number ≥ 1 given for `key`.
-///
-/// # Errors
-/// A message naming the key and the value.
-pub fn count(key: &str, value: &str) -> Result<usize, String> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| format!("`{key}` must be a number ≥ 1, got `{value}`"))
-}
-
-/// Parses a temperature ≥ 0 given for `t`.
-///
-/// # Errors
-/// A message naming the value when it is not a finite number ≥ 0.
-pub fn temperature(value: &str) -> Result<f32, String> {
-    value
-        .parse::<f32>()
-        .ok()
-        .filter(|t| *t >= 0.0 && t.is_finite())
-        .ok_or_else(|| format!("`t` must be a number ≥ 0, got `{value}`"))
-}
-
 /// The default sampling temperature of debate agents and MoA proposers.
-pub const AGENT_TEMPERATURE: f32 = 0.7;
+pub const AGENT_TEMPERATURE: f64 = 0.7;
 
-fn side(value: &str) -> Result<Side, String> {
-    match value {
-        "client" => Ok(Side::Client),
-        "server" => Ok(Side::Server),
-        other => Err(format!("`on` must be `client` or `server`, got `{other}`")),
+/// Checks a count given for `key`: at least 1.
+fn at_least_one(key: &str, n: Option<usize>) -> Result<(), String> {
+    match n {
+        Some(0) => Err(format!("`{key}` must be a number ≥ 1, got `0`")),
+        _ => Ok(()),
     }
 }
 
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Client => "client",
-        Side::Server => "server",
+/// Checks a temperature given for `t`: finite and ≥ 0 (> 0 when `positive`).
+fn check_temperature(t: Option<f64>, positive: bool) -> Result<(), String> {
+    match t {
+        Some(t) if !t.is_finite() || t < 0.0 || (positive && t == 0.0) => Err(format!(
+            "`t` must be a number {} 0, got `{t}`",
+            if positive { ">" } else { "≥" }
+        )),
+        _ => Ok(()),
     }
+}
+
+impl SelfConsistencyOptions {
+    const SAMPLES: usize = 5;
+    const TEMPERATURE: f64 = 0.7;
+
+    /// Every option at its default.
+    pub fn defaults() -> Self {
+        Self {
+            samples: Some(Self::SAMPLES),
+            temperature: Some(Self::TEMPERATURE),
+            side: Some(Side::default()),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        at_least_one("n", self.samples)?;
+        check_temperature(self.temperature, true)
+    }
+}
+
+impl DebateOptions {
+    const AGENTS: usize = 3;
+    const ROUNDS: u32 = 2;
+
+    /// Every option at its default.
+    pub fn defaults() -> Self {
+        Self {
+            agents: Some(Self::AGENTS),
+            rounds: Some(Self::ROUNDS),
+            topology: Some(Topology::default()),
+            temperature: Some(AGENT_TEMPERATURE),
+            side: Some(Side::default()),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        at_least_one("agents", self.agents)?;
+        at_least_one("rounds", self.rounds.map(|r| r as usize))?;
+        check_temperature(self.temperature, false)
+    }
+}
+
+impl MoaOptions {
+    const PROPOSERS: usize = 3;
+    const LAYERS: u32 = 1;
+
+    /// Every option at its default.
+    pub fn defaults() -> Self {
+        Self {
+            proposers: Some(Self::PROPOSERS),
+            layers: Some(Self::LAYERS),
+            temperature: Some(AGENT_TEMPERATURE),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        at_least_one("proposers", self.proposers)?;
+        at_least_one("layers", self.layers.map(|l| l as usize))?;
+        check_temperature(self.temperature, false)
+    }
+}
+
+/// `options` with the ones equal to their default left out: equal strategies compare equal.
+fn canonical<T: Serialize + serde::de::DeserializeOwned + Clone>(options: T, defaults: &T) -> T {
+    text::without_defaults(&options, defaults).unwrap_or(options)
 }
 
 impl HorizontalSpec {
-    /// Parses one of [`NAMES`] with its options (module docs).
+    /// Parses one of [`NAMES`] with its options (module docs), through the text form of
+    /// options ([`crate::options::text`]).
     ///
     /// # Errors
     /// A message naming the unknown strategy, key or bad value.
     pub fn parse(spec: &str) -> Result<Self, String> {
         let (head, args) = spec.split_once(':').unwrap_or((spec, ""));
-        let opts = options(spec, args)?;
-        let unknown =
-            |key: &str, known: &str| Err(format!("unknown {head} option `{key}` ({known})"));
+        let what = format!("{head} option");
         match head {
             "self-consistency" => {
-                let (mut samples, mut temperature, mut on) = (5, 0.7, Side::Client);
-                for (key, value) in opts {
-                    match key {
-                        "n" => samples = count(key, value)?,
-                        "t" => {
-                            temperature = value
-                                .parse::<f32>()
-                                .ok()
-                                .filter(|t| *t > 0.0 && t.is_finite())
-                                .ok_or_else(|| format!("`t` must be a number > 0, got `{value}`"))?
-                        }
-                        "on" => on = side(value)?,
-                        _ => return unknown(key, "n, t, on"),
-                    }
-                }
-                Ok(HorizontalSpec::SelfConsistency {
-                    samples,
-                    temperature,
-                    side: on,
-                })
+                let o: SelfConsistencyOptions = text::parse(&what, args)?;
+                o.check()?;
+                Ok(HorizontalSpec::SelfConsistency(canonical(
+                    o,
+                    &SelfConsistencyOptions::defaults(),
+                )))
             }
             "debate" => {
-                let (mut agents, mut rounds, mut topology, mut t, mut on) = (
-                    3,
-                    2,
-                    Topology::FullyConnected,
-                    AGENT_TEMPERATURE,
-                    Side::Client,
-                );
-                for (key, value) in opts {
-                    match key {
-                        "agents" => agents = count(key, value)?,
-                        "rounds" => rounds = count(key, value)? as u32,
-                        "topology" => topology = Topology::parse(value)?,
-                        "t" => t = temperature(value)?,
-                        "on" => on = side(value)?,
-                        _ => return unknown(key, "agents, rounds, topology, t, on"),
-                    }
-                }
-                Ok(HorizontalSpec::Debate {
-                    agents,
-                    rounds,
-                    topology,
-                    temperature: t,
-                    side: on,
-                })
+                let o: DebateOptions = text::parse(&what, args)?;
+                o.check()?;
+                Ok(HorizontalSpec::Debate(canonical(
+                    o,
+                    &DebateOptions::defaults(),
+                )))
             }
             "moa" => {
-                let (mut proposers, mut layers, mut t) = (3, 1, AGENT_TEMPERATURE);
-                for (key, value) in opts {
-                    match key {
-                        "proposers" => proposers = count(key, value)?,
-                        "layers" => layers = count(key, value)? as u32,
-                        "t" => t = temperature(value)?,
-                        _ => return unknown(key, "proposers, layers, t"),
-                    }
-                }
-                Ok(HorizontalSpec::Moa {
-                    proposers,
-                    layers,
-                    temperature: t,
-                })
+                let o: MoaOptions = text::parse(&what, args)?;
+                o.check()?;
+                Ok(HorizontalSpec::Moa(canonical(o, &MoaOptions::defaults())))
             }
             other => Err(format!("unknown strategy `{other}` ({})", NAMES.join(", "))),
         }
@@ -200,71 +212,12 @@ impl HorizontalSpec {
     /// The canonical name: the strategy with the options that differ from the defaults, in
     /// the order of the module docs (`debate:topology=ring`).
     pub fn name(&self) -> String {
-        let (head, opts) = match self {
-            HorizontalSpec::SelfConsistency {
-                samples,
-                temperature,
-                side,
-            } => {
-                let mut o = Vec::new();
-                if *samples != 5 {
-                    o.push(format!("n={samples}"));
-                }
-                if *temperature != 0.7 {
-                    o.push(format!("t={temperature}"));
-                }
-                if *side != Side::Client {
-                    o.push(format!("on={}", side_name(*side)));
-                }
-                ("self-consistency", o)
+        match self {
+            HorizontalSpec::SelfConsistency(o) => {
+                text::named("self-consistency", o, &SelfConsistencyOptions::defaults())
             }
-            HorizontalSpec::Debate {
-                agents,
-                rounds,
-                topology,
-                temperature,
-                side,
-            } => {
-                let mut o = Vec::new();
-                if *agents != 3 {
-                    o.push(format!("agents={agents}"));
-                }
-                if *rounds != 2 {
-                    o.push(format!("rounds={rounds}"));
-                }
-                if *topology != Topology::FullyConnected {
-                    o.push(format!("topology={}", topology.name()));
-                }
-                if *temperature != AGENT_TEMPERATURE {
-                    o.push(format!("t={temperature}"));
-                }
-                if *side != Side::Client {
-                    o.push(format!("on={}", side_name(*side)));
-                }
-                ("debate", o)
-            }
-            HorizontalSpec::Moa {
-                proposers,
-                layers,
-                temperature,
-            } => {
-                let mut o = Vec::new();
-                if *proposers != 3 {
-                    o.push(format!("proposers={proposers}"));
-                }
-                if *layers != 1 {
-                    o.push(format!("layers={layers}"));
-                }
-                if *temperature != AGENT_TEMPERATURE {
-                    o.push(format!("t={temperature}"));
-                }
-                ("moa", o)
-            }
-        };
-        if opts.is_empty() {
-            head.to_owned()
-        } else {
-            format!("{head}:{}", opts.join(","))
+            HorizontalSpec::Debate(o) => text::named("debate", o, &DebateOptions::defaults()),
+            HorizontalSpec::Moa(o) => text::named("moa", o, &MoaOptions::defaults()),
         }
     }
 
@@ -285,35 +238,28 @@ impl HorizontalSpec {
             Side::Server => server.clone(),
         };
         Ok(match self {
-            HorizontalSpec::SelfConsistency {
-                samples,
-                temperature,
-                side,
-            } => Horizontal::SelfConsistency {
-                agent: Agent::new(format!("{}-1", side_name(*side)), *side, pick(*side, 0)),
-                samples: *samples,
-                temperature: *temperature,
-            },
-            HorizontalSpec::Debate {
-                agents,
-                rounds,
-                topology,
-                temperature,
-                side,
-            } => Horizontal::Debate {
-                agents: (0..*agents)
-                    .map(|i| Agent::new(format!("agent-{}", i + 1), *side, pick(*side, i)))
-                    .collect(),
-                rounds: *rounds,
-                topology: *topology,
-                temperature: *temperature,
-            },
-            HorizontalSpec::Moa {
-                proposers,
-                layers,
-                temperature,
-            } => Horizontal::Moa {
-                proposers: (0..*proposers)
+            HorizontalSpec::SelfConsistency(o) => {
+                let side = o.side.unwrap_or_default();
+                Horizontal::SelfConsistency {
+                    agent: Agent::new(format!("{}-1", side.name()), side, pick(side, 0)),
+                    samples: o.samples.unwrap_or(SelfConsistencyOptions::SAMPLES),
+                    temperature: o.temperature.unwrap_or(SelfConsistencyOptions::TEMPERATURE)
+                        as f32,
+                }
+            }
+            HorizontalSpec::Debate(o) => {
+                let side = o.side.unwrap_or_default();
+                Horizontal::Debate {
+                    agents: (0..o.agents.unwrap_or(DebateOptions::AGENTS))
+                        .map(|i| Agent::new(format!("agent-{}", i + 1), side, pick(side, i)))
+                        .collect(),
+                    rounds: o.rounds.unwrap_or(DebateOptions::ROUNDS),
+                    topology: o.topology.unwrap_or_default(),
+                    temperature: agent_temperature(o.temperature),
+                }
+            }
+            HorizontalSpec::Moa(o) => Horizontal::Moa {
+                proposers: (0..o.proposers.unwrap_or(MoaOptions::PROPOSERS))
                     .map(|i| {
                         Agent::new(
                             format!("proposer-{}", i + 1),
@@ -323,11 +269,17 @@ impl HorizontalSpec {
                     })
                     .collect(),
                 aggregator: Agent::new("aggregator", Side::Server, server.clone()),
-                layers: *layers,
-                temperature: *temperature,
+                layers: o.layers.unwrap_or(MoaOptions::LAYERS),
+                temperature: agent_temperature(o.temperature),
             },
         })
     }
+}
+
+/// An agent's temperature of the text form as the sampler takes it (default
+/// [`AGENT_TEMPERATURE`]).
+fn agent_temperature(t: Option<f64>) -> f32 {
+    t.unwrap_or(AGENT_TEMPERATURE) as f32
 }
 
 /// A horizontal strategy ready to run.

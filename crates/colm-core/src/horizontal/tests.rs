@@ -7,6 +7,7 @@ use super::moa::MoaConfig;
 use super::self_consistency::SelfConsistencyConfig;
 use super::*;
 use crate::model::{ChatMessage, Role};
+use crate::named::Named;
 use crate::step::Watch;
 use crate::testing::{last_user, Scripted};
 
@@ -102,8 +103,10 @@ fn topologies_name_each_agents_peers() {
     assert_eq!(Topology::Star.peers(2, 3), vec![0]);
     for t in [full, Topology::Ring, Topology::Star] {
         assert!(t.peers(0, 1).is_empty());
-        assert_eq!(Topology::parse(t.name()), Ok(t));
+        assert_eq!(Topology::parse(&t.name()), Ok(t));
     }
+    assert_eq!(full.name(), "full");
+    assert_eq!(Topology::parse("fully_connected"), Ok(full));
     assert!(Topology::parse("mesh").is_err());
 }
 
@@ -301,11 +304,7 @@ fn specs_parse_name_canonically_and_reject_bad_options() {
     let sc = HorizontalSpec::parse("self-consistency").unwrap();
     assert_eq!(
         sc,
-        HorizontalSpec::SelfConsistency {
-            samples: 5,
-            temperature: 0.7,
-            side: Side::Client
-        }
+        HorizontalSpec::SelfConsistency(spec::SelfConsistencyOptions::default())
     );
     assert_eq!(sc.name(), "self-consistency");
     for (spec, name) in [
@@ -328,6 +327,7 @@ fn specs_parse_name_canonically_and_reject_bad_options() {
         "self-consistency:on=cloud",
         "moa:k=2",
         "moa:layers",
+        "self-consistency:n=x",
         "moa:t=-1",
         "debate:t=hot",
         "vote",

@@ -32,9 +32,19 @@ pub fn parse<T: Serialize + DeserializeOwned + Default>(
         if !known.iter().any(|n| n == k) {
             return Err(format!("unknown {what} `{k}` ({})", known.join(", ")));
         }
+        // A number or boolean is read as one, unless the key takes text (`id=7`).
+        let text = Value::String(v.to_owned());
         let value = match serde_json::from_str::<Value>(v) {
-            Ok(n @ (Value::Number(_) | Value::Bool(_))) => n,
-            _ => Value::String(v.to_owned()),
+            Ok(n @ (Value::Number(_) | Value::Bool(_))) => {
+                let alone = |v: &Value| Map::from_iter([(k.to_owned(), v.clone())]);
+                let typed_fails = serde_json::from_value::<T>(Value::Object(alone(&n))).is_err();
+                if typed_fails && serde_json::from_value::<T>(Value::Object(alone(&text))).is_ok() {
+                    text
+                } else {
+                    n
+                }
+            }
+            _ => text,
         };
         map.insert(k.to_owned(), value);
     }
@@ -72,10 +82,31 @@ pub fn format<T: Serialize>(options: &T) -> String {
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| match v {
             Value::String(s) => format!("{k}={s}"),
+            // A whole number held as a float reads as one (`t=1`, not `t=1.0`).
+            Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+                Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{k}={}", f as i64),
+                _ => format!("{k}={n}"),
+            },
             other => format!("{k}={other}"),
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The canonical text of a strategy or writer named `head` with `options`: the options that
+/// differ from `defaults`, in field order (`debate:topology=ring`), or `head` alone.
+pub fn named<T: Serialize + DeserializeOwned + Clone>(
+    head: &str,
+    options: &T,
+    defaults: &T,
+) -> String {
+    let given = without_defaults(options, defaults).unwrap_or_else(|_| options.clone());
+    let text = format(&given);
+    if text.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}:{text}")
+    }
 }
 
 /// `top` over `base`: every key given in `top` replaces `base`'s.
