@@ -211,15 +211,17 @@ fn switch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 }
 
 impl GuidanceOptions {
-    /// Every option at its default.
+    const REFS: usize = 1;
+
+    /// Every option at its default (each enum's is its `#[default]` variant).
     pub fn defaults() -> Self {
         Self {
-            mode: Some(Mode::Reference),
+            mode: Some(Mode::default()),
             auto_threshold: Some(GuidanceMode::AUTO_THRESHOLD),
-            refs: Some(1),
-            selector: Some(Selector::Keywords),
+            refs: Some(Self::REFS),
+            selector: Some(Selector::default()),
             aggregate_drafts: Some(false),
-            screen: Some(DraftScreen::All),
+            screen: Some(DraftScreen::default()),
             max_drafts: Some(MAX_DRAFTS),
         }
     }
@@ -233,7 +235,7 @@ impl GuidanceOptions {
 
     /// References per query (default 1).
     pub fn refs(&self) -> usize {
-        self.refs.unwrap_or(1)
+        self.refs.unwrap_or(Self::REFS)
     }
 
     /// How the writers are chosen (default `keywords`).
@@ -243,7 +245,7 @@ impl GuidanceOptions {
 
     /// Whether the drafts are aggregated with the references in round 1 (default no).
     pub fn aggregate_drafts(&self) -> bool {
-        self.aggregate_drafts.unwrap_or(false)
+        self.aggregate_drafts.unwrap_or_default()
     }
 
     /// Which drafts the server model reads (default all).
@@ -343,10 +345,12 @@ pub struct RoundOptions {
 }
 
 impl RoundOptions {
+    const ROUNDS: u32 = 1;
+
     /// Every option at its default (the refinement form's is the mode's).
     pub fn defaults() -> Self {
         Self {
-            rounds: Some(1),
+            rounds: Some(Self::ROUNDS),
             guidance: GuidanceOptions::defaults(),
             refine: None,
         }
@@ -354,7 +358,7 @@ impl RoundOptions {
 
     /// Rounds (default 1).
     pub fn rounds(&self) -> u32 {
-        self.rounds.unwrap_or(1)
+        self.rounds.unwrap_or(Self::ROUNDS)
     }
 
     /// The refinement form that runs: `refine`, or the mode's default.
@@ -408,19 +412,21 @@ pub struct ColmOptions {
 }
 
 impl ColmOptions {
+    const K: usize = 1;
+
     /// Every option at its default (top-k selection is off).
     pub fn defaults() -> Self {
         Self {
-            k: Some(1),
+            k: Some(Self::K),
             round: RoundOptions::defaults(),
             top_k: None,
-            pool: Some(WriterPool::Seeds),
+            pool: Some(WriterPool::default()),
         }
     }
 
     /// Collaborators (default 1).
     pub fn k(&self) -> usize {
-        self.k.unwrap_or(1)
+        self.k.unwrap_or(Self::K)
     }
 
     /// The guidance options.
