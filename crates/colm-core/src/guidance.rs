@@ -24,6 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::answer::{extract_answer, tally, VoteTally};
+use crate::invalid::Invalid;
 use crate::model::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams};
 use crate::prompts::{self, RefineContext};
 
@@ -59,11 +60,13 @@ impl GuidanceMode {
     ///
     /// # Errors
     /// A message naming the value when it is outside.
-    pub fn check_threshold(threshold: f64) -> Result<(), String> {
+    pub fn check_threshold(threshold: f64) -> Result<(), Invalid> {
         if threshold > 0.0 && threshold <= 1.0 {
             Ok(())
         } else {
-            Err(format!("auto threshold must be in (0, 1], got {threshold}"))
+            Err(Invalid(format!(
+                "auto threshold must be in (0, 1], got {threshold}"
+            )))
         }
     }
 
@@ -96,16 +99,16 @@ impl GuidanceMode {
     ///
     /// # Errors
     /// A message naming the mode and the form to use.
-    pub fn check_refine(&self, refine: RefineContext) -> Result<(), String> {
+    pub fn check_refine(&self, refine: RefineContext) -> Result<(), Invalid> {
         let critiques = matches!(
             self,
             GuidanceMode::Critique | GuidanceMode::ReferenceCritique
         );
         if critiques && refine == RefineContext::Guidance {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "refine=guidance hides the draft that mode {} comments on; use refine=draft",
                 self.name()
-            ));
+            )));
         }
         Ok(())
     }
@@ -305,7 +308,8 @@ impl GuidancePlan {
                 drafts: drafts.len(),
             },
             GuidanceMode::Auto { threshold } => {
-                GuidanceMode::check_threshold(threshold).map_err(ModelError::InvalidRequest)?;
+                GuidanceMode::check_threshold(threshold)
+                    .map_err(|e| ModelError::InvalidRequest(e.0))?;
                 match tally(drafts) {
                     Some(t) if drafts.len() >= 2 && t.agreement() >= threshold => {
                         GuidancePlan::Vote {
@@ -551,7 +555,10 @@ mod tests {
         for name in ["all", "agreeing"] {
             assert_eq!(DraftScreen::parse(name).unwrap().name(), name);
         }
-        assert!(DraftScreen::parse("trim").unwrap_err().contains("agreeing"));
+        assert!(DraftScreen::parse("trim")
+            .unwrap_err()
+            .0
+            .contains("agreeing"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod answer;
 pub mod colm;
 pub mod guidance;
 pub mod horizontal;
+pub mod invalid;
 pub mod model;
 pub mod named;
 pub mod options;
@@ -35,6 +36,7 @@ pub mod strategy;
 mod testing;
 pub mod vertical;
 
+pub use invalid::Invalid;
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, ResidencyOutcome, ResponseFormat,
     Role, SamplingParams, StreamEvent, Timings, TokenLogprob, Tool, ToolCall, ToolChoice,

@@ -3,6 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::invalid::Invalid;
+
 /// A value of an option that is one of a few names (a mode, a selector, …): its name is its
 /// serde form, so the text form, the CLI, the API and the records spell it alike.
 pub trait Named: Serialize + DeserializeOwned + Sized {
@@ -19,11 +21,13 @@ pub trait Named: Serialize + DeserializeOwned + Sized {
     ///
     /// # Errors
     /// serde's message, which names the accepted values.
-    fn parse(name: &str) -> Result<Self, String> {
+    fn parse(name: &str) -> Result<Self, Invalid> {
         serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| {
-            e.to_string()
-                .replace("unknown variant", "unknown value")
-                .replace(" at line 1 column 0", "")
+            Invalid(
+                e.to_string()
+                    .replace("unknown variant", "unknown value")
+                    .replace(" at line 1 column 0", ""),
+            )
         })
     }
 }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::colm::references::{ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::horizontal::{spec, HorizontalSpec};
+use crate::invalid::Invalid;
 use crate::model::ChatModel;
 use crate::options::text;
 pub use crate::options::ColmOptions;
@@ -103,16 +104,16 @@ impl StrategySpec {
     /// # Errors
     /// `local` and `server` (a single model is served as itself); no client; a horizontal
     /// strategy that cannot be built ([`HorizontalSpec::build`]).
-    pub fn build(&self, name: &str, parts: Parts<'_>) -> Result<Arc<dyn Strategy>, String> {
+    pub fn build(&self, name: &str, parts: Parts<'_>) -> Result<Arc<dyn Strategy>, Invalid> {
         let first = parts
             .clients
             .first()
             .ok_or_else(|| format!("{self} needs at least one client model"))?;
         Ok(match self {
             StrategySpec::Local | StrategySpec::Server => {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{self} is a single model: serve or call the model itself"
-                ))
+                )))
             }
             StrategySpec::Colm(c) => {
                 let mut m = ColmModel::new(
@@ -151,23 +152,23 @@ impl StrategySpec {
     /// # Errors
     /// A message naming the unknown strategy, key or value, or the options that do not go
     /// together.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let (head, args) = text.split_once(':').unwrap_or((text, ""));
         match head {
-            "local" | "server" if !args.is_empty() => {
-                Err(format!("strategy `{head}` takes no options (got `{args}`)"))
-            }
+            "local" | "server" if !args.is_empty() => Err(Invalid(format!(
+                "strategy `{head}` takes no options (got `{args}`)"
+            ))),
             "local" => Ok(StrategySpec::Local),
             "server" => Ok(StrategySpec::Server),
             "colm" => ColmOptions::parse_options(args)
-                .map_err(|e| format!("`{text}`: {e}"))
+                .map_err(|e| Invalid(format!("`{text}`: {e}")))
                 .map(StrategySpec::Colm),
             "cascade" => CascadeSpec::parse_options(args).map(StrategySpec::Cascade),
             h if spec::NAMES.contains(&h) => HorizontalSpec::parse(text).map(Self::Horizontal),
-            other => Err(format!(
+            other => Err(Invalid(format!(
                 "unknown strategy `{other}` ({})",
                 names().join(", ")
-            )),
+            ))),
         }
     }
 
@@ -191,7 +192,7 @@ impl fmt::Display for StrategySpec {
 }
 
 impl FromStr for StrategySpec {
-    type Err = String;
+    type Err = Invalid;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
@@ -199,7 +200,7 @@ impl FromStr for StrategySpec {
 }
 
 impl TryFrom<String> for StrategySpec {
-    type Error = String;
+    type Error = Invalid;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
         Self::parse(&s)
@@ -218,7 +219,7 @@ impl ColmOptions {
     /// # Errors
     /// A message naming the unknown key or bad value, a reference option given to a mode
     /// without references, or a refinement form the mode cannot use.
-    pub fn parse_options(args: &str) -> Result<Self, String> {
+    pub fn parse_options(args: &str) -> Result<Self, Invalid> {
         let o: ColmOptions = text::parse("colm option", args)?;
         o.check().map_err(|e| e.to_string())?;
         Ok(o)
@@ -247,15 +248,15 @@ impl ColmOptions {
     ///
     /// # Errors
     /// A message naming both numbers when `k` is neither 1 nor `clients`.
-    pub fn check_clients(&self, clients: usize) -> Result<(), String> {
+    pub fn check_clients(&self, clients: usize) -> Result<(), Invalid> {
         let k = self.k();
         if k == 1 || k == clients {
             Ok(())
         } else {
-            Err(format!(
+            Err(Invalid(format!(
                 "the strategy asks for k={k} collaborators, but {clients} client model(s) are \
                  given: give one per collaborator"
-            ))
+            )))
         }
     }
 
@@ -298,10 +299,10 @@ impl CascadeSpec {
     /// # Errors
     /// A message naming the unknown key or bad value, or a cascade with neither `tau` nor
     /// `agree`.
-    pub fn parse_options(args: &str) -> Result<Self, String> {
+    pub fn parse_options(args: &str) -> Result<Self, Invalid> {
         let c: CascadeSpec = text::parse("cascade option", args)?;
         if let Some(t) = c.tau.filter(|t| !(t.is_finite() && *t <= 0.0)) {
-            return Err(format!("`tau` must be a number ≤ 0, got `{t}`"));
+            return Err(Invalid(format!("`tau` must be a number ≤ 0, got `{t}`")));
         }
         if c.share.is_some() && c.agree.is_none() {
             return Err("`share` needs `agree`".into());
@@ -504,7 +505,7 @@ mod tests {
         let three = colm("colm:k=3");
         assert!(three.check_clients(3).is_ok());
         let e = three.check_clients(2).unwrap_err();
-        assert!(e.contains("k=3") && e.contains('2'), "{e}");
+        assert!(e.0.contains("k=3") && e.0.contains('2'), "{e}");
         assert!(ColmOptions::default().check_clients(2).is_ok());
     }
 

@@ -21,7 +21,7 @@ use colm_core::horizontal::{Side, StrategyRecord};
 use colm_core::run::Run;
 use colm_core::strategy::Parts;
 use colm_core::vertical::{RouterConfig, RouterRecord};
-use colm_core::{prompts, ChatMessage, ChatModel, Completion, SamplingParams, Usage};
+use colm_core::{prompts, ChatMessage, ChatModel, Completion, Invalid, SamplingParams, Usage};
 use serde::{Deserialize, Serialize};
 
 pub use colm_core::strategy::{CascadeSpec, ColmOptions, StrategySpec, WriterPool};
@@ -62,10 +62,10 @@ impl Arm {
     ///
     /// # Errors
     /// As [`StrategySpec::parse`], or a bad `budget` / `share`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let number = |v: &str, key: &str| {
             v.parse::<f64>()
-                .map_err(|e| format!("`{text}`: {key} {v:?}: {e}"))
+                .map_err(|e| Invalid(format!("`{text}`: {key} {v:?}: {e}")))
         };
         let arm = |name: &str, key: &str| {
             text.strip_prefix(name)
@@ -100,8 +100,8 @@ impl std::fmt::Display for Arm {
 }
 
 impl TryFrom<String> for Arm {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
         Arm::parse(&s)
     }
 }
@@ -206,15 +206,15 @@ impl Strategy {
     /// Builds `spec` over `clients` (at least one) and `server`.
     ///
     /// # Errors
-    /// A message when there is no client.
+    /// No client, or a strategy that cannot be built over these models.
     pub fn new(
         spec: &StrategySpec,
         clients: &[Client],
         server: Arc<dyn ChatModel>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         let first = clients
             .first()
-            .ok_or("at least one client model is needed")?;
+            .ok_or(Invalid::from("at least one client model is needed"))?;
         let inner = match spec {
             StrategySpec::Local => Inner::Single {
                 model: first.model.clone(),

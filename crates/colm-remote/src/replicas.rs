@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use colm_core::{ChatMessage, ChatModel, Completion, ModelError, SamplingParams, StreamEvent};
 use futures::channel::mpsc::UnboundedSender;
 
-use crate::{RemoteChat, Upstream};
+use crate::{RemoteChat, Upstream, UpstreamSpecError};
 
 /// One upstream model on several replicas ([module docs](self)).
 pub struct Replicas {
@@ -84,7 +84,11 @@ impl Replicas {
     ///
     /// # Errors
     /// A message when `upstreams` is empty, names differ, or an HTTP client cannot be built.
-    pub fn new(upstreams: &[Upstream]) -> Result<Self, String> {
+    pub fn new(upstreams: &[Upstream]) -> Result<Self, UpstreamSpecError> {
+        Self::build(upstreams).map_err(UpstreamSpecError)
+    }
+
+    fn build(upstreams: &[Upstream]) -> Result<Self, String> {
         let first = upstreams.first().ok_or("no replica given")?;
         if let Some(u) = upstreams.iter().find(|u| u.name != first.name) {
             return Err(format!(

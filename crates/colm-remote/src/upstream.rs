@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// A malformed `--upstream` value; the message names what is wrong.
+/// A malformed `--upstream` value, or replicas of one id that disagree; the message names
+/// what is wrong.
 #[derive(Debug, Error)]
 #[error("{0}")]
-pub struct UpstreamSpecError(String);
+pub struct UpstreamSpecError(pub(crate) String);
 
 /// A model on an OpenAI-compatible endpoint (vLLM, llama-server, Ollama, a hosted API,
 /// another colm server): an **upstream** that `colm serve` hosts as one of its models.

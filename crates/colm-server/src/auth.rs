@@ -198,15 +198,19 @@ impl AuthConfig {
     ///
     /// # Errors
     /// A message naming the unknown or repeated tenant.
-    pub fn check_groups(&self) -> Result<(), String> {
+    pub fn check_groups(&self) -> Result<(), colm_core::Invalid> {
         let mut seen = std::collections::BTreeSet::new();
         for group in &self.share_groups {
             for t in group {
                 if !self.keys.iter().any(|k| &k.tenant == t) {
-                    return Err(format!("share group names tenant `{t}`, which has no key"));
+                    return Err(colm_core::Invalid(format!(
+                        "share group names tenant `{t}`, which has no key"
+                    )));
                 }
                 if !seen.insert(t.as_str()) {
-                    return Err(format!("tenant `{t}` is in more than one share group"));
+                    return Err(colm_core::Invalid(format!(
+                        "tenant `{t}` is in more than one share group"
+                    )));
                 }
             }
         }
@@ -680,7 +684,7 @@ mod tests {
             Some(("acme".into(), "group:acme,globex".into()))
         );
         config.share_groups = vec![vec!["initech".into()]];
-        assert!(config.check_groups().unwrap_err().contains("initech"));
+        assert!(config.check_groups().unwrap_err().0.contains("initech"));
         std::fs::write(&dir, "a b c\n").unwrap();
         assert!(AuthConfig::keys_from_file(&dir).is_err());
         std::fs::write(&dir, "ac/me sk-1\n").unwrap();

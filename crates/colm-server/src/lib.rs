@@ -224,6 +224,18 @@ struct Inner {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// A server that cannot be set up as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A part of the state given after the state was shared (cloned): set it right after
+    /// construction.
+    #[error("{0} must be set before the state is shared")]
+    AlreadyShared(&'static str),
+    /// An unusable setting (two reference writers with one id, …).
+    #[error(transparent)]
+    Invalid(#[from] colm_core::Invalid),
+}
+
 impl AppState {
     /// State hosting `models` as `(id, model)` pairs; a later pair with the same id wins.
     pub fn new(
@@ -265,10 +277,10 @@ impl AppState {
     pub fn with_writers(
         mut self,
         writers: Vec<colm_core::colm::references::ReferenceWriter>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         colm_core::colm::references::check_pool(&writers)?;
-        let inner = Arc::get_mut(&mut self.0)
-            .ok_or("reference writers must be set before the state is shared")?;
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("reference writers"))?;
         inner.writers = writers;
         Ok(self)
     }
@@ -279,9 +291,9 @@ impl AppState {
     ///
     /// # Errors
     /// When the state was already cloned (call it right after construction).
-    pub fn with_shared_state(mut self, redis: state::RedisState) -> Result<Self, String> {
-        let inner = Arc::get_mut(&mut self.0)
-            .ok_or("the shared state must be set before the state is shared")?;
+    pub fn with_shared_state(mut self, redis: state::RedisState) -> Result<Self, SetupError> {
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("the shared state"))?;
         inner.sessions = sessions::Sessions::redis(redis.clone());
         inner.auth = inner.auth.take().map(|a| a.shared(redis));
         Ok(self)
@@ -291,9 +303,9 @@ impl AppState {
     ///
     /// # Errors
     /// When the state was already cloned (call it right after construction).
-    pub fn with_log(mut self, log: log::InteractionLog) -> Result<Self, String> {
-        let inner = Arc::get_mut(&mut self.0)
-            .ok_or("the interaction log must be set before the state is shared")?;
+    pub fn with_log(mut self, log: log::InteractionLog) -> Result<Self, SetupError> {
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("the interaction log"))?;
         inner.log = Some(Arc::new(log));
         Ok(self)
     }

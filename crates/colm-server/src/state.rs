@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colm_core::vertical::Reservation;
+use colm_core::vertical::{LedgerError, Reservation};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
@@ -143,7 +143,7 @@ impl RedisLedger {
         tokens: u64,
         limit: u64,
         window: Duration,
-    ) -> Result<(bool, u64), String> {
+    ) -> Result<(bool, u64), LedgerError> {
         let (recorded, sum): (i64, i64) = Script::new(LEDGER_RESERVE)
             .key(&self.key)
             .arg(id)
@@ -152,14 +152,14 @@ impl RedisLedger {
             .arg(limit)
             .invoke_async(&mut self.state.conn())
             .await
-            .map_err(|e| format!("{}: {e}", self.state.shown_url))?;
+            .map_err(|e| LedgerError(format!("{}: {e}", self.state.shown_url)))?;
         Ok((recorded == 1, u64::try_from(sum).unwrap_or(0)))
     }
 }
 
 #[async_trait::async_trait]
 impl colm_core::vertical::TokenLedger for RedisLedger {
-    async fn spent(&self, window: Duration) -> Result<u64, String> {
+    async fn spent(&self, window: Duration) -> Result<u64, LedgerError> {
         Ok(self.reserve_as("", 0, u64::MAX, window).await?.1)
     }
 
@@ -168,7 +168,7 @@ impl colm_core::vertical::TokenLedger for RedisLedger {
         tokens: u64,
         limit: u64,
         window: Duration,
-    ) -> Result<Reservation, String> {
+    ) -> Result<Reservation, LedgerError> {
         let id = random_token();
         let (recorded, spent) = self.reserve_as(&id, tokens, limit, window).await?;
         Ok(if recorded {
@@ -181,7 +181,7 @@ impl colm_core::vertical::TokenLedger for RedisLedger {
         })
     }
 
-    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), String> {
+    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), LedgerError> {
         let _: i64 = Script::new(LEDGER_SETTLE)
             .key(&self.key)
             .arg(id)
@@ -189,7 +189,7 @@ impl colm_core::vertical::TokenLedger for RedisLedger {
             .arg(window_ms(window))
             .invoke_async(&mut self.state.conn())
             .await
-            .map_err(|e| format!("{}: {e}", self.state.shown_url))?;
+            .map_err(|e| LedgerError(format!("{}: {e}", self.state.shown_url)))?;
         Ok(())
     }
 }

@@ -10,6 +10,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A server that could not be started; the message says which and why (a missing Debian
+/// package, a server that did not answer).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FixtureError(String);
+
 /// A free TCP port on 127.0.0.1.
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -31,7 +37,11 @@ impl LocalRedis {
     ///
     /// # Errors
     /// `redis-server` is missing or does not answer.
-    pub async fn start() -> Result<Self, String> {
+    pub async fn start() -> Result<Self, FixtureError> {
+        Self::launch().await.map_err(FixtureError)
+    }
+
+    async fn launch() -> Result<Self, String> {
         let port = free_port()?;
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
@@ -85,7 +95,11 @@ impl LocalPostgres {
     ///
     /// # Errors
     /// PostgreSQL is not installed, or does not start.
-    pub async fn start() -> Result<Self, String> {
+    pub async fn start() -> Result<Self, FixtureError> {
+        Self::launch().await.map_err(FixtureError)
+    }
+
+    async fn launch() -> Result<Self, String> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .map_err(|e| format!("no /usr/lib/postgresql (Debian package postgresql): {e}"))?
             .filter_map(Result::ok)

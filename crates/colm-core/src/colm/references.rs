@@ -20,6 +20,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use super::selection::{select, Selection};
+use crate::invalid::Invalid;
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
 use crate::named::Named;
 use crate::prompts::{self, CandidateProfile, Specialisation};
@@ -125,10 +126,10 @@ impl WriterSpec {
     ///
     /// # Errors
     /// A message naming the unknown key, role or bad value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         let (model, opts) = text.split_once(':').unwrap_or((text, ""));
         if model.is_empty() {
-            return Err(format!("writer `{text}` names no model"));
+            return Err(Invalid(format!("writer `{text}` names no model")));
         }
         let o: WriterOptions = crate::options::text::parse("writer option", opts)?;
         let role = match &o.role {
@@ -139,7 +140,7 @@ impl WriterSpec {
             })?),
         };
         if let Some(t) = o.temperature.filter(|t| !(t.is_finite() && *t >= 0.0)) {
-            return Err(format!("`t` must be a number ≥ 0, got `{t}`"));
+            return Err(Invalid(format!("`t` must be a number ≥ 0, got `{t}`")));
         }
         if o.id.as_deref() == Some("") {
             return Err("`id` must not be empty".into());
@@ -172,13 +173,13 @@ impl WriterSpec {
 ///
 /// # Errors
 /// A message naming the first id used twice (give the writers `id=` to tell them apart).
-pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), String> {
+pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), Invalid> {
     for (i, w) in pool.iter().enumerate() {
         if pool[..i].iter().any(|o| o.id == w.id) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "reference writer id {:?} is used twice (give one `id=…`)",
                 w.id
-            ));
+            )));
         }
     }
     Ok(())

@@ -386,7 +386,7 @@ fn validate(collaborators: &[Collaborator], config: &ColmConfig) -> Result<(), C
     config
         .guidance_mode
         .check_refine(config.refine_context())
-        .map_err(ColmError::InvalidConfig)?;
+        .map_err(|e| ColmError::InvalidConfig(e.0))?;
     if config.references.k == 0 {
         return Err(ColmError::InvalidConfig(
             "the number of references must be at least 1".into(),

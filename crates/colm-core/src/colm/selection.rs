@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::Invalid;
 use crate::model::{ChatModel, SamplingParams};
 use crate::prompts;
 use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
@@ -25,13 +26,16 @@ pub struct Selection {
 /// # Errors
 /// A reason string when the answer has no number, a number outside `1..=n`, or fewer than
 /// `k` distinct numbers.
-pub fn parse_selection(text: &str, n: usize, k: usize) -> Result<Vec<usize>, String> {
+pub fn parse_selection(text: &str, n: usize, k: usize) -> Result<Vec<usize>, Invalid> {
     let numbers: Vec<&str> = text
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .collect();
     if numbers.is_empty() {
-        return Err(format!("no collaborator number in {:?}", short(text)));
+        return Err(Invalid(format!(
+            "no collaborator number in {:?}",
+            short(text)
+        )));
     }
     let mut chosen = Vec::new();
     for s in numbers {
@@ -39,17 +43,17 @@ pub fn parse_selection(text: &str, n: usize, k: usize) -> Result<Vec<usize>, Str
             .parse()
             .map_err(|_| format!("number {s} is out of range 1..={n}"))?;
         if i == 0 || i > n {
-            return Err(format!("number {i} is out of range 1..={n}"));
+            return Err(Invalid(format!("number {i} is out of range 1..={n}")));
         }
         if !chosen.contains(&(i - 1)) {
             chosen.push(i - 1);
         }
     }
     if chosen.len() < k {
-        return Err(format!(
+        return Err(Invalid(format!(
             "{} distinct collaborator numbers where {k} were asked for",
             chosen.len()
-        ));
+        )));
     }
     chosen.truncate(k);
     Ok(chosen)
@@ -86,14 +90,14 @@ pub(crate) async fn select(
     .await;
     let parsed = match &step.outcome {
         StepOutcome::Ok { completion } => parse_selection(&completion.text, profiles.len(), k),
-        StepOutcome::Failed { error } => Err(format!("selection call failed: {error}")),
+        StepOutcome::Failed { error } => Err(Invalid(format!("selection call failed: {error}"))),
     };
     let (chosen, fallback_reason) = match parsed {
         Ok(mut idx) => {
             idx.sort_unstable();
             (idx, None)
         }
-        Err(reason) => ((0..profiles.len()).collect(), Some(reason)),
+        Err(reason) => ((0..profiles.len()).collect(), Some(reason.0)),
     };
     Selection {
         step,

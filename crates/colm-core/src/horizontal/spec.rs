@@ -21,6 +21,7 @@ use super::{debate, moa, self_consistency, Agent, Side, StrategyError, StrategyR
 
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::Invalid;
 use crate::model::{ChatModel, SamplingParams};
 use crate::named::Named;
 use crate::options::text;
@@ -180,7 +181,7 @@ impl HorizontalSpec {
     ///
     /// # Errors
     /// A message naming the unknown strategy, key or bad value.
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, Invalid> {
         let (head, args) = spec.split_once(':').unwrap_or((spec, ""));
         let what = format!("{head} option");
         match head {
@@ -205,7 +206,10 @@ impl HorizontalSpec {
                 o.check()?;
                 Ok(HorizontalSpec::Moa(canonical(o, &MoaOptions::defaults())))
             }
-            other => Err(format!("unknown strategy `{other}` ({})", NAMES.join(", "))),
+            other => Err(Invalid(format!(
+                "unknown strategy `{other}` ({})",
+                NAMES.join(", ")
+            ))),
         }
     }
 
@@ -229,7 +233,7 @@ impl HorizontalSpec {
         &self,
         clients: &[Arc<dyn ChatModel>],
         server: Arc<dyn ChatModel>,
-    ) -> Result<Horizontal, String> {
+    ) -> Result<Horizontal, Invalid> {
         if clients.is_empty() {
             return Err("at least one client model is needed".into());
         }

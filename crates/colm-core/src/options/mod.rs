@@ -128,6 +128,12 @@ pub struct OptionError {
     pub message: String,
 }
 
+impl From<OptionError> for crate::invalid::Invalid {
+    fn from(e: OptionError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 impl OptionError {
     fn new(field: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -268,7 +274,8 @@ impl GuidanceOptions {
     pub fn check(&self) -> Result<(), OptionError> {
         let mode = self.mode.unwrap_or_default();
         if let Some(t) = self.auto_threshold {
-            GuidanceMode::check_threshold(t).map_err(|m| OptionError::new("auto_threshold", m))?;
+            GuidanceMode::check_threshold(t)
+                .map_err(|m| OptionError::new("auto_threshold", m.0))?;
             if mode != Mode::Auto {
                 return Err(OptionError::new(
                     "auto_threshold",
@@ -380,7 +387,7 @@ impl RoundOptions {
         self.guidance
             .mode()
             .check_refine(self.refine())
-            .map_err(|m| OptionError::new("refine", m))
+            .map_err(|m| OptionError::new("refine", m.0))
     }
 }
 
@@ -501,9 +508,9 @@ mod tests {
     use super::*;
     use crate::colm::ColmConfig;
 
-    fn colm(args: &str) -> Result<ColmOptions, String> {
+    fn colm(args: &str) -> Result<ColmOptions, crate::invalid::Invalid> {
         let o: ColmOptions = text::parse("colm option", args)?;
-        o.check().map_err(|e| e.to_string())?;
+        o.check()?;
         Ok(o)
     }
 
@@ -520,12 +527,12 @@ mod tests {
         );
         let e = colm("x=1").unwrap_err();
         assert!(
-            e.contains("`x`") && e.contains("refs") && e.contains("top_k"),
+            e.0.contains("`x`") && e.0.contains("refs") && e.0.contains("top_k"),
             "{e}"
         );
         let e = colm("mode=loud").unwrap_err();
         assert!(
-            e.contains("loud") && e.contains("reference-critique"),
+            e.0.contains("loud") && e.0.contains("reference-critique"),
             "{e}"
         );
         assert!(colm("drafts=maybe").is_err());
@@ -547,7 +554,7 @@ mod tests {
         }
         assert_eq!(Mode::ReferenceCritique.name(), "reference-critique");
         let e = Mode::parse("loud").unwrap_err();
-        assert!(e.contains("loud") && e.contains("vote"), "{e}");
+        assert!(e.0.contains("loud") && e.0.contains("vote"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::invalid::Invalid;
+
 /// Keys of the text form read under their current name: `select` (now `selector`) and
 /// `drafts` (now `aggregate_drafts`), as strategy names of earlier records spell them.
 pub const RENAMED: [(&str, &str); 2] = [("select", "selector"), ("drafts", "aggregate_drafts")];
@@ -18,7 +20,7 @@ pub const RENAMED: [(&str, &str); 2] = [("select", "selector"), ("drafts", "aggr
 pub fn parse<T: Serialize + DeserializeOwned + Default>(
     what: &str,
     args: &str,
-) -> Result<T, String> {
+) -> Result<T, Invalid> {
     let known = keys::<T>();
     let mut map = Map::new();
     for kv in args.split(',').filter(|s| !s.is_empty()) {
@@ -30,7 +32,10 @@ pub fn parse<T: Serialize + DeserializeOwned + Default>(
             .find(|(old, _)| *old == k)
             .map_or(k, |(_, new)| *new);
         if !known.iter().any(|n| n == k) {
-            return Err(format!("unknown {what} `{k}` ({})", known.join(", ")));
+            return Err(Invalid(format!(
+                "unknown {what} `{k}` ({})",
+                known.join(", ")
+            )));
         }
         // A number or boolean is read as one, unless the key takes text (`id=7`).
         let text = Value::String(v.to_owned());
@@ -58,10 +63,10 @@ pub fn parse<T: Serialize + DeserializeOwned + Default>(
         });
         let (key, e) = culprit.map_or((None, e), |(k, e)| (Some(k), e));
         let message = e.to_string().replace("unknown variant", "unknown value");
-        match key {
+        Invalid(match key {
             Some(k) => format!("{what} `{k}`: {message}"),
             None => format!("{what}s: {message}"),
-        }
+        })
     })
 }
 

@@ -6,6 +6,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A ledger that cannot be read or written (its store is unreachable or broken); the message
+/// says which and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token ledger: {0}")]
+pub struct LedgerError(pub String);
+
 /// Where a [`Router`] keeps the server tokens (prompt + completion) it spent, for its budget
 /// of [`RouterConfig::server_tokens_per_window`] per sliding window of
 /// [`RouterConfig::window_s`]: in this process ([`LocalLedger`], the default), or shared by
@@ -22,14 +28,14 @@ pub trait TokenLedger: Send + Sync {
     ///
     /// # Errors
     /// The ledger cannot be read (the router then keeps the query local and says why).
-    async fn spent(&self, window: Duration) -> Result<u64, String>;
+    async fn spent(&self, window: Duration) -> Result<u64, LedgerError>;
 
     /// Records `tokens` spent now, to count for `window` (escalations without a budget): a
     /// reservation without a limit.
     ///
     /// # Errors
     /// The ledger cannot be written (the router logs it; the answer stands).
-    async fn add(&self, tokens: u64, window: Duration) -> Result<(), String> {
+    async fn add(&self, tokens: u64, window: Duration) -> Result<(), LedgerError> {
         self.reserve(tokens, u64::MAX, window).await.map(drop)
     }
 
@@ -43,14 +49,14 @@ pub trait TokenLedger: Send + Sync {
         tokens: u64,
         limit: u64,
         window: Duration,
-    ) -> Result<Reservation, String>;
+    ) -> Result<Reservation, LedgerError>;
 
     /// Replaces the tokens of reservation `id` by `tokens` (0 drops it: nothing was spent),
     /// keeping its time; a reservation already out of the window is recorded again now.
     ///
     /// # Errors
     /// The ledger cannot be written (the router logs it; the answer stands).
-    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), String>;
+    async fn settle(&self, id: &str, tokens: u64, window: Duration) -> Result<(), LedgerError>;
 }
 
 /// The outcome of [`TokenLedger::reserve`].
@@ -106,14 +112,16 @@ impl Spendings {
 }
 
 impl LocalLedger {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Spendings>, String> {
-        self.spendings.lock().map_err(|e| e.to_string())
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Spendings>, LedgerError> {
+        self.spendings
+            .lock()
+            .map_err(|e| LedgerError(e.to_string()))
     }
 }
 
 #[async_trait::async_trait]
 impl TokenLedger for LocalLedger {
-    async fn spent(&self, window: Duration) -> Result<u64, String> {
+    async fn spent(&self, window: Duration) -> Result<u64, LedgerError> {
         Ok(self.lock()?.sum(window))
     }
 
@@ -122,7 +130,7 @@ impl TokenLedger for LocalLedger {
         tokens: u64,
         limit: u64,
         window: Duration,
-    ) -> Result<Reservation, String> {
+    ) -> Result<Reservation, LedgerError> {
         let mut spendings = self.lock()?;
         let spent = spendings.sum(window);
         if spent.saturating_add(tokens) > limit {
@@ -134,7 +142,7 @@ impl TokenLedger for LocalLedger {
         })
     }
 
-    async fn settle(&self, id: &str, tokens: u64, _window: Duration) -> Result<(), String> {
+    async fn settle(&self, id: &str, tokens: u64, _window: Duration) -> Result<(), LedgerError> {
         let mut spendings = self.lock()?;
         let id = id.parse::<u64>().ok();
         if tokens == 0 {

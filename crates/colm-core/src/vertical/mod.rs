@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::colm::round;
+use crate::invalid::Invalid;
 use crate::model::{
     ChatModel, Completion, FinishReason, ModelError, ResidencyOutcome, SamplingParams,
 };
@@ -42,7 +43,7 @@ pub mod redacted;
 pub mod residency;
 pub mod speed;
 
-pub use budget::{LocalLedger, Reservation, TokenLedger};
+pub use budget::{LedgerError, LocalLedger, Reservation, TokenLedger};
 pub use residency::{Decision, Residency};
 pub use speed::SpeedEstimate;
 
@@ -112,21 +113,21 @@ impl AgreementConfig {
     ///
     /// # Errors
     /// A message naming the key out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.samples == 0 {
             return Err("agreement.samples must be at least 1".into());
         }
         if !(self.temperature > 0.0 && self.temperature <= 2.0) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "agreement.temperature must be in (0, 2], got {}",
                 self.temperature
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&self.min_share) {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "agreement.min_share must be in [0, 1], got {}",
                 self.min_share
-            ));
+            )));
         }
         Ok(())
     }
@@ -324,7 +325,7 @@ impl Router {
     ///
     /// # Errors
     /// The ledger cannot be read.
-    pub async fn spent_in_window(&self) -> Result<u64, String> {
+    pub async fn spent_in_window(&self) -> Result<u64, LedgerError> {
         self.ledger.spent(self.window()).await
     }
 

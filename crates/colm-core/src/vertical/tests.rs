@@ -429,6 +429,6 @@ fn agreement_settings_are_checked() {
             "min_share",
         ),
     ] {
-        assert!(bad.validate().unwrap_err().contains(key));
+        assert!(bad.validate().unwrap_err().0.contains(key));
     }
 }
