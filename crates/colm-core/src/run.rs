@@ -97,17 +97,11 @@ impl Run {
         };
         let (usage, timings) = summed(&self.usage_by_model());
         Ok(Completion {
-            text,
             usage,
             mean_logprob: source.and_then(|c| c.mean_logprob),
             finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
-            fallback: None,
-            residency: None,
-            route: None,
-            wire: None,
-            logprobs: None,
-            tool_calls: Vec::new(),
+            ..Completion::text_only(text)
         })
     }
 }

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::model::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, Role, SamplingParams, Timings,
-    Usage,
+    ChatMessage, ChatModel, Completion, ModelError, Role, SamplingParams, Timings, Usage,
 };
 
 type Script = dyn Fn(&[ChatMessage], &SamplingParams) -> Result<String, ModelError> + Send + Sync;
@@ -62,19 +61,12 @@ impl ChatModel for Scripted {
                 prompt_tokens: messages.iter().map(|m| m.content.len() as u64).sum(),
                 completion_tokens: text.len() as u64,
             },
-            text,
             mean_logprob: Some(-0.5),
-            finish_reason: FinishReason::Stop,
             timings: Timings {
                 prompt_ms: 1.0,
                 generation_ms: 2.0,
             },
-            fallback: None,
-            residency: None,
-            route: None,
-            wire: None,
-            logprobs: None,
-            tool_calls: Vec::new(),
+            ..Completion::text_only(text)
         })
     }
 }

@@ -157,7 +157,7 @@ pub enum ColmError {
     InvalidConfig(String),
     /// Every collaborator failed at one stage.
     #[error("all {} collaborators failed at the {stage:?} stage of round {round}: {}",
-        .errors.len(), format_errors(.errors))]
+        .errors.len(), ModelError::list(.errors))]
     AllCollaboratorsFailed {
         /// Round number.
         round: u32,
@@ -178,12 +178,4 @@ pub enum ColmError {
         /// Everything recorded up to the failure.
         partial: Box<ColmRecord>,
     },
-}
-
-fn format_errors(errors: &[(String, ModelError)]) -> String {
-    errors
-        .iter()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }

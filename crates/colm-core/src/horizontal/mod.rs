@@ -128,7 +128,7 @@ pub enum StrategyError {
     #[error("invalid strategy settings: {0}")]
     InvalidConfig(String),
     /// Every agent failed at one stage (round or layer).
-    #[error("all {} agents failed at {stage:?} {round}: {}", .errors.len(), format_errors(.errors))]
+    #[error("all {} agents failed at {stage:?} {round}: {}", .errors.len(), ModelError::list(.errors))]
     AllAgentsFailed {
         /// Round or layer number, from 1.
         round: u32,
@@ -158,14 +158,6 @@ impl StrategyError {
             | StrategyError::AggregatorFailed { partial, .. } => Some(partial),
         }
     }
-}
-
-fn format_errors(errors: &[(String, ModelError)]) -> String {
-    errors
-        .iter()
-        .map(|(id, e)| format!("{id}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// An empty record of `strategy` on `query`, for `agents`.

@@ -56,6 +56,15 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// `errors` of named callers as one line: `id: error; id: error`.
+    pub fn list(errors: &[(String, ModelError)]) -> String {
+        errors
+            .iter()
+            .map(|(id, e)| format!("{id}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The HTTP status this error means to a caller: 400 for a context overflow or an invalid
     /// request (the caller's to fix), 429 when rate limited, 503 when overloaded or
     /// unavailable, 500 when inference failed.
