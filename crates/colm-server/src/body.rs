@@ -62,9 +62,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." {
-            // A flattened part (the guidance options) reports its errors at the root: name the
-            // top-level field whose value the message quotes.
-            match field_quoted(&fields, &inner.to_string()) {
+            // A flattened part (the guidance options) reports its errors at the root, its
+            // path lost in serde's buffering: name the top-level field at fault.
+            match field_at_fault::<T>(&fields, &inner.to_string()) {
                 Some(field) => ApiError::invalid(
                     format!("invalid request body: `{field}`: {inner}"),
                     Some(&field),
@@ -80,21 +80,24 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
-/// The top-level field of `body` whose value `message` quotes (`unknown variant `shout``,
-/// `invalid type: string "x"`).
-fn field_quoted(body: &serde_json::Value, message: &str) -> Option<String> {
-    let quoted = |open: char, close: char| {
-        let start = message.find(open)? + open.len_utf8();
-        let end = start + message[start..].find(close)?;
-        Some(message[start..end].to_owned())
-    };
-    let token = quoted('`', '`').or_else(|| quoted('"', '"'))?;
-    body.as_object()?.iter().find_map(|(k, v)| {
-        let shown = match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        (shown == token).then(|| k.clone())
+/// The top-level field of `body` that causes `message`, an error reported at the root: the
+/// first field whose removal clears that error (the body then reads as a `T`, or fails only
+/// for another reason that is not the field's absence).
+fn field_at_fault<T: serde::de::DeserializeOwned>(
+    body: &serde_json::Value,
+    message: &str,
+) -> Option<String> {
+    let fields = body.as_object()?;
+    fields.keys().find_map(|k| {
+        let mut without = fields.clone();
+        without.remove(k);
+        match serde_json::from_value::<T>(serde_json::Value::Object(without)) {
+            Ok(_) => Some(k.clone()),
+            Err(e) => {
+                let e = e.to_string();
+                (e != message && !e.starts_with("missing field")).then(|| k.clone())
+            }
+        }
     })
 }
 
@@ -138,5 +141,48 @@ fn integral_floats_as_integers(v: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
         serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colm_api::collab::{CreateSession, GuidanceRequest};
+
+    /// An error inside the flattened guidance options names its field, as any other field's
+    /// error does; a field after it, or a required field before it, is not blamed.
+    #[test]
+    fn errors_in_flattened_options_name_their_field() {
+        for (body, field, says) in [
+            (
+                r#"{"model": "m", "query": "q", "mode": "shout"}"#,
+                "mode",
+                "shout",
+            ),
+            (
+                r#"{"query": "q", "selector": "dice", "max_tokens": 5}"#,
+                "selector",
+                "dice",
+            ),
+            (r#"{"refs": "three", "query": "q"}"#, "refs", "three"),
+            (
+                r#"{"query": "q", "aggregate_drafts": [1]}"#,
+                "aggregate_drafts",
+                "",
+            ),
+        ] {
+            let e = parse_json::<GuidanceRequest>(body.as_bytes()).unwrap_err();
+            let m = e.body().error.message;
+            assert_eq!(e.param.as_deref(), Some(field), "{body}: {m}");
+            assert!(
+                m.contains(&format!("`{field}`")) && m.contains(says),
+                "{body}: {m}"
+            );
+        }
+        let e = parse_json::<CreateSession>(br#"{"query": "q", "screen": "some"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("screen"));
+        // Outside the flattened part the path comes from serde itself.
+        let e = parse_json::<GuidanceRequest>(br#"{"query": "q", "round": "two"}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("round"));
     }
 }
