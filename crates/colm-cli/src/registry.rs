@@ -35,6 +35,11 @@ impl Registry {
         self.by_name.insert(name.to_owned(), model);
     }
 
+    /// Every name and the model it names, by name.
+    pub fn names(&self) -> impl Iterator<Item = (&str, &Arc<Loaded>)> {
+        self.by_name.iter().map(|(n, m)| (n.as_str(), m))
+    }
+
     /// The model named `name`.
     ///
     /// # Errors

@@ -479,6 +479,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let ids: Vec<String> = hosted.iter().map(|(id, _)| id.clone()).collect();
+    // A model served under an alias also answers to the names it was loaded by (its catalog
+    // name or file) and its own name.
+    let other_names: Vec<(String, String)> = registry
+        .names()
+        .filter_map(|(name, m)| {
+            let (id, _) = hosted.iter().find(|(_, h)| Arc::ptr_eq(h, &m.model))?;
+            Some((name.to_owned(), id.clone()))
+        })
+        .collect();
     let state = AppState::with_guidance_store(
         hosted,
         ServerConfig {
@@ -490,10 +499,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         store,
     )
-    .with_writers(writers)
-    .map_err(anyhow::Error::msg)?;
+    .with_writers(writers)?
+    .with_other_names(other_names)?;
     let state = match redis {
-        Some(r) => state.with_shared_state(r).map_err(anyhow::Error::msg)?,
+        Some(r) => state.with_shared_state(r)?,
         None => state,
     };
     let state = match &args.interaction_log {
@@ -503,7 +512,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("--interaction-log {shown}"))?;
             eprintln!("logging interactions in {shown}");
-            state.with_log(log).map_err(anyhow::Error::msg)?
+            state.with_log(log)?
         }
         None => state,
     };

@@ -41,6 +41,7 @@ async fn openai_api_over_loopback() {
         serde_json::from_str(&get_text(&client, &format!("{}/v1/models", server.base)).await)
             .unwrap();
     assert_eq!(models["data"][0]["id"], "small");
+    assert_eq!(models["data"].as_array().unwrap().len(), 1, "{models}");
 
     // Plain completion with usage filled in.
     let question = "Janet's ducks lay 16 eggs per day. How many eggs do they lay in a week?";
@@ -57,6 +58,13 @@ async fn openai_api_over_loopback() {
         r["usage"]["total_tokens"].as_u64().unwrap(),
         r["usage"]["prompt_tokens"].as_u64().unwrap() + completion
     );
+    // The model served as `small` also answers to its catalog name (not listed above).
+    let mut by_catalog_name = body.clone();
+    by_catalog_name["model"] = json!("qwen2.5-coder-0.5b-instruct");
+    let (status, text) = post(&client, &url, by_catalog_name.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let again: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(again["choices"][0]["message"]["content"], content);
 
     // Streamed: same text (greedy), chunks then a usage chunk and [DONE].
     let mut stream_body = body.clone();

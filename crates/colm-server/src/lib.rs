@@ -121,7 +121,7 @@ async fn health() -> Json<Health> {
 async fn openapi_json(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let doc = state.0.document.get_or_init(|| {
-        let caps = contract::Capabilities::of(&state.0.models);
+        let caps = contract::Capabilities::of(&state.models_by_every_name());
         serde_json::to_string_pretty(&contract::document(&caps)).unwrap_or_default()
     });
     (
@@ -208,6 +208,8 @@ impl Default for ServerConfig {
 
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
+    /// Other names of hosted models: name → hosted id ([`AppState::with_other_names`]).
+    other_names: BTreeMap<String, String>,
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
     store: Option<Arc<store::SharedReferences>>,
@@ -257,6 +259,7 @@ impl AppState {
             .map_or(0, |d| d.as_secs());
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
+            other_names: BTreeMap::new(),
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
             store,
@@ -320,9 +323,42 @@ impl AppState {
         &self.0.writers
     }
 
-    /// The hosted model with this id.
+    /// The hosted model with this id, or with this other name ([`AppState::with_other_names`]).
     pub fn model(&self, id: &str) -> Option<Arc<dyn ChatModel>> {
+        let id = self.0.other_names.get(id).map_or(id, String::as_str);
         self.0.models.get(id).cloned()
+    }
+
+    /// The same state where each `(name, id)` of `names` makes the hosted model `id` answer
+    /// requests for `name` too: the catalog name or file of a model served under an alias
+    /// (`colm serve --model qwen2.5-coder-0.5b-instruct=small` answers `small` and the catalog
+    /// name). Other names are not listed in `GET /v1/models`; a name that is a hosted id, or
+    /// points at no hosted id, is left out.
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction).
+    pub fn with_other_names(
+        mut self,
+        names: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SetupError> {
+        let inner = Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("other names"))?;
+        for (name, id) in names {
+            if !inner.models.contains_key(&name) && inner.models.contains_key(&id) {
+                inner.other_names.insert(name, id);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Every name a hosted model answers to (its id and its other names), with the model.
+    fn models_by_every_name(&self) -> BTreeMap<String, Arc<dyn ChatModel>> {
+        let mut all = self.0.models.clone();
+        for (name, id) in &self.0.other_names {
+            if let Some(m) = self.0.models.get(id) {
+                all.insert(name.clone(), m.clone());
+            }
+        }
+        all
     }
     /// Ids of the hosted models, sorted.
     pub fn model_ids(&self) -> Vec<String> {
@@ -416,6 +452,23 @@ mod tests {
     use colm_api::openai::{ChatCompletionRequest, ErrorBody};
     use serde_json::{json, Value};
 
+    /// A model that answers with its name (the state's lookups only read names).
+    struct Named(&'static str);
+
+    #[async_trait::async_trait]
+    impl ChatModel for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn chat(
+            &self,
+            _: &[colm_core::ChatMessage],
+            _: &colm_core::SamplingParams,
+        ) -> Result<colm_core::Completion, colm_core::ModelError> {
+            Ok(colm_core::Completion::text_only(self.0))
+        }
+    }
+
     /// Validates `instance` against the document's schema `name` (OpenAPI 3.1 schemas are JSON
     /// Schema 2020-12); returns the errors.
     fn check(doc: &Value, name: &str, instance: &Value) -> Vec<String> {
@@ -479,6 +532,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status(), 404, "an undocumented path is not served");
+    }
+
+    /// A hosted model answers to its other names, which are not listed and never shadow a
+    /// hosted id.
+    #[test]
+    fn other_names_reach_their_hosted_model() {
+        let small: Arc<dyn ChatModel> = Arc::new(Named("qwen-0.5b"));
+        let big: Arc<dyn ChatModel> = Arc::new(Named("qwen-1.5b"));
+        let state = AppState::new(
+            [("small".to_owned(), small), ("big".to_owned(), big)],
+            ServerConfig::default(),
+        )
+        .with_other_names([
+            ("qwen-0.5b".to_owned(), "small".to_owned()),
+            ("big".to_owned(), "small".to_owned()),
+            ("ghost".to_owned(), "nowhere".to_owned()),
+        ])
+        .unwrap();
+        assert_eq!(state.model("qwen-0.5b").unwrap().name(), "qwen-0.5b");
+        assert_eq!(state.model("big").unwrap().name(), "qwen-1.5b");
+        assert!(state.model("ghost").is_none());
+        assert_eq!(state.model_ids(), ["big", "small"]);
+        let shared = state.clone();
+        assert!(state.with_other_names([]).is_err());
+        drop(shared);
     }
 
     /// The limits the document states are the ones the server enforces (utoipa takes only
