@@ -159,20 +159,13 @@ mod tests {
                 "steps": samples.iter().map(|s| step(*s)).collect::<Vec<_>>()
             }),
         };
-        Record {
-            suite: "gsm8k".into(),
-            item: format!("t:{index}"),
+        Record::of_turns(
+            "gsm8k",
+            &format!("t:{index}"),
             index,
-            category: None,
-            strategy: Arm::parse(strategy).unwrap(),
-            tokens: turn.tokens,
-            server_calls: turn.server_calls,
-            wall_ms: turn.wall_ms,
-            turns: vec![turn],
-            score: None,
-            error: None,
-            wire_bytes: None,
-        }
+            Arm::parse(strategy).unwrap(),
+            vec![turn],
+        )
     }
 
     #[test]

@@ -526,18 +526,14 @@ mod tests {
             }),
         };
         Record {
-            suite: "gsm8k".into(),
-            item: format!("t:{index}"),
-            index,
-            category: None,
-            strategy: Arm::parse(strategy).unwrap(),
-            tokens: turn.tokens,
-            server_calls: turn.server_calls,
-            wall_ms: turn.wall_ms,
-            turns: vec![turn],
             score: Some(crate::suite::Score::binary(right, Some("42".into()))),
-            error: None,
-            wire_bytes: None,
+            ..Record::of_turns(
+                "gsm8k",
+                &format!("t:{index}"),
+                index,
+                Arm::parse(strategy).unwrap(),
+                vec![turn],
+            )
         }
     }
 

@@ -94,6 +94,35 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record of `turns` of item `item` (the `index`-th of `suite`, from 1) answered by
+    /// `strategy`, with the tokens, server calls and wall time of its turns summed.
+    pub fn of_turns(
+        suite: &str,
+        item: &str,
+        index: usize,
+        strategy: Arm,
+        turns: Vec<TurnOutcome>,
+    ) -> Self {
+        let mut tokens = RoleTokens::default();
+        for t in &turns {
+            tokens.sum(t.tokens);
+        }
+        Self {
+            suite: suite.to_owned(),
+            item: item.to_owned(),
+            index,
+            category: None,
+            strategy,
+            server_calls: turns.iter().map(|t| t.server_calls).sum(),
+            wall_ms: turns.iter().map(|t| t.wall_ms).sum(),
+            tokens,
+            turns,
+            score: None,
+            error: None,
+            wire_bytes: None,
+        }
+    }
+
     /// Right (`true`) only when scored correct; an error counts as wrong.
     pub fn correct(&self) -> bool {
         self.score.as_ref().and_then(|s| s.correct) == Some(true)
@@ -313,23 +342,17 @@ pub async fn run_item(
     } else {
         None
     };
-    let mut tokens = RoleTokens::default();
-    for t in &turns {
-        tokens.sum(t.tokens);
-    }
     Record {
-        suite: suite.to_owned(),
-        item: item.id.clone(),
-        index,
         category: item.category.clone(),
-        strategy: Arm::Ran(strategy.spec().clone()),
-        server_calls: turns.iter().map(|t| t.server_calls).sum(),
-        wall_ms: turns.iter().map(|t| t.wall_ms).sum(),
-        tokens,
-        turns,
         score,
         error,
-        wire_bytes: None,
+        ..Record::of_turns(
+            suite,
+            &item.id,
+            index,
+            Arm::Ran(strategy.spec().clone()),
+            turns,
+        )
     }
 }
 
