@@ -425,7 +425,11 @@ fn horizontal_strategies_run_on_real_models() {
     assert!(!record["answer"].as_str().unwrap().is_empty());
     let bad = colm(&["ask", "--strategy", "debate:topology=mesh"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown topology `mesh`"));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("debate option `topology`: unknown value `mesh`") && said.contains("`ring`"),
+        "{said}"
+    );
 }
 
 /// MT-Bench's second turn through the `colm` strategy: every client call and the reference
