@@ -65,6 +65,7 @@ async fn openai_api_over_loopback() {
     assert_eq!(status, 200, "{text}");
     let again: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(again["choices"][0]["message"]["content"], content);
+    assert_eq!(again["model"], "small", "served under its hosted id");
 
     // Streamed: same text (greedy), chunks then a usage chunk and [DONE].
     let mut stream_body = body.clone();
@@ -234,13 +235,18 @@ async fn openai_api_over_loopback() {
     // Prometheus metrics saw all of it.
     let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
     for series in [
-        "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
+        "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 3",
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"413\"} 2",
         "colm_requests_total{route=\"/v1/colm/guidance\",status=\"400\"} 12",
         "colm_queue_depth{model=\"small\"} 0",
     ] {
         assert!(metrics.contains(series), "{series} missing in\n{metrics}");
     }
+    // Counted under the hosted id only.
+    assert!(
+        !metrics.contains("model=\"qwen2.5-coder-0.5b-instruct\""),
+        "{metrics}"
+    );
     let completion_tokens: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("colm_completion_tokens_total{model=\"small\"} "))

@@ -151,11 +151,15 @@ impl GuidanceSpec {
                 Some("model"),
             ));
         }
-        if let Some(id) = &model {
-            if state.model(id).is_none() {
-                return Err(ApiError::model_not_found(id, &state.model_ids()));
-            }
-        }
+        // Shared and counted under the hosted id, whichever name the request used.
+        let model = match model {
+            Some(name) => Some(
+                state
+                    .hosted_id(&name)
+                    .ok_or_else(|| ApiError::model_not_found(&name, &state.model_ids()))?,
+            ),
+            None => None,
+        };
         let params = SamplingParams {
             max_tokens: max_tokens.unwrap_or(state.config().default_max_tokens),
             temperature: temperature.unwrap_or(0.0),

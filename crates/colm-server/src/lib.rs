@@ -329,6 +329,14 @@ impl AppState {
         self.0.models.get(id).cloned()
     }
 
+    /// The id of the hosted model `name` names: `name` itself when it is a hosted id, the id
+    /// it stands for when it is another name ([`AppState::with_other_names`]), else `None`.
+    /// Requests are served, counted and shared under this id.
+    pub fn hosted_id(&self, name: &str) -> Option<String> {
+        let id = self.0.other_names.get(name).map_or(name, String::as_str);
+        self.0.models.contains_key(id).then(|| id.to_owned())
+    }
+
     /// The same state where each `(name, id)` of `names` makes the hosted model `id` answer
     /// requests for `name` too: the catalog name or file of a model served under an alias
     /// (`colm serve --model qwen2.5-coder-0.5b-instruct=small` answers `small` and the catalog
@@ -553,6 +561,9 @@ mod tests {
         assert_eq!(state.model("qwen-0.5b").unwrap().name(), "qwen-0.5b");
         assert_eq!(state.model("big").unwrap().name(), "qwen-1.5b");
         assert!(state.model("ghost").is_none());
+        assert_eq!(state.hosted_id("qwen-0.5b").as_deref(), Some("small"));
+        assert_eq!(state.hosted_id("big").as_deref(), Some("big"));
+        assert_eq!(state.hosted_id("ghost"), None);
         assert_eq!(state.model_ids(), ["big", "small"]);
         let shared = state.clone();
         assert!(state.with_other_names([]).is_err());

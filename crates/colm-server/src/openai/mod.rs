@@ -142,7 +142,11 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes_in = body.as_ref().map_or(0, Bytes::len);
-    let req: ChatCompletionRequest = parse_body(&state, "/v1/chat/completions", body)?;
+    let mut req: ChatCompletionRequest = parse_body(&state, "/v1/chat/completions", body)?;
+    // Served, counted and logged under its hosted id, whichever name the request used.
+    req.model = state
+        .hosted_id(&req.model)
+        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
     let model = state
         .model(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
