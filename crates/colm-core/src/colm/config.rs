@@ -117,6 +117,7 @@ impl GuidanceOptions {
             references: ReferenceConfig {
                 k: self.refs(),
                 selector: self.selector(),
+                aggregate: self.aggregate(),
             },
             aggregate_drafts: self.aggregate_drafts(),
             screen: self.screen(),

@@ -349,6 +349,7 @@ impl Guide for InProcess<'_> {
                             ask.query,
                             refs,
                             &shown_texts,
+                            self.config.references.aggregate,
                             server,
                             round,
                             observer,

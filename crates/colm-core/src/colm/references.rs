@@ -185,7 +185,7 @@ pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), Invalid> {
     Ok(())
 }
 
-pub use crate::options::Selector;
+pub use crate::options::{Aggregate, Selector};
 
 /// How many references, chosen how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,13 +196,17 @@ pub struct ReferenceConfig {
     /// How the k writers are chosen from a larger pool.
     #[serde(default)]
     pub selector: Selector,
+    /// How several references become guidance (left out of records at its default).
+    #[serde(default, skip_serializing_if = "Aggregate::is_synthesis")]
+    pub aggregate: Aggregate,
 }
 
 impl Default for ReferenceConfig {
     fn default() -> Self {
         Self {
             k: 1,
-            selector: Selector::Keywords,
+            selector: Selector::default(),
+            aggregate: Aggregate::default(),
         }
     }
 }
@@ -378,11 +382,16 @@ pub async fn synthesise(
     query: &Query,
     references: &References,
     client_answers: &[&str],
+    aggregate: Aggregate,
     server: ServerCall<'_>,
     round: u32,
     observer: Option<StepObserver<'_>>,
 ) -> Step {
     let texts = references.texts();
+    if aggregate == Aggregate::Vote && client_answers.is_empty() && texts.len() > 1 {
+        let chosen = voted(references);
+        return no_call_step(StepKind::Guidance, round, "vote", Ok(chosen), observer);
+    }
     match (texts.as_slice(), client_answers.is_empty()) {
         ([], _) => no_call_step(
             StepKind::Guidance,
@@ -421,6 +430,33 @@ pub async fn synthesise(
             .await
         }
     }
+}
+
+/// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
+/// answer is the majority's ([`crate::answer::tally`]), the one with the highest mean token
+/// log-probability (ties: the first in pool order, the greedy one); with no extractable answer,
+/// the first reference.
+fn voted(references: &References) -> String {
+    let written: Vec<&Completion> = references
+        .steps
+        .iter()
+        .filter_map(Step::completion)
+        .collect();
+    let texts: Vec<&str> = written.iter().map(|c| c.text.as_str()).collect();
+    let majority = crate::answer::tally(&texts).map(|t| t.answer);
+    let mut best: Option<&Completion> = None;
+    for c in &written {
+        let agrees = majority.is_none()
+            || crate::answer::extract_answer(&c.text).as_deref() == majority.as_deref();
+        let better = best.is_none_or(|b| {
+            c.mean_logprob.unwrap_or(f64::NEG_INFINITY)
+                > b.mean_logprob.unwrap_or(f64::NEG_INFINITY)
+        });
+        if agrees && (best.is_none() || (majority.is_some() && better)) {
+            best = Some(c);
+        }
+    }
+    best.map(|c| c.text.clone()).unwrap_or_default()
 }
 
 /// Round 1's server-side work in the reference modes, made from server-side inputs only (the
@@ -481,8 +517,13 @@ pub fn scope(
     params: &SamplingParams,
 ) -> String {
     let sigs: Vec<String> = writers.iter().map(ReferenceWriter::signature).collect();
+    // The default aggregation adds nothing, so that keys stored before it existed still match.
+    let aggregate = match config.aggregate {
+        Aggregate::Synthesis => String::new(),
+        other => format!("\u{1f}aggregate={}", other.name()),
+    };
     format!(
-        "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}p={}\u{1f}seed={}\u{1f}{}",
+        "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}p={}\u{1f}seed={}\u{1f}{}{aggregate}",
         config.k,
         config.selector.name(),
         params.max_tokens,
@@ -508,7 +549,16 @@ pub async fn shared_guidance(
     let write = || async {
         let references =
             write_references(query, pool, config, server.model, server.params, observer).await;
-        let guidance = synthesise(query, &references, &[], server, 1, observer).await;
+        let guidance = synthesise(
+            query,
+            &references,
+            &[],
+            config.aggregate,
+            server,
+            1,
+            observer,
+        )
+        .await;
         SharedGuidance {
             references,
             guidance,

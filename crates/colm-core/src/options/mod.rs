@@ -61,6 +61,31 @@ pub enum WriterPool {
 
 impl Named for WriterPool {}
 
+/// How the server turns several references into guidance (reference modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The server model synthesises the references (CoLM's aggregation; the default).
+    #[default]
+    Synthesis,
+    /// No model call: the majority of the references' final answers
+    /// ([`crate::answer::extract_answer`]; self-consistency, Wang et al. 2022) — the guidance
+    /// is the reference of the majority with the highest mean token log-probability (ties: the
+    /// first, the greedy one); with no extractable answer, the first reference.
+    Vote,
+}
+
+impl Named for Aggregate {}
+
+impl Aggregate {
+    /// Whether this is the default (left out of records and store keys).
+    pub fn is_synthesis(&self) -> bool {
+        *self == Aggregate::Synthesis
+    }
+}
+
 /// A guidance mode by name: how the server makes guidance (the runtime mode, with `auto`'s
 /// threshold, is [`GuidanceMode`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +195,11 @@ pub struct GuidanceOptions {
     /// descriptions).
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub selector: Option<Selector>,
+    /// Reference modes: how several references become guidance: `synthesis` (default; the
+    /// server model synthesises them) or `vote` (no model call: the reference of the majority
+    /// final answer).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub aggregate: Option<Aggregate>,
     /// Reference modes: aggregate the clients' drafts with the references in round 1 too (the
     /// guidance then reads client text and is private; default false).
     #[serde(deserialize_with = "switch")]
@@ -219,6 +249,11 @@ fn switch<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 impl GuidanceOptions {
     const REFS: usize = 1;
 
+    /// The options that apply to the reference modes only (a draft-only mode refuses them; the
+    /// served contract states the same from this list).
+    pub const REFERENCE_ONLY: [&'static str; 4] =
+        ["refs", "selector", "aggregate", "aggregate_drafts"];
+
     /// Every option at its default (each enum's is its `#[default]` variant).
     pub fn defaults() -> Self {
         Self {
@@ -226,6 +261,7 @@ impl GuidanceOptions {
             auto_threshold: Some(GuidanceMode::AUTO_THRESHOLD),
             refs: Some(Self::REFS),
             selector: Some(Selector::default()),
+            aggregate: Some(Aggregate::default()),
             aggregate_drafts: Some(false),
             screen: Some(DraftScreen::default()),
             max_drafts: Some(MAX_DRAFTS),
@@ -247,6 +283,11 @@ impl GuidanceOptions {
     /// How the writers are chosen (default `keywords`).
     pub fn selector(&self) -> Selector {
         self.selector.unwrap_or_default()
+    }
+
+    /// How several references become guidance (default `synthesis`).
+    pub fn aggregate(&self) -> Aggregate {
+        self.aggregate.unwrap_or_default()
     }
 
     /// Whether the drafts are aggregated with the references in round 1 (default no).
@@ -295,12 +336,11 @@ impl GuidanceOptions {
             }
         }
         if !mode.uses_references() {
-            let given = [
-                ("refs", self.refs.is_some()),
-                ("selector", self.selector.is_some()),
-                ("aggregate_drafts", self.aggregate_drafts.is_some()),
-            ];
-            if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+            let given = serde_json::to_value(self).unwrap_or_default();
+            let field = Self::REFERENCE_ONLY
+                .into_iter()
+                .find(|f| given.get(f).is_some_and(|v| !v.is_null()));
+            if let Some(field) = field {
                 return Err(OptionError::new(
                     field,
                     format!(

@@ -2,6 +2,7 @@
 //! modes), as JSON Schema `if`/`then`.
 
 use colm_core::named::Named;
+use colm_core::options::GuidanceOptions;
 use colm_core::options::Mode;
 use serde_json::{json, Value};
 
@@ -33,10 +34,10 @@ pub(super) fn common_rules() -> Vec<Value> {
                "then": {"properties": {"screen": {"type": "null"}}}}),
         // Reference options apply to the reference modes only.
         json!({"if": mode_in(&draft_modes()),
-               "then": {"properties": {
-                   "refs": {"type": "null"},
-                   "selector": {"type": "null"},
-                   "aggregate_drafts": {"type": "null"}}}}),
+               "then": {"properties": GuidanceOptions::REFERENCE_ONLY
+                   .iter()
+                   .map(|f| ((*f).to_owned(), json!({"type": "null"})))
+                   .collect::<serde_json::Map<_, _>>()}}),
     ]
 }
 

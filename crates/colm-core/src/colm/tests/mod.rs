@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::references::{ReferenceConfig, ReferenceWriter, Selector};
+use super::references::{Aggregate, ReferenceConfig, ReferenceWriter, Selector};
 use super::*;
 use crate::guidance::GuidanceMode;
 use crate::model::{ChatMessage, Completion, ModelError, Role, SamplingParams};

@@ -145,7 +145,11 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
     let collabs = [collab("client-1", client("a"))];
     for (selector, server_calls) in [(Selector::Keywords, 1), (Selector::Model, 2)] {
         let cfg = ColmConfig {
-            references: ReferenceConfig { k: 2, selector },
+            references: ReferenceConfig {
+                k: 2,
+                selector,
+                ..ReferenceConfig::default()
+            },
             ..Default::default()
         };
         let side = ServerSide {
@@ -599,4 +603,62 @@ async fn references_in_a_store_are_written_once_per_question() {
     .await
     .unwrap();
     assert_eq!(writer.calls().len(), 4);
+}
+
+/// `aggregate=vote`: the guidance is the majority's reference, chosen without a server call;
+/// with no extractable answer it is the first reference.
+#[tokio::test]
+async fn a_vote_of_references_guides_with_the_majoritys_reference() {
+    let srv = reference_server();
+    let writer = |id: &str, text: &'static str| ReferenceWriter {
+        id: id.into(),
+        description: "d".into(),
+        system: None,
+        model: Scripted::new(id, move |_| Ok(text.into())),
+        temperature: None,
+        seed: None,
+    };
+    let collabs = [collab("client-1", client("a"))];
+    let cfg = ColmConfig {
+        references: ReferenceConfig {
+            k: 3,
+            aggregate: Aggregate::Vote,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for (pool, guidance) in [
+        (
+            vec![
+                writer("w1", "The answer is 20."),
+                writer("w2", "So she makes $18."),
+                writer("w3", "\\boxed{18}"),
+            ],
+            "So she makes $18.",
+        ),
+        (
+            vec![
+                writer("w1", "I cannot tell."),
+                writer("w2", "Nothing to add."),
+            ],
+            "I cannot tell.",
+        ),
+    ] {
+        let side = ServerSide {
+            aggregator: srv.as_ref(),
+            writers: &pool,
+            store: None,
+        };
+        let calls_before = srv.calls().len();
+        let rec = run_with(&Query::new("q"), &collabs, side, &cfg, Watch::default())
+            .await
+            .unwrap();
+        let g = rec.rounds[0].guidance.as_ref().unwrap();
+        assert_eq!((g.model.as_str(), g.text()), ("vote", Some(guidance)));
+        assert_eq!(srv.calls().len(), calls_before, "no server call");
+    }
+    // The option reads from the text form and is checked against the mode.
+    let o = crate::strategy::ColmOptions::parse_options("refs=3,aggregate=vote").unwrap();
+    assert_eq!(o.guidance().aggregate(), Aggregate::Vote);
+    assert!(crate::strategy::ColmOptions::parse_options("mode=vote,aggregate=vote").is_err());
 }
