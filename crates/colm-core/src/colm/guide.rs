@@ -366,9 +366,15 @@ impl Guide for InProcess<'_> {
                 (step, pick(answers, &shown), false)
             }
         };
+        // A vote of the references: its tally, counted again from the references it read.
+        let tally = (self.config.references.aggregate == references::Aggregate::Vote
+            && step.model == references::VOTE)
+            .then(|| refs.and_then(|r| crate::answer::tally(&r.texts())))
+            .flatten();
         let mut guided = Guided {
             aggregated,
             references: written,
+            tally,
             ..Guided::only(step, mode, is_shared)
         };
         // reference-critique: each answer reviewed against the synthesis; a failed review is

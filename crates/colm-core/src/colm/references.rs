@@ -390,7 +390,7 @@ pub async fn synthesise(
     let texts = references.texts();
     if aggregate == Aggregate::Vote && client_answers.is_empty() && texts.len() > 1 {
         let chosen = voted(references);
-        return no_call_step(StepKind::Guidance, round, "vote", Ok(chosen), observer);
+        return no_call_step(StepKind::Guidance, round, VOTE, Ok(chosen), observer);
     }
     match (texts.as_slice(), client_answers.is_empty()) {
         ([], _) => no_call_step(
@@ -431,6 +431,9 @@ pub async fn synthesise(
         }
     }
 }
+
+/// The model name of a guidance step chosen by a vote of the references (no model call).
+pub const VOTE: &str = "vote";
 
 /// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
 /// answer is the majority's ([`crate::answer::tally`]), the one with the highest mean token

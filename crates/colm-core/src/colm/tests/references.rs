@@ -2,6 +2,7 @@
 //! selection and synthesis, critique, the shared store, and the quoting of client text.
 
 use super::*;
+use crate::colm::guide::Guide as _;
 
 /// A server that writes `REF` for reference prompts (no assistant turn, no "<answer>"), a
 /// synthesis for aggregation prompts, and a review for critique prompts.
@@ -657,6 +658,34 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
         assert_eq!((g.model.as_str(), g.text()), ("vote", Some(guidance)));
         assert_eq!(srv.calls().len(), calls_before, "no server call");
     }
+    // The guide reports the vote it made (what the guidance API answers with).
+    let pool = vec![
+        writer("w1", "The answer is 20."),
+        writer("w2", "So she makes $18."),
+        writer("w3", "\\boxed{18}"),
+    ];
+    let guide = super::guide::InProcess {
+        aggregator: Some(srv.as_ref()),
+        writers: &pool,
+        store: None,
+        config: &cfg,
+    };
+    let q = Query::new("q");
+    let shared = guide.shared(&q, None).await;
+    let guided = guide
+        .guidance(
+            super::guide::Ask {
+                query: &q,
+                round: 1,
+                answers: &[],
+                shared,
+                references: None,
+            },
+            None,
+        )
+        .await;
+    let t = guided.tally.expect("a vote's tally");
+    assert_eq!((t.answer.as_str(), t.votes, t.drafts), ("18", 2, 3));
     // The option reads from the text form and is checked against the mode.
     let o = crate::strategy::ColmOptions::parse_options("refs=3,aggregate=vote").unwrap();
     assert_eq!(o.guidance().aggregate(), Aggregate::Vote);
