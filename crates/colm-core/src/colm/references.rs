@@ -446,20 +446,19 @@ fn voted(references: &References) -> String {
         .filter_map(Step::completion)
         .collect();
     let texts: Vec<&str> = written.iter().map(|c| c.text.as_str()).collect();
-    let majority = crate::answer::tally(&texts).map(|t| t.answer);
-    let mut best: Option<&Completion> = None;
-    for c in &written {
-        let agrees = majority.is_none()
-            || crate::answer::extract_answer(&c.text).as_deref() == majority.as_deref();
-        let better = best.is_none_or(|b| {
-            c.mean_logprob.unwrap_or(f64::NEG_INFINITY)
-                > b.mean_logprob.unwrap_or(f64::NEG_INFINITY)
-        });
-        if agrees && (best.is_none() || (majority.is_some() && better)) {
-            best = Some(c);
-        }
-    }
-    best.map(|c| c.text.clone()).unwrap_or_default()
+    let logprob = |c: &Completion| c.mean_logprob.unwrap_or(f64::NEG_INFINITY);
+    let chosen = match crate::answer::tally(&texts) {
+        None => written.first().copied(),
+        Some(t) => written
+            .iter()
+            .copied()
+            .filter(|c| crate::answer::extract_answer(&c.text).as_deref() == Some(&t.answer))
+            .fold(None, |best: Option<&Completion>, c| match best {
+                Some(b) if logprob(b) >= logprob(c) => Some(b),
+                _ => Some(c),
+            }),
+    };
+    chosen.map(|c| c.text.clone()).unwrap_or_default()
 }
 
 /// Round 1's server-side work in the reference modes, made from server-side inputs only (the
