@@ -127,9 +127,10 @@ pub struct RunArgs {
     /// runs exactly reproducible.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
-    /// Call every model afresh: no reuse of identical greedy calls across strategies (by
-    /// default a greedy request answered once in the run, for example the `local` draft, is
-    /// replayed for the other strategies that send it, such as `colm` and `cascade`).
+    /// Call every model afresh: no reuse of identical calls across strategies (by default a
+    /// request answered once in the run — model, messages and sampling, seed included — is
+    /// replayed for the other strategies that send it: the `local` draft for `colm` and
+    /// `cascade`, `colm:refs=3`'s references for `colm:refs=8`).
     #[arg(long)]
     pub no_cache: bool,
     /// Add a poisoned client collaborator after the `--client` models: every answer it gives
@@ -220,12 +221,12 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
             .cloned()
             .with_context(|| format!("model {n} was not loaded"))
     };
-    let cache = (!args.no_cache && settings.params.temperature == 0.0).then(|| {
+    let cache = (!args.no_cache).then(|| {
         let cache = CallCache::new();
         let records = runner::read_records(&args.out).unwrap_or_default();
         let n = cache.warm(&records, &settings);
         if n > 0 {
-            eprintln!("reusing {n} greedy calls of the run's earlier records");
+            eprintln!("reusing {n} calls of the run's earlier records");
         }
         cache
     });

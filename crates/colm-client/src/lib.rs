@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use colm_api::collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SessionObject, SubmitDraft,
 };
+use colm_core::answer::VoteTally;
 use colm_core::colm::guide::{Ask, Guide, Guided, Shared};
 use colm_core::colm::round;
 use colm_core::colm::{Collaborator, ColmConfig, ColmError};
@@ -130,7 +131,7 @@ impl CollabClient {
         round: u32,
         params: &SamplingParams,
         timeout: Duration,
-    ) -> Result<(String, WireStats), Failure> {
+    ) -> Result<(GuidanceResponse, WireStats), Failure> {
         let started = Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         let mut wire = WireStats::default();
@@ -156,7 +157,7 @@ impl CollabClient {
                 .await?;
             wire.add(reply.wire);
             let g: GuidanceResponse = reply.parse("/v1/colm/guidance")?;
-            return Ok((g.guidance, wire));
+            return Ok((g, wire));
         };
         // Shared session: join or create, submit the draft, long-poll for the guidance.
         let body = CreateSession {
@@ -217,7 +218,7 @@ impl CollabClient {
             wire.add(reply.wire);
             if reply.status != 202 {
                 let g: GuidanceResponse = reply.parse("session guidance")?;
-                return Ok((g.guidance, wire));
+                return Ok((g, wire));
             }
             if left() <= Duration::from_millis(200) {
                 return Err(Failure::fatal(ModelError::Unavailable {
@@ -238,7 +239,7 @@ impl CollabClient {
         draft: Option<&str>,
         round: u32,
         params: &SamplingParams,
-    ) -> Result<(String, WireStats), ModelError> {
+    ) -> Result<(GuidanceResponse, WireStats), ModelError> {
         self.link
             .retrying("guidance", |left| {
                 self.request_guidance(query, draft, round, params, left)
@@ -385,20 +386,25 @@ struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    /// The guidance of `round` for `answer` (none: round 1 of `reference`) as a step, and the
-    /// bytes it moved.
-    async fn fetch(&self, query: &Query, answer: Option<&str>, round: u32) -> (Step, WireStats) {
+    /// The guidance of `round` for `answer` (none: round 1 of `reference`) as a step, the vote
+    /// it is the outcome of (when it is one), and the bytes it moved.
+    async fn fetch(
+        &self,
+        query: &Query,
+        answer: Option<&str>,
+        round: u32,
+    ) -> (Step, Option<VoteTally>, WireStats) {
         let sent = answer.map(|a| self.client.sent(a));
         let fetched = self
             .client
             .guidance(&query.server_text(), sent.as_deref(), round, self.params)
             .await;
-        let (text, wire) = match fetched {
-            Ok((g, w)) => (Ok(g), w),
-            Err(e) => (Err(e), WireStats::default()),
+        let (text, tally, wire) = match fetched {
+            Ok((g, w)) => (Ok(g.guidance), g.tally, w),
+            Err(e) => (Err(e), None, WireStats::default()),
         };
         let step = no_call_step(StepKind::Guidance, round, self.server_model(), text, None);
-        (step, wire)
+        (step, tally, wire)
     }
 }
 
@@ -413,23 +419,33 @@ impl Guide for Remote<'_> {
         if g.mode() != GuidanceMode::Reference || g.aggregate_drafts() {
             return None;
         }
-        let (step, wire) = self.fetch(query, None, 1).await;
+        let (step, tally, wire) = self.fetch(query, None, 1).await;
         Some(Shared {
             references: None,
             guidance: Some(step),
+            tally,
             wire,
         })
     }
 
     async fn guidance(&self, ask: Ask<'_>, _observer: Option<StepObserver<'_>>) -> Guided {
         let mode = self.client.remote.options.guidance.mode();
-        if let Some(step) = ask.shared.and_then(|s| s.guidance) {
-            return Guided::only(step, mode, true);
+        if let Some(Shared {
+            guidance: Some(step),
+            tally,
+            ..
+        }) = ask.shared
+        {
+            return Guided {
+                tally,
+                ..Guided::only(step, mode, true)
+            };
         }
         let answer = ask.answers.first().map(|a| a.text.as_str());
-        let (step, wire) = self.fetch(ask.query, answer, ask.round).await;
+        let (step, tally, wire) = self.fetch(ask.query, answer, ask.round).await;
         Guided {
             aggregated: ask.answers.to_vec(),
+            tally,
             wire,
             ..Guided::only(step, mode, false)
         }

@@ -3,20 +3,28 @@
 //! ([`tally`]) — what the vote guidance mode, self-consistency and the router's agreement
 //! check count.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-/// The majority answer among drafts.
+/// The majority answer among answers (the clients' drafts, or the server's references).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VoteTally {
     /// The most frequent extracted answer (first seen wins ties).
     pub answer: String,
-    /// Drafts that gave it.
+    /// Answers that gave it.
     pub votes: usize,
-    /// Drafts with an extractable answer.
+    /// Answers with an extractable final answer (`drafts - answered` failed extraction).
     pub answered: usize,
-    /// All drafts.
+    /// All answers counted.
     pub drafts: usize,
+    /// Another final answer had as many votes; `answer` is then the first seen of them.
+    #[serde(default)]
+    pub tie: bool,
+    /// Every extracted final answer and its votes.
+    #[serde(default)]
+    pub counts: BTreeMap<String, usize>,
 }
 
 impl VoteTally {
@@ -107,9 +115,13 @@ fn normalise(answer: &str) -> String {
 /// Majority of the answers extracted from `drafts`; `None` when no draft has one.
 pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
     let answers: Vec<String> = drafts.iter().filter_map(|d| extract_answer(d)).collect();
+    let mut counts = BTreeMap::new();
+    for a in &answers {
+        *counts.entry(a.clone()).or_insert(0) += 1;
+    }
     let mut best: Option<(&str, usize)> = None;
     for a in &answers {
-        let n = answers.iter().filter(|b| *b == a).count();
+        let n = counts.get(a).copied().unwrap_or_default();
         if best.is_none_or(|(_, m)| n > m) {
             best = Some((a, n));
         }
@@ -119,6 +131,8 @@ pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
         votes,
         answered: answers.len(),
         drafts: drafts.len(),
+        tie: counts.iter().any(|(a, &n)| n == votes && a != answer),
+        counts,
     })
 }
 
@@ -154,6 +168,10 @@ mod tests {
         assert_eq!(t.answer, "18");
         assert_eq!((t.votes, t.answered, t.drafts), (2, 3, 4));
         assert!((t.agreement() - 0.5).abs() < 1e-9);
+        assert!(!t.tie);
+        assert_eq!(t.counts.get("20"), Some(&1));
         assert!(tally(&["none", "nothing"]).is_none());
+        let tied = tally(&["it is 20", "so 18"]).unwrap();
+        assert_eq!((tied.answer.as_str(), tied.tie), ("20", true));
     }
 }

@@ -281,6 +281,38 @@ pub enum GuidanceSource {
     /// Stronger models answered the question themselves; the client's answer was not read
     /// (`reference` mode, shared per question).
     References,
+    /// As [`GuidanceSource::References`], aggregated by a vote (`aggregate=vote`): the
+    /// guidance is one of the `votes` references (of `references` written) whose final answer
+    /// is the majority's, and the prompt states that share (issue 33: the confidence reaches
+    /// the client).
+    VotedReferences {
+        /// References that give the majority's final answer.
+        votes: usize,
+        /// References written.
+        references: usize,
+    },
+}
+
+impl GuidanceSource {
+    /// Where the guidance came from, in the words of a refinement prompt; `question` names
+    /// the question (`the same question`, `the question below`).
+    fn origin(self, question: &str) -> String {
+        match self {
+            GuidanceSource::ReadYourAnswer => format!(
+                "A stronger model read your earlier answer to {question} together with answers \
+                 from other models and sent this guidance"
+            ),
+            GuidanceSource::References => format!(
+                "Stronger models answered {question}, and this guidance was synthesised from \
+                 their answers"
+            ),
+            GuidanceSource::VotedReferences { votes, references } => format!(
+                "Stronger models answered {question} {references} times; {votes} of the \
+                 {references} answers reach the same final answer, and this guidance is one of \
+                 those {votes}"
+            ),
+        }
+    }
 }
 
 /// What a client's refinement prompt shows it besides the question and the guidance. The
@@ -328,11 +360,9 @@ pub fn refinement(
                 GuidanceSource::ReadYourAnswer => {
                     "A stronger model read your answer above together with answers from other \
                      models and sent this guidance"
+                        .to_owned()
                 }
-                GuidanceSource::References => {
-                    "Stronger models answered the same question, and this guidance was \
-                     synthesised from their answers"
-                }
+                _ => source.origin("the same question"),
             };
             let mut messages = draft(query);
             messages.push(ChatMessage::assistant(own_previous));
@@ -346,16 +376,7 @@ pub fn refinement(
             messages
         }
         RefineContext::Guidance => {
-            let origin = match source {
-                GuidanceSource::ReadYourAnswer => {
-                    "A stronger model read your earlier answer to the question below together \
-                     with answers from other models and sent this guidance"
-                }
-                GuidanceSource::References => {
-                    "Stronger models answered the question below, and this guidance was \
-                     synthesised from their answers"
-                }
-            };
+            let origin = source.origin("the question below");
             query.chat(format!(
                 "{}\n\n{origin} (it can contain mistakes too). {GUIDANCE_IS_DATA}\n\n{}\n\n\
                  Revise your answer based on this guidance and the question, and answer with a \

@@ -46,6 +46,12 @@ pub struct Step {
     pub model: String,
     /// The exact messages sent.
     pub messages: Vec<ChatMessage>,
+    /// The sampling the call was made with (token limit, temperature, top-p, seed); `None` for
+    /// a step that made no call, and in records written before it was kept. With the messages
+    /// it is the whole request, so a run can replay the call ([`ChatModel`] answers a request
+    /// with a given seed the same way each time, up to batched floating-point order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingParams>,
     /// Wall time of the call as seen by the strategy, ms (includes queueing in the engine).
     pub wall_ms: f64,
     /// Completion or error.
@@ -165,6 +171,7 @@ pub(crate) async fn call_watched(
         collaborator: collaborator.map(str::to_owned),
         model: model.name().to_owned(),
         messages,
+        sampling: Some(params.clone()),
         wall_ms: start.elapsed().as_secs_f64() * 1000.0,
         outcome: match result {
             Ok(completion) => StepOutcome::Ok { completion },
@@ -198,6 +205,7 @@ pub fn no_call_step(
         collaborator: None,
         model: model.to_owned(),
         messages: Vec::new(),
+        sampling: None,
         wall_ms: 0.0,
         outcome,
     };

@@ -130,6 +130,7 @@ mod tests {
             collaborator: Some("agent-1".into()),
             model: "small".into(),
             messages: Vec::new(),
+            sampling: None,
             wall_ms: 10.0,
             outcome: match text {
                 Some(t) => StepOutcome::Ok {

@@ -1,24 +1,27 @@
-//! Reuse of greedy model calls across the strategies of a run.
+//! Reuse of model calls across the strategies of a run, and across its sessions.
 //!
 //! Several strategies send a model the very same request: the `local` draft is also the first
-//! step of `colm` and of every `cascade`, and a cascade's escalation to the server is the
-//! `server` strategy's request. Under greedy decoding (`temperature == 0`) the answer to a
-//! request is determined by the model and the request, so a run answers each distinct greedy
+//! step of `colm` and of every `cascade`, a cascade's escalation to the server is the `server`
+//! strategy's request, and `colm:refs=8` draws the references of `colm:refs=3` and five more
+//! (writer `i` samples with seed `i`). A request — the model, the exact messages and every
+//! sampling parameter, the seed included — is answered the same way each time (greedy decoding,
+//! or a draw from the engine's sampler seeded per request), so a run answers each distinct
 //! request once and replays it for the other strategies, as evaluation harnesses do with their
 //! request caches (lm-evaluation-harness `--use_cache`, HELM). The strategies run the same
 //! code either way; only the model below them is wrapped ([`CachedModel`]).
 //!
-//! - **Key**: the model's name, the exact messages and every sampling parameter. Sampled calls
-//!   (`temperature > 0`) are never cached.
-//! - **Warm start**: [`CallCache::warm`] indexes the one-call transcripts (`local`, `server`)
-//!   already in a run folder's records, so a later session's strategies reuse them too.
+//! - **Key**: the model's name, the exact messages and every sampling parameter.
+//! - **Warm start**: [`CallCache::warm`] indexes the calls already in a run folder's records —
+//!   the one-call transcripts (`local`, `server`) and every step that kept its sampling (a
+//!   CoLM round's drafts, references and refinements) — so a later session's strategies reuse
+//!   them too.
 //! - **Latency**: a replayed call counts at the wall time it took when it ran (queueing
 //!   included), added to the item's wall time through [`crate::replay::replay_scope`]; [`TurnOutcome`]
 //!   reports how many calls were replayed.
 //!
-//! Batched greedy decoding is not bit-reproducible run to run (concurrency > 1), so a replayed
-//! answer is one the model gave to that request in this run, not necessarily the one a fresh
-//! call would give.
+//! Batched decoding is not bit-reproducible run to run (concurrency > 1, or several references
+//! decoded together), so a replayed answer is one the model gave to that request in this run,
+//! not necessarily the one a fresh call would give.
 //!
 //! [`TurnOutcome`]: crate::strategy::TurnOutcome
 
@@ -40,7 +43,7 @@ struct Entry {
     wall_ms: f64,
 }
 
-/// The greedy calls answered so far in a run, shared by every [`CachedModel`] of the run.
+/// The calls answered so far in a run, shared by every [`CachedModel`] of the run.
 #[derive(Default)]
 pub struct CallCache {
     entries: Mutex<HashMap<String, Entry>>,
@@ -49,12 +52,49 @@ pub struct CallCache {
     hits: AtomicU64,
 }
 
-/// The cache key of a call; `None` for sampled calls (never cached).
+/// The cache key of a call: the whole request.
 fn key(model: &str, messages: &[ChatMessage], params: &SamplingParams) -> Option<String> {
-    if params.temperature != 0.0 {
-        return None;
-    }
     serde_json::to_string(&(model, messages, params)).ok()
+}
+
+/// The calls of a record's transcript: one-call transcripts (`{model, messages, completion}`,
+/// made with the run's sampling `run`) and, anywhere in a strategy's transcript, each
+/// successful [`colm_core::colm::Step`] that kept its sampling and messages, with its wall
+/// time (ms; `None` for a one-call transcript, whose turn's wall time is the call's).
+fn calls_in(
+    value: &serde_json::Value,
+    run: &SamplingParams,
+    out: &mut Vec<(String, Completion, Option<f64>)>,
+) {
+    use serde_json::Value;
+    let parse = |v: &Value| -> Option<(String, Vec<ChatMessage>)> {
+        let model = v.get("model")?.as_str()?.to_owned();
+        let messages: Vec<ChatMessage> = serde_json::from_value(v.get("messages")?.clone()).ok()?;
+        (!messages.is_empty()).then_some((model, messages))
+    };
+    match value {
+        Value::Object(map) => {
+            let one_call = map.get("completion").and_then(|c| {
+                let (model, messages) = parse(value)?;
+                let completion: Completion = serde_json::from_value(c.clone()).ok()?;
+                Some((key(&model, &messages, run)?, completion, None))
+            });
+            let step = map.get("sampling").and_then(|s| {
+                let sampling: SamplingParams = serde_json::from_value(s.clone()).ok()?;
+                let (model, messages) = parse(value)?;
+                let completion = map.get("outcome")?.get("completion")?;
+                let completion: Completion = serde_json::from_value(completion.clone()).ok()?;
+                let wall_ms = map.get("wall_ms").and_then(Value::as_f64);
+                Some((key(&model, &messages, &sampling)?, completion, wall_ms))
+            });
+            match one_call.or(step) {
+                Some(call) => out.push(call),
+                None => map.values().for_each(|v| calls_in(v, run, out)),
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| calls_in(v, run, out)),
+        _ => {}
+    }
 }
 
 impl CallCache {
@@ -63,35 +103,28 @@ impl CallCache {
         Arc::new(Self::default())
     }
 
-    /// Indexes the one-call transcripts (`{model, messages, completion}`, written by the
-    /// `local` and `server` strategies) of `records`, which ran with `settings.params`.
-    /// Returns how many calls were added.
+    /// Indexes the calls in the transcripts of `records`, which ran with `settings.params`
+    /// (see [`calls_in`]). Returns how many calls were added.
     pub fn warm(&self, records: &[Record], settings: &RunSettings) -> usize {
         let Ok(mut entries) = self.entries.lock() else {
             return 0;
         };
         let mut added = 0;
         for turn in records.iter().flat_map(|r| &r.turns) {
-            let t = &turn.transcript;
-            let (Some(model), Some(messages), Some(completion)) = (
-                t.get("model").and_then(|m| m.as_str()),
-                t.get("messages"),
-                t.get("completion"),
-            ) else {
-                continue;
-            };
-            let (Ok(messages), Ok(completion)) = (
-                serde_json::from_value::<Vec<ChatMessage>>(messages.clone()),
-                serde_json::from_value::<Completion>(completion.clone()),
-            ) else {
-                continue;
-            };
-            if let Some(k) = key(model, &messages, &settings.params) {
-                let entry = Entry {
-                    completion,
-                    wall_ms: turn.wall_ms,
-                };
-                if entries.insert(k, entry).is_none() {
+            let mut calls = Vec::new();
+            calls_in(&turn.transcript, &settings.params, &mut calls);
+            for (k, completion, wall_ms) in calls {
+                let wall_ms = wall_ms.unwrap_or(turn.wall_ms);
+                if entries
+                    .insert(
+                        k,
+                        Entry {
+                            completion,
+                            wall_ms,
+                        },
+                    )
+                    .is_none()
+                {
                     added += 1;
                 }
             }
@@ -146,7 +179,7 @@ impl CallCache {
     }
 }
 
-/// A [`ChatModel`] that answers repeated greedy requests from a [`CallCache`].
+/// A [`ChatModel`] that answers repeated requests from a [`CallCache`].
 pub struct CachedModel {
     inner: Arc<dyn ChatModel>,
     cache: Arc<CallCache>,
@@ -265,7 +298,7 @@ mod tests {
         assert_eq!(r2.calls, 1);
         assert_eq!(cache.hits(), 1);
 
-        // Other messages, other parameters, or sampling: the model is called.
+        // Other messages or other parameters (another seed too): the model is called.
         let other = vec![ChatMessage::user("q"), ChatMessage::user("more")];
         cached.chat(&other, &greedy).await.unwrap();
         let longer = SamplingParams {
@@ -279,8 +312,57 @@ mod tests {
         };
         let a = cached.chat(&msgs, &sampled).await.unwrap();
         let b = cached.chat(&msgs, &sampled).await.unwrap();
-        assert_ne!(a.text, b.text);
+        assert_eq!(a.text, b.text, "the same seeded request is replayed");
+        let reseeded = SamplingParams {
+            seed: 1,
+            ..sampled.clone()
+        };
+        let c = cached.chat(&msgs, &reseeded).await.unwrap();
+        assert_ne!(a.text, c.text);
         assert_eq!(model.calls(), 5);
+    }
+
+    /// A CoLM transcript's steps that kept their sampling are calls a later session replays;
+    /// a step served from the reference store (no messages) and a step without a call are not.
+    #[test]
+    fn the_steps_of_a_round_transcript_are_calls_to_replay() {
+        use colm_core::step::{no_call_step, StepKind};
+        let sampled = SamplingParams {
+            temperature: 0.7,
+            seed: 2,
+            ..SamplingParams::default()
+        };
+        let msgs = vec![ChatMessage::user("q")];
+        let mut written = no_call_step(StepKind::Reference, 1, "big", Ok("ref 2".into()), None);
+        written.messages = msgs.clone();
+        written.sampling = Some(sampled.clone());
+        written.wall_ms = 1234.0;
+        let mut stored = written.clone();
+        stored.messages.clear();
+        let vote = no_call_step(StepKind::Guidance, 1, "vote", Ok("ref 2".into()), None);
+        let transcript = serde_json::json!({
+            "references": {"steps": [written, stored]},
+            "rounds": [{"guidance": vote}],
+        });
+        let mut calls = Vec::new();
+        calls_in(&transcript, &SamplingParams::default(), &mut calls);
+        assert_eq!(calls.len(), 1);
+        let (k, completion, wall_ms) = &calls[0];
+        assert_eq!(Some(k.clone()), key("big", &msgs, &sampled));
+        assert_eq!(
+            (completion.text.as_str(), *wall_ms),
+            ("ref 2", Some(1234.0))
+        );
+
+        // A one-call transcript is a call made with the run's sampling.
+        let one = serde_json::json!({"model": "small", "messages": msgs, "completion": completion});
+        let mut calls = Vec::new();
+        calls_in(&one, &SamplingParams::default(), &mut calls);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            Some(calls[0].0.clone()),
+            key("small", &msgs, &SamplingParams::default())
+        );
     }
 
     #[tokio::test]

@@ -316,9 +316,10 @@ fn markdown(
     if replayed > 0 {
         let _ = writeln!(
             md,
-            "\n{replayed} calls were identical greedy requests already answered in this run (for \
-             example the `local` draft that `colm` and `cascade` start from) and were replayed \
-             from the run's cache; their tokens are counted as spent, and their wall time as it \
+            "\n{replayed} calls were identical requests (model, messages and sampling, seed \
+             included) already answered in this run (for example the `local` draft that `colm` \
+             and `cascade` start from, or the references one `colm:refs=N` shares with another) \
+             and were replayed from the run's cache; their tokens are counted as spent, and their wall time as it \
              was when they ran."
         );
     }

@@ -174,7 +174,7 @@ pub struct TurnOutcome {
     /// Wall time, ms; calls replayed from the run's cache ([`crate::cache`]) count at the wall
     /// time they took when they ran.
     pub wall_ms: f64,
-    /// Calls answered from the run's cache of greedy calls instead of the model.
+    /// Calls answered from the run's cache of calls instead of the model.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_calls: u32,
     /// The full transcript: `{messages, completion | error}` for one model, the CoLM record

@@ -36,6 +36,9 @@ pub struct Shared {
     /// The guidance itself, when it reads no client text (`reference` mode without the
     /// drafts aggregated).
     pub guidance: Option<Step>,
+    /// The vote that guidance is the outcome of (`aggregate=vote`), when the guide reports it
+    /// (a remote guide; the in-process one counts it from the references).
+    pub tally: Option<VoteTally>,
     /// Bytes this part moved over the network (a remote guide).
     pub wire: WireStats,
 }
@@ -196,6 +199,7 @@ impl InProcess<'_> {
             Ok(Shared {
                 references: Some(shared.references),
                 guidance: Some(shared.guidance),
+                tally: None,
                 wire: WireStats::default(),
             })
         } else {
@@ -211,6 +215,7 @@ impl InProcess<'_> {
             Ok(Shared {
                 references: Some(refs),
                 guidance: None,
+                tally: None,
                 wire: WireStats::default(),
             })
         }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::config::ColmConfig;
 use super::references::References;
 use super::selection::Selection;
+use crate::answer::VoteTally;
 use crate::model::{ModelError, WireStats};
 use crate::step::{totals_of, ModelTotals, Step, StepKind};
 
@@ -37,6 +38,10 @@ pub struct RoundRecord {
     /// client asking the question, so shareable.
     #[serde(default)]
     pub guidance_shared: bool,
+    /// The vote the guidance is the outcome of (a vote of the references, or mode `vote` of
+    /// the drafts): the final answers counted, their votes, extraction failures and ties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tally: Option<VoteTally>,
     /// `reference-critique`: the server's review of each collaborator's answer against the
     /// guidance above (the guidance that collaborator refines with), in collaborator order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -478,6 +478,7 @@ impl SharedGuidance {
     fn replayed(mut self) -> Self {
         let replay = |step: &mut Step| {
             step.messages.clear();
+            step.sampling = None;
             step.wall_ms = 0.0;
             if let StepOutcome::Ok { completion } = &mut step.outcome {
                 *completion = Completion::text_only(std::mem::take(&mut completion.text));

@@ -240,6 +240,7 @@ pub async fn run(
             drafts: drafts.take().unwrap_or_default(),
             aggregated: Vec::new(),
             guidance_shared: guidance.is_some(),
+            tally: None,
             guidance,
             critiques: Vec::new(),
             refinements: Vec::new(),
@@ -276,16 +277,23 @@ pub async fn run(
         let per_collaborator: Vec<String> = (0..active.len())
             .map(|i| guided.for_answer(i).unwrap_or_default().to_owned())
             .collect();
-        let source = if mode == GuidanceMode::Reference && guided.shared {
-            GuidanceSource::References
-        } else {
-            GuidanceSource::ReadYourAnswer
+        let source = match (
+            mode == GuidanceMode::Reference && guided.shared,
+            &guided.tally,
+        ) {
+            (true, Some(t)) => GuidanceSource::VotedReferences {
+                votes: t.votes,
+                references: t.drafts,
+            },
+            (true, None) => GuidanceSource::References,
+            (false, _) => GuidanceSource::ReadYourAnswer,
         };
         let mut round_record = RoundRecord {
             round,
             drafts: drafts.take().unwrap_or_default(),
             aggregated: guided.aggregated,
             guidance_shared: guided.shared,
+            tally: guided.tally,
             guidance: Some(guided.guidance),
             critiques: guided.critiques,
             refinements: Vec::new(),

@@ -272,7 +272,7 @@ fn aggregate(state: AppState, trigger: Trigger, snap: Snapshot) {
             ok = outcome.is_ok(), "session aggregated"
         );
         let stored = match outcome {
-            Ok(g) => Stored::Guidance(g),
+            Ok(g) => Stored::Guidance(Box::new(g)),
             Err(e) => Stored::Error {
                 status: e.status.as_u16(),
                 body: e.body(),

@@ -59,7 +59,7 @@ impl Meta {
 #[serde(rename_all = "snake_case")]
 pub enum Stored {
     /// The guidance.
-    Guidance(GuidanceResponse),
+    Guidance(Box<GuidanceResponse>),
     /// The error: HTTP status, body and `Retry-After` seconds.
     Error {
         /// HTTP status.

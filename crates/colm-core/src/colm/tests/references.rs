@@ -628,7 +628,7 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
         },
         ..Default::default()
     };
-    for (pool, guidance) in [
+    for (pool, guidance, stated) in [
         (
             vec![
                 writer("w1", "The answer is 20."),
@@ -636,6 +636,8 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
                 writer("w3", "\\boxed{18}"),
             ],
             "So she makes $18.",
+            // The refinement prompt states the vote's share.
+            Some("answered the question below 3 times; 2 of the 3 answers reach the same"),
         ),
         (
             vec![
@@ -643,6 +645,7 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
                 writer("w2", "Nothing to add."),
             ],
             "I cannot tell.",
+            None,
         ),
     ] {
         let side = ServerSide {
@@ -657,6 +660,20 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
         let g = rec.rounds[0].guidance.as_ref().unwrap();
         assert_eq!((g.model.as_str(), g.text()), ("vote", Some(guidance)));
         assert_eq!(srv.calls().len(), calls_before, "no server call");
+        let prompt = &rec.rounds[0].refinements[0].messages[0].content;
+        let tally = rec.rounds[0].tally.as_ref();
+        match stated {
+            Some(share) => {
+                assert!(prompt.contains(share), "{prompt}");
+                let t = tally.expect("the round records its vote");
+                assert_eq!((t.votes, t.answered, t.drafts, t.tie), (2, 3, 3, false));
+            }
+            // No extractable answer: no vote to state, nothing recorded.
+            None => {
+                assert!(prompt.contains("synthesised from their answers"), "{prompt}");
+                assert!(tally.is_none());
+            }
+        }
     }
     // The guide reports the vote it made (what the guidance API answers with).
     let pool = vec![
