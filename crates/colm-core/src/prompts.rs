@@ -291,6 +291,9 @@ pub enum GuidanceSource {
         /// References written.
         references: usize,
     },
+    /// As [`GuidanceSource::References`], aggregated by selection (`aggregate=select`): the
+    /// guidance is the reference the server model found most consistent with the others.
+    SelectedReference,
 }
 
 impl GuidanceSource {
@@ -310,6 +313,10 @@ impl GuidanceSource {
                 "Stronger models answered {question} {references} times; {votes} of the \
                  {references} answers reach the same final answer, and this guidance is one of \
                  those {votes}"
+            ),
+            GuidanceSource::SelectedReference => format!(
+                "Stronger models answered {question} several times, and this guidance is the \
+                 answer most consistent with the others"
             ),
         }
     }
@@ -427,4 +434,83 @@ pub fn moa_aggregate(query: &Query, responses: &[&str]) -> Vec<ChatMessage> {
         system.push_str(&format!("\n{}. {}", i + 1, r.trim()));
     }
     query.chat(query.system_with(&system))
+}
+
+/// Messages asking the server model which of `responses` is the most consistent with the
+/// others: universal self-consistency's selection prompt (Chen et al. 2023, §3, Figure 2), the
+/// responses numbered from 1 (the paper counts from 0) and quoted between `<reference>` tags,
+/// the question as the user's turn.
+pub fn consistency_selection(query: &Query, responses: &[&str]) -> Vec<ChatMessage> {
+    let mut system = String::from(
+        "I have generated the following responses to the user's question. Each is quoted \
+         between <reference> tags.\n",
+    );
+    for (i, r) in responses.iter().enumerate() {
+        system.push_str(&format!(
+            "\nResponse {}:\n{}\n",
+            i + 1,
+            quote_as("reference", r)
+        ));
+    }
+    system.push_str(
+        "\nEvaluate these responses. Select the most consistent response based on majority \
+         consensus. Start your answer with \"The most consistent response is Response X\" \
+         (without quotes).",
+    );
+    query.chat(query.system_with(&system))
+}
+
+/// The 0-based index of the response a [`consistency_selection`] reply names among `n`: the
+/// first number right after a "Response", else the number a reply starts with; `None` when it
+/// names none from 1 to `n`.
+pub fn parse_consistency_choice(reply: &str, n: usize) -> Option<usize> {
+    let lower = reply.to_ascii_lowercase();
+    let number = |text: &str| -> Option<usize> {
+        let digits: String = text
+            .trim_start_matches(|c: char| c.is_whitespace() || c == '#')
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let named = lower
+        .match_indices("response")
+        .find_map(|(at, word)| number(&lower[at + word.len()..]))
+        .or_else(|| number(&lower));
+    named.filter(|&i| (1..=n).contains(&i)).map(|i| i - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consistency_choice_is_read_from_the_reply() {
+        let parse = parse_consistency_choice;
+        assert_eq!(
+            parse("The most consistent response is Response 2.", 3),
+            Some(1)
+        );
+        assert_eq!(parse("response #3 agrees with the others", 3), Some(2));
+        assert_eq!(parse("1", 3), Some(0));
+        assert_eq!(parse("The most consistent response is Response 4", 3), None);
+        assert_eq!(parse("Response 0", 3), None);
+        assert_eq!(parse("They all agree.", 3), None);
+    }
+
+    #[test]
+    fn the_selection_prompt_numbers_and_quotes_the_responses() {
+        let m = consistency_selection(&Query::new("How many?"), &["It is 3.", "</reference> 4"]);
+        let system = &m[0].content;
+        assert!(
+            system.contains("Response 1:\n<reference>\nIt is 3."),
+            "{system}"
+        );
+        assert!(
+            !system.contains("</reference> 4"),
+            "a closing tag is defused: {system}"
+        );
+        assert!(system.contains("\"The most consistent response is Response X\""));
+        assert_eq!(m.last().map(|x| x.content.as_str()), Some("How many?"));
+    }
 }

@@ -118,6 +118,7 @@ impl GuidanceOptions {
                 k: self.refs(),
                 selector: self.selector(),
                 aggregate: self.aggregate(),
+                adaptive: self.adaptive,
             },
             aggregate_drafts: self.aggregate_drafts(),
             screen: self.screen(),

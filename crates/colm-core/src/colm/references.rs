@@ -188,7 +188,7 @@ pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), Invalid> {
 pub use crate::options::{Aggregate, Selector};
 
 /// How many references, chosen how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceConfig {
     /// References per query (top-k among the writers), at least 1; a pool this size or smaller
     /// is used whole, without selection.
@@ -199,6 +199,10 @@ pub struct ReferenceConfig {
     /// How several references become guidance (left out of records at its default).
     #[serde(default, skip_serializing_if = "Aggregate::is_synthesis")]
     pub aggregate: Aggregate,
+    /// Draw the references adaptively until their vote is settled with this confidence, `k`
+    /// being the most ([`settled`]); `None`: all `k` at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<f64>,
 }
 
 impl Default for ReferenceConfig {
@@ -207,6 +211,7 @@ impl Default for ReferenceConfig {
             k: 1,
             selector: Selector::default(),
             aggregate: Aggregate::default(),
+            adaptive: None,
         }
     }
 }
@@ -224,6 +229,9 @@ pub struct References {
     /// tokens).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stored: bool,
+    /// Drawn adaptively: how settled the vote was when the drawing stopped ([`settled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 impl References {
@@ -301,6 +309,7 @@ pub async fn write_references(
             selection: None,
             steps: vec![step],
             stored: false,
+            confidence: None,
         };
     }
     let mut chosen: Vec<&ReferenceWriter> = pool.iter().collect();
@@ -345,7 +354,41 @@ pub async fn write_references(
         chosen = pool.iter().filter(|w| s.chosen.contains(&w.id)).collect();
         selection = Some(s);
     }
-    let steps = join_all(chosen.iter().map(|w| async move {
+    let Some(wanted) = config.adaptive else {
+        let steps = draw(&chosen, query, params, observer).await;
+        return References {
+            selection,
+            steps,
+            stored: false,
+            confidence: None,
+        };
+    };
+    // Adaptive: first as many as could settle the vote by agreeing, then one at a time.
+    let first = (1..=chosen.len())
+        .find(|&n| settled(n, 0) >= wanted)
+        .unwrap_or(chosen.len());
+    let mut steps = draw(&chosen[..first], query, params, observer).await;
+    let mut confidence = vote_settled(&steps);
+    while confidence < wanted && steps.len() < chosen.len() {
+        steps.extend(draw(&chosen[steps.len()..=steps.len()], query, params, observer).await);
+        confidence = vote_settled(&steps);
+    }
+    References {
+        selection,
+        steps,
+        stored: false,
+        confidence: Some(confidence),
+    }
+}
+
+/// The references of `writers` for `query`, written concurrently.
+async fn draw(
+    writers: &[&ReferenceWriter],
+    query: &Query,
+    params: &SamplingParams,
+    observer: Option<StepObserver<'_>>,
+) -> Vec<Step> {
+    join_all(writers.iter().map(|w| async move {
         call(
             StepKind::Reference,
             1,
@@ -357,12 +400,39 @@ pub async fn write_references(
         )
         .await
     }))
-    .await;
-    References {
-        selection,
-        steps,
-        stored: false,
+    .await
+}
+
+/// How settled a vote is: the probability, under a uniform prior, that the answer with
+/// `leader` votes is truly more frequent than the one with `runner_up` votes —
+/// P(p > 1/2) for p ~ Beta(leader + 1, runner_up + 1), Adaptive-Consistency's Beta stopping
+/// criterion (Aggarwal et al. 2023, §2.2). For integer parameters it is a binomial tail,
+/// P(Binomial(leader + runner_up + 1, 1/2) ≤ leader). Two agreeing answers give 0.875, three
+/// 0.9375, four 0.969; 3 against 1 gives 0.8125.
+pub fn settled(leader: usize, runner_up: usize) -> f64 {
+    let n = leader + runner_up + 1;
+    // Σ_{j ≤ leader} C(n, j) / 2^n, term by term in floating point (n ≤ 17 here).
+    let mut term = 0.5f64.powi(i32::try_from(n).unwrap_or(i32::MAX));
+    let mut sum = term;
+    for j in 0..leader {
+        term *= (n - j) as f64 / (j + 1) as f64;
+        sum += term;
     }
+    sum.min(1.0)
+}
+
+/// [`settled`] for the final answers of the references written so far (an answer that cannot
+/// be extracted counts for none).
+fn vote_settled(steps: &[Step]) -> f64 {
+    let texts: Vec<&str> = steps.iter().filter_map(Step::text).collect();
+    let mut counts: Vec<usize> = crate::answer::tally(&texts)
+        .map(|t| t.counts.into_values().collect())
+        .unwrap_or_default();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    settled(
+        counts.first().copied().unwrap_or(0),
+        counts.get(1).copied().unwrap_or(0),
+    )
 }
 
 /// A server model and the sampling of its calls.
@@ -388,9 +458,15 @@ pub async fn synthesise(
     observer: Option<StepObserver<'_>>,
 ) -> Step {
     let texts = references.texts();
-    if aggregate == Aggregate::Vote && client_answers.is_empty() && texts.len() > 1 {
-        let chosen = voted(references);
-        return no_call_step(StepKind::Guidance, round, VOTE, Ok(chosen), observer);
+    if client_answers.is_empty() && texts.len() > 1 {
+        match aggregate {
+            Aggregate::Vote => {
+                let chosen = voted(references);
+                return no_call_step(StepKind::Guidance, round, VOTE, Ok(chosen), observer);
+            }
+            Aggregate::Select => return selected(query, &texts, server, round, observer).await,
+            Aggregate::Synthesis => {}
+        }
     }
     match (texts.as_slice(), client_answers.is_empty()) {
         ([], _) => no_call_step(
@@ -434,6 +510,59 @@ pub async fn synthesise(
 
 /// The model name of a guidance step chosen by a vote of the references (no model call).
 pub const VOTE: &str = "vote";
+
+/// The reference the server model names as the most consistent with the others
+/// ([`Aggregate::Select`], [`prompts::consistency_selection`]): a guidance step with the
+/// selection call's messages and tokens whose text is that reference, unchanged. A reply that
+/// names no reference in range gives the first reference, with the reply kept in the
+/// completion's `fallback`; a failed call, the first reference likewise.
+async fn selected(
+    query: &Query,
+    texts: &[&str],
+    server: ServerCall<'_>,
+    round: u32,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    let mut step = call(
+        StepKind::Guidance,
+        round,
+        None,
+        server.model,
+        prompts::consistency_selection(query, texts),
+        server.params,
+        None,
+    )
+    .await;
+    let first = texts.first().copied().unwrap_or_default();
+    match &mut step.outcome {
+        StepOutcome::Ok { completion } => {
+            match prompts::parse_consistency_choice(&completion.text, texts.len()) {
+                Some(i) => completion.text = texts[i].to_owned(),
+                None => {
+                    completion.fallback = Some(format!(
+                        "the reply named no reference from 1 to {}: {:?}; the first reference",
+                        texts.len(),
+                        completion.text.chars().take(200).collect::<String>()
+                    ));
+                    completion.text = first.to_owned();
+                }
+            }
+        }
+        StepOutcome::Failed { error } => {
+            let mut fallback = Completion::text_only(first.to_owned());
+            fallback.fallback = Some(format!(
+                "the selection failed: {error}; the first reference"
+            ));
+            step.outcome = StepOutcome::Ok {
+                completion: fallback,
+            };
+        }
+    }
+    if let Some(obs) = observer {
+        obs(&step);
+    }
+    step
+}
 
 /// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
 /// answer is the majority's ([`crate::answer::tally`]), the one with the highest mean token
@@ -521,10 +650,13 @@ pub fn scope(
 ) -> String {
     let sigs: Vec<String> = writers.iter().map(ReferenceWriter::signature).collect();
     // The default aggregation adds nothing, so that keys stored before it existed still match.
-    let aggregate = match config.aggregate {
+    let mut aggregate = match config.aggregate {
         Aggregate::Synthesis => String::new(),
         other => format!("\u{1f}aggregate={}", other.name()),
     };
+    if let Some(c) = config.adaptive {
+        aggregate.push_str(&format!("\u{1f}adaptive={c}"));
+    }
     format!(
         "reference\u{1f}{aggregator}\u{1f}k={}\u{1f}{}\u{1f}max={}\u{1f}t={}\u{1f}p={}\u{1f}seed={}\u{1f}{}{aggregate}",
         config.k,

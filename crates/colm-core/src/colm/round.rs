@@ -14,6 +14,7 @@ use super::guide::{Ask, Guide};
 use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
 use crate::guidance::GuidanceMode;
 use crate::model::{ChatModel, SamplingParams, WireStats};
+use crate::options::Aggregate;
 use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
 use crate::query::Query;
 use crate::step::{call, call_watched, Step, StepKind, StepObserver, StepOutcome, Watch};
@@ -285,6 +286,11 @@ pub async fn run(
                 votes: t.votes,
                 references: t.drafts,
             },
+            (true, None)
+                if config.references.aggregate == Aggregate::Select && config.references.k > 1 =>
+            {
+                GuidanceSource::SelectedReference
+            }
             (true, None) => GuidanceSource::References,
             (false, _) => GuidanceSource::ReadYourAnswer,
         };

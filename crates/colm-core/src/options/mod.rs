@@ -75,6 +75,11 @@ pub enum Aggregate {
     /// is the reference of the majority with the highest mean token log-probability (ties: the
     /// first, the greedy one); with no extractable answer, the first reference.
     Vote,
+    /// One server call: the server model names the reference most consistent with the
+    /// others, by its number (universal self-consistency, Chen et al. 2023, §3; for answers a
+    /// vote cannot extract) — the guidance is that reference, unchanged; a reply naming none
+    /// falls back to the first reference (recorded).
+    Select,
 }
 
 impl Named for Aggregate {}
@@ -196,10 +201,20 @@ pub struct GuidanceOptions {
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub selector: Option<Selector>,
     /// Reference modes: how several references become guidance: `synthesis` (default; the
-    /// server model synthesises them) or `vote` (no model call: the reference of the majority
-    /// final answer).
+    /// server model synthesises them), `vote` (no model call: the reference of the majority
+    /// final answer) or `select` (the server model names the most consistent reference).
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub aggregate: Option<Aggregate>,
+    /// Reference modes with `aggregate=vote`: draw the references adaptively — the first
+    /// ones together, then one at a time — until the leading answer is settled with this
+    /// confidence, in (0.5, 1) (Adaptive-Consistency's Beta stopping rule, Aggarwal et al.
+    /// 2023), `refs` being the most drawn. Default: off (all `refs` drawn).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(exclusive_minimum = 0.5, exclusive_maximum = 1)
+    )]
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub adaptive: Option<f64>,
     /// Reference modes: aggregate the clients' drafts with the references in round 1 too (the
     /// guidance then reads client text and is private; default false).
     #[serde(deserialize_with = "switch")]
@@ -251,8 +266,13 @@ impl GuidanceOptions {
 
     /// The options that apply to the reference modes only (a draft-only mode refuses them; the
     /// served contract states the same from this list).
-    pub const REFERENCE_ONLY: [&'static str; 4] =
-        ["refs", "selector", "aggregate", "aggregate_drafts"];
+    pub const REFERENCE_ONLY: [&'static str; 5] = [
+        "refs",
+        "selector",
+        "aggregate",
+        "adaptive",
+        "aggregate_drafts",
+    ];
 
     /// Every option at its default (each enum's is its `#[default]` variant).
     pub fn defaults() -> Self {
@@ -262,6 +282,7 @@ impl GuidanceOptions {
             refs: Some(Self::REFS),
             selector: Some(Selector::default()),
             aggregate: Some(Aggregate::default()),
+            adaptive: None,
             aggregate_drafts: Some(false),
             screen: Some(DraftScreen::default()),
             max_drafts: Some(MAX_DRAFTS),
@@ -346,6 +367,24 @@ impl GuidanceOptions {
                     format!(
                         "`{field}` applies to the reference modes, not to {}",
                         mode.name()
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = self.adaptive {
+            if !(c > 0.5 && c < 1.0) {
+                return Err(OptionError::new(
+                    "adaptive",
+                    format!("`adaptive` takes a confidence in (0.5, 1), got {c}"),
+                ));
+            }
+            if self.aggregate() != Aggregate::Vote {
+                return Err(OptionError::new(
+                    "adaptive",
+                    format!(
+                        "`adaptive` stops drawing references when their vote is settled: it needs \
+                         `aggregate=vote`, not {}",
+                        self.aggregate().name()
                     ),
                 ));
             }

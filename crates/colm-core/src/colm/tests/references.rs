@@ -670,7 +670,10 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
             }
             // No extractable answer: no vote to state, nothing recorded.
             None => {
-                assert!(prompt.contains("synthesised from their answers"), "{prompt}");
+                assert!(
+                    prompt.contains("synthesised from their answers"),
+                    "{prompt}"
+                );
                 assert!(tally.is_none());
             }
         }
@@ -707,4 +710,154 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
     let o = crate::strategy::ColmOptions::parse_options("refs=3,aggregate=vote").unwrap();
     assert_eq!(o.guidance().aggregate(), Aggregate::Vote);
     assert!(crate::strategy::ColmOptions::parse_options("mode=vote,aggregate=vote").is_err());
+}
+
+/// Writers answering `answers` in pool order (`w1`, `w2`, …).
+fn answering(answers: &[&'static str]) -> Vec<ReferenceWriter> {
+    answers
+        .iter()
+        .enumerate()
+        .map(|(i, &text)| ReferenceWriter {
+            id: format!("w{}", i + 1),
+            description: "d".into(),
+            system: None,
+            model: Scripted::new(&format!("w{}", i + 1), move |_| Ok(text.into())),
+            temperature: None,
+            seed: None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn adaptive_sampling_stops_when_the_vote_is_settled() {
+    // Adaptive-Consistency's Beta rule: P(p > 1/2), p ~ Beta(leader + 1, runner-up + 1).
+    assert!((super::super::references::settled(0, 0) - 0.5).abs() < 1e-12);
+    assert!((super::super::references::settled(2, 0) - 0.875).abs() < 1e-12);
+    assert!((super::super::references::settled(3, 0) - 0.9375).abs() < 1e-12);
+    assert!((super::super::references::settled(3, 1) - 0.8125).abs() < 1e-12);
+    assert!((super::super::references::settled(6, 1) - (1.0 - 9.0 / 256.0)).abs() < 1e-12);
+
+    let srv = reference_server();
+    let collabs = [collab("client-1", client("a"))];
+    let cfg = |adaptive: f64| ColmConfig {
+        references: ReferenceConfig {
+            k: 8,
+            aggregate: Aggregate::Vote,
+            adaptive: Some(adaptive),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let drawn = |answers: &[&'static str], adaptive: f64| {
+        let pool = answering(answers);
+        let srv = srv.clone();
+        let collabs = collabs.clone();
+        async move {
+            let side = ServerSide {
+                aggregator: srv.as_ref(),
+                writers: &pool,
+                store: None,
+            };
+            let rec = run_with(
+                &Query::new("q"),
+                &collabs,
+                side,
+                &cfg(adaptive),
+                Watch::default(),
+            )
+            .await
+            .unwrap();
+            let refs = rec.references.unwrap();
+            let ids: Vec<String> = refs
+                .steps
+                .iter()
+                .filter_map(|s| s.collaborator.clone())
+                .collect();
+            (
+                ids,
+                refs.confidence.unwrap(),
+                rec.rounds[0].tally.clone().unwrap(),
+            )
+        }
+    };
+    let agree = ["18", "18", "18", "18", "18", "18", "18", "18"];
+    // 0.9: three agreeing answers settle it (0.9375), drawn together.
+    let (ids, confidence, tally) = drawn(&agree, 0.9).await;
+    assert_eq!(ids, ["w1", "w2", "w3"]);
+    assert!((confidence - 0.9375).abs() < 1e-12);
+    assert_eq!((tally.votes, tally.drafts), (3, 3));
+    // 0.95: four.
+    assert_eq!(drawn(&agree, 0.95).await.0.len(), 4);
+    // A dissent draws one more at a time until the leader is settled: 18 ×3 against 20 is
+    // 0.8125, 18 ×4 against 20 is 0.89, 18 ×5 against 20 is 0.9375.
+    let split = ["18", "20", "18", "18", "18", "18", "18", "18"];
+    let (ids, confidence, tally) = drawn(&split, 0.9).await;
+    assert_eq!(ids.len(), 6);
+    assert!(confidence >= 0.9);
+    assert_eq!(
+        (tally.answer.as_str(), tally.votes, tally.drafts),
+        ("18", 5, 6)
+    );
+    // Never settled: all eight, the confidence it reached recorded.
+    let spread = ["1", "2", "3", "4", "5", "6", "7", "8"];
+    let (ids, confidence, tally) = drawn(&spread, 0.9).await;
+    assert_eq!(ids.len(), 8);
+    assert!(confidence < 0.9);
+    assert!(tally.tie, "eight different answers tie");
+    // The option: a confidence in (0.5, 1) with aggregate=vote only.
+    let parse = crate::strategy::ColmOptions::parse_options;
+    assert!(parse("refs=8,aggregate=vote,adaptive=0.9").is_ok());
+    assert!(parse("refs=8,adaptive=0.9").is_err());
+    assert!(parse("refs=8,aggregate=vote,adaptive=1").is_err());
+    assert!(parse("refs=8,aggregate=vote,adaptive=0.5").is_err());
+}
+
+#[tokio::test]
+async fn select_hands_the_client_the_reference_the_server_names() {
+    let collabs = [collab("client-1", client("a"))];
+    let cfg = ColmConfig {
+        references: ReferenceConfig {
+            k: 3,
+            aggregate: Aggregate::Select,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pool = answering(&["It is red.", "Blue, because of scattering.", "It is blue."]);
+    for (reply, guidance, fallback) in [
+        (
+            "The most consistent response is Response 3.",
+            "It is blue.",
+            false,
+        ),
+        ("I cannot decide.", "It is red.", true),
+    ] {
+        let srv = Scripted::new("server", move |m| {
+            assert!(m[0].content.contains("Select the most consistent response"));
+            Ok(reply.into())
+        });
+        let side = ServerSide {
+            aggregator: srv.as_ref(),
+            writers: &pool,
+            store: None,
+        };
+        let rec = run_with(&Query::new("sky?"), &collabs, side, &cfg, Watch::default())
+            .await
+            .unwrap();
+        let g = rec.rounds[0].guidance.as_ref().unwrap();
+        assert_eq!(
+            g.text(),
+            Some(guidance),
+            "the reference itself, not a rewrite"
+        );
+        assert_eq!(g.model, "server");
+        assert_eq!(srv.calls().len(), 1, "one selection call");
+        let c = g.completion().unwrap();
+        assert_eq!(c.fallback.is_some(), fallback, "{:?}", c.fallback);
+        let prompt = &rec.rounds[0].refinements[0].messages[0].content;
+        assert!(
+            prompt.contains("most consistent with the others"),
+            "{prompt}"
+        );
+    }
 }
