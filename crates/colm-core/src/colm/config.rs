@@ -73,6 +73,11 @@ pub struct ColmConfig {
     /// first ones (`None`: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_drafts: Option<usize>,
+    /// A client keeps its own answer instead of refining when the guidance is a vote whose
+    /// share (votes / answers counted) is below this and the client's final answer is among the
+    /// answers voted for (`None`: always refine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_draft: Option<f64>,
 }
 
 fn legacy_mode() -> GuidanceMode {
@@ -104,6 +109,7 @@ impl Default for ColmConfig {
             refine: None,
             screen: DraftScreen::All,
             max_drafts: None,
+            keep_draft: None,
         }
     }
 }
@@ -136,6 +142,7 @@ impl RoundOptions {
         self.guidance.apply(ColmConfig {
             rounds: self.rounds(),
             refine: Some(self.refine()),
+            keep_draft: self.keep_draft,
             ..base
         })
     }

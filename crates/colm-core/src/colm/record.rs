@@ -42,6 +42,10 @@ pub struct RoundRecord {
     /// the drafts): the final answers counted, their votes, extraction failures and ties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tally: Option<VoteTally>,
+    /// The collaborators that kept their own answer instead of refining (`keep_draft`: the
+    /// vote was weak and counted their answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     /// `reference-critique`: the server's review of each collaborator's answer against the
     /// guidance above (the guidance that collaborator refines with), in collaborator order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use super::config::{Collaborator, ColmConfig};
 use super::guide::{Ask, Guide};
 use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
+use crate::answer::{extract_answer, VoteTally};
 use crate::guidance::GuidanceMode;
 use crate::model::{ChatModel, SamplingParams, WireStats};
 use crate::options::Aggregate;
@@ -242,6 +243,7 @@ pub async fn run(
             aggregated: Vec::new(),
             guidance_shared: guidance.is_some(),
             tally: None,
+            kept: Vec::new(),
             guidance,
             critiques: Vec::new(),
             refinements: Vec::new(),
@@ -300,6 +302,7 @@ pub async fn run(
             aggregated: guided.aggregated,
             guidance_shared: guided.shared,
             tally: guided.tally,
+            kept: Vec::new(),
             guidance: Some(guided.guidance),
             critiques: guided.critiques,
             refinements: Vec::new(),
@@ -317,34 +320,51 @@ pub async fn run(
             });
         }
 
-        // 4. Refinement, each collaborator with its own previous answer.
+        // 4. Refinement, each collaborator with its own previous answer — unless the guidance
+        // is a weak vote that counted the collaborator's own answer (`keep_draft`).
         let last = round == config.rounds;
-        let refinements = join_all(active.iter().zip(&per_collaborator).enumerate().map(
-            |(i, (a, g))| {
-                // The first active collaborator's last refinement is the answer: stream it.
-                let answer = watch.answer.filter(|_| last && i == 0);
-                let input = Refine {
-                    query,
-                    own: &a.text,
-                    guidance: g,
-                    source,
-                    form: refine,
-                };
-                self::refine(
-                    input,
-                    a.who.as_client(),
-                    round,
-                    &config.client_params,
-                    Watch {
-                        steps: observer,
-                        answer,
-                    },
-                )
-            },
-        ))
+        let keeps: Vec<bool> = active
+            .iter()
+            .map(|a| keeps_own(config.keep_draft, round_record.tally.as_ref(), &a.text))
+            .collect();
+        let refinements = join_all(
+            active
+                .iter()
+                .zip(&per_collaborator)
+                .zip(&keeps)
+                .enumerate()
+                .filter(|(_, (_, keep))| !**keep)
+                .map(|(i, ((a, g), _))| {
+                    // The first active collaborator's last refinement is the answer: stream it.
+                    let answer = watch.answer.filter(|_| last && i == 0);
+                    let input = Refine {
+                        query,
+                        own: &a.text,
+                        guidance: g,
+                        source,
+                        form: refine,
+                    };
+                    self::refine(
+                        input,
+                        a.who.as_client(),
+                        round,
+                        &config.client_params,
+                        Watch {
+                            steps: observer,
+                            answer,
+                        },
+                    )
+                }),
+        )
         .await;
+        if let (true, Some(true), Some(tx), Some(first)) =
+            (last, keeps.first(), watch.answer, active.first())
+        {
+            let _ = tx.unbounded_send(crate::model::StreamEvent::Delta(first.text.clone()));
+        }
         let mut errors = Vec::new();
-        for (a, step) in active.iter_mut().zip(&refinements) {
+        let refined = active.iter_mut().zip(&keeps).filter(|(_, keep)| !**keep);
+        for ((a, _), step) in refined.zip(&refinements) {
             match &step.outcome {
                 StepOutcome::Ok { completion } => {
                     a.text = completion.text.clone();
@@ -354,6 +374,12 @@ pub async fn run(
                 StepOutcome::Failed { error } => errors.push((a.who.id.clone(), error.clone())),
             }
         }
+        round_record.kept = active
+            .iter()
+            .zip(&keeps)
+            .filter(|(_, keep)| **keep)
+            .map(|(a, _)| a.who.id.clone())
+            .collect();
         round_record.refinements = refinements;
         record.rounds.push(round_record);
         if errors.len() == active.len() {
@@ -368,6 +394,18 @@ pub async fn run(
     }
     record.final_answers = final_answers(&active);
     Ok(finish(record, wire))
+}
+
+/// Whether a client keeps `own` answer instead of refining (`keep_draft`): the guidance is a
+/// vote (`tally`) whose share is below `threshold` and `own`'s final answer is among the
+/// answers it counted.
+fn keeps_own(threshold: Option<f64>, tally: Option<&VoteTally>, own: &str) -> bool {
+    match (threshold, tally) {
+        (Some(t), Some(tally)) if tally.agreement() < t => {
+            extract_answer(own).is_some_and(|a| tally.counts.contains_key(&a))
+        }
+        _ => false,
+    }
 }
 
 fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {

@@ -428,6 +428,12 @@ pub struct RoundOptions {
     /// prompt, as the CoLM reference code; not with the critique modes); default: the mode's.
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub refine: Option<RefineContext>,
+    /// Keep the client's own answer, without refining, when the guidance is a vote (of the
+    /// references, `aggregate=vote`, or of the drafts) whose share — votes over answers counted —
+    /// is below this, in (0, 1], and the client's own final answer is among the answers voted
+    /// for. Default: always refine.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub keep_draft: Option<f64>,
 }
 
 impl RoundOptions {
@@ -439,6 +445,7 @@ impl RoundOptions {
             rounds: Some(Self::ROUNDS),
             guidance: GuidanceOptions::defaults(),
             refine: None,
+            keep_draft: None,
         }
     }
 
@@ -462,6 +469,12 @@ impl RoundOptions {
         self.guidance.check()?;
         if self.rounds == Some(0) {
             return Err(OptionError::new("rounds", "`rounds` must be at least 1"));
+        }
+        if let Some(t) = self.keep_draft.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
+            return Err(OptionError::new(
+                "keep_draft",
+                format!("`keep_draft` takes a vote share in (0, 1], got {t}"),
+            ));
         }
         self.guidance
             .mode()

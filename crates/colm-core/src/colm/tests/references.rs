@@ -861,3 +861,59 @@ async fn select_hands_the_client_the_reference_the_server_names() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_keeps_its_answer_when_the_vote_is_weak_and_counted_it() {
+    let srv = reference_server();
+    // Two clients: one agrees with the minority (20), one with no answer the vote counted.
+    let says = |name: &'static str, draft: &'static str| {
+        Scripted::new(name, move |m| {
+            Ok(if is_refinement(m) { "refined: 18" } else { draft }.into())
+        })
+    };
+    let collabs = [
+        collab("client-1", says("c1", "I think it is 20.")),
+        collab("client-2", says("c2", "It is 7.")),
+    ];
+    let pool = answering(&["The answer is 20.", "So she makes $18.", "\\boxed{18}"]);
+    for (keep_draft, kept, first_answer) in [
+        // 2 of 3 is below 0.8: client-1's 20 was voted for, so it keeps it; client-2 refines.
+        (Some(0.8), vec!["client-1".to_owned()], "I think it is 20."),
+        // 2 of 3 is not below 0.6: both refine.
+        (Some(0.6), Vec::new(), "refined: 18"),
+        (None, Vec::new(), "refined: 18"),
+    ] {
+        let cfg = ColmConfig {
+            references: ReferenceConfig {
+                k: 3,
+                aggregate: Aggregate::Vote,
+                ..Default::default()
+            },
+            keep_draft,
+            ..Default::default()
+        };
+        let side = ServerSide {
+            aggregator: srv.as_ref(),
+            writers: &pool,
+            store: None,
+        };
+        let rec = run_with(&Query::new("q"), &collabs, side, &cfg, Watch::default())
+            .await
+            .unwrap();
+        let r = &rec.rounds[0];
+        assert_eq!(r.kept, kept);
+        assert_eq!(r.refinements.len(), 2 - kept.len());
+        assert_eq!(rec.final_answers[0].text, first_answer);
+        let from = if kept.is_empty() {
+            StepKind::Refinement
+        } else {
+            StepKind::Draft
+        };
+        assert_eq!(rec.final_answers[0].from, from);
+        assert_eq!(rec.final_answers[1].text, "refined: 18");
+    }
+    let parse = crate::strategy::ColmOptions::parse_options;
+    assert!(parse("refs=3,aggregate=vote,keep_draft=0.8").is_ok());
+    assert!(parse("keep_draft=0").is_err());
+    assert!(parse("keep_draft=1.5").is_err());
+}
