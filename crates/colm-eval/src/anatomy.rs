@@ -31,6 +31,16 @@ pub struct ColmAnatomy {
     /// The first reference is right (reference modes; `None` for the modes without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_right: Option<Proportion>,
+    /// Some reference is right (strategies with several references): what a perfect
+    /// aggregation of them could reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_reference_right: Option<Proportion>,
+    /// References written per question: how many questions drew each number (reference modes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub references_drawn: BTreeMap<usize, usize>,
+    /// The first collaborator kept its own answer instead of refining (`keep_draft`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_own: Option<Proportion>,
     /// The last round's guidance, read as an answer, is right.
     pub guidance_right: Proportion,
     /// The final answer is right.
@@ -84,18 +94,37 @@ pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Ve
             continue;
         };
         let right = |s: &crate::suite::Score| s.correct == Some(true);
-        let reference = colm.references.as_ref().map(|refs| {
-            refs.steps
-                .first()
-                .and_then(|s| s.text())
+        let reference_right = |s: &colm_core::colm::Step| {
+            s.text()
                 .and_then(|t| score_extracted(item, t))
                 .is_some_and(|s| right(&s))
+        };
+        let reference = colm
+            .references
+            .as_ref()
+            .map(|refs| refs.steps.first().is_some_and(reference_right));
+        let references = colm.references.as_ref().map(|refs| {
+            (
+                refs.steps.iter().filter(|s| s.text().is_some()).count(),
+                refs.steps.iter().any(reference_right),
+            )
+        });
+        let first_id = colm
+            .rounds
+            .first()
+            .and_then(|round| round.drafts.first().and_then(|d| d.collaborator.clone()));
+        let kept_own = colm.config.keep_draft.map(|_| {
+            colm.rounds
+                .iter()
+                .any(|round| first_id.as_ref().is_some_and(|id| round.kept.contains(id)))
         });
         let kept = d.extracted.is_some() && d.extracted == f.extracted;
         rows.entry(r.strategy.to_string())
             .or_default()
             .push(Scored {
                 reference,
+                references,
+                kept_own,
                 draft: right(&d),
                 guidance: right(&g),
                 fin: right(&f),
@@ -114,12 +143,29 @@ pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Ve
             let count = |f: fn(&Scored) -> bool| v.iter().filter(|x| f(x)).count();
             let g_right = count(|x| x.guidance);
             let with_refs: Vec<bool> = v.iter().filter_map(|x| x.reference).collect();
+            let several: Vec<bool> = v
+                .iter()
+                .filter_map(|x| x.references)
+                .filter(|&(n, _)| n > 1)
+                .map(|(_, any)| any)
+                .collect();
+            let mut references_drawn = BTreeMap::new();
+            for (n, _) in v.iter().filter_map(|x| x.references) {
+                *references_drawn.entry(n).or_insert(0) += 1;
+            }
+            let kept: Vec<bool> = v.iter().filter_map(|x| x.kept_own).collect();
             ColmAnatomy {
                 strategy,
                 draft_right: Proportion::new(count(|x| x.draft), n),
                 reference_right: (!with_refs.is_empty()).then(|| {
                     Proportion::new(with_refs.iter().filter(|&&r| r).count(), with_refs.len())
                 }),
+                any_reference_right: (!several.is_empty()).then(|| {
+                    Proportion::new(several.iter().filter(|&&r| r).count(), several.len())
+                }),
+                references_drawn,
+                kept_own: (!kept.is_empty())
+                    .then(|| Proportion::new(kept.iter().filter(|&&k| k).count(), kept.len())),
                 guidance_right: Proportion::new(g_right, n),
                 final_right: Proportion::new(count(|x| x.fin), n),
                 final_right_given_guidance_right: Proportion::new(
@@ -143,6 +189,10 @@ pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Ve
 /// One record's scores.
 struct Scored {
     reference: Option<bool>,
+    /// (references written, some reference is right), in the reference modes.
+    references: Option<(usize, bool)>,
+    /// The first collaborator kept its own answer (`keep_draft` runs).
+    kept_own: Option<bool>,
     draft: bool,
     guidance: bool,
     fin: bool,
@@ -159,25 +209,28 @@ pub fn table(rows: &[ColmAnatomy]) -> String {
     let cell = |p: &Proportion| format!("{:.1} ({}/{})", 100.0 * p.rate, p.k, p.n);
     let adversary = rows.iter().any(|r| r.guidance_injected.is_some());
     let mut t = String::from(
-        "| strategy | draft right % | reference right % | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % |",
+        "| strategy | draft right % | reference right % | any reference right % | references / question | guidance right % | final right % | final right when guidance right % | final right when guidance wrong % | final keeps the draft's answer % | kept its own answer % |",
     );
     t.push_str(if adversary {
-        " guidance states the injected answer % | final is the injected answer % |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        " guidance states the injected answer % | final is the injected answer % |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     } else {
-        "\n|---|---|---|---|---|---|---|---|\n"
+        "\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     });
     for r in rows {
         let _ = write!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.strategy,
             cell(&r.draft_right),
             r.reference_right.as_ref().map_or("–".into(), cell),
+            r.any_reference_right.as_ref().map_or("–".into(), cell),
+            drawn(&r.references_drawn),
             cell(&r.guidance_right),
             cell(&r.final_right),
             cell(&r.final_right_given_guidance_right),
             cell(&r.final_right_given_guidance_wrong),
             cell(&r.kept_draft_answer),
+            r.kept_own.as_ref().map_or("–".into(), cell),
         );
         if adversary {
             let opt = |p: &Option<Proportion>| p.as_ref().map_or("–".into(), cell);
@@ -191,6 +244,21 @@ pub fn table(rows: &[ColmAnatomy]) -> String {
         t.push('\n');
     }
     t
+}
+
+/// References per question as `mean (n×count, …)`, e.g. `3.4 (3×40, 4×8, 8×2)`; `–` for none.
+fn drawn(counts: &BTreeMap<usize, usize>) -> String {
+    let questions: usize = counts.values().sum();
+    if questions == 0 {
+        return "–".into();
+    }
+    let total: usize = counts.iter().map(|(n, c)| n * c).sum();
+    let spread: Vec<String> = counts.iter().map(|(n, c)| format!("{n}×{c}")).collect();
+    format!(
+        "{:.1} ({})",
+        total as f64 / questions as f64,
+        spread.join(", ")
+    )
 }
 
 /// Server decode tokens of one `colm` strategy per client query, split into the part computed

@@ -868,7 +868,12 @@ async fn a_client_keeps_its_answer_when_the_vote_is_weak_and_counted_it() {
     // Two clients: one agrees with the minority (20), one with no answer the vote counted.
     let says = |name: &'static str, draft: &'static str| {
         Scripted::new(name, move |m| {
-            Ok(if is_refinement(m) { "refined: 18" } else { draft }.into())
+            Ok(if is_refinement(m) {
+                "refined: 18"
+            } else {
+                draft
+            }
+            .into())
         })
     };
     let collabs = [
