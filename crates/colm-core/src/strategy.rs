@@ -239,7 +239,7 @@ impl ColmOptions {
         } else if refs == 1 && self.pool() == WriterPool::default() {
             Vec::new()
         } else {
-            self.pool().writers(server, refs)
+            self.pool().writers(server, refs, self.pool_t())
         }
     }
 
@@ -353,15 +353,16 @@ impl CascadeSpec {
 pub use crate::options::WriterPool;
 
 impl WriterPool {
-    /// The writers on `server` for `refs` references.
-    pub fn writers(self, server: &Arc<dyn ChatModel>, refs: usize) -> Vec<ReferenceWriter> {
+    /// The writers on `server` for `refs` references; `t`: the temperature of the sampled
+    /// writers of [`WriterPool::Seeds`].
+    pub fn writers(self, server: &Arc<dyn ChatModel>, refs: usize, t: f64) -> Vec<ReferenceWriter> {
         match self {
             WriterPool::Seeds => (0..refs)
                 .map(|i| {
                     let mut w = ReferenceWriter::generalist(server.clone());
                     w.id = format!("server-{}", i + 1);
                     if i > 0 {
-                        w.temperature = Some(spec::AGENT_TEMPERATURE as f32);
+                        w.temperature = Some(t as f32);
                         w.seed = u32::try_from(i).ok();
                     }
                     w

@@ -51,8 +51,8 @@ impl Named for Selector {}
 #[serde(rename_all = "snake_case")]
 pub enum WriterPool {
     /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
-    /// request), the others at the agents' temperature ([`crate::horizontal::spec::AGENT_TEMPERATURE`]) with seeds
-    /// 1, 2, ….
+    /// request), the others at temperature `pool_t` (default the agents' temperature,
+    /// [`crate::horizontal::spec::AGENT_TEMPERATURE`]) with seeds 1, 2, ….
     #[default]
     Seeds,
     /// The four specialisations of [`crate::prompts::SPECIALISATIONS`], with the run's sampling.
@@ -508,6 +508,10 @@ pub struct ColmOptions {
     /// chosen by the selector).
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub pool: Option<WriterPool>,
+    /// Reference modes, pool `seeds`: the sampling temperature of writers 2, 3, …, above 0
+    /// (default 0.7, the agents' temperature of the horizontal strategies).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub pool_t: Option<f64>,
 }
 
 impl ColmOptions {
@@ -520,6 +524,7 @@ impl ColmOptions {
             round: RoundOptions::defaults(),
             top_k: None,
             pool: Some(WriterPool::default()),
+            pool_t: Some(crate::horizontal::spec::AGENT_TEMPERATURE),
         }
     }
 
@@ -538,6 +543,12 @@ impl ColmOptions {
         self.pool.unwrap_or_default()
     }
 
+    /// The temperature of the sampled writers of pool `seeds` (default 0.7).
+    pub fn pool_t(&self) -> f64 {
+        self.pool_t
+            .unwrap_or(crate::horizontal::spec::AGENT_TEMPERATURE)
+    }
+
     /// Checks the options alone and together ([`RoundOptions::check`] too).
     ///
     /// # Errors
@@ -550,15 +561,33 @@ impl ColmOptions {
             return Err(OptionError::new("top_k", "`top_k` must be at least 1"));
         }
         self.round.check()?;
-        let mode = self.guidance().mode.unwrap_or_default();
-        if self.pool.is_some() && !mode.uses_references() {
+        if let Some(t) = self.pool_t.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(OptionError::new(
-                "pool",
-                format!(
-                    "`pool` applies to the reference modes, not to {}",
-                    mode.name()
-                ),
+                "pool_t",
+                format!("`pool_t` takes a temperature above 0, got {t}"),
             ));
+        }
+        if self.pool_t.is_some() && self.pool == Some(WriterPool::Roles) {
+            return Err(OptionError::new(
+                "pool_t",
+                "`pool_t` is the temperature of pool seeds' sampled writers, not of pool roles",
+            ));
+        }
+        let mode = self.guidance().mode.unwrap_or_default();
+        let given = [
+            ("pool", self.pool.is_some()),
+            ("pool_t", self.pool_t.is_some()),
+        ];
+        if let Some((field, _)) = given.iter().find(|(_, g)| *g) {
+            if !mode.uses_references() {
+                return Err(OptionError::new(
+                    field,
+                    format!(
+                        "`{field}` applies to the reference modes, not to {}",
+                        mode.name()
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -703,5 +732,22 @@ mod tests {
         assert_eq!(g.mode(), GuidanceMode::Auto { threshold: 0.75 });
         assert_eq!(g.screen(), DraftScreen::Agreeing);
         assert!(serde_json::from_str::<GuidanceOptions>(r#"{"aggregate_drafts":"yes"}"#).is_err());
+    }
+
+    #[test]
+    fn pool_t_sets_the_temperature_of_the_sampled_writers() {
+        let o = colm("refs=3,aggregate=vote,pool_t=0.3").unwrap();
+        let server: std::sync::Arc<dyn crate::model::ChatModel> =
+            crate::testing::Scripted::new("big", |_| Ok("18".into()));
+        let w = o.pool().writers(&server, o.guidance().refs(), o.pool_t());
+        let t: Vec<Option<f32>> = w.iter().map(|w| w.temperature).collect();
+        assert_eq!(t, [None, Some(0.3), Some(0.3)], "the first writer stays greedy");
+        assert_eq!(text::format(&o.canonical()), "refs=3,aggregate=vote,pool_t=0.3");
+        // The default is left out of the canonical form.
+        let d = colm("refs=3,pool_t=0.7").unwrap();
+        assert_eq!(text::format(&d.canonical()), "refs=3");
+        for bad in ["pool_t=0", "pool_t=-1", "mode=vote,pool_t=0.3", "pool=roles,pool_t=0.3"] {
+            assert!(colm(bad).is_err(), "{bad}");
+        }
     }
 }
