@@ -261,6 +261,9 @@ fn drawn(counts: &BTreeMap<usize, usize>) -> String {
     )
 }
 
+/// Clients per question in the report's sharing columns and plot.
+pub const SHARING_CLIENTS: usize = 10;
+
 /// Server decode tokens of one `colm` strategy per client query, split into the part computed
 /// once per question (references and their synthesis: [`ColmRecord::shared_steps`]) and the
 /// part computed per client.
@@ -379,8 +382,8 @@ pub fn sharing_table(rows: &[SharingCost], server_alone: Option<f64>) -> String 
             r.shared_decode,
             r.private_decode,
             r.per_client(1),
-            r.per_client(10),
-            share(r.per_client(10)),
+            r.per_client(SHARING_CLIENTS),
+            share(r.per_client(SHARING_CLIENTS)),
             r.critical_path_s,
         );
     }

@@ -741,12 +741,24 @@ mod tests {
             crate::testing::Scripted::new("big", |_| Ok("18".into()));
         let w = o.pool().writers(&server, o.guidance().refs(), o.pool_t());
         let t: Vec<Option<f32>> = w.iter().map(|w| w.temperature).collect();
-        assert_eq!(t, [None, Some(0.3), Some(0.3)], "the first writer stays greedy");
-        assert_eq!(text::format(&o.canonical()), "refs=3,aggregate=vote,pool_t=0.3");
+        assert_eq!(
+            t,
+            [None, Some(0.3), Some(0.3)],
+            "the first writer stays greedy"
+        );
+        assert_eq!(
+            text::format(&o.canonical()),
+            "refs=3,aggregate=vote,pool_t=0.3"
+        );
         // The default is left out of the canonical form.
         let d = colm("refs=3,pool_t=0.7").unwrap();
         assert_eq!(text::format(&d.canonical()), "refs=3");
-        for bad in ["pool_t=0", "pool_t=-1", "mode=vote,pool_t=0.3", "pool=roles,pool_t=0.3"] {
+        for bad in [
+            "pool_t=0",
+            "pool_t=-1",
+            "mode=vote,pool_t=0.3",
+            "pool=roles,pool_t=0.3",
+        ] {
             assert!(colm(bad).is_err(), "{bad}");
         }
     }
