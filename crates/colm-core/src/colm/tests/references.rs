@@ -611,14 +611,6 @@ async fn references_in_a_store_are_written_once_per_question() {
 #[tokio::test]
 async fn a_vote_of_references_guides_with_the_majoritys_reference() {
     let srv = reference_server();
-    let writer = |id: &str, text: &'static str| ReferenceWriter {
-        id: id.into(),
-        description: "d".into(),
-        system: None,
-        model: Scripted::new(id, move |_| Ok(text.into())),
-        temperature: None,
-        seed: None,
-    };
     let collabs = [collab("client-1", client("a"))];
     let cfg = ColmConfig {
         references: ReferenceConfig {
@@ -630,20 +622,13 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
     };
     for (pool, guidance, stated) in [
         (
-            vec![
-                writer("w1", "The answer is 20."),
-                writer("w2", "So she makes $18."),
-                writer("w3", "\\boxed{18}"),
-            ],
+            answering(&["The answer is 20.", "So she makes $18.", "\\boxed{18}"]),
             "So she makes $18.",
             // The refinement prompt states the vote's share.
             Some("answered the question below 3 times; 2 of the 3 answers reach the same"),
         ),
         (
-            vec![
-                writer("w1", "I cannot tell."),
-                writer("w2", "Nothing to add."),
-            ],
+            answering(&["I cannot tell.", "Nothing to add."]),
             "I cannot tell.",
             None,
         ),
@@ -679,11 +664,7 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
         }
     }
     // The guide reports the vote it made (what the guidance API answers with).
-    let pool = vec![
-        writer("w1", "The answer is 20."),
-        writer("w2", "So she makes $18."),
-        writer("w3", "\\boxed{18}"),
-    ];
+    let pool = answering(&["The answer is 20.", "So she makes $18.", "\\boxed{18}"]);
     let guide = super::guide::InProcess {
         aggregator: Some(srv.as_ref()),
         writers: &pool,
