@@ -5,8 +5,8 @@
 //! `crates/colm-cli/tests/contract.rs`):
 //!
 //! - guidance and sessions: `model` is required (a string) unless `mode` is `vote`;
-//!   `refs`, `selector`, `aggregate` and `aggregate_drafts` apply to the reference modes only
-//!   (`GuidanceOptions::REFERENCE_ONLY`); a session
+//!   `refs`, `selector`, `aggregate`, `adaptive` and `aggregate_drafts` apply to the reference
+//!   modes only (`GuidanceOptions::REFERENCE_ONLY`); `adaptive` needs `aggregate: vote`; a session
 //!   does not take `reference-critique`; one-shot guidance needs at least one draft in the
 //!   modes that read them and exactly one for `reference-critique`;
 //! - `auto_threshold` applies to `mode: auto` only; `screen` not to `vote` and

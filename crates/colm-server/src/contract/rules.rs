@@ -32,6 +32,9 @@ pub(super) fn common_rules() -> Vec<Value> {
         // A screen applies where a model reads a pool of drafts.
         json!({"if": mode_in(&["vote", "reference-critique"]),
                "then": {"properties": {"screen": {"type": "null"}}}}),
+        // Adaptive sampling stops on a vote: it needs `aggregate: vote`.
+        json!({"if": {"required": ["adaptive"], "properties": {"adaptive": {"type": "number"}}},
+               "then": {"required": ["aggregate"], "properties": {"aggregate": {"const": "vote"}}}}),
         // Reference options apply to the reference modes only.
         json!({"if": mode_in(&draft_modes()),
                "then": {"properties": GuidanceOptions::REFERENCE_ONLY
