@@ -283,7 +283,10 @@ pub fn select_by_keywords(query: &str, descriptions: &[&str], k: usize) -> Vec<u
 }
 
 /// Selects `config.k` writers of `pool` for `query` and has each write its reference,
-/// concurrently. An empty pool means one generalist writer: `server` itself. Selection by the
+/// concurrently — or, with `config.adaptive`, in pool order in turns: first as many as could
+/// settle the vote by agreeing, then one at a time until the vote of their final answers is
+/// [`settled`] with that confidence or all `k` have written (`References::confidence` keeps
+/// how settled it was). An empty pool means one generalist writer: `server` itself. Selection by the
 /// server model runs on `server` with `params`; an unusable selection falls back to the whole
 /// pool (recorded). A writer that fails is recorded with its error.
 pub async fn write_references(
