@@ -147,6 +147,46 @@ async fn openai_api_over_loopback() {
         g["guidance"], g["references"][0]["text"],
         "the review is the guidance"
     );
+    // Without declared writers, `refs: 3` draws three references from the model (greedy, then
+    // sampled with seeds 1, 2) and their vote is the guidance; adaptively, at least the three
+    // that could settle it at 0.9 and at most `refs`.
+    for (body, least, most) in [
+        (
+            json!({"model": "small", "query": question, "refs": 3, "aggregate": "vote", "max_tokens": 48}),
+            3,
+            3,
+        ),
+        (
+            json!({"model": "small", "query": question, "refs": 5, "aggregate": "vote", "adaptive": 0.9, "max_tokens": 48}),
+            3,
+            5,
+        ),
+    ] {
+        let (status, text) = post(&client, &g_url, body.to_string()).await;
+        assert_eq!(status, 200, "{text}");
+        let g: Value = serde_json::from_str(&text).unwrap();
+        let writers: Vec<&str> = g["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["writer"].as_str().unwrap())
+            .collect();
+        assert!((least..=most).contains(&writers.len()), "{text}");
+        assert_eq!(writers[..3], ["server-1", "server-2", "server-3"], "{text}");
+        let texts: Vec<&str> = g["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["text"].as_str().unwrap())
+            .collect();
+        assert!(
+            texts.contains(&g["guidance"].as_str().unwrap()),
+            "the guidance is one of the references: {text}"
+        );
+        if !g["tally"].is_null() {
+            assert_eq!(g["tally"]["drafts"], writers.len(), "{text}");
+        }
+    }
     // A field the API does not know is a 400 naming it, never ignored.
     let body = json!({"model": "small", "query": question, "temperatur": 0});
     let (status, text) = post(&client, &g_url, body.to_string()).await;

@@ -260,9 +260,24 @@ pub async fn produce(
     let store = state
         .shared_references()
         .map(|s| s.as_ref() as &dyn references::ReferenceStore);
+    // Without declared writers, `refs` > 1 references come from the aggregating model as the
+    // strategies' pool `seeds` draws them (greedy, then sampled with seeds 1, 2, …).
+    let pooled = match (state.writers(), &aggregator) {
+        ([], Some(model)) if config.references.k > 1 => {
+            let pool = colm_core::options::ColmOptions::default();
+            pool.pool()
+                .writers(model, config.references.k, pool.pool_t())
+        }
+        _ => Vec::new(),
+    };
+    let writers = if pooled.is_empty() {
+        state.writers()
+    } else {
+        &pooled
+    };
     let guide = InProcess {
         aggregator: aggregator.as_deref(),
-        writers: state.writers(),
+        writers,
         store,
         config: &config,
     };
