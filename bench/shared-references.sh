@@ -9,13 +9,15 @@
 # (never edit by hand).
 #
 # Usage: bench/shared-references.sh   Env: CLIENTS (10), QUESTIONS (5), DEVICES (2),
-#        MAX_TOKENS (512), SERVER (qwen2.5-coder-1.5b-instruct), CLIENT (qwen2.5-coder-0.5b-instruct)
+#        MAX_TOKENS (512), SERVER (qwen2.5-coder-1.5b-instruct), CLIENT (qwen2.5-coder-0.5b-instruct),
+#        OPTIONS (collaboration flags of `colm client`, e.g. "--refs 5 --aggregate vote"; default none)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source bench/lib/common.sh
 clients="${CLIENTS:-10}"; questions="${QUESTIONS:-5}"; devices="${DEVICES:-2}"
 max_tokens="${MAX_TOKENS:-512}"
+options="${OPTIONS:-}"
 server_model="${SERVER:-qwen2.5-coder-1.5b-instruct}"; client_model="${CLIENT:-qwen2.5-coder-0.5b-instruct}"
 scripts/setup
 cargo build --release -q -p colm-cli
@@ -36,7 +38,7 @@ urls=()
 for d in $(seq 1 "$devices"); do
   "$colm" client --server-url "$server" --model "$client_model" --server-model "$server_model" \
     --listen 127.0.0.1:0 --parallel "$per_device" --ctx 4096 --deadline-ms 1800000 \
-    --name "device-$d" >"$tmp/client-$d.out" 2>"$tmp/client-$d.err" &
+    --name "device-$d" $options >"$tmp/client-$d.out" 2>"$tmp/client-$d.err" &
   pids+=($!)
   urls+=("$(wait_addr "$tmp/client-$d.out")")
 done
@@ -46,17 +48,18 @@ python3 bench/lib/shared_clients.py "$server" "$server_model" "$client_model" "$
 
 mkdir -p docs/benchmarks
 python3 - "$tmp/load.json" "$server_model" "$client_model" "$clients" "$questions" "$devices" \
-  "$max_tokens" "$("$colm" --version)" "$(machine)" >docs/benchmarks/shared-references.md <<'PY'
+  "$max_tokens" "$("$colm" --version)" "$(machine)" "$options" >docs/benchmarks/shared-references.md <<'PY'
 import datetime, json, sys
-path, server_model, client_model, clients, questions, devices, max_tokens, version, machine = sys.argv[1:]
+path, server_model, client_model, clients, questions, devices, max_tokens, version, machine, options = sys.argv[1:]
+given = f"OPTIONS='{options}' " if options else ""
 r = json.load(open(path))
 ratio = r["server_decode_per_query"] / max(r["server_alone_decode_per_query"], 1e-9)
 out = ["# Shared references with real clients\n",
        f"- date: {datetime.date.today().isoformat()}; machine: {machine}; {version}",
-       f"- command: `CLIENTS={clients} QUESTIONS={questions} DEVICES={devices} MAX_TOKENS={max_tokens} bench/shared-references.sh`",
+       f"- command: `{given}CLIENTS={clients} QUESTIONS={questions} DEVICES={devices} MAX_TOKENS={max_tokens} bench/shared-references.sh`",
        f"- `colm serve --model {server_model} --share-ttl 3600` and {devices} `colm client --model "
-       f"{client_model}` processes on loopback; for each of the first {questions} GSM8K dev "
-       f"questions, {clients} client requests at once (spread over the devices), default reference "
+       f"{client_model}{' ' + options if options else ''}` processes on loopback; for each of the first {questions} GSM8K dev "
+       f"questions, {clients} client requests at once (spread over the devices), reference "
        f"mode (guidance fetched while drafting; the client refines its own draft); greedy, "
        f"max_tokens {max_tokens} per step. The server alone: the same question with the draft "
        f"prompt to the server model, once per question, in the same run.\n",
