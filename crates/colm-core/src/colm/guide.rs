@@ -374,7 +374,9 @@ impl Guide for InProcess<'_> {
         // A vote of the references: its tally, counted again from the references it read.
         let tally = (self.config.references.aggregate == references::Aggregate::Vote
             && step.model == references::VOTE)
-            .then(|| refs.and_then(|r| crate::answer::tally(&r.texts())))
+            .then(|| {
+                refs.and_then(|r| crate::answer::tally_for(&ask.query.server_text(), &r.texts()))
+            })
             .flatten();
         let mut guided = Guided {
             aggregated,

@@ -371,10 +371,11 @@ pub async fn write_references(
         .find(|&n| settled(n, 0) >= wanted)
         .unwrap_or(chosen.len());
     let mut steps = draw(&chosen[..first], query, params, observer).await;
-    let mut confidence = vote_settled(&steps);
+    let asked = query.server_text();
+    let mut confidence = vote_settled(&asked, &steps);
     while confidence < wanted && steps.len() < chosen.len() {
         steps.extend(draw(&chosen[steps.len()..=steps.len()], query, params, observer).await);
-        confidence = vote_settled(&steps);
+        confidence = vote_settled(&asked, &steps);
     }
     References {
         selection,
@@ -424,11 +425,11 @@ pub fn settled(leader: usize, runner_up: usize) -> f64 {
     sum.min(1.0)
 }
 
-/// [`settled`] for the final answers of the references written so far (an answer that cannot
-/// be extracted counts for none).
-fn vote_settled(steps: &[Step]) -> f64 {
+/// [`settled`] for the final answers of the references written so far to `query`
+/// ([`crate::answer::extract_for`]; an answer that cannot be extracted counts for none).
+fn vote_settled(query: &str, steps: &[Step]) -> f64 {
     let texts: Vec<&str> = steps.iter().filter_map(Step::text).collect();
-    let mut counts: Vec<usize> = crate::answer::tally(&texts)
+    let mut counts: Vec<usize> = crate::answer::tally_for(query, &texts)
         .map(|t| t.counts.into_values().collect())
         .unwrap_or_default();
     counts.sort_unstable_by(|a, b| b.cmp(a));
@@ -464,7 +465,7 @@ pub async fn synthesise(
     if client_answers.is_empty() && texts.len() > 1 {
         match aggregate {
             Aggregate::Vote => {
-                let chosen = voted(references);
+                let chosen = voted(&query.server_text(), references);
                 return no_call_step(StepKind::Guidance, round, VOTE, Ok(chosen), observer);
             }
             Aggregate::Select => return selected(query, &texts, server, round, observer).await,
@@ -568,10 +569,10 @@ async fn selected(
 }
 
 /// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
-/// answer is the majority's ([`crate::answer::tally`]), the one with the highest mean token
+/// answer to `query` is the majority's ([`crate::answer::tally_for`]), the one with the highest mean token
 /// log-probability (ties: the first in pool order, the greedy one); with no extractable answer,
 /// the first reference.
-fn voted(references: &References) -> String {
+fn voted(query: &str, references: &References) -> String {
     let written: Vec<&Completion> = references
         .steps
         .iter()
@@ -579,12 +580,12 @@ fn voted(references: &References) -> String {
         .collect();
     let texts: Vec<&str> = written.iter().map(|c| c.text.as_str()).collect();
     let logprob = |c: &Completion| c.mean_logprob.unwrap_or(f64::NEG_INFINITY);
-    let chosen = match crate::answer::tally(&texts) {
+    let chosen = match crate::answer::tally_for(query, &texts) {
         None => written.first().copied(),
         Some(t) => written
             .iter()
             .copied()
-            .filter(|c| crate::answer::extract_answer(&c.text).as_deref() == Some(&t.answer))
+            .filter(|c| crate::answer::extract_for(query, &c.text).as_deref() == Some(&t.answer))
             .fold(None, |best: Option<&Completion>, c| match best {
                 Some(b) if logprob(b) >= logprob(c) => Some(b),
                 _ => Some(c),

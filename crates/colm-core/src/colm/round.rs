@@ -12,7 +12,7 @@ use futures::future::join_all;
 use super::config::{Collaborator, ColmConfig};
 use super::guide::{Ask, Guide};
 use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
-use crate::answer::{extract_answer, VoteTally};
+use crate::answer::{extract_for, VoteTally};
 use crate::guidance::GuidanceMode;
 use crate::model::{ChatModel, SamplingParams, WireStats};
 use crate::options::Aggregate;
@@ -325,7 +325,14 @@ pub async fn run(
         let last = round == config.rounds;
         let keeps: Vec<bool> = active
             .iter()
-            .map(|a| keeps_own(config.keep_draft, round_record.tally.as_ref(), &a.text))
+            .map(|a| {
+                keeps_own(
+                    config.keep_draft,
+                    round_record.tally.as_ref(),
+                    &asked,
+                    &a.text,
+                )
+            })
             .collect();
         let refinements = join_all(
             active
@@ -398,11 +405,11 @@ pub async fn run(
 
 /// Whether a client keeps `own` answer instead of refining (`keep_draft`): the guidance is a
 /// vote (`tally`) whose share is below `threshold` and `own`'s final answer is among the
-/// answers it counted.
-fn keeps_own(threshold: Option<f64>, tally: Option<&VoteTally>, own: &str) -> bool {
+/// answers it counted (`own` answers `query`: [`extract_for`]).
+fn keeps_own(threshold: Option<f64>, tally: Option<&VoteTally>, query: &str, own: &str) -> bool {
     match (threshold, tally) {
         (Some(t), Some(tally)) if tally.agreement() < t => {
-            extract_answer(own).is_some_and(|a| tally.counts.contains_key(&a))
+            extract_for(query, own).is_some_and(|a| tally.counts.contains_key(&a))
         }
         _ => false,
     }

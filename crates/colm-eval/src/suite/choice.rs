@@ -1,20 +1,16 @@
-//! Multiple-choice suites (ARC-Challenge, MMLU): the prompt with lettered options, and how the
-//! chosen letter is read from an answer.
+//! Multiple-choice suites (ARC-Challenge, MMLU): the prompt with lettered options; the chosen
+//! letter is read from an answer by core's [`extract_choice`] (rules in
+//! [`colm_core::answer::choice`]), which a server's vote of references uses too.
 //!
 //! Prompt ([`prompt`]): the question, one `X. option` line per option, then "Explain your
-//! reasoning briefly, then give the final answer as `Answer: X`". Extraction
-//! ([`extract_choice`]), first rule that finds a label wins:
-//! 1. the last `\boxed{…}` holding a label (`\boxed{C}`, `\boxed{\text{C}}`);
-//! 2. the last "answer is" / "answer:" / "option is" / "choice is" marker followed by a label
-//!    (`Answer: C`, `the correct answer is (C)`, `**Answer:** C.`, `answer is option C`);
-//! 3. the last line that is only a label (`C`, `(C)`, `C.`, `**C**`);
-//! 4. the option whose full text the answer quotes, when it quotes exactly one.
+//! reasoning briefly, then give the final answer as `Answer: X`".
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 use super::{json_lines, read_text, Item, LoadError, Reference};
+pub use colm_core::answer::choice::{extract_choice, extract_choice_with_options};
 
 /// The instruction that closes every multiple-choice prompt.
 pub const INSTRUCTION: &str =
@@ -85,107 +81,9 @@ pub fn load_arc(path: &Path) -> Result<Vec<Item>, LoadError> {
         .collect()
 }
 
-/// The label chosen in `text` among `labels` (see the module docs for the rules), `None`
-/// when no rule finds one. The options' texts are read back from the prompt lines the answer
-/// may quote, so only labels are needed.
-pub fn extract_choice(text: &str, labels: &[String]) -> Option<String> {
-    let is_label = |s: &str| labels.iter().find(|l| l.as_str() == s).cloned();
-    // 1. \boxed{…}
-    if let Some(start) = text.rfind("\\boxed{") {
-        let inner: String = text[start + 7..]
-            .chars()
-            .take_while(|&c| c != '}')
-            .collect();
-        let inner = inner.trim_start_matches("\\text{").trim();
-        if let Some(l) = label_at_start(inner, labels) {
-            return Some(l);
-        }
-    }
-    // 2. markers
-    let lower = text.to_lowercase();
-    let mut best: Option<(usize, String)> = None;
-    for marker in ["answer is", "answer:", "answer**", "option is", "choice is"] {
-        let mut from = 0;
-        while let Some(pos) = lower[from..].find(marker) {
-            let at = from + pos;
-            let rest = &text[at + marker.len()..];
-            let rest = rest.trim_start_matches(|c: char| {
-                c.is_whitespace() || matches!(c, '*' | ':' | '(' | '"' | '\'' | '[' | '`')
-            });
-            let rest = strip_word(strip_word(rest, "option"), "choice");
-            if let Some(l) = label_at_start(rest, labels) {
-                if best.as_ref().is_none_or(|(b, _)| at >= *b) {
-                    best = Some((at, l));
-                }
-            }
-            from = at + marker.len();
-        }
-    }
-    if let Some((_, l)) = best {
-        return Some(l);
-    }
-    // 3. a line that is only a label
-    for line in text.lines().rev() {
-        let t = line
-            .trim()
-            .trim_matches(|c: char| matches!(c, '*' | '(' | ')' | '.' | ':' | '`'))
-            .trim();
-        if let Some(l) = is_label(t) {
-            return Some(l);
-        }
-    }
-    None
-}
-
-/// Reads a label at the start of `s` when it is not the start of a longer word (`C`, `C.`,
-/// `C)`, `C:`), so "Carbon" is not `C`.
-fn label_at_start(s: &str, labels: &[String]) -> Option<String> {
-    labels
-        .iter()
-        .find(|l| {
-            s.starts_with(l.as_str())
-                && !s[l.len()..]
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_alphanumeric)
-        })
-        .cloned()
-}
-
-fn strip_word<'a>(s: &'a str, word: &str) -> &'a str {
-    match s.get(..word.len()) {
-        Some(head) if head.eq_ignore_ascii_case(word) => s[word.len()..].trim_start(),
-        _ => s,
-    }
-}
-
-/// [`extract_choice`], then rule 4: the option whose text the answer quotes, if exactly one.
-pub fn extract_choice_with_options(
-    text: &str,
-    labels: &[String],
-    options: &[String],
-) -> Option<String> {
-    extract_choice(text, labels).or_else(|| {
-        let quoted: Vec<&String> = labels
-            .iter()
-            .zip(options)
-            .filter(|(_, o)| o.trim().len() > 3 && text.contains(o.trim()))
-            .map(|(l, _)| l)
-            .collect();
-        match quoted.as_slice() {
-            [one] => Some((*one).clone()),
-            _ => None,
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn abcd() -> Vec<String> {
-        ["A", "B", "C", "D"].iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn loads_arc_as_published() {
@@ -195,77 +93,5 @@ mod tests {
         assert!(items[0].turns[0].contains("C. Planetary days will become shorter."));
         assert!(items[0].turns[0].ends_with(INSTRUCTION));
         assert!(matches!(&items[0].reference, Reference::Choice { label, .. } if label == "C"));
-    }
-
-    #[test]
-    fn reads_the_chosen_letter() {
-        let l = abcd();
-        for (text, want) in [
-            (
-                "Rotation faster means shorter days.\n\nAnswer: C",
-                Some("C"),
-            ),
-            ("The correct answer is (B) because ...", Some("B")),
-            ("**Answer:** D. Planetary gravity", Some("D")),
-            ("So the answer is option A.", Some("A")),
-            ("\\boxed{\\text{C}}", Some("C")),
-            ("Let me think.\n\n**B**", Some("B")),
-            ("Carbon dioxide is released.", None),
-            ("Answer: Carbon", None),
-            // The last marker wins: a first guess revised later.
-            (
-                "At first the answer is A. On reflection, the answer is D.",
-                Some("D"),
-            ),
-        ] {
-            assert_eq!(extract_choice(text, &l).as_deref(), want, "{text:?}");
-        }
-        let opts: Vec<String> = ["red", "green", "blue sky", "yellow"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            extract_choice_with_options("It must be the blue sky.", &l, &opts).as_deref(),
-            Some("C")
-        );
-    }
-
-    /// Endings of real qwen2.5-coder-0.5b-instruct answers to ARC-Challenge dev items (greedy,
-    /// `colm eval arc` with the default prompt), with the letter the model chose.
-    #[test]
-    fn reads_real_arc_answers() {
-        let l = abcd();
-        for (text, want) in [
-            (
-                "Therefore, the correct flow of thermal energy is from the ice to the tea.\n\n\
-                 The final answer is \\boxed{A}.",
-                Some("A"),
-            ),
-            (
-                "   - **D. Become deeper and wider:** This is the correct answer because the \
-                 erosion process causes the river to become deeper and wider.\n\n3. **Final \
-                 answer:**\n   The correct answer is \\boxed{D}.",
-                Some("D"),
-            ),
-            (
-                "D. Solar eclipse: This event occurs every year, regardless of the time of day.\n\n\
-                 From the analysis, we can see that the most frequent natural event is sunrise.\n\n\
-                 Answer: A",
-                Some("A"),
-            ),
-            (
-                "Given this analysis, the organ in fish that has the same function as the human \
-                 lung is the heart.\n\nAnswer: B",
-                Some("B"),
-            ),
-            // Cut at 512 tokens before any answer: nothing to read.
-            (
-                "- Potential energy is the energy that is converted into mechanical energy when \
-                 an object is in motion. It is the energy that is stored in the object",
-                None,
-            ),
-        ] {
-            assert_eq!(extract_choice(text, &l).as_deref(), want, "{text:?}");
-        }
     }
 }

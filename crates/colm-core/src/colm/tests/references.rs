@@ -903,3 +903,33 @@ async fn a_client_keeps_its_answer_when_the_vote_is_weak_and_counted_it() {
     assert!(parse("keep_draft=0").is_err());
     assert!(parse("keep_draft=1.5").is_err());
 }
+
+#[tokio::test]
+async fn a_vote_on_a_multiple_choice_query_counts_the_options_chosen() {
+    let srv = reference_server();
+    let collabs = [collab("client-1", client("a"))];
+    let cfg = ColmConfig {
+        references: ReferenceConfig {
+            k: 3,
+            aggregate: Aggregate::Vote,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // The first quotes option B's text without its letter; a number-only extractor would find
+    // nothing there and let the lone "C" tie with "B".
+    let pool = answering(&["We breathe oxygen.", "Answer: C", "The answer is B."]);
+    let side = ServerSide {
+        aggregator: srv.as_ref(),
+        writers: &pool,
+        store: None,
+    };
+    let q = Query::new("Which is a gas?\nA. iron\nB. oxygen\nC. salt\n\nAnswer with the letter.");
+    let rec = run_with(&q, &collabs, side, &cfg, Watch::default())
+        .await
+        .unwrap();
+    let t = rec.rounds[0].tally.as_ref().unwrap();
+    assert_eq!((t.answer.as_str(), t.votes, t.answered), ("B", 2, 3));
+    let g = rec.rounds[0].guidance.as_ref().unwrap();
+    assert_eq!(g.text(), Some("We breathe oxygen."));
+}

@@ -3,6 +3,8 @@
 //! ([`tally`]) — what the vote guidance mode, self-consistency and the router's agreement
 //! check count.
 
+pub mod choice;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -112,9 +114,34 @@ fn normalise(answer: &str) -> String {
     a.trim().to_owned()
 }
 
+/// The final answer of `text` written in answer to `query`: for a multiple-choice query (its
+/// lettered options, [`choice::options_in`]) the option chosen
+/// ([`choice::extract_choice_with_options`]), else [`extract_answer`].
+pub fn extract_for(query: &str, text: &str) -> Option<String> {
+    match choice::options_in(query) {
+        Some((labels, options)) => choice::extract_choice_with_options(text, &labels, &options),
+        None => extract_answer(text),
+    }
+}
+
 /// Majority of the answers extracted from `drafts`; `None` when no draft has one.
 pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
-    let answers: Vec<String> = drafts.iter().filter_map(|d| extract_answer(d)).collect();
+    tally_by(drafts, extract_answer)
+}
+
+/// [`tally`] of answers written to `query`, extracted by [`extract_for`].
+pub fn tally_for(query: &str, drafts: &[&str]) -> Option<VoteTally> {
+    match choice::options_in(query) {
+        Some((labels, options)) => tally_by(drafts, |d| {
+            choice::extract_choice_with_options(d, &labels, &options)
+        }),
+        None => tally(drafts),
+    }
+}
+
+/// Majority of the answers `extract` finds in `drafts`; `None` when it finds none.
+fn tally_by(drafts: &[&str], extract: impl Fn(&str) -> Option<String>) -> Option<VoteTally> {
+    let answers: Vec<String> = drafts.iter().filter_map(|d| extract(d)).collect();
     let mut counts = BTreeMap::new();
     for a in &answers {
         *counts.entry(a.clone()).or_insert(0) += 1;
@@ -173,5 +200,19 @@ mod tests {
         assert!(tally(&["none", "nothing"]).is_none());
         let tied = tally(&["it is 20", "so 18"]).unwrap();
         assert_eq!((tied.answer.as_str(), tied.tie), ("20", true));
+        // Written to a multiple-choice query, answers count the options they chose, quoted by
+        // text or named by letter.
+        let q = "Which is a gas?\nA. iron\nB. oxygen\nC. salt\nAnswer with the letter.";
+        let t = tally_for(
+            q,
+            &["It is oxygen, which we breathe.", "Answer: B", "Answer: C"],
+        )
+        .unwrap();
+        assert_eq!((t.answer.as_str(), t.votes, t.answered), ("B", 2, 3));
+        assert_eq!(extract_for(q, "The answer is (C)."), Some("C".into()));
+        assert_eq!(
+            extract_for("How many eggs?", "So 18 eggs."),
+            Some("18".into())
+        );
     }
 }
