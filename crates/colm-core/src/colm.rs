@@ -27,6 +27,7 @@
 use crate::model::ChatModel;
 use crate::query::Query;
 
+mod choose;
 pub mod config;
 pub mod guide;
 pub mod record;

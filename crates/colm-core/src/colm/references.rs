@@ -512,87 +512,8 @@ pub async fn synthesise(
     }
 }
 
-/// The model name of a guidance step chosen by a vote of the references (no model call).
-pub const VOTE: &str = "vote";
-
-/// The reference the server model names as the most consistent with the others
-/// ([`Aggregate::Select`], [`prompts::consistency_selection`]): a guidance step with the
-/// selection call's messages and tokens whose text is that reference, unchanged. A reply that
-/// names no reference in range gives the first reference, with the reply kept in the
-/// completion's `fallback`; a failed call, the first reference likewise.
-async fn selected(
-    query: &Query,
-    texts: &[&str],
-    server: ServerCall<'_>,
-    round: u32,
-    observer: Option<StepObserver<'_>>,
-) -> Step {
-    let mut step = call(
-        StepKind::Guidance,
-        round,
-        None,
-        server.model,
-        prompts::consistency_selection(query, texts),
-        server.params,
-        None,
-    )
-    .await;
-    let first = texts.first().copied().unwrap_or_default();
-    match &mut step.outcome {
-        StepOutcome::Ok { completion } => {
-            match prompts::parse_consistency_choice(&completion.text, texts.len()) {
-                Some(i) => completion.text = texts[i].to_owned(),
-                None => {
-                    completion.fallback = Some(format!(
-                        "the reply named no reference from 1 to {}: {:?}; the first reference",
-                        texts.len(),
-                        completion.text.chars().take(200).collect::<String>()
-                    ));
-                    completion.text = first.to_owned();
-                }
-            }
-        }
-        StepOutcome::Failed { error } => {
-            let mut fallback = Completion::text_only(first.to_owned());
-            fallback.fallback = Some(format!(
-                "the selection failed: {error}; the first reference"
-            ));
-            step.outcome = StepOutcome::Ok {
-                completion: fallback,
-            };
-        }
-    }
-    if let Some(obs) = observer {
-        obs(&step);
-    }
-    step
-}
-
-/// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
-/// answer to `query` is the majority's ([`crate::answer::tally_for`]), the one with the highest mean token
-/// log-probability (ties: the first in pool order, the greedy one); with no extractable answer,
-/// the first reference.
-fn voted(query: &str, references: &References) -> String {
-    let written: Vec<&Completion> = references
-        .steps
-        .iter()
-        .filter_map(Step::completion)
-        .collect();
-    let texts: Vec<&str> = written.iter().map(|c| c.text.as_str()).collect();
-    let logprob = |c: &Completion| c.mean_logprob.unwrap_or(f64::NEG_INFINITY);
-    let chosen = match crate::answer::tally_for(query, &texts) {
-        None => written.first().copied(),
-        Some(t) => written
-            .iter()
-            .copied()
-            .filter(|c| crate::answer::extract_for(query, &c.text).as_deref() == Some(&t.answer))
-            .fold(None, |best: Option<&Completion>, c| match best {
-                Some(b) if logprob(b) >= logprob(c) => Some(b),
-                _ => Some(c),
-            }),
-    };
-    chosen.map(|c| c.text.clone()).unwrap_or_default()
-}
+pub use super::choose::VOTE;
+use super::choose::{selected, voted};
 
 /// Round 1's server-side work in the reference modes, made from server-side inputs only (the
 /// question, the writers, the aggregator): the references and their synthesis. It is the same
