@@ -648,4 +648,5 @@ fn served(model: ColmModel) -> StrategyModel {
     StrategyModel::new("colm", Arc::new(model))
 }
 
+mod ensembles;
 mod references;
