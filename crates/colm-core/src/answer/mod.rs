@@ -131,12 +131,7 @@ pub fn tally(drafts: &[&str]) -> Option<VoteTally> {
 
 /// [`tally`] of answers written to `query`, extracted by [`extract_for`].
 pub fn tally_for(query: &str, drafts: &[&str]) -> Option<VoteTally> {
-    match choice::options_in(query) {
-        Some((labels, options)) => tally_by(drafts, |d| {
-            choice::extract_choice_with_options(d, &labels, &options)
-        }),
-        None => tally(drafts),
-    }
+    tally_by(drafts, |d| extract_for(query, d))
 }
 
 /// Majority of the answers `extract` finds in `drafts`; `None` when it finds none.
