@@ -2,8 +2,7 @@
 //! their final answers ([`voted`], self-consistency) and the server model's choice of the most
 //! consistent one ([`selected`], universal self-consistency).
 
-use super::references::{References, ServerCall};
-use crate::model::Completion;
+use crate::model::{ChatModel, Completion, SamplingParams};
 use crate::prompts;
 use crate::query::Query;
 use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
@@ -12,14 +11,15 @@ use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
 pub const VOTE: &str = "vote";
 
 /// The reference the server model names as the most consistent with the others
-/// ([`Aggregate::Select`], [`prompts::consistency_selection`]): a guidance step with the
+/// ([`crate::options::Aggregate::Select`], [`prompts::consistency_selection`]): a guidance step with the
 /// selection call's messages and tokens whose text is that reference, unchanged. A reply that
 /// names no reference in range gives the first reference, with the reply kept in the
 /// completion's `fallback`; a failed call, the first reference likewise.
 pub(super) async fn selected(
     query: &Query,
     texts: &[&str],
-    server: ServerCall<'_>,
+    model: &dyn ChatModel,
+    params: &SamplingParams,
     round: u32,
     observer: Option<StepObserver<'_>>,
 ) -> Step {
@@ -27,9 +27,9 @@ pub(super) async fn selected(
         StepKind::Guidance,
         round,
         None,
-        server.model,
+        model,
         prompts::consistency_selection(query, texts),
-        server.params,
+        params,
         None,
     )
     .await;
@@ -64,16 +64,13 @@ pub(super) async fn selected(
     step
 }
 
-/// The reference a vote chooses ([`Aggregate::Vote`]): among the written references whose final
-/// answer to `query` is the majority's ([`crate::answer::tally_for`]), the one with the highest mean token
-/// log-probability (ties: the first in pool order, the greedy one); with no extractable answer,
-/// the first reference.
-pub(super) fn voted(query: &str, references: &References) -> String {
-    let written: Vec<&Completion> = references
-        .steps
-        .iter()
-        .filter_map(Step::completion)
-        .collect();
+/// The reference a vote chooses ([`crate::options::Aggregate::Vote`]): among the written
+/// references (the writers' steps; failed ones are skipped) whose final answer to `query` is the
+/// majority's ([`crate::answer::tally_for`]), the one with the highest mean token log-probability
+/// (ties: the first in pool order, the greedy one); with no extractable answer, the first
+/// reference.
+pub(super) fn voted(query: &str, references: &[Step]) -> String {
+    let written: Vec<&Completion> = references.iter().filter_map(Step::completion).collect();
     let texts: Vec<&str> = written.iter().map(|c| c.text.as_str()).collect();
     let logprob = |c: &Completion| c.mean_logprob.unwrap_or(f64::NEG_INFINITY);
     let chosen = match crate::answer::tally_for(query, &texts) {

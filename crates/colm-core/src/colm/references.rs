@@ -465,10 +465,12 @@ pub async fn synthesise(
     if client_answers.is_empty() && texts.len() > 1 {
         match aggregate {
             Aggregate::Vote => {
-                let chosen = voted(&query.server_text(), references);
+                let chosen = voted(&query.server_text(), &references.steps);
                 return no_call_step(StepKind::Guidance, round, VOTE, Ok(chosen), observer);
             }
-            Aggregate::Select => return selected(query, &texts, server, round, observer).await,
+            Aggregate::Select => {
+                return selected(query, &texts, server.model, server.params, round, observer).await
+            }
             Aggregate::Synthesis => {}
         }
     }
