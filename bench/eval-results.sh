@@ -11,7 +11,10 @@
 # the quartiles of the local drafts' mean token log-probability; mixture-of-agents;
 # self-consistency, n = 5; debate, 3 agents × 2 rounds) and the ablations of the reference
 # issue (reference-critique; the draft aggregated with the reference; 2 rounds; 3 references
-# from one model with different seeds, or from 4 specialisations); STRATEGIES="…" replaces
+# from one model with different seeds, or from 4 specialisations); both suites run the server-side
+# ensembles of the ensembles issue (the greedy reference and samples at temperature 0.3 from the
+# server model, aggregated by vote at N = 8, 5, 3 and adaptively up to 8, by selection at N = 5 on
+# GSM8K; and the vote at N = 5 where a client keeps its draft under a 0.6 share). STRATEGIES="…" replaces
 # `local server` and that list for any suite (added to the same run folder, so the report puts
 # every strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
 #
@@ -19,15 +22,21 @@
 # in docs/results/<suite>-100/run/ when it does not exist, and each finished run's records,
 # report (Markdown, JSON, plots) and exact command go back to docs/results/<suite>-100/. Hours on
 # 2 cores: start it with nohup and check runs/<suite>-100.log. CONCURRENCY (default 4) items are
-# in flight per strategy (batched decoding; 1 = bit-reproducible greedy runs). LIMIT (default 100)
+# in flight per strategy (batched decoding; 1 = bit-reproducible greedy runs), PARALLEL (default 8)
+# requests decoded together per model. LIMIT (default 100)
 # runs only the first LIMIT items, into the same folder (a partial strategy is reported with its
 # item count; a later run with a larger LIMIT completes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONCURRENCY="${CONCURRENCY:-4}"
+# Requests decoded together per model: 8, so that the 8 references of one question share a batch.
+PARALLEL="${PARALLEL:-8}"
 LIMIT="${LIMIT:-100}"
 COLM="${COLM:-target/release/colm}"
 [ -x "$COLM" ] || cargo build --release -p colm-cli
+ensembles="colm:refs=8,aggregate=vote,pool_t=0.3 colm:refs=5,aggregate=vote,pool_t=0.3
+           colm:refs=3,aggregate=vote,pool_t=0.3 colm:refs=8,aggregate=vote,pool_t=0.3,adaptive=0.9
+           colm:refs=5,aggregate=vote,pool_t=0.3,keep_draft=0.6"
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(gsm8k arc)
 for suite in "${suites[@]}"; do
@@ -36,9 +45,11 @@ for suite in "${suites[@]}"; do
            extra="local server colm cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa
                   self-consistency debate colm:mode=synthesis colm:refine=draft colm:refs=3
                   colm:mode=reference-critique colm:refs=3,pool=roles colm:rounds=2
-                  colm:drafts=on colm:mode=critique" ;;
+                  colm:drafts=on colm:mode=critique $ensembles
+                  colm:refs=5,aggregate=select,pool_t=0.3" ;;
     arc) data=../shared/data/arc/arc-challenge-dev.jsonl
-         extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique" ;;
+         extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique
+                $ensembles" ;;
     *) echo "unknown suite $suite (gsm8k, arc)" >&2; exit 2 ;;
   esac
   out="runs/$suite-100"
@@ -47,7 +58,7 @@ for suite in "${suites[@]}"; do
   cmd=(colm eval "$suite" --data "$data" --limit "$LIMIT"
        --client qwen2.5-coder-0.5b-instruct --server qwen2.5-coder-1.5b-instruct)
   for s in "${strategies[@]}"; do cmd+=(--strategy "$s"); done
-  cmd+=(--concurrency "$CONCURRENCY" --out "$out")
+  cmd+=(--concurrency "$CONCURRENCY" --parallel "$PARALLEL" --out "$out")
   mkdir -p runs
   if [ ! -e "$out" ] && [ -e "$docs/run/run.json" ]; then
     mkdir -p "$out" && cp "$docs/run/run.json" "$docs/run/records.jsonl" "$out/"
