@@ -11,10 +11,11 @@
 # the quartiles of the local drafts' mean token log-probability; mixture-of-agents;
 # self-consistency, n = 5; debate, 3 agents × 2 rounds) and the ablations of the reference
 # issue (reference-critique; the draft aggregated with the reference; 2 rounds; 3 references
-# from one model with different seeds, or from 4 specialisations); both suites run the server-side
-# ensembles of the ensembles issue (the greedy reference and samples at temperature 0.3 from the
-# server model, aggregated by vote at N = 8, 5, 3 and adaptively up to 8, by selection at N = 5 on
-# GSM8K; and the vote at N = 5 where a client keeps its draft under a 0.6 share). STRATEGIES="…" replaces
+# from one model with different seeds at temperature 0.7, or from 4 specialisations); both suites
+# run the server-side ensembles of the ensembles issue (the greedy reference and samples at
+# temperature 0.3, `pool_t`'s default, from the server model, aggregated by vote at N = 8, 5, 3
+# and adaptively up to 8, by selection at N = 5 on GSM8K; and the vote at N = 5 where a client
+# keeps its draft under a 0.6 share). STRATEGIES="…" replaces
 # `local server` and that list for any suite (added to the same run folder, so the report puts
 # every strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
 #
@@ -34,19 +35,19 @@ PARALLEL="${PARALLEL:-8}"
 LIMIT="${LIMIT:-100}"
 COLM="${COLM:-target/release/colm}"
 [ -x "$COLM" ] || cargo build --release -p colm-cli
-ensembles="colm:refs=8,aggregate=vote,pool_t=0.3 colm:refs=5,aggregate=vote,pool_t=0.3
-           colm:refs=3,aggregate=vote,pool_t=0.3 colm:refs=8,aggregate=vote,pool_t=0.3,adaptive=0.9
-           colm:refs=5,aggregate=vote,pool_t=0.3,keep_draft=0.6"
+ensembles="colm:refs=8,aggregate=vote colm:refs=5,aggregate=vote
+           colm:refs=3,aggregate=vote colm:refs=8,aggregate=vote,adaptive=0.9
+           colm:refs=5,aggregate=vote,keep_draft=0.6"
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(gsm8k arc)
 for suite in "${suites[@]}"; do
   case "$suite" in
     gsm8k) data=../shared/data/gsm8k/dev.jsonl
            extra="local server colm cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa
-                  self-consistency debate colm:mode=synthesis colm:refine=draft colm:refs=3
+                  self-consistency debate colm:mode=synthesis colm:refine=draft colm:refs=3,pool_t=0.7
                   colm:mode=reference-critique colm:refs=3,pool=roles colm:rounds=2
                   colm:drafts=on colm:mode=critique $ensembles
-                  colm:refs=5,aggregate=select,pool_t=0.3" ;;
+                  colm:refs=5,aggregate=select" ;;
     arc) data=../shared/data/arc/arc-challenge-dev.jsonl
          extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique
                 $ensembles" ;;

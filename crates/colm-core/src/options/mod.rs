@@ -51,8 +51,8 @@ impl Named for Selector {}
 #[serde(rename_all = "snake_case")]
 pub enum WriterPool {
     /// `refs` generalists: the first greedy with the run's sampling (the `server` strategy's
-    /// request), the others at temperature `pool_t` (default the agents' temperature,
-    /// [`crate::horizontal::spec::AGENT_TEMPERATURE`]) with seeds 1, 2, ….
+    /// request), the others at temperature `pool_t` (default [`POOL_TEMPERATURE`]) with seeds
+    /// 1, 2, ….
     #[default]
     Seeds,
     /// The four specialisations of [`crate::prompts::SPECIALISATIONS`], with the run's sampling.
@@ -503,16 +503,23 @@ pub struct ColmOptions {
     #[cfg_attr(feature = "cli", arg(long))]
     pub top_k: Option<usize>,
     /// Reference modes: the server-side writers when none are declared (`--writer`): `seeds`
-    /// (default; writer 1 greedy, writers 2.. sampled at temperature 0.7 with seeds 1, 2, …) or
+    /// (default; writer 1 greedy, writers 2.. sampled at temperature `pool_t` with seeds 1, 2, …) or
     /// `roles` (the four specialisations — math, code, conversation, creative — the top `refs`
     /// chosen by the selector).
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub pool: Option<WriterPool>,
     /// Reference modes, pool `seeds`: the sampling temperature of writers 2, 3, …, above 0
-    /// (default 0.7, the agents' temperature of the horizontal strategies).
+    /// (default [`POOL_TEMPERATURE`], 0.3).
     #[cfg_attr(feature = "cli", arg(long))]
     pub pool_t: Option<f64>,
 }
+
+/// The default temperature of the sampled reference writers of pool `seeds` (`pool_t`): 0.3,
+/// below the 0.5–0.7 of the self-consistency papers (Wang et al. 2022), because the default
+/// server model derails when sampled hotter. Measured on GSM8K dev 1–8 (docs/results/README.md):
+/// samples of qwen2.5-coder-1.5b-instruct at 0.7 were right on 3 of 32 (they write Python and
+/// invent its output), at 0.3 on 13 of 32, where its greedy answer was right on 4 of 8.
+pub const POOL_TEMPERATURE: f64 = 0.3;
 
 impl ColmOptions {
     const K: usize = 1;
@@ -524,7 +531,7 @@ impl ColmOptions {
             round: RoundOptions::defaults(),
             top_k: None,
             pool: Some(WriterPool::default()),
-            pool_t: Some(crate::horizontal::spec::AGENT_TEMPERATURE),
+            pool_t: Some(POOL_TEMPERATURE),
         }
     }
 
@@ -543,10 +550,9 @@ impl ColmOptions {
         self.pool.unwrap_or_default()
     }
 
-    /// The temperature of the sampled writers of pool `seeds` (default 0.7).
+    /// The temperature of the sampled writers of pool `seeds` (default [`POOL_TEMPERATURE`]).
     pub fn pool_t(&self) -> f64 {
-        self.pool_t
-            .unwrap_or(crate::horizontal::spec::AGENT_TEMPERATURE)
+        self.pool_t.unwrap_or(POOL_TEMPERATURE)
     }
 
     /// Checks the options alone and together ([`RoundOptions::check`] too).
@@ -736,22 +742,22 @@ mod tests {
 
     #[test]
     fn pool_t_sets_the_temperature_of_the_sampled_writers() {
-        let o = colm("refs=3,aggregate=vote,pool_t=0.3").unwrap();
+        let o = colm("refs=3,aggregate=vote,pool_t=0.5").unwrap();
         let server: std::sync::Arc<dyn crate::model::ChatModel> =
             crate::testing::Scripted::new("big", |_| Ok("18".into()));
         let w = o.pool().writers(&server, o.guidance().refs(), o.pool_t());
         let t: Vec<Option<f32>> = w.iter().map(|w| w.temperature).collect();
         assert_eq!(
             t,
-            [None, Some(0.3), Some(0.3)],
+            [None, Some(0.5), Some(0.5)],
             "the first writer stays greedy"
         );
         assert_eq!(
             text::format(&o.canonical()),
-            "refs=3,aggregate=vote,pool_t=0.3"
+            "refs=3,aggregate=vote,pool_t=0.5"
         );
         // The default is left out of the canonical form.
-        let d = colm("refs=3,pool_t=0.7").unwrap();
+        let d = colm("refs=3,pool_t=0.3").unwrap();
         assert_eq!(text::format(&d.canonical()), "refs=3");
         for bad in [
             "pool_t=0",
