@@ -47,7 +47,7 @@ for suite in "${suites[@]}"; do
            extra="local server colm cascade:tau=-0.12 cascade:tau=-0.1 cascade:tau=-0.08 moa
                   self-consistency debate colm:mode=synthesis colm:refine=draft colm:refs=3,pool_t=0.7
                   colm:mode=reference-critique colm:refs=3,pool=roles colm:rounds=2
-                  colm:drafts=on colm:mode=critique $ensembles
+                  colm:aggregate_drafts=true colm:mode=critique $ensembles
                   colm:refs=5,aggregate=select" ;;
     arc) data=../shared/data/arc/arc-challenge-dev.jsonl
          extra="local server colm colm:refine=draft colm:mode=synthesis colm:mode=critique
