@@ -17,6 +17,25 @@ fn vote_of(k: usize) -> ColmConfig {
     }
 }
 
+/// One CoLM run of `collabs` on `query` with `writers` and `aggregator` on the server side (no
+/// store).
+async fn run_on(
+    query: &Query,
+    collabs: &[Collaborator],
+    aggregator: &dyn crate::model::ChatModel,
+    writers: &[ReferenceWriter],
+    cfg: &ColmConfig,
+) -> ColmRecord {
+    let side = ServerSide {
+        aggregator,
+        writers,
+        store: None,
+    };
+    run_with(query, collabs, side, cfg, Watch::default())
+        .await
+        .unwrap()
+}
+
 /// `aggregate=vote`: the guidance is the majority's reference, chosen without a server call;
 /// with no extractable answer it is the first reference.
 #[tokio::test]
@@ -37,15 +56,8 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
             None,
         ),
     ] {
-        let side = ServerSide {
-            aggregator: srv.as_ref(),
-            writers: &pool,
-            store: None,
-        };
         let calls_before = srv.calls().len();
-        let rec = run_with(&Query::new("q"), &collabs, side, &cfg, Watch::default())
-            .await
-            .unwrap();
+        let rec = run_on(&Query::new("q"), &collabs, srv.as_ref(), &pool, &cfg).await;
         let g = rec.rounds[0].guidance.as_ref().unwrap();
         assert_eq!((g.model.as_str(), g.text()), ("vote", Some(guidance)));
         assert_eq!(srv.calls().len(), calls_before, "no server call");
@@ -138,20 +150,14 @@ async fn adaptive_sampling_stops_when_the_vote_is_settled() {
         let srv = srv.clone();
         let collabs = collabs.clone();
         async move {
-            let side = ServerSide {
-                aggregator: srv.as_ref(),
-                writers: &pool,
-                store: None,
-            };
-            let rec = run_with(
+            let rec = run_on(
                 &Query::new("q"),
                 &collabs,
-                side,
+                srv.as_ref(),
+                &pool,
                 &cfg(adaptive),
-                Watch::default(),
             )
-            .await
-            .unwrap();
+            .await;
             let refs = rec.references.unwrap();
             let ids: Vec<String> = refs
                 .steps
@@ -221,14 +227,7 @@ async fn select_hands_the_client_the_reference_the_server_names() {
             assert!(m[0].content.contains("Select the most consistent response"));
             Ok(reply.into())
         });
-        let side = ServerSide {
-            aggregator: srv.as_ref(),
-            writers: &pool,
-            store: None,
-        };
-        let rec = run_with(&Query::new("sky?"), &collabs, side, &cfg, Watch::default())
-            .await
-            .unwrap();
+        let rec = run_on(&Query::new("sky?"), &collabs, srv.as_ref(), &pool, &cfg).await;
         let g = rec.rounds[0].guidance.as_ref().unwrap();
         assert_eq!(
             g.text(),
@@ -282,14 +281,7 @@ async fn a_client_keeps_its_answer_when_the_vote_is_weak_and_counted_it() {
             keep_draft,
             ..Default::default()
         };
-        let side = ServerSide {
-            aggregator: srv.as_ref(),
-            writers: &pool,
-            store: None,
-        };
-        let rec = run_with(&Query::new("q"), &collabs, side, &cfg, Watch::default())
-            .await
-            .unwrap();
+        let rec = run_on(&Query::new("q"), &collabs, srv.as_ref(), &pool, &cfg).await;
         let r = &rec.rounds[0];
         assert_eq!(r.kept, kept);
         assert_eq!(r.refinements.len(), 2 - kept.len());
@@ -316,15 +308,8 @@ async fn a_vote_on_a_multiple_choice_query_counts_the_options_chosen() {
     // The first quotes option B's text without its letter; a number-only extractor would find
     // nothing there and let the lone "C" tie with "B".
     let pool = answering(&["We breathe oxygen.", "Answer: C", "The answer is B."]);
-    let side = ServerSide {
-        aggregator: srv.as_ref(),
-        writers: &pool,
-        store: None,
-    };
     let q = Query::new("Which is a gas?\nA. iron\nB. oxygen\nC. salt\n\nAnswer with the letter.");
-    let rec = run_with(&q, &collabs, side, &cfg, Watch::default())
-        .await
-        .unwrap();
+    let rec = run_on(&q, &collabs, srv.as_ref(), &pool, &cfg).await;
     let t = rec.rounds[0].tally.as_ref().unwrap();
     assert_eq!((t.answer.as_str(), t.votes, t.answered), ("B", 2, 3));
     let g = rec.rounds[0].guidance.as_ref().unwrap();
