@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
+use super::choose::{selected, voted};
 use super::selection::{select, Selection};
 use crate::invalid::Invalid;
 use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
@@ -185,6 +186,7 @@ pub fn check_pool(pool: &[ReferenceWriter]) -> Result<(), Invalid> {
     Ok(())
 }
 
+pub use super::choose::VOTE;
 pub use crate::options::{Aggregate, Selector};
 
 /// How many references, chosen how.
@@ -513,9 +515,6 @@ pub async fn synthesise(
         }
     }
 }
-
-pub use super::choose::VOTE;
-use super::choose::{selected, voted};
 
 /// Round 1's server-side work in the reference modes, made from server-side inputs only (the
 /// question, the writers, the aggregator): the references and their synthesis. It is the same
