@@ -185,7 +185,8 @@ pub struct CreateSession {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitDraft {
-    /// The client's draft answer.
+    /// The client's draft answer (not blank: a blank draft would count toward `k`).
+    #[schema(min_length = 1)]
     pub draft: String,
     /// A name for the client, echoed in `clients` (default `client-N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ use colm_core::ChatModel;
 use colm_remote::{RemoteChat, Replicas, Upstream};
 
 use colm_server::auth::AuthConfig;
+use colm_server::origin::HostPolicy;
 use colm_server::store::{GuidanceStore, SharedReferences};
 use colm_server::{AppState, ServerConfig};
 
@@ -76,9 +77,24 @@ pub struct ServeArgs {
         requires = "api_key_file"
     )]
     pub share_groups: Vec<String>,
-    /// Also require a key on `/metrics` and `/openapi.json`.
+    /// Also require a key on `/metrics` and `/openapi.json`; `/metrics` then shows a tenant's
+    /// key only its own tenant's series, and an --operator's key every series.
     #[arg(long, requires = "api_key_file")]
     pub protect_ops: bool,
+    /// A tenant of the key file whose keys see every series of `/metrics` under
+    /// --protect-ops (the operator's monitoring; repeatable).
+    #[arg(long = "operator", value_name = "TENANT", requires = "protect_ops")]
+    pub operators: Vec<String>,
+    /// A host name the server answers to in the `Host` header (repeatable; `*`: any); others
+    /// get 403 `host_not_allowed`, so a DNS-rebinding name cannot reach the API from a web
+    /// page. Default: on a loopback address, `localhost`, `127.0.0.1`, `[::1]` and the bound
+    /// address; elsewhere any (keys are required there).
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// A web origin (`https://app.example`) whose pages may call the API (CORS; repeatable).
+    /// Default none: CORS off.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Requests that may wait per model; one more gets 503 with Retry-After.
@@ -207,6 +223,26 @@ fn split_alias(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The `Host` names served when the operator lists none: on a loopback address the loopback
+/// names and the address itself (`127.0.0.2`, `[::1]`), elsewhere any.
+fn default_hosts(bind: SocketAddr) -> HostPolicy {
+    if !colm_server::is_loopback(bind.ip()) {
+        return HostPolicy::Any;
+    }
+    let mut names: Vec<String> = colm_server::origin::LOOPBACK_HOSTS
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect();
+    let own = match bind {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    if !names.contains(&own) {
+        names.push(own);
+    }
+    HostPolicy::Only(names)
+}
+
 /// A database URL as messages may show it: what follows its last `@` (no user or password).
 pub(crate) fn without_credentials(url: &str) -> &str {
     url.rsplit('@').next().unwrap_or(url)
@@ -227,6 +263,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             requests_per_minute: args.rate_limit,
             tokens_per_hour: args.token_budget,
             protect_ops: args.protect_ops,
+            operators: args.operators.clone(),
             share_groups: args
                 .share_groups
                 .iter()
@@ -496,6 +533,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             auth,
             max_image_bytes: args.max_image_bytes,
             allow_image_urls: args.allow_image_urls,
+            hosts: HostPolicy::of(&args.allowed_hosts, default_hosts(args.bind)),
+            cors_origins: colm_server::origin::origins(&args.cors_origins)
+                .map_err(|e| anyhow::anyhow!("--cors-origin: {e}"))?,
         },
         store,
     )

@@ -690,7 +690,8 @@ async fn api_keys_and_rate_limits() {
 /// Token budgets are per tenant: acme spends its hourly budget on real completions and gets
 /// 429 `insufficient_quota` with a Retry-After, globex is still served, and `/metrics` splits
 /// requests, tokens and the budget left by tenant. Under `--protect-ops` the metrics take acme's
-/// key though its budget is spent: they cost no model tokens.
+/// key though its budget is spent (they cost no model tokens) and show it acme's series alone;
+/// the `--operator` tenant's key sees every series.
 #[tokio::test]
 async fn token_budgets_and_metrics_are_per_tenant() {
     let _turn = SERIAL.lock().await;
@@ -699,6 +700,7 @@ async fn token_budgets_and_metrics_are_per_tenant() {
         &dir,
         "acme sk-acme
 globex sk-globex
+ops sk-ops
 ",
     )
     .unwrap();
@@ -710,6 +712,8 @@ globex sk-globex
         "--token-budget",
         "150",
         "--protect-ops",
+        "--operator",
+        "ops",
     ]);
     let client = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", server.base);
@@ -743,23 +747,35 @@ globex sk-globex
     assert_eq!(e["error"]["code"], "insufficient_quota", "{e}");
     // globex's budget is its own.
     assert_eq!(ask("sk-globex").await.unwrap().status().as_u16(), 200);
-    let r = client
-        .get(format!("{}/metrics", server.base))
-        .bearer_auth("sk-acme")
-        .send()
-        .await
-        .unwrap();
+    let metrics_of = |key: &'static str| {
+        let (client, url) = (client.clone(), format!("{}/metrics", server.base));
+        async move {
+            let r = client.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "metrics refused to {key}");
+            r.text().await.unwrap()
+        }
+    };
+    // A tenant's key sees its own series only, on a spent budget too: not globex's, not the
+    // server's totals.
+    let own = metrics_of("sk-acme").await;
     assert_eq!(
-        r.status().as_u16(),
-        200,
-        "metrics refused on a spent budget"
+        metric(
+            &own,
+            "colm_tenant_requests_total{tenant=\"acme\",status=\"429\"}"
+        ),
+        1.0
     );
-    let metrics = r.text().await.unwrap();
+    assert!(!own.contains("globex"), "{own}");
+    assert!(!own.contains("colm_requests_total{"), "{own}");
+    assert!(!own.contains("colm_prompt_tokens_total{"), "{own}");
+    // The operator's key sees every series.
+    let metrics = metrics_of("sk-ops").await;
     let value = |series: &str| metric(&metrics, series);
     assert_eq!(
         value("colm_tenant_requests_total{tenant=\"acme\",status=\"429\"}"),
         1.0
     );
+    assert!(value("colm_prompt_tokens_total{model=\"gemma-3-270m\"}") > 0.0);
     assert_eq!(
         value("colm_tenant_requests_total{tenant=\"globex\",status=\"200\"}"),
         1.0

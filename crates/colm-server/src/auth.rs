@@ -120,8 +120,12 @@ pub struct AuthConfig {
     /// Model tokens (prompt + completion) per hour per tenant; `None` = unlimited.
     pub tokens_per_hour: Option<u64>,
     /// Also require a key on `/metrics` and `/openapi.json` (open by default: monitoring and
-    /// clients' code generators read them).
+    /// clients' code generators read them). Then `/metrics` shows every series to the keys of
+    /// the [`AuthConfig::operators`] and to any other key only its own tenant's series.
     pub protect_ops: bool,
+    /// Tenants whose keys see every series of `/metrics` under [`AuthConfig::protect_ops`]
+    /// (the operator's monitoring); none by default.
+    pub operators: Vec<String>,
     /// Groups of tenants that share sessions and shared references with each other (the
     /// operator's choice; by default a tenant shares with no other). A tenant is in at most one
     /// group.
@@ -193,13 +197,20 @@ impl AuthConfig {
         Ok(keys)
     }
 
-    /// Checks the share groups against the keys: every tenant named is a tenant of some key,
-    /// and in one group at most.
+    /// Checks the share groups and the operators against the keys: every tenant named is a
+    /// tenant of some key, and in one share group at most.
     ///
     /// # Errors
     /// A message naming the unknown or repeated tenant.
     pub fn check_groups(&self) -> Result<(), colm_core::Invalid> {
         let mut seen = std::collections::BTreeSet::new();
+        for t in &self.operators {
+            if !self.keys.iter().any(|k| &k.tenant == t) {
+                return Err(colm_core::Invalid(format!(
+                    "operator `{t}` is a tenant with no key"
+                )));
+            }
+        }
         for group in &self.share_groups {
             for t in group {
                 if !self.keys.iter().any(|k| &k.tenant == t) {
@@ -315,6 +326,11 @@ impl Auth {
     /// Whether `/metrics` and `/openapi.json` need a key too.
     pub fn protects_ops(&self) -> bool {
         self.config.protect_ops
+    }
+
+    /// Whether `tenant` sees every tenant's metrics ([`AuthConfig::operators`]).
+    pub fn is_operator(&self, tenant: &str) -> bool {
+        self.config.operators.iter().any(|o| o == tenant)
     }
 
     /// Capacity and per-second refill of a bucket of `kind`; `None` when that limit is off.
@@ -468,13 +484,20 @@ pub async fn require_key_ops(State(auth): State<Auth>, request: Request, next: N
     admit(&auth, request, next, false).await
 }
 
+/// The key of an `Authorization` value of the `Bearer` scheme, the scheme's name in any case
+/// (RFC 9110 §11.1: `bearer KEY` too); `None` for another scheme or an empty key.
+fn bearer_key(value: &str) -> Option<&str> {
+    let (scheme, key) = value.trim_start().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
 async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: bool) -> Response {
     let key = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_key);
     let Some(key) = key else {
         return unauthorized("missing API key: send `Authorization: Bearer KEY`").into_response();
     };
@@ -531,6 +554,16 @@ pub struct AnsweredFor(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_key("Bearer sk-1"), Some("sk-1"));
+        assert_eq!(bearer_key("bearer sk-1"), Some("sk-1"));
+        assert_eq!(bearer_key("BEARER  sk-1 "), Some("sk-1"));
+        assert_eq!(bearer_key("Basic c2s="), None);
+        assert_eq!(bearer_key("Bearer "), None);
+        assert_eq!(bearer_key("Bearersk-1"), None);
+    }
 
     fn budget_config() -> AuthConfig {
         AuthConfig {

@@ -50,6 +50,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     let invalid =
         |e: serde_json::Error| ApiError::invalid(format!("invalid request body: {e}"), None);
     let mut value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    if let Some(path) = duplicate_key(body) {
+        return Err(ApiError::invalid(
+            format!("`{path}` is given twice; a field may appear once"),
+            Some(path.split(['.', '[']).next().unwrap_or_default()),
+        ));
+    }
     if let Some(path) = nul_at(&value, "") {
         return Err(ApiError::invalid(
             format!("`{path}` holds a NUL character (U+0000), which no model reads"),
@@ -101,6 +107,91 @@ fn field_at_fault<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The path (`messages[0].role`) of the first key of the JSON text `body` that its object
+/// holds twice (`serde_json` would keep the last silently), or `None` (also for text that is
+/// not JSON, which the caller reports).
+fn duplicate_key(body: &[u8]) -> Option<String> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match (Unique { at: String::new() }).deserialize(&mut de) {
+        Err(e) => e
+            .to_string()
+            .strip_prefix(DUPLICATE)
+            .and_then(|rest| rest.split('\u{1f}').next())
+            .map(str::to_owned),
+        Ok(()) => None,
+    }
+}
+
+/// The start of [`Unique`]'s error, the duplicated key's path following it.
+const DUPLICATE: &str = "duplicate key\u{1f}";
+
+/// Reads a JSON value, failing at the first object key given twice ([`DUPLICATE`] and its
+/// path).
+struct Unique {
+    /// The path of the value being read.
+    at: String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq
+            .next_element_seed(Unique {
+                at: format!("{}[{i}]", self.at),
+            })?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = if self.at.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.at)
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{at}\u{1f}")));
+            }
+            map.next_value_seed(Unique { at })?;
+        }
+        Ok(())
+    }
+}
+
 /// The path (`messages[0].content`) of the first string of `v`, key or value, holding a NUL
 /// character: the tokenizers take C strings, so no request text may hold one.
 fn nul_at(v: &serde_json::Value, at: &str) -> Option<String> {
@@ -148,6 +239,32 @@ fn integral_floats_as_integers(v: &mut serde_json::Value) {
 mod tests {
     use super::*;
     use colm_api::collab::{CreateSession, GuidanceRequest};
+
+    /// A key given twice is refused with its path (serde_json alone keeps the last); the
+    /// same key in two objects is not a duplicate.
+    #[test]
+    fn duplicate_keys_are_named() {
+        for (body, path, param) in [
+            (r#"{"query": "a", "query": "b"}"#, "query", "query"),
+            (
+                r#"{"query": "q", "drafts": [{"x": 1}], "options": {"mode": "a", "mode": "b"}}"#,
+                "options.mode",
+                "options",
+            ),
+            (r#"{"m": [1, {"a": 1, "a": 2}]}"#, "m[1].a", "m"),
+        ] {
+            let e = parse_json::<serde_json::Value>(body.as_bytes()).unwrap_err();
+            let m = e.body().error.message;
+            assert!(
+                m.contains(&format!("`{path}` is given twice")),
+                "{body}: {m}"
+            );
+            assert_eq!(e.param.as_deref(), Some(param), "{body}");
+        }
+        let ok = r#"{"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]}"#;
+        assert!(parse_json::<serde_json::Value>(ok.as_bytes()).is_ok());
+        assert_eq!(duplicate_key(b"not json"), None);
+    }
 
     /// An error inside the flattened guidance options names its field, as any other field's
     /// error does; a field after it, or a required field before it, is not blamed.

@@ -1,5 +1,6 @@
 //! One error type for the HTTP API that knows its status and renders an OpenAI-shaped body:
-//! `{"error": {"message", "type", "param", "code"}}`.
+//! `{"error": {"message", "type", "param", "code"}}`; [`openai_shaped`] gives the same shape to
+//! the error answers made outside the handlers.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -142,6 +143,62 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Largest body of an error answer made outside the handlers that [`openai_shaped`] quotes,
+/// bytes.
+const QUOTED_ERROR_BYTES: usize = 4096;
+
+/// The middleware that gives OpenAI's error shape to error answers made outside the handlers
+/// (axum's 405 for a method a route does not serve, a decompression layer's 415, …): a 4xx or
+/// 5xx whose body is not JSON becomes an [`ErrorBody`] of type `invalid_request_error` (4xx) or
+/// `server_error` (5xx) whose message names the status, the method and path, and the original
+/// text; its headers (`Allow`, `Retry-After`) are kept.
+pub async fn openai_shaped(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, QUOTED_ERROR_BYTES)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let mut message = format!("{reason}: {method} {path}");
+    if let Some(allow) = parts
+        .headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+    {
+        message.push_str(&format!(" (allowed: {allow})"));
+    }
+    if !text.is_empty() {
+        message.push_str(&format!(" ({text})"));
+    }
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    let shaped = ApiError::new(status, kind, None, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, shaped.into_body())
+}
+
 /// The error answers of the `/v1` routes, for the OpenAPI document: every body is an
 /// OpenAI-shaped [`ErrorBody`]. Each `/v1` route documents this whole set.
 #[derive(utoipa::IntoResponses)]
@@ -159,6 +216,13 @@ pub enum ErrorResponses {
         description = "Missing or unknown API key (only when keys are configured)"
     )]
     Unauthorized(#[to_schema] ErrorBody),
+    /// 403.
+    #[response(
+        status = 403,
+        description = "The `Host` is not one the server answers to (`host_not_allowed`; \
+                       `--allowed-host`)"
+    )]
+    Forbidden(#[to_schema] ErrorBody),
     /// 404.
     #[response(
         status = 404,
@@ -169,6 +233,12 @@ pub enum ErrorResponses {
     /// 413.
     #[response(status = 413, description = "Request body over the server's limit")]
     TooLarge(#[to_schema] ErrorBody),
+    /// 415.
+    #[response(
+        status = 415,
+        description = "A body that is not `application/json` (`unsupported_media_type`)"
+    )]
+    UnsupportedMediaType(#[to_schema] ErrorBody),
     /// 429.
     #[response(
         status = 429,

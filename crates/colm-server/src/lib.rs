@@ -16,7 +16,10 @@
 //! rate-limited per key ([`auth`]). Every error body is OpenAI-shaped ([`error::ApiError`]).
 //! Request and response bodies can be zstd- or gzip-compressed, negotiated with the standard
 //! `Content-Encoding` / `Accept-Encoding` headers. Request bodies over
-//! [`ServerConfig::max_body_bytes`] are refused with 413. The server knows nothing of model
+//! [`ServerConfig::max_body_bytes`] are refused with 413. Requests must name an allowed `Host`
+//! ([`ServerConfig::hosts`]; by default the loopback names) and send JSON as
+//! `application/json`; CORS is off unless [`ServerConfig::cors_origins`] lists origins
+//! ([`origin`]). The server knows nothing of model
 //! internals: it holds [`ChatModel`]s (the embedded engine, or upstream endpoints). Replicas
 //! share sessions, references and limits through Redis ([`state`],
 //! [`AppState::with_shared_state`]); an interaction log records what was served ([`log`],
@@ -40,6 +43,7 @@ pub mod images;
 pub mod log;
 pub mod metrics;
 pub mod openai;
+pub mod origin;
 pub mod sessions;
 pub mod state;
 pub mod store;
@@ -189,6 +193,12 @@ pub struct ServerConfig {
     /// Pass `http(s)://` image URLs on to vision models (which fetch them); off: only
     /// `data:` URLs.
     pub allow_image_urls: bool,
+    /// The `Host` names served (403 `host_not_allowed` for others); default: the loopback
+    /// names ([`origin::HostPolicy::loopback`]).
+    pub hosts: origin::HostPolicy,
+    /// Web origins that may call the API from a page (CORS, [`origin::cors`]); default none
+    /// (CORS off).
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 /// Largest image by default, decoded bytes (OpenAI's limit per image: 20 MB).
@@ -202,6 +212,8 @@ impl Default for ServerConfig {
             auth: None,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             allow_image_urls: false,
+            hosts: origin::HostPolicy::loopback(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -415,8 +427,11 @@ impl AppState {
 /// The router with every route, limit and trace layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
+    let hosts = Arc::new(state.config().hosts.clone());
+    let cors = origin::cors(&state.config().cors_origins);
     let (routes, _) = routes(Some(&state)).split_for_parts();
-    routes
+    let mut app = routes
+        .route_layer(axum::middleware::from_fn(origin::json_only))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,
@@ -430,9 +445,17 @@ pub fn router(state: AppState) -> Router {
         // Bodies may arrive zstd/gzip-compressed (Content-Encoding) and leave compressed when
         // the client accepts it (Accept-Encoding); SSE streams are never compressed.
         .layer(RequestDecompressionLayer::new())
-        .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(axum::middleware::from_fn(error::openai_shaped))
+        .layer(CompressionLayer::new());
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        hosts,
+        origin::check_host,
+    ))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
 }
 
 /// Serves `state` on `listener` until ctrl-c.

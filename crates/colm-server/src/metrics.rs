@@ -22,6 +22,10 @@
 //!   tokens of the model calls made for it (a session's aggregation counts for its creator);
 //! - `colm_tenant_budget_tokens{tenant}`: tokens left in its budget now (gauge; with
 //!   `tokens_per_hour` only; negative when the last request overdrew it).
+//!
+//! Under `protect_ops` the metrics need a key and show what the key's tenant may see
+//! ([`View`]): everything to an operator's key ([`crate::auth::AuthConfig::operators`]), to any
+//! other key only the per-tenant series of its own tenant.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -95,12 +99,41 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Renders every series; `budgets`: the tokens left per tenant ([`crate::auth::Auth::budgets_left`]).
-pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
-    let m = state.metrics();
+/// Who reads the metrics, and so which series they show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View<'a> {
+    /// Every series (open metrics, or an operator's key).
+    All,
+    /// The per-tenant series of this tenant alone (a tenant's key under `protect_ops`).
+    Tenant(&'a str),
+}
+
+impl View<'_> {
+    /// Whether the series of `tenant` are shown.
+    fn shows(&self, tenant: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Tenant(own) => *own == tenant,
+        }
+    }
+}
+
+/// Renders the series `view` shows; `budgets`: the tokens left per tenant
+/// ([`crate::auth::Auth::budgets_left`]).
+pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>, view: View<'_>) -> String {
     let mut out = String::new();
+    if view == View::All {
+        render_server(state, &mut out);
+    }
+    render_tenants(state, budgets, view, &mut out);
+    out
+}
+
+/// The server's own series (requests, tokens and queues by route and model).
+fn render_server(state: &AppState, out: &mut String) {
+    let m = state.metrics();
     family(
-        &mut out,
+        out,
         ("colm_requests_total", "HTTP requests answered.", "counter"),
         lock(&m.requests).iter().map(|((route, status), n)| {
             (
@@ -110,7 +143,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         }),
     );
     family(
-        &mut out,
+        out,
         (
             "colm_request_bytes_total",
             "Request body bytes read (decompressed).",
@@ -139,7 +172,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         ),
     ] {
         family(
-            &mut out,
+            out,
             (name, help, "counter"),
             tokens.iter().map(|(model, &(p, c, n))| {
                 (
@@ -151,7 +184,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
     }
     let scalar = |v: u64| std::iter::once((String::new(), v.to_string()));
     family(
-        &mut out,
+        out,
         (
             "colm_shared_guidance_hits_total",
             "Guidance served from the shared store.",
@@ -160,7 +193,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         scalar(state.shared_references().map_or(0, |s| s.hits())),
     );
     family(
-        &mut out,
+        out,
         (
             "colm_session_drafts_total",
             "Drafts accepted by shared sessions.",
@@ -169,7 +202,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         scalar(m.session_drafts.load(std::sync::atomic::Ordering::Relaxed)),
     );
     family(
-        &mut out,
+        out,
         (
             "colm_session_aggregations_total",
             "Shared sessions aggregated, by trigger.",
@@ -179,8 +212,42 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
             .iter()
             .map(|(trigger, n)| (format!("trigger=\"{trigger}\""), n.to_string())),
     );
+    let per_model = |read: fn(&dyn colm_core::ChatModel) -> Option<usize>| {
+        state
+            .model_ids()
+            .into_iter()
+            .filter_map(|id| {
+                let v = state.model(&id).and_then(|m| read(m.as_ref()))?;
+                Some((format!("model=\"{}\"", label(&id)), v.to_string()))
+            })
+            .collect::<Vec<_>>()
+    };
     family(
-        &mut out,
+        out,
+        ("colm_queue_depth", "Requests waiting per model.", "gauge"),
+        per_model(|m| m.queue_depth()),
+    );
+    family(
+        out,
+        (
+            "colm_active_requests",
+            "Requests a model is serving now (prefilling or decoding).",
+            "gauge",
+        ),
+        per_model(|m| m.active_requests()),
+    );
+}
+
+/// The per-tenant series of the tenants `view` shows.
+fn render_tenants(
+    state: &AppState,
+    budgets: Option<Vec<(String, f64)>>,
+    view: View<'_>,
+    out: &mut String,
+) {
+    let m = state.metrics();
+    family(
+        out,
         (
             "colm_tenant_requests_total",
             "Requests answered to each tenant.",
@@ -188,6 +255,7 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         ),
         lock(&m.tenant_requests)
             .iter()
+            .filter(|((tenant, _), _)| view.shows(tenant))
             .map(|((tenant, status), n)| {
                 (
                     format!("tenant=\"{}\",status=\"{status}\"", label(tenant)),
@@ -209,57 +277,37 @@ pub fn render(state: &AppState, budgets: Option<Vec<(String, f64)>>) -> String {
         ),
     ] {
         family(
-            &mut out,
+            out,
             (name, help, "counter"),
-            tenant_tokens.iter().map(|(tenant, &(p, c))| {
-                (
-                    format!("tenant=\"{}\"", label(tenant)),
-                    [p, c][pick].to_string(),
-                )
-            }),
+            tenant_tokens
+                .iter()
+                .filter(|(tenant, _)| view.shows(tenant))
+                .map(|(tenant, &(p, c))| {
+                    (
+                        format!("tenant=\"{}\"", label(tenant)),
+                        [p, c][pick].to_string(),
+                    )
+                }),
         );
     }
     if let Some(left) = budgets {
         family(
-            &mut out,
+            out,
             (
                 "colm_tenant_budget_tokens",
                 "Tokens left in each tenant's hourly budget.",
                 "gauge",
             ),
-            left.into_iter().map(|(tenant, n)| {
-                (
-                    format!("tenant=\"{}\"", label(&tenant)),
-                    n.floor().to_string(),
-                )
-            }),
+            left.into_iter()
+                .filter(|(t, _)| view.shows(t))
+                .map(|(tenant, n)| {
+                    (
+                        format!("tenant=\"{}\"", label(&tenant)),
+                        n.floor().to_string(),
+                    )
+                }),
         );
     }
-    let per_model = |read: fn(&dyn colm_core::ChatModel) -> Option<usize>| {
-        state
-            .model_ids()
-            .into_iter()
-            .filter_map(|id| {
-                let v = state.model(&id).and_then(|m| read(m.as_ref()))?;
-                Some((format!("model=\"{}\"", label(&id)), v.to_string()))
-            })
-            .collect::<Vec<_>>()
-    };
-    family(
-        &mut out,
-        ("colm_queue_depth", "Requests waiting per model.", "gauge"),
-        per_model(|m| m.queue_depth()),
-    );
-    family(
-        &mut out,
-        (
-            "colm_active_requests",
-            "Requests a model is serving now (prefilling or decoding).",
-            "gauge",
-        ),
-        per_model(|m| m.active_requests()),
-    );
-    out
 }
 
 /// Appends one metric family to `out`: its HELP and TYPE lines (`meta` = name, help, type),
@@ -284,14 +332,25 @@ fn family(
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     summary = "Prometheus metrics (text exposition format 0.0.4)",
     responses((status = 200, description = "The metrics", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn handler(State(state): State<AppState>) -> Response {
+pub async fn handler(
+    State(state): State<AppState>,
+    tenant: Option<axum::Extension<crate::auth::Tenant>>,
+) -> Response {
     let budgets = match state.auth() {
         Some(auth) => auth.budgets_left().await,
         None => None,
     };
+    // Under protect_ops the key check ran and left the request's tenant.
+    let view = match (state.auth(), &tenant) {
+        (Some(auth), Some(t)) if auth.protects_ops() && !auth.is_operator(&t.name) => {
+            View::Tenant(&t.name)
+        }
+        (Some(auth), None) if auth.protects_ops() => View::Tenant(""),
+        _ => View::All,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&state, budgets),
+        render(&state, budgets, view),
     )
         .into_response()
 }

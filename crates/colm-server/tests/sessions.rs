@@ -329,6 +329,21 @@ async fn bad_session_requests_get_openai_shaped_errors(redis: bool) {
     .await;
     assert_eq!((status, &s["k"]), (201, &json!(2)), "{s}");
     let id = s["id"].as_str().unwrap();
+    // A blank draft is refused: it would count toward `k`.
+    for draft in ["", " \n\t"] {
+        let (status, e) = post(
+            &format!("{other}/v1/colm/sessions/{id}/drafts"),
+            json!({ "draft": draft }),
+        )
+        .await;
+        assert_eq!(
+            (status, e["error"]["param"].as_str()),
+            (400, Some("draft")),
+            "{e}"
+        );
+    }
+    let (_, shown) = get(&format!("{base}/v1/colm/sessions/{id}")).await;
+    assert_eq!(shown["drafts"], 0, "{shown}");
     // Query strings: a malformed one and one over the documented maximum get OpenAI-shaped
     // errors, not plain text.
     for query in ["wait_ms=-1", "wait_ms=60001"] {

@@ -176,6 +176,18 @@ pub fn to_core(
         .max_completion_tokens
         .or(req.max_tokens)
         .unwrap_or(default_max_tokens);
+    // Named as the request gave it (`max_completion_tokens` wins over `max_tokens`).
+    if max_tokens == 0 {
+        let field = if req.max_completion_tokens.is_some() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        return Err(ApiError::invalid(
+            format!("{field} must be at least 1"),
+            Some(field),
+        ));
+    }
     let stop = match &req.stop {
         None => Vec::new(),
         Some(Stop::One(s)) => vec![s.clone()],

@@ -292,6 +292,14 @@ fn bad_requests_name_the_field() {
             "max_tokens",
         ),
         (
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0}),
+            "max_completion_tokens",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5, "max_completion_tokens": 0}),
+            "max_completion_tokens",
+        ),
+        (
             json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 9}),
             "n",
         ),

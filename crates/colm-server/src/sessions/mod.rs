@@ -443,6 +443,12 @@ async fn submit_inner(
     let sessions = state.sessions();
     sessions.find(&id, &scope).await?;
     let req: SubmitDraft = parse_body(&state, "/v1/colm/sessions/{id}/drafts", body)?;
+    if req.draft.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "`draft` must not be blank: a blank draft would count toward the session's `k`",
+            Some("draft"),
+        ));
+    }
     let added = sessions
         .store
         .add_draft(&id, req.client, req.draft, now_ms())

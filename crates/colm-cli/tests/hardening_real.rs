@@ -1,0 +1,209 @@
+//! `colm serve` over loopback as a hostile web page and a hostile tenant would use it: every
+//! request here is one a browser or a careless client really sends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers
+
+mod common;
+
+use common::SERIAL;
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
+use serde_json::{json, Value};
+
+/// A web page cannot drive a loopback server: a DNS-rebinding `Host` gets 403 before any key
+/// check, a "simple" cross-site body (`text/plain`, form-encoded, no type) gets 415, CORS
+/// answers only the origins the operator listed, and the framework's own error answers (405)
+/// are OpenAI-shaped too. Also: the `Bearer` scheme is read in any case (RFC 9110 §11.1).
+#[tokio::test]
+async fn a_web_page_cannot_drive_a_loopback_server() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "acme sk-acme\n").unwrap();
+    let server = common::start(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        "gemma-3-270m",
+        "--ctx",
+        "512",
+        "--default-max-tokens",
+        "4",
+        "--api-key-file",
+        keys.to_str().unwrap(),
+        "--cors-origin",
+        "http://app.example",
+    ]);
+    let http = reqwest::Client::new();
+    let base = &server.base;
+    let port = base.rsplit(':').next().unwrap();
+    let session = json!({"query": "What is 6 times 7?", "model": "gemma-3-270m"}).to_string();
+    let error = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+
+    // The request of the DNS-rebinding attack: refused before the key is even asked for.
+    let r = http
+        .post(format!("{base}/v1/colm/sessions"))
+        .header(HOST, format!("evil.example:{port}"))
+        .header(ORIGIN, "http://evil.example")
+        .header(CONTENT_TYPE, "text/plain")
+        .body(session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(error(&v), "host_not_allowed", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("evil.example"));
+    let r = http
+        .get(format!("{base}/health"))
+        .header(HOST, "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no route answers a foreign host");
+    // The loopback names are served (`localhost`, with the port; the key in lower case).
+    let r = http
+        .get(format!("{base}/v1/models"))
+        .header(HOST, format!("localhost:{port}"))
+        .header(AUTHORIZATION, "bearer sk-acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // Bodies a page can send without a preflight are refused unread, whatever they hold.
+    for kind in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = http
+            .post(format!("{base}/v1/colm/sessions"))
+            .bearer_auth("sk-acme")
+            .body(session.clone());
+        if let Some(kind) = kind {
+            req = req.header(CONTENT_TYPE, kind);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{kind:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(error(&v), "unsupported_media_type", "{kind:?}: {v}");
+    }
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-acme")
+        .header(CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(
+            json!({"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // CORS: the listed origin's preflight and reads are allowed; another origin gets no
+    // `Access-Control-Allow-Origin`, so its page cannot read the answer.
+    let preflight = |origin: &'static str| {
+        http.request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/v1/chat/completions"),
+        )
+        .header(ORIGIN, origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+    };
+    let allowed = |h: &HeaderMap| {
+        h.get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let r = preflight("http://app.example").await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(allowed(r.headers()).as_deref(), Some("http://app.example"));
+    let methods = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let r = preflight("http://evil.example").await.unwrap();
+    assert_eq!(allowed(r.headers()), None);
+    for (origin, expected) in [
+        ("http://app.example", Some("http://app.example")),
+        ("http://evil.example", None),
+    ] {
+        let r = http
+            .get(format!("{base}/v1/models"))
+            .bearer_auth("sk-acme")
+            .header(ORIGIN, origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(allowed(r.headers()).as_deref(), expected, "{origin}");
+    }
+
+    // A method a route does not serve: 405 with `Allow` and an OpenAI-shaped body.
+    let r = http
+        .delete(format!("{base}/v1/models"))
+        .bearer_auth("sk-acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("DELETE /v1/models"));
+}
+
+/// Without `--cors-origin` CORS is off: a preflight is a 405 (OpenAI-shaped) with no
+/// `Access-Control-Allow-Origin`; `--allowed-host` replaces the loopback names.
+#[tokio::test]
+async fn cors_is_off_by_default_and_operators_name_their_hosts() {
+    let _turn = SERIAL.lock().await;
+    let server = common::start(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        "gemma-3-270m",
+        "--ctx",
+        "512",
+        "--allowed-host",
+        "colm.internal",
+    ]);
+    let http = reqwest::Client::new();
+    let base = &server.base;
+    let r = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/v1/models"))
+        .header(HOST, "colm.internal")
+        .header(ORIGIN, "http://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].is_string(), "{v}");
+    for (host, status) in [("colm.internal:80", 200), ("127.0.0.1", 403)] {
+        let r = http
+            .get(format!("{base}/v1/models"))
+            .header(HOST, host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{host}");
+    }
+}
