@@ -103,6 +103,19 @@ pub struct ServeArgs {
     /// Largest accepted request body, bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
+    /// Time for a request's headers to arrive, and for the next request on an idle
+    /// kept-alive connection, ms; a connection that stalls longer is closed.
+    #[arg(long, value_name = "MS", default_value_t = colm_server::listen::HEADER_READ_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Longest pause in the arrival of a request's body, ms (408 `body_timeout` after it).
+    #[arg(long, value_name = "MS", default_value_t = colm_server::listen::BODY_READ_MS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = colm_server::listen::MAX_CONNECTIONS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
     /// `max_tokens` for requests that give none.
     #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub default_max_tokens: u32,
@@ -536,6 +549,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             hosts: HostPolicy::of(&args.allowed_hosts, default_hosts(args.bind)),
             cors_origins: colm_server::origin::origins(&args.cors_origins)
                 .map_err(|e| anyhow::anyhow!("--cors-origin: {e}"))?,
+            connections: colm_server::listen::ConnectionLimits {
+                header_read: Duration::from_millis(args.header_timeout_ms),
+                body_read: Duration::from_millis(args.body_timeout_ms),
+                max_connections: args.max_connections,
+            },
         },
         store,
     )

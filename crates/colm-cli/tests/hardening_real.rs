@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::SERIAL;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use serde_json::{json, Value};
@@ -206,4 +208,111 @@ async fn cors_is_off_by_default_and_operators_name_their_hosts() {
             .unwrap();
         assert_eq!(r.status(), status, "{host}");
     }
+}
+
+/// Reads from `stream` until the server closes it or `limit` passes; returns what arrived and
+/// whether the server closed the connection (read 0 bytes, or reset).
+async fn until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// When the server closed `stream` (within `limit`, else the test fails).
+async fn closed_at(stream: &mut tokio::net::TcpStream, limit: Duration) -> tokio::time::Instant {
+    let (_, closed) = until_closed(stream, limit).await;
+    assert!(closed, "an idle connection stays open");
+    tokio::time::Instant::now()
+}
+
+/// Slow and idle connections are closed within their timeouts (raw sockets, as slowloris
+/// does): a connection that sends nothing, headers that stop mid-way, a body that stops mid-way (408 `body_timeout`), a
+/// kept-alive connection left idle; and `--max-connections` holds a further connection in the
+/// backlog until one closes. (`axum::serve`'s defaults kept all of these open.) The limits
+/// here are 1 s; a closed connection is awaited for up to 30 s, which no timing noise reaches
+/// and an unlimited server never meets.
+#[tokio::test]
+async fn stalled_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt as _;
+    let _turn = SERIAL.lock().await;
+    let server = common::start(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        "gemma-3-270m",
+        "--ctx",
+        "512",
+        "--header-timeout-ms",
+        "1000",
+        "--body-timeout-ms",
+        "1000",
+        "--max-connections",
+        "2",
+    ]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let wait = Duration::from_secs(30);
+
+    // Headers that stop mid-way.
+    let mut s = connect().await.unwrap();
+    s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-")
+        .await
+        .unwrap();
+    let (_, closed) = until_closed(&mut s, wait).await;
+    assert!(closed, "a connection stalled mid-headers stays open");
+
+    // A body that stops mid-way: 408, OpenAI-shaped, and the connection closes.
+    let mut s = connect().await.unwrap();
+    s.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\": ",
+    )
+    .await
+    .unwrap();
+    let (answer, closed) = until_closed(&mut s, wait).await;
+    assert!(closed, "a connection stalled mid-body stays open: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+
+    // A kept-alive connection, idle after its answer.
+    let mut s = connect().await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = until_closed(&mut s, wait).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle kept-alive connection stays open");
+
+    // Two connections at most: a third is served only once the header timeout has closed
+    // one of the first two (an unlimited server answers it at once).
+    let mut first = connect().await.unwrap();
+    let mut second = connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = connect().await.unwrap();
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (a, b, (answer, answered)) = tokio::join!(
+        closed_at(&mut first, wait),
+        closed_at(&mut second, wait),
+        async {
+            let (answer, _) = until_closed(&mut third, wait).await;
+            (answer, tokio::time::Instant::now())
+        }
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answered >= a.min(b),
+        "the third connection was served while two were open"
+    );
 }

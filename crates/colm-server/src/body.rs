@@ -8,13 +8,25 @@ use axum::http::StatusCode;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The request body, or 413 over the configured limit / 400 when unreadable.
+/// The request body, or 413 over the configured limit / 408 when it stopped arriving
+/// ([`crate::listen::ConnectionLimits::body_read`]) / 400 when unreadable.
 ///
 /// # Errors
 /// As above, OpenAI-shaped.
 pub fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if timed_out(&r) {
+            let limit = state.config().connections.body_read;
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                Some("body_timeout"),
+                format!(
+                    "the request body stopped arriving: no byte for {} ms",
+                    limit.as_millis()
+                ),
+            )
+        } else if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!(
                 "request body over the limit of {} bytes",
                 state.config().max_body_bytes
@@ -23,6 +35,19 @@ pub fn read_body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Resul
             ApiError::invalid(r.body_text(), None)
         }
     })
+}
+
+/// Whether a body was refused because it stopped arriving (tower-http's body timeout,
+/// somewhere in the error's chain of sources).
+fn timed_out(r: &BytesRejection) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = Some(r);
+    while let Some(err) = e {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        e = err.source();
+    }
+    false
 }
 
 /// The JSON body of a request to `route` as `T`: read within the limit, its size counted in

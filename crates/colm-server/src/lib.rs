@@ -40,6 +40,7 @@ pub mod collab;
 pub mod contract;
 pub mod error;
 pub mod images;
+pub mod listen;
 pub mod log;
 pub mod metrics;
 pub mod openai;
@@ -59,6 +60,7 @@ use colm_api::openai::Health;
 use colm_core::ChatModel;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -199,6 +201,8 @@ pub struct ServerConfig {
     /// Web origins that may call the API from a page (CORS, [`origin::cors`]); default none
     /// (CORS off).
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// Timeouts and the number of connections at once ([`listen`]).
+    pub connections: listen::ConnectionLimits,
 }
 
 /// Largest image by default, decoded bytes (OpenAI's limit per image: 20 MB).
@@ -214,6 +218,7 @@ impl Default for ServerConfig {
             allow_image_urls: false,
             hosts: origin::HostPolicy::loopback(),
             cors_origins: Vec::new(),
+            connections: listen::ConnectionLimits::default(),
         }
     }
 }
@@ -427,6 +432,7 @@ impl AppState {
 /// The router with every route, limit and trace layer.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
+    let body_read = state.config().connections.body_read;
     let hosts = Arc::new(state.config().hosts.clone());
     let cors = origin::cors(&state.config().cors_origins);
     let (routes, _) = routes(Some(&state)).split_for_parts();
@@ -445,6 +451,8 @@ pub fn router(state: AppState) -> Router {
         // Bodies may arrive zstd/gzip-compressed (Content-Encoding) and leave compressed when
         // the client accepts it (Accept-Encoding); SSE streams are never compressed.
         .layer(RequestDecompressionLayer::new())
+        // A body that stops arriving ends the request (408, `body::read_body`).
+        .layer(RequestBodyTimeoutLayer::new(body_read))
         .layer(axum::middleware::from_fn(error::openai_shaped))
         .layer(CompressionLayer::new());
     if let Some(cors) = cors {
@@ -458,16 +466,17 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-/// Serves `state` on `listener` until ctrl-c.
+/// Serves `state` on `listener` until ctrl-c, within its [`ServerConfig::connections`]
+/// limits ([`listen::serve_with`]).
 ///
 /// # Errors
 /// I/O errors of the listener.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    let limits = state.config().connections;
+    listen::serve_with(listener, router(state), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
 }
 
 /// Whether binding to `ip` keeps the server on this machine; `colm serve` requires API keys
