@@ -14,8 +14,9 @@
 # from one model with different seeds at temperature 0.7, or from 4 specialisations); both suites
 # run the server-side ensembles of the ensembles issue (the greedy reference and samples at
 # temperature 0.3, `pool_t`'s default, from the server model, aggregated by vote at N = 8, 5, 3
-# and adaptively up to 8 at confidence 0.9 and 0.8, by selection at N = 5 on GSM8K; and the vote
-# at N = 5 where a client keeps its draft under a 0.6 share). STRATEGIES="…" replaces
+# and adaptively up to 5 and up to 8 at confidence 0.8 and 0.9, by selection at N = 5 on GSM8K;
+# and the vote at N = 5 where a client keeps its draft under a 0.6 share; N = 5 first, whose
+# references the others reuse from the call cache). STRATEGIES="…" replaces
 # `local server` and that list for any suite (added to the same run folder, so the report puts
 # every strategy on one frontier, with the learned router cross-fitted on `local` and `server`).
 #
@@ -35,10 +36,10 @@ PARALLEL="${PARALLEL:-8}"
 LIMIT="${LIMIT:-100}"
 COLM="${COLM:-target/release/colm}"
 [ -x "$COLM" ] || cargo build --release -p colm-cli
-ensembles="colm:refs=8,aggregate=vote colm:refs=5,aggregate=vote
-           colm:refs=3,aggregate=vote colm:refs=8,aggregate=vote,adaptive=0.9
-           colm:refs=8,aggregate=vote,adaptive=0.8
-           colm:refs=5,aggregate=vote,keep_draft=0.6"
+ensembles="colm:refs=5,aggregate=vote colm:refs=5,aggregate=vote,adaptive=0.8
+           colm:refs=5,aggregate=vote,adaptive=0.9 colm:refs=3,aggregate=vote
+           colm:refs=5,aggregate=vote,keep_draft=0.6 colm:refs=8,aggregate=vote,adaptive=0.8
+           colm:refs=8,aggregate=vote colm:refs=8,aggregate=vote,adaptive=0.9"
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(gsm8k arc)
 for suite in "${suites[@]}"; do

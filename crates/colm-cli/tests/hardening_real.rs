@@ -11,6 +11,21 @@ use common::SERIAL;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use serde_json::{json, Value};
 
+/// `colm serve` on a free loopback port with the smallest model and `args`.
+fn serve_tiny(args: &[&str]) -> common::Proc {
+    let mut all = vec![
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        "gemma-3-270m",
+        "--ctx",
+        "512",
+    ];
+    all.extend_from_slice(args);
+    common::start(&all)
+}
+
 /// A web page cannot drive a loopback server: a DNS-rebinding `Host` gets 403 before any key
 /// check, a "simple" cross-site body (`text/plain`, form-encoded, no type) gets 415, CORS
 /// answers only the origins the operator listed, and the framework's own error answers (405)
@@ -21,14 +36,7 @@ async fn a_web_page_cannot_drive_a_loopback_server() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::write(&keys, "acme sk-acme\n").unwrap();
-    let server = common::start(&[
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--model",
-        "gemma-3-270m",
-        "--ctx",
-        "512",
+    let server = serve_tiny(&[
         "--default-max-tokens",
         "4",
         "--api-key-file",
@@ -174,17 +182,7 @@ async fn a_web_page_cannot_drive_a_loopback_server() {
 #[tokio::test]
 async fn cors_is_off_by_default_and_operators_name_their_hosts() {
     let _turn = SERIAL.lock().await;
-    let server = common::start(&[
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--model",
-        "gemma-3-270m",
-        "--ctx",
-        "512",
-        "--allowed-host",
-        "colm.internal",
-    ]);
+    let server = serve_tiny(&["--allowed-host", "colm.internal"]);
     let http = reqwest::Client::new();
     let base = &server.base;
     let r = http
@@ -243,14 +241,7 @@ async fn closed_at(stream: &mut tokio::net::TcpStream, limit: Duration) -> tokio
 async fn stalled_and_idle_connections_are_closed() {
     use tokio::io::AsyncWriteExt as _;
     let _turn = SERIAL.lock().await;
-    let server = common::start(&[
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--model",
-        "gemma-3-270m",
-        "--ctx",
-        "512",
+    let server = serve_tiny(&[
         "--header-timeout-ms",
         "1000",
         "--body-timeout-ms",
