@@ -162,7 +162,11 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         )?),
     };
     let hosted: Vec<(String, Arc<dyn ChatModel>)> = vec![(name.clone(), model)];
-    let state = AppState::new(hosted, ServerConfig::default());
+    let config = ServerConfig {
+        hosts: colm_server::origin::HostPolicy::for_bind(args.listen),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(hosted, config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -236,26 +236,6 @@ fn split_alias(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The `Host` names served when the operator lists none: on a loopback address the loopback
-/// names and the address itself (`127.0.0.2`, `[::1]`), elsewhere any.
-fn default_hosts(bind: SocketAddr) -> HostPolicy {
-    if !colm_server::is_loopback(bind.ip()) {
-        return HostPolicy::Any;
-    }
-    let mut names: Vec<String> = colm_server::origin::LOOPBACK_HOSTS
-        .iter()
-        .map(|h| (*h).to_owned())
-        .collect();
-    let own = match bind {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => format!("[{}]", a.ip()),
-    };
-    if !names.contains(&own) {
-        names.push(own);
-    }
-    HostPolicy::Only(names)
-}
-
 /// A database URL as messages may show it: what follows its last `@` (no user or password).
 pub(crate) fn without_credentials(url: &str) -> &str {
     url.rsplit('@').next().unwrap_or(url)
@@ -546,7 +526,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             auth,
             max_image_bytes: args.max_image_bytes,
             allow_image_urls: args.allow_image_urls,
-            hosts: HostPolicy::of(&args.allowed_hosts, default_hosts(args.bind)),
+            hosts: HostPolicy::of(&args.allowed_hosts, HostPolicy::for_bind(args.bind)),
             cors_origins: colm_server::origin::origins(&args.cors_origins)
                 .map_err(|e| anyhow::anyhow!("--cors-origin: {e}"))?,
             connections: colm_server::listen::ConnectionLimits {

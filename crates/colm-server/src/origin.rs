@@ -44,6 +44,24 @@ impl HostPolicy {
         Self::Only(LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect())
     }
 
+    /// The names served when the operator lists none, for a server bound to `bind`: on a
+    /// loopback address [`LOOPBACK_HOSTS`] and the address itself (`127.0.0.2`, `[::1]`),
+    /// elsewhere any (keys are required there).
+    pub fn for_bind(bind: std::net::SocketAddr) -> Self {
+        if !bind.ip().is_loopback() {
+            return Self::Any;
+        }
+        let mut names: Vec<String> = LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+        let own = match bind {
+            std::net::SocketAddr::V4(a) => a.ip().to_string(),
+            std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        if !names.contains(&own) {
+            names.push(own);
+        }
+        Self::Only(names)
+    }
+
     /// The policy of `names` as an operator lists them (`--allowed-host`): `*` among them
     /// allows any host; none at all gives `default`.
     pub fn of(names: &[String], default: Self) -> Self {
@@ -247,6 +265,13 @@ mod tests {
             HostPolicy::Any
         );
         assert_eq!(HostPolicy::of(&[], HostPolicy::Any), HostPolicy::Any);
+        let bound = HostPolicy::for_bind("127.0.0.2:8080".parse().unwrap());
+        assert!(bound.allows("127.0.0.2:8080") && bound.allows("localhost"));
+        assert!(HostPolicy::for_bind("[::1]:1".parse().unwrap()).allows("[::1]:1"));
+        assert_eq!(
+            HostPolicy::for_bind("0.0.0.0:8080".parse().unwrap()),
+            HostPolicy::Any
+        );
     }
 
     #[test]
