@@ -101,6 +101,8 @@ pub async fn serve_with(
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let first_byte = limits.header_read;
         tokio::spawn(async move {
+            // Held while the connection lives.
+            let _permit = permit;
             // The builder reads the first bytes to tell HTTP/1 from HTTP/2 before hyper's
             // header timeout applies: a connection that sends nothing is closed here.
             let mut byte = [0u8; 1];
@@ -108,14 +110,12 @@ pub async fn serve_with(
                 tokio::time::timeout(first_byte, stream.peek(&mut byte)).await,
                 Ok(Ok(1..))
             ) {
-                drop(permit);
                 return;
             }
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(error = %e, "connection closed");
             }
-            drop(permit);
         });
     }
     drop(listener);

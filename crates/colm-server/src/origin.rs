@@ -41,7 +41,7 @@ pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 impl HostPolicy {
     /// [`LOOPBACK_HOSTS`] alone.
     pub fn loopback() -> Self {
-        Self::Only(LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect())
+        Self::Only(loopback_names())
     }
 
     /// The names served when the operator lists none, for a server bound to `bind`: on a
@@ -51,7 +51,7 @@ impl HostPolicy {
         if !bind.ip().is_loopback() {
             return Self::Any;
         }
-        let mut names: Vec<String> = LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect();
+        let mut names = loopback_names();
         let own = match bind {
             std::net::SocketAddr::V4(a) => a.ip().to_string(),
             std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
@@ -89,6 +89,11 @@ impl HostPolicy {
             }
         }
     }
+}
+
+/// [`LOOPBACK_HOSTS`] as owned names.
+fn loopback_names() -> Vec<String> {
+    LOOPBACK_HOSTS.iter().map(|h| (*h).to_owned()).collect()
 }
 
 /// The host name of a `Host` value: without the port (`[::1]:8080` → `[::1]`,
