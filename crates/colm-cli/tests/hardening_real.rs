@@ -307,3 +307,120 @@ async fn stalled_and_idle_connections_are_closed() {
         "the third connection was served while two were open"
     );
 }
+
+/// The content deltas of the server-sent events in `sse` (whole events only).
+fn deltas(sse: &str) -> Vec<String> {
+    sse.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// A tenant that closes its stream early is charged what the model generated for it: its
+/// tokens in `/metrics`, its budget spent by them, and a record with status 499, the tokens
+/// and the text streamed. A budget then refuses it as it would a tenant reading to the end.
+#[tokio::test]
+async fn a_stream_closed_early_is_charged_and_recorded() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "acme sk-acme\nops sk-ops\n").unwrap();
+    let log = dir.path().join("log.db");
+    let server = serve_tiny(&[
+        "--api-key-file",
+        keys.to_str().unwrap(),
+        "--token-budget",
+        "3600",
+        "--protect-ops",
+        "--operator",
+        "ops",
+        "--interaction-log",
+        log.to_str().unwrap(),
+    ]);
+    let http = reqwest::Client::new();
+    let base = &server.base;
+    let body = json!({"model": "gemma-3-270m", "max_tokens": 400, "stream": true,
+        "messages": [{"role": "user", "content": "Count from 1 to 500, one number per line."}]});
+    let mut r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth("sk-acme")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-colm-record-id"].to_str().unwrap().to_owned();
+    let mut sse = String::new();
+    while deltas(&sse).len() < 20 {
+        let chunk = r
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream ended before 20 deltas");
+        sse.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        !sse.contains("[DONE]"),
+        "the answer ended before it was cut"
+    );
+    drop(r);
+    let read = deltas(&sse).concat();
+
+    // The record: written once the server has seen the stream closed.
+    let mut record = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let records = colm_server::log::InteractionLog::open_target(log.to_str().unwrap(), true)
+            .await
+            .unwrap()
+            .read_all()
+            .await
+            .unwrap();
+        record = records.into_iter().map(|(r, _)| r).find(|r| r.id == id);
+        if record.is_some() {
+            break;
+        }
+    }
+    let record = record.expect("no record of the cut stream");
+    assert_eq!(record.status, 499, "{record:?}");
+    assert_eq!(record.model.as_deref(), Some("gemma-3-270m"));
+    assert!(
+        record.prompt_tokens > 5 && (20..400).contains(&record.completion_tokens),
+        "{record:?}"
+    );
+    let streamed = record.answer.clone().unwrap_or_default();
+    assert!(streamed.starts_with(&read), "{streamed:?} vs {read:?}");
+    assert!(record.error.unwrap_or_default().contains("went away"));
+
+    // Counted and charged as the record says (the budget refills 1 token a second).
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth("sk-ops")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| common::metric(&metrics, series);
+    assert_eq!(
+        value("colm_tenant_completion_tokens_total{tenant=\"acme\"}"),
+        record.completion_tokens as f64
+    );
+    assert_eq!(
+        value("colm_tenant_prompt_tokens_total{tenant=\"acme\"}"),
+        record.prompt_tokens as f64
+    );
+    let spent = 3600.0 - value("colm_tenant_budget_tokens{tenant=\"acme\"}");
+    let used = (record.prompt_tokens + record.completion_tokens) as f64;
+    assert!(
+        spent > used - 30.0 && spent <= used,
+        "spent {spent}, used {used}"
+    );
+}

@@ -1,12 +1,13 @@
 //! Requests on an engine thread: template, tokenize, size check ([`prepare`]), then a
 //! [`Slot`] per request that is fed into shared decode batches.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::channel::mpsc::UnboundedSender;
 
 use colm_core::{
-    ChatMessage, Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings,
+    ChatMessage, Completion, FinishReason, Meter, ModelError, SamplingParams, StreamEvent, Timings,
     TokenLogprob, TopLogprob, Usage, PENALTY_LAST_N,
 };
 use llama_cpp_2::context::LlamaContext;
@@ -214,6 +215,9 @@ pub(crate) struct Slot {
     logprobs: Option<Vec<TokenLogprob>>,
     admitted: Instant,
     first_logits: Option<Instant>,
+    /// The caller's request meter: every prompt token fed and token sampled is added as it is
+    /// processed, so a request cancelled midway is charged what it used.
+    meter: Option<Arc<Meter>>,
 }
 
 /// What a slot's step produced.
@@ -233,6 +237,7 @@ impl Slot {
         sampler: LlamaSampler,
         deltas: Option<UnboundedSender<StreamEvent>>,
         reply: oneshot::Sender<Result<Completion, ModelError>>,
+        meter: Option<Arc<Meter>>,
     ) -> Self {
         // An answer that may call tools is parsed whole at the end: its text is not streamed.
         let deltas = deltas.filter(|_| !tools::offered(&params));
@@ -255,6 +260,7 @@ impl Slot {
             logprob_sum: 0.0,
             admitted: Instant::now(),
             first_logits: None,
+            meter,
         }
     }
 
@@ -300,6 +306,9 @@ impl Slot {
         }
         self.prefilled += take;
         self.pos = self.prefilled;
+        if let Some(m) = &self.meter {
+            m.add_prompt(take as u64);
+        }
         Ok(take)
     }
 
@@ -327,6 +336,9 @@ impl Slot {
             _ => self.logprob_sum += token_logprob(logits, token),
         }
         self.generated += 1;
+        if let Some(m) = &self.meter {
+            m.add_completion(1);
+        }
         let before = self.out.len();
         vocab.token_to_piece_into(token, &mut self.out, false, None);
         let from = before.saturating_sub(self.max_stop);

@@ -197,6 +197,8 @@ struct Job {
     params: SamplingParams,
     deltas: Option<UnboundedSender<StreamEvent>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
+    /// The caller's request meter ([`colm_core::Meter::current`] when it submitted).
+    meter: Option<Arc<colm_core::Meter>>,
 }
 
 /// Async handle to a model served by its own engine thread.
@@ -357,6 +359,7 @@ impl LlamaEngine {
             params: params.clone(),
             deltas,
             reply,
+            meter: colm_core::Meter::current(),
         };
         self.jobs.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => ModelError::Overloaded {
@@ -547,7 +550,7 @@ impl Schedule<'_> {
                     Ok((prompt, sampler)) => {
                         let _ = ctx.clear_kv_cache_seq(Some(free as u32), None, None);
                         slots[free] = Some(Slot::new(
-                            seq, prompt, job.params, sampler, job.deltas, job.reply,
+                            seq, prompt, job.params, sampler, job.deltas, job.reply, job.meter,
                         ));
                     }
                     Err(e) => {

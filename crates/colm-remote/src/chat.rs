@@ -308,15 +308,23 @@ impl ChatModel for RemoteChat {
     /// its `Retry-After`), [`ModelError::Unavailable`] for 502–504, a missed deadline or an
     /// unreachable server, [`ModelError::InvalidRequest`] for a 400 or 413 (a context overflow
     /// names the sizes), [`ModelError::Inference`] otherwise.
+    ///
+    /// The answer's usage is added to the request's [`colm_core::Meter`].
     async fn chat(
         &self,
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
+        let meter = colm_core::Meter::current();
         let body = self.body(messages, params);
-        self.link
+        let c = self
+            .link
             .retrying("chat completion", |left| self.attempt(&body, left))
-            .await
+            .await?;
+        if let Some(m) = meter {
+            m.add(c.usage);
+        }
+        Ok(c)
     }
 
     /// Relays the endpoint's stream delta by delta (the whole answer at once for chats with
@@ -325,6 +333,10 @@ impl ChatModel for RemoteChat {
     /// # Errors
     /// As [`ChatModel::chat`]; a stream cut after part of the answer was relayed is a
     /// [`ModelError::Unavailable`] and not retried.
+    ///
+    /// The request's [`colm_core::Meter`] gets the endpoint's usage when the answer is whole
+    /// (the endpoint reports no usage before): a caller that counts a cut stream counts its
+    /// deltas.
     async fn chat_streaming(
         &self,
         messages: &[ChatMessage],
@@ -336,12 +348,18 @@ impl ChatModel for RemoteChat {
             StreamEvent::send_whole(&events, &c);
             return Ok(c);
         }
+        let meter = colm_core::Meter::current();
         let body = self.stream_body(messages, params);
-        self.link
+        let c = self
+            .link
             .retrying("streamed chat completion", |left| {
                 self.attempt_streaming(&body, left, &events)
             })
-            .await
+            .await?;
+        if let Some(m) = meter {
+            m.add(c.usage);
+        }
+        Ok(c)
     }
 }
 

@@ -7,9 +7,11 @@
 //! `requests_per_minute` requests of burst, refilled continuously. A tenant may also have a
 //! **token budget** ([`AuthConfig::tokens_per_hour`]): the model tokens (prompt and
 //! completion) its requests cost, in a bucket of that size refilled continuously; a tenant
-//! whose bucket is empty (a request may overdraw it) gets 429 `insufficient_quota` with a
-//! `Retry-After` until it refills. Work a session does for all its clients is charged to the
-//! tenant that created it.
+//! whose bucket is empty gets 429 `insufficient_quota` with a `Retry-After` until it refills.
+//! A chat completion first reserves its estimate ([`Auth::reserve`]: it runs only when the
+//! bucket holds it, or the whole bucket for an estimate larger than that), then settles with
+//! what its model calls used however it ended ([`crate::charge`]). Work a session does for all
+//! its clients is charged to the tenant that created it.
 //!
 //! **Tenants.** Every key belongs to a tenant: the key file names it (`TENANT KEY`), or a key
 //! given alone is a tenant of its own. What colm shares between requests — open sessions and
@@ -385,13 +387,44 @@ impl Auth {
         self.bucket(Kind::Budget, tenant, 1.0, 0.0).await.map(drop)
     }
 
-    /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero); with
-    /// Redis the charge is sent in the background.
-    pub fn charge(&self, tenant: &str, tokens: u64) {
+    /// Reserves `tokens` of `tenant`'s budget for a request about to run: taken at once when
+    /// the budget holds them (all of it, for a reservation larger than the whole budget), so
+    /// that requests running together see each other's reservations and cannot pass the
+    /// budget together; `Err(seconds)` until it will hold them ([`Auth::budget_spent`]). The
+    /// request settles with [`Auth::charge`] of what it used less what it reserved.
+    pub async fn reserve(&self, tenant: &str, tokens: u64) -> Result<(), u64> {
+        let Some((capacity, _)) = self.limits(Kind::Budget) else {
+            return Ok(());
+        };
+        let cost = tokens as f64;
+        self.bucket(Kind::Budget, tenant, cost.min(capacity).max(1.0), cost)
+            .await
+            .map(drop)
+    }
+
+    /// The 429 of a tenant whose budget is spent, to retry in `wait` seconds.
+    pub fn budget_spent(&self, wait: u64) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "this tenant's token budget ({} tokens per hour) is spent; retry in {wait} s",
+                self.config.tokens_per_hour.unwrap_or_default()
+            ),
+            kind: "insufficient_quota",
+            param: None,
+            code: Some("insufficient_quota"),
+            retry_after: Some(wait),
+        }
+    }
+
+    /// Charges `tokens` model tokens to `tenant`'s budget (the bucket may go below zero; a
+    /// negative charge gives back what a reservation took beyond the use); with Redis the
+    /// charge is sent in the background.
+    pub fn charge(&self, tenant: &str, tokens: f64) {
         let Some((capacity, per_second)) = self.limits(Kind::Budget) else {
             return;
         };
-        let cost = tokens as f64;
+        let cost = tokens;
         if self.redis.is_none() {
             let _ = refill(&self.budgets, tenant, capacity, per_second, f64::MIN, cost);
             return;
@@ -521,18 +554,7 @@ async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: boo
         Ok(())
     };
     if let Err(wait) = budget {
-        let e = ApiError {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            message: format!(
-                "this tenant's token budget ({} tokens per hour) is spent; retry in {wait} s",
-                auth.config.tokens_per_hour.unwrap_or_default()
-            ),
-            kind: "insufficient_quota",
-            param: None,
-            code: Some("insufficient_quota"),
-            retry_after: Some(wait),
-        };
-        return answered_for(&tenant, e.into_response());
+        return answered_for(&tenant, auth.budget_spent(wait).into_response());
     }
     request.extensions_mut().insert(tenant.clone());
     let response = as_tenant(tenant.clone(), next.run(request)).await;
@@ -587,7 +609,7 @@ mod tests {
         assert!(auth.budget_left("acme").await.is_ok());
         // A request may overdraw the budget; the next one waits until it is positive again,
         // at 1 token per second (3600 per hour).
-        auth.charge("acme", 3610);
+        auth.charge("acme", 3610.0);
         // (With Redis the charge is sent in the background.)
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let wait = auth.budget_left("acme").await.unwrap_err();
@@ -617,12 +639,35 @@ mod tests {
         }
     }
 
+    /// Requests running together each reserve their estimate first: the second of two that
+    /// would pass the budget together waits (for as long as the refill takes), until the first
+    /// settles with what it used; a reservation larger than the whole budget needs all of it.
+    #[tokio::test]
+    async fn reservations_of_requests_running_together_cannot_pass_the_budget() {
+        let auth = Auth::new(budget_config());
+        assert!(auth.reserve("acme", 3000).await.is_ok());
+        let wait = auth.reserve("acme", 3000).await.unwrap_err();
+        assert!((2399..=2401).contains(&wait), "{wait}");
+        assert!(auth.reserve("globex", 3000).await.is_ok(), "its own budget");
+        // The first used 100 of its 3000: the rest comes back.
+        auth.charge("acme", 100.0 - 3000.0);
+        assert!(auth.reserve("acme", 3000).await.is_ok());
+        auth.charge("acme", -3000.0);
+        assert!(auth.reserve("acme", 10_000).await.is_err(), "3500 left");
+        auth.charge("acme", -100.0);
+        assert!(auth.reserve("acme", 10_000).await.is_ok(), "a full budget");
+        assert!(Auth::new(AuthConfig::default())
+            .reserve("acme", u64::MAX)
+            .await
+            .is_ok());
+    }
+
     #[tokio::test]
     async fn a_token_budget_is_spent_overdrawn_and_refilled_per_tenant() {
         budgets_are_spent_overdrawn_and_refilled(Auth::new(budget_config())).await;
         // Without a budget nothing is counted.
         let free = Auth::new(AuthConfig::with_keys(["k"]));
-        free.charge("k", u64::MAX);
+        free.charge("k", f64::MAX);
         assert!(free.budget_left("k").await.is_ok());
         assert!(free.budgets_left().await.is_none());
     }

@@ -36,6 +36,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod charge;
 pub mod collab;
 pub mod contract;
 pub mod error;
@@ -409,13 +410,27 @@ impl AppState {
     /// the metrics, and for the tenant being served ([`auth::current_tenant`]) in its series
     /// and charged to its token budget.
     pub fn record_tokens(&self, model: &str, prompt: u64, completion: u64) {
+        let tenant = auth::current_tenant();
+        self.spend(tenant.as_ref(), model, prompt, completion, 0);
+    }
+    /// Records `prompt` + `completion` tokens spent on `model` for `tenant`: counted in the
+    /// metrics and, for a named tenant, in its series and charged to its token budget less
+    /// `reserved`, the tokens its request reserved before it ran ([`charge::Charge`]).
+    pub fn spend(
+        &self,
+        tenant: Option<&auth::Tenant>,
+        model: &str,
+        prompt: u64,
+        completion: u64,
+        reserved: u64,
+    ) {
         self.0.metrics.tokens(model, prompt, completion);
-        if let Some(tenant) = auth::current_tenant().filter(|t| !t.name.is_empty()) {
+        if let Some(tenant) = tenant.filter(|t| !t.name.is_empty()) {
             self.0
                 .metrics
                 .tenant_tokens(&tenant.name, prompt, completion);
             if let Some(auth) = &self.0.auth {
-                auth.charge(&tenant.name, prompt + completion);
+                auth.charge(&tenant.name, (prompt + completion) as f64 - reserved as f64);
             }
         }
     }

@@ -11,6 +11,7 @@ use futures::channel::mpsc::UnboundedSender;
 mod completion;
 mod error;
 mod message;
+mod meter;
 mod params;
 pub mod progress;
 
@@ -20,6 +21,7 @@ pub use completion::{
 };
 pub use error::ModelError;
 pub use message::{ChatMessage, Role, Tool, ToolCall, ToolChoice};
+pub use meter::Meter;
 pub use params::{
     ResponseFormat, SamplingParams, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };

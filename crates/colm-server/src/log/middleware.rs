@@ -82,6 +82,21 @@ impl Recorder {
         });
     }
 
+    /// Marks the record cut: its caller went away after `partial` was streamed, when the
+    /// model calls had used `usage`.
+    pub fn cut(&self, usage: colm_core::Usage, partial: &str) {
+        self.fill(|r| {
+            r.status = super::CLIENT_CLOSED_REQUEST;
+            r.prompt_tokens = usage.prompt_tokens;
+            r.completion_tokens = usage.completion_tokens;
+            r.error = Some(format!(
+                "the caller went away after {} generated tokens",
+                usage.completion_tokens
+            ));
+            r.answer = (!partial.is_empty()).then(|| partial.to_owned());
+        });
+    }
+
     /// Fills in guidance `g` for `query` (a request body of `bytes_in` bytes; 0 for a session's
     /// guidance, fetched with a GET).
     pub fn guidance(&self, g: &colm_api::collab::GuidanceResponse, query: &str, bytes_in: usize) {

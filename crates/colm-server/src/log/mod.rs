@@ -33,6 +33,10 @@ pub use store::{read_file, read_target, InteractionLog};
 /// Response header carrying the record id of a served request.
 pub const RECORD_HEADER: &str = "x-colm-record-id";
 
+/// [`Interaction::status`] of a request whose caller went away before its answer was whole
+/// (a stream closed early): 499, nginx's "client closed request".
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -58,7 +62,8 @@ pub struct Interaction {
     pub tenant: String,
     /// The route, e.g. `/v1/chat/completions`.
     pub route: String,
-    /// HTTP status of the response.
+    /// HTTP status of the response; [`CLIENT_CLOSED_REQUEST`] when the caller went away
+    /// before the answer was whole.
     pub status: u16,
     /// The model id asked.
     pub model: Option<String>,
@@ -88,8 +93,9 @@ pub struct Interaction {
     /// before it failed, if any.
     pub answer: Option<String>,
     /// Why the model call failed (`status` is its HTTP status; 200 when the stream had begun),
-    /// `None` when it answered. Requests refused before any model call (malformed, unknown
-    /// model) are not recorded; the token counts of a failed call are 0 (unknown).
+    /// or that its caller went away; `None` when it answered. Requests refused before any
+    /// model call (malformed, unknown model) are not recorded; the token counts of a failed or
+    /// cut request are what its model calls had used ([`colm_core::Meter`]).
     pub error: Option<String>,
     /// Where a router answered the query (`local`, `remote`, `colm`): a served cascade's
     /// decision; `None` when no router decided.

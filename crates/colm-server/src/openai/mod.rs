@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -16,11 +17,14 @@ use colm_api::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkExtension, ColmExtension,
     CompletionUsage, Delta, DeltaToolCall, ModelList, ToolCallObject,
 };
-use colm_core::{Completion, FinishReason, ModelError, Query, SamplingParams, StreamEvent};
+use colm_core::{
+    Completion, FinishReason, Meter, ModelError, Query, SamplingParams, StreamEvent, Usage,
+};
 use futures::channel::mpsc;
 use futures::StreamExt;
 
 use crate::body::parse_body;
+use crate::charge::Charge;
 use crate::error::{ApiError, ErrorResponses};
 use crate::images::ImageLimits;
 use crate::log::{Recorder, Served};
@@ -117,19 +121,71 @@ impl ChatLog {
         );
     }
 
-    /// Records the failure `e`, after `partial` was streamed.
-    fn failed(&self, e: &ApiError, partial: &str) {
+    /// Records the failure `e`, after `partial` was streamed, when the model calls had used
+    /// `usage`.
+    fn failed(&self, e: &ApiError, partial: &str, usage: Option<Usage>) {
         self.answered(&[]);
         self.recorder.failed(&e.message, partial);
+        if let Some(u) = usage {
+            self.recorder.fill(|r| {
+                r.prompt_tokens = u.prompt_tokens;
+                r.completion_tokens = u.completion_tokens;
+            });
+        }
+    }
+
+    /// Records a stream its caller closed after `partial`, when the model calls had used
+    /// `usage`.
+    fn cut(&self, usage: Usage, partial: &str) {
+        self.answered(&[]);
+        self.recorder.cut(usage, partial);
+    }
+}
+
+/// What a stream has sent its caller: the answer's text so far and the deltas it came in.
+#[derive(Default)]
+struct Streamed {
+    text: String,
+    deltas: u64,
+}
+
+impl Streamed {
+    fn push(&mut self, delta: &str) {
+        self.text.push_str(delta);
+        self.deltas += 1;
+    }
+}
+
+/// Owned by a stream's response body: when the body is dropped before the answer was settled
+/// (the caller went away), charges what the model calls used and records the stream as cut.
+struct CutGuard {
+    charge: Arc<Charge>,
+    log: Option<Arc<ChatLog>>,
+    streamed: Arc<Mutex<Streamed>>,
+}
+
+impl Drop for CutGuard {
+    fn drop(&mut self) {
+        let streamed = self.streamed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(usage) = self.charge.settle_metered(streamed.deltas) {
+            tracing::info!(
+                completion_tokens = usage.completion_tokens,
+                "the caller closed its stream"
+            );
+            if let Some(log) = &self.log {
+                log.cut(usage, &streamed.text);
+            }
+        }
     }
 }
 
 /// The response to a chat whose model call failed with `e` before answering: the error, with
-/// the failure recorded (when a log is kept).
-fn failed(log: Option<&ChatLog>, e: ApiError) -> Response {
+/// the failure recorded (when a log is kept) and what the calls used charged.
+fn failed(log: Option<&ChatLog>, charge: &Charge, e: ApiError) -> Response {
     tracing::info!(status = %e.status, message = %e.message, "model call failed");
+    let usage = charge.settle_metered(0);
     if let Some(log) = log {
-        log.failed(&e, "");
+        log.failed(&e, "", usage);
     }
     let mut response = e.into_response();
     response.extensions_mut().insert(Served);
@@ -172,6 +228,11 @@ async fn handle(
     let id = completion_id();
     let created = unix_now();
     let parallel_calls = req.parallel_tool_calls != Some(false);
+    // Reserved before any model runs: the prompt at about a token per four bytes of the body,
+    // and `max_tokens` for each answer; settled with what was used.
+    let n = req.n.unwrap_or(1);
+    let estimate = bytes_in as u64 / 4 + u64::from(params.max_tokens) * u64::from(n);
+    let charge = Charge::reserve(&state, &req.model, estimate).await?;
     let log = recorder.map(|recorder| ChatLog {
         recorder,
         model: req.model.clone(),
@@ -190,7 +251,6 @@ async fn handle(
     if !req.stream {
         // n > 1: independent completions, decoded together; sampled ones with seeds
         // seed, seed + 1, …
-        let n = req.n.unwrap_or(1);
         let runs = (0..n).map(|i| {
             let params = SamplingParams {
                 seed: params.seed.wrapping_add(i),
@@ -199,16 +259,19 @@ async fn handle(
             let (model, messages) = (model.clone(), &messages);
             async move { model.chat(messages, &params).await }
         });
-        let cs: Vec<Completion> = match futures::future::try_join_all(runs).await {
+        let all = Meter::scope(charge.meter(), futures::future::try_join_all(runs));
+        let cs: Vec<Completion> = match all.await {
             Ok(cs) => cs
                 .into_iter()
                 .map(|c| keep_calls(c, parallel_calls))
                 .collect(),
-            Err(e) => return Ok(failed(log.as_ref(), e.into())),
+            Err(e) => return Ok(failed(log.as_ref(), &charge, e.into())),
         };
-        for c in &cs {
-            state.record_tokens(&req.model, c.usage.prompt_tokens, c.usage.completion_tokens);
-        }
+        charge.settle(cs.iter().fold(Usage::default(), |mut u, c| {
+            u.prompt_tokens += c.usage.prompt_tokens;
+            u.completion_tokens += c.usage.completion_tokens;
+            u
+        }));
         if let Some(log) = &log {
             log.answered(&cs);
         }
@@ -235,8 +298,9 @@ async fn handle(
     // (references) in the tenant's scope and its tokens are charged to the tenant.
     let tenant = crate::auth::current_tenant();
     let forward_tenant = tenant.clone();
+    let meter = charge.meter();
     let work = tokio::spawn(async move {
-        let run = model.chat_streaming(&messages, &params, event_tx);
+        let run = Meter::scope(meter, model.chat_streaming(&messages, &params, event_tx));
         match tenant {
             Some(tenant) => crate::auth::as_tenant(tenant, run).await,
             None => run.await,
@@ -249,13 +313,19 @@ async fn handle(
     let pending = match (&first, at_once) {
         (None, false) => match join(work).await {
             Ok(c) => Pending::Done(c),
-            Err(e) => return Ok(failed(log.as_ref(), e)),
+            Err(e) => return Ok(failed(log.as_ref(), &charge, e)),
         },
         _ => Pending::Running(work),
     };
     let (sse_tx, sse) = mpsc::unbounded::<Event>();
-    let metrics_state = state.clone();
-    let model_id = req.model.clone();
+    let charge = Arc::new(charge);
+    let log = log.map(Arc::new);
+    let streamed = Arc::new(Mutex::new(Streamed::default()));
+    let cut = CutGuard {
+        charge: charge.clone(),
+        log: log.clone(),
+        streamed: streamed.clone(),
+    };
     let chunk = move |delta: Delta, finish: Option<FinishReason>| {
         ChatCompletionChunk::new(&id, created, &req.model, delta, finish)
     };
@@ -282,19 +352,21 @@ async fn handle(
     };
     // The text streamed so far: what the completion holds beyond it (an answer parsed whole,
     // such as one that may call tools) is sent at the end.
-    let mut streamed = String::new();
-    if let Some(e) = first {
-        if let StreamEvent::Delta(t) = &e {
-            streamed.push_str(t);
-        }
-        send(&sse_tx, &event_chunk(e));
-    }
     let forward = async move {
-        while let Some(e) = events.next().await {
+        let relay = |e: StreamEvent| {
             if let StreamEvent::Delta(t) = &e {
-                streamed.push_str(t);
+                streamed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(t);
             }
             send(&sse_tx, &event_chunk(e));
+        };
+        if let Some(e) = first {
+            relay(e);
+        }
+        while let Some(e) = events.next().await {
+            relay(e);
         }
         let outcome = match pending {
             Pending::Done(c) => Ok(c),
@@ -302,15 +374,14 @@ async fn handle(
         };
         match outcome.map(|c| keep_calls(c, parallel_calls)) {
             Ok(c) => {
-                metrics_state.record_tokens(
-                    &model_id,
-                    c.usage.prompt_tokens,
-                    c.usage.completion_tokens,
-                );
+                charge.settle(c.usage);
                 if let Some(log) = &log {
                     log.answered(std::slice::from_ref(&c));
                 }
-                if let Some(rest) = c.text.strip_prefix(streamed.as_str()) {
+                let text = std::mem::take(
+                    &mut streamed.lock().unwrap_or_else(PoisonError::into_inner).text,
+                );
+                if let Some(rest) = c.text.strip_prefix(text.as_str()) {
                     if !rest.is_empty() {
                         send(&sse_tx, &event_chunk(StreamEvent::Delta(rest.to_owned())));
                     }
@@ -345,8 +416,13 @@ async fn handle(
                 }
             }
             Err(e) => {
+                let (text, deltas) = {
+                    let s = streamed.lock().unwrap_or_else(PoisonError::into_inner);
+                    (s.text.clone(), s.deltas)
+                };
+                let usage = charge.settle_metered(deltas);
                 if let Some(log) = &log {
-                    log.failed(&e, &streamed);
+                    log.failed(&e, &text, usage);
                 }
                 send(&sse_tx, &e.body());
             }
@@ -364,8 +440,9 @@ async fn handle(
         .abort_handle(),
     );
     let body = sse.map(move |e| {
-        // The body owns the work: dropping it (the caller went away) aborts both tasks.
-        let _owned = (&cancel, &forwarding);
+        // The body owns the work: dropping it (the caller went away) aborts both tasks and
+        // charges what they used.
+        let _owned = (&cut, &cancel, &forwarding);
         Ok::<Event, Infallible>(e)
     });
     let mut response = Sse::new(body)
