@@ -116,6 +116,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = colm_server::listen::MAX_CONNECTIONS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_connections: usize,
+    /// Sessions open at once (before their deadline), all tenants together (with `--state`,
+    /// across replicas); one more gets 503 with Retry-After.
+    #[arg(long, default_value_t = colm_server::sessions::MAX_OPEN,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_sessions: usize,
+    /// Sessions one tenant may have open at once; one more gets 429
+    /// `session_limit_exceeded` with Retry-After, for that tenant alone.
+    #[arg(long, default_value_t = colm_server::sessions::MAX_OPEN_PER_TENANT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_sessions_per_tenant: usize,
     /// `max_tokens` for requests that give none.
     #[arg(long, default_value_t = colm_core::DEFAULT_MAX_TOKENS)]
     pub default_max_tokens: u32,
@@ -533,6 +543,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 header_read: Duration::from_millis(args.header_timeout_ms),
                 body_read: Duration::from_millis(args.body_timeout_ms),
                 max_connections: args.max_connections,
+            },
+            sessions: colm_server::sessions::store::OpenCaps {
+                total: args.max_sessions,
+                per_tenant: args.max_sessions_per_tenant,
             },
         },
         store,

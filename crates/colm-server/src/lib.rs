@@ -204,6 +204,8 @@ pub struct ServerConfig {
     pub cors_origins: Vec<axum::http::HeaderValue>,
     /// Timeouts and the number of connections at once ([`listen`]).
     pub connections: listen::ConnectionLimits,
+    /// Caps on the sessions open at once: in all, and per tenant ([`sessions`]).
+    pub sessions: sessions::store::OpenCaps,
 }
 
 /// Largest image by default, decoded bytes (OpenAI's limit per image: 20 MB).
@@ -220,6 +222,10 @@ impl Default for ServerConfig {
             hosts: origin::HostPolicy::loopback(),
             cors_origins: Vec::new(),
             connections: listen::ConnectionLimits::default(),
+            sessions: sessions::store::OpenCaps {
+                total: sessions::MAX_OPEN,
+                per_tenant: sessions::MAX_OPEN_PER_TENANT,
+            },
         }
     }
 }

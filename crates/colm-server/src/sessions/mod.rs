@@ -66,9 +66,11 @@ pub const DEFAULT_WINDOW_MS: u64 = 30_000;
 pub const MAX_WINDOW_MS: u64 = 600_000;
 /// Longest long-poll wait, ms.
 pub const MAX_WAIT_MS: u64 = 60_000;
-/// Sessions open at once (not yet claimed for aggregation), in memory or, with `--state`,
-/// across all replicas; one more is a 503.
+/// Default sessions open at once (before their deadline, not yet claimed for aggregation), in
+/// memory or, with `--state`, across all replicas; one more is a 503.
 pub const MAX_OPEN: usize = 10_000;
+/// Default sessions one tenant may have open at once; one more is a 429 for it alone.
+pub const MAX_OPEN_PER_TENANT: usize = 1_000;
 /// How long a finished session (and its guidance) stays fetchable.
 pub const KEEP_FINISHED: Duration = Duration::from_secs(600);
 /// The lease of an aggregation: renewed every third of it by the replica aggregating; when it
@@ -380,7 +382,7 @@ async fn create_inner(
     let kept = Duration::from_millis(window_ms) + KEEP_UNFINISHED + KEEP_FINISHED;
     let joined = sessions
         .store
-        .join_or_create(&key, fresh, now, kept, MAX_OPEN)
+        .join_or_create(&key, fresh, now, kept, state.config().sessions)
         .await
         .map_err(|e| unavailable(&e))?;
     match joined {
@@ -404,14 +406,40 @@ async fn create_inner(
             };
             Ok((StatusCode::CREATED, Json(object(&snap, Some(false), now))).into_response())
         }
-        Joined::Full => Err(ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("{MAX_OPEN} sessions are open; try again later"),
-            kind: "server_error",
-            param: None,
-            code: Some("overloaded"),
-            retry_after: Some(1),
-        }),
+        Joined::Full {
+            tenant,
+            frees_at_ms,
+        } => {
+            // Truthful: the earliest deadline of the sessions that count, when one of them
+            // stops counting at the latest.
+            let wait = frees_at_ms.saturating_sub(now_ms()).div_ceil(1000).max(1);
+            let caps = state.config().sessions;
+            Err(if tenant {
+                ApiError {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: format!(
+                        "this tenant has {} sessions open, its most; retry in {wait} s",
+                        caps.per_tenant
+                    ),
+                    kind: "requests",
+                    param: None,
+                    code: Some("session_limit_exceeded"),
+                    retry_after: Some(wait),
+                }
+            } else {
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!(
+                        "{} sessions are open, the server's most; retry in {wait} s",
+                        caps.total
+                    ),
+                    kind: "server_error",
+                    param: None,
+                    code: Some("overloaded"),
+                    retry_after: Some(wait),
+                }
+            })
+        }
     }
 }
 

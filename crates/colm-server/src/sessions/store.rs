@@ -145,14 +145,32 @@ pub enum Joined {
     Joined(Meta),
     /// The new session.
     Created(Meta),
-    /// `max_open` sessions are open already.
-    Full,
+    /// A cap on open sessions is reached.
+    Full {
+        /// The tenant's own cap (else the server's).
+        tenant: bool,
+        /// The earliest deadline of the sessions that count against it (Unix ms): one of
+        /// them stops counting then at the latest.
+        frees_at_ms: u64,
+    },
+}
+
+/// Caps on the sessions open at once (not yet due for aggregation: before their deadline and
+/// short of their `k` drafts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenCaps {
+    /// All tenants together (in Redis: across all replicas).
+    pub total: usize,
+    /// Each named tenant (the anonymous tenant of a server without keys has only `total`).
+    pub per_tenant: usize,
 }
 
 /// Creates the session ARGV[2] (meta ARGV[3], deadline ARGV[4], k ARGV[5], kept ARGV[6] ms)
 /// unless the open session of key KEYS[1] (hashes under ARGV[1]) is open before its deadline
-/// at ARGV[7]: returns `{1, meta}` (joined) or `{0, meta}` (created), or `{2, ''}` when the
-/// sorted set KEYS[2] of open sessions (scored by when their keys expire) holds ARGV[8].
+/// at ARGV[7]: returns `{1, meta}` (joined) or `{0, meta}` (created); `{2, deadline}` when the
+/// sorted set KEYS[2] of open sessions (scored by their deadlines) holds ARGV[8], `{3,
+/// deadline}` when the tenant's set KEYS[3] holds ARGV[9] (0: no tenant cap), with the
+/// earliest deadline in the full set.
 const CREATE: &str = r"
 local id = redis.call('GET', KEYS[1])
 if id then
@@ -160,11 +178,18 @@ if id then
   if v[1] == 'open' and tonumber(v[2]) > tonumber(ARGV[7]) then return {1, v[3]} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[7])
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then return {2, ''} end
-redis.call('ZADD', KEYS[2], tonumber(ARGV[7]) + tonumber(ARGV[6]), ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])
+local function first(set) return redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')[2] end
+if tonumber(ARGV[9]) > 0 and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[9]) then
+  return {3, first(KEYS[3])}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[8]) then return {2, first(KEYS[2])} end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), ARGV[2])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]), ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
 local h = ARGV[1] .. ARGV[2]
 redis.call('HSET', h, 'meta', ARGV[3], 'status', 'open', 'deadline', ARGV[4], 'k', ARGV[5],
-  'lease', '0', 'openkey', KEYS[1])
+  'lease', '0', 'openkey', KEYS[1], 'tenantset', KEYS[3])
 redis.call('PEXPIRE', h, ARGV[6])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
 return {0, ARGV[3]}
@@ -193,9 +218,10 @@ return {1, tostring(n + 1)}
 
 /// Claims session ARGV[3] (hash KEYS[1], drafts KEYS[2]) at ARGV[1] for a lease of ARGV[2] ms
 /// if due: `{1, trigger}` or `{0, ''}`; an open session claimed leaves the set KEYS[3] of open
-/// ones.
+/// ones and its tenant's.
 const CLAIM: &str = r"
-local v = redis.call('HMGET', KEYS[1], 'status', 'deadline', 'k', 'lease', 'trigger', 'openkey')
+local v = redis.call('HMGET', KEYS[1], 'status', 'deadline', 'k', 'lease', 'trigger', 'openkey',
+  'tenantset')
 if not v[1] then return {0, ''} end
 local now = tonumber(ARGV[1])
 local trigger
@@ -205,6 +231,7 @@ if v[1] == 'open' then
   else return {0, ''} end
   if redis.call('GET', v[6]) == ARGV[3] then redis.call('DEL', v[6]) end
   redis.call('ZREM', KEYS[3], ARGV[3])
+  if v[7] then redis.call('ZREM', v[7], ARGV[3]) end
 elseif v[1] == 'aggregating' and tonumber(v[4]) < now then
   trigger = v[5]
 else
@@ -253,9 +280,14 @@ fn redis_keys(redis: &RedisState, id: &str) -> [String; 3] {
     [h.clone(), format!("{h}:clients"), format!("{h}:drafts")]
 }
 
-/// The Redis sorted set of open sessions' ids, scored by when their keys expire (Unix ms).
+/// The Redis sorted set of open sessions' ids, scored by their deadlines (Unix ms).
 fn open_set(redis: &RedisState) -> String {
     redis.key("sessions", "open")
+}
+
+/// The Redis sorted set of `tenant`'s open sessions' ids, scored by their deadlines.
+fn tenant_set(redis: &RedisState, tenant: &str) -> String {
+    redis.key("sessions:open", &crate::state::digest(tenant))
 }
 
 impl SessionStore {
@@ -265,9 +297,9 @@ impl SessionStore {
     }
 
     /// The open session of `key` (open, before its deadline at `now_ms`), or `fresh` stored
-    /// as a new one, or [`Joined::Full`] when `max_open` sessions are open (not yet claimed for
-    /// aggregation; in Redis, across all replicas, each counted at most `kept`); `kept`: how
-    /// long a new session's keys may live at most.
+    /// as a new one, or [`Joined::Full`] when `caps` are reached: sessions open (before their
+    /// deadline, not yet claimed for aggregation; in Redis, across all replicas) of
+    /// `fresh.owner`, or of everyone; `kept`: how long a new session's keys may live at most.
     ///
     /// # Errors
     /// Redis errors.
@@ -277,8 +309,14 @@ impl SessionStore {
         fresh: Meta,
         now_ms: u64,
         kept: Duration,
-        max_open: usize,
+        caps: OpenCaps,
     ) -> Fallible<Joined> {
+        // The anonymous tenant of a server without keys has the total cap only.
+        let per_tenant = if fresh.owner.is_empty() {
+            0
+        } else {
+            caps.per_tenant.max(1)
+        };
         match self {
             Self::Memory(MemoryStore(m, _)) => {
                 let mut open = lock(&m.open);
@@ -296,8 +334,33 @@ impl SessionStore {
                         && now_ms.saturating_sub(e.snap.meta.created_ms) < ms(kept)
                 });
                 open.retain(|_, id| by_id.get(id).is_some_and(|e| e.snap.status == Status::Open));
-                if open.len() >= max_open {
-                    return Ok(Joined::Full);
+                // What counts: open sessions before their deadlines (their earliest deadline
+                // says when one stops counting).
+                let (mut total, mut own) = (0, 0);
+                let (mut first, mut own_first) = (u64::MAX, u64::MAX);
+                for e in open.values().filter_map(|id| by_id.get(id)) {
+                    let deadline = e.snap.meta.deadline_ms();
+                    if deadline <= now_ms {
+                        continue;
+                    }
+                    total += 1;
+                    first = first.min(deadline);
+                    if e.snap.meta.owner == fresh.owner {
+                        own += 1;
+                        own_first = own_first.min(deadline);
+                    }
+                }
+                if per_tenant > 0 && own >= per_tenant {
+                    return Ok(Joined::Full {
+                        tenant: true,
+                        frees_at_ms: own_first,
+                    });
+                }
+                if total >= caps.total {
+                    return Ok(Joined::Full {
+                        tenant: false,
+                        frees_at_ms: first,
+                    });
                 }
                 open.insert(key.to_owned(), fresh.id.clone());
                 by_id.insert(
@@ -323,6 +386,7 @@ impl SessionStore {
                 let (joined, meta): (i64, String) = Script::new(CREATE)
                     .key(r.key("open", &crate::state::digest(key)))
                     .key(open_set(r))
+                    .key(tenant_set(r, &fresh.owner))
                     .arg(r.key("sess", ""))
                     .arg(&fresh.id)
                     .arg(meta)
@@ -330,11 +394,15 @@ impl SessionStore {
                     .arg(fresh.k)
                     .arg(ms(kept))
                     .arg(now_ms)
-                    .arg(max_open)
+                    .arg(caps.total)
+                    .arg(per_tenant)
                     .invoke_async(&mut conn)
                     .await?;
-                if joined == 2 {
-                    return Ok(Joined::Full);
+                if joined == 2 || joined == 3 {
+                    return Ok(Joined::Full {
+                        tenant: joined == 3,
+                        frees_at_ms: meta.parse::<f64>().map_or(now_ms, |d| d as u64),
+                    });
                 }
                 let meta: Meta =
                     serde_json::from_str(&meta).map_err(|e| StateError::Decode(e.to_string()))?;
@@ -592,11 +660,11 @@ mod tests {
     use super::*;
     use colm_test_support::LocalRedis;
 
-    fn meta(id: &str, key: &str, now_ms: u64) -> Meta {
+    fn meta(id: &str, key: &str, owner: &str, now_ms: u64) -> Meta {
         Meta {
             id: id.to_owned(),
             scope: String::new(),
-            owner: String::new(),
+            owner: owner.to_owned(),
             key: key.to_owned(),
             request: CreateSession::default(),
             model: None,
@@ -608,23 +676,36 @@ mod tests {
         }
     }
 
-    async fn create(s: &SessionStore, id: &str, key: &str, now_ms: u64) -> Joined {
+    /// Creates (or joins) session `id` of question `key` for tenant `owner` at `now_ms`,
+    /// under caps of 3 open sessions in all and 2 per tenant.
+    async fn create_for(s: &SessionStore, id: &str, key: &str, owner: &str, now_ms: u64) -> Joined {
+        let caps = OpenCaps {
+            total: 3,
+            per_tenant: 2,
+        };
         s.join_or_create(
             key,
-            meta(id, key, now_ms),
+            meta(id, key, owner, now_ms),
             now_ms,
             Duration::from_secs(120),
-            2,
+            caps,
         )
         .await
         .unwrap()
     }
 
+    async fn create(s: &SessionStore, id: &str, key: &str, now_ms: u64) -> Joined {
+        create_for(s, id, key, "acme", now_ms).await
+    }
+
     /// The cap contract on stores `a` and `b` (two replicas, or one store twice): two open
-    /// sessions, then `Full` for a new question while an open one can still be joined; a
-    /// session claimed for aggregation frees its place.
+    /// sessions of a tenant, then `Full` (the tenant's cap, freeing at the earliest deadline)
+    /// for a new question while an open one can still be joined and another tenant can still
+    /// create; then the total cap; a session claimed for aggregation, or past its deadline,
+    /// frees its place.
     async fn caps_open_sessions(a: &SessionStore, b: &SessionStore) {
         let now = crate::state::now_ms();
+        let deadline = now + 60_000;
         assert!(matches!(
             create(a, "s1", "q1", now).await,
             Joined::Created(_)
@@ -633,8 +714,19 @@ mod tests {
             create(b, "s2", "q2", now).await,
             Joined::Created(_)
         ));
-        assert!(matches!(create(a, "s3", "q3", now).await, Joined::Full));
+        assert!(matches!(
+            create(a, "s3", "q3", now + 5).await,
+            Joined::Full { tenant: true, frees_at_ms } if frees_at_ms == deadline
+        ));
         assert!(matches!(create(b, "s4", "q1", now).await, Joined::Joined(m) if m.id == "s1"));
+        assert!(matches!(
+            create_for(b, "g1", "q9", "globex", now + 10).await,
+            Joined::Created(_)
+        ));
+        assert!(matches!(
+            create_for(a, "i1", "q8", "initech", now).await,
+            Joined::Full { tenant: false, frees_at_ms } if frees_at_ms == deadline
+        ));
         a.add_draft("s1", None, "draft".into(), now).await.unwrap();
         let claimed = b.claim("s1", now, Duration::from_secs(10)).await.unwrap();
         assert!(claimed.is_some(), "one draft of k = 1 makes it due");
@@ -642,7 +734,15 @@ mod tests {
             create(b, "s3", "q3", now).await,
             Joined::Created(_)
         ));
-        assert!(matches!(create(a, "s5", "q5", now).await, Joined::Full));
+        assert!(matches!(
+            create(a, "s5", "q5", now).await,
+            Joined::Full { tenant: true, .. }
+        ));
+        // Once the deadlines of s2 and s3 have passed, acme's sessions count no more.
+        assert!(matches!(
+            create(a, "s6", "q6", deadline).await,
+            Joined::Created(_)
+        ));
     }
 
     #[tokio::test]
