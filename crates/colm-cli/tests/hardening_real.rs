@@ -424,3 +424,78 @@ async fn a_stream_closed_early_is_charged_and_recorded() {
         "spent {spent}, used {used}"
     );
 }
+
+/// One tenant at its cap of open sessions is refused (429, with the seconds until its earliest
+/// session is due) while another tenant still creates and joins sessions.
+#[tokio::test]
+async fn a_tenant_at_its_session_cap_shuts_out_no_other() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "acme sk-acme\nglobex sk-globex\n").unwrap();
+    let server = serve_tiny(&[
+        "--api-key-file",
+        keys.to_str().unwrap(),
+        "--max-sessions-per-tenant",
+        "3",
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/colm/sessions", server.base);
+    let create = |key: &'static str, n: u32| {
+        http.post(&url)
+            .bearer_auth(key)
+            .json(
+                &json!({"query": format!("What is {n} times 7?"), "model": "gemma-3-270m",
+                          "window_ms": 20000, "max_tokens": 16}),
+            )
+            .send()
+    };
+    for n in 0..3 {
+        assert_eq!(create("sk-acme", n).await.unwrap().status(), 201);
+    }
+    let r = create("sk-acme", 3).await.unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "session_limit_exceeded", "{e}");
+    // Joining one of its open sessions is still allowed; another tenant is unaffected.
+    assert_eq!(create("sk-acme", 0).await.unwrap().status(), 200);
+    for n in 0..3 {
+        assert_eq!(create("sk-globex", n).await.unwrap().status(), 201);
+    }
+
+    // A session its model could never aggregate (the context holds 512 tokens) is refused when
+    // it is created, or fed such a draft: 400 naming the sizes and the field.
+    let long = "egg ".repeat(600);
+    let r = http
+        .post(&url)
+        .bearer_auth("sk-globex")
+        .json(&json!({"query": long, "model": "gemma-3-270m", "max_tokens": 16}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "context_length_exceeded", "{e}");
+    assert_eq!(e["error"]["param"], "query", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("512"),
+        "{e}"
+    );
+    let created: Value = create("sk-globex", 0).await.unwrap().json().await.unwrap();
+    let r = http
+        .post(format!("{url}/{}/drafts", created["id"].as_str().unwrap()))
+        .bearer_auth("sk-globex")
+        .json(&json!({"draft": long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["param"], "draft", "{e}");
+}

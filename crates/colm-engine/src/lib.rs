@@ -337,6 +337,10 @@ impl ChatModel for LlamaEngine {
         Some(self.tokenize(text).len())
     }
 
+    fn context_window(&self) -> Option<usize> {
+        usize::try_from(self.info.n_ctx).ok()
+    }
+
     fn accepts_tools(&self) -> bool {
         self.info.tools
     }

@@ -64,6 +64,13 @@ pub trait ChatModel: Send + Sync {
         None
     }
 
+    /// Context window of one request (prompt and completion), tokens, when the model knows
+    /// it locally; `None` otherwise (remote or scripted models). A server checks what a
+    /// session will have to read against it when the session is created.
+    fn context_window(&self) -> Option<usize> {
+        None
+    }
+
     /// Runs one chat completion, sending what it produces to `events` as it goes: the
     /// generated text as [`StreamEvent::Delta`]s (their concatenation equals the returned
     /// [`Completion::text`]) and, for a strategy, a [`StreamEvent::Progress`] for each step

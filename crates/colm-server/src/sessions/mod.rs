@@ -306,6 +306,37 @@ fn spec_of(state: &AppState, req: &CreateSession) -> Result<GuidanceSpec, ApiErr
     Ok(spec)
 }
 
+/// 400 `context_length_exceeded` (its `param` the field at fault) when `texts` and the
+/// guidance's `max_tokens` cannot fit the context of `spec`'s model, which will read them all
+/// (counted with its tokenizer, without the prompt's own instructions; nothing is checked for
+/// a model that cannot count them locally): a session that could never be aggregated is
+/// refused when it is created or fed, not when its guidance is fetched.
+fn check_fits(
+    state: &AppState,
+    spec: &GuidanceSpec,
+    texts: &[&str],
+    field: &str,
+) -> Result<(), ApiError> {
+    let Some(m) = spec.model.as_deref().and_then(|id| state.model(id)) else {
+        return Ok(());
+    };
+    let tokens: Option<usize> = texts.iter().map(|t| m.count_tokens(t)).sum();
+    let (Some(n_ctx), Some(tokens)) = (m.context_window(), tokens) else {
+        return Ok(());
+    };
+    let max_tokens = spec.params.max_tokens;
+    if tokens + max_tokens as usize <= n_ctx {
+        return Ok(());
+    }
+    let mut e = ApiError::from(colm_core::ModelError::ContextOverflow {
+        prompt_tokens: tokens as u64,
+        max_tokens: u64::from(max_tokens),
+        n_ctx: n_ctx as u64,
+    });
+    e.param = Some(field.to_owned());
+    Err(e)
+}
+
 /// `POST /v1/colm/sessions`.
 #[utoipa::path(post, path = "/v1/colm/sessions", tag = "colm",
     summary = "Join the open shared session for this question, or create one",
@@ -358,12 +389,14 @@ async fn create_inner(
         ));
     }
     let spec = spec_of(&state, &req)?;
+    check_fits(&state, &spec, &[&req.query], "query")?;
     let round = crate::collab::round_of(req.round)?;
-    let key = format!(
+    // Held as a digest: a session keeps one copy of its query (in its request).
+    let key = crate::state::digest(&format!(
         "{scope}\u{1d}{}\u{1f}{round}\u{1f}{}",
         normalise_query(&req.query),
         spec.key()
-    );
+    ));
     let sessions = state.sessions();
     let now = now_ms();
     let fresh = Meta {
@@ -469,7 +502,7 @@ async fn submit_inner(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let sessions = state.sessions();
-    sessions.find(&id, &scope).await?;
+    let snap = sessions.find(&id, &scope).await?;
     let req: SubmitDraft = parse_body(&state, "/v1/colm/sessions/{id}/drafts", body)?;
     if req.draft.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -477,6 +510,13 @@ async fn submit_inner(
             Some("draft"),
         ));
     }
+    let query = &snap.meta.request.query;
+    check_fits(
+        &state,
+        &spec_of(&state, &snap.meta.request)?,
+        &[query, &req.draft],
+        "draft",
+    )?;
     let added = sessions
         .store
         .add_draft(&id, req.client, req.draft, now_ms())

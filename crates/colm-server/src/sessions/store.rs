@@ -29,7 +29,8 @@ pub struct Meta {
     pub scope: String,
     /// The tenant that created it (its aggregation is charged to it).
     pub owner: String,
-    /// The question key it is the open session of.
+    /// The question key it is the open session of: the SHA-256 (hex) of its scope, normalised
+    /// question, round and guidance spec.
     pub key: String,
     /// The creating request: every replica rebuilds the guidance spec from it.
     pub request: CreateSession,
@@ -384,7 +385,7 @@ impl SessionStore {
                     serde_json::to_string(&fresh).map_err(|e| StateError::Decode(e.to_string()))?;
                 let mut conn = r.conn();
                 let (joined, meta): (i64, String) = Script::new(CREATE)
-                    .key(r.key("open", &crate::state::digest(key)))
+                    .key(r.key("open", key))
                     .key(open_set(r))
                     .key(tenant_set(r, &fresh.owner))
                     .arg(r.key("sess", ""))
