@@ -31,10 +31,13 @@ serve=(serve --bind 127.0.0.1:0 --model "$model" --ctx 4096 --parallel 2
 "$COLM" "${serve[@]}" >"$tmp/server.log" 2>&1 &
 pid=$!
 base="$(wait_addr "$tmp/server.log")"
+# Prompt injection: the corpus test, whose line counts the variants left unquoted.
+injection="$(cargo test -q -p colm-core --lib prompts::injection -- --nocapture 2>&1 \
+  | grep -m1 'injection corpus' || echo 'injection corpus: the test failed to run')"
 python3 bench/lib/abuse.py "$base" "$model" --pid "$pid" --budget "$budget" \
   --session-cap "$cap" --query-tokens "$query_tokens" --stalled "$stalled" > "$tmp/out.json"
 command="bench/abuse.sh (colm ${serve[*]}; python3 bench/lib/abuse.py BASE $model --budget $budget --session-cap $cap --query-tokens $query_tokens --stalled $stalled)"
-python3 - "$tmp/out.json" "$command" "$(machine)" > docs/benchmarks/abuse.md <<'PY'
+python3 - "$tmp/out.json" "$command" "$(machine)" "$injection" > docs/benchmarks/abuse.md <<'PY'
 import json, sys, datetime
 r = json.load(open(sys.argv[1]))
 o, st, se, b = r["origins"], r["stalled"], r["sessions"], r["budget"]
@@ -45,7 +48,8 @@ print(f"- command: `{sys.argv[2]}`\n")
 print(f"Summary: {accepted} cross-origin requests accepted; stalled connections closed within "
       f"{max(v['max_s'] or 0 for v in st.values())} s; another tenant's session at one's cap: "
       f"{se['other_tenant_status']}; {b['tokens_beyond_budget']} tokens served beyond a budget by "
-      f"cut streams; RSS {se['rss_per_session_kb']} KiB per open session of the largest query.\n")
+      f"cut streams; RSS {se['rss_per_session_kb']} KiB per open session of the largest query; "
+      f"{sys.argv[4].split(': ', 1)[-1]} (prompt injection corpus).\n")
 print("| Class | Measured | Goal |\n|---|---|---|")
 print(f"| Cross-origin requests accepted (with a valid key) | {accepted} of {len(o)} | 0 |")
 for name, v in st.items():
@@ -53,7 +57,7 @@ for name, v in st.items():
 print(f"| Another tenant's session while one sits at its cap | {se['other_tenant_status']} in {se['other_tenant_ms']} ms | 201 (unaffected) |")
 print(f"| RSS at the cap of {se['cap_per_tenant']} sessions of a {se['query_bytes']}-byte query | {se['rss_at_cap_kb']//1024} MiB ({se['rss_per_session_kb']} KiB per session over {se['rss_before_kb']//1024} MiB) | stated bound |")
 print(f"| Tokens served beyond a budget of {b['budget']} (streams cut after ~1 s) | {b['tokens_beyond_budget']} | 0 |")
-print("| Injection variants left unquoted | not measured yet (prompt quoting, issue item 7) | 0 |")
+print(f"| Injection variants left unquoted (`cargo test -p colm-core --lib prompts::injection`) | {sys.argv[4].split(': ', 1)[-1]} | 0 |")
 print("\n## Details\n")
 print("Cross-origin requests (status, accepted):\n")
 for k, v in o.items():
