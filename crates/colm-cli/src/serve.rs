@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// tenant that spent them gets 429 `insufficient_quota` with Retry-After.
     #[arg(long, value_name = "TOKENS", requires = "api_key_file", value_parser = clap::value_parser!(u64).range(1..))]
     pub token_budget: Option<u64>,
+    /// Requests that run models (`POST`s) a tenant may have in flight, queued or running; one
+    /// more gets 429 `concurrency_limit_exceeded` with Retry-After, so one tenant cannot fill
+    /// a model's queue (`--max-queue`) for all.
+    #[arg(long, default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_per_tenant: usize,
     /// Tenants that share sessions and shared references with each other, comma-separated
     /// (repeatable: one group each; by default a tenant shares with no other).
     #[arg(
@@ -265,6 +271,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("API key file {}", path.display()))?,
             requests_per_minute: args.rate_limit,
             tokens_per_hour: args.token_budget,
+            max_concurrent: Some(args.max_concurrent_per_tenant),
             protect_ops: args.protect_ops,
             operators: args.operators.clone(),
             share_groups: args

@@ -499,3 +499,50 @@ async fn a_tenant_at_its_session_cap_shuts_out_no_other() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["param"], "draft", "{e}");
 }
+
+/// A tenant's requests in flight are capped (`--max-concurrent-per-tenant`): with one stream
+/// open, its next request gets 429 `concurrency_limit_exceeded` while another tenant is served;
+/// the place frees when the stream's body is gone.
+#[tokio::test]
+async fn a_tenant_at_its_concurrency_quota_waits_alone() {
+    let _turn = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "acme sk-acme\nglobex sk-globex\n").unwrap();
+    let server = serve_tiny(&[
+        "--api-key-file",
+        keys.to_str().unwrap(),
+        "--max-concurrent-per-tenant",
+        "1",
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let ask = |key: &'static str, max_tokens: u32, stream: bool| {
+        http.post(&url)
+            .bearer_auth(key)
+            .json(
+                &json!({"model": "gemma-3-270m", "max_tokens": max_tokens, "stream": stream,
+                "messages": [{"role": "user", "content": "Count from 1 to 500."}]}),
+            )
+            .send()
+    };
+    let mut open = ask("sk-acme", 400, true).await.unwrap();
+    assert_eq!(open.status(), 200);
+    assert!(open.chunk().await.unwrap().is_some());
+    let r = ask("sk-acme", 4, false).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "concurrency_limit_exceeded", "{e}");
+    assert_eq!(ask("sk-globex", 4, false).await.unwrap().status(), 200);
+    drop(open);
+    let mut status = 0;
+    for _ in 0..50 {
+        status = ask("sk-acme", 4, false).await.unwrap().status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the closed stream's place was not freed");
+}

@@ -121,6 +121,9 @@ pub struct AuthConfig {
     pub requests_per_minute: Option<u32>,
     /// Model tokens (prompt + completion) per hour per tenant; `None` = unlimited.
     pub tokens_per_hour: Option<u64>,
+    /// `POST` requests in flight (queued or running) per tenant ([`crate::inflight`]);
+    /// `None` = only the server's caps.
+    pub max_concurrent: Option<usize>,
     /// Also require a key on `/metrics` and `/openapi.json` (open by default: monitoring and
     /// clients' code generators read them). Then `/metrics` shows every series to the keys of
     /// the [`AuthConfig::operators`] and to any other key only its own tenant's series.
@@ -293,6 +296,7 @@ pub struct Auth {
     config: Arc<AuthConfig>,
     buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
     budgets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
+    inflight: crate::inflight::InFlight,
     /// Where the buckets live when replicas share them (`None`: in `buckets` and `budgets`).
     redis: Option<RedisState>,
 }
@@ -313,6 +317,7 @@ impl Auth {
             config: Arc::new(config),
             buckets: Arc::default(),
             budgets: Arc::default(),
+            inflight: crate::inflight::InFlight::default(),
             redis: None,
         }
     }
@@ -556,8 +561,35 @@ async fn admit(auth: &Auth, mut request: Request, next: Next, spends_tokens: boo
     if let Err(wait) = budget {
         return answered_for(&tenant, auth.budget_spent(wait).into_response());
     }
+    // A request that runs models holds one of the tenant's places until its body is sent.
+    let place = match auth.config.max_concurrent {
+        Some(quota) if spends_tokens && request.method() == axum::http::Method::POST => {
+            match auth.inflight.enter(&tenant.name, quota) {
+                Ok(place) => Some(place),
+                Err(wait) => {
+                    let e = ApiError {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        message: format!(
+                            "this tenant has {quota} requests in flight, its most; retry in \
+                             {wait} s"
+                        ),
+                        kind: "requests",
+                        param: None,
+                        code: Some("concurrency_limit_exceeded"),
+                        retry_after: Some(wait),
+                    };
+                    return answered_for(&tenant, e.into_response());
+                }
+            }
+        }
+        _ => None,
+    };
     request.extensions_mut().insert(tenant.clone());
     let response = as_tenant(tenant.clone(), next.run(request)).await;
+    let response = match place {
+        Some(place) => place.hold(response),
+        None => response,
+    };
     answered_for(&tenant, response)
 }
 

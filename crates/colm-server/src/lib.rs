@@ -41,6 +41,7 @@ pub mod collab;
 pub mod contract;
 pub mod error;
 pub mod images;
+pub mod inflight;
 pub mod listen;
 pub mod log;
 pub mod metrics;
