@@ -783,7 +783,8 @@ ops sk-ops
     let acme = value("colm_tenant_prompt_tokens_total{tenant=\"acme\"}")
         + value("colm_tenant_completion_tokens_total{tenant=\"acme\"}");
     assert_eq!(acme, spent as f64);
-    assert!(value("colm_tenant_budget_tokens{tenant=\"acme\"}") < 1.0);
+    // Left: less than one more request's reservation.
+    assert!(value("colm_tenant_budget_tokens{tenant=\"acme\"}") < reserved as f64);
     assert!(value("colm_tenant_budget_tokens{tenant=\"globex\"}") > 100.0);
     let _ = std::fs::remove_file(&dir);
 }
@@ -1054,15 +1055,24 @@ async fn nothing_of_one_client_reaches_another() {
     assert_eq!(session_of[0], session_of[1]);
     assert_ne!(session_of[0], session_of[2]);
     for (i, (key, _)) in clients.iter().enumerate() {
-        let r = client
-            .get(format!(
-                "{}/v1/colm/sessions/{}/guidance?wait_ms=60000",
-                server.base, session_of[i]
-            ))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap();
+        // Long-polled until the guidance is in (a 202 says it is not yet: on a busy machine
+        // the aggregation can outlast one poll).
+        let mut polls = 0;
+        let r = loop {
+            let r = client
+                .get(format!(
+                    "{}/v1/colm/sessions/{}/guidance?wait_ms=60000",
+                    server.base, session_of[i]
+                ))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap();
+            polls += 1;
+            if r.status().as_u16() != 202 || polls == 10 {
+                break r;
+            }
+        };
         assert_eq!(r.status().as_u16(), 200);
         received[i].push(r.text().await.unwrap());
     }
