@@ -95,7 +95,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
         if path.is_empty() || path == "." {
             // A flattened part (the guidance options) reports its errors at the root, its
             // path lost in serde's buffering: name the top-level field at fault.
-            match field_at_fault::<T>(&fields, &inner.to_string()) {
+            let message = inner.to_string();
+            // A field missing, or one no such body has: named by serde's message.
+            let named = ["missing field `", "unknown field `"].iter().find_map(|p| {
+                let rest = message.strip_prefix(p)?;
+                rest.split('`').next().map(str::to_owned)
+            });
+            if let Some(field) = named {
+                return ApiError::invalid(format!("invalid request body: {message}"), Some(&field));
+            }
+            match field_at_fault::<T>(&fields, &message) {
                 Some(field) => ApiError::invalid(
                     format!("invalid request body: `{field}`: {inner}"),
                     Some(&field),
@@ -326,5 +335,15 @@ mod tests {
         // Outside the flattened part the path comes from serde itself.
         let e = parse_json::<GuidanceRequest>(br#"{"query": "q", "round": "two"}"#).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("round"));
+    }
+
+    /// A missing field is named in `param` too, not left `null`.
+    #[test]
+    fn a_missing_field_is_the_param() {
+        let e = parse_json::<CreateSession>(br#"{"k": 2}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("query"), "{}", e.message);
+        let e = parse_json::<colm_api::openai::ChatCompletionRequest>(br#"{"model": "m"}"#)
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages"), "{}", e.message);
     }
 }

@@ -593,8 +593,11 @@ pub async fn guidance(
     let wait_ms = match q {
         Ok(Query(q)) => q.wait_ms.unwrap_or(0),
         Err(e) => {
-            return ApiError::invalid(format!("invalid query string: {}", e.body_text()), None)
-                .into_response()
+            return ApiError::invalid(
+                format!("invalid query string: {}", e.body_text()),
+                Some("wait_ms"),
+            )
+            .into_response()
         }
     };
     if wait_ms > MAX_WAIT_MS {
