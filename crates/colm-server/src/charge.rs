@@ -71,12 +71,13 @@ impl Charge {
         true
     }
 
-    /// Settles with what the meter counted so far — for a request that failed or was cut —
-    /// with at least `delivered` completion tokens (the deltas its caller received: a remote
-    /// model reports its usage only at the end). The usage charged; `None` when already
-    /// settled.
+    /// Settles with what the meter counted so far and the server has not recorded step by
+    /// step ([`AppState::record_tokens`]) — for a request that failed or was cut, or whose
+    /// steps were recorded as they finished — with at least `delivered` completion tokens
+    /// (the deltas its caller received: a remote model reports its usage only at the end).
+    /// The usage charged; `None` when already settled.
     pub fn settle_metered(&self, delivered: u64) -> Option<Usage> {
-        let mut usage = self.meter.usage();
+        let mut usage = self.meter.unrecorded();
         usage.completion_tokens = usage.completion_tokens.max(delivered);
         self.settle(usage).then_some(usage)
     }

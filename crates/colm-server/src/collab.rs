@@ -103,7 +103,17 @@ async fn handle(
     )?;
     let drafts: Vec<&str> = req.drafts.iter().map(String::as_str).collect();
     let round = round_of(req.round)?;
-    let body = produce(&state, &spec, &req.query, &drafts, round).await?;
+    // Reserved before any model runs (the prompt at about a token per four bytes of the
+    // body, a reference and the guidance at `max_tokens` each); what the steps use is recorded
+    // as they finish, and what a request cut midway had used is charged when it is dropped.
+    let estimate = bytes_in as u64 / 4 + 2 * u64::from(spec.params.max_tokens);
+    let model = spec.model.clone().unwrap_or_else(|| "guidance".to_owned());
+    let charge = crate::charge::Charge::reserve(&state, &model, estimate).await?;
+    let body = colm_core::Meter::scope(
+        charge.meter(),
+        produce(&state, &spec, &req.query, &drafts, round),
+    )
+    .await?;
     if let Some(rec) = &recorder {
         rec.guidance(&body, &req.query, bytes_in);
     }

@@ -415,10 +415,17 @@ impl AppState {
     }
     /// Records a successful call of `model` costing `prompt` + `completion` tokens: counted in
     /// the metrics, and for the tenant being served ([`auth::current_tenant`]) in its series
-    /// and charged to its token budget.
+    /// and charged to its token budget; noted in the request's meter as recorded.
     pub fn record_tokens(&self, model: &str, prompt: u64, completion: u64) {
         let tenant = auth::current_tenant();
         self.spend(tenant.as_ref(), model, prompt, completion, 0);
+        // Recorded: a request's charge counts only the rest ([`charge::Charge`]).
+        if let Some(m) = colm_core::Meter::current() {
+            m.recorded(colm_core::Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+            });
+        }
     }
     /// Records `prompt` + `completion` tokens spent on `model` for `tenant`: counted in the
     /// metrics and, for a named tenant, in its series and charged to its token budget less
@@ -431,11 +438,17 @@ impl AppState {
         completion: u64,
         reserved: u64,
     ) {
-        self.0.metrics.tokens(model, prompt, completion);
+        // (Nothing spent: no series to start, only a reservation to give back.)
+        let spent = prompt + completion > 0;
+        if spent {
+            self.0.metrics.tokens(model, prompt, completion);
+        }
         if let Some(tenant) = tenant.filter(|t| !t.name.is_empty()) {
-            self.0
-                .metrics
-                .tenant_tokens(&tenant.name, prompt, completion);
+            if spent {
+                self.0
+                    .metrics
+                    .tenant_tokens(&tenant.name, prompt, completion);
+            }
             if let Some(auth) = &self.0.auth {
                 auth.charge(&tenant.name, (prompt + completion) as f64 - reserved as f64);
             }
