@@ -10,7 +10,7 @@
 #
 # Usage: bench/abuse.sh
 # Env:   MODEL (gemma-3-270m), BUDGET (3000 tokens per hour), SESSION_CAP (200 per tenant),
-#        QUERY_TOKENS (3000), STALLED (100 mid-headers, half as many mid-body)
+#        QUERY_TOKENS (3000), STALLED (100 mid-headers, half as many mid-body, at most 30)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -32,8 +32,8 @@ serve=(serve --bind 127.0.0.1:0 --model "$model" --ctx 4096 --parallel 2
 pid=$!
 base="$(wait_addr "$tmp/server.log")"
 # Prompt injection: the corpus test, whose line counts the variants left unquoted.
-injection="$(cargo test -q -p colm-core --lib prompts::injection -- --nocapture 2>&1 \
-  | grep -m1 'injection corpus' || echo 'injection corpus: the test failed to run')"
+corpus="$(cargo test -q -p colm-core --lib prompts::injection -- --nocapture 2>&1 || true)"
+injection="$(grep -m1 'injection corpus' <<<"$corpus" || echo 'injection corpus: the test failed to run')"
 python3 bench/lib/abuse.py "$base" "$model" --pid "$pid" --budget "$budget" \
   --session-cap "$cap" --query-tokens "$query_tokens" --stalled "$stalled" > "$tmp/out.json"
 command="bench/abuse.sh (colm ${serve[*]}; python3 bench/lib/abuse.py BASE $model --budget $budget --session-cap $cap --query-tokens $query_tokens --stalled $stalled)"
@@ -67,7 +67,9 @@ print(f"\nSessions: the filler tenant's statuses {se['filler_statuses']}, refuse
       f"{se['oversized_query_status']} `{se['oversized_query_code']}`. A session holds one copy "
       "of its query, limited in tokens by the aggregating model's context (and in bytes by the "
       "body limit), so the session state at a cap is about the per-session RSS above times the "
-      "cap (per tenant, and `--max-sessions` in all).")
+      "cap (per tenant, and `--max-sessions` in all): at the default 10000 open sessions of the "
+      f"largest query this context accepts, about {se['rss_per_session_kb'] * 10000 / 1024:.0f} "
+      "MiB over the server's own.")
 print(f"\nBudget: {b['streams']} streams cut, then {b['refused_with']}; {b['deltas_received']} "
       f"deltas received; charged {b['tokens_charged']} tokens ({b['completion_tokens_charged']} "
       f"generated) in {b['seconds']} s, while the budget refilled {b['refill_during_run']}.")

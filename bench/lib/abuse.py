@@ -153,8 +153,10 @@ def stalled_class(base, n_headers, n_body):
         if i < n_headers:
             s.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {u.hostname}\r\nX-A: ".encode())
         else:
+            # With a valid key: the body is read (and timed out) past the key check.
             s.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
-                       "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"mo").encode())
+                       "Authorization: Bearer sk-other\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n{\"mo").encode())
         s.setblocking(False)
         socks.append([s, time.monotonic(), None, b""])
     deadline = time.monotonic() + 90
@@ -243,7 +245,9 @@ def main():
     a = p.parse_args()
     out = {
         "origins": origin_class(a.base, a.model),
-        "stalled": stalled_class(a.base, a.stalled, a.stalled // 2),
+        # Mid-body stalls carry a key: at most 30, under the tenant's default quota of 32
+        # requests in flight (more would be refused at once, not stalled).
+        "stalled": stalled_class(a.base, a.stalled, min(a.stalled // 2, 30)),
         "sessions": sessions_class(a.base, a.model, a.pid, a.session_cap, a.query_tokens),
         "budget": budget_class(a.base, a.model, a.budget, a.cut_after, a.max_tokens),
     }

@@ -26,6 +26,18 @@ fn serve_tiny(args: &[&str]) -> common::Proc {
     common::start(&all)
 }
 
+/// [`serve_tiny`] with the API keys `keys` (lines of a key file) and `args`; the directory
+/// holds the key file (and whatever else a test puts there).
+fn serve_tenants(keys: &str, args: &[&str]) -> (tempfile::TempDir, common::Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys");
+    std::fs::write(&file, keys).unwrap();
+    let mut all = vec!["--api-key-file", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = serve_tiny(&all);
+    (dir, server)
+}
+
 /// A web page cannot drive a loopback server: a DNS-rebinding `Host` gets 403 before any key
 /// check, a "simple" cross-site body (`text/plain`, form-encoded, no type) gets 415, CORS
 /// answers only the origins the operator listed, and the framework's own error answers (405)
@@ -33,17 +45,15 @@ fn serve_tiny(args: &[&str]) -> common::Proc {
 #[tokio::test]
 async fn a_web_page_cannot_drive_a_loopback_server() {
     let _turn = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, "acme sk-acme\n").unwrap();
-    let server = serve_tiny(&[
-        "--default-max-tokens",
-        "4",
-        "--api-key-file",
-        keys.to_str().unwrap(),
-        "--cors-origin",
-        "http://app.example",
-    ]);
+    let (_dir, server) = serve_tenants(
+        "acme sk-acme\n",
+        &[
+            "--default-max-tokens",
+            "4",
+            "--cors-origin",
+            "http://app.example",
+        ],
+    );
     let http = reqwest::Client::new();
     let base = &server.base;
     let port = base.rsplit(':').next().unwrap();
@@ -328,21 +338,20 @@ fn deltas(sse: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_stream_closed_early_is_charged_and_recorded() {
     let _turn = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, "acme sk-acme\nops sk-ops\n").unwrap();
-    let log = dir.path().join("log.db");
-    let server = serve_tiny(&[
-        "--api-key-file",
-        keys.to_str().unwrap(),
-        "--token-budget",
-        "3600",
-        "--protect-ops",
-        "--operator",
-        "ops",
-        "--interaction-log",
-        log.to_str().unwrap(),
-    ]);
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("log.db");
+    let (_dir, server) = serve_tenants(
+        "acme sk-acme\nops sk-ops\n",
+        &[
+            "--token-budget",
+            "3600",
+            "--protect-ops",
+            "--operator",
+            "ops",
+            "--interaction-log",
+            log.to_str().unwrap(),
+        ],
+    );
     let http = reqwest::Client::new();
     let base = &server.base;
     let body = json!({"model": "gemma-3-270m", "max_tokens": 400, "stream": true,
@@ -430,15 +439,10 @@ async fn a_stream_closed_early_is_charged_and_recorded() {
 #[tokio::test]
 async fn a_tenant_at_its_session_cap_shuts_out_no_other() {
     let _turn = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, "acme sk-acme\nglobex sk-globex\n").unwrap();
-    let server = serve_tiny(&[
-        "--api-key-file",
-        keys.to_str().unwrap(),
-        "--max-sessions-per-tenant",
-        "3",
-    ]);
+    let (_dir, server) = serve_tenants(
+        "acme sk-acme\nglobex sk-globex\n",
+        &["--max-sessions-per-tenant", "3"],
+    );
     let http = reqwest::Client::new();
     let url = format!("{}/v1/colm/sessions", server.base);
     let create = |key: &'static str, n: u32| {
@@ -506,15 +510,10 @@ async fn a_tenant_at_its_session_cap_shuts_out_no_other() {
 #[tokio::test]
 async fn a_tenant_at_its_concurrency_quota_waits_alone() {
     let _turn = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    std::fs::write(&keys, "acme sk-acme\nglobex sk-globex\n").unwrap();
-    let server = serve_tiny(&[
-        "--api-key-file",
-        keys.to_str().unwrap(),
-        "--max-concurrent-per-tenant",
-        "1",
-    ]);
+    let (_dir, server) = serve_tenants(
+        "acme sk-acme\nglobex sk-globex\n",
+        &["--max-concurrent-per-tenant", "1"],
+    );
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", server.base);
     let ask = |key: &'static str, max_tokens: u32, stream: bool| {
