@@ -62,7 +62,8 @@ impl InFlight {
     }
 
     /// Requests `tenant` has in flight.
-    pub fn count(&self, tenant: &str) -> usize {
+    #[cfg(test)]
+    fn count(&self, tenant: &str) -> usize {
         let all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         all.get(tenant).map_or(0, |l| l.running.len())
     }
@@ -94,15 +95,13 @@ impl Drop for Place {
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // (A tenant's entry stays: its mean outlives its requests; tenants are the key file's.)
         let Some(load) = all.get_mut(&self.tenant) else {
             return;
         };
         if let Some(started) = load.running.remove(&self.id) {
             let s = started.elapsed().as_secs_f64();
             load.mean_s = Some(load.mean_s.map_or(s, |m| m + ALPHA * (s - m)));
-        }
-        if load.running.is_empty() && load.mean_s.is_none() {
-            all.remove(&self.tenant);
         }
     }
 }
