@@ -25,7 +25,7 @@ use crate::model::{
 };
 use crate::named::Named;
 use crate::query::Query;
-use crate::step::{summed, totals_of, ModelTotals, Progress, Step, Watch};
+use crate::step::{summed, totals_of, ModelTotals, Observe, Progress, Step, Watch};
 use crate::vertical::{Router, RouterRecord};
 
 /// The record of one run of a strategy: the strategy's own record (serialised as it).
@@ -276,6 +276,27 @@ impl StrategyModel {
     }
 }
 
+/// A live observer that sends every report of a run's steps — started, text as generated,
+/// finished — as [`StreamEvent::Progress`]. The step that writes the answer sends its text as
+/// [`StreamEvent::Delta`]s ([`Watch::answer`]), not twice.
+struct Reports(futures::channel::mpsc::UnboundedSender<StreamEvent>);
+
+impl Observe for Reports {
+    fn finished(&self, step: &Step) {
+        let _ = self
+            .0
+            .unbounded_send(StreamEvent::Progress(Progress::from(step)));
+    }
+
+    fn live(&self) -> bool {
+        true
+    }
+
+    fn running(&self, report: Progress) {
+        let _ = self.0.unbounded_send(StreamEvent::Progress(report));
+    }
+}
+
 #[async_trait]
 impl ChatModel for StrategyModel {
     fn name(&self) -> &str {
@@ -294,7 +315,7 @@ impl ChatModel for StrategyModel {
             .completion()
     }
 
-    /// Each finished step is sent as a [`StreamEvent::Progress`]; the answer's text as
+    /// Each step is sent as [`StreamEvent::Progress`] reports, live ([`Reports`]); the answer's text as
     /// [`StreamEvent::Delta`]s while it is generated when the strategy streams it, else whole
     /// at the end. When a streamed answer step failed midway and the run answered otherwise,
     /// the run fails (the text already sent cannot be taken back).
@@ -321,17 +342,14 @@ impl ChatModel for StrategyModel {
             }
         };
         let run = async {
-            let progress = relay.clone();
-            let on_step = move |s: &Step| {
-                let _ = progress.unbounded_send(StreamEvent::Progress(Progress::from(s)));
-            };
+            let progress = Reports(relay.clone());
             let watch = Watch {
-                steps: Some(&on_step),
+                steps: Some(&progress),
                 answer: Some(&relay),
             };
             let run = self.strategy.run(messages, params, watch).await;
             // Closes the relay, which ends `forward`.
-            drop(on_step);
+            drop(progress);
             drop(relay);
             run
         };
@@ -493,6 +511,61 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Streamed, every step but the answer's is reported live: started, then its text, then
+    /// finished, in that order; the answer step's text comes as the answer's deltas only.
+    #[tokio::test]
+    async fn streamed_steps_report_their_text_live() {
+        let small = Scripted::new("small", |_| Ok("so the answer is 4".into()));
+        let big = Scripted::new("big", |_| Ok("the answer is 4".into()));
+        let clients = [Collaborator::client(0, small, "math")];
+        let spec = StrategySpec::parse("colm").unwrap();
+        let model = StrategyModel::new("colm", spec.build("colm", parts(&clients, big)).unwrap());
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let q = [ChatMessage::user("What is 2 + 2?")];
+        let c = model
+            .chat_streaming(&q, &SamplingParams::default(), tx)
+            .await
+            .unwrap();
+        let events: Vec<StreamEvent> = futures::StreamExt::collect(rx).await;
+        let reports: Vec<&Progress> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Progress(p) => Some(p),
+                StreamEvent::Delta(_) => None,
+            })
+            .collect();
+        let of = |kind: StepKind| -> Vec<&Progress> {
+            reports.iter().copied().filter(|p| p.step == kind).collect()
+        };
+        use crate::step::{StepKind, StepPhase};
+        for (kind, text) in [
+            (StepKind::Draft, "so the answer is 4"),
+            (StepKind::Reference, "the answer is 4"),
+        ] {
+            let r = of(kind);
+            let phases: Vec<StepPhase> = r.iter().map(|p| p.phase).collect();
+            assert_eq!(phases.first(), Some(&StepPhase::Started), "{kind:?}: {r:?}");
+            assert_eq!(phases.last(), Some(&StepPhase::Finished), "{kind:?}: {r:?}");
+            let streamed: String = r.iter().filter_map(|p| p.text.as_deref()).collect();
+            assert_eq!(streamed, text, "{kind:?}");
+        }
+        // The guidance (one reference passed on) is announced with its whole text.
+        assert!(of(StepKind::Guidance)
+            .iter()
+            .any(|p| p.text.as_deref() == Some("the answer is 4")));
+        // The refinement's text is the answer's deltas, not text reports.
+        let refinement = of(StepKind::Refinement);
+        assert!(refinement.iter().all(|p| p.text.is_none()), "{refinement:?}");
+        let deltas: String = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Delta(t) => Some(t.as_str()),
+                StreamEvent::Progress(_) => None,
+            })
+            .collect();
+        assert_eq!(deltas, c.text);
     }
 
     /// A horizontal strategy whose every agent is overloaded is a 503, not a 500.

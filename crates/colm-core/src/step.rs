@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use futures::channel::mpsc::UnboundedSender;
 
-pub use crate::model::progress::{Progress, StepKind};
+pub use crate::model::progress::{Progress, StepKind, StepPhase};
 use crate::model::{
     ChatMessage, ChatModel, Completion, ModelError, SamplingParams, StreamEvent, Timings, Usage,
 };
@@ -56,6 +56,10 @@ pub struct Step {
     pub wall_ms: f64,
     /// Completion or error.
     pub outcome: StepOutcome,
+    /// Taken from the server's store, where an earlier request asking the same question left
+    /// it: this request made no call for it (its messages, sampling and timings are empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 impl Step {
@@ -94,9 +98,57 @@ pub struct ModelTotals {
     pub generation_ms: f64,
 }
 
-/// Receives each step as soon as it finishes (for live display). Called from the strategy's
-/// task; must not block for long.
-pub type StepObserver<'a> = &'a (dyn Fn(&Step) + Send + Sync);
+/// Watches a strategy's steps: each one when it finishes and, when [`Observe::live`], each
+/// one as it starts and its text as it is generated (then every call streams).
+/// Called from the strategy's task; must not block for long. Any `Fn(&Step)` is an observer
+/// of finished steps.
+pub trait Observe: Send + Sync {
+    /// A step finished.
+    fn finished(&self, step: &Step);
+    /// Whether it watches running steps ([`Observe::running`]); default: no.
+    fn live(&self) -> bool {
+        false
+    }
+    /// A running step's report ([`StepPhase::Started`] or [`StepPhase::Text`]); called only
+    /// when [`Observe::live`].
+    fn running(&self, _report: Progress) {}
+}
+
+impl<F: Fn(&Step) + Send + Sync> Observe for F {
+    fn finished(&self, step: &Step) {
+        self(step);
+    }
+}
+
+/// How a strategy reports its steps ([`Observe`]).
+pub type StepObserver<'a> = &'a dyn Observe;
+
+/// Reports `step`, which generated nothing while this request watched (a vote, a shared
+/// reference, a failure before any call), to `observer`: when live, as started and with its
+/// whole text, then finished.
+pub fn announce(observer: Option<StepObserver<'_>>, step: &Step) {
+    let Some(obs) = observer else { return };
+    if obs.live() {
+        let report = |phase, text| {
+            let mut p = Progress::running(
+                step.kind,
+                step.round,
+                step.collaborator.as_deref(),
+                &step.model,
+                phase,
+                text,
+                0.0,
+            );
+            p.shared = step.shared;
+            p
+        };
+        obs.running(report(StepPhase::Started, None));
+        if let Some(text) = step.text().filter(|t| !t.is_empty()) {
+            obs.running(report(StepPhase::Text, Some(text.to_owned())));
+        }
+    }
+    obs.finished(step);
+}
 
 /// How a caller watches a strategy run: each step as it finishes, and the answer's text as
 /// it is generated. The strategy streams the step that writes its answer into `answer` when it
@@ -129,8 +181,11 @@ impl From<&Step> for Progress {
             collaborator: s.collaborator.clone(),
             model: s.model.clone(),
             completion_tokens: s.completion().map_or(0, |c| c.usage.completion_tokens),
+            phase: StepPhase::Finished,
+            text: None,
             wall_ms: s.wall_ms,
             error: s.error().map(ToString::to_string),
+            shared: s.shared,
         }
     }
 }
@@ -150,7 +205,8 @@ pub(crate) async fn call(
     call_watched(kind, round, collaborator, model, messages, params, watch).await
 }
 
-/// [`call`], streaming the generated text to `watch.answer` when set.
+/// [`call`], streaming the generated text to `watch.answer` when set, and to a live observer
+/// ([`Observe::live`]) as [`StepPhase::Text`] reports.
 pub(crate) async fn call_watched(
     kind: StepKind,
     round: u32,
@@ -161,9 +217,40 @@ pub(crate) async fn call_watched(
     watch: Watch<'_>,
 ) -> Step {
     let start = Instant::now();
-    let result = match watch.answer {
-        Some(tx) => model.chat_streaming(&messages, params, tx.clone()).await,
-        None => model.chat(&messages, params).await,
+    let live = watch.steps.filter(|o| o.live());
+    let report = |phase, text| {
+        Progress::running(
+            kind,
+            round,
+            collaborator,
+            model.name(),
+            phase,
+            text,
+            start.elapsed().as_secs_f64() * 1000.0,
+        )
+    };
+    if let Some(o) = live {
+        o.running(report(StepPhase::Started, None));
+    }
+    let result = if live.is_some() || watch.answer.is_some() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<StreamEvent>();
+        // The answer's text goes to `watch.answer` only: a caller sees it once.
+        let relay = async {
+            while let Some(e) = futures::StreamExt::next(&mut rx).await {
+                match (watch.answer, live, &e) {
+                    (Some(answer), _, _) => {
+                        let _ = answer.unbounded_send(e);
+                    }
+                    (None, Some(o), StreamEvent::Delta(t)) => {
+                        o.running(report(StepPhase::Text, Some(t.clone())));
+                    }
+                    _ => {}
+                }
+            }
+        };
+        futures::join!(model.chat_streaming(&messages, params, tx), relay).0
+    } else {
+        model.chat(&messages, params).await
     };
     let step = Step {
         kind,
@@ -177,15 +264,17 @@ pub(crate) async fn call_watched(
             Ok(completion) => StepOutcome::Ok { completion },
             Err(error) => StepOutcome::Failed { error },
         },
+        shared: false,
     };
     if let Some(obs) = watch.steps {
-        obs(&step);
+        obs.finished(&step);
     }
     step
 }
 
 /// A step that made no model call (a vote, a keyword selection, a single reference passed on
-/// as guidance): `model` names what produced it, it has no messages and no tokens.
+/// as guidance): `model` names what produced it, it has no messages and no tokens; `observer`
+/// gets it [announced](announce).
 pub fn no_call_step(
     kind: StepKind,
     round: u32,
@@ -208,10 +297,9 @@ pub fn no_call_step(
         sampling: None,
         wall_ms: 0.0,
         outcome,
+        shared: false,
     };
-    if let Some(obs) = observer {
-        obs(&step);
-    }
+    announce(observer, &step);
     step
 }
 

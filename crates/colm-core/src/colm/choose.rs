@@ -58,9 +58,7 @@ pub(super) async fn selected(
             };
         }
     }
-    if let Some(obs) = observer {
-        obs(&step);
-    }
+    crate::step::announce(observer, &step);
     step
 }
 

@@ -535,6 +535,7 @@ impl SharedGuidance {
             step.messages.clear();
             step.sampling = None;
             step.wall_ms = 0.0;
+            step.shared = true;
             if let StepOutcome::Ok { completion } = &mut step.outcome {
                 *completion = Completion::text_only(std::mem::take(&mut completion.text));
             }
@@ -638,9 +639,8 @@ pub async fn shared_guidance(
         .and_then(|v| serde_json::from_str::<SharedGuidance>(&v).ok());
     if let Some(shared) = stored {
         let shared = shared.replayed();
-        if let Some(obs) = observer {
-            shared.references.steps.iter().for_each(obs);
-            obs(&shared.guidance);
+        for step in shared.references.steps.iter().chain([&shared.guidance]) {
+            crate::step::announce(observer, step);
         }
         return shared;
     }

@@ -47,8 +47,26 @@ impl StepKind {
     }
 }
 
-/// A step as a progress report: what finished, who ran it, how long it took and how many
-/// tokens it wrote — no text (a colm-aware client shows it while the answer is pending).
+/// Where a step is when it is reported ([`Progress::phase`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPhase {
+    /// The step's call was made; nothing generated yet.
+    Started,
+    /// Text the step generated since its previous report ([`Progress::text`]).
+    Text,
+    /// The step ended (its tokens, wall time and error are set). Reports written before phases
+    /// existed were all of finished steps, hence the default.
+    #[default]
+    Finished,
+}
+
+/// A step as a progress report. Every step is reported when it finishes (tokens, wall time,
+/// error; no text). A caller that watches live ([`crate::step::Observe::live`]) also gets
+/// each step as it starts and its text as it is generated (`phase: text`, the new text in
+/// `text`); a step that generated nothing itself (a vote, a reference shared from the store)
+/// sends its whole text in one `text` report before it finishes.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
@@ -60,10 +78,47 @@ pub struct Progress {
     pub collaborator: Option<String>,
     /// The model that ran the step.
     pub model: String,
-    /// Tokens the step generated (0 when it failed or made no call).
+    /// Where the step is: `started`, `text` or `finished` (the default).
+    #[serde(default)]
+    pub phase: StepPhase,
+    /// `phase: text`: the text generated since the previous report of this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Tokens the step generated (0 when it failed or made no call, and before it finished).
     pub completion_tokens: u64,
-    /// Wall time of the step, ms.
+    /// Wall time of the step, ms (before it finished: the time since it started).
     pub wall_ms: f64,
-    /// Why the step failed; `None` when it succeeded.
+    /// Why the step failed; `None` when it succeeded or has not finished.
     pub error: Option<String>,
+    /// The step's result was shared: taken from the server's store, where an earlier request
+    /// asking the same question left it (no model call was made for this request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+}
+
+impl Progress {
+    /// A report of a running step (`phase` `started` or `text`) of `model`, `wall_ms` after it
+    /// started.
+    pub fn running(
+        step: StepKind,
+        round: u32,
+        collaborator: Option<&str>,
+        model: &str,
+        phase: StepPhase,
+        text: Option<String>,
+        wall_ms: f64,
+    ) -> Self {
+        Self {
+            step,
+            round,
+            collaborator: collaborator.map(str::to_owned),
+            model: model.to_owned(),
+            phase,
+            text,
+            completion_tokens: 0,
+            wall_ms,
+            error: None,
+            shared: false,
+        }
+    }
 }
