@@ -140,6 +140,7 @@ mod tests {
                     error: ModelError::Inference("out of memory".into()),
                 },
             },
+            shared: false,
         }
     }
 
