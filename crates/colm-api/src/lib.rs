@@ -5,7 +5,8 @@
 //!   /v1/models`) and OpenAI's error object, following OpenAI's API reference (Chat
 //!   Completions), with colm's `colm` extension object;
 //! - [`collab`]: the collaboration API of CoLM (Huang et al., AAAI 2026, §3): one-shot guidance
-//!   (`POST /v1/colm/guidance`) and shared sessions (`/v1/colm/sessions…`).
+//!   (`POST /v1/colm/guidance`) and shared sessions (`/v1/colm/sessions…`);
+//! - [`record`]: the interaction log's records and their transcripts (`/v1/colm/records…`).
 //!
 //! Every type derives serde and [`utoipa::ToSchema`]; the server's `/openapi.json` is generated
 //! from them and from its handlers, so the document cannot drift from what is parsed and sent.
@@ -15,6 +16,7 @@
 pub mod collab;
 pub mod float;
 pub mod openai;
+pub mod record;
 
 pub use collab::{
     CreateSession, GuidanceRequest, GuidanceResponse, SentReference, SessionObject, SessionStatus,

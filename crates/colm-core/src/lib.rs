@@ -40,6 +40,7 @@ pub use invalid::Invalid;
 pub use model::{
     ChatMessage, ChatModel, Completion, FinishReason, Meter, ModelError, ResidencyOutcome,
     ResponseFormat, Role, SamplingParams, StreamEvent, Timings, TokenLogprob, Tool, ToolCall,
-    ToolChoice, TopLogprob, Usage, WireStats, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
+    ToolChoice, TopLogprob, Transcript, TranscriptStep, Usage, WireStats, DEFAULT_MAX_TOKENS,
+    MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
 pub use query::Query;

@@ -18,14 +18,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::answer::VoteTally;
 use crate::colm::{ColmError, ColmModel, ColmRecord};
 use crate::horizontal::{Horizontal, StrategyRecord};
 use crate::model::{
     ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
+    Transcript, TranscriptStep,
 };
 use crate::named::Named;
 use crate::query::Query;
-use crate::step::{summed, totals_of, ModelTotals, Observe, Progress, Step, Watch};
+use crate::step::{summed, totals_of, ModelTotals, Observe, Progress, Step, StepKind, Watch};
 use crate::vertical::{Router, RouterRecord};
 
 /// The record of one run of a strategy: the strategy's own record (serialised as it).
@@ -72,7 +74,10 @@ impl Run {
     /// [`ModelError::Inference`] when the run has no answer.
     pub fn completion(&self) -> Result<Completion, ModelError> {
         if let Run::Routed(r) = self {
-            return Ok(r.completion());
+            return Ok(Completion {
+                transcript: Some(Box::new(self.transcript())),
+                ..r.completion()
+            });
         }
         let text = self
             .answer()
@@ -101,9 +106,61 @@ impl Run {
             mean_logprob: source.and_then(|c| c.mean_logprob),
             finish_reason: source.map_or(FinishReason::Stop, |c| c.finish_reason),
             timings,
+            transcript: Some(Box::new(self.transcript())),
             ..Completion::text_only(text)
         })
     }
+
+    /// Every step's text, writer, tokens and time, without prompts: a guidance step made by a
+    /// vote notes its tally, a step that fell back notes why.
+    pub fn transcript(&self) -> Transcript {
+        let tallies: BTreeMap<u32, &VoteTally> = match self {
+            Run::Colm(r) => r
+                .rounds
+                .iter()
+                .filter_map(|round| round.tally.as_ref().map(|t| (round.round, t)))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let steps = self
+            .steps()
+            .into_iter()
+            .map(|s| {
+                let c = s.completion();
+                let tally = (s.kind == StepKind::Guidance)
+                    .then(|| tallies.get(&s.round))
+                    .flatten();
+                TranscriptStep {
+                    step: s.kind,
+                    round: s.round,
+                    collaborator: s.collaborator.clone(),
+                    model: s.model.clone(),
+                    text: s.text().map(str::to_owned),
+                    error: s.error().map(ToString::to_string),
+                    note: tally
+                        .map(|t| tally_note(t))
+                        .or_else(|| c.and_then(|c| c.fallback.clone())),
+                    prompt_tokens: c.map_or(0, |c| c.usage.prompt_tokens),
+                    completion_tokens: c.map_or(0, |c| c.usage.completion_tokens),
+                    wall_ms: s.wall_ms,
+                    shared: s.shared,
+                }
+            })
+            .collect();
+        Transcript { steps }
+    }
+}
+
+/// A vote's tally in words: `42: 3 of 5 votes, 1 unextracted, tie`.
+fn tally_note(t: &VoteTally) -> String {
+    let mut note = format!("{}: {} of {} votes", t.answer, t.votes, t.drafts);
+    if t.answered < t.drafts {
+        note.push_str(&format!(", {} unextracted", t.drafts - t.answered));
+    }
+    if t.tie {
+        note.push_str(", tie");
+    }
+    note
 }
 
 /// Why a run did not answer.
@@ -557,7 +614,10 @@ mod tests {
             .any(|p| p.text.as_deref() == Some("the answer is 4")));
         // The refinement's text is the answer's deltas, not text reports.
         let refinement = of(StepKind::Refinement);
-        assert!(refinement.iter().all(|p| p.text.is_none()), "{refinement:?}");
+        assert!(
+            refinement.iter().all(|p| p.text.is_none()),
+            "{refinement:?}"
+        );
         let deltas: String = events
             .iter()
             .filter_map(|e| match e {

@@ -399,6 +399,7 @@ impl Slot {
                 residency: None,
                 route: None,
                 wire: None,
+                transcript: None,
                 logprobs: self.logprobs,
                 tool_calls,
             }

@@ -153,7 +153,9 @@ fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::show))
         .routes(routes!(sessions::submit))
         .routes(routes!(sessions::guidance))
-        .routes(routes!(log::feedback));
+        .routes(routes!(log::feedback))
+        .routes(routes!(log::records::list))
+        .routes(routes!(log::records::show));
     if let Some(state) = state {
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -206,6 +206,7 @@ impl ChatCompletion {
                 .flatten()
                 .map(colm_core::ToolCall::from)
                 .collect(),
+            transcript: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::ToolCall;
+use super::transcript::Transcript;
 
 /// One generated token with its log-probability and the most likely alternatives at its
 /// position (OpenAI's `logprobs.content[]` entry), under the model's unscaled distribution.
@@ -133,6 +134,9 @@ pub struct Completion {
     /// often nothing, and `finish_reason` is [`FinishReason::ToolCalls`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// A strategy's answer: every step it took ([`Transcript`]); `None` for one model's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<Box<Transcript>>,
 }
 
 impl Completion {
@@ -151,6 +155,7 @@ impl Completion {
             wire: None,
             logprobs: None,
             tool_calls: Vec::new(),
+            transcript: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod message;
 mod meter;
 mod params;
 pub mod progress;
+mod transcript;
 
 pub use completion::{
     Completion, FinishReason, ResidencyOutcome, Route, Timings, TokenLogprob, TopLogprob, Usage,
@@ -25,6 +26,7 @@ pub use meter::Meter;
 pub use params::{
     ResponseFormat, SamplingParams, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
+pub use transcript::{Transcript, TranscriptStep};
 
 /// A chat model: messages and sampling parameters in; text, token counts, mean
 /// log-probability and timings out.

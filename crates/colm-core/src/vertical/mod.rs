@@ -209,6 +209,7 @@ impl RouterRecord {
             wire,
             logprobs: None,
             tool_calls: Vec::new(),
+            transcript: None,
         }
     }
 }

@@ -54,21 +54,22 @@ CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_ms);
 
 /// Columns added to [`SCHEMA`] after its first version: a log opened for writing gets them
 /// (`ALTER TABLE … ADD COLUMN`); read only, a log without one reads it as NULL.
-pub(super) const ADDED_COLUMNS: [&str; 2] = ["error", "routed"];
+pub(super) const ADDED_COLUMNS: [&str; 3] = ["error", "routed", "transcript"];
 
 const INSERT: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status, model,
     strategy, prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in,
-    bytes_out, sensitive, query, answer, error, routed)
+    bytes_out, sensitive, query, answer, error, routed, transcript)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19)";
+    $19, $20)";
 
 /// (SQLite numbers `$N` parameters in order of first appearance: they appear here in order.)
 const FEEDBACK: &str = "UPDATE interactions SET outcome = $1, score = $2, feedback_ms = $3
     WHERE id = $4 AND tenant = $5";
 
-/// The SELECT of every record, oldest first; `present`: whether the table has each of the
-/// [`ADDED_COLUMNS`] (one that is missing reads as NULL).
-fn select(present: [bool; ADDED_COLUMNS.len()]) -> String {
+/// The SELECT of records followed by `tail` (a WHERE and ORDER BY clause); `present`: whether
+/// the table has each of the [`ADDED_COLUMNS`] (one that is missing reads as NULL). The columns
+/// are in the order [`interaction_of`] reads them.
+fn select(present: [bool; ADDED_COLUMNS.len()], tail: &str) -> String {
     let added: Vec<&str> = ADDED_COLUMNS
         .iter()
         .zip(present)
@@ -77,9 +78,54 @@ fn select(present: [bool; ADDED_COLUMNS.len()]) -> String {
     format!(
         "SELECT id, created_ms, tenant, route, status, model, strategy, prompt_tokens,
         completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in, bytes_out, sensitive,
-        query, answer, outcome, score, {} FROM interactions ORDER BY created_ms, id",
+        query, answer, outcome, score, {} FROM interactions {tail}",
         added.join(", ")
     )
+}
+
+/// Every record, oldest first.
+const ALL: &str = "ORDER BY created_ms, id";
+/// One record of a tenant: `$1` id, `$2` tenant.
+const ONE: &str = "WHERE id = $1 AND tenant = $2";
+/// A tenant's newest records: `$1` tenant, `$2` how many.
+const RECENT: &str = "WHERE tenant = $1 ORDER BY created_ms DESC, id DESC LIMIT $2";
+
+/// A record and its feedback from a row of [`select`]: `$row.$get::<_, T>(i)` reads column `i`
+/// (`rusqlite`'s `get` and `tokio-postgres`'s `try_get` have that shape).
+macro_rules! interaction_of {
+    ($row:expr, $get:ident) => {{
+        let r = $row;
+        Ok::<_, _>((
+            Interaction {
+                id: r.$get(0)?,
+                created_ms: to_u64(r.$get(1)?),
+                tenant: r.$get(2)?,
+                route: r.$get(3)?,
+                status: u16::try_from(r.$get::<_, i32>(4)?).unwrap_or(0),
+                model: r.$get(5)?,
+                strategy: r.$get(6)?,
+                prompt_tokens: to_u64(r.$get(7)?),
+                completion_tokens: to_u64(r.$get(8)?),
+                mean_logprob: r.$get(9)?,
+                finish_reason: r.$get(10)?,
+                latency_ms: r.$get(11)?,
+                bytes_in: to_u64(r.$get(12)?),
+                bytes_out: to_u64(r.$get(13)?),
+                sensitive: r.$get(14)?,
+                query: r.$get(15)?,
+                answer: r.$get(16)?,
+                error: r.$get(19)?,
+                routed: r.$get(20)?,
+                transcript: r
+                    .$get::<_, Option<String>>(21)?
+                    .and_then(|t| serde_json::from_str(&t).ok()),
+            },
+            Feedback {
+                outcome: r.$get(17)?,
+                score: r.$get(18)?,
+            },
+        ))
+    }};
 }
 
 /// Which of the [`ADDED_COLUMNS`] a table with the columns `names` has.
@@ -214,8 +260,13 @@ impl InteractionLog {
         if !keep {
             r.query = None;
             r.answer = None;
+            r.transcript = r.transcript.map(colm_core::Transcript::without_texts);
         }
         let c = Columns::of(&r);
+        let transcript = r
+            .transcript
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok());
         match &self.backend {
             Backend::Sqlite(conn) => {
                 Self::sqlite(conn, move |db| {
@@ -241,6 +292,7 @@ impl InteractionLog {
                             r.answer,
                             r.error,
                             r.routed,
+                            transcript,
                         ],
                     )
                     .map(drop)
@@ -271,6 +323,7 @@ impl InteractionLog {
                             &r.answer,
                             &r.error,
                             &r.routed,
+                            &transcript,
                         ],
                     )
                     .await?;
@@ -314,8 +367,46 @@ impl InteractionLog {
     /// # Errors
     /// Database errors.
     pub async fn read_all(&self) -> Result<Vec<(Interaction, Feedback)>, LogError> {
+        self.query(ALL, Args::None).await
+    }
+
+    /// Record `id` of `tenant` with its feedback; `None` when the tenant has no such record.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get(
+        &self,
+        id: &str,
+        tenant: &str,
+    ) -> Result<Option<(Interaction, Feedback)>, LogError> {
+        let args = Args::Two(id.to_owned(), tenant.to_owned());
+        Ok(self.query(ONE, args).await?.into_iter().next())
+    }
+
+    /// The newest `limit` records of `tenant`, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn recent(
+        &self,
+        tenant: &str,
+        limit: u32,
+    ) -> Result<Vec<(Interaction, Feedback)>, LogError> {
+        self.query(RECENT, Args::Limit(tenant.to_owned(), i64::from(limit)))
+            .await
+    }
+
+    /// The records [`select`]ed with `tail` and its `args`.
+    async fn query(
+        &self,
+        tail: &str,
+        args: Args,
+    ) -> Result<Vec<(Interaction, Feedback)>, LogError> {
         match &self.backend {
-            Backend::Sqlite(conn) => Self::sqlite(conn, read_sqlite).await,
+            Backend::Sqlite(conn) => {
+                let tail = tail.to_owned();
+                Self::sqlite(conn, move |db| read_sqlite(db, &tail, &args)).await
+            }
             Backend::Postgres(client) => {
                 let names = client
                     .query(
@@ -327,38 +418,16 @@ impl InteractionLog {
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<Result<Vec<String>, _>>()?;
-                let rows = client.query(&select(present(&names)), &[]).await?;
+                let sql = select(present(&names), tail);
+                let rows = match &args {
+                    Args::None => client.query(&sql, &[]).await?,
+                    Args::Two(a, b) => client.query(&sql, &[a, b]).await?,
+                    Args::Limit(a, n) => client.query(&sql, &[a, n]).await?,
+                };
                 rows.iter()
-                    .map(|r| {
-                        Ok((
-                            Interaction {
-                                id: r.try_get(0)?,
-                                created_ms: to_u64(r.try_get(1)?),
-                                tenant: r.try_get(2)?,
-                                route: r.try_get(3)?,
-                                status: u16::try_from(r.try_get::<_, i32>(4)?).unwrap_or(0),
-                                model: r.try_get(5)?,
-                                strategy: r.try_get(6)?,
-                                prompt_tokens: to_u64(r.try_get(7)?),
-                                completion_tokens: to_u64(r.try_get(8)?),
-                                mean_logprob: r.try_get(9)?,
-                                finish_reason: r.try_get(10)?,
-                                latency_ms: r.try_get(11)?,
-                                bytes_in: to_u64(r.try_get(12)?),
-                                bytes_out: to_u64(r.try_get(13)?),
-                                sensitive: r.try_get(14)?,
-                                query: r.try_get(15)?,
-                                answer: r.try_get(16)?,
-                                error: r.try_get(19)?,
-                                routed: r.try_get(20)?,
-                            },
-                            Feedback {
-                                outcome: r.try_get(17)?,
-                                score: r.try_get(18)?,
-                            },
-                        ))
-                    })
-                    .collect()
+                    .map(|r| interaction_of!(r, try_get))
+                    .collect::<Result<_, tokio_postgres::Error>>()
+                    .map_err(LogError::from)
             }
         }
     }
@@ -411,38 +480,29 @@ pub async fn read_target(target: &str) -> Result<Vec<(Interaction, Feedback)>, L
     }
 }
 
-/// Every record of the SQLite log `conn`, oldest first.
-fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
-    let mut stmt = conn.prepare(&select(sqlite_present(conn)?))?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            Interaction {
-                id: r.get(0)?,
-                created_ms: to_u64(r.get(1)?),
-                tenant: r.get(2)?,
-                route: r.get(3)?,
-                status: r.get(4)?,
-                model: r.get(5)?,
-                strategy: r.get(6)?,
-                prompt_tokens: to_u64(r.get(7)?),
-                completion_tokens: to_u64(r.get(8)?),
-                mean_logprob: r.get(9)?,
-                finish_reason: r.get(10)?,
-                latency_ms: r.get(11)?,
-                bytes_in: to_u64(r.get(12)?),
-                bytes_out: to_u64(r.get(13)?),
-                sensitive: r.get(14)?,
-                query: r.get(15)?,
-                answer: r.get(16)?,
-                error: r.get(19)?,
-                routed: r.get(20)?,
-            },
-            Feedback {
-                outcome: r.get(17)?,
-                score: r.get(18)?,
-            },
-        ))
-    })?;
+/// The parameters of a query's `tail`.
+enum Args {
+    /// None.
+    None,
+    /// Two texts (`$1`, `$2`).
+    Two(String, String),
+    /// A text (`$1`) and a count (`$2`).
+    Limit(String, i64),
+}
+
+/// The records of the SQLite log `conn` [`select`]ed with `tail` and its `args`.
+fn read_sqlite(
+    conn: &Connection,
+    tail: &str,
+    args: &Args,
+) -> Result<Vec<(Interaction, Feedback)>, rusqlite::Error> {
+    let mut stmt = conn.prepare(&select(sqlite_present(conn)?, tail))?;
+    let read = |r: &rusqlite::Row<'_>| interaction_of!(r, get);
+    let rows = match args {
+        Args::None => stmt.query_map([], read)?,
+        Args::Two(a, b) => stmt.query_map(params![a, b], read)?,
+        Args::Limit(a, n) => stmt.query_map(params![a, n], read)?,
+    };
     rows.collect()
 }
 
@@ -452,5 +512,5 @@ fn read_sqlite(conn: &Connection) -> Result<Vec<(Interaction, Feedback)>, rusqli
 /// The file cannot be opened or is not a log.
 pub fn read_file(path: &Path) -> Result<Vec<(Interaction, Feedback)>, LogError> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    Ok(read_sqlite(&conn)?)
+    Ok(read_sqlite(&conn, ALL, &Args::None)?)
 }

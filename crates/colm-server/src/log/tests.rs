@@ -26,6 +26,21 @@ async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: In
         answer: Some("18".into()),
         error: None,
         routed: Some("colm".into()),
+        transcript: Some(colm_core::Transcript {
+            steps: vec![colm_core::TranscriptStep {
+                step: colm_core::step::StepKind::Reference,
+                round: 1,
+                collaborator: Some("math".into()),
+                model: "qwen".into(),
+                text: Some("She has 18 eggs.".into()),
+                error: None,
+                note: None,
+                prompt_tokens: 30,
+                completion_tokens: 6,
+                wall_ms: 400.0,
+                shared: true,
+            }],
+        }),
     };
     let secret = Interaction {
         id: "rec_b".into(),
@@ -57,13 +72,34 @@ async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: In
     assert!(!log.feedback("rec_zzz", "acme", &right).await.unwrap());
     let all = log.read_all().await.unwrap();
     assert_eq!(all.len(), 3);
-    assert_eq!(all[0], (r.clone(), right));
+    assert_eq!(all[0], (r.clone(), right.clone()));
     assert_eq!(all[2].0, failed);
     assert_eq!(
         (all[1].0.query.as_ref(), all[1].0.answer.as_ref()),
         (None, None)
     );
     assert_eq!(all[1].1, Feedback::default());
+    // A sensitive record keeps its transcript's shape, not its texts.
+    let steps = &all[1].0.transcript.as_ref().unwrap().steps;
+    assert_eq!(
+        (steps[0].text.as_ref(), steps[0].completion_tokens),
+        (None, 6)
+    );
+    // A tenant reads its own records, newest first, and no other tenant's.
+    assert_eq!(
+        log.get("rec_a", "acme").await.unwrap(),
+        Some((r.clone(), right.clone()))
+    );
+    assert_eq!(log.get("rec_a", "globex").await.unwrap(), None);
+    let recent: Vec<String> = log
+        .recent("acme", 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| r.id)
+        .collect();
+    assert_eq!(recent, ["rec_c", "rec_b"]);
+    assert!(log.recent("globex", 10).await.unwrap().is_empty());
     // Texts turned off by the operator.
     quiet.append(&r).await.unwrap();
     let kept = quiet.read_all().await.unwrap();
