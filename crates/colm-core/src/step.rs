@@ -186,6 +186,7 @@ impl From<&Step> for Progress {
             wall_ms: s.wall_ms,
             error: s.error().map(ToString::to_string),
             shared: s.shared,
+            answer: false,
         }
     }
 }
@@ -230,7 +231,9 @@ pub(crate) async fn call_watched(
         )
     };
     if let Some(o) = live {
-        o.running(report(StepPhase::Started, None));
+        let mut started = report(StepPhase::Started, None);
+        started.answer = watch.answer.is_some();
+        o.running(started);
     }
     let result = if live.is_some() || watch.answer.is_some() {
         let (tx, mut rx) = futures::channel::mpsc::unbounded::<StreamEvent>();

@@ -50,6 +50,7 @@ pub mod origin;
 pub mod sessions;
 pub mod state;
 pub mod store;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -399,6 +400,10 @@ impl AppState {
     pub fn model_ids(&self) -> Vec<String> {
         self.0.models.keys().cloned().collect()
     }
+    /// The hosted models (virtual ones included) by id, sorted.
+    pub fn hosted(&self) -> impl Iterator<Item = (&String, &Arc<dyn ChatModel>)> {
+        self.0.models.iter()
+    }
     /// The shared references, when sharing is on.
     pub fn shared_references(&self) -> Option<&Arc<store::SharedReferences>> {
         self.0.store.as_ref()
@@ -479,6 +484,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::count,
         ))
+        .merge(ui::router())
         .fallback(|uri: axum::http::Uri| async move {
             let mut e = ApiError::invalid(format!("no route for {uri}"), None);
             e.status = axum::http::StatusCode::NOT_FOUND;
@@ -602,7 +608,7 @@ mod tests {
                 operations.push(format!("{method} {path}"));
             }
         }
-        assert_eq!(operations.len(), 11, "{operations:?}");
+        assert_eq!(operations.len(), 13, "{operations:?}");
         let r = http
             .get(format!("http://{addr}/v1/nothing"))
             .send()
@@ -721,7 +727,13 @@ mod tests {
                 code: None,
             },
         };
-        let models = colm_api::ModelList::new(["qwen".to_owned()], 1);
+        let models = colm_api::ModelList::new(
+            [
+                ("qwen".to_owned(), None),
+                ("colm".to_owned(), Some("colm".to_owned())),
+            ],
+            1,
+        );
         for (name, v) in [
             (
                 "ChatCompletionRequest",

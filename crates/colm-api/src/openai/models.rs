@@ -14,6 +14,17 @@ pub struct ModelObject {
     pub created: u64,
     /// `colm`.
     pub owned_by: String,
+    /// colm's extension: set for a virtual model (a strategy), absent for a hosted model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colm: Option<ModelExtension>,
+}
+
+/// colm's extension of a [`ModelObject`] that serves a strategy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ModelExtension {
+    /// The canonical text of the strategy it runs (`colm`, `colm:k=2`, `cascade:tau=-0.1`;
+    /// `collaboration` when it has none).
+    pub strategy: String,
 }
 
 /// The answer of `GET /v1/models` (`object: "list"`).
@@ -26,17 +37,19 @@ pub struct ModelList {
 }
 
 impl ModelList {
-    /// The list of `ids`, all created at `created` (Unix s).
-    pub fn new(ids: impl IntoIterator<Item = String>, created: u64) -> Self {
+    /// The list of `models` (id, and the strategy of a virtual model), all created at
+    /// `created` (Unix s).
+    pub fn new(models: impl IntoIterator<Item = (String, Option<String>)>, created: u64) -> Self {
         Self {
             object: "list".into(),
-            data: ids
+            data: models
                 .into_iter()
-                .map(|id| ModelObject {
+                .map(|(id, strategy)| ModelObject {
                     id,
                     object: "model".into(),
                     created,
                     owned_by: "colm".into(),
+                    colm: strategy.map(|strategy| ModelExtension { strategy }),
                 })
                 .collect(),
         }

@@ -94,6 +94,10 @@ pub struct Progress {
     /// asking the same question left it (no model call was made for this request).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
+    /// Set in the `started` report of the step that writes the answer: its text arrives as the
+    /// chunks' content deltas, not as `text` reports.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answer: bool,
 }
 
 impl Progress {
@@ -119,6 +123,7 @@ impl Progress {
             wall_ms,
             error: None,
             shared: false,
+            answer: false,
         }
     }
 }

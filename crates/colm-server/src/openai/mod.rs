@@ -60,7 +60,20 @@ pub const FALLBACK_HEADER: &str = "x-colm-fallback";
     summary = "Hosted models (names and aliases)",
     responses((status = 200, description = "The model list", body = ModelList), ErrorResponses))]
 pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
-    Json(ModelList::new(state.model_ids(), state.created()))
+    let models = state
+        .hosted()
+        .map(|(id, m)| (id.clone(), served_by(m.as_ref())));
+    Json(ModelList::new(models, state.created()))
+}
+
+/// What serves `model` when it is a strategy: the canonical text of its strategy
+/// (`colm:k=2`), or `collaboration` when it has none; `None` for one hosted model.
+pub(crate) fn served_by(model: &dyn colm_core::ChatModel) -> Option<String> {
+    model.is_collaboration().then(|| {
+        model
+            .strategy()
+            .unwrap_or_else(|| "collaboration".to_owned())
+    })
 }
 
 /// `POST /v1/chat/completions`.
@@ -236,14 +249,7 @@ async fn handle(
     let log = recorder.map(|recorder| ChatLog {
         recorder,
         model: req.model.clone(),
-        strategy: model.strategy().unwrap_or_else(|| {
-            if model.is_collaboration() {
-                "collaboration"
-            } else {
-                "model"
-            }
-            .to_owned()
-        }),
+        strategy: served_by(model.as_ref()).unwrap_or_else(|| "model".to_owned()),
         query: Query::from_messages(&messages).text,
         bytes_in,
         sensitive: params.sensitive,
