@@ -8,15 +8,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-/// Question `n` (from 1) of `../shared/data/gsm8k/dev.jsonl` (or `$COLM_DATA/gsm8k/dev.jsonl`).
-fn gsm8k_question(n: usize) -> String {
-    let data = std::env::var("COLM_DATA")
-        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
-    let path = format!("{data}/gsm8k/dev.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let item: Value = serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap();
-    item["question"].as_str().unwrap().to_owned()
-}
+mod common;
+
+use common::gsm8k_question;
 
 fn first_gsm8k_question() -> String {
     gsm8k_question(1)

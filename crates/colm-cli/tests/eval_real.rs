@@ -10,11 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn data(rel: &str) -> String {
-    let root = std::env::var("COLM_DATA")
-        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
-    format!("{root}/{rel}")
-}
+use common::data;
 
 fn colm(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_colm"))

@@ -80,3 +80,19 @@ pub fn metric(metrics: &str, series: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{series} missing in\n{metrics}"))
 }
+
+/// The path of `rel` under the shared benchmark data: `$COLM_DATA`, else `../shared/data` next
+/// to the checkout.
+pub fn data(rel: &str) -> String {
+    let root = std::env::var("COLM_DATA")
+        .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
+    format!("{root}/{rel}")
+}
+
+/// Question `n` (from 1) of GSM8K's dev set ([`data`]`("gsm8k/dev.jsonl")`).
+pub fn gsm8k_question(n: usize) -> String {
+    let path = data("gsm8k/dev.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let item: serde_json::Value = serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap();
+    item["question"].as_str().unwrap().to_owned()
+}
