@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::load::{load_models, EngineArgs, LoadOptions};
-use crate::print::{print_run, print_step, print_totals};
+use crate::print::{print_run, print_totals, Output};
 use clap::Args;
 use colm_core::colm::references::WriterSpec;
-use colm_core::colm::{self, ColmConfig, ModelTotals, Step, Watch};
+use colm_core::colm::{self, ColmConfig, ModelTotals, Watch};
 use colm_core::strategy::{ColmOptions, Parts, StrategySpec};
 use colm_core::vertical::RouterConfig;
 use colm_core::{ChatMessage, ChatModel, SamplingParams};
@@ -32,7 +32,8 @@ make every day at the farmers' market?";
 /// Arguments of `colm ask`.
 #[derive(Args)]
 pub struct AskArgs {
-    /// The question (default: the first GSM8K test question, answer 18).
+    /// The question; read from stdin when none is given and stdin is not a terminal (a pipe,
+    /// a file); else a sample question (the first GSM8K test question, answer 18), said so.
     pub query: Option<String>,
     /// Client model (catalog name or .gguf path); repeat for K collaborators.
     #[arg(long = "client", default_value = DEFAULT_CLIENT)]
@@ -84,15 +85,52 @@ pub struct AskArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Print the full record as JSON on stdout instead of the step-by-step view.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+    /// Print the final answer only (no steps, no status line, no table).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The question of `colm ask`: the argument; else stdin when it is not a terminal; else the
+/// sample question, said on stderr.
+///
+/// # Errors
+/// Stdin cannot be read, or holds no question.
+fn question(given: Option<&str>) -> anyhow::Result<String> {
+    use std::io::{IsTerminal, Read};
+    if let Some(q) = given {
+        return Ok(q.to_owned());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut text = String::new();
+        stdin
+            .lock()
+            .read_to_string(&mut text)
+            .context("reading the question from stdin")?;
+        let text = text.trim();
+        anyhow::ensure!(
+            !text.is_empty(),
+            "no question: stdin was empty (give one as an argument, or pipe one in)"
+        );
+        return Ok(text.to_owned());
+    }
+    eprintln!(
+        "No question given: asking a sample question (GSM8K test item 1, answer 18). \
+         Give one as an argument, or pipe one in."
+    );
+    Ok(DEFAULT_QUERY.to_owned())
 }
 
 pub async fn run(args: AskArgs) -> anyhow::Result<()> {
-    let query = args
-        .query
-        .clone()
-        .unwrap_or_else(|| DEFAULT_QUERY.to_owned());
+    let query = question(args.query.as_deref())?;
+    let output = match (args.json, args.quiet) {
+        (true, _) => Output::Json,
+        (_, true) => Output::Quiet,
+        _ => Output::View,
+    };
+    let view = output == Output::View;
     // A bad router file fails before any model loads.
     let router = args
         .router
@@ -136,7 +174,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let opts = LoadOptions {
         engine: args.engine.clone(),
         max_queue: EngineConfig::default().max_queue,
-        verbose: !args.json,
+        verbose: view,
     };
     let models = load_models(&specs, &opts).await?;
     let registry = crate::registry::Registry::new(&models);
@@ -164,7 +202,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         ..ColmConfig::default()
     });
 
-    if !args.json {
+    if view {
         let clients: Vec<&str> = collaborators.iter().map(|c| c.model.name()).collect();
         let shape = match (&args.strategy, &args.router) {
             (_, Some(path)) => format!("router {}", path.display()),
@@ -203,7 +241,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             local,
             server.model.clone(),
             &config.client_params,
-            args.json,
+            output,
         )
         .await;
     }
@@ -216,8 +254,30 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
                 .context("`local` needs a --client")?,
         };
         let messages = colm_core::prompts::draft(&colm_core::Query::new(query.as_str()));
-        let completion = model.chat(&messages, &config.client_params).await?;
-        if args.json {
+        let completion = if view {
+            // The answer as it is written.
+            println!("\n══ answer ({}) ══", args.strategy);
+            let (tx, mut rx) = futures::channel::mpsc::unbounded();
+            let print = async {
+                while let Some(e) = futures::StreamExt::next(&mut rx).await {
+                    if let colm_core::StreamEvent::Delta(t) = e {
+                        print!("{t}");
+                        let _ = std::io::Write::flush(&mut std::io::stdout());
+                    }
+                }
+            };
+            let (c, ()) = futures::join!(
+                model.chat_streaming(&messages, &config.client_params, tx),
+                print
+            );
+            println!();
+            c?
+        } else {
+            model.chat(&messages, &config.client_params).await?
+        };
+        if args.quiet {
+            println!("{}", completion.text.trim());
+        } else if args.json {
             let body = serde_json::json!({
                 "strategy": args.strategy.name(),
                 "model": model.name(),
@@ -226,11 +286,6 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             });
             println!("{}", serde_json::to_string_pretty(&body)?);
         } else {
-            println!(
-                "\n══ final answer ({}) ══\n{}",
-                args.strategy,
-                completion.text.trim()
-            );
             let mut totals = BTreeMap::new();
             totals.insert(
                 model.name().to_owned(),
@@ -249,8 +304,8 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let print_step = |s: &Step| print_step(s);
-    let observer: Option<colm::StepObserver<'_>> = if args.json { None } else { Some(&print_step) };
+    let live = crate::live::Live::new();
+    let observer: Option<colm::StepObserver<'_>> = view.then_some(&live as _);
     // CoLM and the horizontal strategies: built from the spec as `colm serve` builds them.
     let spec = match &args.strategy {
         StrategySpec::Colm(_) => StrategySpec::Colm(colm_spec.clone()),
@@ -273,14 +328,18 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .await
     {
         Ok(run) => {
+            live.done();
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
+            } else if args.quiet {
+                println!("{}", run.answer().unwrap_or_default().trim());
             } else {
                 print_run(&run);
             }
             Ok(())
         }
         Err(e) => {
+            live.done();
             if let (true, Some(p)) = (args.json, &e.partial) {
                 let body = serde_json::json!({ "error": e.message, "partial": p });
                 println!("{}", serde_json::to_string_pretty(&body)?);

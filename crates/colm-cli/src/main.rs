@@ -4,6 +4,7 @@ mod ask;
 mod client;
 mod config;
 mod eval;
+mod live;
 mod load;
 mod models;
 mod print;

@@ -1,13 +1,24 @@
-//! What `colm ask` prints: each step as it finishes (heading, tokens, speed, text), the end
-//! of a run (final answer, selections) and the per-model table.
+//! What `colm ask` prints: a step (heading, text, and a footer with tokens, time and speed),
+//! the end of a run (final answer, selections) and the per-model table. The live view of
+//! steps as they run is [`crate::live`].
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use colm_core::colm::{self, ColmRecord, ModelTotals, Step};
 use colm_core::named::Named;
 use colm_core::run::Run;
 use colm_core::Timings;
+
+/// What `colm ask` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Each step live ([`crate::live`]), the final answer and the per-model table.
+    View,
+    /// The whole record as JSON (`--json`).
+    Json,
+    /// The final answer only (`--quiet`).
+    Quiet,
+}
 
 /// The end of a run: the final answer(s) and the per-model table.
 pub(crate) fn print_run(run: &Run) {
@@ -46,32 +57,27 @@ fn heading(s: &Step) -> String {
     format!("{round}{kind} · {who} ({})", s.model)
 }
 
-/// Prints one step: heading, token counts, speed and text (or the failure).
-pub(crate) fn print_step(s: &Step) {
-    let mut out = std::io::stdout().lock();
+/// The line that ends a step: its token counts, time and generation speed, or its failure.
+pub(crate) fn step_footer(s: &Step) -> String {
     match &s.outcome {
-        colm::StepOutcome::Ok { completion: c } => {
-            let _ = writeln!(
-                out,
-                "\n── {} · {} prompt + {} completion tokens · {:.1} s ({:.0} tok/s gen) ──\n{}",
-                heading(s),
-                c.usage.prompt_tokens,
-                c.usage.completion_tokens,
-                s.wall_ms / 1000.0,
-                c.timings.generation_tokens_per_s(&c.usage),
-                c.text.trim()
-            );
-        }
-        colm::StepOutcome::Failed { error } => {
-            let _ = writeln!(
-                out,
-                "\n── {} · FAILED after {:.1} s ──\n{error}",
-                heading(s),
-                s.wall_ms / 1000.0
-            );
-        }
+        colm::StepOutcome::Ok { .. } if s.shared => format!(
+            "   ({} · shared from the server's store: no call for this request)",
+            heading(s)
+        ),
+        colm::StepOutcome::Ok { completion: c } => format!(
+            "   ({} · {} prompt + {} completion tokens · {:.1} s · {:.0} tok/s gen)",
+            heading(s),
+            c.usage.prompt_tokens,
+            c.usage.completion_tokens,
+            s.wall_ms / 1000.0,
+            c.timings.generation_tokens_per_s(&c.usage),
+        ),
+        colm::StepOutcome::Failed { error } => format!(
+            "   ({} · FAILED after {:.1} s: {error})",
+            heading(s),
+            s.wall_ms / 1000.0
+        ),
     }
-    let _ = out.flush();
 }
 
 fn print_summary(record: &ColmRecord) {

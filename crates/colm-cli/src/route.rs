@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use colm_core::colm::{Step, StepObserver};
+use colm_core::colm::StepObserver;
 use colm_core::named::Named;
 use colm_core::vertical::{Router, RouterConfig, RouterRecord, SpeedEstimate};
 use colm_core::{ChatModel, Query, SamplingParams};
@@ -90,21 +90,24 @@ pub async fn ask(
     local: Arc<dyn ChatModel>,
     server: Arc<dyn ChatModel>,
     params: &SamplingParams,
-    json: bool,
+    output: crate::print::Output,
 ) -> anyhow::Result<()> {
+    use crate::print::Output;
     let mut router = Router::new(local, server, file.router);
     if let Some(s) = file.speeds {
         router = router.with_speeds(s);
     }
-    let print = |s: &Step| crate::print::print_step(s);
-    let observer: Option<StepObserver<'_>> = if json { None } else { Some(&print) };
+    let live = crate::live::Live::new();
+    let observer: Option<StepObserver<'_>> = (output == Output::View).then_some(&live as _);
     let record = router
         .answer(&Query::new(query), params.sensitive, params, observer)
-        .await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else {
-        print_record(&record);
+        .await;
+    live.done();
+    let record = record?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+        Output::Quiet => println!("{}", record.answer.trim()),
+        Output::View => print_record(&record),
     }
     Ok(())
 }

@@ -360,3 +360,64 @@ fn calls(rec: &Value, model: &str) -> usize {
         _ => 0,
     }
 }
+
+/// `colm ask` with the question on stdin: the step view shows each step (heading, its text,
+/// a footer with tokens and time) and the final answer; `--quiet` prints the final answer
+/// alone, the same text as the view's final answer (greedy decoding).
+#[test]
+fn a_piped_question_is_answered_step_by_step_or_quietly() {
+    use std::io::Write as _;
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_colm"))
+            .args([
+                "ask",
+                "--client",
+                "gemma-3-270m",
+                "--server",
+                "gemma-3-270m",
+            ])
+            .args(["--max-tokens", "32"])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"What is 6 times 7?\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let view = run(&[]);
+    assert!(view.contains("Query: What is 6 times 7?"), "{view}");
+    for heading in [
+        "── round 1 · draft · client-1",
+        "── round 1 · reference",
+        "── round 1 · refinement",
+    ] {
+        assert!(view.contains(heading), "no {heading:?} in {view}");
+    }
+    assert!(view.contains("completion tokens ·"), "{view}");
+    let quiet = run(&["--quiet"]);
+    assert!(
+        !quiet.contains("──") && !quiet.contains("Query:"),
+        "{quiet}"
+    );
+    let (_, final_answer) = view.split_once("══ final answer").unwrap();
+    let final_answer = final_answer.split_once("══\n").unwrap().1;
+    assert!(
+        final_answer.starts_with(quiet.trim()),
+        "{quiet:?} vs {final_answer:?}"
+    );
+    assert!(!quiet.trim().is_empty());
+}

@@ -41,7 +41,7 @@ async fn driver() -> Driver {
         .unwrap()
         .port();
     let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-    let child = Command::new(&program)
+    let mut child = Command::new(&program)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -57,6 +57,8 @@ async fn driver() -> Driver {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("{program} did not start on port {port}");
 }
 
@@ -340,4 +342,163 @@ async fn the_page_shows_a_collaboration_live_and_its_transcript() {
     let log = console(&driver, &client).await;
     assert_eq!(errors(&log), Vec::<String>::new(), "{log:?}");
     client.close().await.unwrap();
+}
+
+/// Median of `v` (sorted in place).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Screenshots and the time to the first visible text (`bench/ui.sh`, which sets `UI_RUNS`,
+/// `UI_SHOTS`, `UI_REPORT`, `UI_MACHINE`, `UI_VERSION`): the main views at desktop and phone
+/// width under `UI_SHOTS`; then, interleaved, `UI_RUNS` questions asked of `colm` (time from
+/// pressing "Ask" to the draft's first visible text) and of the bare client model (to the
+/// answer's first visible text), written to `UI_REPORT`.
+#[tokio::test]
+#[ignore = "a benchmark: run by bench/ui.sh"]
+async fn screenshots_and_time_to_first_text() {
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by bench/ui.sh"));
+    let runs: usize = env("UI_RUNS").parse().unwrap();
+    let shots = std::path::PathBuf::from(env("UI_SHOTS"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let driver = driver().await;
+    let client = browser(&driver).await;
+    client.goto(&format!("{}/", server.base)).await.unwrap();
+    give_key(&client, KEY).await;
+    until(
+        &client,
+        "return [...document.getElementById('model').options].some(o => o.value === 'colm')",
+        20,
+    )
+    .await;
+    let (mut colm, mut bare) = (Vec::new(), Vec::new());
+    for n in 1..=runs {
+        let question = common::gsm8k_question(n);
+        ask(&client, "colm", &question).await;
+        let t = js(&client, "return window.colmTimings").await;
+        colm.push(t["firstDraftText"].as_f64().unwrap() - t["asked"].as_f64().unwrap());
+        if n == 1 {
+            std::fs::write(shots.join("ask.png"), client.screenshot().await.unwrap()).unwrap();
+            client.set_window_size(390, 844).await.unwrap();
+            std::fs::write(
+                shots.join("ask-phone.png"),
+                client.screenshot().await.unwrap(),
+            )
+            .unwrap();
+            client.set_window_size(1366, 900).await.unwrap();
+        }
+        ask(&client, CLIENT, &question).await;
+        let t = js(&client, "return window.colmTimings").await;
+        bare.push(t["firstText"].as_f64().unwrap() - t["asked"].as_f64().unwrap());
+    }
+    // The side-by-side view and the records view with a transcript open.
+    client
+        .find(Locator::Id("tab-compare"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    js(
+        &client,
+        &format!(
+            "document.getElementById('pick-client').value = {};
+             document.getElementById('pick-server').value = {};
+             document.getElementById('pick-colm').value = 'colm';
+             document.getElementById('compare-query').value = {}; return 1",
+            json!(CLIENT),
+            json!(SERVER),
+            json!(common::gsm8k_question(1))
+        ),
+    )
+    .await;
+    client
+        .find(Locator::Id("compare"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return document.getElementById('compare-status').textContent === 'Done.'",
+        900,
+    )
+    .await;
+    std::fs::write(
+        shots.join("compare.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client
+        .find(Locator::Id("tab-records"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("button.open-record"))
+        .await
+        .unwrap();
+    js(
+        &client,
+        "[...document.querySelectorAll('#records-list tr')].find(r => r.textContent.includes('colm'))
+           .querySelector('button').click(); return 1",
+    )
+    .await;
+    until(
+        &client,
+        "return document.querySelectorAll('#record-detail [data-step]').length >= 4",
+        20,
+    )
+    .await;
+    std::fs::write(
+        shots.join("records.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client.close().await.unwrap();
+
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|ms| format!("{:.0}", ms))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (colm_p50, bare_p50) = (median(&mut colm.clone()), median(&mut bare.clone()));
+    let report = format!(
+        "# The web page: time to the first visible text\n\n\
+         - date: {date}; machine: {machine}; {version}\n\
+         - command: `RUNS={runs} bench/ui.sh` (headless Chromium through chromedriver; `colm serve \
+         --model {CLIENT} --model {SERVER} --colm-client {CLIENT} --colm-server {SERVER} \
+         --default-max-tokens 64`)\n\
+         - GSM8K dev questions 1–{runs}, each asked of `colm` then of the bare `{CLIENT}`, \
+         interleaved; time from pressing \"Ask\" to the first text on the page \
+         (`window.colmTimings`, ms)\n\n\
+         | asked | what shows first | p50 ms | runs (ms) |\n|---|---|---:|---|\n\
+         | `colm` (draft by {CLIENT}, reference by {SERVER} at the same time) | the draft's first text | {colm_p50:.0} | {} |\n\
+         | `{CLIENT}` alone | the answer's first text | {bare_p50:.0} | {} |\n\n\
+         Ratio colm / bare: {:.2}. Screenshots: `docs/ui/ask.png`, `docs/ui/ask-phone.png`, \
+         `docs/ui/compare.png`, `docs/ui/records.png`.\n",
+        list(&colm),
+        list(&bare),
+        colm_p50 / bare_p50,
+        date = String::from_utf8(Command::new("date").arg("-u").arg("+%Y-%m-%d").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned(),
+        machine = env("UI_MACHINE"),
+        version = env("UI_VERSION"),
+    );
+    std::fs::write(env("UI_REPORT"), report).unwrap();
 }
