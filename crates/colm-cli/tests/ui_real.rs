@@ -21,16 +21,22 @@ const CLIENT: &str = "gemma-3-270m";
 const SERVER: &str = "qwen2.5-coder-0.5b-instruct";
 const KEY: &str = "sk-acme";
 
-/// A chromedriver on a free loopback port; killed when dropped.
+/// A chromedriver on a free loopback port; killed when dropped, with the browser it started
+/// (found by its own profile directory), however the test ends.
 struct Driver {
     child: Child,
     url: String,
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.path())
+            .status();
     }
 }
 
@@ -52,7 +58,12 @@ async fn driver() -> Driver {
     for _ in 0..100 {
         if let Ok(r) = http.get(format!("{url}/status")).send().await {
             if r.status().is_success() {
-                return Driver { child, url };
+                let profile = tempfile::tempdir().unwrap();
+                return Driver {
+                    child,
+                    url,
+                    profile,
+                };
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -71,7 +82,8 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions": {
             "binary": binary,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1366,900"],
+                     "--disable-dev-shm-usage", "--window-size=1366,900",
+                     format!("--user-data-dir={}", driver.profile.path().display())],
         },
     });
     let Value::Object(caps) = caps else {
