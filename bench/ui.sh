@@ -13,7 +13,8 @@ cd "$root"
 source bench/lib/common.sh
 scripts/setup
 scripts/browser-setup
-cargo build --release -q -p colm-cli
+# The test build makes the same binary as the tests (one feature set: no second llama.cpp build).
+cargo test --release -q -p colm-cli --test ui_real --no-run
 target/release/colm models pull gemma-3-270m qwen2.5-coder-0.5b-instruct >/dev/null
 mkdir -p docs/ui docs/benchmarks
 UI_RUNS="${RUNS:-5}" UI_SHOTS="$root/docs/ui" UI_REPORT="$root/docs/benchmarks/ui-first-text.md" \

@@ -103,18 +103,13 @@ impl State {
     fn flush_focus(&mut self, out: &mut dyn Write) {
         while let Some(step) = self.steps.first_mut() {
             if !step.shown {
-                let who = step.collaborator.as_deref().unwrap_or("server");
-                let round = if step.round == 0 {
-                    String::new()
-                } else {
-                    format!("round {} · ", step.round)
-                };
-                let _ = writeln!(
-                    out,
-                    "\n── {round}{} · {who} ({}) ──",
-                    step.kind.as_str(),
-                    step.model
+                let heading = crate::print::heading(
+                    step.kind,
+                    step.round,
+                    step.collaborator.as_deref(),
+                    &step.model,
                 );
+                let _ = writeln!(out, "\n── {heading} ──");
                 step.shown = true;
             }
             if !step.held.is_empty() {

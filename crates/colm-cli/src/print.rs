@@ -46,37 +46,40 @@ pub(crate) fn print_run(run: &Run) {
     }
 }
 
-fn heading(s: &Step) -> String {
-    let kind = s.kind.as_str();
-    let who = s.collaborator.as_deref().unwrap_or("server");
-    let round = if s.round == 0 {
+/// A step's heading: `round 1 · draft · client-1 (model)` (`server` for a server step).
+pub(crate) fn heading(
+    kind: colm_core::step::StepKind,
+    round: u32,
+    collaborator: Option<&str>,
+    model: &str,
+) -> String {
+    let who = collaborator.unwrap_or("server");
+    let round = if round == 0 {
         String::new()
     } else {
-        format!("round {} · ", s.round)
+        format!("round {round} · ")
     };
-    format!("{round}{kind} · {who} ({})", s.model)
+    format!("{round}{} · {who} ({model})", kind.as_str())
 }
 
-/// The line that ends a step: its token counts, time and generation speed, or its failure.
+/// The line that ends a step (its heading is above its text): its token counts, time and
+/// generation speed, that it made no call, or its failure.
 pub(crate) fn step_footer(s: &Step) -> String {
     match &s.outcome {
-        colm::StepOutcome::Ok { .. } if s.shared => format!(
-            "   ({} · shared from the server's store: no call for this request)",
-            heading(s)
-        ),
+        colm::StepOutcome::Ok { .. } if s.shared => {
+            "   (shared from the server's store: no call for this request)".to_owned()
+        }
+        colm::StepOutcome::Ok { .. } if s.messages.is_empty() => "   (no model call)".to_owned(),
         colm::StepOutcome::Ok { completion: c } => format!(
-            "   ({} · {} prompt + {} completion tokens · {:.1} s · {:.0} tok/s gen)",
-            heading(s),
+            "   ({} prompt + {} completion tokens · {:.1} s · {:.0} tok/s gen)",
             c.usage.prompt_tokens,
             c.usage.completion_tokens,
             s.wall_ms / 1000.0,
             c.timings.generation_tokens_per_s(&c.usage),
         ),
-        colm::StepOutcome::Failed { error } => format!(
-            "   ({} · FAILED after {:.1} s: {error})",
-            heading(s),
-            s.wall_ms / 1000.0
-        ),
+        colm::StepOutcome::Failed { error } => {
+            format!("   (FAILED after {:.1} s: {error})", s.wall_ms / 1000.0)
+        }
     }
 }
 
