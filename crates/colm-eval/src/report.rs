@@ -443,61 +443,77 @@ fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing the plot: {e}")
 }
 
+/// Pixel height of one strategy's row in the accuracy plot: its name (14 px text) never
+/// overlaps the next, whatever the number of strategies.
+const ROW_PX: u32 = 30;
+
+/// The accuracy plot: one horizontal bar per strategy with its 95% interval, the strategies'
+/// names on the left axis (each on its own row), the first strategy on top.
 fn plot_accuracy(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyhow::Result<()> {
     let (label, top) = quality_label(metrics);
-    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    let names: Vec<String> = metrics.iter().map(|m| m.strategy.to_string()).collect();
+    let n = names.len().max(1);
+    // About 8 px per character of the 14 px font, and room for the axis.
+    let longest = names.iter().map(|s| s.chars().count()).max().unwrap_or(8);
+    let label_px = u32::try_from(longest * 8 + 24)
+        .unwrap_or(600)
+        .clamp(90, 600);
+    let height = u32::try_from(n).unwrap_or(1) * ROW_PX + 130;
+    let root = BitMapBackend::new(path, (720 + label_px, height)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
-    let n = metrics.len().max(1);
+    let rows = n as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("{suite}: {label}"), ("sans-serif", 24))
         .margin(16)
-        .x_label_area_size(60)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0.0..top)
+        .x_label_area_size(50)
+        .y_label_area_size(label_px)
+        .build_cartesian_2d(0.0..top, 0.0..rows)
         .map_err(plot_err)?;
-    let names: Vec<String> = metrics.iter().map(|m| m.strategy.to_string()).collect();
+    // Row i (from the top) spans y in [rows - i - 1, rows - i]; its name sits at the middle.
+    let row_of = |y: f64| {
+        let i = rows - y - 0.5;
+        (i >= 0.0 && (i - i.round()).abs() < 1e-6).then(|| i.round() as usize)
+    };
     chart
         .configure_mesh()
-        .x_labels(n + 1)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
+        .y_labels(n * 2 + 1)
+        .y_label_formatter(&|y| {
+            row_of(*y)
+                .and_then(|i| names.get(i).cloned())
+                .unwrap_or_default()
         })
-        .y_desc(label)
-        .disable_x_mesh()
+        .y_label_style(("sans-serif", 14))
+        .x_desc(label)
+        .disable_y_mesh()
         .draw()
         .map_err(plot_err)?;
     for (i, m) in metrics.iter().enumerate() {
         let Some((v, lo, hi)) = quality(m) else {
             continue;
         };
-        let x = i as f64;
+        let y = rows - i as f64 - 0.5;
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(x - 0.3, 0.0), (x + 0.3, v)],
+                [(0.0, y - 0.32), (v, y + 0.32)],
                 color.mix(0.6).filled(),
             )))
             .map_err(plot_err)?;
         chart
-            .draw_series(std::iter::once(ErrorBar::new_vertical(
-                x,
+            .draw_series(std::iter::once(ErrorBar::new_horizontal(
+                y,
                 lo,
                 v,
                 hi,
                 BLACK.stroke_width(2),
-                12,
+                10,
             )))
             .map_err(plot_err)?;
         chart
             .draw_series(std::iter::once(Text::new(
                 format!("{v:.1}"),
-                (x + 0.05, v + top * 0.02),
-                ("sans-serif", 16),
+                (hi + top * 0.01, y + 0.25),
+                ("sans-serif", 14),
             )))
             .map_err(plot_err)?;
     }
