@@ -139,6 +139,51 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         v["usage"]
     );
 
+    // Streamed, the device reports each step live (the draft's text as it is written, the
+    // server's guidance when it arrives) and streams its refinement token by token.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let text = http
+        .post(&url)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let reports: Vec<&Value> = chunks.iter().map(|c| &c["colm"]["progress"]).collect();
+    let phases = |step: &str| -> Vec<&str> {
+        reports
+            .iter()
+            .filter(|p| p["step"] == step)
+            .map(|p| p["phase"].as_str().unwrap_or("finished"))
+            .collect()
+    };
+    let draft = phases("draft");
+    assert_eq!(draft.first(), Some(&"started"), "{text}");
+    assert!(draft.iter().filter(|p| **p == "text").count() > 1, "{text}");
+    assert_eq!(draft.last(), Some(&"finished"), "{text}");
+    assert!(phases("guidance").contains(&"text"), "{text}");
+    let contents = chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .count();
+    assert!(
+        contents > 1,
+        "the refinement came in {contents} chunk(s): {text}"
+    );
+
     // A conversation: the device drafts and refines on the caller's turns, and the server's
     // references are about the last question in their context, so the answer can use what
     // only an earlier turn says.

@@ -26,6 +26,7 @@ use colm_core::colm::round;
 use colm_core::colm::{Collaborator, ColmConfig, ColmError};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
+use colm_core::run::Relay;
 use colm_core::step::{no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
 use colm_core::vertical::privacy::Detector;
 use colm_core::vertical::redacted::Redacted;
@@ -285,6 +286,41 @@ impl ChatModel for CollabClient {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
+        self.collaborate(messages, params, Watch::default()).await
+    }
+
+    /// [`ChatModel::chat`], reporting each step live as [`colm_core::StreamEvent::Progress`]
+    /// (the draft and refinement as the device writes them, the server's guidance when it
+    /// arrives) and the refinement's text as it is generated ([`Relay`]).
+    async fn chat_streaming(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        events: futures::channel::mpsc::UnboundedSender<colm_core::StreamEvent>,
+    ) -> Result<Completion, ModelError> {
+        let (relay, forward) = Relay::new(events.clone());
+        let run = async move {
+            let run = self.collaborate(messages, params, relay.watch()).await;
+            drop(relay);
+            run
+        };
+        let (run, sent) = futures::join!(run, forward);
+        Relay::finish(&events, run?, &sent)
+    }
+
+    fn reports_progress(&self) -> bool {
+        true
+    }
+}
+
+impl CollabClient {
+    /// One collaboration ([`ChatModel::chat`]), watched by `watch`.
+    async fn collaborate(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        watch: Watch<'_>,
+    ) -> Result<Completion, ModelError> {
         // The device drafts and refines on the caller's conversation; the server is asked about
         // its transcript (the guidance API takes one text).
         let query = Query::from_messages(messages);
@@ -313,7 +349,7 @@ impl ChatModel for CollabClient {
                 Decision::Leave => (&remote, None),
                 Decision::StayLocal(why) => {
                     tracing::info!(%why, "answered on the device");
-                    let step = round::draft(&query, local.as_client(), params, None).await;
+                    let step = round::draft(&query, local.as_client(), params, watch.steps).await;
                     let mut answer = match step.outcome {
                         StepOutcome::Ok { completion } => completion,
                         StepOutcome::Failed { error } => return Err(error),
@@ -337,7 +373,7 @@ impl ChatModel for CollabClient {
             guide,
             &config,
             None,
-            Watch::default(),
+            watch,
         )
         .await;
         let (record, fallback) = match run {

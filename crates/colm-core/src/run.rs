@@ -338,6 +338,81 @@ impl StrategyModel {
 /// [`StreamEvent::Delta`]s ([`Watch::answer`]), not twice.
 struct Reports(futures::channel::mpsc::UnboundedSender<StreamEvent>);
 
+/// How a streamed collaboration reaches its caller (a [`ChatModel::chat_streaming`] of a
+/// strategy: [`StrategyModel`], the device's `colm client`): its steps' reports and the answer's
+/// deltas through one channel, so they keep their order, with the answer's text counted.
+///
+/// ```text
+/// let (relay, forward) = Relay::new(events.clone());
+/// let run = async move { let r = strategy_run(relay.watch()).await; drop(relay); r };
+/// let (completion, sent) = futures::join!(run, forward);
+/// Relay::finish(&events, completion?, &sent)
+/// ```
+pub struct Relay {
+    reports: Reports,
+    answer: futures::channel::mpsc::UnboundedSender<StreamEvent>,
+}
+
+impl Relay {
+    /// A relay to `events`, and the future that forwards to them until the relay is dropped,
+    /// returning the answer's text it sent.
+    pub fn new(
+        events: futures::channel::mpsc::UnboundedSender<StreamEvent>,
+    ) -> (Self, impl std::future::Future<Output = String>) {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<StreamEvent>();
+        let forward = async move {
+            let mut sent = String::new();
+            while let Some(e) = futures::StreamExt::next(&mut rx).await {
+                if let StreamEvent::Delta(t) = &e {
+                    sent.push_str(t);
+                }
+                let _ = events.unbounded_send(e);
+            }
+            sent
+        };
+        let relay = Self {
+            reports: Reports(tx.clone()),
+            answer: tx,
+        };
+        (relay, forward)
+    }
+
+    /// The watch of the run: live reports of every step, the answer's deltas.
+    pub fn watch(&self) -> Watch<'_> {
+        Watch {
+            steps: Some(&self.reports),
+            answer: Some(&self.answer),
+        }
+    }
+
+    /// Sends what `completion` holds beyond the text `sent` as it was generated (an answer
+    /// chosen after the fact — a vote, a fallback — is sent whole here).
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] when the streamed answer step failed midway and the run
+    /// answered otherwise (the text already sent cannot be taken back).
+    pub fn finish(
+        events: &futures::channel::mpsc::UnboundedSender<StreamEvent>,
+        completion: Completion,
+        sent: &str,
+    ) -> Result<Completion, ModelError> {
+        match completion.text.strip_prefix(sent) {
+            Some("") => {}
+            Some(rest) => {
+                let _ = events.unbounded_send(StreamEvent::Delta(rest.to_owned()));
+            }
+            None => {
+                return Err(ModelError::Inference(format!(
+                    "the streamed answer step failed after {} bytes and the strategy answered \
+                     otherwise",
+                    sent.len()
+                )))
+            }
+        }
+        Ok(completion)
+    }
+}
+
 impl Observe for Reports {
     fn finished(&self, step: &Step) {
         let _ = self
@@ -382,50 +457,15 @@ impl ChatModel for StrategyModel {
         params: &SamplingParams,
         events: futures::channel::mpsc::UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
-        // Progress and the strategy's deltas go through one relay (so they keep their order),
-        // which records the text sent.
-        let (relay, mut relayed) = futures::channel::mpsc::unbounded::<StreamEvent>();
-        let forward = {
-            let events = events.clone();
-            async move {
-                let mut sent = String::new();
-                while let Some(e) = futures::StreamExt::next(&mut relayed).await {
-                    if let StreamEvent::Delta(t) = &e {
-                        sent.push_str(t);
-                    }
-                    let _ = events.unbounded_send(e);
-                }
-                sent
-            }
-        };
-        let run = async {
-            let progress = Reports(relay.clone());
-            let watch = Watch {
-                steps: Some(&progress),
-                answer: Some(&relay),
-            };
-            let run = self.strategy.run(messages, params, watch).await;
+        let (relay, forward) = Relay::new(events.clone());
+        let run = async move {
+            let run = self.strategy.run(messages, params, relay.watch()).await;
             // Closes the relay, which ends `forward`.
-            drop(progress);
             drop(relay);
             run
         };
         let (run, sent) = futures::join!(run, forward);
-        let completion = run.map_err(|e| e.error)?.completion()?;
-        match completion.text.strip_prefix(sent.as_str()) {
-            Some("") => {}
-            Some(rest) => {
-                let _ = events.unbounded_send(StreamEvent::Delta(rest.to_owned()));
-            }
-            None => {
-                return Err(ModelError::Inference(format!(
-                    "the streamed answer step failed after {} bytes and the strategy answered \
-                     otherwise",
-                    sent.len()
-                )))
-            }
-        }
-        Ok(completion)
+        Relay::finish(&events, run.map_err(|e| e.error)?.completion()?, &sent)
     }
 
     fn reports_progress(&self) -> bool {
