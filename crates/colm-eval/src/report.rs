@@ -484,6 +484,7 @@ fn plot_accuracy(metrics: &[StrategyMetrics], suite: &str, path: &Path) -> anyho
         })
         .y_label_style(("sans-serif", 14))
         .x_desc(label)
+        .x_max_light_lines(1)
         .disable_y_mesh()
         .draw()
         .map_err(plot_err)?;
