@@ -113,12 +113,13 @@ async function stream(model, query, on, signal) {
 // A view of one collaboration: four columns of step cards and the answer. Fed with stream
 // chunks (`chunk`) or a stored transcript (`transcript`).
 class RoundView {
-  constructor(root, { columns = true } = {}) {
+  // `stacked`: the steps in one column (a panel of the side-by-side view), in step order.
+  constructor(root, { stacked = false } = {}) {
     this.root = root;
     root.replaceChildren();
     this.cards = new Map();
     this.columns = {};
-    this.grid = el("div", { class: "columns" });
+    this.grid = el("div", { class: stacked ? "columns stacked" : "columns" });
     this.grid.hidden = true;
     for (const [id, title] of COLUMNS) {
       const col = el("div", { "data-column": id }, el("h3", { text: title }));
@@ -129,7 +130,6 @@ class RoundView {
     this.answerMeta = el("div", { class: "meta" });
     this.answer = el("section", { class: "answer", "aria-label": "Answer" },
       el("h3", { text: "Answer" }), this.answerText, this.answerMeta);
-    this.showColumns = columns;
     root.append(this.grid, this.answer);
     this.streaming = null;
     this.onText = null;
@@ -154,7 +154,7 @@ class RoundView {
       card = { box, text, stats, meta: box.firstChild, hasText: false };
       this.cards.set(key, card);
       this.column(p.step).append(box);
-      if (this.showColumns) this.grid.hidden = false;
+      this.grid.hidden = false;
     }
     return card;
   }
@@ -240,8 +240,8 @@ function feedbackButtons(view, record) {
       said.textContent = `Feedback not recorded: ${e.message}`;
     }
   };
-  const up = el("button", { type: "button", class: "thumb", "data-outcome": "right", "aria-label": "Right answer", text: "👍 Right" });
-  const down = el("button", { type: "button", class: "thumb", "data-outcome": "wrong", "aria-label": "Wrong answer", text: "👎 Wrong" });
+  const up = el("button", { type: "button", class: "thumb", "data-outcome": "right", "aria-label": "Right answer", text: "✓ Right" });
+  const down = el("button", { type: "button", class: "thumb", "data-outcome": "wrong", "aria-label": "Wrong answer", text: "✗ Wrong" });
   up.addEventListener("click", () => send("right"));
   down.addEventListener("click", () => send("wrong"));
   view.answer.append(el("div", { class: "row feedback" }, up, down, said));
@@ -323,7 +323,7 @@ async function compare(event) {
     const body = el("div");
     panel.append(body);
     root.append(panel);
-    const view = new RoundView(body, { columns: false });
+    const view = new RoundView(body, { stacked: true });
     const started = performance.now();
     return stream(model, query, (c) => view.chunk(c))
       .then((record) => {
