@@ -152,12 +152,7 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         .text()
         .await
         .unwrap();
-    let chunks: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = common::sse_chunks(&text);
     let reports: Vec<&Value> = chunks.iter().map(|c| &c["colm"]["progress"]).collect();
     let phases = |step: &str| -> Vec<&str> {
         reports
@@ -171,14 +166,7 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     assert!(draft.iter().filter(|p| **p == "text").count() > 1, "{text}");
     assert_eq!(draft.last(), Some(&"finished"), "{text}");
     assert!(phases("guidance").contains(&"text"), "{text}");
-    let contents = chunks
-        .iter()
-        .filter(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty())
-        })
-        .count();
+    let contents = common::content_chunks(&chunks);
     assert!(
         contents > 1,
         "the refinement came in {contents} chunk(s): {text}"

@@ -165,6 +165,22 @@ async fn until(client: &Client, script: &str, secs: u64) -> Value {
     }
 }
 
+/// Clicks the element with id `id`.
+async fn click(client: &Client, id: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Writes a screenshot of the page to `dir/name`.
+async fn shot(client: &Client, dir: &std::path::Path, name: &str) {
+    std::fs::write(dir.join(name), client.screenshot().await.unwrap()).unwrap();
+}
+
 /// Types the key into the prompt the page shows and submits it.
 async fn give_key(client: &Client, key: &str) {
     until(
@@ -175,13 +191,18 @@ async fn give_key(client: &Client, key: &str) {
     .await;
     let input = client.find(Locator::Id("key-input")).await.unwrap();
     input.send_keys(key).await.unwrap();
-    client
-        .find(Locator::Id("key-save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "key-save").await;
+}
+
+/// Gives the right key and waits for the models it lists, `colm` among them.
+async fn sign_in(client: &Client) {
+    give_key(client, KEY).await;
+    until(
+        client,
+        "return [...document.getElementById('model').options].some(o => o.value === 'colm')",
+        20,
+    )
+    .await;
 }
 
 /// Asks `query` of `model` in the Ask view; returns, while it runs, whether a draft's text was
@@ -197,13 +218,7 @@ async fn ask(client: &Client, model: &str, query: &str) -> bool {
         ),
     )
     .await;
-    client
-        .find(Locator::Id("ask"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, "ask").await;
     let mut live = false;
     let end = Instant::now() + Duration::from_secs(600);
     loop {
@@ -257,13 +272,7 @@ async fn the_page_shows_a_collaboration_live_and_its_transcript() {
         "document.getElementById('key-input').value = ''; return 1",
     )
     .await;
-    give_key(&client, KEY).await;
-    until(
-        &client,
-        "return [...document.getElementById('model').options].some(o => o.value === 'colm')",
-        20,
-    )
-    .await;
+    sign_in(&client).await;
     // The key is in session storage, never in the address.
     let url = client.current_url().await.unwrap();
     assert!(!url.as_str().contains(KEY), "{url}");
@@ -317,13 +326,7 @@ async fn the_page_shows_a_collaboration_live_and_its_transcript() {
     assert_eq!(newest["feedback"]["outcome"], "right", "{list}");
 
     // The records view lists it and opens its transcript.
-    client
-        .find(Locator::Id("tab-records"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "tab-records").await;
     let open = client
         .wait()
         .at_most(Duration::from_secs(20))
@@ -383,13 +386,7 @@ async fn screenshots_and_time_to_first_text() {
     let driver = driver().await;
     let client = browser(&driver).await;
     client.goto(&format!("{}/", server.base)).await.unwrap();
-    give_key(&client, KEY).await;
-    until(
-        &client,
-        "return [...document.getElementById('model').options].some(o => o.value === 'colm')",
-        20,
-    )
-    .await;
+    sign_in(&client).await;
     let (mut colm, mut bare) = (Vec::new(), Vec::new());
     for n in 1..=runs {
         let question = common::gsm8k_question(n);
@@ -397,13 +394,9 @@ async fn screenshots_and_time_to_first_text() {
         let t = js(&client, "return window.colmTimings").await;
         colm.push(t["firstDraftText"].as_f64().unwrap() - t["asked"].as_f64().unwrap());
         if n == 1 {
-            std::fs::write(shots.join("ask.png"), client.screenshot().await.unwrap()).unwrap();
+            shot(&client, &shots, "ask.png").await;
             client.set_window_size(390, 844).await.unwrap();
-            std::fs::write(
-                shots.join("ask-phone.png"),
-                client.screenshot().await.unwrap(),
-            )
-            .unwrap();
+            shot(&client, &shots, "ask-phone.png").await;
             client.set_window_size(1366, 900).await.unwrap();
         }
         ask(&client, CLIENT, &question).await;
@@ -411,13 +404,7 @@ async fn screenshots_and_time_to_first_text() {
         bare.push(t["firstText"].as_f64().unwrap() - t["asked"].as_f64().unwrap());
     }
     // The side-by-side view and the records view with a transcript open.
-    client
-        .find(Locator::Id("tab-compare"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "tab-compare").await;
     js(
         &client,
         &format!(
@@ -431,31 +418,15 @@ async fn screenshots_and_time_to_first_text() {
         ),
     )
     .await;
-    client
-        .find(Locator::Id("compare"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "compare").await;
     until(
         &client,
         "return document.getElementById('compare-status').textContent === 'Done.'",
         900,
     )
     .await;
-    std::fs::write(
-        shots.join("compare.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
-    client
-        .find(Locator::Id("tab-records"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    shot(&client, &shots, "compare.png").await;
+    click(&client, "tab-records").await;
     client
         .wait()
         .at_most(Duration::from_secs(20))
@@ -474,11 +445,7 @@ async fn screenshots_and_time_to_first_text() {
         20,
     )
     .await;
-    std::fs::write(
-        shots.join("records.png"),
-        client.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    shot(&client, &shots, "records.png").await;
     client.close().await.unwrap();
 
     let list = |v: &[f64]| {
@@ -500,8 +467,10 @@ async fn screenshots_and_time_to_first_text() {
          | asked | what shows first | p50 ms | runs (ms) |\n|---|---|---:|---|\n\
          | `colm` (draft by {CLIENT}, reference by {SERVER} at the same time) | the draft's first text | {colm_p50:.0} | {} |\n\
          | `{CLIENT}` alone | the answer's first text | {bare_p50:.0} | {} |\n\n\
-         Ratio colm / bare: {:.2}. Screenshots: `docs/ui/ask.png`, `docs/ui/ask-phone.png`, \
-         `docs/ui/compare.png`, `docs/ui/records.png`.\n",
+         Screenshots: `docs/ui/ask.png`, `docs/ui/ask-phone.png`, `docs/ui/compare.png`, \
+         `docs/ui/records.png`.\n\n\
+         Summary: the draft's first text shows {colm_p50:.0} ms after \"Ask\" for `colm` (p50 of \
+         {runs}), the bare model's first text {bare_p50:.0} ms ({:.2}×).\n",
         list(&colm),
         list(&bare),
         colm_p50 / bare_p50,

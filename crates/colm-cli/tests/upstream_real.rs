@@ -149,20 +149,8 @@ async fn two_llama_server_replicas_one_killed_under_load() {
     let sse = client.post(&url).json(&body).send().await.unwrap();
     assert_eq!(sse.status().as_u16(), 200);
     let sse = sse.text().await.unwrap();
-    let chunks: Vec<Value> = sse
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    let pieces = chunks
-        .iter()
-        .filter(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty())
-        })
-        .count();
+    let chunks = common::sse_chunks(&sse);
+    let pieces = common::content_chunks(&chunks);
     assert!(pieces >= 3, "{pieces} content chunks in\n{sse}");
     let usage = chunks
         .iter()

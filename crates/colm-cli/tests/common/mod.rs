@@ -96,3 +96,25 @@ pub fn gsm8k_question(n: usize) -> String {
     let item: serde_json::Value = serde_json::from_str(text.lines().nth(n - 1).unwrap()).unwrap();
     item["question"].as_str().unwrap().to_owned()
 }
+
+/// The JSON chunks of a streamed chat answer (`data:` lines of server-sent events, `[DONE]`
+/// left out).
+pub fn sse_chunks(sse: &str) -> Vec<serde_json::Value> {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// How many of `chunks` carry answer text (a non-empty content delta).
+pub fn content_chunks(chunks: &[serde_json::Value]) -> usize {
+    chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .count()
+}
