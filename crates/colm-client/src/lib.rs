@@ -27,7 +27,7 @@ use colm_core::colm::{Collaborator, ColmConfig, ColmError};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
 use colm_core::run::Relay;
-use colm_core::step::{no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
+use colm_core::step::{announce, no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
 use colm_core::vertical::privacy::Detector;
 use colm_core::vertical::redacted::Redacted;
 use colm_core::vertical::{Decision, Residency};
@@ -450,12 +450,15 @@ impl Guide for Remote<'_> {
         &self.client.remote.server_model
     }
 
-    async fn shared(&self, query: &Query, _observer: Option<StepObserver<'_>>) -> Option<Shared> {
+    /// The fetched guidance is reported to `observer` when it arrives (whole: the server
+    /// wrote it).
+    async fn shared(&self, query: &Query, observer: Option<StepObserver<'_>>) -> Option<Shared> {
         let g = &self.client.remote.options.guidance;
         if g.mode() != GuidanceMode::Reference || g.aggregate_drafts() {
             return None;
         }
         let (step, tally, wire) = self.fetch(query, None, 1).await;
+        announce(observer, &step);
         Some(Shared {
             references: None,
             guidance: Some(step),
@@ -464,7 +467,7 @@ impl Guide for Remote<'_> {
         })
     }
 
-    async fn guidance(&self, ask: Ask<'_>, _observer: Option<StepObserver<'_>>) -> Guided {
+    async fn guidance(&self, ask: Ask<'_>, observer: Option<StepObserver<'_>>) -> Guided {
         let mode = self.client.remote.options.guidance.mode();
         if let Some(Shared {
             guidance: Some(step),
@@ -479,6 +482,7 @@ impl Guide for Remote<'_> {
         }
         let answer = ask.answers.first().map(|a| a.text.as_str());
         let (step, tally, wire) = self.fetch(ask.query, answer, ask.round).await;
+        announce(observer, &step);
         Guided {
             aggregated: ask.answers.to_vec(),
             tally,
