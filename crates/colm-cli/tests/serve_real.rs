@@ -427,7 +427,8 @@ async fn total(client: &reqwest::Client, base: &str, series: &str) -> f64 {
 
 /// A streamed `colm` answer behaves like a chat model's: the headers and the role chunk come
 /// before any model has answered, each step before the answer is a progress chunk with an empty
-/// delta (draft, guidance), then the refinement streams token by token, then the finish chunk.
+/// delta (draft, guidance; each started, its text as written, finished), then the refinement
+/// streams token by token, then the finish chunk.
 /// A caller that disconnects mid-collaboration cancels every step: the engines go idle.
 #[tokio::test]
 async fn streamed_colm_reports_progress_then_streams_the_refinement_and_stops_when_the_caller_leaves(
@@ -480,7 +481,22 @@ async fn streamed_colm_reports_progress_then_streams_the_refinement_and_stops_wh
         .iter()
         .position(|c| c["colm"]["progress"]["step"] == "guidance")
         .unwrap_or_else(|| panic!("no guidance progress in {progress:?}"));
-    assert!(progress.starts_with(&["draft", "guidance"]), "{progress:?}");
+    // Each step is reported live (started, its text as it is written, finished), the draft's
+    // reports before the guidance's.
+    let mut order = progress.clone();
+    order.dedup();
+    assert!(order.starts_with(&["draft", "guidance"]), "{progress:?}");
+    let phases: Vec<&str> = chunks
+        .iter()
+        .filter(|c| c["colm"]["progress"]["step"] == "draft")
+        .filter_map(|c| c["colm"]["progress"]["phase"].as_str())
+        .collect();
+    assert_eq!(phases.first(), Some(&"started"), "{phases:?}");
+    assert_eq!(phases.last(), Some(&"finished"), "{phases:?}");
+    assert!(
+        phases.iter().filter(|p| **p == "text").count() > 3,
+        "{phases:?}"
+    );
     assert!(guidance < first_text, "{chunks:?}");
     for c in chunks.iter().filter(|c| !c["colm"]["progress"].is_null()) {
         // Plain OpenAI clients see an empty delta.
