@@ -32,8 +32,8 @@ make every day at the farmers' market?";
 /// Arguments of `colm ask`.
 #[derive(Args)]
 pub struct AskArgs {
-    /// The question; read from stdin when none is given and stdin is not a terminal (a pipe,
-    /// a file); else a sample question (the first GSM8K test question, answer 18), said so.
+    /// The question; read from stdin when none is given and stdin is a pipe or a file that
+    /// holds one; else a sample question (the first GSM8K test question, answer 18), said so.
     pub query: Option<String>,
     /// Client model (catalog name or .gguf path); repeat for K collaborators.
     #[arg(long = "client", default_value = DEFAULT_CLIENT)]
@@ -92,11 +92,12 @@ pub struct AskArgs {
     pub quiet: bool,
 }
 
-/// The question of `colm ask`: the argument; else stdin when it is not a terminal; else the
-/// sample question, said on stderr.
+/// The question of `colm ask`: the argument; else what stdin holds when it is not a terminal
+/// (a pipe, a file); else — a terminal, or an empty stdin such as `/dev/null` — the sample
+/// question, said on stderr.
 ///
 /// # Errors
-/// Stdin cannot be read, or holds no question.
+/// Stdin cannot be read.
 fn question(given: Option<&str>) -> anyhow::Result<String> {
     use std::io::{IsTerminal, Read};
     if let Some(q) = given {
@@ -110,11 +111,9 @@ fn question(given: Option<&str>) -> anyhow::Result<String> {
             .read_to_string(&mut text)
             .context("reading the question from stdin")?;
         let text = text.trim();
-        anyhow::ensure!(
-            !text.is_empty(),
-            "no question: stdin was empty (give one as an argument, or pipe one in)"
-        );
-        return Ok(text.to_owned());
+        if !text.is_empty() {
+            return Ok(text.to_owned());
+        }
     }
     eprintln!(
         "No question given: asking a sample question (GSM8K test item 1, answer 18). \

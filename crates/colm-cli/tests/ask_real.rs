@@ -421,3 +421,19 @@ fn a_piped_question_is_answered_step_by_step_or_quietly() {
     );
     assert!(!quiet.trim().is_empty());
 }
+
+/// With no question and nothing on stdin (`/dev/null`, as under CI), `colm ask` asks the sample
+/// question and says so.
+#[test]
+fn no_question_asks_the_sample_question_and_says_so() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(["ask", "--strategy", "local", "--client", "gemma-3-270m"])
+        .args(["--server", "gemma-3-270m", "--max-tokens", "8", "--quiet"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("asking a sample question"), "{stderr}");
+}
