@@ -70,10 +70,7 @@ impl Live {
     fn with(&self, f: impl FnOnce(&mut State, &mut dyn Write)) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = std::io::stdout().lock();
-        if self.status && state.status_width > 0 {
-            eprint!("\r{}\r", " ".repeat(state.status_width));
-            state.status_width = 0;
-        }
+        state.clear_status();
         f(&mut state, &mut out);
         state.flush_focus(&mut out);
         let _ = out.flush();
@@ -86,18 +83,26 @@ impl Live {
         }
     }
 
-    /// Clears the status line (call before printing the end of the run).
+    /// Prints what is still held and clears the status line (call before printing the end of
+    /// the run).
     pub fn done(&self) {
-        self.with(|_, _| {});
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.status_width > 0 {
-            eprint!("\r{}\r", " ".repeat(state.status_width));
-            state.status_width = 0;
-        }
+        state.clear_status();
+        let mut out = std::io::stdout().lock();
+        state.flush_focus(&mut out);
+        let _ = out.flush();
     }
 }
 
 impl State {
+    /// Erases the status line from stderr, if one is drawn (only on a terminal).
+    fn clear_status(&mut self) {
+        if self.status_width > 0 {
+            eprint!("\r{}\r", " ".repeat(self.status_width));
+            self.status_width = 0;
+        }
+    }
+
     /// Prints what the step in focus holds; when it has finished, its footer, and moves the
     /// focus on to the next step (repeatedly).
     fn flush_focus(&mut self, out: &mut dyn Write) {

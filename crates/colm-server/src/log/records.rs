@@ -5,7 +5,6 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse as _, Response};
 use axum::{Extension, Json};
 use colm_api::record::{RecordList, RecordObject, RecordsQuery};
 
@@ -60,11 +59,14 @@ pub async fn show(
     State(state): State<AppState>,
     tenant: Option<Extension<Tenant>>,
     Path(id): Path<String>,
-) -> Response {
-    let found = async {
-        let log = log_of(&state)?;
-        let record = log.get(&id, &tenant_name(tenant)).await.map_err(db_error)?;
-        record.map(|(r, f)| RecordObject::new(r, f)).ok_or_else(|| {
+) -> Result<Json<RecordObject>, ApiError> {
+    let record = log_of(&state)?
+        .get(&id, &tenant_name(tenant))
+        .await
+        .map_err(db_error)?;
+    record
+        .map(|(r, f)| Json(RecordObject::new(r, f)))
+        .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found_error",
@@ -72,11 +74,6 @@ pub async fn show(
                 format!("no record `{id}`: unknown to this tenant, or not logged yet"),
             )
         })
-    };
-    match found.await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => e.into_response(),
-    }
 }
 
 /// `GET /v1/colm/records`.
@@ -93,41 +90,34 @@ pub async fn list(
     State(state): State<AppState>,
     tenant: Option<Extension<Tenant>>,
     q: Result<Query<RecordsQuery>, QueryRejection>,
-) -> Response {
-    let listed = async {
-        let limit = match q {
-            Ok(Query(q)) => q.limit.unwrap_or(DEFAULT_RECORDS),
-            Err(e) => {
-                return Err(ApiError::invalid(
-                    format!("invalid query string: {}", e.body_text()),
-                    Some("limit"),
-                ))
-            }
-        };
-        if !(1..=MAX_RECORDS).contains(&limit) {
+) -> Result<Json<RecordList>, ApiError> {
+    let limit = match q {
+        Ok(Query(q)) => q.limit.unwrap_or(DEFAULT_RECORDS),
+        Err(e) => {
             return Err(ApiError::invalid(
-                format!("`limit` takes 1 to {MAX_RECORDS}, got {limit}"),
+                format!("invalid query string: {}", e.body_text()),
                 Some("limit"),
-            ));
+            ))
         }
-        let log = log_of(&state)?;
-        let records = log
-            .recent(&tenant_name(tenant), limit)
-            .await
-            .map_err(db_error)?;
-        Ok(RecordList {
-            object: "list".into(),
-            data: records
-                .into_iter()
-                .map(|(mut r, f)| {
-                    r.transcript = None;
-                    RecordObject::new(r, f)
-                })
-                .collect(),
-        })
     };
-    match listed.await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => e.into_response(),
+    if !(1..=MAX_RECORDS).contains(&limit) {
+        return Err(ApiError::invalid(
+            format!("`limit` takes 1 to {MAX_RECORDS}, got {limit}"),
+            Some("limit"),
+        ));
     }
+    let records = log_of(&state)?
+        .recent(&tenant_name(tenant), limit)
+        .await
+        .map_err(db_error)?;
+    Ok(Json(RecordList {
+        object: "list".into(),
+        data: records
+            .into_iter()
+            .map(|(mut r, f)| {
+                r.transcript = None;
+                RecordObject::new(r, f)
+            })
+            .collect(),
+    }))
 }
