@@ -57,6 +57,11 @@ pub struct Interaction {
     /// Where a router answered the query (`local`, `remote`, `colm`): a served cascade's
     /// decision; `None` when no router decided.
     pub routed: Option<String>,
+    /// What data residency did with a sensitive query: it stayed on the device (`local`) or
+    /// left it with its sensitive spans replaced by placeholders (`redacted`); `None` when the
+    /// query was not sensitive or no router decided.
+    #[serde(default)]
+    pub residency: Option<colm_core::ResidencyOutcome>,
     /// A collaboration's steps — each draft, reference, guidance and refinement, with its
     /// writer, tokens and time, and whether it was shared from the store — with their texts
     /// left out as `query` and `answer` are; `None` for one model's answer and in records

@@ -11,7 +11,7 @@
 //! (`Content-Security-Policy`).
 
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 
@@ -37,9 +37,15 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `GET /` (the page), `GET /ui/app.js`, `GET /ui/app.css`.
+/// `GET /` (the page), `GET /ui/app.js`, `GET /ui/app.css`; `GET /ui` redirects to the page
+/// and `GET /docs` to the OpenAPI document (the addresses llama-server's and FastAPI's users try).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
+        .route("/ui", get(|| async { Redirect::permanent("/") }))
+        .route(
+            "/docs",
+            get(|| async { Redirect::permanent("/openapi.json") }),
+        )
         .route(
             "/",
             get(|| async { asset("text/html; charset=utf-8", INDEX) }),
@@ -78,6 +84,20 @@ mod tests {
             let policy = h["content-security-policy"].to_str().unwrap();
             assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"));
             assert!(r.text().await.unwrap().contains(holds), "{path}");
+        }
+        // /ui and /docs lead somewhere rather than to a 404.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        for (path, to) in [("/ui", "/"), ("/docs", "/openapi.json")] {
+            let r = client
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 308, "{path}");
+            assert_eq!(r.headers()["location"], to, "{path}");
         }
     }
 }

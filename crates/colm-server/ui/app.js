@@ -221,6 +221,8 @@ class RoundView {
     const bits = [`${r.model || ""}`, r.strategy ? `strategy ${r.strategy}` : "",
       `${r.prompt_tokens} prompt + ${r.completion_tokens} completion tokens`,
       `${(r.latency_ms / 1000).toFixed(1)} s`, `status ${r.status}`];
+    if (r.routed) bits.push(`routed ${r.routed}`);
+    if (r.residency) bits.push(`residency ${r.residency}`);
     if (r.error) bits.push(`error: ${r.error}`);
     if (r.feedback && r.feedback.outcome) bits.push(`feedback: ${r.feedback.outcome}`);
     this.answerMeta.textContent = bits.filter(Boolean).join(" · ");

@@ -174,6 +174,8 @@ pub enum ResidencyOutcome {
     Redacted,
 }
 
+impl crate::named::Named for ResidencyOutcome {}
+
 /// Bytes on the wire for one exchange (or a sum of exchanges), as sent: after compression.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,6 +71,7 @@ impl Recorder {
                 r.answer = Some(c.text.clone());
                 r.routed = c.route.map(|route| colm_core::named::Named::name(&route));
                 r.transcript = c.transcript.as_deref().cloned();
+                r.residency = c.residency;
             }
         });
     }

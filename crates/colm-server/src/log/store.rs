@@ -54,13 +54,13 @@ CREATE INDEX IF NOT EXISTS interactions_created ON interactions (created_ms);
 
 /// Columns added to [`SCHEMA`] after its first version: a log opened for writing gets them
 /// (`ALTER TABLE … ADD COLUMN`); read only, a log without one reads it as NULL.
-pub(super) const ADDED_COLUMNS: [&str; 3] = ["error", "routed", "transcript"];
+pub(super) const ADDED_COLUMNS: [&str; 4] = ["error", "routed", "transcript", "residency"];
 
 const INSERT: &str = "INSERT INTO interactions (id, created_ms, tenant, route, status, model,
     strategy, prompt_tokens, completion_tokens, mean_logprob, finish_reason, latency_ms, bytes_in,
-    bytes_out, sensitive, query, answer, error, routed, transcript)
+    bytes_out, sensitive, query, answer, error, routed, transcript, residency)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20)";
+    $19, $20, $21)";
 
 /// (SQLite numbers `$N` parameters in order of first appearance: they appear here in order.)
 const FEEDBACK: &str = "UPDATE interactions SET outcome = $1, score = $2, feedback_ms = $3
@@ -119,6 +119,9 @@ macro_rules! interaction_of {
                 transcript: r
                     .$get::<_, Option<String>>(21)?
                     .and_then(|t| serde_json::from_str(&t).ok()),
+                residency: r
+                    .$get::<_, Option<String>>(22)?
+                    .and_then(|n| colm_core::named::Named::parse(&n).ok()),
             },
             Feedback {
                 outcome: r.$get(17)?,
@@ -267,6 +270,7 @@ impl InteractionLog {
             .transcript
             .as_ref()
             .and_then(|t| serde_json::to_string(t).ok());
+        let residency = r.residency.map(|o| colm_core::named::Named::name(&o));
         match &self.backend {
             Backend::Sqlite(conn) => {
                 Self::sqlite(conn, move |db| {
@@ -293,6 +297,7 @@ impl InteractionLog {
                             r.error,
                             r.routed,
                             transcript,
+                            residency,
                         ],
                     )
                     .map(drop)
@@ -324,6 +329,7 @@ impl InteractionLog {
                             &r.error,
                             &r.routed,
                             &transcript,
+                            &residency,
                         ],
                     )
                     .await?;

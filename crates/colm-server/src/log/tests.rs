@@ -26,6 +26,7 @@ async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: In
         answer: Some("18".into()),
         error: None,
         routed: Some("colm".into()),
+        residency: None,
         transcript: Some(colm_core::Transcript {
             steps: vec![colm_core::TranscriptStep {
                 step: colm_core::step::StepKind::Reference,
@@ -47,6 +48,7 @@ async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: In
         created_ms: r.created_ms + 1,
         sensitive: true,
         query: Some("my card 4111 1111 1111 1111".into()),
+        residency: Some(colm_core::ResidencyOutcome::Redacted),
         ..r.clone()
     };
     // A stream cut by a model error after some text.
@@ -79,6 +81,10 @@ async fn keeps_records_and_their_tenants_feedback(log: InteractionLog, quiet: In
         (None, None)
     );
     assert_eq!(all[1].1, Feedback::default());
+    assert_eq!(
+        all[1].0.residency,
+        Some(colm_core::ResidencyOutcome::Redacted)
+    );
     // A sensitive record keeps its transcript's shape, not its texts.
     let steps = &all[1].0.transcript.as_ref().unwrap().steps;
     assert_eq!(
