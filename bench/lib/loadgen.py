@@ -3,9 +3,9 @@
 
 C concurrent streams; each sends R chat completions one after the other with stream=True,
 max_tokens=T and ignore_eos=true (both servers accept it), so every request generates exactly
-T tokens. Prompts are distinct per request (no prompt-cache reuse; for llama-server,
---no-prompt-cache also sends its own `cache_prompt: false`, a field colm refuses with a 400 as it
-refuses every field it does not honour), taken from a JSONL file of GSM8K items. Prints one JSON object: aggregate generation tok/s (all completion tokens / wall
+T tokens. Prompts are distinct per request (little prompt-cache reuse; --no-prompt-cache also
+sends `cache_prompt: false`, llama-server's field, which colm honours too), taken from a JSONL
+file of GSM8K items. Prints one JSON object: aggregate generation tok/s (all completion tokens / wall
 time of the run), TTFT p50/p95 (request sent → first content delta), latency p50/p95 (request
 sent → stream ended), request count.
 

@@ -209,6 +209,12 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
     let load_opts = LoadOptions {
         engine: EngineArgs {
             parallel: args.engine.parallel.max(args.concurrency as u32),
+            // Records that replay: reuse only what leaves answers bit-identical.
+            prompt_cache: Some(
+                args.engine
+                    .prompt_cache
+                    .unwrap_or(colm_core::PromptReuse::Prompt),
+            ),
             ..args.engine.clone()
         },
         max_queue: EngineConfig::default().max_queue.max(args.concurrency * 4),

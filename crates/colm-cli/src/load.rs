@@ -48,6 +48,14 @@ pub struct EngineArgs {
     /// ctx × parallel.
     #[arg(long, default_value_t = 4)]
     pub parallel: u32,
+    /// What a finished request leaves in its sequence's KV cache for the next request sharing
+    /// a prefix with it to skip: `all` (its prompt and answer, as llama-server: a chat's next
+    /// turn reads only the new turn; greedy answers can part slightly from a cold read's),
+    /// `prompt` (its prompt only: greedy answers are the same as without reuse) or `off`.
+    /// Default `all`, `prompt` in `colm eval` (reproducible records). `cache_prompt: false`
+    /// opts one request out.
+    #[arg(long, value_enum)]
+    pub prompt_cache: Option<colm_core::PromptReuse>,
 }
 
 /// How to load models.
@@ -97,6 +105,7 @@ pub async fn load_models(
             n_parallel: opts.engine.parallel,
             max_queue: opts.max_queue,
             chat_template: template,
+            prompt_cache: opts.engine.prompt_cache.unwrap_or_default(),
             // Models that each use every core take turns to decode (see EngineConfig).
             exclusive_compute: opts.engine.threads.is_none_or(|t| {
                 std::thread::available_parallelism().map_or(true, |n| t as usize >= n.get())

@@ -82,3 +82,13 @@ fn main() -> anyhow::Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every command's flags (duplicate names, bad defaults); they run
+    /// only in debug builds, so a release binary would not catch them.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

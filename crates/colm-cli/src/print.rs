@@ -80,6 +80,11 @@ pub(crate) fn step_footer(s: &Step) -> String {
         colm::StepOutcome::Failed { error } => {
             format!("   (FAILED after {:.1} s: {error})", s.wall_ms / 1000.0)
         }
+        colm::StepOutcome::Cancelled { reason, usage } => format!(
+            "   (cancelled after {:.1} s and {} completion tokens: {reason})",
+            s.wall_ms / 1000.0,
+            usage.completion_tokens
+        ),
     }
 }
 

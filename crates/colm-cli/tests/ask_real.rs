@@ -44,7 +44,8 @@ fn text_of(step: &Value) -> &str {
 #[test]
 fn default_models_complete_a_round_on_gsm8k() {
     let question = first_gsm8k_question();
-    let rec = ask(&["--max-tokens", "48", &question]);
+    // The paper's round: the client drafts while the server writes its reference.
+    let rec = ask(&["--max-tokens", "48", "--draft", "always", &question]);
     assert_eq!(rec["strategy"], "colm");
     assert_eq!(rec["query"], question.as_str());
     assert_eq!(rec["server_model"], "qwen2.5-coder-1.5b-instruct");
@@ -398,7 +399,7 @@ fn a_piped_question_is_answered_step_by_step_or_quietly() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    let view = run(&[]);
+    let view = run(&["--draft", "always"]);
     assert!(view.contains("Query: What is 6 times 7?"), "{view}");
     for heading in [
         "── round 1 · draft · client-1",
@@ -436,4 +437,44 @@ fn no_question_asks_the_sample_question_and_says_so() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("asking a sample question"), "{stderr}");
+}
+
+/// `draft=auto` (the default) on real models: a draft nobody reads is not written when the
+/// guidance comes within the wait, and a fallback draft started because the guidance was late
+/// is cancelled when it lands, its tokens kept in the record.
+#[test]
+fn the_draft_is_written_only_when_needed() {
+    let question = first_gsm8k_question();
+    let skipped = ask(&["--max-tokens", "32", "--draft-wait-ms", "600000", &question]);
+    let round = &skipped["rounds"][0];
+    assert_eq!(round["draft"], "skipped", "{round}");
+    assert!(round["drafts"].as_array().unwrap().is_empty());
+    assert!(!text_of(&round["refinements"][0]).trim().is_empty());
+    assert_eq!(skipped["final_answers"][0]["from"], "refinement");
+    // A slow client (1.5B) and a fast server (0.5B), a core each (so neither waits for the
+    // other), drafting at once: the server's reference lands while the draft is being written.
+    let cancelled = ask(&[
+        "--client",
+        "qwen2.5-coder-1.5b-instruct",
+        "--server",
+        "qwen2.5-coder-0.5b-instruct",
+        "--threads",
+        "1",
+        "--max-tokens",
+        "48",
+        "--draft-wait-ms",
+        "0",
+        &question,
+    ]);
+    let round = &cancelled["rounds"][0];
+    assert_eq!(round["draft"], "cancelled", "{round}");
+    let outcome = &round["drafts"][0]["outcome"];
+    assert_eq!(outcome["status"], "cancelled", "{outcome}");
+    let used = outcome["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(used < 48, "{outcome}");
+    assert!(
+        outcome["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{outcome}"
+    );
+    assert!(!text_of(&round["refinements"][0]).trim().is_empty());
 }

@@ -104,7 +104,12 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     // Generous: the first request must get its guidance even on a loaded machine.
     let deadline_ms = 180_000u64;
     let deadline = deadline_ms.to_string();
-    let client = client(&server, &["--deadline-ms", &deadline]);
+    // The default round (`draft=auto`): the device asks for the guidance first and, as it
+    // comes within the wait, refines without drafting.
+    let client = client(
+        &server,
+        &["--deadline-ms", &deadline, "--draft-wait-ms", &deadline],
+    );
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", client.base);
     let question = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many bolts in total does it take?";
@@ -132,45 +137,55 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
     ] {
         assert!(wire[field].as_u64().unwrap() > 0, "{wire}");
     }
-    // Draft + refinement, both local.
+    // The refinement alone ran on the device.
     assert!(
-        v["usage"]["completion_tokens"].as_u64().unwrap() > 24,
+        (1..=24).contains(&v["usage"]["completion_tokens"].as_u64().unwrap()),
         "{}",
         v["usage"]
     );
 
-    // Streamed, the device reports each step live (the draft's text as it is written, the
-    // server's guidance when it arrives) and streams its refinement token by token.
-    let mut streamed = body.clone();
-    streamed["stream"] = json!(true);
-    let text = http
-        .post(&url)
-        .json(&streamed)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let chunks = common::sse_chunks(&text);
-    let reports: Vec<&Value> = chunks.iter().map(|c| &c["colm"]["progress"]).collect();
-    let phases = |step: &str| -> Vec<&str> {
-        reports
+    // Streamed, the device reports each step live (the server's guidance when it arrives; no
+    // draft, none being needed) and streams its refinement token by token.
+    let streamed_steps = |url: String| {
+        let (http, mut streamed) = (http.clone(), body.clone());
+        streamed["stream"] = json!(true);
+        async move {
+            let r = http.post(&url).json(&streamed).send().await.unwrap();
+            let text = r.text().await.unwrap();
+            (common::sse_chunks(&text), text)
+        }
+    };
+    let phases = |chunks: &[Value], step: &str| -> Vec<String> {
+        chunks
             .iter()
+            .map(|c| &c["colm"]["progress"])
             .filter(|p| p["step"] == step)
-            .map(|p| p["phase"].as_str().unwrap_or("finished"))
+            .map(|p| p["phase"].as_str().unwrap_or("finished").to_owned())
             .collect()
     };
-    let draft = phases("draft");
-    assert_eq!(draft.first(), Some(&"started"), "{text}");
-    assert!(draft.iter().filter(|p| **p == "text").count() > 1, "{text}");
-    assert_eq!(draft.last(), Some(&"finished"), "{text}");
-    assert!(phases("guidance").contains(&"text"), "{text}");
+    let (chunks, text) = streamed_steps(url.clone()).await;
+    assert!(phases(&chunks, "draft").is_empty(), "{text}");
+    assert!(
+        phases(&chunks, "guidance").iter().any(|p| p == "text"),
+        "{text}"
+    );
     let contents = common::content_chunks(&chunks);
     assert!(
         contents > 1,
         "the refinement came in {contents} chunk(s): {text}"
     );
+    // A device that drafts at once (`--draft always`, the paper's round) reports its draft's
+    // text as it is written.
+    let drafting = client_of(
+        &server.base,
+        &["--deadline-ms", &deadline, "--draft", "always"],
+    );
+    let (chunks, text) = streamed_steps(format!("{}/v1/chat/completions", drafting.base)).await;
+    let draft = phases(&chunks, "draft");
+    assert_eq!(draft.first().map(String::as_str), Some("started"), "{text}");
+    assert!(draft.iter().filter(|p| *p == "text").count() > 1, "{text}");
+    assert_eq!(draft.last().map(String::as_str), Some("finished"), "{text}");
+    drop(drafting);
 
     // A conversation: the device drafts and refines on the caller's turns, and the server's
     // references are about the last question in their context, so the answer can use what
@@ -203,7 +218,8 @@ async fn client_gets_guidance_then_falls_back_when_the_server_dies() {
         .trim()
         .is_empty());
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 24);
-    // A dead server is known at once: the answer is the draft's time, not the deadline's.
+    // A dead server is known at once: the device drafts its answer then (no guidance will
+    // come), in the draft's time, not the deadline's.
     assert!(took < Duration::from_millis(deadline_ms) / 3, "{took:?}");
 }
 

@@ -116,10 +116,14 @@ fn gsm8k_run_resumes_and_reports() {
     }
 
     // The default CoLM: the server's own answer is the reference (the `server` strategy's very
-    // request, replayed), passed on as guidance without a call; the draft is `local`'s request.
+    // request, replayed), passed on as guidance without a call; as it comes at once and
+    // nothing reads a draft (`draft=auto`), the client refines without drafting.
     for colm_rec in recs.iter().filter(|r| r["strategy"] == "colm") {
         let turn = &colm_rec["turns"][0];
-        assert_eq!(turn["cached_calls"], 2, "{turn}");
+        assert_eq!(turn["cached_calls"], 1, "{turn}");
+        let round = &turn["transcript"]["rounds"][0];
+        assert_eq!(round["draft"], "skipped", "{round}");
+        assert!(round["drafts"].as_array().unwrap().is_empty(), "{round}");
         assert_eq!(colm_rec["server_calls"], 1, "{colm_rec}");
         let server = recs
             .iter()
@@ -191,6 +195,8 @@ fn gsm8k_run_resumes_and_reports() {
     assert!(anatomy.get("reference_right").is_none(), "{anatomy}");
     let reference = anatomy_of("colm");
     assert_eq!(reference["reference_right"]["n"], 2, "{reference}");
+    // (Its rounds wrote no draft: `local`'s answer, the same request, stands for it.)
+    assert_eq!(reference["draft_right"]["n"], 2, "{reference}");
     // With sharing, the reference is the shared part of the default CoLM's server tokens.
     assert!(
         md.contains("## Server decode tokens per client query, with sharing"),
@@ -213,6 +219,7 @@ fn gsm8k_run_resumes_and_reports() {
         .filter(|r| r["strategy"] == "local" && r["score"]["correct"] == true)
         .count();
     assert_eq!(anatomy["draft_right"]["k"], local_right, "{anatomy}");
+    assert_eq!(reference["draft_right"]["k"], local_right, "{reference}");
     for png in ["accuracy.png", "accuracy-vs-server-tokens.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");

@@ -42,6 +42,9 @@ async fn every_collaboration_is_logged_once_with_feedback_in_postgres() {
 }
 
 async fn logs_every_collaboration(target: &str) {
+    // The served cascades keep sensitive queries on the device.
+    let router = std::env::temp_dir().join(format!("colm-log-router-{}.toml", std::process::id()));
+    std::fs::write(&router, "[router]\nresidency = \"local\"\n").unwrap();
     let serve = common::start(&[
         "serve",
         "--bind",
@@ -55,6 +58,11 @@ async fn logs_every_collaboration(target: &str) {
         MODEL,
         "--colm-strategy",
         "cheap=cascade:tau=-100,to=remote",
+        // … and one that escalates every query it may.
+        "--colm-strategy",
+        "private=cascade:tau=0,to=remote",
+        "--router",
+        router.to_str().unwrap(),
         "--interaction-log",
         target,
     ]);
@@ -106,6 +114,15 @@ async fn logs_every_collaboration(target: &str) {
     )
     .await;
     assert_eq!(status, 200, "{cascade}");
+    let (status, private_id, private) = post(
+        &client,
+        &chat,
+        json!({"model": "private", "max_tokens": 8, "metadata": {"sensitive": "true"},
+               "messages": [{"role": "user", "content": "My card is 4111 1111 1111 1111."}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{private}");
+    assert_eq!(private["colm"]["residency"], "local", "{private}");
     // A prompt the model's context cannot hold: refused by the model (a 400 naming the
     // sizes), recorded with the error, streamed or not.
     let long = "egg ".repeat(20_000);
@@ -162,7 +179,7 @@ async fn logs_every_collaboration(target: &str) {
         .await
         .unwrap();
     let find = |id: &str| records.iter().find(|(r, _)| r.id == id).cloned();
-    assert_eq!(records.len(), 7, "{records:#?}");
+    assert_eq!(records.len(), 8, "{records:#?}");
     let (r, f) = find(&plain_id).unwrap();
     assert_eq!((r.route.as_str(), r.status), ("/v1/chat/completions", 200));
     assert_eq!(
@@ -211,6 +228,18 @@ async fn logs_every_collaboration(target: &str) {
         assert!(r.answer.is_none() && r.completion_tokens == 0);
     }
     assert_eq!(find(&plain_id).unwrap().0.routed, None);
+    // What residency did with a sensitive query is kept (its texts are not).
+    let (r, _) = find(&private_id).unwrap();
+    assert_eq!(
+        (r.residency, r.routed.as_deref(), r.query.as_ref()),
+        (
+            Some(colm_core::ResidencyOutcome::Local),
+            Some("local"),
+            None
+        ),
+        "{r:?}"
+    );
+    assert_eq!(find(&cascade_id).unwrap().0.residency, None);
     // The answers that did not fail carry no error.
     assert!(records
         .iter()

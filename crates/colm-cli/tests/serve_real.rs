@@ -66,6 +66,20 @@ async fn openai_api_over_loopback() {
     let again: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(again["choices"][0]["message"]["content"], content);
     assert_eq!(again["model"], "small", "served under its hosted id");
+    // The same prompt again reuses the KV cache the first request left (all but the last
+    // token, read again for its logits), and says so as OpenAI does; `cache_prompt: false`
+    // reads it all again, with the same greedy answer.
+    let prompt_tokens = r["usage"]["prompt_tokens"].as_u64().unwrap();
+    let cached = |v: &Value| v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64();
+    assert_eq!(cached(&r), Some(0), "{r}");
+    assert_eq!(cached(&again), Some(prompt_tokens - 1), "{again}");
+    let mut uncached = body.clone();
+    uncached["cache_prompt"] = json!(false);
+    let (status, text) = post(&client, &url, uncached.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let fresh: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(cached(&fresh), Some(0), "{fresh}");
+    assert_eq!(fresh["choices"][0]["message"]["content"], content);
 
     // Streamed: same text (greedy), chunks then a usage chunk and [DONE].
     let mut stream_body = body.clone();
@@ -275,7 +289,7 @@ async fn openai_api_over_loopback() {
     // Prometheus metrics saw all of it.
     let metrics = get_text(&client, &format!("{}/metrics", server.base)).await;
     for series in [
-        "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 3",
+        "colm_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 4",
         "colm_requests_total{route=\"/v1/chat/completions\",status=\"413\"} 2",
         "colm_requests_total{route=\"/v1/colm/guidance\",status=\"400\"} 12",
         "colm_queue_depth{model=\"small\"} 0",

@@ -122,7 +122,8 @@ fn errors(log: &[Value]) -> Vec<String> {
 }
 
 /// `colm serve` with the two models, a virtual model `colm` (the client drafts and refines,
-/// the server writes the reference), keys and a log.
+/// the server writes the reference; `--draft always`: the client drafts at once, as the page's
+/// four columns show, rather than only when the guidance is late), keys and a log.
 fn serve(dir: &std::path::Path) -> common::Proc {
     let keys = dir.join("keys");
     std::fs::write(&keys, format!("acme {KEY}\n")).unwrap();
@@ -139,6 +140,8 @@ fn serve(dir: &std::path::Path) -> common::Proc {
         CLIENT,
         "--colm-server",
         SERVER,
+        "--draft",
+        "always",
         "--api-key-file",
         keys.to_str().unwrap(),
         "--interaction-log",

@@ -353,6 +353,9 @@ impl CollabClient {
                     let mut answer = match step.outcome {
                         StepOutcome::Ok { completion } => completion,
                         StepOutcome::Failed { error } => return Err(error),
+                        StepOutcome::Cancelled { reason, .. } => {
+                            return Err(ModelError::Inference(format!("cancelled: {reason}")))
+                        }
                     };
                     answer.residency = Some(ResidencyOutcome::Local);
                     return Ok(answer);
@@ -396,9 +399,12 @@ impl CollabClient {
             .cloned()
             .ok_or_else(|| ModelError::Inference("the round left no answer".into()))?;
         let (mut usage, mut timings) = (Usage::default(), Timings::default());
-        for c in record.client_steps().filter_map(|s| s.completion()) {
-            usage.add(c.usage);
-            timings.add(c.timings);
+        for s in record.client_steps() {
+            // A cancelled fallback draft counts what it had used.
+            usage.add(s.usage());
+            if let Some(c) = s.completion() {
+                timings.add(c.timings);
+            }
         }
         answer.usage = usage;
         answer.timings = timings;

@@ -34,6 +34,7 @@ pub mod record;
 pub mod references;
 pub mod round;
 pub mod selection;
+mod start;
 mod virtual_model;
 
 pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome, Watch};
@@ -41,6 +42,7 @@ pub use config::{Collaborator, ColmConfig};
 pub use record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
 use references::{ReferenceStore, ReferenceWriter};
 pub use selection::{parse_selection, Selection};
+pub use start::DraftOutcome;
 pub use virtual_model::ColmModel;
 
 /// The server side of a collaboration: the model that selects and aggregates, and the pool of

@@ -136,12 +136,12 @@ impl Run {
                     collaborator: s.collaborator.clone(),
                     model: s.model.clone(),
                     text: s.text().map(str::to_owned),
-                    error: s.error().map(ToString::to_string),
+                    error: s.problem(),
                     note: tally
                         .map(|t| tally_note(t))
                         .or_else(|| c.and_then(|c| c.fallback.clone())),
-                    prompt_tokens: c.map_or(0, |c| c.usage.prompt_tokens),
-                    completion_tokens: c.map_or(0, |c| c.usage.completion_tokens),
+                    prompt_tokens: s.usage().prompt_tokens,
+                    completion_tokens: s.usage().completion_tokens,
                     wall_ms: s.wall_ms,
                     shared: s.shared,
                 }
@@ -617,7 +617,9 @@ mod tests {
         let small = Scripted::new("small", |_| Ok("so the answer is 4".into()));
         let big = Scripted::new("big", |_| Ok("the answer is 4".into()));
         let clients = [Collaborator::client(0, small, "math")];
-        let spec = StrategySpec::parse("colm").unwrap();
+        // (draft=always: by default a draft nobody reads is not written when the guidance
+        // comes first, as it does from a scripted server.)
+        let spec = StrategySpec::parse("colm:draft=always").unwrap();
         let model = StrategyModel::new("colm", spec.build("colm", parts(&clients, big)).unwrap());
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let q = [ChatMessage::user("What is 2 + 2?")];

@@ -31,6 +31,15 @@ pub enum StepOutcome {
         /// Why it failed.
         error: ModelError,
     },
+    /// The call was stopped before it finished because its answer was no longer needed (a
+    /// device's fallback draft, once the guidance arrived: `draft=auto`). Not a failure.
+    Cancelled {
+        /// Why it was stopped.
+        reason: String,
+        /// What the call had used by then (prompt tokens read, tokens generated; 0 for a
+        /// remote model, which reports usage only when it answers).
+        usage: Usage,
+    },
 }
 
 /// One model call of the collaboration, with its full prompt.
@@ -67,7 +76,25 @@ impl Step {
     pub fn completion(&self) -> Option<&Completion> {
         match &self.outcome {
             StepOutcome::Ok { completion } => Some(completion),
-            StepOutcome::Failed { .. } => None,
+            StepOutcome::Failed { .. } | StepOutcome::Cancelled { .. } => None,
+        }
+    }
+    /// The tokens the call used: its completion's, or what it had used when it was
+    /// cancelled; zero when it failed.
+    pub fn usage(&self) -> Usage {
+        match &self.outcome {
+            StepOutcome::Ok { completion } => completion.usage,
+            StepOutcome::Cancelled { usage, .. } => *usage,
+            StepOutcome::Failed { .. } => Usage::default(),
+        }
+    }
+    /// Why the step has no text: its error, or that it was cancelled (and why); `None` when
+    /// it succeeded.
+    pub fn problem(&self) -> Option<String> {
+        match &self.outcome {
+            StepOutcome::Ok { .. } => None,
+            StepOutcome::Failed { error } => Some(error.to_string()),
+            StepOutcome::Cancelled { reason, .. } => Some(format!("cancelled: {reason}")),
         }
     }
     /// The generated text, if the call succeeded.
@@ -77,8 +104,8 @@ impl Step {
     /// The error, if the call failed.
     pub fn error(&self) -> Option<&ModelError> {
         match &self.outcome {
-            StepOutcome::Ok { .. } => None,
             StepOutcome::Failed { error } => Some(error),
+            StepOutcome::Ok { .. } | StepOutcome::Cancelled { .. } => None,
         }
     }
 }
@@ -180,11 +207,11 @@ impl From<&Step> for Progress {
             round: s.round,
             collaborator: s.collaborator.clone(),
             model: s.model.clone(),
-            completion_tokens: s.completion().map_or(0, |c| c.usage.completion_tokens),
+            completion_tokens: s.usage().completion_tokens,
             phase: StepPhase::Finished,
             text: None,
             wall_ms: s.wall_ms,
-            error: s.error().map(ToString::to_string),
+            error: s.problem(),
             shared: s.shared,
             answer: false,
         }
@@ -320,6 +347,7 @@ pub fn totals_of<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeMap<String, 
                 t.generation_ms += completion.timings.generation_ms;
             }
             StepOutcome::Failed { .. } => t.failed_calls += 1,
+            StepOutcome::Cancelled { usage, .. } => t.usage.add(*usage),
         }
     }
     map

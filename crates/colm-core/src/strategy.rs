@@ -496,6 +496,8 @@ mod tests {
             plain,
             ColmConfig {
                 refine: Some(ColmConfig::default().refine_context()),
+                draft: crate::options::DraftPolicy::Auto,
+                draft_wait_ms: 3000,
                 ..ColmConfig::default()
             }
         );

@@ -42,6 +42,38 @@ impl Scripted {
     pub(crate) fn calls(&self) -> Vec<Vec<ChatMessage>> {
         self.calls.lock().unwrap().clone()
     }
+
+    /// This model answering `delay_ms` after each call is made (the call is recorded at once);
+    /// a call whose future is dropped first never answers.
+    pub(crate) fn slow(self: Arc<Self>, delay_ms: u64) -> Arc<Slow> {
+        Arc::new(Slow {
+            inner: self,
+            delay_ms,
+        })
+    }
+}
+
+/// A [`Scripted`] model that takes its time ([`Scripted::slow`]).
+pub(crate) struct Slow {
+    pub inner: Arc<Scripted>,
+    delay_ms: u64,
+}
+
+#[async_trait]
+impl ChatModel for Slow {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+    async fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Completion, ModelError> {
+        self.inner.calls.lock().unwrap().push(messages.to_vec());
+        tokio::time::sleep(std::time::Duration::from_millis(self.delay_ms)).await;
+        self.inner.calls.lock().unwrap().pop();
+        self.inner.chat(messages, params).await
+    }
 }
 
 #[async_trait]
@@ -60,6 +92,7 @@ impl ChatModel for Scripted {
             usage: Usage {
                 prompt_tokens: messages.iter().map(|m| m.content.len() as u64).sum(),
                 completion_tokens: text.len() as u64,
+                cached_tokens: 0,
             },
             mean_logprob: Some(-0.5),
             timings: Timings {

@@ -199,7 +199,11 @@ pub(crate) struct Slot {
     deltas: Option<UnboundedSender<StreamEvent>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
     prompt: Vec<LlamaToken>,
+    /// Leading prompt tokens whose KV cache an earlier request left (not read again).
+    reused: usize,
     prefilled: usize,
+    /// Generated tokens fed to the model (their KV is in the cache after the prompt's).
+    fed: Vec<LlamaToken>,
     /// Sampled and not yet decoded.
     next: Option<LlamaToken>,
     pos: usize,
@@ -229,10 +233,14 @@ pub(crate) enum Step {
 }
 
 impl Slot {
-    /// A slot for a prepared prompt (see [`prepare`]).
+    /// A slot for a prepared prompt (see [`prepare`]) whose first `reused` tokens are in the
+    /// sequence's KV cache already (counted as read: in the meter and `prompt_tokens`, and as
+    /// `cached_tokens`).
+    #[allow(clippy::too_many_arguments)] // one per part of a request
     pub(crate) fn new(
         seq: i32,
         prompt: Vec<LlamaToken>,
+        reused: usize,
         params: SamplingParams,
         sampler: LlamaSampler,
         deltas: Option<UnboundedSender<StreamEvent>>,
@@ -241,6 +249,10 @@ impl Slot {
     ) -> Self {
         // An answer that may call tools is parsed whole at the end: its text is not streamed.
         let deltas = deltas.filter(|_| !tools::offered(&params));
+        let reused = reused.min(prompt.len().saturating_sub(1));
+        if let Some(m) = &meter {
+            m.add_prompt(reused as u64);
+        }
         Self {
             logprobs: params.logprobs.map(|_| Vec::new()),
             seq,
@@ -249,9 +261,11 @@ impl Slot {
             deltas,
             reply,
             prompt,
-            prefilled: 0,
+            reused,
+            prefilled: reused,
+            fed: Vec::new(),
             next: None,
-            pos: 0,
+            pos: reused,
             logits_at: None,
             sampler,
             out: Vec::new(),
@@ -262,6 +276,12 @@ impl Slot {
             first_logits: None,
             meter,
         }
+    }
+
+    /// The tokens whose KV this slot's sequence holds, at positions 0..: the prompt read so far,
+    /// then the generated tokens fed back.
+    pub(crate) fn kv_tokens(&self) -> (&[LlamaToken], &[LlamaToken]) {
+        (&self.prompt[..self.prefilled], &self.fed)
     }
 
     /// True when the caller has gone away (its reply future was dropped).
@@ -291,6 +311,7 @@ impl Slot {
             batch
                 .add(token, to_pos(self.pos)?, &[self.seq], true)
                 .map_err(inference("batch"))?;
+            self.fed.push(token);
             self.pos += 1;
             return Ok(1);
         }
@@ -387,6 +408,7 @@ impl Slot {
                 usage: Usage {
                     prompt_tokens: self.prompt.len() as u64,
                     completion_tokens: u64::from(self.generated),
+                    cached_tokens: self.reused as u64,
                 },
                 mean_logprob: (self.generated > 0)
                     .then(|| self.logprob_sum / f64::from(self.generated)),

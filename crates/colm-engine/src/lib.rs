@@ -24,6 +24,7 @@
 //! ```
 
 mod generate;
+mod reuse;
 mod tools;
 
 use std::num::NonZeroU32;
@@ -33,7 +34,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use colm_core::{
-    ChatMessage, ChatModel, Completion, FinishReason, ModelError, SamplingParams, StreamEvent,
+    ChatMessage, ChatModel, Completion, FinishReason, ModelError, PromptReuse, SamplingParams,
+    StreamEvent,
 };
 use futures::channel::mpsc::UnboundedSender;
 use generate::{Slot, Step, Templates};
@@ -42,6 +44,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use reuse::PromptCache;
 use tokio::sync::{mpsc, oneshot};
 
 /// Settings of one loaded model.
@@ -71,6 +74,15 @@ pub struct EngineConfig {
     /// models busy together went from ~40 s to several minutes). Turn it off when models are
     /// given disjoint cores (`n_threads` summing to at most the core count).
     pub exclusive_compute: bool,
+    /// What a finished request leaves in its sequence's KV cache for the next request with the
+    /// same leading tokens to skip (llama-server's prompt cache, on there too by default): a
+    /// chat's next turn, or a refinement after its draft, reads only what is new. A request
+    /// opts out with `cache_prompt: false`. See [`PromptReuse`] for which answers stay
+    /// bit-identical.
+    pub prompt_cache: PromptReuse,
+    /// Fewest leading tokens worth reusing: a request sharing fewer with every free sequence
+    /// takes the least recently used one (leaving better matches for others).
+    pub prompt_cache_min: u32,
 }
 
 /// The turn taken by decode calls of models with [`EngineConfig::exclusive_compute`].
@@ -87,6 +99,8 @@ impl Default for EngineConfig {
             max_queue: 64,
             n_parallel: 4,
             exclusive_compute: true,
+            prompt_cache: PromptReuse::All,
+            prompt_cache_min: 16,
         }
     }
 }
@@ -223,6 +237,7 @@ struct Counters {
     batch_tokens: AtomicU64,
     active: AtomicU64,
     peak_active: AtomicU64,
+    cached_tokens: AtomicU64,
 }
 
 /// What an engine has done so far: how well continuous batching fills its batches.
@@ -236,6 +251,9 @@ pub struct EngineStats {
     pub active_sequences: u64,
     /// Most requests ever served at once.
     pub peak_sequences: u64,
+    /// Prompt tokens not read again because an earlier request left them in the KV cache
+    /// ([`EngineConfig::prompt_cache`]).
+    pub cached_tokens: u64,
 }
 
 impl LlamaEngine {
@@ -277,6 +295,7 @@ impl LlamaEngine {
             batch_tokens: c.batch_tokens.load(Ordering::Relaxed),
             active_sequences: c.active.load(Ordering::Relaxed),
             peak_sequences: c.peak_active.load(Ordering::Relaxed),
+            cached_tokens: c.cached_tokens.load(Ordering::Relaxed),
         }
     }
 
@@ -493,6 +512,7 @@ fn engine_thread(
         n_parallel,
         exclusive: config.exclusive_compute,
         counters,
+        cache: (config.prompt_cache, config.prompt_cache_min),
     };
     setup.run(&mut ctx, jobs);
 }
@@ -509,6 +529,8 @@ struct Schedule<'a> {
     n_parallel: u32,
     exclusive: bool,
     counters: &'a Counters,
+    /// [`EngineConfig::prompt_cache`] and [`EngineConfig::prompt_cache_min`].
+    cache: (PromptReuse, u32),
 }
 
 impl Schedule<'_> {
@@ -521,15 +543,17 @@ impl Schedule<'_> {
             n_parallel,
             exclusive,
             counters,
+            cache,
         } = *self;
         let n_batch = (ctx.n_batch() as usize).max(1);
         let mut batch = LlamaBatch::new(n_batch, 1);
         let mut slots: Vec<Option<Slot>> = (0..n_parallel).map(|_| None).collect();
+        let mut kept = PromptCache::new(slots.len(), cache.0, cache.1 as usize);
         // JSON constraints (llguidance), set up on the first request that asks for one.
         let mut grammars = None;
         loop {
             // Admit: wait for work when idle, otherwise take what is queued without waiting.
-            while let Some(free) = slots.iter().position(Option::is_none) {
+            while slots.iter().any(Option::is_none) {
                 let job = if slots.iter().all(Option::is_none) {
                     match jobs.blocking_recv() {
                         Some(job) => job,
@@ -541,7 +565,6 @@ impl Schedule<'_> {
                         Err(_) => break,
                     }
                 };
-                let seq = free as i32;
                 let admitted =
                     generate::prepare(model, templates, n_ctx_seq, &job.messages, &job.params)
                         .and_then(|prompt| {
@@ -550,12 +573,32 @@ impl Schedule<'_> {
                             })?;
                             Ok((prompt, sampler))
                         });
-                match admitted {
-                    Ok((prompt, sampler)) => {
-                        let _ = ctx.clear_kv_cache_seq(Some(free as u32), None, None);
-                        slots[free] = Some(Slot::new(
-                            seq, prompt, job.params, sampler, job.deltas, job.reply, job.meter,
+                let free = slots.iter().enumerate().filter(|(_, s)| s.is_none());
+                let free: Vec<usize> = free.map(|(i, _)| i).collect();
+                match admitted.map(|(prompt, sampler)| {
+                    let at = kept.place(free, &prompt, job.params.cache_prompt);
+                    (prompt, sampler, at)
+                }) {
+                    Ok((prompt, sampler, Some(at))) => {
+                        let reused = keep_prefix(ctx, at.seq, at.reused);
+                        counters
+                            .cached_tokens
+                            .fetch_add(reused as u64, Ordering::Relaxed);
+                        slots[at.seq] = Some(Slot::new(
+                            at.seq as i32,
+                            prompt,
+                            reused,
+                            job.params,
+                            sampler,
+                            job.deltas,
+                            job.reply,
+                            job.meter,
                         ));
+                    }
+                    Ok((_, _, None)) => {
+                        let _ = job
+                            .reply
+                            .send(Err(ModelError::Inference("no free sequence".into())));
                     }
                     Err(e) => {
                         tracing::warn!(model = %name, error = %e, "request refused");
@@ -567,7 +610,13 @@ impl Schedule<'_> {
                 if slot.as_ref().is_some_and(Slot::cancelled) {
                     if let Some(s) = slot.take() {
                         tracing::debug!(model = %name, seq = s.seq, "request cancelled by its caller");
-                        let _ = ctx.clear_kv_cache_seq(u32::try_from(s.seq).ok(), None, None);
+                        // What it read stays for the next request (its batches were decoded).
+                        let (prompt, generated) = s.kv_tokens();
+                        kept.keep(
+                            usize::try_from(s.seq).unwrap_or(usize::MAX),
+                            prompt,
+                            generated,
+                        );
                     }
                 }
             }
@@ -588,7 +637,7 @@ impl Schedule<'_> {
                 }
             }
             for (i, e) in failed {
-                finish(ctx, &mut slots[i], Err(e));
+                finish(ctx, &mut kept, &mut slots[i], Err(e));
             }
             let active = slots.iter().flatten().count() as u64;
             counters.active.store(active, Ordering::Relaxed);
@@ -610,6 +659,7 @@ impl Schedule<'_> {
                 for slot in &mut slots {
                     finish(
                         ctx,
+                        &mut kept,
                         slot,
                         Err(ModelError::Inference(format!("decode: {e}"))),
                     );
@@ -628,20 +678,49 @@ impl Schedule<'_> {
             let active = slots.iter().flatten().count() - done.len();
             counters.active.store(active as u64, Ordering::Relaxed);
             for (i, reason) in done {
-                finish(ctx, &mut slots[i], Ok(reason));
+                finish(ctx, &mut kept, &mut slots[i], Ok(reason));
             }
         }
     }
 }
 
-/// Answers the slot's caller and frees its sequence.
+/// Answers the slot's caller and frees its sequence: an answered request's tokens stay in the
+/// KV cache for the next request ([`PromptCache`]); a failed one's are removed.
 fn finish(
     ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    kept: &mut PromptCache,
     slot: &mut Option<Slot>,
     result: Result<FinishReason, ModelError>,
 ) {
     if let Some(s) = slot.take() {
-        let _ = ctx.clear_kv_cache_seq(u32::try_from(s.seq).ok(), None, None);
+        let seq = usize::try_from(s.seq).unwrap_or(usize::MAX);
+        if result.is_ok() {
+            let (prompt, generated) = s.kv_tokens();
+            kept.keep(seq, prompt, generated);
+        } else {
+            let _ = ctx.clear_kv_cache_seq(u32::try_from(s.seq).ok(), None, None);
+            kept.forget(seq);
+        }
         s.complete(result);
     }
+}
+
+/// Removes from sequence `seq`'s KV cache everything from position `reused` on; returns how
+/// many leading tokens it still holds (`reused`, or 0 when the model's memory cannot remove a
+/// suffix — recurrent models — and the whole sequence was cleared).
+fn keep_prefix(
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    seq: usize,
+    reused: usize,
+) -> usize {
+    let seq = u32::try_from(seq).ok();
+    if reused > 0 {
+        if let (Ok(from), Some(_)) = (u32::try_from(reused), seq) {
+            if matches!(ctx.clear_kv_cache_seq(seq, Some(from), None), Ok(true)) {
+                return reused;
+            }
+        }
+    }
+    let _ = ctx.clear_kv_cache_seq(seq, None, None);
+    0
 }

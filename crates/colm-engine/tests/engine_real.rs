@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 
-use colm_core::{ChatMessage, ChatModel, FinishReason, ModelError, SamplingParams};
+use colm_core::{ChatMessage, ChatModel, FinishReason, ModelError, PromptReuse, SamplingParams};
 use colm_engine::{EngineConfig, EngineError, LlamaEngine};
 use colm_models::{catalog, Cache, ModelRef, PullOptions};
 
@@ -537,4 +537,85 @@ async fn tools_are_called_through_the_chat_template() {
         .await
         .unwrap_err();
     assert!(matches!(e, ModelError::InvalidRequest(_)), "{e:?}");
+}
+
+/// Prompt reuse (llama-server's `cache_prompt`) on one sequence, a real GSM8K question with a
+/// follow-up. Keeping prompts only (`PromptReuse::Prompt`), the second turn skips the first
+/// turn's prompt and answers exactly as a cold read does (`cache_prompt: false`, and an engine
+/// with the cache off). Keeping answers too (`All`, llama-server's way), it also skips the
+/// first turn's answer, reading little more than the new turn.
+#[tokio::test]
+async fn a_second_turn_skips_what_the_first_left() {
+    let config = EngineConfig {
+        n_ctx: 2048,
+        n_parallel: 1,
+        ..EngineConfig::default()
+    };
+    let load = |prompt_cache| {
+        LlamaEngine::load(
+            CLIENT,
+            model_path(CLIENT),
+            EngineConfig {
+                prompt_cache,
+                ..config.clone()
+            },
+        )
+    };
+    let params = SamplingParams {
+        max_tokens: 48,
+        ..Default::default()
+    };
+    let mut turns = vec![ChatMessage::user(gsm8k_question(3))];
+    let follow_up = |turns: &mut Vec<ChatMessage>, answer: &str| {
+        turns.push(ChatMessage::assistant(answer));
+        turns.push(ChatMessage::user(
+            "Check your answer step by step and give the final number.",
+        ));
+    };
+
+    let exact = load(PromptReuse::Prompt).await.unwrap();
+    let first = exact.chat(&turns, &params).await.unwrap();
+    assert_eq!(first.usage.cached_tokens, 0, "{:?}", first.usage);
+    follow_up(&mut turns, &first.text);
+    let second = exact.chat(&turns, &params).await.unwrap();
+    let u = second.usage;
+    assert_eq!(u.cached_tokens, first.usage.prompt_tokens, "{u:?}");
+    assert_eq!(exact.stats().cached_tokens, u.cached_tokens);
+    let fresh = SamplingParams {
+        cache_prompt: false,
+        ..params.clone()
+    };
+    let cold = exact.chat(&turns, &fresh).await.unwrap();
+    assert_eq!(cold.usage.cached_tokens, 0);
+    assert_eq!(cold.usage.prompt_tokens, u.prompt_tokens);
+    assert_eq!(cold.text, second.text, "reused vs read again");
+    // The same request once more finds all but its last token kept.
+    let repeat = exact.chat(&turns, &params).await.unwrap();
+    assert_eq!(repeat.usage.cached_tokens, u.prompt_tokens - 1);
+    assert_eq!(repeat.text, second.text);
+    drop(exact);
+
+    let off = load(PromptReuse::Off).await.unwrap();
+    off.chat(&turns[..1], &params).await.unwrap();
+    let unkept = off.chat(&turns, &params).await.unwrap();
+    assert_eq!(unkept.usage.cached_tokens, 0);
+    assert_eq!(unkept.text, second.text, "cache on vs off");
+    drop(off);
+
+    let all = load(PromptReuse::All).await.unwrap();
+    let first = all.chat(&turns[..1], &params).await.unwrap();
+    let mut turns = turns[..1].to_vec();
+    follow_up(&mut turns, &first.text);
+    let second = all.chat(&turns, &params).await.unwrap();
+    let new = second.usage.prompt_tokens - second.usage.cached_tokens;
+    // What is read again: the new turn and its template, and the few answer tokens that
+    // tokenize differently inside the template than as generated.
+    assert!(
+        second.usage.cached_tokens > first.usage.prompt_tokens + first.usage.completion_tokens / 2
+            && new < 40,
+        "first {:?}, second {:?}",
+        first.usage,
+        second.usage
+    );
+    assert!(!second.text.trim().is_empty());
 }

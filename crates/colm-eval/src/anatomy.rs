@@ -61,10 +61,17 @@ pub struct ColmAnatomy {
 }
 
 /// The anatomy of every strategy whose records hold CoLM transcripts, in name order; items are
-/// found by id in `items`. Records without a CoLM transcript, a draft, guidance or an answer
-/// are left out. `injected`: the answer a run's adversary injects, if any.
+/// found by id in `items`. A round that wrote no draft (`draft=auto`: the guidance came first)
+/// is scored with the `local` strategy's answer to the item, the very request its draft would
+/// have been. Records without a CoLM transcript, a draft, guidance or an answer are left out.
+/// `injected`: the answer a run's adversary injects, if any.
 pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Vec<ColmAnatomy> {
     let by_id: BTreeMap<&str, &Item> = items.iter().map(|i| (i.id.as_str(), i)).collect();
+    let local: BTreeMap<&str, &str> = records
+        .iter()
+        .filter(|r| r.strategy == crate::strategy::Arm::LOCAL)
+        .filter_map(|r| Some((r.item.as_str(), r.turns.first()?.answer.as_deref()?)))
+        .collect();
     let mut rows: BTreeMap<String, Vec<Scored>> = BTreeMap::new();
     for r in records {
         let (Some(item), [turn]) = (by_id.get(r.item.as_str()), r.turns.as_slice()) else {
@@ -77,7 +84,8 @@ pub fn anatomy(records: &[Record], items: &[Item], injected: Option<&str>) -> Ve
             .rounds
             .first()
             .and_then(|round| round.drafts.first())
-            .and_then(|s| s.text());
+            .and_then(|s| s.text())
+            .or_else(|| local.get(r.item.as_str()).copied());
         let guidance = colm
             .rounds
             .last()

@@ -360,9 +360,8 @@ fn outcome<'s>(
     for step in steps {
         let on_server = server(step);
         server_calls += u32::from(on_server && !step.messages.is_empty());
-        if let Some(c) = step.completion() {
-            tokens.add(on_server, c.usage);
-        }
+        // A cancelled call counts what it had used.
+        tokens.add(on_server, step.usage());
     }
     TurnOutcome {
         answer,

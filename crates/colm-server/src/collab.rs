@@ -200,16 +200,16 @@ impl GuidanceSpec {
 /// Tokens spent by the model calls of `steps`, added to `usage` and recorded in the metrics
 /// under the id the model is hosted as.
 fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mut Usage) {
-    for s in steps.filter(|s| !s.messages.is_empty()) {
-        if let Some(c) = s.completion() {
-            usage.add(c.usage);
-            let id = state
-                .model_ids()
-                .into_iter()
-                .find(|id| state.model(id).is_some_and(|m| m.name() == s.model))
-                .unwrap_or_else(|| s.model.clone());
-            state.record_tokens(&id, c.usage.prompt_tokens, c.usage.completion_tokens);
-        }
+    for s in steps.filter(|s| !s.messages.is_empty() && s.error().is_none()) {
+        // A cancelled call counts what it had used.
+        let used = s.usage();
+        usage.add(used);
+        let id = state
+            .model_ids()
+            .into_iter()
+            .find(|id| state.model(id).is_some_and(|m| m.name() == s.model))
+            .unwrap_or_else(|| s.model.clone());
+        state.record_tokens(&id, used.prompt_tokens, used.completion_tokens);
     }
 }
 
@@ -217,7 +217,7 @@ fn spend<'s>(state: &AppState, steps: impl Iterator<Item = &'s Step>, usage: &mu
 fn failed(step: &Step) -> Option<ApiError> {
     match &step.outcome {
         StepOutcome::Failed { error } => Some(ApiError::from(error.clone())),
-        StepOutcome::Ok { .. } => None,
+        StepOutcome::Ok { .. } | StepOutcome::Cancelled { .. } => None,
     }
 }
 

@@ -431,6 +431,7 @@ impl AppState {
             m.recorded(colm_core::Usage {
                 prompt_tokens: prompt,
                 completion_tokens: completion,
+                cached_tokens: 0,
             });
         }
     }

@@ -175,10 +175,24 @@ class RoundView {
     card.stats.textContent = bits.join(" · ");
     if (p.shared) card.meta.append(el("span", { class: "badge shared", text: "shared", title: "taken from the server's store: no model call for this request" }));
     if (p.note) card.meta.append(el("span", { class: "badge", text: p.note }));
-    if (p.error) {
+    if (p.error && p.error.startsWith("cancelled:")) {
+      // A fallback draft stopped when the guidance came (draft=auto): not a failure.
+      card.meta.append(el("span", { class: "badge", text: "cancelled" }));
+      card.text.textContent += (card.hasText ? "\n\n" : "") + p.error;
+    } else if (p.error) {
       card.box.classList.add("failed");
       card.meta.append(el("span", { class: "badge error", text: "failed" }));
       card.text.textContent = p.error;
+    }
+  }
+
+  // After the last step: a round that was refined without a draft says why its client
+  // column is empty.
+  settled() {
+    const kinds = [...this.cards.keys()].map((k) => k.split("|")[0]);
+    if (kinds.includes("refinement") && !kinds.includes("draft")) {
+      this.columns.client.append(el("p", { class: "note",
+        text: "No draft: the guidance came before one was needed, and the refinement does not read it (draft=auto)." }));
     }
   }
 
@@ -217,6 +231,7 @@ class RoundView {
       this.addText(card, s.text || "", s.step);
       this.finish(card, s);
     }
+    this.settled();
     this.answerText.textContent = r.answer || (r.error ? "" : "(texts were not kept)");
     const bits = [`${r.model || ""}`, r.strategy ? `strategy ${r.strategy}` : "",
       `${r.prompt_tokens} prompt + ${r.completion_tokens} completion tokens`,
@@ -297,6 +312,7 @@ async function ask(event) {
   try {
     const record = await stream(model, query, (c) => view.chunk(c), running.signal);
     timings.done = performance.now();
+    view.settled();
     $("status").textContent = `Done in ${((timings.done - timings.asked) / 1000).toFixed(1)} s.`;
     feedbackButtons(view, record);
   } catch (e) {
@@ -330,6 +346,7 @@ async function compare(event) {
     return stream(model, query, (c) => view.chunk(c))
       .then((record) => {
         view.answerMeta.textContent += ` · ${((performance.now() - started) / 1000).toFixed(1)} s`;
+        view.settled();
         feedbackButtons(view, record);
       })
       .catch((e) => { view.answerText.textContent = `Failed: ${e.message}`; });

@@ -94,6 +94,11 @@ pub struct ChatCompletionRequest {
     /// extension of the same name; for benchmarks). Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_eos: bool,
+    /// `false`: read the whole prompt again rather than reuse the KV cache an earlier request
+    /// left for its longest common prefix (llama-server's extension of the same name). Default
+    /// true; greedy answers are the same either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prompt: Option<bool>,
     /// Stream the answer as server-sent events of [`ChatCompletionChunk`]s ending with
     /// `data: [DONE]`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -179,6 +184,7 @@ impl ChatCompletionRequest {
             seed: None,
             stop: None,
             ignore_eos: false,
+            cache_prompt: None,
             stream: false,
             stream_options: None,
             n: None,
@@ -220,6 +226,7 @@ impl ChatCompletionRequest {
             seed: Some(i64::from(params.seed)),
             stop,
             ignore_eos: params.ignore_eos,
+            cache_prompt: (!params.cache_prompt).then_some(false),
             metadata: params
                 .sensitive
                 .then(|| HashMap::from([("sensitive".to_owned(), "true".to_owned())])),

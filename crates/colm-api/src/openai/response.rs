@@ -18,6 +18,18 @@ pub struct CompletionUsage {
     pub completion_tokens: u64,
     /// Their sum.
     pub total_tokens: u64,
+    /// Of the prompt tokens, those read from a cache (OpenAI's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens whose KV cache the model reused from an earlier request (its prefix
+    /// matched) rather than reading them again; counted in `prompt_tokens` too.
+    #[serde(default)]
+    pub cached_tokens: u64,
 }
 
 impl From<Usage> for CompletionUsage {
@@ -26,6 +38,9 @@ impl From<Usage> for CompletionUsage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.prompt_tokens + u.completion_tokens,
+            prompt_tokens_details: Some(PromptTokensDetails {
+                cached_tokens: u.cached_tokens,
+            }),
         }
     }
 }
@@ -35,6 +50,7 @@ impl From<CompletionUsage> for Usage {
         Self {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            cached_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
         }
     }
 }

@@ -48,7 +48,8 @@ pub(super) async fn selected(
                 }
             }
         }
-        StepOutcome::Failed { error } => {
+        StepOutcome::Failed { .. } | StepOutcome::Cancelled { .. } => {
+            let error = step.problem().unwrap_or_default();
             let mut fallback = Completion::text_only(first.to_owned());
             fallback.fallback = Some(format!(
                 "the selection failed: {error}; the first reference"

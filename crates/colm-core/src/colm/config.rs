@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::references::ReferenceConfig;
 use crate::guidance::{DraftScreen, GuidanceMode};
 use crate::model::{ChatModel, SamplingParams};
-use crate::options::{GuidanceOptions, RoundOptions, MAX_DRAFTS};
+use crate::options::{DraftPolicy, GuidanceOptions, RefineWhen, RoundOptions, MAX_DRAFTS};
 use crate::prompts::RefineContext;
 
 /// A client model taking part in a collaboration.
@@ -78,6 +78,24 @@ pub struct ColmConfig {
     /// answers voted for (`None`: always refine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_draft: Option<f64>,
+    /// Whether the clients draft before the guidance arrives ([`DraftPolicy`]); records written
+    /// before the option existed read as `always`, what they ran.
+    #[serde(default = "legacy_draft")]
+    pub draft: DraftPolicy,
+    /// `draft=auto`: how long the clients wait for the guidance before drafting a fallback, ms.
+    #[serde(default)]
+    pub draft_wait_ms: u64,
+    /// When the clients refine ([`RefineWhen`]).
+    #[serde(default, skip_serializing_if = "is_always")]
+    pub refine_when: RefineWhen,
+}
+
+fn legacy_draft() -> DraftPolicy {
+    DraftPolicy::Always
+}
+
+fn is_always(r: &RefineWhen) -> bool {
+    *r == RefineWhen::Always
 }
 
 fn legacy_mode() -> GuidanceMode {
@@ -93,6 +111,23 @@ impl ColmConfig {
     pub fn refine_context(&self) -> RefineContext {
         self.refine
             .unwrap_or_else(|| self.guidance_mode.default_refine())
+    }
+
+    /// Whether anything reads the clients' round-1 drafts: a mode whose guidance reads them,
+    /// drafts aggregated with the references, a refinement that shows them, `keep_draft` or
+    /// `refine_when=disagreement`. When nothing does, `draft=auto` drafts only as a fallback.
+    pub fn reads_drafts(&self) -> bool {
+        self.guidance_mode != GuidanceMode::Reference
+            || self.aggregate_drafts
+            || self.refine_context() != RefineContext::Guidance
+            || self.keep_draft.is_some()
+            || self.refine_when != RefineWhen::Always
+    }
+
+    /// Whether the clients draft at once, alongside the server's work (else they ask for the
+    /// guidance first: [`DraftPolicy::Auto`] where no draft is read).
+    pub fn drafts_at_once(&self) -> bool {
+        self.draft == DraftPolicy::Always || self.reads_drafts()
     }
 }
 
@@ -110,6 +145,9 @@ impl Default for ColmConfig {
             screen: DraftScreen::All,
             max_drafts: None,
             keep_draft: None,
+            draft: DraftPolicy::Always,
+            draft_wait_ms: 0,
+            refine_when: RefineWhen::Always,
         }
     }
 }
@@ -143,6 +181,11 @@ impl RoundOptions {
             rounds: self.rounds(),
             refine: Some(self.refine()),
             keep_draft: self.keep_draft,
+            draft: self.draft(),
+            draft_wait_ms: self
+                .draft_wait_ms
+                .unwrap_or(Self::defaults().draft_wait_ms.unwrap_or_default()),
+            refine_when: self.refine_when.unwrap_or_default(),
             ..base
         })
     }

@@ -27,8 +27,13 @@ pub struct RoundRecord {
     /// Round number from 1.
     pub round: u32,
     /// Draft calls made in this round (only round 1 drafts; later rounds start from the
-    /// previous refinements).
+    /// previous refinements); a fallback draft stopped when the guidance arrived is here as a
+    /// cancelled step.
     pub drafts: Vec<Step>,
+    /// Round 1: whether the drafts were written, skipped (the guidance came first and nothing
+    /// reads them: `draft=auto`) or cancelled; `None` in later rounds and older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<super::start::DraftOutcome>,
     /// The answers the server aggregated in this round.
     pub aggregated: Vec<Contribution>,
     /// The server's aggregation (in reference modes, the synthesis of the references); `None`

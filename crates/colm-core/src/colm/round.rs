@@ -12,10 +12,11 @@ use futures::future::join_all;
 use super::config::{Collaborator, ColmConfig};
 use super::guide::{Ask, Guide};
 use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
+use super::start::{self, DraftOutcome};
 use crate::answer::{extract_for, VoteTally};
 use crate::guidance::GuidanceMode;
-use crate::model::{ChatModel, SamplingParams, WireStats};
-use crate::options::Aggregate;
+use crate::model::{ChatModel, ModelError, SamplingParams, WireStats};
+use crate::options::{Aggregate, RefineWhen};
 use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
 use crate::query::Query;
 use crate::step::{call, call_watched, Step, StepKind, StepObserver, StepOutcome, Watch};
@@ -103,10 +104,11 @@ pub async fn refine(
     .await
 }
 
-/// A collaborator still taking part, with its latest good answer.
+/// A collaborator still taking part, with its latest good answer (`None` before its first
+/// refinement when it wrote no draft: `draft=auto`).
 struct Active<'c> {
     who: &'c Collaborator,
-    text: String,
+    text: Option<String>,
     from: StepKind,
     round: u32,
 }
@@ -194,7 +196,8 @@ pub async fn run(
         }
     }
 
-    // 2. Drafts on the clients and the shared part on the server, at the same time.
+    // 2. Drafts on the clients and the shared part on the server: at the same time, or the
+    // drafts only when needed (`draft=auto`: super::start).
     let given = drafts.map(|d| {
         collaborators
             .iter()
@@ -203,43 +206,51 @@ pub async fn run(
             .map(|(_, s)| s)
             .collect::<Vec<_>>()
     });
-    let drafts_fut = async {
-        match given {
-            Some(d) => d,
-            None => {
-                join_all(
-                    selected
-                        .iter()
-                        .map(|c| draft(query, c.as_client(), &config.client_params, observer)),
-                )
-                .await
-            }
-        }
-    };
-    let (draft_steps, mut shared) = futures::join!(drafts_fut, guide.shared(query, observer));
+    let begun = start::start(query, &selected, guide, config, given, observer).await;
+    let (draft_steps, draft_outcome, mut shared) = (begun.drafts, begun.outcome, begun.shared);
     if let Some(s) = &mut shared {
         record.references = s.references.take();
         wire.add(s.wire);
     }
     let mut active: Vec<Active<'_>> = Vec::new();
     let mut errors = Vec::new();
-    for (c, step) in selected.iter().zip(&draft_steps) {
-        match &step.outcome {
-            StepOutcome::Ok { completion } => active.push(Active {
+    if draft_outcome == DraftOutcome::Written {
+        for (c, step) in selected.iter().zip(&draft_steps) {
+            match &step.outcome {
+                StepOutcome::Ok { completion } => active.push(Active {
+                    who: c,
+                    text: Some(completion.text.clone()),
+                    from: StepKind::Draft,
+                    round: 1,
+                }),
+                _ => errors.push((
+                    c.id.clone(),
+                    step.error().cloned().unwrap_or_else(|| {
+                        ModelError::Inference(step.problem().unwrap_or_default())
+                    }),
+                )),
+            }
+        }
+    } else {
+        // No draft to fall back on: each client's first answer is its refinement.
+        active = selected
+            .iter()
+            .map(|c| Active {
                 who: c,
-                text: completion.text.clone(),
+                text: None,
                 from: StepKind::Draft,
                 round: 1,
-            }),
-            StepOutcome::Failed { error } => errors.push((c.id.clone(), error.clone())),
-        }
+            })
+            .collect();
     }
     let mut drafts = Some(draft_steps);
+    let mut draft_outcome = Some(draft_outcome);
     if active.is_empty() {
         let guidance = shared.and_then(|s| s.guidance);
         record.rounds.push(RoundRecord {
             round: 1,
             drafts: drafts.take().unwrap_or_default(),
+            draft: draft_outcome,
             aggregated: Vec::new(),
             guidance_shared: guidance.is_some(),
             tally: None,
@@ -260,9 +271,11 @@ pub async fn run(
         // 3. Guidance.
         let answers: Vec<Contribution> = active
             .iter()
-            .map(|a| Contribution {
-                collaborator: a.who.id.clone(),
-                text: a.text.clone(),
+            .filter_map(|a| {
+                Some(Contribution {
+                    collaborator: a.who.id.clone(),
+                    text: a.text.clone()?,
+                })
             })
             .collect();
         let ask = Ask {
@@ -299,6 +312,7 @@ pub async fn run(
         let mut round_record = RoundRecord {
             round,
             drafts: drafts.take().unwrap_or_default(),
+            draft: draft_outcome.take(),
             aggregated: guided.aggregated,
             guidance_shared: guided.shared,
             tally: guided.tally,
@@ -321,17 +335,18 @@ pub async fn run(
         }
 
         // 4. Refinement, each collaborator with its own previous answer — unless the guidance
-        // is a weak vote that counted the collaborator's own answer (`keep_draft`).
+        // is a weak vote that counted the collaborator's own answer (`keep_draft`), or agrees
+        // with it (`refine_when=disagreement`).
         let last = round == config.rounds;
         let keeps: Vec<bool> = active
             .iter()
-            .map(|a| {
-                keeps_own(
-                    config.keep_draft,
-                    round_record.tally.as_ref(),
-                    &asked,
-                    &a.text,
-                )
+            .zip(&per_collaborator)
+            .map(|(a, g)| {
+                a.text.as_deref().is_some_and(|own| {
+                    keeps_own(config.keep_draft, round_record.tally.as_ref(), &asked, own)
+                        || (config.refine_when == RefineWhen::Disagreement
+                            && agrees(&asked, own, g))
+                })
             })
             .collect();
         let refinements = join_all(
@@ -346,7 +361,7 @@ pub async fn run(
                     let answer = watch.answer.filter(|_| last && i == 0);
                     let input = Refine {
                         query,
-                        own: &a.text,
+                        own: a.text.as_deref().unwrap_or_default(),
                         guidance: g,
                         source,
                         form: refine,
@@ -364,21 +379,29 @@ pub async fn run(
                 }),
         )
         .await;
-        if let (true, Some(true), Some(tx), Some(first)) =
-            (last, keeps.first(), watch.answer, active.first())
-        {
-            let _ = tx.unbounded_send(crate::model::StreamEvent::Delta(first.text.clone()));
+        if let (true, Some(true), Some(tx), Some(Some(own))) = (
+            last,
+            keeps.first(),
+            watch.answer,
+            active.first().map(|a| &a.text),
+        ) {
+            let _ = tx.unbounded_send(crate::model::StreamEvent::Delta(own.clone()));
         }
         let mut errors = Vec::new();
         let refined = active.iter_mut().zip(&keeps).filter(|(_, keep)| !**keep);
         for ((a, _), step) in refined.zip(&refinements) {
-            match &step.outcome {
-                StepOutcome::Ok { completion } => {
-                    a.text = completion.text.clone();
+            match (&step.outcome, step.error()) {
+                (StepOutcome::Ok { completion }, _) => {
+                    a.text = Some(completion.text.clone());
                     a.from = StepKind::Refinement;
                     a.round = round;
                 }
-                StepOutcome::Failed { error } => errors.push((a.who.id.clone(), error.clone())),
+                (_, error) => errors.push((
+                    a.who.id.clone(),
+                    error.cloned().unwrap_or_else(|| {
+                        ModelError::Inference(step.problem().unwrap_or_default())
+                    }),
+                )),
             }
         }
         round_record.kept = active
@@ -387,9 +410,12 @@ pub async fn run(
             .filter(|(_, keep)| **keep)
             .map(|(a, _)| a.who.id.clone())
             .collect();
+        // A client that wrote no draft and whose refinement failed has no answer: it leaves.
+        let all_failed = errors.len() == active.len();
+        active.retain(|a| a.text.is_some());
         round_record.refinements = refinements;
         record.rounds.push(round_record);
-        if errors.len() == active.len() {
+        if all_failed {
             record.final_answers = final_answers(&active);
             return Err(ColmError::AllCollaboratorsFailed {
                 round,
@@ -415,15 +441,27 @@ fn keeps_own(threshold: Option<f64>, tally: Option<&VoteTally>, query: &str, own
     }
 }
 
+/// Whether `own` answer and `guidance` give the same final answer to `query`
+/// (`refine_when=disagreement`); `false` when either has none.
+fn agrees(query: &str, own: &str, guidance: &str) -> bool {
+    match (extract_for(query, own), extract_for(query, guidance)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The final answers of the collaborators that have one.
 fn final_answers(active: &[Active<'_>]) -> Vec<FinalAnswer> {
     active
         .iter()
-        .map(|a| FinalAnswer {
-            collaborator: a.who.id.clone(),
-            model: a.who.model.name().to_owned(),
-            text: a.text.clone(),
-            from: a.from,
-            round: a.round,
+        .filter_map(|a| {
+            Some(FinalAnswer {
+                collaborator: a.who.id.clone(),
+                model: a.who.model.name().to_owned(),
+                text: a.text.clone()?,
+                from: a.from,
+                round: a.round,
+            })
         })
         .collect()
 }

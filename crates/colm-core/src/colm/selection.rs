@@ -90,7 +90,10 @@ pub(crate) async fn select(
     .await;
     let parsed = match &step.outcome {
         StepOutcome::Ok { completion } => parse_selection(&completion.text, profiles.len(), k),
-        StepOutcome::Failed { error } => Err(Invalid(format!("selection call failed: {error}"))),
+        StepOutcome::Failed { .. } | StepOutcome::Cancelled { .. } => Err(Invalid(format!(
+            "selection call failed: {}",
+            step.problem().unwrap_or_default()
+        ))),
     };
     let (chosen, fallback_reason) = match parsed {
         Ok(mut idx) => {

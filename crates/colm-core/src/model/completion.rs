@@ -54,6 +54,15 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Tokens generated (end-of-generation tokens excluded).
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, those whose KV cache the model reused from an earlier request
+    /// instead of reading them again (OpenAI's `prompt_tokens_details.cached_tokens`;
+    /// llama-server's prompt cache). 0 when nothing was reused or the model does not say.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -61,6 +70,7 @@ impl Usage {
     pub fn add(&mut self, other: Usage) {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
+        self.cached_tokens += other.cached_tokens;
     }
 }
 

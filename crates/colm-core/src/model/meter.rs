@@ -26,12 +26,24 @@ pub struct Meter {
     completion: AtomicU64,
     recorded_prompt: AtomicU64,
     recorded_completion: AtomicU64,
+    /// The meter every count is added to as well (the request's, of a call's own meter).
+    parent: Option<Arc<Meter>>,
 }
 
 impl Meter {
     /// A meter at zero, to run a request in with [`Meter::scope`].
     pub fn new() -> Arc<Self> {
         Arc::default()
+    }
+
+    /// A meter at zero for one call inside the current request: what it counts is counted in
+    /// the request's meter ([`Meter::current`]) too, so a call that is cancelled knows what it
+    /// used and the request is still charged for it.
+    pub fn for_call() -> Arc<Self> {
+        Arc::new(Self {
+            parent: Self::current(),
+            ..Self::default()
+        })
     }
 
     /// The meter of the request the current task serves (`None` outside [`Meter::scope`]).
@@ -48,11 +60,17 @@ impl Meter {
     /// Adds `n` prompt tokens (prefilled, or reported by a remote model).
     pub fn add_prompt(&self, n: u64) {
         self.prompt.fetch_add(n, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.add_prompt(n);
+        }
     }
 
     /// Adds `n` generated tokens.
     pub fn add_completion(&self, n: u64) {
         self.completion.fetch_add(n, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.add_completion(n);
+        }
     }
 
     /// Adds a finished call's usage.
@@ -66,6 +84,7 @@ impl Meter {
         Usage {
             prompt_tokens: self.prompt.load(Ordering::Relaxed),
             completion_tokens: self.completion.load(Ordering::Relaxed),
+            cached_tokens: 0,
         }
     }
 
@@ -87,6 +106,7 @@ impl Meter {
             completion_tokens: u
                 .completion_tokens
                 .saturating_sub(self.recorded_completion.load(Ordering::Relaxed)),
+            cached_tokens: 0,
         }
     }
 }
@@ -106,6 +126,7 @@ mod tests {
             m.add(Usage {
                 prompt_tokens: 1,
                 completion_tokens: 1,
+                cached_tokens: 0,
             });
         })
         .await;
@@ -113,19 +134,30 @@ mod tests {
             meter.usage(),
             Usage {
                 prompt_tokens: 4,
-                completion_tokens: 3
+                completion_tokens: 3,
+                cached_tokens: 0,
             }
         );
         meter.recorded(Usage {
             prompt_tokens: 3,
             completion_tokens: 1,
+            cached_tokens: 0,
         });
         assert_eq!(
             meter.unrecorded(),
             Usage {
                 prompt_tokens: 1,
-                completion_tokens: 2
+                completion_tokens: 2,
+                cached_tokens: 0,
             }
         );
+        // A call's own meter counts in the request's too.
+        Meter::scope(meter.clone(), async {
+            let call = Meter::for_call();
+            call.add_completion(5);
+            assert_eq!(call.usage().completion_tokens, 5);
+        })
+        .await;
+        assert_eq!(meter.usage().completion_tokens, 8);
     }
 }

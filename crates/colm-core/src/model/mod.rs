@@ -24,7 +24,8 @@ pub use error::ModelError;
 pub use message::{ChatMessage, Role, Tool, ToolCall, ToolChoice};
 pub use meter::Meter;
 pub use params::{
-    ResponseFormat, SamplingParams, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
+    PromptReuse, ResponseFormat, SamplingParams, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS,
+    PENALTY_LAST_N,
 };
 pub use transcript::{Transcript, TranscriptStep};
 

@@ -26,6 +26,11 @@ pub struct SamplingParams {
     /// llama-server's `ignore_eos`).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Whether an engine may reuse the KV cache an earlier request left for the longest
+    /// common prefix of this prompt (llama-server's `cache_prompt`, default true). Greedy
+    /// answers are the same either way; `false` reads the whole prompt again.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cache_prompt: bool,
     /// A request flag, not a sampling setting: the query holds data that must not leave the
     /// device in clear (data residency: Yuan et al., "LLMs over networks", arXiv 2605.08626,
     /// vertical collaboration). Only a device–cloud router reads it (the query then stays local or
@@ -122,9 +127,40 @@ pub const MAX_TOP_LOGPROBS: u32 = 20;
 /// default `repeat_last_n`).
 pub const PENALTY_LAST_N: i32 = 64;
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 fn is_zero(x: &f32) -> bool {
     *x == 0.0
 }
+
+/// What an engine keeps of a finished request for the next request to reuse (llama-server's
+/// prompt cache): a request then reads only what follows the longest prefix it shares with what
+/// a free sequence keeps. A request opts out with [`SamplingParams::cache_prompt`] `false`.
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptReuse {
+    /// Nothing: every prompt is read from the start.
+    Off,
+    /// The prompt tokens it read. Their KV cache is computed as a cold read computes it (in
+    /// prompt batches), so a greedy answer is the same with and without reuse (tested).
+    Prompt,
+    /// The prompt and the tokens it generated, as llama-server does: a chat's next turn reads
+    /// only the new turn. The generated tokens' KV cache was computed one token at a time, which
+    /// rounds differently from a prompt batch on the CPU backend, so a greedy answer can part
+    /// from a cold read's after some tokens (llama-server's documentation warns of the same
+    /// for `cache_prompt`).
+    #[default]
+    All,
+}
+
+impl crate::named::Named for PromptReuse {}
 
 /// A constraint on the completion's form (OpenAI's `response_format`, other than `text`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -165,6 +201,7 @@ impl Default for SamplingParams {
             seed: 0,
             stop: Vec::new(),
             ignore_eos: false,
+            cache_prompt: true,
             sensitive: false,
             frequency_penalty: 0.0,
             presence_penalty: 0.0,

@@ -91,6 +91,43 @@ impl Aggregate {
     }
 }
 
+/// Whether a client writes its round-1 draft (`draft`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum DraftPolicy {
+    /// Only when it is read: in the modes whose guidance and refinement read no draft
+    /// (`reference` with the refinement form `guidance`, drafts not aggregated, no
+    /// `keep_draft`), the client asks for the guidance first and refines without drafting when
+    /// it arrives within `draft_wait_ms` (a store hit arrives at once); otherwise it drafts, as
+    /// the fallback answer, and cancels that draft when the guidance lands. The modes that read
+    /// the draft draft as `always`.
+    #[default]
+    Auto,
+    /// Draft at once, alongside the server's work (the paper's round).
+    Always,
+}
+
+impl Named for DraftPolicy {}
+
+/// When a client refines (`refine_when`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum RefineWhen {
+    /// Every round.
+    #[default]
+    Always,
+    /// Only when the client's own answer and the guidance give different final answers
+    /// ([`crate::answer::extract_for`]); when they agree the client keeps its own answer and
+    /// makes no call (for devices where the draft is cheap; implies `draft=always`).
+    Disagreement,
+}
+
+impl Named for RefineWhen {}
+
 /// A guidance mode by name: how the server makes guidance (the runtime mode, with `auto`'s
 /// threshold, is [`GuidanceMode`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,10 +471,23 @@ pub struct RoundOptions {
     /// for. Default: always refine.
     #[cfg_attr(feature = "cli", arg(long))]
     pub keep_draft: Option<f64>,
+    /// Whether the client drafts before the guidance arrives: `auto` (default: only where the
+    /// draft is read, else as a fallback when the guidance is late) or `always`.
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub draft: Option<DraftPolicy>,
+    /// With `draft=auto` where no draft is read: how long the client waits for the guidance
+    /// before it drafts a fallback answer, ms (default 3000).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub draft_wait_ms: Option<u64>,
+    /// `always` (default) or `disagreement`: refine only when the client's own answer and the
+    /// guidance disagree on the final answer, else keep the own answer (implies `draft=always`).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub refine_when: Option<RefineWhen>,
 }
 
 impl RoundOptions {
     const ROUNDS: u32 = 1;
+    const DRAFT_WAIT_MS: u64 = 3000;
 
     /// Every option at its default (the refinement form's is the mode's).
     pub fn defaults() -> Self {
@@ -446,6 +496,19 @@ impl RoundOptions {
             guidance: GuidanceOptions::defaults(),
             refine: None,
             keep_draft: None,
+            draft: Some(DraftPolicy::Auto),
+            draft_wait_ms: Some(Self::DRAFT_WAIT_MS),
+            refine_when: Some(RefineWhen::Always),
+        }
+    }
+
+    /// The draft policy that runs: `draft`, else `always` with `refine_when=disagreement`
+    /// (which reads the draft), else `auto`.
+    pub fn draft(&self) -> DraftPolicy {
+        match (self.draft, self.refine_when) {
+            (Some(d), _) => d,
+            (None, Some(RefineWhen::Disagreement)) => DraftPolicy::Always,
+            (None, _) => DraftPolicy::Auto,
         }
     }
 
@@ -474,6 +537,13 @@ impl RoundOptions {
             return Err(OptionError::new(
                 "keep_draft",
                 format!("`keep_draft` takes a vote share in (0, 1], got {t}"),
+            ));
+        }
+        if self.refine_when == Some(RefineWhen::Disagreement) && self.draft() == DraftPolicy::Auto {
+            return Err(OptionError::new(
+                "refine_when",
+                "`refine_when=disagreement` compares the draft with the guidance: it needs \
+                 `draft=always`",
             ));
         }
         self.guidance
@@ -631,141 +701,4 @@ impl ColmOptions {
 pub mod text;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::colm::ColmConfig;
-
-    fn colm(args: &str) -> Result<ColmOptions, crate::invalid::Invalid> {
-        let o: ColmOptions = text::parse("colm option", args)?;
-        o.check()?;
-        Ok(o)
-    }
-
-    #[test]
-    fn the_text_form_goes_through_serde_and_keeps_the_old_spellings() {
-        let o = colm("refs=3,select=model,drafts=on,rounds=2").unwrap();
-        assert_eq!(o.guidance().refs, Some(3));
-        assert_eq!(o.guidance().selector, Some(Selector::Model));
-        assert_eq!(o.guidance().aggregate_drafts, Some(true));
-        assert_eq!(o.round.rounds, Some(2));
-        assert_eq!(
-            text::format(&o.canonical()),
-            "rounds=2,refs=3,selector=model,aggregate_drafts=true"
-        );
-        let e = colm("x=1").unwrap_err();
-        assert!(
-            e.0.contains("`x`") && e.0.contains("refs") && e.0.contains("top_k"),
-            "{e}"
-        );
-        let e = colm("mode=loud").unwrap_err();
-        assert!(
-            e.0.contains("loud") && e.0.contains("reference-critique"),
-            "{e}"
-        );
-        assert!(colm("drafts=maybe").is_err());
-        assert!(colm("refs=0").is_err());
-        assert!(colm("refs=9").is_err());
-        assert!(colm("mode=synthesis,refs=3").is_err());
-        assert!(colm("mode=vote,screen=agreeing").is_err());
-        assert!(colm("mode=critique,refine=guidance").is_err());
-        assert!(colm("auto_threshold=0.5").is_err());
-        assert!(colm("mode=auto,auto_threshold=0.5").is_ok());
-        assert!(colm("k").is_err());
-    }
-
-    #[test]
-    fn names_are_the_serde_names() {
-        for m in Mode::ALL {
-            assert_eq!(Mode::parse(&m.name()), Ok(m));
-            assert_eq!(m.with_threshold(None).name(), m.name());
-        }
-        assert_eq!(Mode::ReferenceCritique.name(), "reference-critique");
-        let e = Mode::parse("loud").unwrap_err();
-        assert!(e.0.contains("loud") && e.0.contains("vote"), "{e}");
-    }
-
-    #[test]
-    fn flags_over_a_strategy_win_and_defaults_drop_out_of_the_canonical_form() {
-        let base = colm("refs=3,rounds=2").unwrap();
-        let top = colm("rounds=1,selector=model").unwrap();
-        let o = top.over(&base).unwrap();
-        assert_eq!(text::format(&o.canonical()), "refs=3,selector=model");
-        let synth = ColmOptions {
-            round: RoundOptions {
-                guidance: GuidanceOptions {
-                    mode: Some(Mode::Synthesis),
-                    ..GuidanceOptions::default()
-                },
-                ..RoundOptions::default()
-            },
-            ..ColmOptions::default()
-        };
-        assert!(synth.over(&base).is_err(), "refs with synthesis");
-        assert_eq!(
-            text::format(
-                &colm("mode=reference,refs=1,pool=seeds")
-                    .unwrap()
-                    .canonical()
-            ),
-            ""
-        );
-        assert_eq!(
-            text::format(&colm("mode=synthesis,refine=draft").unwrap().canonical()),
-            "mode=synthesis"
-        );
-    }
-
-    #[test]
-    fn max_drafts_is_an_option_of_every_form_and_bounds_the_answers_read() {
-        let o = colm("mode=synthesis,max_drafts=2").unwrap();
-        assert_eq!(text::format(&o.canonical()), "mode=synthesis,max_drafts=2");
-        assert_eq!(o.config(ColmConfig::default()).max_drafts, Some(2));
-        // All (16) is the default: left out of the canonical form and of the settings.
-        let all = colm("max_drafts=16").unwrap();
-        assert_eq!(text::format(&all.canonical()), "");
-        assert_eq!(all.config(ColmConfig::default()).max_drafts, None);
-        assert!(colm("max_drafts=0").is_err());
-        assert!(colm("max_drafts=17").is_err());
-        let g: GuidanceOptions = serde_json::from_str(r#"{"max_drafts": 3}"#).unwrap();
-        assert_eq!(g.max_drafts, Some(3));
-    }
-
-    #[test]
-    fn the_json_form_is_the_api_form() {
-        let g: GuidanceOptions =
-            serde_json::from_str(r#"{"mode":"auto","auto_threshold":0.75,"screen":"agreeing"}"#)
-                .unwrap();
-        assert_eq!(g.mode(), GuidanceMode::Auto { threshold: 0.75 });
-        assert_eq!(g.screen(), DraftScreen::Agreeing);
-        assert!(serde_json::from_str::<GuidanceOptions>(r#"{"aggregate_drafts":"yes"}"#).is_err());
-    }
-
-    #[test]
-    fn pool_t_sets_the_temperature_of_the_sampled_writers() {
-        let o = colm("refs=3,aggregate=vote,pool_t=0.5").unwrap();
-        let server: std::sync::Arc<dyn crate::model::ChatModel> =
-            crate::testing::Scripted::new("big", |_| Ok("18".into()));
-        let w = o.pool().writers(&server, o.guidance().refs(), o.pool_t());
-        let t: Vec<Option<f32>> = w.iter().map(|w| w.temperature).collect();
-        assert_eq!(
-            t,
-            [None, Some(0.5), Some(0.5)],
-            "the first writer stays greedy"
-        );
-        assert_eq!(
-            text::format(&o.canonical()),
-            "refs=3,aggregate=vote,pool_t=0.5"
-        );
-        // The default is left out of the canonical form.
-        let d = colm("refs=3,pool_t=0.3").unwrap();
-        assert_eq!(text::format(&d.canonical()), "refs=3");
-        for bad in [
-            "pool_t=0",
-            "pool_t=-1",
-            "mode=vote,pool_t=0.3",
-            "pool=roles,pool_t=0.3",
-        ] {
-            assert!(colm(bad).is_err(), "{bad}");
-        }
-    }
-}
+mod tests;

@@ -246,6 +246,7 @@ pub fn to_core(
         seed: req.seed.map_or(0, |s| s as u32),
         stop,
         ignore_eos: req.ignore_eos,
+        cache_prompt: req.cache_prompt.unwrap_or(true),
         sensitive,
         frequency_penalty: req.frequency_penalty.unwrap_or(0.0),
         presence_penalty: req.presence_penalty.unwrap_or(0.0),

@@ -648,5 +648,6 @@ fn served(model: ColmModel) -> StrategyModel {
     StrategyModel::new("colm", Arc::new(model))
 }
 
+mod drafting;
 mod ensembles;
 mod references;
