@@ -39,10 +39,9 @@ mod virtual_model;
 
 pub use crate::step::{ModelTotals, Step, StepKind, StepObserver, StepOutcome, Watch};
 pub use config::{Collaborator, ColmConfig};
-pub use record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
+pub use record::{ColmError, ColmRecord, Contribution, DraftOutcome, FinalAnswer, RoundRecord};
 use references::{ReferenceStore, ReferenceWriter};
 pub use selection::{parse_selection, Selection};
-pub use start::DraftOutcome;
 pub use virtual_model::ColmModel;
 
 /// The server side of a collaboration: the model that selects and aggregates, and the pool of

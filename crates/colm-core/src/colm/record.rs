@@ -12,6 +12,18 @@ use crate::answer::VoteTally;
 use crate::model::{ModelError, WireStats};
 use crate::step::{totals_of, ModelTotals, Step, StepKind};
 
+/// What became of the clients' round-1 drafts (a round record's `draft`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftOutcome {
+    /// Written to the end (at once, or as the fallback when no guidance came).
+    Written,
+    /// Not started: the guidance arrived first and nothing reads a draft.
+    Skipped,
+    /// Started as the fallback when the guidance was late, then stopped when it arrived.
+    Cancelled,
+}
+
 /// An answer that entered an aggregation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contribution {
@@ -33,7 +45,7 @@ pub struct RoundRecord {
     /// Round 1: whether the drafts were written, skipped (the guidance came first and nothing
     /// reads them: `draft=auto`) or cancelled; `None` in later rounds and older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub draft: Option<super::start::DraftOutcome>,
+    pub draft: Option<DraftOutcome>,
     /// The answers the server aggregated in this round.
     pub aggregated: Vec<Contribution>,
     /// The server's aggregation (in reference modes, the synthesis of the references); `None`

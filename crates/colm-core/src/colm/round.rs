@@ -11,54 +11,17 @@ use futures::future::join_all;
 
 use super::config::{Collaborator, ColmConfig};
 use super::guide::{Ask, Guide};
-use super::record::{ColmError, ColmRecord, Contribution, FinalAnswer, RoundRecord};
-use super::start::{self, DraftOutcome};
+use super::record::{ColmError, ColmRecord, Contribution, DraftOutcome, FinalAnswer, RoundRecord};
+use super::start;
 use crate::answer::{extract_for, VoteTally};
 use crate::guidance::GuidanceMode;
-use crate::model::{ChatModel, ModelError, SamplingParams, WireStats};
+use crate::model::{ModelError, SamplingParams, WireStats};
 use crate::options::{Aggregate, RefineWhen};
 use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
 use crate::query::Query;
-use crate::step::{call, call_watched, Step, StepKind, StepObserver, StepOutcome, Watch};
+use crate::step::{call_watched, Step, StepKind, StepOutcome, Watch};
 
-/// The client who makes a step: its id in the record (`None` for an unnamed client) and its
-/// model.
-#[derive(Clone, Copy)]
-pub struct Client<'a> {
-    /// Collaborator id in the record (`client-1`, `local`, …).
-    pub id: Option<&'a str>,
-    /// The client's model.
-    pub model: &'a dyn ChatModel,
-}
-
-impl Collaborator {
-    /// The collaborator as the maker of a round's client steps.
-    pub fn as_client(&self) -> Client<'_> {
-        Client {
-            id: Some(&self.id),
-            model: self.model.as_ref(),
-        }
-    }
-}
-
-/// Round 1's draft: `client` answers `query` alone ([`prompts::draft`]).
-pub async fn draft(
-    query: &Query,
-    client: Client<'_>,
-    params: &SamplingParams,
-    observer: Option<StepObserver<'_>>,
-) -> Step {
-    call(
-        StepKind::Draft,
-        1,
-        client.id,
-        client.model,
-        prompts::draft(query),
-        params,
-        observer,
-    )
-    .await
-}
+pub use super::start::{draft, Client};
 
 /// What a refinement reads: the query, the client's own latest answer, the guidance, what the
 /// guidance was made from, and what the prompt shows besides it.

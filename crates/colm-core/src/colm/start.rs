@@ -1,5 +1,6 @@
-//! Round 1's start: the clients' drafts and the guide's shared part ([`start`]), with the
-//! draft written only when something needs it ([`DraftPolicy`]).
+//! Round 1's start: the client's draft step ([`draft`]) and the start of a round — the clients'
+//! drafts and the guide's shared part ([`start`]), with the draft written only when something
+//! needs it ([`DraftPolicy`]).
 //!
 //! In the paper's round the clients draft while the server writes its references (Huang et
 //! al., AAAI 2026, §3). In the default mode (`reference`, refined in the reference code's
@@ -17,24 +18,50 @@ use futures::future::{join_all, select, Either};
 
 use super::config::{Collaborator, ColmConfig};
 use super::guide::{Guide, Shared};
-use super::round::draft;
-use crate::model::Meter;
+use super::record::DraftOutcome;
+use crate::model::{ChatModel, Meter, SamplingParams};
 use crate::options::DraftPolicy;
 use crate::prompts;
 use crate::query::Query;
-use crate::step::{Step, StepKind, StepObserver, StepOutcome};
-use serde::{Deserialize, Serialize};
+use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
 
-/// What became of the clients' round-1 drafts (a round record's `draft`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DraftOutcome {
-    /// Written to the end (at once, or as the fallback when no guidance came).
-    Written,
-    /// Not started: the guidance arrived first and nothing reads a draft.
-    Skipped,
-    /// Started as the fallback when the guidance was late, then stopped when it arrived.
-    Cancelled,
+/// The client who makes a step: its id in the record (`None` for an unnamed client) and its
+/// model.
+#[derive(Clone, Copy)]
+pub struct Client<'a> {
+    /// Collaborator id in the record (`client-1`, `local`, …).
+    pub id: Option<&'a str>,
+    /// The client's model.
+    pub model: &'a dyn ChatModel,
+}
+
+impl Collaborator {
+    /// The collaborator as the maker of a round's client steps.
+    pub fn as_client(&self) -> Client<'_> {
+        Client {
+            id: Some(&self.id),
+            model: self.model.as_ref(),
+        }
+    }
+}
+
+/// Round 1's draft: `client` answers `query` alone ([`prompts::draft`]).
+pub async fn draft(
+    query: &Query,
+    client: Client<'_>,
+    params: &SamplingParams,
+    observer: Option<StepObserver<'_>>,
+) -> Step {
+    call(
+        StepKind::Draft,
+        1,
+        client.id,
+        client.model,
+        prompts::draft(query),
+        params,
+        observer,
+    )
+    .await
 }
 
 /// Round 1's start: the drafts (written, cancelled, or none) and the shared part.
