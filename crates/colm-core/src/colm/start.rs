@@ -1,6 +1,6 @@
 //! Round 1's start: the client's draft step ([`draft`]) and the start of a round — the clients'
 //! drafts and the guide's shared part ([`start`]), with the draft written only when something
-//! needs it ([`DraftPolicy`]).
+//! needs it ([`crate::options::DraftPolicy`]).
 //!
 //! In the paper's round the clients draft while the server writes its references (Huang et
 //! al., AAAI 2026, §3). In the default mode (`reference`, refined in the reference code's
@@ -20,7 +20,6 @@ use super::config::{Collaborator, ColmConfig};
 use super::guide::{Guide, Shared};
 use super::record::DraftOutcome;
 use crate::model::{ChatModel, Meter, SamplingParams};
-use crate::options::DraftPolicy;
 use crate::prompts;
 use crate::query::Query;
 use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
@@ -112,7 +111,6 @@ pub(super) async fn start(
             shared,
         };
     }
-    debug_assert_eq!(config.draft, DraftPolicy::Auto);
     let shared = Box::pin(guide.shared(query, observer));
     let wait = Box::pin(tokio::time::sleep(Duration::from_millis(
         config.draft_wait_ms,
