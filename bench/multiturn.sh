@@ -81,13 +81,14 @@ out = ["# Multi-turn chat: prompt reuse, `colm serve` vs `llama-server`\n",
        f"- command: `THREADS={threads} REPS={reps} STREAMS=\"{streams}\" CONVERSATIONS={conversations} TURNS={turns} MAX_TOKENS={max_tokens} CTX={ctx} bench/multiturn.sh {model}`\n",
        "TTFT = request sent → first content delta, p50 over the conversations' requests of that turn, averaged over repetitions. "
        "Prompt / cached = mean prompt tokens of that turn's requests and how many of them the server reused (`usage.prompt_tokens_details.cached_tokens`; llama-server reports it too). "
+       "Model ms = the server's own mean prompt time for that turn (colm's `colm.timings.prompt_ms`, llama-server's `timings.prompt_ms`: the request's prompt processing: from taking a sequence to its first token's logits), so TTFT minus it is time outside the model (HTTP, templating, waiting for a sequence or a batch). "
        "Aggregate tok/s = all completion tokens / wall time of the run.\n"]
 def rs(tool, n):
     return [r["row"] for r in rows if r["tool"] == tool and r["row"]["streams"] == n]
 summary = []
 for n in sorted({r["row"]["streams"] for r in rows}):
     out.append(f"## {n} stream{'s' if n > 1 else ''}\n")
-    out.append("| turn | " + " | ".join(f"{t} TTFT p50 ms (prompt / cached)" for t in tools) +
+    out.append("| turn | " + " | ".join(f"{t} TTFT p50 ms (prompt / cached; model ms)" for t in tools) +
                " | colm / llama-server | colm / colm-no-reuse |")
     out.append("|---:|" + "---:|" * (len(tools) + 2))
     for t in range(int(turns)):
@@ -97,7 +98,8 @@ for n in sorted({r["row"]["streams"] for r in rows}):
             p50[tool] = statistics.mean(x["ttft_p50_ms"] for x in turn)
             prompt = statistics.mean(x["prompt_tokens"] for x in turn)
             cached = statistics.mean(x["cached_tokens"] for x in turn)
-            cells.append(f"{p50[tool]:.0f} ({prompt:.0f} / {cached:.0f})")
+            model_ms = statistics.mean(x.get("server_prompt_ms", float("nan")) for x in turn)
+            cells.append(f"{p50[tool]:.0f} ({prompt:.0f} / {cached:.0f}; {model_ms:.0f})")
         a = p50["colm"] / p50["llama-server"]
         b = p50["colm"] / p50["colm-no-reuse"]
         out.append(f"| {t + 1} | " + " | ".join(cells) + f" | **{a:.2f}** | **{b:.2f}** |")

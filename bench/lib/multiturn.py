@@ -8,7 +8,9 @@ conversation so far, with the server's own earlier answers, as a chat client doe
 greedy, at most T tokens per answer. Prints one JSON object: aggregate generation tok/s (all
 completion tokens / wall time), TTFT (request sent → first content delta) per turn index,
 prompt and cached prompt tokens per turn index (`usage.prompt_tokens_details.cached_tokens`
-where the server reports it), errors.
+where the server reports it), the server's own prompt time per turn index (colm's
+`colm.timings.prompt_ms`, llama-server's `timings.prompt_ms`: request admitted → first token's
+logits, so TTFT minus it is the time spent outside the model), errors.
 
 Usage: multiturn.py BASE_URL MODEL --streams C [--conversations 8] [--turns 4]
        [--max-tokens 128] --data mt_bench/question.jsonl [--offset 0]
@@ -50,6 +52,7 @@ async def main():
     ttft = [[] for _ in range(a.turns)]
     prompt = [[] for _ in range(a.turns)]
     cached = [[] for _ in range(a.turns)]
+    server_prompt_ms = [[] for _ in range(a.turns)]
     tokens, errors = [], []
 
     async def converse(user_turns):
@@ -57,7 +60,7 @@ async def main():
         for t, text in enumerate(user_turns):
             messages.append({"role": "user", "content": text})
             sent = time.perf_counter()
-            first, answer, usage = None, [], None
+            first, answer, usage, prompt_ms = None, [], None, None
             try:
                 resp = await client.chat.completions.create(
                     model=a.model,
@@ -74,11 +77,17 @@ async def main():
                         answer.append(chunk.choices[0].delta.content)
                     if chunk.usage is not None:
                         usage = chunk.usage
+                    extra = chunk.model_extra or {}
+                    timings = (extra.get("colm") or {}).get("timings") or extra.get("timings")
+                    if timings and timings.get("prompt_ms") is not None:
+                        prompt_ms = timings["prompt_ms"]
             except Exception as e:  # recorded, never hidden
                 errors.append(f"turn {t + 1}: {e!r}")
                 return
             if first is not None:
                 ttft[t].append(first - sent)
+            if prompt_ms is not None:
+                server_prompt_ms[t].append(prompt_ms)
             if usage is not None:
                 tokens.append(usage.completion_tokens)
                 prompt[t].append(usage.prompt_tokens)
@@ -108,6 +117,7 @@ async def main():
                 "ttft_mean_ms": 1000 * mean(ttft[t]),
                 "prompt_tokens": mean(prompt[t]),
                 "cached_tokens": mean(cached[t]),
+                "server_prompt_ms": mean(server_prompt_ms[t]),
             }
             for t in range(a.turns)
         ],
