@@ -27,7 +27,7 @@ use colm_core::colm::{Collaborator, ColmConfig, ColmError};
 use colm_core::guidance::{self, GuidanceMode};
 use colm_core::options::RoundOptions;
 use colm_core::run::Relay;
-use colm_core::step::{announce, no_call_step, Step, StepKind, StepObserver, StepOutcome, Watch};
+use colm_core::step::{announce, no_call_step, Step, StepKind, StepObserver, Watch};
 use colm_core::vertical::privacy::Detector;
 use colm_core::vertical::redacted::Redacted;
 use colm_core::vertical::{Decision, Residency};
@@ -350,12 +350,10 @@ impl CollabClient {
                 Decision::StayLocal(why) => {
                     tracing::info!(%why, "answered on the device");
                     let step = round::draft(&query, local.as_client(), params, watch.steps).await;
-                    let mut answer = match step.outcome {
-                        StepOutcome::Ok { completion } => completion,
-                        StepOutcome::Failed { error } => return Err(error),
-                        StepOutcome::Cancelled { reason, .. } => {
-                            return Err(ModelError::Inference(format!("cancelled: {reason}")))
-                        }
+                    let Some(mut answer) = step.completion().cloned() else {
+                        return Err(step.failure().unwrap_or_else(|| {
+                            ModelError::Inference("the draft left no answer".into())
+                        }));
                     };
                     answer.residency = Some(ResidencyOutcome::Local);
                     return Ok(answer);

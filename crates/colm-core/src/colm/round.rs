@@ -15,7 +15,7 @@ use super::record::{ColmError, ColmRecord, Contribution, DraftOutcome, FinalAnsw
 use super::start;
 use crate::answer::{extract_for, VoteTally};
 use crate::guidance::GuidanceMode;
-use crate::model::{ModelError, SamplingParams, WireStats};
+use crate::model::{SamplingParams, WireStats};
 use crate::options::{Aggregate, RefineWhen};
 use crate::prompts::{self, CandidateProfile, GuidanceSource, RefineContext};
 use crate::query::Query;
@@ -186,12 +186,7 @@ pub async fn run(
                     from: StepKind::Draft,
                     round: 1,
                 }),
-                _ => errors.push((
-                    c.id.clone(),
-                    step.error().cloned().unwrap_or_else(|| {
-                        ModelError::Inference(step.problem().unwrap_or_default())
-                    }),
-                )),
+                _ => errors.extend(step.failure().map(|e| (c.id.clone(), e))),
             }
         }
     } else {
@@ -353,18 +348,13 @@ pub async fn run(
         let mut errors = Vec::new();
         let refined = active.iter_mut().zip(&keeps).filter(|(_, keep)| !**keep);
         for ((a, _), step) in refined.zip(&refinements) {
-            match (&step.outcome, step.error()) {
-                (StepOutcome::Ok { completion }, _) => {
+            match &step.outcome {
+                StepOutcome::Ok { completion } => {
                     a.text = Some(completion.text.clone());
                     a.from = StepKind::Refinement;
                     a.round = round;
                 }
-                (_, error) => errors.push((
-                    a.who.id.clone(),
-                    error.cloned().unwrap_or_else(|| {
-                        ModelError::Inference(step.problem().unwrap_or_default())
-                    }),
-                )),
+                _ => errors.extend(step.failure().map(|e| (a.who.id.clone(), e))),
             }
         }
         round_record.kept = active
