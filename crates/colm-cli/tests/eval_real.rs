@@ -452,8 +452,9 @@ fn mt_bench_second_turns_reach_colm_as_a_conversation() {
         &data,
         "--limit",
         "1",
+        // (Drafting at once, so the draft's conversation can be checked beside the reference's.)
         "--strategy",
-        "colm",
+        "colm:draft=always",
         "--client",
         small,
         "--server",
