@@ -118,11 +118,11 @@ try:
     client.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "hi"}],
-        extra_body={"cache_prompt": False},
+        extra_body={"mirostat": 2},
     )
     raise AssertionError("an unknown field was accepted")
 except openai.BadRequestError as e:
-    assert e.status_code == 400 and e.param == "cache_prompt", e.body
+    assert e.status_code == 400 and e.param == "mirostat", e.body
 print("ok: error for a field colm does not honour")
 
 tools = [
