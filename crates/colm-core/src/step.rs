@@ -94,19 +94,17 @@ impl Step {
         match &self.outcome {
             StepOutcome::Ok { .. } => None,
             StepOutcome::Failed { error } => Some(error.clone()),
-            StepOutcome::Cancelled { reason, .. } => {
-                Some(ModelError::Inference(format!("cancelled: {reason}")))
-            }
+            StepOutcome::Cancelled { .. } => self.problem().map(ModelError::Inference),
         }
     }
     /// Why the step has no text: its error, or that it was cancelled (and why); `None` when
     /// it succeeded.
     pub fn problem(&self) -> Option<String> {
-        self.failure().map(|e| match e {
-            // The cancellation's own words, not an "inference failed" wrapping of them.
-            ModelError::Inference(m) if self.error().is_none() => m,
-            e => e.to_string(),
-        })
+        match &self.outcome {
+            StepOutcome::Ok { .. } => None,
+            StepOutcome::Failed { error } => Some(error.to_string()),
+            StepOutcome::Cancelled { reason, .. } => Some(format!("cancelled: {reason}")),
+        }
     }
     /// The generated text, if the call succeeded.
     pub fn text(&self) -> Option<&str> {

@@ -573,9 +573,8 @@ impl Schedule<'_> {
                             })?;
                             Ok((prompt, sampler))
                         });
-                let free = slots.iter().enumerate().filter(|(_, s)| s.is_none());
-                let free: Vec<usize> = free.map(|(i, _)| i).collect();
                 match admitted.map(|(prompt, sampler)| {
+                    let free = (0..slots.len()).filter(|&i| slots[i].is_none());
                     let at = kept.place(free, &prompt, job.params.cache_prompt);
                     (prompt, sampler, at)
                 }) {
