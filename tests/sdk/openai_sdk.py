@@ -196,6 +196,8 @@ if virtual:
         for c in chunk.choices:
             text += c.delta.content or ""
     assert "Zorblax" in text, text
-    assert {"draft", "reference", "refinement"} <= set(steps), steps
+    # The default round drafts only when the guidance is late (draft=auto), so a draft step may
+    # or may not appear; the server's references, the guidance and the refinement always do.
+    assert {"reference", "guidance", "refinement"} <= set(steps), steps
     assert usage is not None and usage.completion_tokens > 0, usage
     print("ok: streamed conversation with the virtual colm model")
