@@ -70,6 +70,18 @@ pub struct Interaction {
     pub transcript: Option<Transcript>,
 }
 
+impl Interaction {
+    /// The record without its texts: no query, no answer, a transcript of steps without their
+    /// texts (what is kept of a sensitive request, of one that asked `store: false`, and of
+    /// every request under `colm serve --no-log-texts`).
+    pub fn without_texts(mut self) -> Self {
+        self.query = None;
+        self.answer = None;
+        self.transcript = self.transcript.map(Transcript::without_texts);
+        self
+    }
+}
+
 /// An outcome attached to a record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Feedback {

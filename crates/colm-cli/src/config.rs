@@ -2,7 +2,8 @@
 //! (`docs/colm.toml` is the commented example).
 //!
 //! The file holds no setting of its own: every key of `[serve]` is a flag of `colm serve`,
-//! every key of `[client]` a flag of `colm client`, every key of `[engine]` a flag of both
+//! every key of `[client]` a flag of `colm client`, every key of `[eval]` a flag of
+//! `colm eval SUITE` (`data_dir`), every key of `[engine]` a flag of all three
 //! (`--ctx`, `--threads`, `--parallel`), with `_` for `-` (`max_queue = 64` is
 //! `--max-queue 64`; a repeatable flag takes an array; `true` sets a switch). Three table arrays
 //! are shorthands of repeatable `colm serve` flags: `[[models]]` (`model` and its `aliases`:
@@ -129,6 +130,8 @@ struct ConfigFile {
     serve: toml::Table,
     #[serde(default)]
     client: toml::Table,
+    #[serde(default)]
+    eval: toml::Table,
 }
 
 /// `args` (the whole command line) with the settings of the `--config` file of `colm serve`
@@ -142,15 +145,22 @@ pub fn expand(cmd: &Command, args: Vec<OsString>) -> anyhow::Result<Vec<OsString
     let Ok(matches) = cmd.clone().ignore_errors(true).try_get_matches_from(&args) else {
         return Ok(args);
     };
-    let Some((name, sub)) = matches.subcommand() else {
+    let Some((name, mut sub)) = matches.subcommand() else {
         return Ok(args);
     };
+    let mut sub_cmd = cmd
+        .find_subcommand(name)
+        .with_context(|| format!("no subcommand {name}"))?;
+    // `colm eval gsm8k --config FILE`: the flags are the suite's, the table `[eval]`.
+    while let Some((inner, m)) = sub.subcommand() {
+        sub_cmd = sub_cmd
+            .find_subcommand(inner)
+            .with_context(|| format!("no subcommand {name} {inner}"))?;
+        sub = m;
+    }
     let Some(path) = sub.get_one::<PathBuf>(FLAG).cloned() else {
         return Ok(args);
     };
-    let sub_cmd = cmd
-        .find_subcommand(name)
-        .with_context(|| format!("no subcommand {name}"))?;
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
     let extra = settings(
@@ -226,6 +236,7 @@ fn settings(
             }
         }
         "client" => entries.extend(table(&file.client, "client")),
+        "eval" => entries.extend(table(&file.eval, "eval")),
         other => anyhow::bail!("colm {other} takes no configuration file"),
     }
     let mut flags = Vec::new();

@@ -84,12 +84,52 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data directories `colm eval` tries, in order, each with why: `--data-dir` (or
+/// `COLM_DATA`, or the configuration's `data_dir`), else the checkout's `../shared/data`: beside
+/// the checkout the running binary was built in (`target/release/colm` under it), then above
+/// the current directory.
+fn data_dirs(given: Option<&std::path::Path>) -> Vec<(String, PathBuf)> {
+    if let Some(dir) = given {
+        return vec![(
+            "--data-dir, COLM_DATA or [eval] data_dir".into(),
+            dir.to_path_buf(),
+        )];
+    }
+    let mut dirs = Vec::new();
+    let checkout = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .find(|d| d.join("crates/colm-cli/Cargo.toml").is_file())
+            .map(std::path::Path::to_path_buf)
+    });
+    if let Some(root) = checkout {
+        dirs.push((
+            "beside the checkout colm was built in".into(),
+            root.join("../shared/data"),
+        ));
+    }
+    dirs.push((
+        "above the current directory".into(),
+        PathBuf::from("../shared/data"),
+    ));
+    dirs
+}
+
 /// Options shared by every suite.
 #[derive(Args)]
 pub struct RunArgs {
-    /// The suite's data (default: the published file under ../shared/data).
+    /// The suite's data file (or folder, for MMLU and MT-Bench); default: its place in the
+    /// data directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// A data directory laid out as `../shared/data` (`gsm8k/dev.jsonl`, `arc/…`, `mmlu/`,
+    /// `humaneval/…`, `mt_bench/`); default: the checkout's `../shared/data` (beside the
+    /// checkout this binary was built in, or above the current directory).
+    #[arg(long, env = "COLM_DATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file of settings: the keys of `[eval]` are these flags with `_` for `-`
+    /// (`data_dir = "…"`); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Run folder: run.json + records.jsonl; a rerun resumes it.
     #[arg(long)]
     pub out: PathBuf,
@@ -173,10 +213,7 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
             )
         }
     };
-    let data = args
-        .data
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(kind.default_data()));
+    let data = kind.find_data(args.data.as_deref(), &data_dirs(args.data_dir.as_deref()))?;
     let items = suite::load(kind, &data, &opts)?;
     let specs = args
         .strategies

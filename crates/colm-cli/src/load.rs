@@ -58,6 +58,39 @@ pub struct EngineArgs {
     pub prompt_cache: Option<colm_core::PromptReuse>,
 }
 
+/// Pulls (if needed) and loads the catalog embedding model `name` (its vectors served at
+/// `POST /v1/embeddings` and used where colm compares texts).
+///
+/// # Errors
+/// A name that is not a catalog embedding model (the error lists them), a failed pull, or
+/// files that do not load.
+pub async fn load_embedder(name: &str) -> anyhow::Result<Arc<dyn colm_core::EmbeddingModel>> {
+    let entry = colm_models::embedders::find(name).ok_or_else(|| {
+        let known: Vec<&str> = colm_models::EMBEDDERS.iter().map(|e| e.name).collect();
+        anyhow::anyhow!(
+            "unknown embedding model {name:?}; the catalog's: {}",
+            known.join(", ")
+        )
+    })?;
+    let cache = cache()?;
+    let started = std::time::Instant::now();
+    let embedder = tokio::task::spawn_blocking(move || {
+        let dir = cache.ensure_embedder(entry, &pull_options())?;
+        anyhow::Ok(colm_embed::Embedder::load(&dir, entry)?)
+    })
+    .await
+    .context("loading task")?
+    .with_context(|| format!("embedding model {name}"))?;
+    eprintln!(
+        "loaded {} ({} MB, {}-dimensional vectors) in {:.1} s",
+        entry.name,
+        entry.size_bytes() / 1_000_000,
+        entry.dimensions,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Arc::new(embedder))
+}
+
 /// How to load models.
 pub struct LoadOptions {
     /// Context, threads and parallel sequences per model.

@@ -1,8 +1,8 @@
-//! `colm models list|pull`.
+//! `colm models list|pull|path|rm`.
 
 use anyhow::Context;
 use clap::Subcommand;
-use colm_models::{CacheStatus, ModelRef, CATALOG};
+use colm_models::{embedders, CacheStatus, ModelRef, CATALOG, EMBEDDERS};
 
 /// Subcommands of `colm models`.
 #[derive(Subcommand)]
@@ -11,11 +11,12 @@ pub enum ModelsCommand {
     List,
     /// Fetch models into the cache (verifies sha256; re-fetches a corrupt file).
     Pull {
-        /// Catalog names.
+        /// Catalog names (chat and embedding models).
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Print the cached file of a model (fails if it is not cached).
+    /// Print the cached file (an embedding model: folder) of a model (fails if it is not
+    /// cached).
     Path {
         /// Catalog name.
         name: String,
@@ -48,6 +49,27 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     &e.sha256[56..],
                 );
             }
+            for e in EMBEDDERS {
+                let cached = if cache.has(e) { "yes" } else { "no" };
+                println!(
+                    "{:<30} {:<7} {:>7} MB  {:<17}  {cached}",
+                    e.name,
+                    "embed",
+                    e.size_bytes() / 1_000_000,
+                    format!("{} files", e.files.len()),
+                );
+            }
+            Ok(())
+        }
+        ModelsCommand::Path { name } if embedders::find(&name).is_some() => {
+            let e = embedders::find(&name).context("catalog")?;
+            anyhow::ensure!(
+                cache.has(e),
+                "{} is not cached; run `colm models pull {}`",
+                e.name,
+                e.name
+            );
+            println!("{}", cache.dir_of(e).display());
             Ok(())
         }
         ModelsCommand::Path { name } => match ModelRef::parse(&name)? {
@@ -69,7 +91,12 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
         },
         ModelsCommand::Pull { names } => {
             let mut entries = Vec::new();
+            let mut embedding = Vec::new();
             for name in &names {
+                if let Some(e) = embedders::find(name) {
+                    embedding.push(e);
+                    continue;
+                }
                 match ModelRef::parse(name)? {
                     ModelRef::Catalog(e) => entries.push(e),
                     ModelRef::Path(p) => {
@@ -81,6 +108,15 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                 let cache = cache.clone();
                 let path = tokio::task::spawn_blocking(move || {
                     cache.pull(e, &crate::load::pull_options())
+                })
+                .await
+                .context("pull task")??;
+                println!("{}  {}", e.name, path.display());
+            }
+            for e in embedding {
+                let cache = cache.clone();
+                let path = tokio::task::spawn_blocking(move || {
+                    cache.pull_embedder(e, &crate::load::pull_options())
                 })
                 .await
                 .context("pull task")??;

@@ -32,8 +32,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Model to host, as `NAME` or `NAME=ALIAS` (catalog name or .gguf path); repeatable.
-    #[arg(long = "model", required_unless_present = "upstreams")]
+    #[arg(long = "model", required_unless_present_any = ["upstreams", "embedding_models"])]
     pub models: Vec<String>,
+    /// Catalog embedding model to serve at `POST /v1/embeddings` (`all-minilm-l6-v2`; pulled
+    /// on first use); repeatable; in the TOML file `embedding_model = ["…"]` under `[serve]`.
+    #[arg(long = "embedding-model", value_name = "NAME")]
+    pub embedding_models: Vec<String>,
     /// A model on an OpenAI-compatible endpoint to host as well,
     /// `ID=BASE_URL[,model=M][,alias=A]…[,vision][,key_env=VAR|,key_file=PATH][,deadline_ms=N]
     /// [,max_concurrent=N]` (BASE_URL as OpenAI clients take it, `http://host:port/v1`; M: its
@@ -560,6 +564,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_writers(writers)?
     .with_other_names(other_names)?;
+    let mut embedders = Vec::new();
+    for name in &args.embedding_models {
+        embedders.push(crate::load::load_embedder(name).await?);
+    }
+    let state = state.with_embedders(embedders)?;
     let state = match redis {
         Some(r) => state.with_shared_state(r)?,
         None => state,
@@ -579,6 +588,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let addr = listener.local_addr()?;
+    let ids: Vec<String> = ids.into_iter().chain(args.embedding_models.iter().cloned()).collect();
     println!(
         "colm serve: listening on http://{addr} (models: {})",
         ids.join(", ")

@@ -59,9 +59,9 @@ pub(crate) fn grammars<'c>(
         .map_err(Clone::clone)
 }
 
-/// The sampler chain of a request: logit biases, then the frequency/presence penalties, then
-/// the JSON constraint (llguidance, compiled from the schema by `grammars`), then greedy
-/// selection or top-p → temperature → seeded draw.
+/// The sampler chain of a request: logit biases, then the repeat/frequency/presence penalties,
+/// then the JSON constraint (llguidance, compiled from the schema by `grammars`), then greedy
+/// selection or top-k → top-p → min-p → temperature → seeded draw (llama-server's order).
 ///
 /// # Errors
 /// [`ModelError::InvalidRequest`] for a token id outside the vocabulary or a schema that does
@@ -88,11 +88,14 @@ pub(crate) fn sampler<'g>(
         }
         chain.push(LlamaSampler::logit_bias(n_vocab, &biases));
     }
-    if params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+    if params.frequency_penalty != 0.0
+        || params.presence_penalty != 0.0
+        || params.repeat_penalty != 1.0
+    {
         chain.push(LlamaSampler::penalties(
             n_vocab,
             PENALTY_LAST_N,
-            1.0,
+            params.repeat_penalty,
             params.frequency_penalty,
             params.presence_penalty,
         ));
@@ -122,7 +125,15 @@ pub(crate) fn sampler<'g>(
     if params.temperature == 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
+        if params.top_k > 0 {
+            chain.push(LlamaSampler::top_k(
+                i32::try_from(params.top_k).unwrap_or(i32::MAX),
+            ));
+        }
         chain.push(LlamaSampler::top_p(params.top_p, 1));
+        if params.min_p > 0.0 {
+            chain.push(LlamaSampler::min_p(params.min_p, 1));
+        }
         chain.push(LlamaSampler::temp(params.temperature));
         chain.push(LlamaSampler::dist(params.seed));
     }
@@ -139,9 +150,19 @@ pub(crate) struct Templates {
     pub tools: Result<tools::Renderer, String>,
 }
 
+/// What a request reads: a chat (templated), or a raw prompt (OpenAI's legacy completions).
+pub(crate) enum Input {
+    /// Chat messages, rendered by the chat template.
+    Chat(Vec<ChatMessage>),
+    /// Text continued as it is (a BOS token first where the model wants one; special-token
+    /// texts in it read as those tokens, as llama-server reads a prompt).
+    Text(String),
+}
+
 /// Templates and tokenizes a request and checks that prompt + `max_tokens` fit one sequence of
 /// `n_ctx_seq` tokens. A request with tools (or tool turns) is rendered by the model's Jinja
-/// template ([`crate::tools::Renderer`]), others by llama.cpp's templater.
+/// template ([`crate::tools::Renderer`]), other chats by llama.cpp's templater; a raw prompt is
+/// read as it is.
 ///
 /// # Errors
 /// [`ModelError::InvalidRequest`] for invalid parameters or tools the template cannot render,
@@ -150,9 +171,25 @@ pub(crate) fn prepare(
     model: &LlamaModel,
     templates: &Templates,
     n_ctx_seq: u32,
-    messages: &[ChatMessage],
+    input: &Input,
     params: &SamplingParams,
 ) -> Result<Vec<LlamaToken>, ModelError> {
+    let messages = match input {
+        Input::Chat(messages) => messages.as_slice(),
+        Input::Text(prompt) => {
+            if prompt.is_empty() {
+                return Err(ModelError::InvalidRequest("the prompt is empty".into()));
+            }
+            if !params.tools.is_empty() {
+                return Err(ModelError::InvalidRequest(
+                    "tools need a chat (POST /v1/chat/completions)".into(),
+                ));
+            }
+            validate(&[ChatMessage::user(prompt.as_str())], params)
+                .map_err(ModelError::InvalidRequest)?;
+            return fit(model.vocab().tokenize(prompt.as_bytes(), true, true), params, n_ctx_seq);
+        }
+    };
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
     let vocab = model.vocab();
     let (prompt, add_bos) = if tools::needed(messages, params) {
@@ -168,7 +205,9 @@ pub(crate) fn prepare(
     } else {
         let chat = messages
             .iter()
-            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+            .map(|m| {
+                LlamaChatMessage::new(m.role.as_str().to_owned(), m.content_with_name().into())
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ModelError::InvalidRequest(format!("message content: {e}")))?;
         let prompt = model
@@ -176,7 +215,18 @@ pub(crate) fn prepare(
             .map_err(inference("chat template"))?;
         (prompt, true)
     };
-    let tokens = vocab.tokenize(prompt.as_bytes(), add_bos, true);
+    fit(vocab.tokenize(prompt.as_bytes(), add_bos, true), params, n_ctx_seq)
+}
+
+/// `tokens` when they and `max_tokens` fit a sequence of `n_ctx_seq` tokens.
+///
+/// # Errors
+/// [`ModelError::ContextOverflow`] with the sizes.
+fn fit(
+    tokens: Vec<LlamaToken>,
+    params: &SamplingParams,
+    n_ctx_seq: u32,
+) -> Result<Vec<LlamaToken>, ModelError> {
     let prompt_tokens = tokens.len() as u64;
     let n_ctx = u64::from(n_ctx_seq);
     if tokens.is_empty() || prompt_tokens + u64::from(params.max_tokens) > n_ctx {

@@ -207,7 +207,7 @@ fn backend() -> Result<&'static LlamaBackend, EngineError> {
 }
 
 struct Job {
-    messages: Vec<ChatMessage>,
+    input: generate::Input,
     params: SamplingParams,
     deltas: Option<UnboundedSender<StreamEvent>>,
     reply: oneshot::Sender<Result<Completion, ModelError>>,
@@ -344,6 +344,20 @@ impl ChatModel for LlamaEngine {
         self.submit(messages, params, Some(deltas)).await
     }
 
+    async fn complete(
+        &self,
+        prompt: &str,
+        params: &SamplingParams,
+        deltas: Option<UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
+        self.send(generate::Input::Text(prompt.to_owned()), params, deltas)
+            .await
+    }
+
+    fn accepts_prompts(&self) -> bool {
+        true
+    }
+
     fn queue_depth(&self) -> Option<usize> {
         Some(self.queued())
     }
@@ -376,9 +390,19 @@ impl LlamaEngine {
         params: &SamplingParams,
         deltas: Option<UnboundedSender<StreamEvent>>,
     ) -> Result<Completion, ModelError> {
+        self.send(generate::Input::Chat(messages.to_vec()), params, deltas)
+            .await
+    }
+
+    async fn send(
+        &self,
+        input: generate::Input,
+        params: &SamplingParams,
+        deltas: Option<UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
-            messages: messages.to_vec(),
+            input,
             params: params.clone(),
             deltas,
             reply,
@@ -566,7 +590,7 @@ impl Schedule<'_> {
                     }
                 };
                 let admitted =
-                    generate::prepare(model, templates, n_ctx_seq, &job.messages, &job.params)
+                    generate::prepare(model, templates, n_ctx_seq, &job.input, &job.params)
                         .and_then(|prompt| {
                             let sampler = generate::sampler(model, &job.params, || {
                                 generate::grammars(&mut grammars, model)

@@ -121,7 +121,7 @@ impl Renderer {
 /// `tool_calls` with their arguments as JSON objects (as `transformers` passes them), and
 /// `tool_call_id`.
 fn message_value(m: &ChatMessage) -> Value {
-    let mut v = json!({"role": m.role.as_str(), "content": m.content});
+    let mut v = json!({"role": m.role.as_str(), "content": m.content_with_name()});
     if !m.tool_calls.is_empty() {
         if m.content.is_empty() {
             v["content"] = Value::Null;

@@ -3,10 +3,14 @@
 //! - [`catalog`]: names, sizes, sha256 and sources of the models in DESIGN.md §4;
 //! - [`pull`]: the cache (`$COLM_HOME/models`, default `~/.cache/colm/models`), model
 //!   references (catalog name or `.gguf` path) and pulls that try each source in order and
-//!   verify size and sha256 before a file is renamed into place.
+//!   verify size and sha256 before a file is renamed into place;
+//! - [`embedders`]: the sentence-embedding models (folders of weights, tokenizer and
+//!   configuration, each file verified) and their pull.
 
 pub mod catalog;
+pub mod embedders;
 pub mod pull;
 
 pub use catalog::{CatalogEntry, Source, CATALOG};
+pub use embedders::{BundleFile, BundleSource, EmbedderEntry, EMBEDDERS};
 pub use pull::{Cache, CacheStatus, ModelRef, PullError, PullOptions};

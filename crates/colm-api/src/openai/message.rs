@@ -158,6 +158,11 @@ pub struct RequestMessage {
     /// A `tool` message: the id of the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// The participant's name (OpenAI's `name`): written before the content as `name: …` for
+    /// templates that have no place for it (llama.cpp's built-in ones), passed as the message's
+    /// `name` to a Jinja template and to upstream servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Every other field of the message: a 400 naming the first of them.
     #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(ignore)]
@@ -180,6 +185,7 @@ impl From<&colm_core::ChatMessage> for RequestMessage {
             content: (!calls_only(calls, &m.content)).then_some(content),
             tool_calls: calls.then(|| m.tool_calls.iter().map(ToolCallObject::from).collect()),
             tool_call_id: m.tool_call_id.clone(),
+            name: m.name.clone(),
             unsupported: BTreeMap::new(),
         }
     }

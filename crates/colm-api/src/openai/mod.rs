@@ -1,5 +1,5 @@
-//! The OpenAI-compatible chat API: request, response, stream chunk, model list and error
-//! object, with the shapes of OpenAI's API reference (Chat Completions).
+//! The OpenAI-compatible API: chat request, response, stream chunk, embeddings, model list and
+//! error object, with the shapes of OpenAI's API reference (Chat Completions, Embeddings).
 //!
 //! Differences from OpenAI, on purpose: `temperature` defaults to 0 (greedy, reproducible)
 //! and `max_tokens` to the server's default; only text content is accepted. A request field
@@ -7,6 +7,8 @@
 //! ([`ChatCompletionRequest::unsupported`]). Responses carry an extra `colm` object
 //! ([`ColmExtension`]) that OpenAI clients ignore.
 
+mod completions;
+mod embeddings;
 mod error;
 mod message;
 mod models;
@@ -14,6 +16,8 @@ mod request;
 mod response;
 mod tool;
 
+pub use completions::*;
+pub use embeddings::*;
 pub use error::*;
 pub use message::*;
 pub use models::*;

@@ -84,6 +84,37 @@ pub struct ChatCompletionRequest {
     )]
     #[schema(exclusive_minimum = 0, maximum = 1)]
     pub top_p: Option<f32>,
+    /// Keep only the `top_k` most likely tokens before drawing (llama-server's and vLLM's
+    /// extension); 0 or absent: off. Ignored when greedy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// Drop tokens less likely than `min_p` × the most likely one, in [0, 1] (llama-server's
+    /// and vLLM's extension); 0 or absent: off. Ignored when greedy.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
+    #[schema(minimum = 0, maximum = 1)]
+    pub min_p: Option<f32>,
+    /// Penalty in (0, 10] for tokens among the last 64 (llama-server's name; 1 or absent: off).
+    /// Applies when greedy too.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
+    #[schema(exclusive_minimum = 0, maximum = 10)]
+    pub repeat_penalty: Option<f32>,
+    /// The same penalty under vLLM's and Hugging Face's name; a request giving both with
+    /// different values is a 400.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::float::option"
+    )]
+    #[schema(exclusive_minimum = 0, maximum = 10)]
+    pub repetition_penalty: Option<f32>,
     /// Sampling seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
@@ -152,6 +183,11 @@ pub struct ChatCompletionRequest {
     /// schema). Single models only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormatParam>,
+    /// OpenAI's `store`: `false` keeps the request's record in the interaction log without its
+    /// texts (query, answer, transcript's texts); `true` or absent: as the server logs texts
+    /// (`colm serve --no-log-texts` and sensitive requests keep none either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
     /// An identifier of the end user, logged with the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -181,6 +217,10 @@ impl ChatCompletionRequest {
             max_completion_tokens: None,
             temperature: None,
             top_p: None,
+            top_k: None,
+            min_p: None,
+            repeat_penalty: None,
+            repetition_penalty: None,
             seed: None,
             stop: None,
             ignore_eos: false,
@@ -195,6 +235,7 @@ impl ChatCompletionRequest {
             logprobs: None,
             top_logprobs: None,
             response_format: None,
+            store: None,
             user: None,
             tools: None,
             tool_choice: None,
@@ -223,6 +264,9 @@ impl ChatCompletionRequest {
             max_tokens: Some(params.max_tokens),
             temperature: Some(params.temperature),
             top_p: Some(params.top_p),
+            top_k: (params.top_k > 0).then_some(params.top_k),
+            min_p: nonzero(params.min_p),
+            repeat_penalty: (params.repeat_penalty != 1.0).then_some(params.repeat_penalty),
             seed: Some(i64::from(params.seed)),
             stop,
             ignore_eos: params.ignore_eos,

@@ -48,6 +48,9 @@ pub struct ChatMessage {
     /// ([`ChatModel::accepts_images`]) get messages with images.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// The participant's name (OpenAI's `name`), when the caller gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
@@ -59,6 +62,15 @@ impl ChatMessage {
             tool_calls: Vec::new(),
             tool_call_id: None,
             images: Vec::new(),
+            name: None,
+        }
+    }
+    /// The content as a template without a place for the participant's name reads it:
+    /// `name: content` when the message has a [`ChatMessage::name`], else the content.
+    pub fn content_with_name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.name {
+            Some(name) if !name.is_empty() => format!("{name}: {}", self.content).into(),
+            _ => std::borrow::Cow::Borrowed(&self.content),
         }
     }
     /// A system message.

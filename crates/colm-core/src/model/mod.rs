@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures::channel::mpsc::UnboundedSender;
 
 mod completion;
+mod embed;
 mod error;
 mod message;
 mod meter;
@@ -20,6 +21,7 @@ pub use completion::{
     Completion, FinishReason, ResidencyOutcome, Route, Timings, TokenLogprob, TopLogprob, Usage,
     WireStats,
 };
+pub use embed::{cosine, EmbeddingModel, Embeddings};
 pub use error::ModelError;
 pub use message::{ChatMessage, Role, Tool, ToolCall, ToolChoice};
 pub use meter::Meter;
@@ -92,6 +94,32 @@ pub trait ChatModel: Send + Sync {
         let completion = self.chat(messages, params).await?;
         StreamEvent::send_whole(&events, &completion);
         Ok(completion)
+    }
+
+    /// Continues `prompt` as it is, with no chat template (OpenAI's legacy
+    /// `/v1/completions`), sending its deltas to `events` when given (as
+    /// [`ChatModel::chat_streaming`]). The default refuses: only a model that reads raw text
+    /// (the embedded engine) takes a prompt; a strategy or a chat endpoint does not.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidRequest`] for a model that takes chat messages only; else as
+    /// [`ChatModel::chat`].
+    async fn complete(
+        &self,
+        prompt: &str,
+        params: &SamplingParams,
+        events: Option<UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
+        let _ = (prompt, params, events);
+        Err(ModelError::InvalidRequest(format!(
+            "`{}` takes chat messages only (POST /v1/chat/completions)",
+            self.name()
+        )))
+    }
+
+    /// Whether [`ChatModel::complete`] continues raw prompts.
+    fn accepts_prompts(&self) -> bool {
+        false
     }
 
     /// Whether [`ChatModel::chat_streaming`] reports progress before its answer (a strategy

@@ -26,6 +26,19 @@ pub struct SamplingParams {
     /// llama-server's `ignore_eos`).
     #[serde(default)]
     pub ignore_eos: bool,
+    /// Keep only the `k` most likely tokens before drawing (llama.cpp's and vLLM's `top_k`);
+    /// 0 disables it. Ignored when greedy.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub top_k: u32,
+    /// Drop tokens whose probability is below `min_p` × the most likely token's (llama.cpp's
+    /// and vLLM's `min_p`, in [0, 1]); 0 disables it. Ignored when greedy.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_p: f32,
+    /// Divides a positive logit (multiplies a negative one) of a token seen in the last
+    /// [`PENALTY_LAST_N`] tokens (llama.cpp's `repeat_penalty`, vLLM's `repetition_penalty`;
+    /// CTRL, Keskar et al. 2019, §4.1); in (0, 10], 1 disables it. Applies when greedy too.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub repeat_penalty: f32,
     /// Whether an engine may reuse the KV cache an earlier request left for the longest
     /// common prefix of this prompt (llama-server's `cache_prompt`, default true). Greedy
     /// answers are the same either way; `false` reads the whole prompt again.
@@ -99,6 +112,19 @@ impl SamplingParams {
                 return Err((name, format!("{name} must be in [-2, 2], got {p}")));
             }
         }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err((
+                "min_p",
+                format!("min_p must be in [0, 1], got {}", self.min_p),
+            ));
+        }
+        let r = self.repeat_penalty;
+        if !(r > 0.0 && r <= 10.0) {
+            return Err((
+                "repeat_penalty",
+                format!("repeat_penalty must be in (0, 10], got {r}"),
+            ));
+        }
         if let Some((t, b)) = self
             .logit_bias
             .iter()
@@ -137,6 +163,18 @@ fn is_true(b: &bool) -> bool {
 
 fn is_zero(x: &f32) -> bool {
     *x == 0.0
+}
+
+fn is_zero_u32(x: &u32) -> bool {
+    *x == 0
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(x: &f32) -> bool {
+    *x == 1.0
 }
 
 /// What an engine keeps of a finished request for the next request to reuse (llama-server's
@@ -198,6 +236,9 @@ impl Default for SamplingParams {
             max_tokens: DEFAULT_MAX_TOKENS,
             temperature: 0.0,
             top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
             seed: 0,
             stop: Vec::new(),
             ignore_eos: false,

@@ -121,15 +121,73 @@ impl SuiteKind {
         }
     }
 
-    /// The default data path relative to the project root.
-    pub fn default_data(self) -> &'static str {
+    /// Where the suite's data lies in a data directory (a copy of `../shared/data`, laid out as
+    /// its README says): a file or a folder.
+    pub fn data_path(self) -> &'static str {
         match self {
-            SuiteKind::Gsm8k => "../shared/data/gsm8k/dev.jsonl",
-            SuiteKind::Arc => "../shared/data/arc/arc-challenge-dev.jsonl",
-            SuiteKind::Mmlu => "../shared/data/mmlu",
-            SuiteKind::Humaneval => "../shared/data/humaneval/HumanEval.jsonl.gz",
-            SuiteKind::MtBench => "../shared/data/mt_bench",
+            SuiteKind::Gsm8k => "gsm8k/dev.jsonl",
+            SuiteKind::Arc => "arc/arc-challenge-dev.jsonl",
+            SuiteKind::Mmlu => "mmlu",
+            SuiteKind::Humaneval => "humaneval/HumanEval.jsonl.gz",
+            SuiteKind::MtBench => "mt_bench",
         }
+    }
+
+    /// The public release the data comes from (`../shared/data/README.md`), for the error of
+    /// data that cannot be found.
+    pub fn source(self) -> &'static str {
+        match self {
+            SuiteKind::Gsm8k => {
+                "openai/grade-school-math on GitHub, grade_school_math/data/test.jsonl (its first \
+                 1000 lines)"
+            }
+            SuiteKind::Arc => {
+                "AI2's ARC-Challenge test split (allenai/ai2_arc on Hugging Face), as JSON lines, \
+                 first 800"
+            }
+            SuiteKind::Mmlu => {
+                "Hendrycks et al.'s MMLU release (hendrycks/test on GitHub), dev/ and test/ CSVs \
+                 with a header question,choice0,choice1,choice2,choice3,answer"
+            }
+            SuiteKind::Humaneval => "openai/human-eval on GitHub, data/HumanEval.jsonl.gz",
+            SuiteKind::MtBench => {
+                "lm-sys/FastChat on GitHub, fastchat/llm_judge/data/mt_bench (question.jsonl, \
+                 reference_answer/gpt-4.jsonl as reference_answer_gpt-4.jsonl) and \
+                 llm_judge/data/judge_prompts.jsonl"
+            }
+        }
+    }
+
+    /// The suite's data: `explicit` when given (it must exist), else the first of `dirs` (data
+    /// directories, in the order they are tried) that holds [`SuiteKind::data_path`].
+    ///
+    /// # Errors
+    /// [`LoadError::NotFound`] naming every place looked and the data's public source.
+    pub fn find_data(
+        self,
+        explicit: Option<&Path>,
+        dirs: &[(String, std::path::PathBuf)],
+    ) -> Result<std::path::PathBuf, LoadError> {
+        let mut looked = Vec::new();
+        if let Some(p) = explicit {
+            if p.exists() {
+                return Ok(p.to_path_buf());
+            }
+            looked.push(format!("{} (--data)", p.display()));
+        } else {
+            for (what, dir) in dirs {
+                let p = dir.join(self.data_path());
+                if p.exists() {
+                    return Ok(p);
+                }
+                looked.push(format!("{} ({what})", p.display()));
+            }
+        }
+        Err(LoadError::NotFound {
+            suite: self.name(),
+            looked,
+            origin: self.source(),
+        })
     }
 
     /// Whether scoring needs a judge model.
@@ -168,6 +226,25 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+    /// No data where it was looked for.
+    #[error(
+        "no {suite} data; looked in:{}\nGive the file with --data, or a copy of the data \
+         directory with --data-dir (or COLM_DATA, or data_dir under [eval] in a --config file). \
+         The {suite} data comes from {origin}.",
+        looked_list(.looked)
+    )]
+    NotFound {
+        /// The suite.
+        suite: &'static str,
+        /// Each place looked, and why it was looked at.
+        looked: Vec<String>,
+        /// The public release of the data.
+        origin: &'static str,
+    },
+}
+
+fn looked_list(looked: &[String]) -> String {
+    looked.iter().map(|l| format!("\n  - {l}")).collect()
 }
 
 impl LoadError {
@@ -276,4 +353,53 @@ pub(crate) fn test_data(rel: &str) -> std::path::PathBuf {
     let root = std::env::var("COLM_DATA")
         .unwrap_or_else(|_| format!("{}/../../../shared/data", env!("CARGO_MANIFEST_DIR")));
     Path::new(&root).join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_found_in_the_first_directory_that_holds_it() {
+        let shared = test_data("");
+        let empty = tempfile::tempdir().unwrap();
+        let dirs = [
+            ("an empty one".to_owned(), empty.path().to_path_buf()),
+            ("the shared one".to_owned(), shared.clone()),
+        ];
+        for kind in [
+            SuiteKind::Gsm8k,
+            SuiteKind::Arc,
+            SuiteKind::Mmlu,
+            SuiteKind::Humaneval,
+            SuiteKind::MtBench,
+        ] {
+            assert_eq!(
+                kind.find_data(None, &dirs).unwrap(),
+                shared.join(kind.data_path())
+            );
+        }
+        // Nowhere: every place looked is named, with why, and the public source.
+        let err = SuiteKind::Gsm8k
+            .find_data(None, &dirs[..1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no gsm8k data"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{} (an empty one)",
+                empty.path().join("gsm8k/dev.jsonl").display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("openai/grade-school-math"), "{err}");
+        assert!(err.contains("--data-dir") && err.contains("COLM_DATA"), "{err}");
+        // An explicit file that is not there is not looked for elsewhere.
+        let err = SuiteKind::Arc
+            .find_data(Some(Path::new("/nonexistent/arc.jsonl")), &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/arc.jsonl (--data)"), "{err}");
+        assert!(!err.contains("the shared one"), "{err}");
+    }
 }

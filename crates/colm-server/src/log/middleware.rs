@@ -1,6 +1,7 @@
 //! The recorder: a record id for every served request ([`super::RECORD_HEADER`]), and the
 //! record written once the response has been sent ([`record`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -23,15 +24,22 @@ fn new_id() -> String {
 }
 
 /// The record of the request being served, filled by its handler (a request extension);
-/// [`Recorder::active`] when a log is kept (else it only carries the record id).
+/// [`Recorder::active`] when a log is kept (else it only carries the record id); its texts are
+/// left out when the request asked so ([`Recorder::forget_texts`]).
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Interaction>>, bool);
+pub struct Recorder(Arc<Mutex<Interaction>>, bool, Arc<AtomicBool>);
 
 impl Recorder {
     /// Whether the record will be written (a log is kept): handlers gather what they fill in
     /// only then.
     pub fn active(&self) -> bool {
         self.1
+    }
+
+    /// Keeps the record without its texts ([`Interaction::without_texts`]): the request said
+    /// `store: false`.
+    pub fn forget_texts(&self) {
+        self.2.store(true, Ordering::Relaxed);
     }
 
     /// Fills in what the handler knows (model, strategy, tokens, texts, …).
@@ -144,6 +152,9 @@ impl Drop for Finish {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        if self.recorder.2.load(Ordering::Relaxed) {
+            r = r.without_texts();
+        }
         r.latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         self.log.append_later(r);
     }
@@ -167,6 +178,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
             ..Interaction::default()
         })),
         state.log().is_some(),
+        Arc::default(),
     );
     request.extensions_mut().insert(recorder.clone());
     let mut response = next.run(request).await;

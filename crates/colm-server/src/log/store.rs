@@ -259,12 +259,11 @@ impl InteractionLog {
     /// Database errors (a record id used twice among them).
     pub async fn append(&self, r: &Interaction) -> Result<(), LogError> {
         let keep = self.texts && !r.sensitive;
-        let mut r = r.clone();
-        if !keep {
-            r.query = None;
-            r.answer = None;
-            r.transcript = r.transcript.map(colm_core::Transcript::without_texts);
-        }
+        let r = if keep {
+            r.clone()
+        } else {
+            r.clone().without_texts()
+        };
         let c = Columns::of(&r);
         let transcript = r
             .transcript

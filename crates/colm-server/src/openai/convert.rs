@@ -69,7 +69,7 @@ pub fn to_core(
             return Err(ApiError::invalid(
                 format!(
                     "`messages[{i}].{name}` is not supported by this server (message fields: \
-                     role, content, tool_calls, tool_call_id)"
+                     role, content, name, tool_calls, tool_call_id)"
                 ),
                 Some("messages"),
             ));
@@ -168,6 +168,7 @@ pub fn to_core(
                 .collect(),
             tool_call_id: m.tool_call_id.clone(),
             images,
+            name: m.name.clone(),
         });
     }
     let temperature = req.temperature.unwrap_or(0.0);
@@ -237,11 +238,26 @@ pub fn to_core(
             }
         }),
     };
+    let repeat_penalty = match (req.repeat_penalty, req.repetition_penalty) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid(
+                format!(
+                    "repeat_penalty ({a}) and repetition_penalty ({b}) are one setting under two \
+                     names; give one"
+                ),
+                Some("repetition_penalty"),
+            ))
+        }
+        (a, b) => a.or(b).unwrap_or(1.0),
+    };
     let (tools, tool_choice) = tools_of(req)?;
     let params = SamplingParams {
         max_tokens,
         temperature,
         top_p,
+        top_k: req.top_k.unwrap_or(0),
+        min_p: req.min_p.unwrap_or(0.0),
+        repeat_penalty,
         // OpenAI seeds are 64-bit; llama.cpp's are 32-bit: keep the low bits.
         seed: req.seed.map_or(0, |s| s as u32),
         stop,
@@ -256,9 +272,14 @@ pub fn to_core(
         tools,
         tool_choice,
     };
-    params
-        .check_ranges()
-        .map_err(|(field, message)| ApiError::invalid(message, Some(field)))?;
+    params.check_ranges().map_err(|(field, message)| {
+        // The penalty is named as the request gave it.
+        let field = match field {
+            "repeat_penalty" if req.repeat_penalty.is_none() => "repetition_penalty",
+            f => f,
+        };
+        ApiError::invalid(message.replace("repeat_penalty", field), Some(field))
+    })?;
     Ok((messages, params))
 }
 

@@ -30,7 +30,9 @@ use crate::images::ImageLimits;
 use crate::log::{Recorder, Served};
 use crate::AppState;
 
+pub mod completions;
 mod convert;
+pub mod embeddings;
 #[cfg(test)]
 mod tests;
 
@@ -60,9 +62,22 @@ pub const FALLBACK_HEADER: &str = "x-colm-fallback";
     summary = "Hosted models (names and aliases)",
     responses((status = 200, description = "The model list", body = ModelList), ErrorResponses))]
 pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
-    let models = state
-        .hosted()
-        .map(|(id, m)| (id.clone(), served_by(m.as_ref())));
+    let chat = state.hosted().map(|(id, m)| {
+        let colm = served_by(m.as_ref()).map(|strategy| colm_api::openai::ModelExtension {
+            strategy: Some(strategy),
+            dimensions: None,
+        });
+        (id.clone(), colm)
+    });
+    let embedding = state.embedders().map(|(id, e)| {
+        let colm = colm_api::openai::ModelExtension {
+            strategy: None,
+            dimensions: Some(e.dimensions()),
+        };
+        (id.clone(), Some(colm))
+    });
+    let mut models: Vec<_> = chat.chain(embedding).collect();
+    models.sort_by(|a, b| a.0.cmp(&b.0));
     Json(ModelList::new(models, state.created()))
 }
 
@@ -246,6 +261,9 @@ async fn handle(
     let n = req.n.unwrap_or(1);
     let estimate = bytes_in as u64 / 4 + u64::from(params.max_tokens) * u64::from(n);
     let charge = Charge::reserve(&state, &req.model, estimate).await?;
+    if let (Some(recorder), Some(false)) = (&recorder, req.store) {
+        recorder.forget_texts();
+    }
     let log = recorder.map(|recorder| ChatLog {
         recorder,
         model: req.model.clone(),
