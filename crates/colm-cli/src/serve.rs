@@ -588,7 +588,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let ids: Vec<String> = ids.into_iter().chain(args.embedding_models.iter().cloned()).collect();
+    let ids: Vec<String> = ids
+        .into_iter()
+        .chain(args.embedding_models.iter().cloned())
+        .collect();
     println!(
         "colm serve: listening on http://{addr} (models: {})",
         ids.join(", ")

@@ -34,7 +34,9 @@ async fn openai_sdk_and_langchain_use_embeddings_completions_and_their_fields() 
     let out = tokio::process::Command::new(&python)
         .arg(format!("{root}/tests/sdk/openai_dropin.py"))
         .args([&server.base, "small", "all-minilm-l6-v2"])
-        .arg(format!("{root}/tests/fixtures/embeddings/all-minilm-l6-v2.json"))
+        .arg(format!(
+            "{root}/tests/fixtures/embeddings/all-minilm-l6-v2.json"
+        ))
         .output()
         .await
         .unwrap();

@@ -38,9 +38,9 @@ pub mod vertical;
 
 pub use invalid::Invalid;
 pub use model::{
-    cosine, ChatMessage, ChatModel, Completion, EmbeddingModel, Embeddings, FinishReason, Meter, ModelError, PromptReuse,
-    ResidencyOutcome, ResponseFormat, Role, SamplingParams, StreamEvent, Timings, TokenLogprob,
-    Tool, ToolCall, ToolChoice, TopLogprob, Transcript, TranscriptStep, Usage, WireStats,
-    DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
+    cosine, ChatMessage, ChatModel, Completion, EmbeddingModel, Embeddings, FinishReason, Meter,
+    ModelError, PromptReuse, ResidencyOutcome, ResponseFormat, Role, SamplingParams, StreamEvent,
+    Timings, TokenLogprob, Tool, ToolCall, ToolChoice, TopLogprob, Transcript, TranscriptStep,
+    Usage, WireStats, DEFAULT_MAX_TOKENS, MAX_TOP_LOGPROBS, PENALTY_LAST_N,
 };
 pub use query::Query;

@@ -170,14 +170,14 @@ impl Embedder {
         let mut prompt_tokens = 0;
         for (b, batch) in inputs.chunks(BATCH).enumerate() {
             let texts: Vec<&str> = batch.iter().map(AsRef::as_ref).collect();
-            let encodings = self
-                .0
-                .tokenizer
-                .encode_batch(texts, true)
-                .map_err(|e| EmbedError::Tokenize {
-                    index: b * BATCH,
-                    reason: e.to_string(),
-                })?;
+            let encodings =
+                self.0
+                    .tokenizer
+                    .encode_batch(texts, true)
+                    .map_err(|e| EmbedError::Tokenize {
+                        index: b * BATCH,
+                        reason: e.to_string(),
+                    })?;
             let rows = encodings.len();
             let width = encodings.first().map_or(0, |e| e.get_ids().len());
             let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
@@ -185,7 +185,11 @@ impl Embedder {
                 ids.extend_from_slice(e.get_ids());
                 types.extend_from_slice(e.get_type_ids());
                 mask.extend_from_slice(e.get_attention_mask());
-                prompt_tokens += e.get_attention_mask().iter().map(|&m| u64::from(m)).sum::<u64>();
+                prompt_tokens += e
+                    .get_attention_mask()
+                    .iter()
+                    .map(|&m| u64::from(m))
+                    .sum::<u64>();
             }
             let tensor =
                 |v: Vec<u32>| Tensor::from_vec(v, (rows, width), &Device::Cpu).map_err(inference);
@@ -257,7 +261,9 @@ mod tests {
     fn pooling_averages_the_masked_tokens_and_normalises() {
         // Two rows of three tokens, two dims; the second row's last token is padding.
         let hidden = Tensor::from_vec(
-            vec![1f32, 0., 3., 0., 2., 0., /* row 2 */ 0., 1., 0., 3., 100., 100.],
+            vec![
+                1f32, 0., 3., 0., 2., 0., /* row 2 */ 0., 1., 0., 3., 100., 100.,
+            ],
             (2, 3, 2),
             &Device::Cpu,
         )

@@ -6,7 +6,11 @@ use colm_embed::Embedder;
 use colm_models::{embedders, Cache, PullOptions};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
@@ -21,7 +25,13 @@ fn vectors_match_sentence_transformers() {
     let entry = embedders::find(fixture["model"].as_str().unwrap()).unwrap();
     let cache = Cache::in_home(std::env::var_os("COLM_HOME").map(Into::into)).unwrap();
     let dir = cache
-        .ensure_embedder(entry, &PullOptions { progress: false, ..PullOptions::default() })
+        .ensure_embedder(
+            entry,
+            &PullOptions {
+                progress: false,
+                ..PullOptions::default()
+            },
+        )
         .unwrap();
     let embedder = Embedder::load(&dir, entry).unwrap();
     let sentences: Vec<String> = fixture["sentences"]
@@ -43,10 +53,17 @@ fn vectors_match_sentence_transformers() {
         let alone = embedder.embed(&sentences[i..=i]).unwrap();
         let c = cosine(&alone.vectors[0], theirs);
         assert!(c >= 0.999, "sentence {i} alone: cosine {c}");
-        let norm: f64 = ours.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let norm: f64 = ours
+            .iter()
+            .map(|x| f64::from(*x).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
     }
-    eprintln!("lowest cosine to sentence-transformers over {} sentences: {lowest:.7}", sentences.len());
+    eprintln!(
+        "lowest cosine to sentence-transformers over {} sentences: {lowest:.7}",
+        sentences.len()
+    );
     // The long sentence is read up to the model's 256 tokens (and matched the reference, which
     // sentence-transformers cut there too); the tokens read are counted after the cut.
     let long = sentences.last().unwrap();

@@ -187,7 +187,11 @@ pub(crate) fn prepare(
             }
             validate(&[ChatMessage::user(prompt.as_str())], params)
                 .map_err(ModelError::InvalidRequest)?;
-            return fit(model.vocab().tokenize(prompt.as_bytes(), true, true), params, n_ctx_seq);
+            return fit(
+                model.vocab().tokenize(prompt.as_bytes(), true, true),
+                params,
+                n_ctx_seq,
+            );
         }
     };
     validate(messages, params).map_err(ModelError::InvalidRequest)?;
@@ -215,7 +219,11 @@ pub(crate) fn prepare(
             .map_err(inference("chat template"))?;
         (prompt, true)
     };
-    fit(vocab.tokenize(prompt.as_bytes(), add_bos, true), params, n_ctx_seq)
+    fit(
+        vocab.tokenize(prompt.as_bytes(), add_bos, true),
+        params,
+        n_ctx_seq,
+    )
 }
 
 /// `tokens` when they and `max_tokens` fit a sequence of `n_ctx_seq` tokens.

