@@ -17,7 +17,7 @@ source bench/lib/common.sh
 clients="${CLIENTS:-100}"; questions="${QUESTIONS:-10}"; max_tokens="${MAX_TOKENS:-128}"
 reps="${REPS:-2}"; model="${SERVER:-qwen2.5-coder-1.5b-instruct}"
 data="${DATA:-../shared/data/gsm8k/dev.jsonl}"
-scripts/setup
+scripts/setup --tests  # redis-server
 python3 -c 'import httpx' 2>/dev/null || pip install -q httpx
 cargo build --release -q -p colm-cli
 colm=target/release/colm

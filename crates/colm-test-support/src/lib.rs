@@ -5,7 +5,7 @@
 //! - [`LocalPostgres`]: a PostgreSQL server in a fresh data directory (Debian package
 //!   `postgresql`).
 //!
-//! `scripts/setup` installs both packages.
+//! `scripts/setup --tests` installs both packages.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
