@@ -167,9 +167,22 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .iter()
         .map(|w| WriterSpec::parse(w).map_err(|e| anyhow::anyhow!("--writer {w}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut specs: Vec<&str> = args.clients.iter().map(String::as_str).collect();
-    specs.push(&args.server);
-    specs.extend(writer_specs.iter().map(|w| w.model.as_str()));
+    // Only the models the strategy calls are loaded (`local` never loads the server model).
+    let calls = match &router {
+        Some(_) => colm_core::strategy::Calls {
+            clients: true,
+            server: true,
+        },
+        None => args.strategy.calls(),
+    };
+    let mut specs: Vec<&str> = Vec::new();
+    if calls.clients {
+        specs.extend(args.clients.iter().map(String::as_str));
+    }
+    if calls.server {
+        specs.push(&args.server);
+        specs.extend(writer_specs.iter().map(|w| w.model.as_str()));
+    }
     let opts = LoadOptions {
         engine: args.engine.clone(),
         max_queue: EngineConfig::default().max_queue,
@@ -178,15 +191,36 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let models = load_models(&specs, &opts).await?;
     let registry = crate::registry::Registry::new(&models);
     let get = |spec: &str| registry.get(spec);
-    let collaborators = registry.collaborators(&args.clients)?;
-    let server = get(&args.server)?;
-    let declared = writer_specs
-        .iter()
-        .map(|w| Ok(w.build(get(&w.model)?.model.clone())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let server_model: Arc<dyn ChatModel> = server.model.clone();
-    let writers = colm_spec.writers(&server_model, &declared);
-    colm::references::check_pool(&writers).map_err(anyhow::Error::msg)?;
+    let collaborators = if calls.clients {
+        registry.collaborators(&args.clients)?
+    } else {
+        Vec::new()
+    };
+    let server = if calls.server {
+        Some(get(&args.server)?)
+    } else {
+        None
+    };
+    let declared = if calls.server {
+        writer_specs
+            .iter()
+            .map(|w| Ok(w.build(get(&w.model)?.model.clone())))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    if let Some(server) = &server {
+        let server_model: Arc<dyn ChatModel> = server.model.clone();
+        let writers = colm_spec.writers(&server_model, &declared);
+        colm::references::check_pool(&writers).map_err(anyhow::Error::msg)?;
+    }
+    // Past the single-model strategies, every strategy calls the server.
+    let server_model = || {
+        server
+            .as_ref()
+            .map(|s| s.model.clone())
+            .context("this strategy calls the server model")
+    };
     let params = SamplingParams {
         max_tokens: args.max_tokens,
         temperature: args.temperature,
@@ -221,10 +255,14 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             ),
             (other, None) => other.name(),
         };
+        let server = server.as_ref().map_or("(not called)", |s| s.model.name());
+        let clients = if clients.is_empty() {
+            "(not called)".to_owned()
+        } else {
+            clients.join(", ")
+        };
         println!(
-            "colm ask · clients {} · server {} · {shape} · {}",
-            clients.join(", "),
-            server.model.name(),
+            "colm ask · clients {clients} · server {server} · {shape} · {}",
             colm_engine::build_info()
         );
         println!("\nQuery: {query}");
@@ -238,7 +276,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
             file,
             &query,
             local,
-            server.model.clone(),
+            server_model()?,
             &config.client_params,
             output,
         )
@@ -246,7 +284,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     }
     if let StrategySpec::Local | StrategySpec::Server = args.strategy {
         let model: Arc<dyn ChatModel> = match args.strategy {
-            StrategySpec::Server => server.model.clone(),
+            StrategySpec::Server => server_model()?,
             _ => collaborators
                 .first()
                 .map(|c| c.model.clone())
@@ -312,7 +350,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     };
     let parts = Parts {
         clients: &collaborators,
-        server: server.model.clone(),
+        server: server_model()?,
         writers: &declared,
         store: None,
         router: RouterConfig::default(),

@@ -205,6 +205,40 @@ fn the_strategy_text_form_runs_pools_and_single_models() {
 }
 
 #[test]
+fn a_strategy_loads_only_the_models_it_calls() {
+    let question = gsm8k_question(2);
+    // A model that cannot load is no error where it is not called.
+    let missing = "/nonexistent/never-loaded.gguf";
+    let local = ask(&[
+        "--strategy",
+        "local",
+        "--server",
+        missing,
+        "--max-tokens",
+        "8",
+        &question,
+    ]);
+    assert_eq!(local["model"], "qwen2.5-coder-0.5b-instruct");
+    let server = ask(&[
+        "--strategy",
+        "server",
+        "--client",
+        missing,
+        "--max-tokens",
+        "8",
+        &question,
+    ]);
+    assert_eq!(server["model"], "qwen2.5-coder-1.5b-instruct");
+    // Where it is called, it is one.
+    let out = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(["ask", "--strategy", "colm", "--server", missing, &question])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(missing));
+}
+
+#[test]
 fn server_selects_top_k_among_two_clients() {
     let question = first_gsm8k_question();
     let rec = ask(&[

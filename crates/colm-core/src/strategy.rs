@@ -55,6 +55,39 @@ pub enum StrategySpec {
     Cascade(CascadeSpec),
 }
 
+/// Which of a run's models a strategy calls, so that a command loads only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calls {
+    /// The client model(s).
+    pub clients: bool,
+    /// The server model (and declared reference writers).
+    pub server: bool,
+}
+
+impl StrategySpec {
+    /// The models it calls: `local` the client alone, `server` the server alone, the others
+    /// both (CoLM's drafts and references, the horizontal strategies' client and server
+    /// agents, the cascade's device model and escalation target).
+    pub fn calls(&self) -> Calls {
+        match self {
+            StrategySpec::Local => Calls {
+                clients: true,
+                server: false,
+            },
+            StrategySpec::Server => Calls {
+                clients: false,
+                server: true,
+            },
+            StrategySpec::Colm(_) | StrategySpec::Horizontal(_) | StrategySpec::Cascade(_) => {
+                Calls {
+                    clients: true,
+                    server: true,
+                }
+            }
+        }
+    }
+}
+
 /// The options of a `cascade` strategy (text keys `tau`, `agree`, `share`, `to`; at least one
 /// of `tau` and `agree`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
