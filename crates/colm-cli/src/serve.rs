@@ -15,6 +15,8 @@ use colm_core::vertical::RouterConfig;
 use colm_core::ChatModel;
 use colm_remote::{RemoteChat, Replicas, Upstream};
 
+use colm_core::colm::paraphrase::ParaphraseStore;
+use colm_core::colm::references::ReferenceStore;
 use colm_server::auth::AuthConfig;
 use colm_server::origin::HostPolicy;
 use colm_server::store::{GuidanceStore, SharedReferences};
@@ -145,6 +147,14 @@ pub struct ServeArgs {
     /// `colm` alike (what reads a client's draft is never shared).
     #[arg(long)]
     pub share_ttl: Option<u64>,
+    /// Share references between paraphrases too: a question whose nearest stored question
+    /// (cosine of their embeddings) is at least SIMILARITY, in (0, 1], and has the same
+    /// numbers, quoted strings and names, is served that question's references
+    /// (`colm_core::colm::paraphrase`). Embeds with the first --embedding-model (default
+    /// all-minilm-l6-v2).
+    #[arg(long, value_name = "SIMILARITY", requires = "share_ttl",
+          value_parser = similarity)]
+    pub share_paraphrases: Option<f32>,
     /// SQLite file of shared references (default: `$COLM_HOME/guidance.sqlite`).
     #[arg(long, requires = "share_ttl", conflicts_with = "state")]
     pub store: Option<PathBuf>,
@@ -352,6 +362,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, _) => None,
     };
+    let mut embedders = Vec::new();
+    for name in &args.embedding_models {
+        embedders.push(crate::load::load_embedder(name).await?);
+    }
+    // The store the collaborations read and write: the shared references, or a paraphrase
+    // index over them.
+    let guidance_store: Option<Arc<dyn ReferenceStore>> = match (&store, args.share_paraphrases) {
+        (Some(shared), Some(similarity)) => {
+            let embedder = match embedders.first() {
+                Some(e) => e.clone(),
+                None => crate::load::load_embedder(DEFAULT_EMBEDDER).await?,
+            };
+            eprintln!(
+                "sharing references between paraphrases (cosine ≥ {similarity} with {}, same \
+                 numbers, quotes and names)",
+                embedder.name()
+            );
+            Some(Arc::new(ParaphraseStore::new(
+                shared.clone(),
+                embedder,
+                similarity,
+            )))
+        }
+        (Some(shared), None) => Some(shared.clone() as Arc<dyn ReferenceStore>),
+        (None, _) => None,
+    };
     let upstreams = args
         .upstreams
         .iter()
@@ -502,9 +538,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 clients: &collaborators,
                 server: server.model.clone(),
                 writers: &writers,
-                store: store
-                    .clone()
-                    .map(|s| s as Arc<dyn colm_core::colm::references::ReferenceStore>),
+                store: guidance_store.clone(),
                 router: router.clone(),
                 ledger: redis
                     .as_ref()
@@ -563,12 +597,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store,
     )
     .with_writers(writers)?
-    .with_other_names(other_names)?;
-    let mut embedders = Vec::new();
-    for name in &args.embedding_models {
-        embedders.push(crate::load::load_embedder(name).await?);
-    }
-    let state = state.with_embedders(embedders)?;
+    .with_other_names(other_names)?
+    .with_embedders(embedders)?;
+    let state = match guidance_store {
+        Some(s) => state.with_reference_store(s)?,
+        None => state,
+    };
     let state = match redis {
         Some(r) => state.with_shared_state(r)?,
         None => state,
@@ -599,6 +633,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     colm_server::serve(listener, state).await?;
     Ok(())
+}
+
+/// The embedding model paraphrase sharing loads when no --embedding-model is given.
+const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
+
+/// A cosine similarity threshold in (0, 1].
+fn similarity(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
+        _ => Err(format!("a cosine similarity in (0, 1], got {s:?}")),
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::query::Query;
 mod choose;
 pub mod config;
 pub mod guide;
+pub mod paraphrase;
 pub mod record;
 pub mod references;
 pub mod round;

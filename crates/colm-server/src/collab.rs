@@ -43,7 +43,7 @@ use colm_api::collab::{GuidanceRequest, GuidanceResponse, SentReference};
 pub use colm_api::collab::{MAX_DRAFTS, MAX_REFS};
 use colm_api::openai::CompletionUsage;
 use colm_core::colm::guide::{Ask, Guide, InProcess};
-use colm_core::colm::references::{self, References};
+use colm_core::colm::references::References;
 use colm_core::colm::{ColmConfig, Contribution, Step, StepOutcome};
 use colm_core::guidance::GuidanceMode;
 use colm_core::options::GuidanceOptions;
@@ -267,9 +267,7 @@ pub async fn produce(
         server_params: spec.params.clone(),
         ..ColmConfig::default()
     });
-    let store = state
-        .shared_references()
-        .map(|s| s.as_ref() as &dyn references::ReferenceStore);
+    let store = state.reference_store();
     // Without declared writers, `refs` > 1 references come from the aggregating model as the
     // strategies' pool `seeds` draws them (greedy, then sampled with seeds 1, 2, …).
     let pooled = match (state.writers(), &aggregator) {

@@ -249,6 +249,9 @@ struct Inner {
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
     store: Option<Arc<store::SharedReferences>>,
+    /// What collaborations read and write shared references through: `store`, or an index
+    /// over it ([`AppState::with_reference_store`]).
+    reference_store: Option<Arc<dyn colm_core::colm::references::ReferenceStore>>,
     log: Option<Arc<log::InteractionLog>>,
     writers: Vec<colm_core::colm::references::ReferenceWriter>,
     auth: Option<auth::Auth>,
@@ -303,6 +306,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
             store,
+            reference_store: None,
             log: None,
             writers: Vec::new(),
             auth: config.auth.clone().map(auth::Auth::new),
@@ -351,6 +355,32 @@ impl AppState {
             Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("the interaction log"))?;
         inner.log = Some(Arc::new(log));
         Ok(self)
+    }
+
+    /// The same state sharing references through `store` (a paraphrase index over the shared
+    /// references, `colm_core::colm::paraphrase::ParaphraseStore`) rather than the shared
+    /// references themselves.
+    ///
+    /// # Errors
+    /// When the state was already cloned (call it right after construction).
+    pub fn with_reference_store(
+        mut self,
+        store: Arc<dyn colm_core::colm::references::ReferenceStore>,
+    ) -> Result<Self, SetupError> {
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or(SetupError::AlreadyShared("the reference store"))?;
+        inner.reference_store = Some(store);
+        Ok(self)
+    }
+
+    /// Where collaborations share references: the paraphrase index when one is set, else the
+    /// shared references; `None` when nothing is shared.
+    pub fn reference_store(&self) -> Option<&dyn colm_core::colm::references::ReferenceStore> {
+        match (&self.0.reference_store, &self.0.store) {
+            (Some(s), _) => Some(s.as_ref()),
+            (None, Some(s)) => Some(s.as_ref()),
+            (None, None) => None,
+        }
     }
 
     /// The same state serving `embedders` at `POST /v1/embeddings`, each under its name.
