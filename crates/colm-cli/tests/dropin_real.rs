@@ -52,3 +52,51 @@ async fn openai_sdk_and_langchain_use_embeddings_completions_and_their_fields() 
         "{stdout}"
     );
 }
+
+/// `--share-paraphrases`: a paraphrase of a stored question is served its references; a
+/// near-duplicate with a number changed is not, however similar its vector.
+#[tokio::test]
+async fn paraphrases_share_references_and_changed_numbers_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("guidance.sqlite");
+    let server = common::start(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        "qwen2.5-coder-0.5b-instruct=small",
+        "--share-ttl",
+        "600",
+        "--store",
+        store.to_str().unwrap(),
+        "--share-paraphrases",
+        "0.8",
+        "--default-max-tokens",
+        "16",
+    ]);
+    let client = reqwest::Client::new();
+    let ask = |query: &str| {
+        let (client, url) = (client.clone(), format!("{}/v1/colm/guidance", server.base));
+        let body = serde_json::json!({"model": "small", "query": query}).to_string();
+        async move {
+            let (status, text) = common::post(&client, &url, body).await;
+            assert_eq!(status, 200, "{text}");
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        }
+    };
+    let original = "A robe takes 2 bolts of blue fiber and half that much white fiber. How many \
+                    bolts in total does it take?";
+    let first = ask(original).await;
+    assert_eq!(first["shared"], false);
+    let paraphrase = "How many bolts in total does a robe take if it needs 2 bolts of blue fiber \
+                      and half that much white fiber?";
+    let second = ask(paraphrase).await;
+    assert_eq!(second["shared"], true, "{second}");
+    assert_eq!(second["guidance"], first["guidance"]);
+    assert!(second["usage"].is_null());
+    let changed = "A robe takes 3 bolts of blue fiber and half that much white fiber. How many \
+                   bolts in total does it take?";
+    let third = ask(changed).await;
+    assert_eq!(third["shared"], false, "{third}");
+    assert!(third["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
