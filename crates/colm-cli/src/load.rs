@@ -56,6 +56,32 @@ pub struct EngineArgs {
     /// opts one request out.
     #[arg(long, value_enum)]
     pub prompt_cache: Option<colm_core::PromptReuse>,
+    /// Chat template of the models given as `.gguf` paths (catalog models keep theirs): one of
+    /// llama.cpp's built-in names (`chatml`, `llama3`, `gemma`, `mistral-v7`, `phi3`, …) or a
+    /// Jinja file (read by llama.cpp's templater, which recognises the template family by its
+    /// markers; requests with tools are rendered by the file itself). Needed for a GGUF that
+    /// has none; overrides the GGUF's own otherwise.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub chat_template: Option<String>,
+}
+
+impl EngineArgs {
+    /// The template `--chat-template` gives: a file's text, or the name.
+    ///
+    /// # Errors
+    /// A path-looking value (with a `/` or a `.jinja` ending) that cannot be read.
+    fn template(&self) -> anyhow::Result<Option<String>> {
+        let Some(t) = &self.chat_template else {
+            return Ok(None);
+        };
+        let path = std::path::Path::new(t);
+        if path.is_file() || t.contains('/') || t.ends_with(".jinja") {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--chat-template: cannot read {t}"))?;
+            return Ok(Some(text));
+        }
+        Ok(Some(t.clone()))
+    }
 }
 
 /// Pulls (if needed) and loads the catalog embedding model `name` (its vectors served at
@@ -127,10 +153,11 @@ pub async fn load_models(
     // Models load one after the other: loading is I/O and memory bound, and parallel loads
     // would only compete for the same cores.
     let mut out = BTreeMap::new();
+    let given = opts.engine.template()?;
     for (path, (r, specs)) in paths {
         let (template, description) = match &r {
             ModelRef::Catalog(e) => (e.chat_template.map(str::to_owned), e.description.to_owned()),
-            ModelRef::Path(p) => (None, format!("GGUF model {}", p.display())),
+            ModelRef::Path(p) => (given.clone(), format!("GGUF model {}", p.display())),
         };
         let config = EngineConfig {
             n_ctx: opts.engine.ctx,

@@ -204,6 +204,63 @@ fn the_strategy_text_form_runs_pools_and_single_models() {
     assert!(!single["completion"]["text"].as_str().unwrap().is_empty());
 }
 
+/// A GGUF without a chat template (gemma-3-270m's) runs with `--chat-template`: a llama.cpp
+/// built-in name or a Jinja file; without one, or with a name llama.cpp does not know, the
+/// error says what to give.
+#[test]
+fn any_gguf_runs_with_a_chat_template_named_or_from_a_file() {
+    let gguf = Command::new(env!("CARGO_BIN_EXE_colm"))
+        .args(["models", "path", "gemma-3-270m"])
+        .output()
+        .unwrap();
+    let gguf = String::from_utf8(gguf.stdout).unwrap().trim().to_owned();
+    let question = gsm8k_question(2);
+    let run = |extra: &[&str]| {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        Command::new(env!("CARGO_BIN_EXE_colm"))
+            .args(["ask", "--json", "--strategy", "local", "--client", &gguf])
+            .args(["--max-tokens", "8"])
+            .args(extra)
+            .arg(&question)
+            .output()
+            .unwrap()
+    };
+    let none = run(&[]);
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(err.contains("--chat-template NAME|FILE"), "{err}");
+    let named = run(&["--chat-template", "gemma"]);
+    assert!(
+        named.status.success(),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gemma.jinja");
+    std::fs::write(
+        &file,
+        "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}\
+         <end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}",
+    )
+    .unwrap();
+    let from_file = run(&["--chat-template", file.to_str().unwrap()]);
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    let a: Value = serde_json::from_slice(&named.stdout).unwrap();
+    let b: Value = serde_json::from_slice(&from_file.stdout).unwrap();
+    assert_eq!(
+        a["completion"]["text"], b["completion"]["text"],
+        "the same template"
+    );
+    let unknown = run(&["--chat-template", "no-such-template"]);
+    assert!(!unknown.status.success());
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("chat template no-such-template"), "{err}");
+}
+
 #[test]
 fn a_strategy_loads_only_the_models_it_calls() {
     let question = gsm8k_question(2);

@@ -43,7 +43,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::{LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use reuse::PromptCache;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,8 +58,10 @@ pub struct EngineConfig {
     pub n_batch: u32,
     /// Memory-map the GGUF file (faster load; file pages count in RSS).
     pub use_mmap: bool,
-    /// A llama.cpp built-in template name (`chatml`, `gemma`, `llama3`, …) to use instead of
-    /// the GGUF's own; required for models whose GGUF has none.
+    /// The chat template to use instead of the GGUF's own (required for a GGUF without one):
+    /// a llama.cpp built-in template name (`chatml`, `gemma`, `llama3`, …), or a Jinja
+    /// template's text — read by llama.cpp's templater, which recognises the template family by
+    /// its markers, and rendered with minijinja for requests with tools.
     pub chat_template: Option<String>,
     /// Requests that may wait for a free sequence; one more is refused with
     /// [`ModelError::Overloaded`] (at least 1).
@@ -121,8 +123,9 @@ pub enum EngineError {
     },
     /// The GGUF has no chat template and none was configured.
     #[error(
-        "model {path} has no chat template in its GGUF metadata; \
-         name one of llama.cpp's built-in templates (for example `chatml` or `gemma`)"
+        "model {path} has no chat template in its GGUF metadata; give one with \
+         --chat-template NAME|FILE: one of llama.cpp's built-in templates (for example \
+         `chatml`, `llama3`, `gemma`, `mistral-v7`, `phi3`) or a Jinja file"
     )]
     NoChatTemplate {
         /// The GGUF path.
@@ -444,18 +447,41 @@ fn engine_thread(
                 reason: e.to_string(),
             })?;
         let gguf = model.chat_template(None).ok();
-        let jinja = gguf.as_ref().and_then(|t| t.to_string().ok());
-        let (builtin, template_source) = match (&config.chat_template, gguf) {
-            (Some(t), _) => (
-                LlamaChatTemplate::new(t).map_err(|e| EngineError::Load {
-                    path: path.clone(),
-                    reason: format!("bad template name: {e}"),
-                })?,
-                t.clone(),
-            ),
-            (None, Some(t)) => (t, "gguf".to_owned()),
-            (None, None) => return Err(EngineError::NoChatTemplate { path: path.clone() }),
+        // A given Jinja template renders tools too; a name leaves that to the GGUF's.
+        let jinja = match &config.chat_template {
+            Some(t) if t.contains("{%") || t.contains("{{") => Some(t.clone()),
+            _ => gguf.as_ref().and_then(|t| t.to_string().ok()),
         };
+        let (builtin, template_source) =
+            match (&config.chat_template, gguf) {
+                (Some(t), _) => {
+                    let bad =
+                        |reason: String| EngineError::Load {
+                            path: path.clone(),
+                            reason: format!(
+                        "chat template {}: {reason} (give one of llama.cpp's built-in names, \
+                         such as chatml, llama3, gemma, mistral-v7, phi3, or a Jinja file of a \
+                         family llama.cpp recognises)",
+                        if t.len() > 40 { "from the file" } else { t.as_str() }
+                    ),
+                        };
+                    let template = LlamaChatTemplate::new(t).map_err(|e| bad(e.to_string()))?;
+                    // Tried once here, so that an unknown template fails the load, not a request.
+                    let probe = LlamaChatMessage::new("user".into(), "hi".into())
+                        .map_err(|e| bad(e.to_string()))?;
+                    model
+                        .apply_chat_template(&template, &[probe], true)
+                        .map_err(|e| bad(format!("llama.cpp cannot apply it ({e})")))?;
+                    let source = if t.len() > 40 {
+                        "jinja".to_owned()
+                    } else {
+                        t.clone()
+                    };
+                    (template, source)
+                }
+                (None, Some(t)) => (t, "gguf".to_owned()),
+                (None, None) => return Err(EngineError::NoChatTemplate { path: path.clone() }),
+            };
         let vocab = model.vocab();
         let text = |t: llama_cpp_2::token::LlamaToken| {
             vocab
