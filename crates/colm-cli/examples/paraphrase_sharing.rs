@@ -124,6 +124,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|");
     let mut false_shown = Vec::new();
+    let mut first = None;
+    let mut most_false = 0;
     for threshold in [0.80f32, 0.85, 0.90, 0.95] {
         let store = ParaphraseStore::new(Arc::new(Memory::default()), embedder.clone(), threshold);
         for q in &originals {
@@ -161,6 +163,19 @@ async fn main() -> anyhow::Result<()> {
             pct(alone, perturbed)
         );
         false_shown.extend(shown);
+        first.get_or_insert((threshold, right, alone));
+        most_false = most_false.max(false_shares);
+    }
+    if let Some((threshold, right, alone)) = first {
+        let faithful = paraphrases - differing.len();
+        println!(
+            "\nSummary: at similarity ≥ {threshold:.2}, {right} of {paraphrases} paraphrases by the \
+             server model share their original's references ({right} of the {faithful} that kept its \
+             numbers, quotes and names); false shares on near-duplicates with a number changed: at \
+             most {most_false} of {perturbed} at any threshold measured (goal: 0 on ≥ 200: {}); \
+             the embedding alone would share {alone} of them at {threshold:.2}.",
+            if most_false == 0 && perturbed >= 200 { "met" } else { "missed" }
+        );
     }
     if !false_shown.is_empty() {
         println!("\nFalse shares:\n\n{}", false_shown.join("\n"));
