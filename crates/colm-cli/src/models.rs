@@ -21,6 +21,13 @@ pub enum ModelsCommand {
         /// Catalog name.
         name: String,
     },
+    /// Remove models from the cache (a vision model's projector too); a model that is not
+    /// cached is said so, not an error.
+    Rm {
+        /// Catalog names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
@@ -58,6 +65,39 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     e.size_bytes() / 1_000_000,
                     format!("{} files", e.files.len()),
                 );
+            }
+            Ok(())
+        }
+        ModelsCommand::Rm { names } => {
+            for name in &names {
+                let removed = if let Some(e) = embedders::find(name) {
+                    let dir = cache.dir_of(e);
+                    dir.exists()
+                        .then(|| std::fs::remove_dir_all(&dir).map(|()| dir))
+                        .transpose()
+                } else {
+                    match ModelRef::parse(name)? {
+                        ModelRef::Catalog(e) => {
+                            let mut files = vec![cache.path_of(e)];
+                            files.extend(e.projector().map(|p| cache.path_of(p)));
+                            let mut gone = None;
+                            for f in files.into_iter().filter(|f| f.exists()) {
+                                std::fs::remove_file(&f)
+                                    .with_context(|| format!("cannot remove {}", f.display()))?;
+                                gone.get_or_insert(f);
+                            }
+                            Ok(gone)
+                        }
+                        ModelRef::Path(p) => {
+                            anyhow::bail!("{} is a file, not a catalog name", p.display())
+                        }
+                    }
+                }
+                .with_context(|| format!("cannot remove {name}"))?;
+                match removed {
+                    Some(path) => println!("removed {name}  {}", path.display()),
+                    None => println!("{name} is not cached"),
+                }
             }
             Ok(())
         }
