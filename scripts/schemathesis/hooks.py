@@ -2,7 +2,7 @@
 
 - Generated chat requests name a random model, which is a 404 (a documented answer, tested
   elsewhere) and never reaches a model; they are pointed at the model the test serves
-  (COLM_MODEL) so the fuzzing reaches real inference. Token limits are capped so a generated
+  (COLM_MODEL; an embeddings request, COLM_EMBEDDING_MODEL) so the fuzzing reaches real inference. Token limits are capped so a generated
   request cannot keep the model decoding for minutes. Both edits keep a valid request valid.
 - `accepts_valid_requests` replaces schemathesis' `positive_data_acceptance` (excluded by the
   run script) with one exception no static schema can state: a 400 `context_length_exceeded`
@@ -16,6 +16,7 @@ import os
 import schemathesis
 
 MODEL = os.environ.get("COLM_MODEL", "")
+EMBEDDING_MODEL = os.environ.get("COLM_EMBEDDING_MODEL", "")
 MAX_TOKENS = 8
 
 # Statuses a valid request may get: the built-in check's defaults, plus 408 (a session that
@@ -26,15 +27,16 @@ ACCEPTED = {401, 403, 404, 408, 409, 429}
 
 @schemathesis.hook
 def map_case(ctx, case):
-    case.body = shape(case.body)
+    embeddings = case.operation.path == "/v1/embeddings"
+    case.body = shape(case.body, EMBEDDING_MODEL if embeddings else MODEL)
     return case
 
 
-def shape(body):
+def shape(body, model):
     if not isinstance(body, dict):
         return body
-    if MODEL and isinstance(body.get("model"), str):
-        body["model"] = MODEL
+    if model and isinstance(body.get("model"), str):
+        body["model"] = model
     for key in ("max_tokens", "max_completion_tokens"):
         value = body.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_TOKENS:

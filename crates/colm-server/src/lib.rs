@@ -134,7 +134,11 @@ async fn health() -> Json<Health> {
 async fn openapi_json(State(state): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let doc = state.0.document.get_or_init(|| {
-        let caps = contract::Capabilities::of(&state.models_by_every_name());
+        let mut caps = contract::Capabilities::of(&state.models_by_every_name());
+        caps.embedders = state
+            .embedders()
+            .map(|(id, e)| (id.clone(), e.dimensions()))
+            .collect();
         serde_json::to_string_pretty(&contract::document(&caps)).unwrap_or_default()
     });
     (

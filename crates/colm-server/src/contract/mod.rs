@@ -62,6 +62,10 @@ pub struct Capabilities {
     /// Collaborations (strategies served as models): fields of one decoding (`n` > 1,
     /// `logprobs`, `logit_bias`, `response_format`, `tools`) do not apply to them.
     pub collaborations: Vec<String>,
+    /// Models that continue raw prompts (`POST /v1/completions`).
+    pub prompts: Vec<String>,
+    /// Embedding models (`POST /v1/embeddings`) and the length of their vectors.
+    pub embedders: Vec<(String, usize)>,
 }
 
 impl Capabilities {
@@ -82,6 +86,9 @@ impl Capabilities {
             }
             if !m.accepts_tools() {
                 caps.without_tools.push(id.clone());
+            }
+            if m.accepts_prompts() {
+                caps.prompts.push(id.clone());
             }
         }
         caps
@@ -318,6 +325,91 @@ pub fn document(caps: &Capabilities) -> Value {
         .and_then(Value::as_object_mut)
     {
         s.insert("allOf".into(), Value::Array(per_model));
+    }
+    // The repeat penalty under one name only.
+    let one_penalty_name = json!({"not": {"required": ["repeat_penalty", "repetition_penalty"]}});
+    if let Some(rules) = schemas
+        .get_mut("ChatCompletionRequest")
+        .and_then(|s| s.get_mut("allOf"))
+        .and_then(Value::as_array_mut)
+    {
+        rules.push(one_penalty_name.clone());
+    }
+    // Texts to continue or embed: a non-empty string, or a non-empty list of them (no token
+    // ids).
+    let texts = |max: usize| {
+        json!({"oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "maxItems": max,
+             "items": {"type": "string", "minLength": 1}}]})
+    };
+    schemas.insert("PromptInput".into(), texts(1 << 16));
+    schemas.insert(
+        "EmbeddingInput".into(),
+        texts(colm_api::openai::MAX_EMBEDDING_INPUTS),
+    );
+    // A model that takes it, or none at all (`false`: no request is valid).
+    let models_enum = |ids: Vec<&String>| {
+        if ids.is_empty() {
+            json!({"not": {}})
+        } else {
+            json!({"type": "string", "enum": ids})
+        }
+    };
+    set(
+        schemas,
+        "CompletionRequest/properties/model",
+        models_enum(caps.prompts.iter().collect()),
+    );
+    set(
+        schemas,
+        "CompletionRequest/properties/logit_bias",
+        json!({"propertyNames": {"type": "string", "pattern": "^\\+?[0-9]{1,9}$"},
+               "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}}),
+    );
+    let mut completion_rules = vec![
+        one_penalty_name,
+        // A stream: one prompt, one choice, no logprobs.
+        json!({"if": {"required": ["stream"], "properties": {"stream": {"const": true}}},
+               "then": {"properties": {
+                   "prompt": {"anyOf": [{"type": "string"}, {"type": "array", "maxItems": 1}]},
+                   "n": one_choice, "logprobs": {"type": "null"}}}}),
+        // `echo` with `logprobs`: the prompt's own are not computed.
+        json!({"if": {"required": ["echo"], "properties": {"echo": {"const": true}}},
+               "then": {"properties": {"logprobs": {"type": "null"}}}}),
+    ];
+    for (id, n) in &caps.vocab {
+        completion_rules.push(for_models(
+            std::slice::from_ref(id),
+            json!({"properties": {"logit_bias": {"propertyNames": {
+                "pattern": format!("^\\+?0*({})$", below(*n))}}}}),
+        ));
+    }
+    if let Some(s) = schemas
+        .get_mut("CompletionRequest")
+        .and_then(Value::as_object_mut)
+    {
+        s.insert("allOf".into(), Value::Array(completion_rules));
+    }
+    set(
+        schemas,
+        "EmbeddingRequest/properties/model",
+        models_enum(caps.embedders.iter().map(|(id, _)| id).collect()),
+    );
+    let dimensions: Vec<Value> = caps
+        .embedders
+        .iter()
+        .map(|(id, d)| {
+            json!({"if": {"required": ["model"], "properties": {"model": {"const": id}}},
+                   "then": {"properties": {"dimensions": {"anyOf": [
+                       {"type": "null"}, {"const": d}]}}}})
+        })
+        .collect();
+    if let Some(s) = schemas
+        .get_mut("EmbeddingRequest")
+        .and_then(Value::as_object_mut)
+    {
+        s.insert("allOf".into(), Value::Array(dimensions));
     }
     // Request integers read as u32 (utoipa writes them `int32`, which validators read as signed).
     for name in REQUEST_TYPES {

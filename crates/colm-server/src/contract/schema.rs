@@ -160,8 +160,12 @@ pub(super) fn closed(schema: &mut Value) {
 }
 
 /// The request body types and every type they use.
-pub(super) const REQUEST_TYPES: [&str; 19] = [
+pub(super) const REQUEST_TYPES: [&str; 23] = [
     "ChatCompletionRequest",
+    "CompletionRequest",
+    "PromptInput",
+    "EmbeddingRequest",
+    "EmbeddingInput",
     "RequestMessage",
     "Content",
     "ContentPart",

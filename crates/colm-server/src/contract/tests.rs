@@ -23,8 +23,23 @@ fn the_served_document_states_the_cross_field_rules() {
         without_tools: vec!["gemma".into()],
         vocab: vec![("gemma".into(), 262_144)],
         collaborations: vec!["colm".into()],
+        prompts: vec!["gemma".into()],
+        embedders: vec![("minilm".into(), 384)],
     };
     let doc = document(&caps);
+    // Text completions name a model that reads prompts; embeddings an embedding model, with
+    // its own length; texts are non-empty and never token ids.
+    let completions = doc["components"]["schemas"]["CompletionRequest"].clone();
+    assert_eq!(completions["properties"]["model"]["enum"], json!(["gemma"]));
+    let embeddings = doc["components"]["schemas"]["EmbeddingRequest"].clone();
+    assert_eq!(embeddings["properties"]["model"]["enum"], json!(["minilm"]));
+    assert_eq!(
+        embeddings["allOf"][0]["then"]["properties"]["dimensions"]["anyOf"][1]["const"],
+        384
+    );
+    let input = doc["components"]["schemas"]["EmbeddingInput"].clone();
+    assert_eq!(input["oneOf"][1]["items"]["minLength"], 1);
+    assert_eq!(input["oneOf"][1]["maxItems"], 2048);
     let schema = |name: &str| doc["components"]["schemas"][name].clone();
     let guidance = schema("GuidanceRequest");
     let rules = guidance["allOf"].as_array().unwrap();
@@ -77,7 +92,7 @@ fn the_served_document_states_the_cross_field_rules() {
             .as_array()
             .unwrap()
             .len(),
-        2
+        3
     );
     assert_eq!(schema("Stop")["oneOf"][1]["maxItems"], 4);
     assert_eq!(

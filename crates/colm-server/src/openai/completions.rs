@@ -54,29 +54,12 @@ pub async fn completions(
     }
 }
 
-/// The names of [`CompletionRequest`]'s fields, for the 400 of a field it does not have.
-fn supported_fields() -> Vec<String> {
-    use utoipa::openapi::{schema::Schema, RefOr};
-    match <CompletionRequest as utoipa::PartialSchema>::schema() {
-        RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The request's prompts and sampling parameters, checked.
 ///
 /// # Errors
 /// 400 naming the field at fault.
 fn read(req: &CompletionRequest) -> Result<(Vec<String>, SamplingParams), ApiError> {
-    if let Some(name) = req.unsupported.keys().next() {
-        return Err(ApiError::invalid(
-            format!(
-                "`{name}` is not supported by this server (supported fields: {})",
-                supported_fields().join(", ")
-            ),
-            Some(name),
-        ));
-    }
+    super::convert::refuse_unsupported::<CompletionRequest>(&req.unsupported)?;
     let prompts = match &req.prompt {
         PromptInput::One(p) => vec![p.clone()],
         PromptInput::Many(ps) => ps.clone(),
@@ -173,12 +156,7 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let mut req: CompletionRequest = parse_body(&state, "/v1/completions", body)?;
-    req.model = state
-        .hosted_id(&req.model)
-        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
-    let model = state
-        .model(&req.model)
-        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
+    let model = super::hosted(&state, &mut req.model)?;
     if !model.accepts_prompts() {
         return Err(ApiError::invalid(
             format!(

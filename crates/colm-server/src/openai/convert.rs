@@ -42,15 +42,7 @@ pub fn to_core(
             Some("messages"),
         ));
     }
-    if let Some(name) = req.unsupported.keys().next() {
-        return Err(ApiError::invalid(
-            format!(
-                "`{name}` is not supported by this server (supported fields: {})",
-                supported_fields().join(", ")
-            ),
-            Some(name),
-        ));
-    }
+    refuse_unsupported::<ChatCompletionRequest>(&req.unsupported)?;
     if req.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
         return Err(ApiError::invalid(
             format!("n must be in [1, {MAX_N}]"),
@@ -238,18 +230,14 @@ pub fn to_core(
             }
         }),
     };
-    let repeat_penalty = match (req.repeat_penalty, req.repetition_penalty) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::invalid(
-                format!(
-                    "repeat_penalty ({a}) and repetition_penalty ({b}) are one setting under two \
-                     names; give one"
-                ),
+    let repeat_penalty =
+        match (req.repeat_penalty, req.repetition_penalty) {
+            (Some(_), Some(_)) => return Err(ApiError::invalid(
+                "repeat_penalty and repetition_penalty are one setting under two names; give one",
                 Some("repetition_penalty"),
-            ))
-        }
-        (a, b) => a.or(b).unwrap_or(1.0),
-    };
+            )),
+            (a, b) => a.or(b).unwrap_or(1.0),
+        };
     let (tools, tool_choice) = tools_of(req)?;
     let params = SamplingParams {
         max_tokens,
@@ -364,18 +352,41 @@ fn tools_of(req: &ChatCompletionRequest) -> Result<(Vec<Tool>, ToolChoice), ApiE
 /// Most choices a request may ask for (`n`).
 pub const MAX_N: u32 = 8;
 
-/// The request fields the server honours (every other field is a 400 naming it): the
-/// properties of [`ChatCompletionRequest`]'s schema, so the OpenAPI document, the type and
-/// this list are one.
+/// The fields of a request body type `T` (its schema's properties): what the server honours,
+/// every other field being a 400 naming it — so the OpenAPI document, the type and this list
+/// are one.
+pub fn fields_of<T: utoipa::PartialSchema>() -> Vec<String> {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    match T::schema() {
+        RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The chat request's fields ([`fields_of`] [`ChatCompletionRequest`]), computed once.
 pub fn supported_fields() -> &'static [String] {
     static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    FIELDS.get_or_init(|| {
-        use utoipa::openapi::{schema::Schema, RefOr};
-        match <ChatCompletionRequest as utoipa::PartialSchema>::schema() {
-            RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
-    })
+    FIELDS.get_or_init(fields_of::<ChatCompletionRequest>)
+}
+
+/// The 400 for the first of `unsupported` (the fields a body of type `T` does not have),
+/// naming it and the fields `T` has.
+///
+/// # Errors
+/// That 400, when `unsupported` is not empty.
+pub fn refuse_unsupported<T: utoipa::PartialSchema>(
+    unsupported: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    match unsupported.keys().next() {
+        None => Ok(()),
+        Some(name) => Err(ApiError::invalid(
+            format!(
+                "`{name}` is not supported by this server (supported fields: {})",
+                fields_of::<T>().join(", ")
+            ),
+            Some(name),
+        )),
+    }
 }
 
 /// Checks the fields that apply to one kind of model only against the model asked for: a

@@ -43,16 +43,6 @@ pub async fn embeddings(
     }
 }
 
-/// The names of [`EmbeddingRequest`]'s fields (its schema's properties), for the 400 of a
-/// field it does not have.
-fn supported_fields() -> Vec<String> {
-    use utoipa::openapi::{schema::Schema, RefOr};
-    match <EmbeddingRequest as utoipa::PartialSchema>::schema() {
-        RefOr::T(Schema::Object(o)) => o.properties.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// The request's texts, checked: at least one, at most [`MAX_EMBEDDING_INPUTS`], none empty,
 /// no token ids.
 ///
@@ -94,15 +84,7 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<EmbeddingResponse, ApiError> {
     let req: EmbeddingRequest = parse_body(&state, "/v1/embeddings", body)?;
-    if let Some(name) = req.unsupported.keys().next() {
-        return Err(ApiError::invalid(
-            format!(
-                "`{name}` is not supported by this server (supported fields: {})",
-                supported_fields().join(", ")
-            ),
-            Some(name),
-        ));
-    }
+    super::convert::refuse_unsupported::<EmbeddingRequest>(&req.unsupported)?;
     let names: Vec<String> = state.embedders().map(|(n, _)| n.clone()).collect();
     let Some(model) = state.embedder(&req.model) else {
         if state.hosted_id(&req.model).is_some() {
@@ -141,14 +123,19 @@ async fn handle(
             .count_tokens(t)
             .map_err(|e| ApiError::invalid(format!("input[{i}]: {e}"), Some("input")))?;
         if n > limit && !req.truncate {
-            return Err(ApiError::invalid(
+            // OpenAI's code for an input over the model's limit.
+            let mut e = ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("context_length_exceeded"),
                 format!(
                     "input[{i}] is {n} tokens; `{}` reads at most {limit} (send `truncate: true` \
                      to read the first {limit})",
                     req.model
                 ),
-                Some("input"),
-            ));
+            );
+            e.param = Some("input".into());
+            return Err(e);
         }
         estimate += n.min(limit) as u64;
     }
@@ -220,6 +207,7 @@ mod tests {
         assert!(err.message.contains("got 0"), "{}", err.message);
         let err = texts(EmbeddingInput::Tokens(vec![serde_json::json!(1)])).unwrap_err();
         assert!(err.message.contains("token ids"), "{}", err.message);
-        assert!(supported_fields().contains(&"encoding_format".to_owned()));
+        assert!(super::super::convert::fields_of::<EmbeddingRequest>()
+            .contains(&"encoding_format".to_owned()));
     }
 }

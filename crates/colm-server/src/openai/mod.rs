@@ -227,13 +227,7 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let bytes_in = body.as_ref().map_or(0, Bytes::len);
     let mut req: ChatCompletionRequest = parse_body(&state, "/v1/chat/completions", body)?;
-    // Served, counted and logged under its hosted id, whichever name the request used.
-    req.model = state
-        .hosted_id(&req.model)
-        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
-    let model = state
-        .model(&req.model)
-        .ok_or_else(|| ApiError::model_not_found(&req.model, &state.model_ids()))?;
+    let model = hosted(&state, &mut req.model)?;
     let config = state.config();
     let limits = ImageLimits {
         max_bytes: config.max_image_bytes,
@@ -474,6 +468,20 @@ async fn handle(
         .into_response();
     response.extensions_mut().insert(Served);
     Ok(response)
+}
+
+/// The hosted model a request's `model` names, the name replaced by its hosted id: a request
+/// is served, counted and logged under that id, whichever name it used.
+///
+/// # Errors
+/// 404 `model_not_found` listing the hosted ids.
+fn hosted(state: &AppState, model: &mut String) -> Result<Arc<dyn colm_core::ChatModel>, ApiError> {
+    let found = state
+        .hosted_id(model)
+        .and_then(|id| state.model(&id).map(|m| (id, m)));
+    let (id, m) = found.ok_or_else(|| ApiError::model_not_found(model, &state.model_ids()))?;
+    *model = id;
+    Ok(m)
 }
 
 /// `c` with only its first tool call unless `parallel` (`parallel_tool_calls: false`).
