@@ -1,5 +1,6 @@
-//! Tests of the router as a whole: every documented operation is served, errors keep their
-//! shape.
+//! The server's tests as a whole: every documented operation is served, other names reach
+//! their hosted model, the documented limits are the enforced ones, each kind of body
+//! conforms to the document.
 
 use super::*;
 use colm_api::collab::{CreateSession, GuidanceRequest, SubmitDraft};
