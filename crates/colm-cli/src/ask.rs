@@ -168,12 +168,17 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         .map(|w| WriterSpec::parse(w).map_err(|e| anyhow::anyhow!("--writer {w}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Only the models the strategy calls are loaded (`local` never loads the server model).
+    let spec = match &args.strategy {
+        StrategySpec::Colm(_) => StrategySpec::Colm(colm_spec.clone()),
+        other => other.clone(),
+    };
     let calls = match &router {
         Some(_) => colm_core::strategy::Calls {
             clients: true,
             server: true,
+            embedder: false,
         },
-        None => args.strategy.calls(),
+        None => spec.calls(),
     };
     let mut specs: Vec<&str> = Vec::new();
     if calls.clients {
@@ -344,9 +349,9 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
     let live = crate::live::Live::new();
     let observer: Option<colm::StepObserver<'_>> = view.then_some(&live as _);
     // CoLM and the horizontal strategies: built from the spec as `colm serve` builds them.
-    let spec = match &args.strategy {
-        StrategySpec::Colm(_) => StrategySpec::Colm(colm_spec.clone()),
-        other => other.clone(),
+    let embedder = match calls.embedder {
+        true => Some(crate::load::load_embedder(colm_models::DEFAULT_EMBEDDER).await?),
+        false => None,
     };
     let parts = Parts {
         clients: &collaborators,
@@ -355,6 +360,7 @@ pub async fn run(args: AskArgs) -> anyhow::Result<()> {
         store: None,
         router: RouterConfig::default(),
         ledger: None,
+        embedder,
     };
     let strategy = spec
         .build(&spec.name(), parts)

@@ -296,10 +296,14 @@ pub async fn run(command: EvalCommand) -> anyhow::Result<()> {
         }))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let server: Arc<dyn ChatModel> = wrap(get(&args.server)?.model.clone());
+    let embedder = match specs.iter().any(|s| s.calls().embedder) {
+        true => Some(crate::load::load_embedder(colm_models::DEFAULT_EMBEDDER).await?),
+        false => None,
+    };
     let strategies = specs
         .iter()
         .map(|s| {
-            Strategy::new(s, &clients, server.clone())
+            Strategy::new(s, &clients, server.clone(), embedder.clone())
                 .map(Arc::new)
                 .map_err(anyhow::Error::msg)
         })

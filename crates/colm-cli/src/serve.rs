@@ -38,6 +38,8 @@ pub struct ServeArgs {
     pub models: Vec<String>,
     /// Catalog embedding model to serve at `POST /v1/embeddings` (`all-minilm-l6-v2`; pulled
     /// on first use); repeatable; in the TOML file `embedding_model = ["…"]` under `[serve]`.
+    /// The first is the one colm compares texts with (paraphrase sharing, `selector=embedding`
+    /// in the guidance API and the virtual models).
     #[arg(long = "embedding-model", value_name = "NAME")]
     pub embedding_models: Vec<String>,
     /// A model on an OpenAI-compatible endpoint to host as well,
@@ -150,8 +152,8 @@ pub struct ServeArgs {
     /// Share references between paraphrases too: a question whose nearest stored question
     /// (cosine of their embeddings) is at least SIMILARITY, in (0, 1], and has the same
     /// numbers, quoted strings and names, is served that question's references
-    /// (`colm_core::colm::paraphrase`). Embeds with the first --embedding-model (default
-    /// all-minilm-l6-v2).
+    /// (`colm_core::colm::paraphrase`). Embeds with the first --embedding-model (when none is
+    /// given, all-minilm-l6-v2 is loaded and served).
     #[arg(long, value_name = "SIMILARITY", requires = "share_ttl",
           value_parser = similarity)]
     pub share_paraphrases: Option<f32>,
@@ -366,14 +368,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for name in &args.embedding_models {
         embedders.push(crate::load::load_embedder(name).await?);
     }
+    // colm's own comparisons (paraphrases, the `embedding` selector) use the first embedding
+    // model, loaded (and served) when one is needed and none is named.
+    let selects_by_embedding = std::iter::once(&StrategySpec::Colm(colm_spec.clone()))
+        .chain(extra_strategies.iter().map(|(_, s)| s))
+        .any(|s| s.calls().embedder);
+    if embedders.is_empty() && (args.share_paraphrases.is_some() || selects_by_embedding) {
+        embedders.push(crate::load::load_embedder(colm_models::DEFAULT_EMBEDDER).await?);
+    }
+    let embedder = embedders.first().cloned();
+    let embedder_names: Vec<String> = embedders.iter().map(|e| e.name().to_owned()).collect();
     // The store the collaborations read and write: the shared references, or a paraphrase
     // index over them.
     let guidance_store: Option<Arc<dyn ReferenceStore>> = match (&store, args.share_paraphrases) {
         (Some(shared), Some(similarity)) => {
-            let embedder = match embedders.first() {
-                Some(e) => e.clone(),
-                None => crate::load::load_embedder(DEFAULT_EMBEDDER).await?,
-            };
+            let embedder = embedder.clone().context("an embedding model was loaded")?;
             eprintln!(
                 "sharing references between paraphrases (cosine ≥ {similarity} with {}, same \
                  numbers, quotes and names)",
@@ -540,6 +549,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 writers: &writers,
                 store: guidance_store.clone(),
                 router: router.clone(),
+                embedder: embedder.clone(),
                 ledger: redis
                     .as_ref()
                     .map(|r| Arc::new(r.ledger(id)) as Arc<dyn colm_core::vertical::TokenLedger>),
@@ -622,10 +632,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     let addr = listener.local_addr()?;
-    let ids: Vec<String> = ids
-        .into_iter()
-        .chain(args.embedding_models.iter().cloned())
-        .collect();
+    let ids: Vec<String> = ids.into_iter().chain(embedder_names).collect();
     println!(
         "colm serve: listening on http://{addr} (models: {})",
         ids.join(", ")
@@ -634,9 +641,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     colm_server::serve(listener, state).await?;
     Ok(())
 }
-
-/// The embedding model paraphrase sharing loads when no --embedding-model is given.
-const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
 
 /// A cosine similarity threshold in (0, 1].
 fn similarity(s: &str) -> Result<f32, String> {

@@ -24,7 +24,7 @@
 //! fails, or the server fails to produce guidance, [`run`] returns a [`ColmError`] that carries
 //! the partial record, so nothing computed is lost.
 
-use crate::model::ChatModel;
+use crate::model::{ChatModel, EmbeddingModel};
 use crate::query::Query;
 
 mod choose;
@@ -57,6 +57,8 @@ pub struct ServerSide<'a> {
     /// Where round 1's references and their synthesis are shared between requests asking the
     /// same question (`None`: written for this request alone).
     pub store: Option<&'a dyn ReferenceStore>,
+    /// The embedding model of the `embedding` selector of writers (`None`: not loaded).
+    pub embedder: Option<&'a dyn EmbeddingModel>,
 }
 
 /// Runs one CoLM collaboration on `query` with `server` as the aggregator and as the only
@@ -75,6 +77,7 @@ pub async fn run(
         aggregator: server,
         writers: &[],
         store: None,
+        embedder: None,
     };
     run_with(query, collaborators, side, config, Watch::steps(observer)).await
 }
@@ -103,6 +106,7 @@ pub async fn run_with(
         writers: server.writers,
         store: server.store,
         config,
+        embedder: server.embedder,
     };
     round::run(query, collaborators, &guide, config, None, watch).await
 }

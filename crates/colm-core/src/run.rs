@@ -500,6 +500,7 @@ mod tests {
             store: None,
             router: crate::vertical::RouterConfig::default(),
             ledger: None,
+            embedder: None,
         }
     }
 

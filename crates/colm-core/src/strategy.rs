@@ -32,7 +32,7 @@ use crate::colm::references::{ReferenceStore, ReferenceWriter};
 use crate::colm::{Collaborator, ColmConfig, ColmModel};
 use crate::horizontal::{spec, HorizontalSpec};
 use crate::invalid::Invalid;
-use crate::model::ChatModel;
+use crate::model::{ChatModel, EmbeddingModel};
 use crate::options::text;
 pub use crate::options::ColmOptions;
 use crate::prompts;
@@ -62,28 +62,37 @@ pub struct Calls {
     pub clients: bool,
     /// The server model (and declared reference writers).
     pub server: bool,
+    /// An embedding model: CoLM's `embedding` selector of reference writers.
+    pub embedder: bool,
 }
 
 impl StrategySpec {
     /// The models it calls: `local` the client alone, `server` the server alone, the others
     /// both (CoLM's drafts and references, the horizontal strategies' client and server
-    /// agents, the cascade's device model and escalation target).
+    /// agents, the cascade's device model and escalation target); CoLM with
+    /// `selector=embedding` an embedding model too.
     pub fn calls(&self) -> Calls {
         match self {
             StrategySpec::Local => Calls {
                 clients: true,
                 server: false,
+                embedder: false,
             },
             StrategySpec::Server => Calls {
                 clients: false,
                 server: true,
+                embedder: false,
             },
-            StrategySpec::Colm(_) | StrategySpec::Horizontal(_) | StrategySpec::Cascade(_) => {
-                Calls {
-                    clients: true,
-                    server: true,
-                }
-            }
+            StrategySpec::Colm(c) => Calls {
+                clients: true,
+                server: true,
+                embedder: c.guidance().selector() == crate::options::Selector::Embedding,
+            },
+            StrategySpec::Horizontal(_) | StrategySpec::Cascade(_) => Calls {
+                clients: true,
+                server: true,
+                embedder: false,
+            },
         }
     }
 }
@@ -128,6 +137,8 @@ pub struct Parts<'a> {
     pub router: RouterConfig,
     /// Where a cascade keeps its server-token budget's spending (`None`: in its memory).
     pub ledger: Option<Arc<dyn TokenLedger>>,
+    /// The embedding model of CoLM's `embedding` selector of writers (`None`: not loaded).
+    pub embedder: Option<Arc<dyn EmbeddingModel>>,
 }
 
 impl StrategySpec {
@@ -158,6 +169,9 @@ impl StrategySpec {
                 .with_writers(c.writers(&parts.server, parts.writers));
                 if let Some(store) = parts.store {
                     m = m.with_store(store);
+                }
+                if let Some(embedder) = parts.embedder {
+                    m = m.with_embedder(embedder);
                 }
                 Arc::new(m)
             }

@@ -112,3 +112,55 @@ pub(crate) fn last_user(messages: &[ChatMessage]) -> &str {
         .map(|m| m.content.as_str())
         .unwrap_or("")
 }
+
+/// An embedding model over topics: one dimension per topic, counting the topic's words that a
+/// text contains (lowercased substrings), then normalised; a text with none gets a vector of
+/// zeros. `None` topics: every call fails.
+pub(crate) struct Topics(pub(crate) Option<Vec<Vec<&'static str>>>);
+
+#[async_trait]
+impl crate::model::EmbeddingModel for Topics {
+    fn name(&self) -> &str {
+        "topics"
+    }
+
+    fn dimensions(&self) -> usize {
+        self.0.as_ref().map_or(0, Vec::len)
+    }
+
+    fn max_tokens(&self) -> usize {
+        usize::MAX
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, ModelError> {
+        Ok(text.split_whitespace().count())
+    }
+
+    async fn embed(&self, inputs: &[String]) -> Result<crate::model::Embeddings, ModelError> {
+        let topics = self
+            .0
+            .as_ref()
+            .ok_or_else(|| ModelError::Inference("the encoder failed".into()))?;
+        let vectors = inputs
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                let v: Vec<f32> = topics
+                    .iter()
+                    .map(|words| words.iter().filter(|w| t.contains(*w)).count() as f32)
+                    .collect();
+                let norm = v
+                    .iter()
+                    .map(|x| x * x)
+                    .sum::<f32>()
+                    .sqrt()
+                    .max(f32::MIN_POSITIVE);
+                v.iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        Ok(crate::model::Embeddings {
+            vectors,
+            prompt_tokens: 0,
+        })
+    }
+}

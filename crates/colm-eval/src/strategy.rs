@@ -203,7 +203,8 @@ enum Inner {
 }
 
 impl Strategy {
-    /// Builds `spec` over `clients` (at least one) and `server`.
+    /// Builds `spec` over `clients` (at least one) and `server`, with `embedder` for CoLM's
+    /// `embedding` selector of reference writers.
     ///
     /// # Errors
     /// No client, or a strategy that cannot be built over these models.
@@ -211,6 +212,7 @@ impl Strategy {
         spec: &StrategySpec,
         clients: &[Client],
         server: Arc<dyn ChatModel>,
+        embedder: Option<Arc<dyn colm_core::EmbeddingModel>>,
     ) -> Result<Self, Invalid> {
         let first = clients
             .first()
@@ -243,6 +245,7 @@ impl Strategy {
                     store: None,
                     router: RouterConfig::default(),
                     ledger: None,
+                    embedder,
                 };
                 Inner::Built(spec.build(&spec.name(), parts)?)
             }

@@ -85,9 +85,13 @@ impl EmbedderEntry {
     }
 }
 
+/// The embedding model colm compares texts with when none is named (paraphrase sharing, the
+/// `embedding` selector of reference writers).
+pub const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
+
 /// Every embedding model in the catalog.
 pub const EMBEDDERS: &[EmbedderEntry] = &[EmbedderEntry {
-    name: "all-minilm-l6-v2",
+    name: DEFAULT_EMBEDDER,
     dir_name: "all-minilm-l6-v2",
     description: "all-MiniLM-L6-v2 (sentence-transformers): 384-dimensional sentence \
                   embeddings, 6 layers, 22M parameters",

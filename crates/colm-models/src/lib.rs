@@ -12,5 +12,5 @@ pub mod embedders;
 pub mod pull;
 
 pub use catalog::{CatalogEntry, Source, CATALOG};
-pub use embedders::{BundleFile, BundleSource, EmbedderEntry, EMBEDDERS};
+pub use embedders::{BundleFile, BundleSource, EmbedderEntry, DEFAULT_EMBEDDER, EMBEDDERS};
 pub use pull::{Cache, CacheStatus, ModelRef, PullError, PullOptions};

@@ -17,7 +17,7 @@
 //! `mode`:
 //! - `reference` (default; CoLM's data flow): the server's reference writers (`colm serve
 //!   --writer`, or the request's `model` alone as a generalist when none is declared; top
-//!   `refs` of them, chosen by `selector`, `keywords` or `model`) answer the query themselves and
+//!   `refs` of them, chosen by `selector`, `keywords`, `model` or `embedding`) answer the query themselves and
 //!   the guidance is their synthesis by `model` (one reference is its own guidance). Round 1
 //!   needs no draft: a client asks as soon as it has the query and drafts meanwhile. In round
 //!   ≥ 2, or with `aggregate_drafts: true`, the `drafts` (the clients' latest answers) are
@@ -46,7 +46,7 @@ use colm_core::colm::guide::{Ask, Guide, InProcess};
 use colm_core::colm::references::References;
 use colm_core::colm::{ColmConfig, Contribution, Step, StepOutcome};
 use colm_core::guidance::GuidanceMode;
-use colm_core::options::GuidanceOptions;
+use colm_core::options::{GuidanceOptions, Selector};
 use colm_core::{Query, SamplingParams, Usage};
 
 use crate::body::parse_body;
@@ -283,11 +283,20 @@ pub async fn produce(
     } else {
         &pooled
     };
+    let embedder = state.selection_embedder();
+    if config.references.selector == Selector::Embedding && embedder.is_none() {
+        return Err(ApiError::invalid(
+            "selector `embedding` needs an embedding model on this server, and none is served \
+             (`colm serve --embedding-model NAME`)",
+            Some("selector"),
+        ));
+    }
     let guide = InProcess {
         aggregator: aggregator.as_deref(),
         writers,
         store,
         config: &config,
+        embedder: embedder.as_deref(),
     };
     // The guidance API's query is one text (a device sends its conversation as a transcript).
     let query = &Query::new(query);

@@ -248,6 +248,8 @@ struct Inner {
     models: BTreeMap<String, Arc<dyn ChatModel>>,
     /// Embedding models by name ([`AppState::with_embedders`]).
     embedders: BTreeMap<String, Arc<dyn colm_core::EmbeddingModel>>,
+    /// The first of them ([`AppState::selection_embedder`]).
+    selection_embedder: Option<Arc<dyn colm_core::EmbeddingModel>>,
     /// Other names of hosted models: name → hosted id ([`AppState::with_other_names`]).
     other_names: BTreeMap<String, String>,
     metrics: metrics::Metrics,
@@ -306,6 +308,7 @@ impl AppState {
         Self(Arc::new(Inner {
             models: models.into_iter().collect(),
             embedders: BTreeMap::new(),
+            selection_embedder: None,
             other_names: BTreeMap::new(),
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
@@ -403,6 +406,9 @@ impl AppState {
             if inner.models.contains_key(&name) {
                 return Err(SetupError::NameTaken(name));
             }
+            if inner.selection_embedder.is_none() {
+                inner.selection_embedder = Some(e.clone());
+            }
             inner.embedders.insert(name, e);
         }
         Ok(self)
@@ -411,6 +417,12 @@ impl AppState {
     /// The embedding model of this name.
     pub fn embedder(&self, name: &str) -> Option<Arc<dyn colm_core::EmbeddingModel>> {
         self.0.embedders.get(name).cloned()
+    }
+
+    /// The embedding model colm compares texts with (the `embedding` selector of reference
+    /// writers): the first given to [`AppState::with_embedders`].
+    pub fn selection_embedder(&self) -> Option<Arc<dyn colm_core::EmbeddingModel>> {
+        self.0.selection_embedder.clone()
     }
 
     /// The embedding models by name, sorted.

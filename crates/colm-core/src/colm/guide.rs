@@ -23,7 +23,7 @@ use super::references::{self, ReferenceStore, ReferenceWriter, References, Serve
 use super::selection::{select, Selection};
 use crate::answer::VoteTally;
 use crate::guidance::{GuidanceMode, GuidancePlan};
-use crate::model::{ChatModel, ModelError, WireStats};
+use crate::model::{ChatModel, EmbeddingModel, ModelError, WireStats};
 use crate::prompts::CandidateProfile;
 use crate::query::Query;
 use crate::step::{call, no_call_step, Step, StepKind, StepObserver};
@@ -148,6 +148,8 @@ pub struct InProcess<'a> {
     pub store: Option<&'a dyn ReferenceStore>,
     /// The settings of the guidance.
     pub config: &'a ColmConfig,
+    /// The embedding model of the `embedding` selector (`None`: not loaded).
+    pub embedder: Option<&'a dyn EmbeddingModel>,
 }
 
 impl InProcess<'_> {
@@ -162,6 +164,7 @@ impl InProcess<'_> {
         Ok(ServerCall {
             model,
             params: &self.config.server_params,
+            embedder: self.embedder,
         })
     }
 
@@ -203,15 +206,8 @@ impl InProcess<'_> {
                 wire: WireStats::default(),
             })
         } else {
-            let refs = references::write_references(
-                query,
-                self.writers,
-                config,
-                server.model,
-                server.params,
-                observer,
-            )
-            .await;
+            let refs =
+                references::write_references(query, self.writers, config, server, observer).await;
             Ok(Shared {
                 references: Some(refs),
                 guidance: None,

@@ -20,9 +20,9 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use super::choose::{selected, voted};
-use super::selection::{select, Selection};
+use super::selection::{select, select_by_embedding, Selection};
 use crate::invalid::Invalid;
-use crate::model::{ChatModel, Completion, ModelError, SamplingParams};
+use crate::model::{ChatModel, Completion, EmbeddingModel, ModelError, SamplingParams};
 use crate::named::Named;
 use crate::prompts::{self, CandidateProfile, Specialisation};
 use crate::query::Query;
@@ -288,17 +288,22 @@ pub fn select_by_keywords(query: &str, descriptions: &[&str], k: usize) -> Vec<u
 /// concurrently — or, with `config.adaptive`, in pool order in turns: first as many as could
 /// settle the vote by agreeing, then one at a time until the vote of their final answers is
 /// [`settled`] with that confidence or all `k` have written (`References::confidence` keeps
-/// how settled it was). An empty pool means one generalist writer: `server` itself. Selection by the
-/// server model runs on `server` with `params`; an unusable selection falls back to the whole
-/// pool (recorded). A writer that fails is recorded with its error.
+/// how settled it was). An empty pool means one generalist writer: `server.model` itself.
+/// Selection by the server model runs on `server.model` with `server.params`, selection by
+/// embedding on `server.embedder`; an unusable selection falls back to the whole pool
+/// (recorded). A writer that fails is recorded with its error.
 pub async fn write_references(
     query: &Query,
     pool: &[ReferenceWriter],
     config: &ReferenceConfig,
-    server: &dyn ChatModel,
-    params: &SamplingParams,
+    server: ServerCall<'_>,
     observer: Option<StepObserver<'_>>,
 ) -> References {
+    let ServerCall {
+        model: server,
+        params,
+        embedder,
+    } = server;
     if pool.is_empty() {
         let step = call(
             StepKind::Reference,
@@ -320,15 +325,15 @@ pub async fn write_references(
     let mut chosen: Vec<&ReferenceWriter> = pool.iter().collect();
     let mut selection = None;
     if config.k < pool.len() {
+        let profiles: Vec<CandidateProfile<'_>> = pool
+            .iter()
+            .map(|w| CandidateProfile {
+                id: &w.id,
+                description: &w.description,
+            })
+            .collect();
         let s = match config.selector {
             Selector::Model => {
-                let profiles: Vec<CandidateProfile<'_>> = pool
-                    .iter()
-                    .map(|w| CandidateProfile {
-                        id: &w.id,
-                        description: &w.description,
-                    })
-                    .collect();
                 select(
                     &query.server_text(),
                     &profiles,
@@ -339,8 +344,18 @@ pub async fn write_references(
                 )
                 .await
             }
+            Selector::Embedding => {
+                select_by_embedding(
+                    &query.server_text(),
+                    &profiles,
+                    config.k,
+                    embedder,
+                    observer,
+                )
+                .await
+            }
             Selector::Keywords => {
-                let descriptions: Vec<&str> = pool.iter().map(|w| w.description.as_str()).collect();
+                let descriptions: Vec<&str> = profiles.iter().map(|p| p.description).collect();
                 let idx = select_by_keywords(&query.server_text(), &descriptions, config.k);
                 let ids: Vec<String> = idx.iter().map(|&i| pool[i].id.clone()).collect();
                 Selection {
@@ -441,13 +456,16 @@ fn vote_settled(query: &str, steps: &[Step]) -> f64 {
     )
 }
 
-/// A server model and the sampling of its calls.
+/// A server model and the sampling of its calls, and the server's embedding model.
 #[derive(Clone, Copy)]
 pub struct ServerCall<'a> {
     /// The model.
     pub model: &'a dyn ChatModel,
     /// Its sampling.
     pub params: &'a SamplingParams,
+    /// The embedding model of [`Selector::Embedding`] (`None`: not loaded; that selection
+    /// falls back to every writer, recorded).
+    pub embedder: Option<&'a dyn EmbeddingModel>,
 }
 
 /// The guidance made from `references` (and `client_answers`, quoted as data, when given):
@@ -609,8 +627,7 @@ pub async fn shared_guidance(
     observer: Option<StepObserver<'_>>,
 ) -> SharedGuidance {
     let write = || async {
-        let references =
-            write_references(query, pool, config, server.model, server.params, observer).await;
+        let references = write_references(query, pool, config, server, observer).await;
         let guidance = synthesise(
             query,
             &references,

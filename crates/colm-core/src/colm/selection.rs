@@ -1,12 +1,15 @@
-//! Top-k selection of collaborators by the server model ([`crate::prompts::selection`]): the
-//! prompt's answer parsed, and the selection recorded.
+//! Top-k selection of collaborators: by the server model ([`crate::prompts::selection`]; the
+//! prompt's answer parsed) or by sentence embeddings (no chat-model call), the selection
+//! recorded.
 
 use serde::{Deserialize, Serialize};
 
 use crate::invalid::Invalid;
-use crate::model::{ChatModel, SamplingParams};
+use std::time::Instant;
+
+use crate::model::{cosine, ChatModel, Completion, EmbeddingModel, ModelError, SamplingParams};
 use crate::prompts;
-use crate::step::{call, Step, StepKind, StepObserver, StepOutcome};
+use crate::step::{announce, call, no_call_step, Step, StepKind, StepObserver, StepOutcome};
 
 /// Outcome of top-k selection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,4 +114,107 @@ pub(crate) async fn select(
             .collect(),
         fallback_reason,
     }
+}
+
+/// Model name of an embedding selection's step when no embedding model is loaded.
+const NO_EMBEDDER: &str = "embedding";
+
+/// Top-k selection among `profiles` by sentence embeddings, with no chat-model call: the `k`
+/// whose descriptions' vectors are nearest to the query's (cosine similarity; ties go to the
+/// earlier profile), `query` and descriptions embedded in one batch by `embedder` (an input
+/// over its token limit is read up to the limit). The step (model: the embedder's name, no
+/// messages, no chat tokens, its wall time in ms) has the chosen ids with their similarities
+/// as text, for example `math 0.412, code 0.305`. No embedder, or one that fails, keeps every
+/// candidate with the reason recorded, as an unusable model selection does.
+pub async fn select_by_embedding(
+    query: &str,
+    profiles: &[prompts::CandidateProfile<'_>],
+    k: usize,
+    embedder: Option<&dyn EmbeddingModel>,
+    observer: Option<StepObserver<'_>>,
+) -> Selection {
+    let every = || profiles.iter().map(|p| p.id.to_owned()).collect();
+    let Some(embedder) = embedder else {
+        let reason = "selector `embedding` needs an embedding model on the server \
+                      (`--embedding-model`); none is loaded"
+            .to_owned();
+        return Selection {
+            step: no_call_step(
+                StepKind::Selection,
+                0,
+                NO_EMBEDDER,
+                Err(ModelError::InvalidRequest(reason.clone())),
+                observer,
+            ),
+            chosen: every(),
+            fallback_reason: Some(reason),
+        };
+    };
+    let start = Instant::now();
+    let inputs: Vec<String> = std::iter::once(query.to_owned())
+        .chain(profiles.iter().map(|p| p.description.to_owned()))
+        .collect();
+    let ranked = embedder
+        .embed(&inputs)
+        .await
+        .and_then(|e| match e.vectors.split_first() {
+            Some((q, descriptions)) if descriptions.len() == profiles.len() => {
+                Ok(rank(q, descriptions, k))
+            }
+            _ => Err(ModelError::Inference(format!(
+                "{} vectors for {} inputs",
+                e.vectors.len(),
+                inputs.len()
+            ))),
+        });
+    let mut step = no_call_step(
+        StepKind::Selection,
+        0,
+        embedder.name(),
+        Ok(String::new()),
+        None,
+    );
+    step.wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    let selection = match ranked {
+        Ok(top) => {
+            let text: Vec<String> = top
+                .iter()
+                .map(|&(i, sim)| format!("{} {sim:.3}", profiles[i].id))
+                .collect();
+            step.outcome = StepOutcome::Ok {
+                completion: Completion::text_only(text.join(", ")),
+            };
+            let mut idx: Vec<usize> = top.iter().map(|&(i, _)| i).collect();
+            idx.sort_unstable();
+            Selection {
+                step,
+                chosen: idx.iter().map(|&i| profiles[i].id.to_owned()).collect(),
+                fallback_reason: None,
+            }
+        }
+        Err(error) => {
+            let reason = format!("embedding selection failed: {error}");
+            step.outcome = StepOutcome::Failed { error };
+            Selection {
+                step,
+                chosen: every(),
+                fallback_reason: Some(reason),
+            }
+        }
+    };
+    announce(observer, &selection.step);
+    selection
+}
+
+/// The `k` indices of `descriptions` most similar to `query`, most similar first (ties to the
+/// earlier), with their cosine similarities.
+fn rank(query: &[f32], descriptions: &[Vec<f32>], k: usize) -> Vec<(usize, f32)> {
+    let mut scored: Vec<(usize, f32)> = descriptions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, cosine(query, d)))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    scored
 }

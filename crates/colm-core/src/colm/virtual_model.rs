@@ -7,7 +7,7 @@ use super::config::{Collaborator, ColmConfig};
 use super::record::{ColmError, ColmRecord};
 use super::references::{ReferenceStore, ReferenceWriter};
 use super::{run_with, ServerSide};
-use crate::model::{ChatMessage, ChatModel, SamplingParams};
+use crate::model::{ChatMessage, ChatModel, EmbeddingModel, SamplingParams};
 use crate::query::Query;
 use crate::step::Watch;
 
@@ -24,6 +24,7 @@ pub struct ColmModel {
     server: Arc<dyn ChatModel>,
     writers: Vec<ReferenceWriter>,
     store: Option<Arc<dyn ReferenceStore>>,
+    embedder: Option<Arc<dyn EmbeddingModel>>,
     config: ColmConfig,
 }
 
@@ -41,6 +42,7 @@ impl ColmModel {
             server,
             writers: Vec::new(),
             store: None,
+            embedder: None,
             config,
         }
     }
@@ -57,6 +59,12 @@ impl ColmModel {
     /// API) asking the same question in the same scope.
     pub fn with_store(mut self, store: Arc<dyn ReferenceStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The same model with `embedder` for the `embedding` selector of reference writers.
+    pub fn with_embedder(mut self, embedder: Arc<dyn EmbeddingModel>) -> Self {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -106,6 +114,7 @@ impl ColmModel {
             aggregator: self.server.as_ref(),
             writers: &self.writers,
             store: self.store.as_deref(),
+            embedder: self.embedder.as_deref(),
         };
         run_with(
             &Query::from_messages(messages),

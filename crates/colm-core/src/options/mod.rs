@@ -40,6 +40,10 @@ pub enum Selector {
     Keywords,
     /// The server model reads the descriptions ([`crate::prompts::selection`]).
     Model,
+    /// No model call: the writers whose descriptions' sentence embeddings are nearest (cosine)
+    /// to the query's, by the server's embedding model
+    /// ([`crate::colm::selection::select_by_embedding`]).
+    Embedding,
 }
 
 impl Named for Selector {}
@@ -233,8 +237,9 @@ pub struct GuidanceOptions {
     #[cfg_attr(feature = "cli", arg(long))]
     pub refs: Option<usize>,
     /// Reference modes: how the writers are chosen when there are more than `refs`:
-    /// `keywords` (default; no model call) or `model` (the server model reads their
-    /// descriptions).
+    /// `keywords` (default; no model call), `model` (the server model reads their
+    /// descriptions) or `embedding` (no model call: nearest descriptions by the server's
+    /// embedding model).
     #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub selector: Option<Selector>,
     /// Reference modes: how several references become guidance: `synthesis` (default; the

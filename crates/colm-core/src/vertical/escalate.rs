@@ -68,6 +68,7 @@ impl Router {
             writers: &[],
             store: None,
             config: &config,
+            embedder: None,
         };
         let redacted = redaction.map(|r| Redacted::new(&server, &self.detector, r));
         let guide: &dyn Guide = match &redacted {

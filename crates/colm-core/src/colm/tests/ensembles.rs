@@ -30,6 +30,7 @@ async fn run_on(
         aggregator,
         writers,
         store: None,
+        embedder: None,
     };
     run_with(query, collabs, side, cfg, Watch::default())
         .await
@@ -86,6 +87,7 @@ async fn a_vote_of_references_guides_with_the_majoritys_reference() {
         writers: &pool,
         store: None,
         config: &cfg,
+        embedder: None,
     };
     let q = Query::new("q");
     let shared = guide.shared(&q, None).await;

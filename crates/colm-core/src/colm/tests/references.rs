@@ -2,6 +2,9 @@
 //! selection and synthesis, critique, the shared store, and the quoting of client text.
 
 use super::*;
+use crate::colm::references::{write_references, ServerCall};
+use crate::model::EmbeddingModel;
+use crate::testing::Topics;
 
 /// A server that writes `REF` for reference prompts (no assistant turn, no "<answer>"), a
 /// synthesis for aggregation prompts, and a review for critique prompts.
@@ -143,7 +146,18 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
     });
     let pool = roles_pool(writer.clone());
     let collabs = [collab("client-1", client("a"))];
-    for (selector, server_calls) in [(Selector::Keywords, 1), (Selector::Model, 2)] {
+    // Eggs are arithmetic here; the query has no other topic's word.
+    let topics = Topics(Some(vec![
+        vec!["eggs", "arithmetic"],
+        vec!["python", "programming"],
+        vec!["facts"],
+        vec!["poems"],
+    ]));
+    for (selector, server_calls) in [
+        (Selector::Keywords, 1),
+        (Selector::Model, 2),
+        (Selector::Embedding, 1),
+    ] {
         let cfg = ColmConfig {
             references: ReferenceConfig {
                 k: 2,
@@ -156,6 +170,7 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
             aggregator: srv.as_ref(),
             writers: &pool,
             store: None,
+            embedder: Some(&topics),
         };
         let before = (srv.calls().len(), writer.calls().len());
         let rec = run_with(
@@ -185,8 +200,15 @@ async fn top_k_writers_are_selected_and_their_references_synthesised() {
         assert!(systems
             .iter()
             .any(|s| s.starts_with("You are an expert mathematician")));
-        // Keywords need no call; the model selector one; then one synthesis of both references.
+        // Keywords and embeddings need no call; the model selector one; then one synthesis of
+        // both references.
         assert_eq!(srv.calls().len() - before.0, server_calls, "{selector:?}");
+        if selector == Selector::Embedding {
+            // Math first (cosine 1), then the earliest of the others (cosine 0).
+            assert_eq!(sel.chosen, ["math", "code"]);
+            assert_eq!(sel.step.model, "topics");
+            assert_eq!(sel.step.text(), Some("math 1.000, code 0.000"));
+        }
         let synth = srv.calls().last().unwrap().clone();
         assert!(synth[0].content.starts_with(prompts::MOA_AGGREGATE_SYSTEM));
         assert_eq!(synth[0].content.matches("REF from").count(), 2);
@@ -287,6 +309,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         aggregator: srv.as_ref(),
         writers: &pool,
         store: None,
+        embedder: None,
     };
     let cfg = ColmConfig {
         references: ReferenceConfig {
@@ -309,6 +332,7 @@ async fn failed_reference_writers_are_recorded_and_the_others_used() {
         aggregator: srv.as_ref(),
         writers: &pool,
         store: None,
+        embedder: None,
     };
     match run_with(
         &Query::new("q"),
@@ -551,6 +575,7 @@ async fn references_in_a_store_are_written_once_per_question() {
             aggregator: srv.as_ref(),
             writers: &pool,
             store: Some(&store),
+            embedder: None,
         };
         records.push(
             run_with(
@@ -592,6 +617,7 @@ async fn references_in_a_store_are_written_once_per_question() {
         aggregator: srv.as_ref(),
         writers: &pool,
         store: Some(&store),
+        embedder: None,
     };
     run_with(
         &Query::new("What is 7+7?"),
@@ -603,4 +629,41 @@ async fn references_in_a_store_are_written_once_per_question() {
     .await
     .unwrap();
     assert_eq!(writer.calls().len(), 4);
+}
+
+/// The embedding selector without an embedding model, or with one that fails, keeps every
+/// writer and says why; no chat-model call is made for the selection.
+#[tokio::test]
+async fn embedding_selection_falls_back_to_every_writer_with_the_reason() {
+    let writer = Scripted::new("writer", |_| Ok("REF".into()));
+    let pool = roles_pool(writer.clone());
+    let config = ReferenceConfig {
+        k: 1,
+        selector: Selector::Embedding,
+        ..ReferenceConfig::default()
+    };
+    let failing = Topics(None);
+    let srv = reference_server();
+    let params = SamplingParams::default();
+    for (embedder, reason) in [
+        (None, "needs an embedding model"),
+        (Some(&failing as &dyn EmbeddingModel), "the encoder failed"),
+    ] {
+        let server = ServerCall {
+            model: srv.as_ref(),
+            params: &params,
+            embedder,
+        };
+        let refs = write_references(&Query::new("16 eggs"), &pool, &config, server, None).await;
+        let sel = refs.selection.as_ref().unwrap();
+        assert_eq!(sel.chosen.len(), 4);
+        assert!(
+            sel.fallback_reason.as_deref().unwrap().contains(reason),
+            "{:?}",
+            sel.fallback_reason
+        );
+        assert!(sel.step.error().is_some());
+        assert_eq!(refs.steps.len(), 4);
+    }
+    assert!(srv.calls().is_empty());
 }
