@@ -2,7 +2,8 @@
 //! the fields clients send), checked with the clients themselves: the official `openai` Python
 //! SDK and LangChain's `OpenAIEmbeddings` (installed by `scripts/test`), against a real server
 //! hosting qwen2.5-coder-0.5b and all-MiniLM-L6-v2, its vectors compared with
-//! sentence-transformers' (`tests/fixtures/embeddings`).
+//! sentence-transformers' (`tests/fixtures/embeddings`); and where colm itself compares texts by
+//! embedding (paraphrase sharing, the `embedding` selector of reference writers).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -99,4 +100,57 @@ async fn paraphrases_share_references_and_changed_numbers_do_not() {
     let third = ask(changed).await;
     assert_eq!(third["shared"], false, "{third}");
     assert!(third["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+/// `selector: "embedding"` in the guidance API: among declared role writers, the one whose
+/// description is nearest the question writes its reference (a GSM8K item: `math`, a poem:
+/// `creative`); a server serving no embedding model refuses it with a 400 naming `selector`.
+#[tokio::test]
+async fn the_embedding_selector_chooses_writers_over_http() {
+    const MODEL: &str = "qwen2.5-coder-0.5b-instruct";
+    let writers: Vec<String> = ["math", "code", "conversation", "creative"]
+        .iter()
+        .map(|r| format!("{MODEL}:role={r}"))
+        .collect();
+    let mut args = vec![
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--model",
+        MODEL,
+        "--default-max-tokens",
+        "8",
+    ];
+    for w in &writers {
+        args.extend(["--writer", w.as_str()]);
+    }
+    let bare = common::start(&args);
+    args.extend(["--embedding-model", "all-minilm-l6-v2"]);
+    let embeds = common::start(&args);
+    let client = reqwest::Client::new();
+    let ask = |base: &str, query: &str| {
+        let (client, url) = (client.clone(), format!("{base}/v1/colm/guidance"));
+        let body = serde_json::json!({"model": MODEL, "query": query, "selector": "embedding"});
+        async move { common::post(&client, &url, body.to_string()).await }
+    };
+    let gsm8k = "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning \
+                 and bakes muffins for her friends every day with four. She sells the remainder \
+                 at the farmers' market daily for $2 per fresh duck egg. How much in dollars does \
+                 she make every day at the farmers' market?";
+    for (query, writer) in [
+        (gsm8k, "math"),
+        ("Write a short poem about the sea at night.", "creative"),
+    ] {
+        let (status, text) = ask(&embeds.base, query).await;
+        assert_eq!(status, 200, "{text}");
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let refs = answer["references"].as_array().unwrap();
+        assert_eq!(refs.len(), 1, "{answer}");
+        assert_eq!(refs[0]["writer"], writer, "{query}");
+    }
+    let (status, text) = ask(&bare.base, gsm8k).await;
+    assert_eq!(status, 400, "{text}");
+    let error: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(error["error"]["param"], "selector", "{text}");
+    assert!(text.contains("--embedding-model"), "{text}");
 }
