@@ -135,7 +135,7 @@ pub async fn load_models(
     let cache = cache()?;
     let mut refs: BTreeMap<String, ModelRef> = BTreeMap::new();
     for spec in specs {
-        refs.insert((*spec).to_owned(), ModelRef::parse(spec)?);
+        refs.insert((*spec).to_owned(), cache.resolve(spec)?);
     }
     let mut paths: BTreeMap<PathBuf, (ModelRef, Vec<String>)> = BTreeMap::new();
     for (spec, r) in refs {

@@ -2,16 +2,21 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use colm_models::{embedders, CacheStatus, ModelRef, CATALOG, EMBEDDERS};
+use colm_models::{embedders, CacheStatus, ModelRef, RemoteSource, CATALOG, EMBEDDERS};
 
 /// Subcommands of `colm models`.
 #[derive(Subcommand)]
 pub enum ModelsCommand {
-    /// The catalog: name, role, size, sha256, and whether each model is cached.
+    /// The catalog: name, role, size, sha256, and whether each model is cached; then the
+    /// models pulled by URL, with their sources.
     List,
-    /// Fetch models into the cache (verifies sha256; re-fetches a corrupt file).
+    /// Fetch models into the cache: catalog models are checked against the catalog's sha256
+    /// (a corrupt file is fetched again); a GGUF file named by URL or `hf:OWNER/REPO/FILE`
+    /// has its sha256 recorded on the first pull and checked on every later one, and is then
+    /// used under its file stem (`--client NAME`).
     Pull {
-        /// Catalog names (chat and embedding models).
+        /// Catalog names (chat and embedding models), `http(s)://…/FILE.gguf` URLs, or
+        /// `hf:OWNER/REPO/FILE.gguf`.
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -21,10 +26,10 @@ pub enum ModelsCommand {
         /// Catalog name.
         name: String,
     },
-    /// Remove models from the cache (a vision model's projector too); a model that is not
-    /// cached is said so, not an error.
+    /// Remove models from the cache (a vision model's projector too; a pulled model's record
+    /// too); a model that is not cached is said so, not an error.
     Rm {
-        /// Catalog names.
+        /// Catalog names or names of pulled models.
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -66,15 +71,34 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     format!("{} files", e.files.len()),
                 );
             }
+            for (_, r) in cache.pulled() {
+                println!(
+                    "{:<30} {:<7} {:>7} MB  {}…{}  yes, from {}",
+                    r.name,
+                    "pulled",
+                    r.size_bytes / 1_000_000,
+                    &r.sha256[..8.min(r.sha256.len())],
+                    &r.sha256[r.sha256.len().saturating_sub(8)..],
+                    r.source
+                );
+            }
             Ok(())
         }
         ModelsCommand::Rm { names } => {
             for name in &names {
-                let removed = if let Some(e) = embedders::find(name) {
+                let removed: anyhow::Result<Option<std::path::PathBuf>> = if let Some((path, _)) =
+                    cache.find_pulled(name)
+                {
+                    cache
+                        .remove_pulled(name)
+                        .map(|_| Some(path))
+                        .map_err(Into::into)
+                } else if let Some(e) = embedders::find(name) {
                     let dir = cache.dir_of(e);
                     dir.exists()
                         .then(|| std::fs::remove_dir_all(&dir).map(|()| dir))
                         .transpose()
+                        .map_err(Into::into)
                 } else {
                     match ModelRef::parse(name)? {
                         ModelRef::Catalog(e) => {
@@ -92,8 +116,8 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                             anyhow::bail!("{} is a file, not a catalog name", p.display())
                         }
                     }
-                }
-                .with_context(|| format!("cannot remove {name}"))?;
+                };
+                let removed = removed.with_context(|| format!("cannot remove {name}"))?;
                 match removed {
                     Some(path) => println!("removed {name}  {}", path.display()),
                     None => println!("{name} is not cached"),
@@ -112,7 +136,7 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
             println!("{}", cache.dir_of(e).display());
             Ok(())
         }
-        ModelsCommand::Path { name } => match ModelRef::parse(&name)? {
+        ModelsCommand::Path { name } => match cache.resolve(&name)? {
             ModelRef::Catalog(e) if cache.status(e) == CacheStatus::Present => {
                 println!("{}", cache.path_of(e).display());
                 Ok(())
@@ -132,7 +156,12 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Pull { names } => {
             let mut entries = Vec::new();
             let mut embedding = Vec::new();
+            let mut remote = Vec::new();
             for name in &names {
+                if let Some(source) = RemoteSource::parse(name) {
+                    remote.push(source?);
+                    continue;
+                }
                 if let Some(e) = embedders::find(name) {
                     embedding.push(e);
                     continue;
@@ -161,6 +190,20 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
                 .await
                 .context("pull task")??;
                 println!("{}  {}", e.name, path.display());
+            }
+            for source in remote {
+                let cache = cache.clone();
+                let (path, record) = tokio::task::spawn_blocking(move || {
+                    cache.pull_remote(&source, &crate::load::pull_options())
+                })
+                .await
+                .context("pull task")??;
+                println!(
+                    "{}  {}  sha256 {}",
+                    record.name,
+                    path.display(),
+                    record.sha256
+                );
             }
             Ok(())
         }

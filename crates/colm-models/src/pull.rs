@@ -46,6 +46,30 @@ pub enum PullError {
         /// The error.
         source: io::Error,
     },
+    /// A remote model spec that cannot be pulled (`hf:` without a file, not a `.gguf`).
+    #[error("cannot pull {spec:?}: {reason}")]
+    InvalidSource {
+        /// What was given.
+        spec: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A file of this name was pulled from another source.
+    #[error("a model named {name} was already pulled from {from}; `colm models rm {name}` first")]
+    NameTaken {
+        /// The pulled model's name.
+        name: String,
+        /// Its recorded source.
+        from: String,
+    },
+    /// A pulled file no longer matches what its first pull recorded.
+    #[error("{}: {reason}", .path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// How it differs.
+        reason: String,
+    },
     /// Every source failed.
     #[error("could not pull {model}; sources tried:{}", format_failures(.attempts))]
     AllSourcesFailed {
