@@ -31,6 +31,9 @@ pub struct Query {
     /// The images of the last user turn ([`ChatMessage::images`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// The participant's name on the last user turn ([`ChatMessage::name`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl From<&str> for Query {
@@ -47,6 +50,7 @@ impl Query {
             history: Vec::new(),
             text: text.into(),
             images: Vec::new(),
+            name: None,
         }
     }
 
@@ -68,6 +72,7 @@ impl Query {
                 history: turns[..i].iter().map(|m| (*m).clone()).collect(),
                 text: turns[i].content.clone(),
                 images: turns[i].images.clone(),
+                name: turns[i].name.clone(),
             },
             // Trailing assistant turns: the history is the whole chat and the query asks to
             // go on from its end.
@@ -76,14 +81,16 @@ impl Query {
                 history: turns.iter().map(|m| (*m).clone()).collect(),
                 text: "Continue.".into(),
                 images: Vec::new(),
+                name: None,
             },
             None => Self {
                 system,
                 history: Vec::new(),
                 images: Vec::new(),
+                name: None,
                 text: turns
                     .iter()
-                    .map(|m| m.content.as_str())
+                    .map(|m| m.content_with_name())
                     .collect::<Vec<_>>()
                     .join("\n\n"),
             },
@@ -91,9 +98,12 @@ impl Query {
     }
 
     /// True when there is no conversation around the text (no system prompt, no history, no
-    /// image).
+    /// image, no participant's name).
     pub fn is_plain(&self) -> bool {
-        self.system.is_none() && self.history.is_empty() && !self.has_images()
+        self.system.is_none()
+            && self.history.is_empty()
+            && !self.has_images()
+            && self.name.is_none()
     }
 
     /// Whether the conversation holds images (in the last turn or an earlier one).
@@ -124,6 +134,7 @@ impl Query {
         messages.extend(self.history.iter().cloned());
         messages.push(ChatMessage {
             images: self.images.clone(),
+            name: self.name.clone(),
             ..ChatMessage::user(self.text.clone())
         });
         messages
@@ -153,14 +164,14 @@ impl Query {
                 "{}: {}{}\n",
                 m.role.as_str(),
                 marks(&m.images),
-                m.content
+                m.content_with_name()
             ));
         }
-        q.push_str(&format!(
-            "\nQuestion:\n{}{}",
-            marks(&self.images),
-            self.text
-        ));
+        let named = match &self.name {
+            Some(name) => format!("{name}: {}", self.text),
+            None => self.text.clone(),
+        };
+        q.push_str(&format!("\nQuestion:\n{}{named}", marks(&self.images),));
         Cow::Owned(q)
     }
 }
@@ -198,6 +209,22 @@ pub fn normalise_query(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A participant's name on the last user turn reaches the client's chat and the quoted
+    /// question (so two participants asking the same words do not share one answer's key).
+    #[test]
+    fn the_last_turns_name_is_kept() {
+        let chat = [ChatMessage {
+            name: Some("alice".into()),
+            ..ChatMessage::user("What is 2+2?")
+        }];
+        let q = Query::from_messages(&chat);
+        assert_eq!(q.name.as_deref(), Some("alice"));
+        assert!(!q.is_plain());
+        assert_eq!(q.chat(q.client_system())[1], chat[0]);
+        assert!(q.server_text().ends_with("Question:\nalice: What is 2+2?"));
+        assert_ne!(q.server_text(), Query::new("What is 2+2?").server_text());
+    }
 
     #[test]
     fn chats_become_queries_with_their_context() {
