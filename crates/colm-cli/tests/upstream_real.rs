@@ -1,6 +1,7 @@
 //! `colm serve` in front of real serving engines: two llama.cpp `llama-server` replicas of one
 //! model (gemma-3-270m), behind an API key, hosted as one upstream model configured by
-//! `[[upstreams]]` tables (alias, key file, `max_concurrent`), one killed under load.
+//! `[[upstreams]]` tables (alias, key file, `max_concurrent`), one killed under load; text
+//! completions relayed to the replicas' own `/v1/completions`.
 //!
 //! The `llama-server` binary is taken from `LLAMA_SERVER`; `scripts/test` builds one from the
 //! llama-cpp-python sdist on the engine's vendored llama.cpp (`bench/build-llama-peer.sh
@@ -161,6 +162,52 @@ async fn two_llama_server_replicas_one_killed_under_load() {
         "{sse}"
     );
     assert!(sse.trim_end().ends_with("data: [DONE]"), "{sse}");
+
+    // A text completion goes to the replicas' own `/v1/completions`: the raw prompt continued
+    // greedily as llama-server continues it when asked directly; streamed, piece by piece.
+    let prompt = json!({"model": "small", "prompt": "1, 2, 3, 4,", "max_tokens": 12,
+        "temperature": 0});
+    let (status, relayed) = {
+        let r = client
+            .post(format!("{}/v1/completions", colm.base))
+            .json(&prompt)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200, "{relayed}");
+    let direct: Value = client
+        .post(format!("{}/v1/completions", a.base))
+        .bearer_auth(KEY)
+        .json(&prompt)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = relayed["choices"][0]["text"].as_str().unwrap();
+    assert!(!text.is_empty(), "{relayed}");
+    assert_eq!(text, direct["choices"][0]["text"].as_str().unwrap());
+    assert!(relayed["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    let mut streamed = prompt.clone();
+    streamed["stream"] = json!(true);
+    let sse = client
+        .post(format!("{}/v1/completions", colm.base))
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pieces: Vec<String> = common::sse_chunks(&sse)
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(pieces.len() >= 3, "{sse}");
+    assert_eq!(pieces.concat(), text, "{sse}");
 
     // Twelve chats at once spread over both replicas, one at a time on each
     // (`max_concurrent = 1`); replica a is killed while it serves.

@@ -19,13 +19,14 @@ use crate::Upstream;
 /// `colm_core::vertical::Router` uses it as its server model in `colm client --router`), plain
 /// to an upstream ([`RemoteChat::upstream`]).
 pub struct RemoteChat {
-    link: Link,
+    pub(crate) link: Link,
     /// The id it is known by here (the remote model's name unless served under another).
     name: String,
     /// The model's name at the endpoint.
-    model: String,
-    /// Path of the chat completions route below `base_url`.
-    path: &'static str,
+    pub(crate) model: String,
+    /// Path of the chat completions route below `base_url` (the text completions route is
+    /// beside it: `…/completions`).
+    pub(crate) path: &'static str,
     /// Whether the remote model reads images.
     vision: bool,
     /// Slots of [`Upstream::max_concurrent`]: one per chat in flight to the endpoint.
@@ -131,24 +132,38 @@ impl RemoteChat {
         timeout: Duration,
         events: &UnboundedSender<StreamEvent>,
     ) -> Result<Completion, Failure> {
+        self.relay_stream(self.path, body, timeout, events, |choice| {
+            choice["delta"]["content"].as_str()
+        })
+        .await
+    }
+
+    /// One streamed attempt of `body` to `path` within `timeout`: the text of each chunk's
+    /// first choice (`text_of`) relayed to `events` as it arrives, the finish reason and usage
+    /// read from the chunks. A failure after a delta was relayed is not transient.
+    pub(crate) async fn relay_stream(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+        events: &UnboundedSender<StreamEvent>,
+        text_of: impl Fn(&serde_json::Value) -> Option<&str>,
+    ) -> Result<Completion, Failure> {
         let started = Instant::now();
         let (_slot, timeout) = self.slot(timeout).await?;
         let (req, mut wire) =
             self.link
-                .request(reqwest::Method::POST, self.path, Some(body), timeout, false)?;
+                .request(reqwest::Method::POST, path, Some(body), timeout, false)?;
         let mut response = req.send().await.map_err(|e| missed(e, timeout))?;
         if !response.status().is_success() {
-            return Err(Reply::read(response, self.path, timeout, wire)
-                .await?
-                .failure());
+            return Err(Reply::read(response, path, timeout, wire).await?.failure());
         }
         let mut answer = Completion::text_only("");
         let mut relayed = false;
         let mut pending: Vec<u8> = Vec::new();
         let unreadable = |e: String| {
             Failure::fatal(ModelError::Inference(format!(
-                "unreadable stream from {}: {e}",
-                self.path
+                "unreadable stream from {path}: {e}"
             )))
         };
         'stream: loop {
@@ -186,10 +201,7 @@ impl RemoteChat {
                     ))));
                 }
                 let choice = &chunk["choices"][0];
-                if let Some(text) = choice["delta"]["content"]
-                    .as_str()
-                    .filter(|t| !t.is_empty())
-                {
+                if let Some(text) = text_of(choice).filter(|t| !t.is_empty()) {
                     answer.text.push_str(text);
                     let _ = events.unbounded_send(StreamEvent::Delta(text.to_owned()));
                     relayed = true;
@@ -260,7 +272,7 @@ impl RemoteChat {
         }
     }
 
-    async fn attempt(
+    pub(crate) async fn attempt(
         &self,
         body: &ChatCompletionRequest,
         timeout: Duration,
@@ -301,6 +313,23 @@ impl ChatModel for RemoteChat {
 
     fn accepts_tools(&self) -> bool {
         true
+    }
+
+    fn accepts_prompts(&self) -> bool {
+        true
+    }
+
+    /// `POST …/completions` at the endpoint ([`RemoteChat::text_completion`]).
+    ///
+    /// # Errors
+    /// As [`ChatModel::chat`]; `logprobs` is refused (the legacy shape is not read back).
+    async fn complete(
+        &self,
+        prompt: &str,
+        params: &SamplingParams,
+        events: Option<UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
+        self.text_completion(prompt, params, events).await
     }
 
     /// # Errors

@@ -9,6 +9,7 @@
 //!   replicas of one upstream behind one name (balancing, failover, cool-down).
 
 pub mod chat;
+mod complete;
 pub mod link;
 pub mod replicas;
 pub mod upstream;

@@ -57,6 +57,15 @@ struct Health {
     cooled_until: Option<Instant>,
 }
 
+/// What a replica is asked.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    /// A chat.
+    Chat(&'a [ChatMessage]),
+    /// A text completion of a raw prompt.
+    Text(&'a str),
+}
+
 /// Counts a chat in flight on a replica for as long as it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -208,7 +217,7 @@ impl ChatModel for Replicas {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Completion, ModelError> {
-        self.serve(messages, params, None).await
+        self.serve(Work::Chat(messages), params, None).await
     }
 
     /// Streams the answer of one replica delta by delta; fails over as [`Replicas::chat`]
@@ -222,16 +231,39 @@ impl ChatModel for Replicas {
         params: &SamplingParams,
         events: UnboundedSender<StreamEvent>,
     ) -> Result<Completion, ModelError> {
-        self.serve(messages, params, Some(&events)).await
+        self.serve(Work::Chat(messages), params, Some(&events))
+            .await
+    }
+
+    fn accepts_prompts(&self) -> bool {
+        true
+    }
+
+    /// `prompt` continued by one replica's `…/completions`, failed over as a chat is.
+    ///
+    /// # Errors
+    /// As [`Replicas::chat`]; `logprobs` is refused.
+    async fn complete(
+        &self,
+        prompt: &str,
+        params: &SamplingParams,
+        events: Option<UnboundedSender<StreamEvent>>,
+    ) -> Result<Completion, ModelError> {
+        if let Some(r) = self.replicas.first() {
+            r.chat.relayable(params)?;
+        }
+        self.serve(Work::Text(prompt), params, events.as_ref())
+            .await
     }
 }
 
 impl Replicas {
-    /// A chat on one replica after another ([module docs](self)), streamed to `events` when
-    /// given: a failure after part of a stream was relayed is not failed over.
+    /// A chat (or a text completion) on one replica after another ([module docs](self)),
+    /// streamed to `events` when given: a failure after part of a stream was relayed is not
+    /// failed over.
     async fn serve(
         &self,
-        messages: &[ChatMessage],
+        work: Work<'_>,
         params: &SamplingParams,
         events: Option<&UnboundedSender<StreamEvent>>,
     ) -> Result<Completion, ModelError> {
@@ -247,10 +279,18 @@ impl Replicas {
             let replica = &self.replicas[i];
             let outcome = {
                 let _in_flight = InFlight::enter(&replica.outstanding);
-                match events {
-                    Some(tx) => replica.chat.stream_once(messages, params, left, tx).await,
-                    None => (replica.chat.chat_once(messages, params, left).await)
-                        .map_err(|e| (e, false)),
+                match (work, events) {
+                    (Work::Chat(messages), Some(tx)) => {
+                        replica.chat.stream_once(messages, params, left, tx).await
+                    }
+                    (Work::Chat(messages), None) => {
+                        (replica.chat.chat_once(messages, params, left))
+                            .await
+                            .map_err(|e| (e, false))
+                    }
+                    (Work::Text(prompt), events) => {
+                        replica.chat.text_once(prompt, params, left, events).await
+                    }
                 }
             };
             match outcome {

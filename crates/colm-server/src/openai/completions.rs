@@ -1,5 +1,6 @@
 //! `POST /v1/completions`: OpenAI's legacy Completions API over the hosted models that read raw
-//! prompts ([`colm_core::ChatModel::accepts_prompts`]: the embedded engine). A prompt is
+//! prompts ([`colm_core::ChatModel::accepts_prompts`]: the embedded engine, and upstreams,
+//! which relay to their endpoint's `…/completions`). A prompt is
 //! continued as it is, with no chat template; its sampling fields are read and checked as a
 //! chat request's ([`super::convert::to_core`]), so both APIs accept the same values.
 
@@ -161,7 +162,7 @@ async fn handle(
         return Err(ApiError::invalid(
             format!(
                 "`{}` takes chat messages only (POST /v1/chat/completions): text prompts are \
-                 continued by embedded models, not by strategies or upstream chat endpoints",
+                 continued by embedded models and upstreams, not by strategies",
                 req.model
             ),
             Some("model"),
