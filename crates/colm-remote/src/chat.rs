@@ -272,22 +272,41 @@ impl RemoteChat {
         }
     }
 
+    /// One chat within `timeout`, no retry.
     pub(crate) async fn attempt(
         &self,
         body: &ChatCompletionRequest,
         timeout: Duration,
     ) -> Result<Completion, Failure> {
+        self.exchange(
+            self.path,
+            body,
+            timeout,
+            "chat completion",
+            |r: ChatCompletion| r.completion(),
+        )
+        .await
+    }
+
+    /// One request of `body` to `path` within `timeout` (a slot of `max_concurrent` first),
+    /// its answer read by `read` (`None`: no choice, an error naming `what`), with the
+    /// exchange's wall time and wire bytes.
+    pub(crate) async fn exchange<R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+        timeout: Duration,
+        what: &str,
+        read: impl FnOnce(R) -> Option<Completion>,
+    ) -> Result<Completion, Failure> {
         let started = Instant::now();
         let (_slot, timeout) = self.slot(timeout).await?;
         let reply = self
             .link
-            .exchange(reqwest::Method::POST, self.path, Some(body), timeout)
+            .exchange(reqwest::Method::POST, path, Some(body), timeout)
             .await?;
-        let response: ChatCompletion = reply.parse(self.path)?;
-        let completion = response.completion().ok_or_else(|| {
-            Failure::fatal(ModelError::Inference(
-                "chat completion without a choice".into(),
-            ))
+        let completion = read(reply.parse(path)?).ok_or_else(|| {
+            Failure::fatal(ModelError::Inference(format!("{what} without a choice")))
         })?;
         Ok(Completion {
             // The exchange's wall time, which includes the server's own.

@@ -3,12 +3,12 @@
 //! `colm serve`'s `/v1/completions` reaches upstream models too.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use colm_api::openai::{
     ChatCompletionRequest, CompletionRequest, PromptInput, StreamOptions, TextCompletion,
 };
-use colm_core::{Completion, FinishReason, ModelError, SamplingParams, StreamEvent, Timings};
+use colm_core::{Completion, FinishReason, ModelError, SamplingParams, StreamEvent};
 use futures::channel::mpsc::UnboundedSender;
 
 use crate::link::Failure;
@@ -150,29 +150,21 @@ impl RemoteChat {
         body: &CompletionRequest,
         timeout: Duration,
     ) -> Result<Completion, Failure> {
-        let started = Instant::now();
-        let (_slot, timeout) = self.slot(timeout).await?;
-        let reply = self
-            .link
-            .exchange(reqwest::Method::POST, path, Some(body), timeout)
-            .await?;
-        let response: TextCompletion = reply.parse(path)?;
-        let choice = response.choices.first().ok_or_else(|| {
-            Failure::fatal(ModelError::Inference(
-                "text completion without a choice".into(),
-            ))
-        })?;
-        Ok(Completion {
-            usage: response.usage.map(Into::into).unwrap_or_default(),
-            finish_reason: choice.finish_reason.unwrap_or(FinishReason::Stop),
-            // The exchange's wall time, which includes the server's own.
-            timings: Timings {
-                prompt_ms: 0.0,
-                generation_ms: started.elapsed().as_secs_f64() * 1000.0,
+        self.exchange(
+            path,
+            body,
+            timeout,
+            "text completion",
+            |r: TextCompletion| {
+                let choice = r.choices.first()?;
+                Some(Completion {
+                    usage: r.usage.map(Into::into).unwrap_or_default(),
+                    finish_reason: choice.finish_reason.unwrap_or(FinishReason::Stop),
+                    ..Completion::text_only(choice.text.clone())
+                })
             },
-            wire: Some(reply.wire),
-            ..Completion::text_only(choice.text.clone())
-        })
+        )
+        .await
     }
 }
 
