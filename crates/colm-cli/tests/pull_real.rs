@@ -154,7 +154,16 @@ async fn models_pulled_by_url_are_recorded_verified_and_used_by_name() {
     let (ok, out, _) = colm(&["models", "rm", "other-gemma"], &home, &base).await;
     assert!(ok && out.contains("removed other-gemma"), "{out}");
 
-    // What cannot be pulled is said before anything is fetched.
+    // What cannot be pulled is said before anything is fetched: no file, a catalog's name.
     let (ok, _, err) = colm(&["models", "pull", "hf:someone/only-a-repo"], &home, &base).await;
     assert!(!ok && err.contains("hf:OWNER/REPO/FILE"), "{err}");
+    let gets = served.gets.load(Ordering::SeqCst);
+    let (ok, _, err) = colm(
+        &["models", "pull", &format!("{base}/files/gemma-3-270m.gguf")],
+        &home,
+        &base,
+    )
+    .await;
+    assert!(!ok && err.contains("name of a catalog model"), "{err}");
+    assert_eq!(served.gets.load(Ordering::SeqCst), gets);
 }

@@ -22,6 +22,12 @@ use crate::{Cache, ModelRef, PullError, PullOptions};
 /// Folder of pulled files inside the cache.
 const PULLED: &str = "pulled";
 
+/// Longest wait to connect to a source.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest wait for the next bytes of a download.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Where a pulled file comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteSource {
@@ -197,6 +203,7 @@ impl Cache {
     /// Blocking: runs the download and hashing on the calling thread.
     ///
     /// # Errors
+    /// [`PullError::InvalidSource`] when the file's stem is a catalog model's name;
     /// [`PullError::NameTaken`] when a file of that name was pulled from another source;
     /// [`PullError::AllSourcesFailed`] when the download fails or the fetched file differs
     /// from the record; [`PullError::Io`] for local file-system errors.
@@ -205,6 +212,17 @@ impl Cache {
         source: &RemoteSource,
         opts: &PullOptions,
     ) -> Result<(PathBuf, PulledRecord), PullError> {
+        if crate::catalog::find(source.name()).is_some()
+            || crate::embedders::find(source.name()).is_some()
+        {
+            return Err(PullError::InvalidSource {
+                spec: source.to_string(),
+                reason: format!(
+                    "{} is the name of a catalog model, which it would hide",
+                    source.name()
+                ),
+            });
+        }
         let dir = self.pulled_dir();
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let dest = dir.join(source.file_name());
@@ -271,7 +289,12 @@ impl Cache {
         opts: &PullOptions,
     ) -> Result<(tempfile::NamedTempFile, u64, String), String> {
         let url = source.url()?;
-        let response = ureq::get(&url).call().map_err(|e| e.to_string())?;
+        // A server that stops sending fails the pull instead of hanging it.
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(CONNECT_TIMEOUT)
+            .timeout_read(READ_TIMEOUT)
+            .build();
+        let response = agent.get(&url).call().map_err(|e| e.to_string())?;
         let length = response
             .header("content-length")
             .and_then(|v| v.parse::<u64>().ok());
