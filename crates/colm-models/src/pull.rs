@@ -246,12 +246,9 @@ impl Cache {
         }
         let dest = self.path_of(entry);
         if self.status(entry) == CacheStatus::Present {
-            let bar = bar(opts, entry.size_bytes, format!("verify {}", entry.name));
-            let file = File::open(&dest).map_err(io_err(&dest))?;
-            let mut sink = HashingWriter::new(io::sink(), bar);
-            copy(file, &mut sink).map_err(io_err(&dest))?;
-            sink.bar.finish_and_clear();
-            if sink.hex() == entry.sha256 {
+            let (_, sha256) =
+                hash_file(&dest, opts, entry.size_bytes, entry.name).map_err(io_err(&dest))?;
+            if sha256 == entry.sha256 {
                 return Ok(dest);
             }
             tracing::warn!(path = %dest.display(), "cached file has the wrong sha256; pulling again");
@@ -341,6 +338,24 @@ pub(crate) fn first_source<S: std::fmt::Display, T>(
         model: model.to_owned(),
         attempts,
     })
+}
+
+/// The size (bytes) and hex sha256 of the file at `path`, read with a `verify NAME` progress
+/// bar of `len` bytes.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub(crate) fn hash_file(
+    path: &Path,
+    opts: &PullOptions,
+    len: u64,
+    name: &str,
+) -> io::Result<(u64, String)> {
+    let file = File::open(path)?;
+    let mut sink = HashingWriter::new(io::sink(), bar(opts, len, format!("verify {name}")));
+    io::copy(&mut io::BufReader::new(file), &mut sink)?;
+    sink.bar.finish_and_clear();
+    Ok((sink.written, sink.hex()))
 }
 
 pub(crate) fn bar(opts: &PullOptions, len: u64, msg: String) -> ProgressBar {

@@ -9,14 +9,14 @@
 //! same name is an error rather than a silent swap. A pulled model is then named by its file
 //! stem wherever a model is accepted ([`Cache::resolve`]).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pull::{bar, first_source, io_err, HashingWriter};
+use crate::pull::{bar, first_source, hash_file, io_err, HashingWriter};
 use crate::{Cache, ModelRef, PullError, PullOptions};
 
 /// Folder of pulled files inside the cache.
@@ -238,12 +238,9 @@ impl Cache {
                 });
             }
             if dest.is_file() {
-                let hashing = bar(opts, r.size_bytes, format!("verify {}", r.name));
-                let mut sink = HashingWriter::new(io::sink(), hashing);
-                let file = File::open(&dest).map_err(io_err(&dest))?;
-                io::copy(&mut io::BufReader::new(file), &mut sink).map_err(io_err(&dest))?;
-                sink.bar.finish_and_clear();
-                if sink.written == r.size_bytes && sink.hex() == r.sha256 {
+                let (size, sha256) =
+                    hash_file(&dest, opts, r.size_bytes, &r.name).map_err(io_err(&dest))?;
+                if size == r.size_bytes && sha256 == r.sha256 {
                     return Ok((dest, r.clone()));
                 }
                 tracing::warn!(path = %dest.display(), "pulled file differs from its record; fetching again");
@@ -329,18 +326,19 @@ impl Cache {
         Ok((tmp, out.written, sha256))
     }
 
-    /// Removes the pulled model `name` (file and record); `false` when there is none.
+    /// Removes the pulled model `name` (file and record) and returns its file; `None` when
+    /// there is none.
     ///
     /// # Errors
     /// [`PullError::Io`] when a file cannot be removed.
-    pub fn remove_pulled(&self, name: &str) -> Result<bool, PullError> {
+    pub fn remove_pulled(&self, name: &str) -> Result<Option<PathBuf>, PullError> {
         let Some((path, record)) = self.find_pulled(name) else {
-            return Ok(false);
+            return Ok(None);
         };
         fs::remove_file(&path).map_err(io_err(&path))?;
         let record_path = self.record_path(&format!("{}.gguf", record.name));
         fs::remove_file(&record_path).map_err(io_err(&record_path))?;
-        Ok(true)
+        Ok(Some(path))
     }
 }
 
